@@ -1,0 +1,167 @@
+"""Private argument and input validators shared by the public classes."""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+INT32_MIN = int(np.iinfo(np.int32).min)
+INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def positive_int(name, value):
+    """Returns `value` as an int, or raises if it is not a positive integer."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 1
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def non_negative_int(name, value):
+    """Returns `value` as an int, or raises if it is not an integer >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 0
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer >= 0. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def rate(name, value):
+    """Returns `value` as a float in [0, 1), or raises."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= value < 1.0
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def is_concrete(x):
+    """True when `x` holds values now (not a symbolic or traced tensor)."""
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+        return True
+    if isinstance(x, keras.KerasTensor):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly() and not tf.is_symbolic_tensor(x)
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling()
+    return True
+
+
+def id_dtype_error(where, dtype):
+    """Raises the error for a tensor whose dtype cannot hold ids."""
+    raise ValueError(
+        f"{where} received ids of dtype {dtype}. Expected integer ids "
+        "(or floats holding whole numbers). Encode strings and booleans "
+        "as integer ids first."
+    )
+
+
+def check_id_dtype(where, x):
+    """Raises for bool or string ids; returns the standardized dtype name."""
+    dtype = keras.backend.standardize_dtype(getattr(x, "dtype", None) or "int")
+    if dtype == "bool" or dtype == "string" or dtype.startswith("str"):
+        id_dtype_error(where, dtype)
+    return dtype
+
+
+def ids_to_numpy(where, values):
+    """Converts concrete ids to an int64 NumPy array, rejecting bad dtypes.
+
+    Floats must hold whole numbers; NaN, infinite or fractional values raise a
+    `ValueError` naming `where` and the first offending value.
+    """
+    array = np.asarray(ops.convert_to_numpy(values))
+    kind = array.dtype.kind
+    if kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if kind == "f" or array.dtype.name == "bfloat16":
+        array = array.astype(np.float64)
+        bad = ~np.isfinite(array) | (array != np.floor(array))
+        if np.any(bad):
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{where} received the non-integer id {array[index]:.7g} at "
+                f"position {_format_index(index)}. Expected whole-number ids."
+            )
+        return array.astype(np.int64)
+    id_dtype_error(where, array.dtype)
+
+
+def _format_index(index):
+    return index[0] if len(index) == 1 else index
+
+
+def first_bad(where, ids, bad, expected):
+    """Raises a `ValueError` for the first True entry of the mask `bad`."""
+    if not np.any(bad):
+        return
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    count = int(np.count_nonzero(bad))
+    raise ValueError(
+        f"{where} received the unknown id {int(ids[index])} at position "
+        f"{_format_index(index)} ({count} unknown id{'s' * (count > 1)} "
+        f"in this input). Expected {expected}."
+    )
+
+
+def graph_assert(where, bad, values, expected):
+    """Makes a compiled graph fail when any entry of `bad` is True.
+
+    `bad` is a boolean tensor and `values` the ids it describes. On
+    TensorFlow this adds an assertion op (kept because the layer opts out of
+    XLA); on JAX a host callback raises. Both errors carry the same message
+    as the eager `ValueError`. Torch runs eagerly and never gets here.
+    """
+    backend = keras.backend.backend()
+    message = f"{where} received an unknown id. Expected {expected}."
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        flat_bad = tf.reshape(bad, [-1])
+        flat_values = tf.reshape(values, [-1])
+        offending = tf.boolean_mask(flat_values, flat_bad)[:1]
+        return tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad)),
+            [message, "First offending id:", offending],
+            name="check_ids",
+        )
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        any_bad = jnp.any(bad)
+        offending = values.reshape(-1)[jnp.argmax(bad.reshape(-1))]
+
+        def _raise(flag, value):
+            if bool(flag):
+                raise ValueError(
+                    f"{where} received the unknown id {int(value)}. "
+                    f"Expected {expected}."
+                )
+
+        jax.debug.callback(_raise, any_bad, offending)
+    return None

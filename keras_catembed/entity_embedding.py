@@ -1,0 +1,381 @@
+"""The `EntityEmbedding` layer: one categorical id column to dense vectors."""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+
+MAX_AUTO_OUTPUT_DIM = 600
+
+
+def auto_output_dim(num_rows):
+    """Embedding size for a table of `num_rows` rows (fastai's rule).
+
+    `min(600, round(1.6 * num_rows ** 0.56))`, the rule of thumb used by
+    fastai's `emb_sz_rule` for tabular entity embeddings.
+
+    Args:
+        num_rows: Integer. Number of rows of the table.
+
+    Returns:
+        Integer, at least 1.
+    """
+    num_rows = _checks.positive_int("num_rows", num_rows)
+    return max(1, min(MAX_AUTO_OUTPUT_DIM, round(1.6 * num_rows**0.56)))
+
+
+@keras.saving.register_keras_serializable(package="keras_catembed")
+class EntityEmbedding(keras.layers.Layer):
+    """Learns a dense vector for each id of one categorical column.
+
+    An entity embedding (Guo & Berkhahn, 2016) maps each value of a
+    categorical column (a user id, a movie id, a store, a zip code) to a
+    learned vector. Unlike `keras.layers.Embedding`, this layer never returns
+    a silently wrong row: an id it does not know either raises a
+    `ValueError` that names the layer, the id and the valid range, or (with
+    `num_oov_indices > 0`) is mapped to one of a few learned
+    out-of-vocabulary (OOV) rows. Negative ids never wrap around and float
+    ids are never truncated: a float id must hold a whole number.
+
+    Ids come in one of two ways:
+
+    - `input_dim=n`: ids are already indices `0..n-1`.
+    - `vocabulary=[...]`: ids are raw integers (e.g. original MovieLens
+      movie ids). The layer maps them to rows with `keras.ops` (a sorted
+      copy and `searchsorted`), so the mapping runs inside compiled graphs on
+      every backend and is saved with the model. Row `i` belongs to
+      `vocabulary[i]`.
+
+    The table has `n + num_oov_indices` rows. Unknown ids go to row
+    `n + (id mod num_oov_indices)`, which is deterministic.
+
+    Where the check runs: eager calls (and every call on the torch backend)
+    raise a `ValueError`. Inside a compiled graph a `ValueError` cannot be
+    raised, so the layer adds an assertion that fails the step with the same
+    message (a `tf.errors.InvalidArgumentError` on TensorFlow, for which the
+    layer opts out of XLA; a `JaxRuntimeError` on JAX).
+    `keras_catembed.RatingModel` checks array inputs before they enter the
+    graph, so its `fit`, `evaluate` and `predict` raise `ValueError` on every
+    backend.
+
+    This layer does no masking.
+
+    Args:
+        input_dim: Integer. Number of distinct ids; ids are `0..input_dim-1`.
+            Give exactly one of `input_dim` and `vocabulary`. Defaults to
+            `None`.
+        output_dim: Integer or `"auto"`. Size of each vector. `"auto"` uses
+            `min(600, round(1.6 * num_rows ** 0.56))` (fastai's rule) on the
+            number of rows, OOV rows included. Defaults to `"auto"`.
+        vocabulary: Sequence of distinct integers. The raw ids of the column;
+            row `i` holds `vocabulary[i]`. Defaults to `None`.
+        num_oov_indices: Integer >= 0. Number of learned rows for unknown
+            ids. With 0, unknown ids raise. Defaults to `0`.
+        embeddings_initializer: Initializer for the table. Defaults to
+            `"uniform"`, as in `keras.layers.Embedding`.
+        embeddings_regularizer: Optional regularizer for the table.
+            Defaults to `None`.
+        embeddings_constraint: Optional constraint for the table. Defaults to
+            `None`.
+        dropout: Float in [0, 1). Entity dropout: during training, whole
+            vectors are zeroed with this probability (the rest scaled by
+            `1 / (1 - dropout)`); identity at inference. Defaults to `0.0`.
+        **kwargs: Base layer arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Integer tensor of ids, any shape `S`. Floats holding whole
+            numbers are accepted; bool and string tensors are not.
+        training: Python boolean. Whether entity dropout is active.
+
+    Returns:
+        A float tensor of shape `S + (output_dim,)` in the layer's compute
+        dtype.
+
+    Raises:
+        ValueError: for bad arguments, and for unknown, fractional, bool or
+            string ids when `num_oov_indices=0`.
+
+    Example:
+
+    >>> layer = keras_catembed.EntityEmbedding(
+    ...     vocabulary=[10, 20, 30], output_dim=4, num_oov_indices=1)
+    >>> layer(np.array([[10, 99]])).shape
+    (1, 2, 4)
+
+    Reference:
+        - [Guo & Berkhahn, 2016. Entity Embeddings of Categorical
+          Variables](https://arxiv.org/abs/1604.06737)
+        - [Howard & Gugger, 2020. Fastai: A Layered API for Deep
+          Learning](https://arxiv.org/abs/2002.04688) (the size rule)
+    """
+
+    def __init__(
+        self,
+        input_dim=None,
+        output_dim="auto",
+        *,
+        vocabulary=None,
+        num_oov_indices=0,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (input_dim is None) == (vocabulary is None):
+            raise ValueError(
+                "Give exactly one of `input_dim` and `vocabulary`. Received: "
+                f"input_dim={input_dim!r}, vocabulary="
+                f"{_short_repr(vocabulary)}"
+            )
+        if vocabulary is not None:
+            self.vocabulary = _check_vocabulary(vocabulary)
+            self.input_dim = None
+            num_ids = len(self.vocabulary)
+        else:
+            self.vocabulary = None
+            self.input_dim = _checks.positive_int("input_dim", input_dim)
+            num_ids = self.input_dim
+        self.num_oov_indices = _checks.non_negative_int(
+            "num_oov_indices", num_oov_indices
+        )
+        self.num_ids = num_ids
+        self.num_rows = num_ids + self.num_oov_indices
+        if isinstance(output_dim, str) and output_dim == "auto":
+            self.output_dim = auto_output_dim(self.num_rows)
+        else:
+            self.output_dim = _checks.positive_int("output_dim", output_dim)
+        self.embeddings_initializer = keras.initializers.get(
+            embeddings_initializer
+        )
+        self.embeddings_regularizer = keras.regularizers.get(
+            embeddings_regularizer
+        )
+        self.embeddings_constraint = keras.constraints.get(
+            embeddings_constraint
+        )
+        self.dropout = _checks.rate("dropout", dropout)
+        self.seed_generator = (
+            keras.random.SeedGenerator(name="dropout_seed")
+            if self.dropout > 0
+            else None
+        )
+        if self.vocabulary is not None:
+            order = np.argsort(np.asarray(self.vocabulary, dtype=np.int64))
+            self._sorted_vocabulary = np.asarray(
+                self.vocabulary, dtype=np.int32
+            )[order]
+            self._sorted_rows = order.astype(np.int32)
+        # A TensorFlow assertion is dropped under XLA, so a layer that must
+        # reject unknown ids in a compiled graph opts out of XLA there.
+        if self.num_oov_indices == 0 and keras.backend.backend() == (
+            "tensorflow"
+        ):
+            self.supports_jit = False
+        # Set by RatingModel so that errors name the input column.
+        self._column = None
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            shape=(self.num_rows, self.output_dim),
+            name="embeddings",
+            initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+        )
+
+    @property
+    def _where(self):
+        if self._column is not None:
+            return f"Column '{self._column}' (EntityEmbedding '{self.name}')"
+        return f"EntityEmbedding '{self.name}'"
+
+    @property
+    def _expected(self):
+        if self.vocabulary is not None:
+            head = ", ".join(str(v) for v in self.vocabulary[:5])
+            more = ", ..." if len(self.vocabulary) > 5 else ""
+            return (
+                f"one of the {len(self.vocabulary)} ids of the vocabulary "
+                f"[{head}{more}]"
+            )
+        return f"an integer id in [0, {self.input_dim - 1}]"
+
+    def check_ids(self, ids):
+        """Checks concrete ids and raises on any the layer cannot embed.
+
+        This is what eager calls run before the lookup. Call it on data
+        before it enters a compiled graph (a `tf.data` pipeline, say), where
+        errors can only be raised as graph assertions.
+
+        Args:
+            ids: Array-like of ids, any shape.
+
+        Raises:
+            ValueError: for bool, string, NaN, infinite or fractional ids,
+                ids outside the int32 range, and (with `num_oov_indices=0`)
+                unknown ids. The message names the layer (and column), the
+                offending id, its position and the valid ids.
+        """
+        values = _checks.ids_to_numpy(self._where, ids)
+        outside_int32 = (values < _checks.INT32_MIN) | (
+            values > _checks.INT32_MAX
+        )
+        if self.num_oov_indices == 0:
+            _checks.first_bad(
+                self._where, values, ~self._known_numpy(values), self._expected
+            )
+        else:
+            _checks.first_bad(
+                self._where, values, outside_int32, "ids in the int32 range"
+            )
+
+    def _known_numpy(self, values):
+        if self.vocabulary is None:
+            return (values >= 0) & (values < self.input_dim)
+        return np.isin(values, self._sorted_vocabulary)
+
+    def _rows(self, ids):
+        """Maps int32 ids to table rows; returns (rows, known mask)."""
+        if self.vocabulary is None:
+            known = ops.logical_and(
+                ops.greater_equal(ids, 0), ops.less(ids, self.input_dim)
+            )
+            rows = ids
+        else:
+            sorted_vocabulary = ops.convert_to_tensor(
+                self._sorted_vocabulary, dtype="int32"
+            )
+            position = ops.searchsorted(
+                sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
+            )
+            position = ops.reshape(
+                ops.minimum(position, self.num_ids - 1), ops.shape(ids)
+            )
+            position = ops.cast(position, "int32")
+            known = ops.equal(ops.take(sorted_vocabulary, position), ids)
+            rows = ops.take(
+                ops.convert_to_tensor(self._sorted_rows, dtype="int32"),
+                position,
+            )
+        if self.num_oov_indices > 0:
+            oov = self.num_ids + ops.mod(ids, self.num_oov_indices)
+            rows = ops.where(known, rows, oov)
+        return rows, known
+
+    def call(self, inputs, training=None):
+        dtype = _checks.check_id_dtype(self._where, inputs)
+        if _checks.is_concrete(inputs):
+            self.check_ids(inputs)
+            graph_bad = None
+        elif "float" in dtype:
+            inputs_float = ops.cast(inputs, "float32")
+            graph_bad = ops.logical_or(
+                ops.logical_not(ops.isfinite(inputs_float)),
+                ops.not_equal(inputs_float, ops.floor(inputs_float)),
+            )
+        else:
+            graph_bad = None
+        ids = ops.cast(inputs, "int32")
+        rows, known = self._rows(ids)
+        if graph_bad is not None or (
+            self.num_oov_indices == 0 and not _checks.is_concrete(inputs)
+        ):
+            bad = graph_bad
+            if self.num_oov_indices == 0:
+                unknown = ops.logical_not(known)
+                bad = unknown if bad is None else ops.logical_or(bad, unknown)
+            assertion = _checks.graph_assert(
+                self._where, bad, ids, self._expected
+            )
+            if assertion is not None:
+                import tensorflow as tf
+
+                with tf.control_dependencies([assertion]):
+                    rows = tf.identity(rows)
+        outputs = ops.take(self.embeddings, rows, axis=0)
+        outputs = ops.cast(outputs, self.compute_dtype)
+        if training and self.dropout > 0:
+            keep = keras.random.dropout(
+                ops.ones_like(ids, dtype=self.compute_dtype),
+                self.dropout,
+                seed=self.seed_generator,
+            )
+            outputs = outputs * ops.expand_dims(keep, -1)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def compute_output_spec(self, inputs, training=None):
+        _checks.check_id_dtype(self._where, inputs)
+        return keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "vocabulary": self.vocabulary,
+                "num_oov_indices": self.num_oov_indices,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "embeddings_regularizer": keras.regularizers.serialize(
+                    self.embeddings_regularizer
+                ),
+                "embeddings_constraint": keras.constraints.serialize(
+                    self.embeddings_constraint
+                ),
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+
+def _short_repr(value):
+    if value is None:
+        return "None"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_vocabulary(vocabulary):
+    """Returns the vocabulary as a list of distinct int32-range ints."""
+    if isinstance(vocabulary, (str, bytes)) or not hasattr(
+        vocabulary, "__len__"
+    ):
+        raise ValueError(
+            "`vocabulary` must be a sequence of distinct integers. "
+            f"Received: vocabulary={_short_repr(vocabulary)}"
+        )
+    values = []
+    for value in np.asarray(vocabulary, dtype=object).reshape(-1).tolist():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                "`vocabulary` must hold integers only (encode strings as "
+                f"integer ids first). Received the entry {value!r} in "
+                f"vocabulary={_short_repr(vocabulary)}"
+            )
+        if not _checks.INT32_MIN <= value <= _checks.INT32_MAX:
+            raise ValueError(
+                "`vocabulary` entries must fit in int32. Received the entry "
+                f"{value!r}"
+            )
+        values.append(int(value))
+    if not values:
+        raise ValueError("`vocabulary` must not be empty. Received: []")
+    unique, counts = np.unique(np.asarray(values), return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(
+            "`vocabulary` must not repeat an id. Received the id "
+            f"{int(unique[np.argmax(counts > 1)])} {int(counts.max())} times"
+        )
+    return values

@@ -1,0 +1,480 @@
+"""The `RatingModel`: id columns -> entity embeddings -> MLP -> a rating."""
+
+import collections.abc
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+from keras_catembed.entity_embedding import EntityEmbedding
+
+
+@keras.saving.register_keras_serializable(package="keras_catembed")
+class RatingModel(keras.Model):
+    """Predicts a rating from any number of categorical id columns.
+
+    Each column gets an `EntityEmbedding`; the vectors are combined by
+    `interact` (concatenation by default) and fed to a multilayer perceptron
+    with a linear output unit. With two columns and the defaults this is
+    exactly the model of Kaggle's "Embeddings" course: one embedding per
+    column, concatenation, `Dense(32, "relu")`, `Dense(4, "relu")`,
+    `Dense(1)`.
+
+    Two options make it a stronger recommender:
+
+    - `bias_terms=True` adds a learned scalar bias for every id of every
+      column to the output (the output unit's own bias is the global bias),
+      as in biased matrix factorization.
+    - `rating_range=(low, high)` bounds the output with a scaled sigmoid,
+      `low + (high - low) * sigmoid(z)`. A range slightly wider than the
+      ratings (e.g. `(0.5, 5.5)` for 1-5 stars) lets the extremes be reached.
+
+    Inputs are a dict keyed by column name, each value of shape `(batch,)`
+    or `(batch, 1)`. Array inputs to `fit`, `evaluate`, `predict` and the
+    `*_on_batch` methods are checked before they enter a compiled graph:
+    missing or unknown columns, unknown ids, fractional-float, bool or
+    string ids, and (in `fit`) NaN or infinite targets raise a `ValueError`
+    that names the column (or target row) and the offending value, on every
+    backend. A pandas `DataFrame` is taken as a dict of its columns.
+
+    Subclasses can override two extension points:
+
+    - `embed(inputs, training=None)` returns a dict of per-column vectors.
+    - `interact(embedded)` combines that dict into one tensor of shape
+      `(batch, features)`.
+
+    Register a subclass with `keras.saving.register_keras_serializable` and
+    it saves and loads like the base class.
+
+    The output unit computes in float32 under a mixed precision policy, as
+    the Keras mixed precision guide advises.
+
+    Args:
+        embeddings: Dict mapping each column name to its cardinality (an
+            integer: ids are `0..n-1`, size from the `"auto"` rule) or to a
+            configured `keras_catembed.EntityEmbedding`.
+        hidden_units: Sequence of integers. Width of each hidden layer.
+            Defaults to `(32, 4)`.
+        activation: Activation of the hidden layers. Defaults to `"relu"`.
+        dropout: Float in [0, 1). Dropout after each hidden layer. Defaults
+            to `0.0`.
+        bias_terms: Boolean. Whether to add per-id bias terms. Defaults to
+            `False`.
+        rating_range: Optional pair `(low, high)` with `low < high`. Bounds
+            the output. Defaults to `None` (a linear output).
+        **kwargs: Base model arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Dict of integer id tensors keyed by column name.
+        training: Python boolean. Whether dropout is active.
+
+    Returns:
+        A float tensor of shape `(batch, 1)`: the predicted ratings.
+
+    Example:
+
+    ```python
+    model = keras_catembed.RatingModel(
+        {"user_id": 943, "movie_id": 1682},
+        bias_terms=True,
+        rating_range=(0.5, 5.5),
+    )
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit({"user_id": users, "movie_id": movies}, ratings, epochs=5)
+    ```
+
+    Reference:
+        - [Guo & Berkhahn, 2016. Entity Embeddings of Categorical
+          Variables](https://arxiv.org/abs/1604.06737)
+        - [Koren, Bell & Volinsky, 2009. Matrix Factorization Techniques for
+          Recommender Systems](https://doi.org/10.1109/MC.2009.263)
+    """
+
+    def __init__(
+        self,
+        embeddings,
+        hidden_units=(32, 4),
+        *,
+        activation="relu",
+        dropout=0.0,
+        bias_terms=False,
+        rating_range=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.columns = _check_columns(embeddings)
+        self.hidden_units = _check_hidden_units(hidden_units)
+        self.activation = keras.activations.get(activation)
+        self.dropout = _checks.rate("dropout", dropout)
+        if not isinstance(bias_terms, bool):
+            raise ValueError(
+                f"`bias_terms` must be a bool. Received: bias_terms="
+                f"{bias_terms!r}"
+            )
+        self.bias_terms = bias_terms
+        self.rating_range = _check_rating_range(rating_range)
+
+        self.embedding_layers = {}
+        self.bias_layers = {}
+        # Columns given as a bare cardinality are saved as that integer.
+        self._cardinalities = {}
+        for column in self.columns:
+            spec = embeddings[column]
+            if isinstance(spec, EntityEmbedding):
+                layer = spec
+            else:
+                self._cardinalities[column] = int(spec)
+                layer = EntityEmbedding(
+                    input_dim=spec,
+                    name=f"{column}_embedding",
+                    dtype=self.dtype_policy,
+                )
+            layer._column = column
+            self.embedding_layers[column] = layer
+            if bias_terms:
+                bias = EntityEmbedding(
+                    input_dim=layer.input_dim,
+                    output_dim=1,
+                    vocabulary=layer.vocabulary,
+                    num_oov_indices=layer.num_oov_indices,
+                    embeddings_initializer="zeros",
+                    name=f"{column}_bias",
+                    dtype=self.dtype_policy,
+                )
+                bias._column = column
+                self.bias_layers[column] = bias
+
+        self.hidden_layers = []
+        self.dropout_layers = []
+        for index, units in enumerate(self.hidden_units):
+            self.hidden_layers.append(
+                keras.layers.Dense(
+                    units,
+                    activation=self.activation,
+                    name=f"hidden_{index}",
+                    dtype=self.dtype_policy,
+                )
+            )
+            if self.dropout > 0:
+                self.dropout_layers.append(
+                    keras.layers.Dropout(
+                        self.dropout,
+                        name=f"hidden_{index}_dropout",
+                        dtype=self.dtype_policy,
+                    )
+                )
+        compute_dtype = keras.backend.standardize_dtype(
+            self.dtype_policy.compute_dtype
+        )
+        self.output_layer = keras.layers.Dense(
+            1,
+            name="rating",
+            dtype=(
+                "float32"
+                if compute_dtype in ("float16", "bfloat16")
+                else self.dtype_policy
+            ),
+        )
+
+    def build(self, input_shape=None):
+        """Builds every sublayer by tracing `call` on symbolic int ids.
+
+        The input shapes follow from the columns, so `input_shape` may be
+        omitted; a given one is checked against the columns.
+        """
+        if input_shape is not None:
+            self._standardize_structure(input_shape, shapes=True)
+        symbolic = {
+            column: keras.KerasTensor((None,), dtype="int32", name=column)
+            for column in self.columns
+        }
+        self.call(symbolic)
+
+    def embed(self, inputs, training=None):
+        """Looks up the vector of each column.
+
+        Args:
+            inputs: Dict of id tensors of shape `(batch,)`, keyed by column.
+            training: Python boolean. Whether entity dropout is active.
+
+        Returns:
+            Dict of tensors of shape `(batch, output_dim)`, keyed by column.
+        """
+        return {
+            column: self.embedding_layers[column](
+                inputs[column], training=training
+            )
+            for column in self.columns
+        }
+
+    def interact(self, embedded):
+        """Combines the per-column vectors into one feature tensor.
+
+        The default concatenates them in the order of `embeddings`.
+        Override it to build other interactions (dot products, crosses).
+
+        Args:
+            embedded: Dict of tensors of shape `(batch, dim)` from `embed`.
+
+        Returns:
+            A tensor of shape `(batch, features)`.
+        """
+        return ops.concatenate(
+            [embedded[column] for column in self.columns], axis=-1
+        )
+
+    def call(self, inputs, training=None):
+        inputs = self._standardize_structure(inputs)
+        features = self.interact(self.embed(inputs, training=training))
+        for index, dense in enumerate(self.hidden_layers):
+            features = dense(features)
+            if self.dropout_layers:
+                features = self.dropout_layers[index](
+                    features, training=training
+                )
+        logits = self.output_layer(features)
+        if self.bias_terms:
+            for column in self.columns:
+                bias = self.bias_layers[column](inputs[column])
+                logits = logits + ops.cast(bias, logits.dtype)
+        if self.rating_range is not None:
+            low, high = self.rating_range
+            logits = low + (high - low) * ops.sigmoid(logits)
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        first = input_shape[self.columns[0]]
+        return (first[0], 1)
+
+    # Input checks -----------------------------------------------------------
+
+    def _standardize_structure(self, inputs, shapes=False):
+        """Checks the column keys and returns a dict of `(batch,)` ids."""
+        if not isinstance(inputs, collections.abc.Mapping):
+            raise ValueError(
+                "RatingModel expects a dict keyed by column name, with "
+                f"columns {self.columns}. Received: {type(inputs).__name__}"
+            )
+        missing = [column for column in self.columns if column not in inputs]
+        unknown = [key for key in inputs if key not in self.columns]
+        if missing or unknown:
+            raise ValueError(
+                f"RatingModel expects the columns {self.columns}. Missing: "
+                f"{missing}; unknown: {unknown}."
+            )
+        if shapes:
+            return inputs
+        standardized = {}
+        for column in self.columns:
+            value = inputs[column]
+            shape = tuple(value.shape)
+            if len(shape) == 2 and shape[1] == 1:
+                value = ops.reshape(value, (-1,))
+            elif len(shape) != 1:
+                raise ValueError(
+                    f"Column '{column}' must have shape (batch,) or (batch, "
+                    f"1). Received: shape={shape}"
+                )
+            standardized[column] = value
+        return standardized
+
+    def _check_x(self, x):
+        """Checks array inputs; returns them (a DataFrame becomes a dict)."""
+        if x is None:
+            return x
+        if hasattr(x, "columns") and hasattr(x, "to_numpy"):
+            x = {column: x[column].to_numpy() for column in x.columns}
+        if not isinstance(x, collections.abc.Mapping):
+            if _is_array_like(x):
+                self._standardize_structure(x)
+            return x
+        self._standardize_structure(x, shapes=True)
+        for column in self.columns:
+            value = x[column]
+            if not _is_array_like(value):
+                continue
+            shape = np.shape(value)
+            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+                raise ValueError(
+                    f"Column '{column}' must have shape (batch,) or (batch, "
+                    f"1). Received: shape={shape}"
+                )
+            self.embedding_layers[column].check_ids(value)
+        return x
+
+    @staticmethod
+    def _check_y(y, name="y"):
+        if y is None or not _is_array_like(y):
+            return
+        values = np.asarray(ops.convert_to_numpy(y))
+        if values.dtype.kind not in "iufb":
+            raise ValueError(
+                f"`{name}` must hold numeric ratings. Received dtype "
+                f"{values.dtype}"
+            )
+        bad = ~np.isfinite(values.astype(np.float64))
+        if np.any(bad):
+            row = int(np.argwhere(bad)[0][0])
+            raise ValueError(
+                f"`{name}` holds the non-finite target "
+                f"{values.reshape(len(values), -1)[row].tolist()} at row "
+                f"{row} ({int(np.count_nonzero(bad))} non-finite in all). "
+                "Targets must be finite numbers."
+            )
+
+    def _check_validation_data(self, validation_data):
+        if isinstance(validation_data, (tuple, list)) and (
+            2 <= len(validation_data) <= 3
+        ):
+            x_val = self._check_x(validation_data[0])
+            self._check_y(validation_data[1], "validation_data y")
+            return (x_val, *validation_data[1:])
+        return validation_data
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        x = self._check_x(x)
+        self._check_y(y)
+        validation_data = self._check_validation_data(validation_data)
+        return super().fit(
+            x, y, *args, validation_data=validation_data, **kwargs
+        )
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x = self._check_x(x)
+        self._check_y(y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._check_x(x), *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        x = self._check_x(x)
+        self._check_y(y)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        x = self._check_x(x)
+        self._check_y(y)
+        return super().test_on_batch(x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(self._check_x(x))
+
+    # Serialization ----------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        embeddings = {}
+        for column in self.columns:
+            if column in self._cardinalities:
+                embeddings[column] = self._cardinalities[column]
+            else:
+                embeddings[column] = keras.saving.serialize_keras_object(
+                    self.embedding_layers[column]
+                )
+        config.update(
+            {
+                "embeddings": embeddings,
+                "hidden_units": list(self.hidden_units),
+                "activation": keras.activations.serialize(self.activation),
+                "dropout": self.dropout,
+                "bias_terms": self.bias_terms,
+                "rating_range": (
+                    None
+                    if self.rating_range is None
+                    else list(self.rating_range)
+                ),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["embeddings"] = {
+            column: (
+                keras.saving.deserialize_keras_object(spec)
+                if isinstance(spec, dict)
+                else spec
+            )
+            for column, spec in config["embeddings"].items()
+        }
+        return cls(**config)
+
+
+def _is_array_like(value):
+    """True for NumPy arrays, lists and concrete backend tensors."""
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return True
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return False
+    return _checks.is_concrete(value) and not hasattr(value, "element_spec")
+
+
+def _check_columns(embeddings):
+    if not isinstance(embeddings, collections.abc.Mapping) or not embeddings:
+        raise ValueError(
+            "`embeddings` must be a non-empty dict mapping column names to "
+            "cardinalities or EntityEmbedding layers. Received: "
+            f"embeddings={embeddings!r}"
+        )
+    for column, spec in embeddings.items():
+        if not isinstance(column, str) or not column or "/" in column:
+            raise ValueError(
+                "Column names in `embeddings` must be non-empty strings "
+                f"without '/'. Received the key {column!r}"
+            )
+        if isinstance(spec, EntityEmbedding):
+            continue
+        if (
+            isinstance(spec, bool)
+            or not isinstance(spec, numbers.Integral)
+            or spec < 1
+        ):
+            raise ValueError(
+                f"`embeddings['{column}']` must be a positive integer "
+                "cardinality or an EntityEmbedding layer. Received: "
+                f"{spec!r}"
+            )
+    return list(embeddings)
+
+
+def _check_hidden_units(hidden_units):
+    if isinstance(hidden_units, numbers.Integral) and not isinstance(
+        hidden_units, bool
+    ):
+        hidden_units = [hidden_units]
+    try:
+        units = list(hidden_units)
+    except TypeError:
+        units = None
+    if units is None or any(
+        isinstance(u, bool) or not isinstance(u, numbers.Integral) or u < 1
+        for u in units
+    ):
+        raise ValueError(
+            "`hidden_units` must be a sequence of positive integers. "
+            f"Received: hidden_units={hidden_units!r}"
+        )
+    return [int(u) for u in units]
+
+
+def _check_rating_range(rating_range):
+    if rating_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in rating_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if (
+        low is None
+        or not (np.isfinite(low) and np.isfinite(high))
+        or (low >= high)
+    ):
+        raise ValueError(
+            "`rating_range` must be None or a pair (low, high) of finite "
+            f"numbers with low < high. Received: rating_range={rating_range!r}"
+        )
+    return (low, high)
