@@ -37,7 +37,8 @@ class RatingModel(keras.Model):
     missing or unknown columns, unknown ids, fractional-float, bool or
     string ids, and (in `fit`) NaN or infinite targets raise a `ValueError`
     that names the column (or target row) and the offending value, on every
-    backend. A pandas `DataFrame` is taken as a dict of its columns.
+    backend. (From a pandas `DataFrame`, pass
+    `{column: frame[column].to_numpy() for column in columns}`.)
 
     Subclasses can override two extension points:
 
@@ -281,11 +282,9 @@ class RatingModel(keras.Model):
         return standardized
 
     def _check_x(self, x):
-        """Checks array inputs; returns them (a DataFrame becomes a dict)."""
+        """Checks array inputs before they enter a compiled graph."""
         if x is None:
             return x
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):
-            x = {column: x[column].to_numpy() for column in x.columns}
         if not isinstance(x, collections.abc.Mapping):
             if _is_array_like(x):
                 self._standardize_structure(x)

@@ -102,7 +102,9 @@ def test_output_rows_match_table():
 
 
 def test_vocabulary_maps_raw_ids_to_rows_in_order():
-    layer = keras_catembed.EntityEmbedding(vocabulary=[30, 10, 20], output_dim=2)
+    layer = keras_catembed.EntityEmbedding(
+        vocabulary=[30, 10, 20], output_dim=2
+    )
     out = _np(layer(np.array([10, 20, 30])))
     np.testing.assert_array_equal(out, _table(layer)[[1, 2, 0]])
 
@@ -193,7 +195,9 @@ def test_property_equal_ids_give_equal_vectors(case, data):
     out = _np(layer(flat))
     i = data.draw(st.integers(0, len(flat) - 1))
     same = flat == flat[i]
-    np.testing.assert_array_equal(out[same], np.broadcast_to(out[i], out[same].shape))
+    np.testing.assert_array_equal(
+        out[same], np.broadcast_to(out[i], out[same].shape)
+    )
 
 
 @given(strategies.entity_embedding_kwargs(), st.data())
@@ -300,7 +304,7 @@ def test_string_ids_rejected_by_check_ids():
         layer.check_ids(np.array(["1", "2"]))
 
 
-# Bad ids inside a compiled graph ------------------------------------------------
+# Bad ids inside a compiled graph ------------------------------------------
 
 GRAPH_ERRORS = {
     # TensorFlow: an assertion op (the layer opts out of XLA).
