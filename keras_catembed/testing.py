@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 
-
 @st.composite
 def entity_embedding_kwargs(
     draw, *, max_ids=50, max_output_dim=8, allow_oov=True
@@ -119,9 +118,7 @@ def unknown_ids(draw, init_kwargs, shape):
     """
     known = set(_known(init_kwargs).tolist())
     element = st.integers(-(10**7), 10**7).filter(lambda v: v not in known)
-    return draw(hnp.arrays(np.int64, shape, elements=element)).astype(
-        np.int32
-    )
+    return draw(hnp.arrays(np.int64, shape, elements=element)).astype(np.int32)
 
 
 @st.composite
@@ -139,7 +136,9 @@ def entity_embedding_cases(draw, *, max_rank=3, max_dim=5, allow_oov=True):
         A strategy of pairs (dict of keyword arguments, int32 id array).
     """
     init_kwargs = draw(entity_embedding_kwargs(allow_oov=allow_oov))
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=max_rank, max_side=max_dim))
+    shape = draw(
+        hnp.array_shapes(min_dims=1, max_dims=max_rank, max_side=max_dim)
+    )
     return init_kwargs, draw(known_ids(init_kwargs, shape))
 
 
@@ -181,9 +180,7 @@ def rating_model_cases(
     column_shape = draw(st.sampled_from([(batch,), (batch, 1)]))
     inputs = {
         column: draw(
-            hnp.arrays(
-                np.int32, column_shape, elements=st.integers(0, n - 1)
-            )
+            hnp.arrays(np.int32, column_shape, elements=st.integers(0, n - 1))
         )
         for column, n in embeddings.items()
     }
