@@ -1,8 +1,28 @@
 """Entity embeddings for categorical ids in Keras 3."""
 
+from keras_catembed import datasets
+from keras_catembed import explore
+from keras_catembed import presets
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
 
 __version__ = "0.1.0"
 
-__all__ = ["EntityEmbedding", "RatingModel", "__version__"]
+__all__ = [
+    "EntityEmbedding",
+    "RatingHyperModel",
+    "RatingModel",
+    "datasets",
+    "explore",
+    "presets",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    # RatingHyperModel needs the optional keras-tuner: import it on use.
+    if name == "RatingHyperModel":
+        from keras_catembed.hypermodel import RatingHyperModel
+
+        return RatingHyperModel
+    raise AttributeError(f"module 'keras_catembed' has no attribute {name!r}")

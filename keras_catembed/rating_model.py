@@ -249,6 +249,63 @@ class RatingModel(keras.Model):
         first = input_shape[self.columns[0]]
         return (first[0], 1)
 
+    @classmethod
+    def from_preset(cls, preset, embeddings, **overrides):
+        """Creates a model from a named configuration.
+
+        See `keras_catembed.presets` for the names, and for the training
+        settings (learning rate, batch size, epochs) that go with each.
+
+        Args:
+            preset: String. A key of `keras_catembed.presets.PRESETS`.
+            embeddings: Dict mapping each column name to its cardinality.
+            **overrides: Values replacing those of the preset's `"model"`
+                part (e.g. `hidden_units=[64]`).
+
+        Returns:
+            An unbuilt, uncompiled `RatingModel`.
+
+        Example:
+
+        ```python
+        model = keras_catembed.RatingModel.from_preset(
+            "course", {"user_id": 943, "movie_id": 1682})
+        ```
+        """
+        from keras_catembed import presets
+
+        config = presets.get(preset)["model"]
+        unknown = sorted(set(overrides) - set(config) - {"name", "dtype"})
+        if unknown:
+            raise ValueError(
+                f"Unknown overrides {unknown} for preset {preset!r}. "
+                f"Expected some of {sorted(config)}"
+            )
+        config.update(overrides)
+        columns = _check_columns(embeddings)
+        dim = config.pop("embedding_dim")
+        l2 = config.pop("embeddings_l2")
+        entity_dropout = config.pop("entity_dropout")
+        layers = {}
+        for column in columns:
+            n = embeddings[column]
+            if isinstance(n, EntityEmbedding):
+                raise ValueError(
+                    "`from_preset` builds the embedding layers itself: pass "
+                    f"cardinalities. Received a layer for column {column!r}"
+                )
+            layers[column] = EntityEmbedding(
+                n,
+                dim,
+                embeddings_regularizer=(
+                    keras.regularizers.L2(l2) if l2 else None
+                ),
+                dropout=entity_dropout,
+                name=f"{column}_embedding",
+                dtype=config.get("dtype"),
+            )
+        return cls(layers, **config)
+
     # Input checks -----------------------------------------------------------
 
     def _standardize_structure(self, inputs, shapes=False):

@@ -399,3 +399,46 @@ def test_nothing_trains_after_a_rejected_fit(model):
 def test_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         keras_catembed.RatingModel(**kwargs)
+
+
+# Presets --------------------------------------------------------------------
+
+
+def test_course_preset_is_the_course_model():
+    model = keras_catembed.RatingModel.from_preset(
+        "course", {"user": 60, "movie": 40}
+    )
+    model.build()
+    assert [tuple(w.shape) for w in model.weights] == [
+        tuple(w.shape) for w in _course_model(60, 40).weights
+    ]
+    assert model.bias_terms is False and model.rating_range is None
+
+
+def test_preset_overrides_and_serialization(tmp_path):
+    model = keras_catembed.RatingModel.from_preset(
+        "recommended", {"user": 6, "movie": 4}, hidden_units=[3]
+    )
+    assert model.hidden_units == [3]
+    x = {"user": np.array([0, 5]), "movie": np.array([3, 1])}
+    expected = _np(model(x))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(_np(loaded(x)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("nope", {"a": 3}), {}, r"Unknown preset 'nope'.*'course'"),
+        (("course", {"a": 3}), {"width": 3}, r"Unknown overrides \['width'\]"),
+        (
+            ("course", {"a": keras_catembed.EntityEmbedding(3)}),
+            {},
+            "pass cardinalities",
+        ),
+    ],
+)
+def test_from_preset_rejects_bad_arguments(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_catembed.RatingModel.from_preset(*args, **kwargs)

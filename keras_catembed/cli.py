@@ -1,0 +1,510 @@
+"""The `catembed` command: train, evaluate and explore MovieLens models.
+
+Run `catembed --help` (or `python -m keras_catembed --help`). The Keras
+backend comes from `KERAS_BACKEND`, as everywhere in Keras.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from keras_catembed import presets
+
+COLUMNS = ("user_id", "movie_id")
+SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub", "random", "temporal")
+
+
+class CommandError(Exception):
+    """An error reported as one line, without a traceback."""
+
+
+def _add_data_arguments(parser):
+    parser.add_argument(
+        "--dataset",
+        default="ml-100k",
+        help="MovieLens release, e.g. ml-100k, ml-1m (default: ml-100k)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder or zip holding the release; nothing is downloaded",
+    )
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help="fail instead of downloading when nothing is cached",
+    )
+
+
+def _add_split_arguments(parser):
+    parser.add_argument(
+        "--split",
+        default=None,
+        choices=SPLITS,
+        help="held-out part: an official ml-100k fold, 'random' or "
+        "'temporal' (default: u1 for ml-100k, else random)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="test share of a random split (default: 0.2)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: 0)"
+    )
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="catembed",
+        description="Entity-embedding rating models on MovieLens.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and compare it with baselines",
+        description="Train a RatingModel on a MovieLens release and print "
+        "RMSE and MAE on the held-out part next to the global-mean and "
+        "per-movie-mean baselines.",
+    )
+    _add_data_arguments(train)
+    _add_split_arguments(train)
+    train.add_argument(
+        "--preset",
+        default="recommended",
+        choices=sorted(presets.PRESETS),
+        help="model and training configuration (default: recommended)",
+    )
+    train.add_argument("--epochs", type=int, help="override the preset")
+    train.add_argument("--batch-size", type=int, help="override the preset")
+    train.add_argument(
+        "--learning-rate", type=float, help="override the preset"
+    )
+    train.add_argument(
+        "--embedding-dim",
+        help="override the preset: an integer or 'auto'",
+    )
+    train.add_argument(
+        "--hidden-units",
+        help="override the preset: comma-separated widths, '' for none",
+    )
+    train.add_argument("--dropout", type=float, help="override the preset")
+    train.add_argument(
+        "--bias-terms",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the preset",
+    )
+    train.add_argument(
+        "--rating-range",
+        help="override the preset: 'low,high', or 'none' for a linear output",
+    )
+    train.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        help="train on the first N training rows only (quick runs)",
+    )
+    train.add_argument(
+        "--similar",
+        metavar="TITLE",
+        help="also list the 10 movies nearest to this title",
+    )
+    train.add_argument("--save", help="write the trained model (.keras)")
+    train.add_argument("--plot", help="write a 2-D map of movie embeddings")
+    train.add_argument(
+        "--verbose", type=int, default=None, help="Keras fit verbosity"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved model on a held-out part"
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file")
+    _add_data_arguments(evaluate)
+    _add_split_arguments(evaluate)
+
+    similar = commands.add_parser(
+        "similar", help="movies whose embeddings are nearest to a movie"
+    )
+    similar.add_argument("--model", required=True, help="a .keras file")
+    _add_data_arguments(similar)
+    similar.add_argument(
+        "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
+    )
+    similar.add_argument("-k", type=int, default=10, help="how many")
+    similar.add_argument(
+        "--metric",
+        default="cosine",
+        choices=("cosine", "euclidean", "dot"),
+    )
+
+    plot = commands.add_parser(
+        "plot", help="2-D map of the movie embeddings (PNG)"
+    )
+    plot.add_argument("--model", required=True, help="a .keras file")
+    _add_data_arguments(plot)
+    plot.add_argument("--out", default="embedding_map.png")
+    plot.add_argument("--num-labels", type=int, default=30)
+
+    projector = commands.add_parser(
+        "projector", help="export embeddings for TensorBoard's projector"
+    )
+    projector.add_argument("--model", required=True, help="a .keras file")
+    _add_data_arguments(projector)
+    projector.add_argument("--log-dir", required=True)
+    projector.add_argument("--column", default="movie_id", choices=COLUMNS)
+    return parser
+
+
+def _load(args):
+    from keras_catembed.datasets import movielens
+
+    return movielens.load_ratings(
+        args.dataset, data_dir=args.data_dir, download=not args.no_download
+    )
+
+
+def _split(ratings, args):
+    split = args.split or ("u1" if ratings.name == "ml-100k" else "random")
+    if split == "random":
+        return split, ratings.random_split(args.test_fraction, seed=args.seed)
+    if split == "temporal":
+        return split, ratings.temporal_split()
+    return split, ratings.official_split(split)
+
+
+def inputs(ratings):
+    """The model inputs of a `Ratings`: a dict keyed by column name."""
+    return {"user_id": ratings.user_id, "movie_id": ratings.movie_id}
+
+
+def baselines(train, test):
+    """RMSE and MAE of the global-mean and per-movie-mean predictors.
+
+    The per-movie mean falls back to the global mean for movies with no
+    training rating.
+    """
+    import numpy as np
+
+    mean = float(np.mean(train.rating))
+    sums = np.bincount(
+        train.movie_id, weights=train.rating, minlength=train.num_movies
+    )
+    counts = np.bincount(train.movie_id, minlength=train.num_movies)
+    movie_mean = np.where(counts > 0, sums / np.maximum(counts, 1), mean)
+    results = {}
+    for name, prediction in (
+        ("global mean", np.full(len(test), mean)),
+        ("per-movie mean", movie_mean[test.movie_id]),
+    ):
+        results[name] = _errors(prediction, test.rating)
+    return results
+
+
+def _errors(prediction, target):
+    import numpy as np
+
+    error = np.asarray(prediction, "float64").reshape(-1) - target
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def _table(rows):
+    lines = [f"{'model':<28} {'RMSE':>8} {'MAE':>8}"]
+    for name, values in rows.items():
+        lines.append(f"{name:<28} {values['rmse']:>8.4f} {values['mae']:>8.4f}")
+    return "\n".join(lines)
+
+
+def _model_overrides(args):
+    overrides = {}
+    if args.embedding_dim is not None:
+        overrides["embedding_dim"] = (
+            "auto"
+            if args.embedding_dim == "auto"
+            else _int("--embedding-dim", args.embedding_dim)
+        )
+    if args.hidden_units is not None:
+        text = args.hidden_units.strip()
+        overrides["hidden_units"] = (
+            [_int("--hidden-units", v) for v in text.split(",")] if text else []
+        )
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
+    if args.bias_terms is not None:
+        overrides["bias_terms"] = args.bias_terms
+    if args.rating_range is not None:
+        if args.rating_range.lower() == "none":
+            overrides["rating_range"] = None
+        else:
+            parts = args.rating_range.split(",")
+            if len(parts) != 2:
+                raise CommandError(
+                    "--rating-range must be 'low,high' or 'none'. Received: "
+                    f"{args.rating_range!r}"
+                )
+            overrides["rating_range"] = tuple(
+                _float("--rating-range", v) for v in parts
+            )
+    return overrides
+
+
+def _int(option, text):
+    try:
+        return int(text)
+    except ValueError:
+        raise CommandError(
+            f"{option} expects integers. Received: {text!r}"
+        ) from None
+
+
+def _float(option, text):
+    try:
+        return float(text)
+    except ValueError:
+        raise CommandError(
+            f"{option} expects numbers. Received: {text!r}"
+        ) from None
+
+
+def train_model(
+    train, preset="recommended", *, validation=None, verbose=2, **overrides
+):
+    """Builds, compiles and fits a RatingModel on a `Ratings` training set.
+
+    Args:
+        train: `keras_catembed.datasets.movielens.Ratings` to fit.
+        preset: String. A name in `keras_catembed.presets.PRESETS`.
+        validation: Optional `Ratings` passed as validation data.
+        verbose: Keras `fit` verbosity.
+        **overrides: Model settings (as in the preset's `"model"` part) or
+            training settings (`learning_rate`, `batch_size`, `epochs`).
+
+    Returns:
+        `(model, history)`.
+    """
+    import keras
+
+    from keras_catembed.rating_model import RatingModel
+
+    config = presets.get(preset)
+    training = config["training"]
+    for key in list(overrides):
+        if key in training:
+            training[key] = overrides.pop(key)
+    if overrides.get("embedding_dim") == "auto":
+        overrides.pop("embedding_dim")
+        model = RatingModel(
+            {"user_id": train.num_users, "movie_id": train.num_movies},
+            hidden_units=overrides.get(
+                "hidden_units", config["model"]["hidden_units"]
+            ),
+            dropout=overrides.get("dropout", config["model"]["dropout"]),
+            bias_terms=overrides.get(
+                "bias_terms", config["model"]["bias_terms"]
+            ),
+            rating_range=overrides.get(
+                "rating_range", config["model"]["rating_range"]
+            ),
+        )
+    else:
+        model = RatingModel.from_preset(
+            preset,
+            {"user_id": train.num_users, "movie_id": train.num_movies},
+            **overrides,
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(training["learning_rate"]),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
+    )
+    history = model.fit(
+        inputs(train),
+        train.rating,
+        batch_size=training["batch_size"],
+        epochs=training["epochs"],
+        validation_data=(
+            None
+            if validation is None
+            else (inputs(validation), validation.rating)
+        ),
+        verbose=verbose,
+    )
+    return model, history
+
+
+def _cmd_train(args, out):
+    ratings = _load(args)
+    split, (train, test) = _split(ratings, args)
+    if args.max_rows is not None:
+        train = train.subset(slice(0, args.max_rows))
+    overrides = _model_overrides(args)
+    for option in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, option) is not None:
+            overrides[option] = getattr(args, option)
+    verbose = args.verbose
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    print(
+        f"Training on {ratings.name} ({split} split): {len(train):,} "
+        f"training and {len(test):,} test ratings, {ratings.num_users:,} "
+        f"users, {ratings.num_movies:,} movies; preset {args.preset!r}.",
+        file=out,
+    )
+    model, _ = train_model(
+        train, args.preset, validation=test, verbose=verbose, **overrides
+    )
+    rows = baselines(train, test)
+    rows[f"RatingModel ({args.preset})"] = _errors(
+        model.predict(inputs(test), batch_size=8192, verbose=0), test.rating
+    )
+    print(_table(rows), file=out)
+    if args.similar:
+        _print_similar(model, ratings, args.similar, 10, "cosine", out)
+    if args.save:
+        model.save(args.save)
+        print(f"Saved the model to {args.save}", file=out)
+    if args.plot:
+        _plot(model, ratings, train, args.plot, 30)
+        print(f"Wrote the embedding map to {args.plot}", file=out)
+    return rows
+
+
+def _load_model(path):
+    import keras
+
+    if not os.path.exists(path):
+        raise CommandError(f"--model: no such file: {path}")
+    return keras.saving.load_model(path)
+
+
+def _check_model_fits(model, ratings):
+    layer = model.embedding_layers.get("movie_id")
+    if layer is None or layer.num_ids != ratings.num_movies:
+        raise CommandError(
+            f"The model does not match {ratings.name}: it embeds "
+            f"{getattr(layer, 'num_ids', 'no')} movies, the data has "
+            f"{ratings.num_movies}. Pass the --dataset it was trained on."
+        )
+
+
+def _cmd_evaluate(args, out):
+    model = _load_model(args.model)
+    ratings = _load(args)
+    _check_model_fits(model, ratings)
+    split, (train, test) = _split(ratings, args)
+    rows = baselines(train, test)
+    rows["model"] = _errors(
+        model.predict(inputs(test), batch_size=8192, verbose=0), test.rating
+    )
+    print(f"{ratings.name}, {split} split, {len(test):,} ratings", file=out)
+    print(_table(rows), file=out)
+    return rows
+
+
+def _movie_index(ratings, title):
+    matches = [i for i, t in enumerate(ratings.titles) if t == title]
+    if not matches:
+        lowered = title.lower()
+        close = [t for t in ratings.titles if lowered in t.lower()][:5]
+        hint = f" Titles containing it: {close}" if close else ""
+        raise CommandError(f"No movie titled {title!r}.{hint}")
+    return matches[0]
+
+
+def _cmd_similar(args, out):
+    model = _load_model(args.model)
+    ratings = _load(args)
+    _check_model_fits(model, ratings)
+    return _print_similar(model, ratings, args.movie, args.k, args.metric, out)
+
+
+def _print_similar(model, ratings, title, k, metric, out):
+    from keras_catembed import explore
+
+    index = _movie_index(ratings, title)
+    indices, scores = explore.nearest(
+        model, "movie_id", index, k=k, metric=metric
+    )
+    print(f"Nearest to {ratings.titles[index]} ({metric}):", file=out)
+    for rank, (i, score) in enumerate(zip(indices, scores, strict=True), 1):
+        print(f"{rank:>3}. {score:+.3f}  {ratings.titles[i]}", file=out)
+    return [ratings.titles[i] for i in indices]
+
+
+def _plot(model, ratings, counted, path, num_labels):
+    import numpy as np
+
+    from keras_catembed import explore
+
+    counts = np.bincount(counted.movie_id, minlength=ratings.num_movies)
+    return explore.plot_map(
+        model,
+        "movie_id",
+        labels=list(ratings.titles),
+        counts=counts,
+        path=path,
+        num_labels=num_labels,
+        title=f"Movie embeddings learned on {ratings.name} (PCA)",
+    )
+
+
+def _cmd_plot(args, out):
+    model = _load_model(args.model)
+    ratings = _load(args)
+    _check_model_fits(model, ratings)
+    _plot(model, ratings, ratings, args.out, args.num_labels)
+    print(f"Wrote the embedding map to {args.out}", file=out)
+    return args.out
+
+
+def _cmd_projector(args, out):
+    from keras_catembed import explore
+
+    model = _load_model(args.model)
+    ratings = _load(args)
+    _check_model_fits(model, ratings)
+    if args.column == "movie_id":
+        metadata = {
+            "title": list(ratings.titles),
+            "genres": ["|".join(g) for g in ratings.genres],
+        }
+    else:
+        metadata = {"user": [str(u) for u in ratings.user_ids]}
+    paths = explore.to_projector(model, args.column, args.log_dir, metadata)
+    print(json.dumps(paths, indent=2), file=out)
+    return paths
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "similar": _cmd_similar,
+    "plot": _cmd_plot,
+    "projector": _cmd_projector,
+}
+
+
+def main(argv=None, out=None):
+    """Runs the `catembed` command; returns its exit status.
+
+    Errors are printed as one line (`catembed: error: ...`) with exit
+    status 2; set `CATEMBED_TRACEBACK=1` to see the traceback.
+    """
+    out = out or sys.stdout
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args, out)
+    except (CommandError, ValueError, ImportError, OSError) as error:
+        if os.environ.get("CATEMBED_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split())
+        print(f"catembed: error: {message}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,206 @@
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_catembed import cli
+from tests.synthetic_movielens import write_synthetic_100k
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_synthetic_100k(str(tmp_path_factory.mktemp("movielens")))
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    model_path = str(folder / "model.keras")
+    map_path = str(folder / "map.png")
+    lines = []
+
+    class Out:
+        def write(self, text):
+            lines.append(text)
+
+    status = cli.main(
+        [
+            "train",
+            "--data-dir",
+            data_dir,
+            "--preset",
+            "course",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--verbose",
+            "0",
+            "--similar",
+            "Movie 1 (1950)",
+            "--save",
+            model_path,
+            "--plot",
+            map_path,
+        ],
+        out=Out(),
+    )
+    return status, "".join(lines), model_path, map_path
+
+
+def _run(argv, capsys):
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_train_prints_baselines_and_model(trained):
+    status, output, model_path, map_path = trained
+    assert status == 0
+    assert "ml-100k (u1 split): 3,200 training and 800 test ratings" in output
+    rows = {}
+    for line in output.splitlines():
+        match = re.fullmatch(r"(.+?)\s+(\d+\.\d{4})\s+(\d+\.\d{4})", line)
+        if match:
+            rows[match[1]] = (float(match[2]), float(match[3]))
+    assert set(rows) == {
+        "global mean",
+        "per-movie mean",
+        "RatingModel (course)",
+    }
+    assert all(0 < rmse < 3 and 0 < mae <= rmse for rmse, mae in rows.values())
+    assert "Nearest to Movie 1 (1950) (cosine):" in output
+    assert os.path.getsize(model_path) > 0
+    with open(map_path, "rb") as file:
+        assert file.read(4) == b"\x89PNG"
+
+
+def test_baselines_match_numpy(data_dir):
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    train, test = ratings.official_split("u2")
+    rows = cli.baselines(train, test)
+    mean = train.rating.mean()
+    expected = np.sqrt(np.mean((test.rating - mean) ** 2))
+    assert rows["global mean"]["rmse"] == pytest.approx(expected, rel=1e-6)
+    movie_means = {
+        m: train.rating[train.movie_id == m].mean()
+        for m in np.unique(train.movie_id)
+    }
+    predicted = [movie_means.get(m, mean) for m in test.movie_id]
+    assert rows["per-movie mean"]["mae"] == pytest.approx(
+        np.mean(np.abs(test.rating - predicted)), rel=1e-6
+    )
+
+
+def test_evaluate_saved_model(trained, data_dir, capsys):
+    _, _, model_path, _ = trained
+    status, out, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert "ml-100k, u1 split, 800 ratings" in out
+    assert "model" in out.splitlines()[-1]
+
+
+def test_similar_lists_k_titles(trained, data_dir, capsys):
+    _, _, model_path, _ = trained
+    status, out, _ = _run(
+        [
+            "similar",
+            "--model",
+            model_path,
+            "--data-dir",
+            data_dir,
+            "--movie",
+            "Movie 3 (1952)",
+            "-k",
+            "4",
+        ],
+        capsys,
+    )
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == "Nearest to Movie 3 (1952) (cosine):"
+    assert len(lines) == 5
+    assert all("Movie" in line for line in lines[1:])
+    assert "Movie 3 (1952)" not in "".join(lines[1:])
+
+
+def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
+    _, _, model_path, _ = trained
+    png = str(tmp_path / "map.png")
+    status, _, _ = _run(
+        ["plot", "--model", model_path, "--data-dir", data_dir, "--out", png],
+        capsys,
+    )
+    assert status == 0 and os.path.getsize(png) > 5000
+    log_dir = str(tmp_path / "logs")
+    status, _, _ = _run(
+        [
+            "projector",
+            "--model",
+            model_path,
+            "--data-dir",
+            data_dir,
+            "--log-dir",
+            log_dir,
+        ],
+        capsys,
+    )
+    assert status == 0
+    with open(os.path.join(log_dir, "movie_id_metadata.tsv")) as file:
+        lines = file.read().splitlines()
+    assert lines[0] == "title\tgenres"
+    assert lines[1] == "Movie 1 (1950)\tAction"
+    assert len(lines) == 61
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["similar", "--movie", "Nope"], "No movie titled 'Nope'"),
+        (["evaluate", "--model", "missing.keras"], "no such file"),
+        (["train", "--rating-range", "1"], "--rating-range must be"),
+        (["train", "--hidden-units", "4,x"], "--hidden-units expects"),
+    ],
+)
+def test_errors_are_one_line(trained, data_dir, capsys, argv, message):
+    _, _, model_path, _ = trained
+    if argv[0] == "similar":
+        argv = [*argv, "--model", model_path]
+    status, _, err = _run([*argv, "--data-dir", data_dir], capsys)
+    assert status == 2
+    assert err.startswith("catembed: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_data_is_one_line(tmp_path, capsys):
+    status, _, err = _run(
+        ["train", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"],
+        capsys,
+    )
+    assert status == 2
+    assert err.startswith("catembed: error: ")
+    assert "nowhere" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_python_m_alias_prints_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_catembed", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "similar", "plot", "projector"):
+        assert command in result.stdout

@@ -1,0 +1,36 @@
+import importlib.util
+import os
+
+import numpy as np
+
+from tests.synthetic_movielens import write_synthetic_100k
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_example(name):
+    path = os.path.join(ROOT, "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_movielens_example_runs_end_to_end(tmp_path):
+    data_dir = write_synthetic_100k(str(tmp_path))
+    example = _load_example("movielens")
+    map_path = str(tmp_path / "map.png")
+    results = example.main(
+        ["--data-dir", data_dir, "--epochs", "2", "--map", map_path]
+    )
+    for name in (
+        "global mean",
+        "per-movie mean",
+        "course model",
+        "recommended",
+    ):
+        assert np.isfinite(results[name]["rmse"])
+        assert 0 < results[name]["mae"] <= results[name]["rmse"]
+    assert results["recommended"]["rmse"] < results["global mean"]["rmse"]
+    assert len(results["neighbours"]) == 5
+    assert os.path.getsize(map_path) > 5000
