@@ -1,0 +1,868 @@
+"""Tests of the MovieLens loader, on synthetic fixtures and real ml-100k."""
+
+import inspect
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_catembed.datasets import movielens
+from tests import movielens_fixtures as fx
+
+Ratings = movielens.Ratings
+REAL_DATA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Overrides conftest's fixture of the same name for this module.
+
+    The loader creates no Keras state, and `keras.utils.clear_session()`
+    costs about half a second per test.
+    """
+    yield
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty Keras cache; returns its `datasets` folder."""
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home / "datasets"
+
+
+@pytest.fixture
+def server():
+    with fx.FixtureServer() as running:
+        yield running
+
+
+def serve(monkeypatch, server, name, *bodies, file_hash="first"):
+    """Points the registry entry of `name` at `bodies` on the local server."""
+    if file_hash == "first":
+        first = bodies[0]
+        file_hash = fx.sha256(first[0] if isinstance(first, tuple) else first)
+    monkeypatch.setitem(
+        movielens.RELEASES,
+        name,
+        {
+            **movielens.RELEASES[name],
+            "url": server.url(f"{name}.zip"),
+            "file_hash": file_hash,
+        },
+    )
+    server.serve(f"{name}.zip", *bodies)
+
+
+def rows_of(ratings):
+    """The ratings as sorted (user, movie, rating, timestamp) tuples."""
+    return sorted(
+        zip(
+            ratings.user_ids[ratings.user_id].tolist(),
+            ratings.movie_ids[ratings.movie_id].tolist(),
+            ratings.rating.tolist(),
+            ratings.timestamp.tolist(),
+            strict=True,
+        )
+    )
+
+
+def check_matches_fixture(ratings, name):
+    rows = fx.expected_rows(name)
+    assert len(ratings) == len(rows)
+    assert rows_of(ratings) == sorted(rows)
+    assert ratings.user_id.dtype == np.int32
+    assert ratings.movie_id.dtype == np.int32
+    assert ratings.rating.dtype == np.float32
+    assert ratings.timestamp.dtype == np.int64
+    assert ratings.user_ids.tolist() == sorted({row[0] for row in rows})
+    assert ratings.movie_ids.tolist() == sorted({row[1] for row in rows})
+    assert ratings.num_users == len(ratings.user_ids) == 5
+    assert ratings.num_movies == len(ratings.movie_ids) == 7
+    assert ratings.user_id.max() == ratings.num_users - 1
+    assert ratings.movie_id.max() == ratings.num_movies - 1
+    for index, movie in enumerate(ratings.movie_ids.tolist()):
+        title, genres = fx.MOVIES.get(movie, (f"movie {movie}", ()))
+        assert ratings.titles[index] == title
+        assert ratings.genres[index] == genres
+    assert ratings.name == name
+
+
+# --- Registry ---------------------------------------------------------------
+
+
+def test_rejects_unknown_name_and_lists_valid_names():
+    with pytest.raises(ValueError, match="ml-100k.*ml-latest") as info:
+        movielens.load_ratings("ml-5m")
+    assert "'ml-5m'" in str(info.value)
+    for name in fx.FOLDERS:
+        assert name in str(info.value)
+
+
+def test_registry_names_each_release_folder_url_and_checksum():
+    assert set(movielens.RELEASES) == set(fx.FOLDERS)
+    for name, release in movielens.RELEASES.items():
+        assert release["folder"] == fx.FOLDERS[name]
+        assert release["url"] == (
+            f"https://files.grouplens.org/datasets/movielens/{name}.zip"
+        )
+        if name.startswith("ml-latest"):
+            assert release["file_hash"] is None
+        else:
+            assert re.fullmatch(r"md5:[0-9a-f]{32}", release["file_hash"])
+    assert movielens.RELEASES["ml-100k"]["file_hash"] == (
+        "md5:0e33842e24a9c977be4e0107933c0723"
+    )
+
+
+# --- Parsing each format ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ml-100k", "ml-1m", "ml-10m", "ml-20m"])
+def test_parses_each_release_format(tmp_path, name):
+    fx.write_release(tmp_path, name)
+    ratings = movielens.load_ratings(name, data_dir=tmp_path, download=False)
+    check_matches_fixture(ratings, name)
+    assert ratings.path == os.path.join(tmp_path, fx.FOLDERS[name])
+
+
+@pytest.mark.parametrize("name", fx.CSV_RELEASES[1:])
+def test_parses_other_csv_releases(tmp_path, name):
+    folder = fx.write_release(tmp_path, name)
+    check_matches_fixture(movielens.load_ratings(name, data_dir=folder), name)
+
+
+def test_keeps_quoted_titles_accents_and_empty_genres(tmp_path):
+    fx.write_release(tmp_path, "ml-20m")
+    ratings = movielens.load_ratings("ml-20m", data_dir=tmp_path)
+    titles = dict(zip(ratings.movie_ids.tolist(), ratings.titles, strict=True))
+    genres = dict(zip(ratings.movie_ids.tolist(), ratings.genres, strict=True))
+    assert titles[7] == "American President, The (1995)"
+    assert titles[11] == 'Shawshank "Redemption", The (1994)'
+    assert titles[5] == "Café au Lait (1993)"
+    assert titles[fx.MISSING_MOVIE] == f"movie {fx.MISSING_MOVIE}"
+    assert genres[40] == ()
+    assert genres[1] == ("Animation", "Children's", "Comedy")
+
+
+def test_reads_latin1_titles_of_ml_100k_and_ml_1m(tmp_path):
+    for name in ("ml-100k", "ml-1m"):
+        fx.write_release(tmp_path, name)
+        ratings = movielens.load_ratings(name, data_dir=tmp_path)
+        index = ratings.movie_ids.tolist().index(5)
+        assert ratings.titles[index] == "Café au Lait (1993)"
+
+
+def test_accepts_crlf_missing_final_newline_and_trailing_blank_lines(
+    tmp_path,
+):
+    files = fx.files_100k()
+    lines = files["u.data"].decode().splitlines()
+    files["u.data"] = ("\r\n".join(lines) + "\r\n\r\n\n").encode()
+    fx.write_release(tmp_path / "a", "ml-100k", files)
+    files["u.data"] = "\n".join(lines).encode()
+    fx.write_release(tmp_path / "b", "ml-100k", files)
+    for root in ("a", "b"):
+        ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path / root)
+        check_matches_fixture(ratings, "ml-100k")
+
+
+def test_parses_across_chunk_boundaries(tmp_path, monkeypatch):
+    fx.write_release(tmp_path, "ml-20m")
+    monkeypatch.setattr(movielens, "_CHUNK_BYTES", 7)
+    ratings = movielens.load_ratings("ml-20m", data_dir=tmp_path)
+    check_matches_fixture(ratings, "ml-20m")
+
+
+def test_parses_long_numbers_like_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    num_rows = 5000
+    users = rng.integers(0, 10**15, num_rows)
+    movies = rng.integers(1, 10 ** rng.integers(1, 9, num_rows))
+    ratings = rng.integers(0, 100, num_rows) / 4
+    stamps = rng.integers(0, 10**12, num_rows)
+    text = "".join(
+        f"{u},{m},{r:g},{t}\n"
+        for u, m, r, t in zip(users, movies, ratings, stamps, strict=True)
+    )
+    files = {
+        "ratings.csv": b"userId,movieId,rating,timestamp\n" + text.encode()
+    }
+    fx.write_release(tmp_path, "ml-latest", files)
+    loaded = movielens.load_ratings("ml-latest", data_dir=tmp_path)
+    np.testing.assert_array_equal(loaded.user_ids[loaded.user_id], users)
+    np.testing.assert_array_equal(loaded.movie_ids[loaded.movie_id], movies)
+    np.testing.assert_array_equal(loaded.rating, ratings.astype(np.float32))
+    np.testing.assert_array_equal(loaded.timestamp, stamps)
+    assert loaded.titles[0] == f"movie {loaded.movie_ids[0]}"
+
+
+@pytest.mark.parametrize(
+    "name, filename, line_number, bad_line, match",
+    [
+        ("ml-100k", "u.data", 3, "1\t2\tx\t874965758", "rating field 'x'"),
+        ("ml-100k", "u.data", 5, "1\t2\t3", "expected 4 fields"),
+        ("ml-100k", "u.data", 2, "", "expected 4 fields"),
+        ("ml-100k", "u.data", 4, "1\t2\t3\t4\t5", "expected 4 fields"),
+        ("ml-100k", "u.data", 6, "-1\t2\t3\t874965758", "character '-'"),
+        ("ml-100k", "u.data", 7, "1.5\t2\t3\t874965758", "user id field"),
+        ("ml-100k", "u.data", 8, "1\t2\t3.5.5\t874965758", "rating field"),
+        ("ml-100k", "u.data", 9, "1\t2\tnan\t874965758", "rating field"),
+        ("ml-100k", "u.data", 10, "1\t\t3\t874965758", "item id field ''"),
+        ("ml-100k", "u.data", 3, "1\t2\t3\t12345678901234567", "timestamp"),
+        ("ml-1m", "ratings.dat", 4, "1::2:3::874965758", "expected 4 fields"),
+        ("ml-1m", "ratings.dat", 2, "1::2::3::87496575a", "Timestamp field"),
+        ("ml-20m", "ratings.csv", 1, "user,movie,rating,time", "header"),
+        ("ml-20m", "ratings.csv", 6, "1,2,3.5", "expected 4 fields"),
+        ("ml-20m", "ratings.csv", 3, "1,2,four,874965758", "rating field"),
+    ],
+)
+def test_malformed_line_names_file_and_line(
+    tmp_path, name, filename, line_number, bad_line, match
+):
+    files = fx.release_files(name)
+    lines = files[filename].decode().splitlines()
+    lines[line_number - 1] = bad_line
+    files[filename] = ("\n".join(lines) + "\n").encode()
+    folder = fx.write_release(tmp_path, name, files)
+    with pytest.raises(ValueError, match=match) as info:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    message = str(info.value)
+    assert os.path.join(folder, filename) in message
+    assert f"line {line_number}" in message
+
+
+def test_malformed_line_in_a_later_chunk_has_the_right_line_number(
+    tmp_path, monkeypatch
+):
+    files = fx.files_100k()
+    lines = files["u.data"].decode().splitlines()
+    lines[12] = "8\t1\t4\t87936200x"
+    files["u.data"] = ("\n".join(lines) + "\n").encode()
+    fx.write_release(tmp_path, "ml-100k", files)
+    monkeypatch.setattr(movielens, "_CHUNK_BYTES", 50)
+    with pytest.raises(ValueError, match="Malformed line 13 in .*u.data"):
+        movielens.load_ratings("ml-100k", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, filename, line_number, bad_line",
+    [
+        ("ml-100k", "u.item", 2, "2|GoldenEye (1995)|01-Jan-1995||x|0|1"),
+        ("ml-100k", "u.item", 3, "x|Title|01-Jan-1995||x" + "|0" * 19),
+        ("ml-1m", "movies.dat", 4, "7::Title without genres"),
+        ("ml-20m", "movies.csv", 3, "2,Unquoted, title,Action"),
+    ],
+)
+def test_malformed_movie_line_names_file_and_line(
+    tmp_path, name, filename, line_number, bad_line
+):
+    files = fx.release_files(name)
+    encoding = "latin-1" if name != "ml-20m" else "utf-8"
+    lines = files[filename].decode(encoding).splitlines()
+    lines[line_number - 1] = bad_line
+    files[filename] = ("\n".join(lines) + "\n").encode(encoding)
+    folder = fx.write_release(tmp_path, name, files)
+    with pytest.raises(ValueError, match=f"line {line_number} in ") as info:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    assert os.path.join(folder, filename) in str(info.value)
+
+
+# --- data_dir ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout", ["release_folder", "parent", "zip_file", "folder_with_zip"]
+)
+def test_data_dir_layouts(tmp_path, cache, layout):
+    name = "ml-10m"
+    if layout in ("release_folder", "parent"):
+        folder = fx.write_release(tmp_path, name)
+        data_dir = folder if layout == "release_folder" else tmp_path
+    else:
+        archive = tmp_path / f"{name}.zip"
+        archive.write_bytes(fx.make_zip(name))
+        data_dir = archive if layout == "zip_file" else tmp_path
+    ratings = movielens.load_ratings(name, data_dir=data_dir, download=False)
+    check_matches_fixture(ratings, name)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_official_split_reads_folds_from_a_zip(tmp_path):
+    archive = tmp_path / "ml-100k.zip"
+    archive.write_bytes(fx.make_zip("ml-100k"))
+    ratings = movielens.load_ratings("ml-100k", data_dir=archive)
+    assert ratings.path == str(archive)
+    train, test = ratings.official_split("u2")
+    base, expected_test = fx.official_folds()["u2"]
+    assert rows_of(train) == sorted(base)
+    assert rows_of(test) == sorted(expected_test)
+
+
+def test_data_dir_without_the_release_explains_what_was_expected(tmp_path):
+    fx.write_release(tmp_path, "ml-1m")
+    with pytest.raises(FileNotFoundError, match="data_dir.*ratings.csv"):
+        movielens.load_ratings("ml-20m", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        movielens.load_ratings("ml-20m", data_dir=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="data_dir"):
+        movielens.load_ratings("ml-20m", data_dir=3)
+
+
+def test_data_dir_zip_that_is_not_a_zip_is_rejected(tmp_path):
+    archive = tmp_path / "ml-100k.zip"
+    archive.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable zip"):
+        movielens.load_ratings("ml-100k", data_dir=archive)
+    assert archive.exists()
+
+
+# --- Download and cache -----------------------------------------------------
+
+
+def test_downloads_once_and_reuses_the_cache(
+    cache, server, monkeypatch, capsys
+):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    first = movielens.load_ratings("ml-100k")
+    output = capsys.readouterr().out
+    assert "Downloading data from " + server.url("ml-100k.zip") in output
+    check_matches_fixture(first, "ml-100k")
+    assert (cache / "ml-100k.zip").is_file()
+    assert (cache / "ml-100k.npz").is_file()
+    folder = cache / "ml-100k_extracted" / "ml-100k"
+    assert first.path == str(folder)
+    assert (folder / "u1.base").is_file()
+
+    second = movielens.load_ratings("ml-100k", download=False)
+    assert server.hits["ml-100k.zip"] == 1
+    assert "Downloading" not in capsys.readouterr().out
+    check_matches_fixture(second, "ml-100k")
+    assert [p.name for p in cache.iterdir() if ".part" in p.name] == []
+
+
+def test_reads_the_parsed_arrays_from_the_cache(cache, server, monkeypatch):
+    serve(monkeypatch, server, "ml-20m", fx.make_zip("ml-20m"))
+    movielens.load_ratings("ml-20m")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(movielens, "_parse_release", fail)
+        check_matches_fixture(movielens.load_ratings("ml-20m"), "ml-20m")
+
+
+def test_parsed_cache_is_rebuilt_when_stale_or_damaged(
+    cache, server, monkeypatch
+):
+    serve(monkeypatch, server, "ml-1m", fx.make_zip("ml-1m"))
+    movielens.load_ratings("ml-1m")
+    ratings_file = cache / "ml-1m_extracted" / "ml-1m" / "ratings.dat"
+    ratings_file.write_bytes(ratings_file.read_bytes() + b"99::1::2::3\n")
+    changed = movielens.load_ratings("ml-1m")
+    assert len(changed) == len(fx.RATINGS) + 1
+    assert 99 in changed.user_ids
+
+    (cache / "ml-1m.npz").write_bytes(b"damaged")
+    assert len(movielens.load_ratings("ml-1m")) == len(fx.RATINGS) + 1
+
+    monkeypatch.setitem(
+        movielens.RELEASES,
+        "ml-1m",
+        {**movielens.RELEASES["ml-1m"], "encoding": "utf-8"},
+    )
+    reloaded = movielens.load_ratings("ml-1m")  # Registry change: reparse.
+    assert "Caf\ufffd au Lait (1993)" in list(reloaded.titles)
+
+
+def test_checksum_mismatch_raises_and_keeps_no_file(cache, server, monkeypatch):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data, file_hash="md5:" + "0" * 32)
+    with pytest.raises(ValueError, match="checksum") as info:
+        movielens.load_ratings("ml-100k")
+    assert "0" * 32 in str(info.value)
+    assert server.hits["ml-100k.zip"] == 1
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+
+
+def test_cached_archive_with_wrong_checksum_is_replaced(
+    cache, server, monkeypatch
+):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data)
+    cache.mkdir(parents=True)
+    (cache / "ml-100k.zip").write_bytes(fx.make_zip("ml-1m"))
+    with pytest.raises(ValueError, match="checksum.*removed"):
+        movielens.load_ratings("ml-100k", download=False)
+    assert not (cache / "ml-100k.zip").exists()
+    (cache / "ml-100k.zip").write_bytes(fx.make_zip("ml-1m"))
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+    assert server.hits["ml-100k.zip"] == 1
+    assert (cache / "ml-100k.zip").read_bytes() == data
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "short_transfer"])
+def test_broken_download_is_retried_once_then_raises(
+    cache, server, monkeypatch, damage
+):
+    data = fx.make_zip("ml-latest-small")
+    broken = {
+        "truncated": data[: len(data) // 2],
+        "corrupt": fx.corrupt(data),
+        "short_transfer": (data[:100], len(data)),
+    }[damage]
+    serve(monkeypatch, server, "ml-latest-small", broken, file_hash=None)
+    with pytest.raises(ValueError, match="corrupt.*after 2 downloads"):
+        movielens.load_ratings("ml-latest-small")
+    assert server.hits["ml-latest-small.zip"] == 2
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-latest-small.lock"]
+
+
+def test_broken_download_recovers_on_the_second_try(cache, server, monkeypatch):
+    data = fx.make_zip("ml-latest")
+    serve(
+        monkeypatch, server, "ml-latest", fx.corrupt(data), data, file_hash=None
+    )
+    check_matches_fixture(movielens.load_ratings("ml-latest"), "ml-latest")
+    assert server.hits["ml-latest.zip"] == 2
+
+
+def test_corrupt_cached_archive_is_downloaded_again(cache, server, monkeypatch):
+    data = fx.make_zip("ml-latest")
+    serve(monkeypatch, server, "ml-latest", data, file_hash=None)
+    cache.mkdir(parents=True)
+    (cache / "ml-latest.zip").write_bytes(data[:-30])
+    check_matches_fixture(movielens.load_ratings("ml-latest"), "ml-latest")
+    assert server.hits["ml-latest.zip"] == 1
+
+
+def test_incomplete_extraction_is_redone(cache, server, monkeypatch):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    (cache / "ml-100k_extracted" / "ml-100k").mkdir(parents=True)
+    (cache / "ml-100k_extracted" / "ml-100k" / "u.item").write_bytes(b"")
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+@pytest.mark.parametrize(
+    "entry, is_symlink",
+    [
+        ("../escaped.txt", False),
+        ("ml-100k/../../escaped.txt", False),
+        ("/tmp/escaped.txt", False),
+        ("ml-100k/link", True),
+    ],
+)
+def test_rejects_archive_entries_outside_the_folder(
+    tmp_path, cache, server, monkeypatch, entry, is_symlink
+):
+    data = fx.make_zip("ml-100k", extra_entries=[(entry, b"x", is_symlink)])
+    serve(monkeypatch, server, "ml-100k", data)
+    with pytest.raises(ValueError, match="Refusing") as info:
+        movielens.load_ratings("ml-100k")
+    assert repr(entry) in str(info.value)
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+    assert not (cache.parent / "escaped.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+
+    archive = tmp_path / "ml-100k.zip"
+    archive.write_bytes(data)
+    with pytest.raises(ValueError, match="Refusing"):
+        movielens.load_ratings("ml-100k", data_dir=archive)
+
+
+def test_archive_without_the_release_is_rejected(cache, server, monkeypatch):
+    serve(monkeypatch, server, "ml-20m", fx.make_zip("ml-1m"))
+    with pytest.raises(ValueError, match="ml-20m/ratings.csv"):
+        movielens.load_ratings("ml-20m")
+
+
+def test_offline_without_cache_says_how_to_pass_data_dir(cache):
+    with pytest.raises(FileNotFoundError, match="data_dir=") as info:
+        movielens.load_ratings("ml-25m", download=False)
+    assert "ml-25m.zip" in str(info.value)
+
+
+def test_failed_download_says_how_to_pass_data_dir(cache, server, monkeypatch):
+    with socket.socket() as probe:  # A port on which nothing listens.
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setitem(
+        movielens.RELEASES,
+        "ml-100k",
+        {
+            **movielens.RELEASES["ml-100k"],
+            "url": f"http://127.0.0.1:{port}/ml-100k.zip",
+        },
+    )
+    with pytest.raises(OSError, match="Could not download.*data_dir="):
+        movielens.load_ratings("ml-100k")
+    serve(monkeypatch, server, "ml-1m", fx.make_zip("ml-1m"))
+    server.serve("ml-1m.zip")  # Nothing there: HTTP 404.
+    with pytest.raises(OSError, match="404.*data_dir="):
+        movielens.load_ratings("ml-1m")
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "ml-100k.lock",
+        "ml-1m.lock",
+    ]
+
+
+_CHILD = """
+import json, os, sys, time
+from keras_catembed.datasets import movielens
+name, url, file_hash, ready, go = sys.argv[1:]
+movielens.RELEASES[name] = {
+    **movielens.RELEASES[name], "url": url, "file_hash": file_hash
+}
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+ratings = movielens.load_ratings(name)
+print(json.dumps([ratings.user_ids[ratings.user_id].tolist(),
+                  ratings.rating.tolist(), list(ratings.titles)]))
+"""
+
+
+def test_two_processes_loading_at_once_share_one_download(
+    tmp_path, cache, server
+):
+    data = fx.make_zip("ml-100k")
+    server.serve("ml-100k.zip", data)
+    server.delay = 0.4
+    # The loader is the same on every backend; numpy's imports fastest.
+    env = {
+        **os.environ,
+        "KERAS_HOME": str(cache.parent),
+        "KERAS_BACKEND": "numpy",
+    }
+    root = Path(__file__).resolve().parents[1]
+    children = []
+    for i in range(2):
+        args = [
+            "ml-100k",
+            server.url("ml-100k.zip"),
+            fx.sha256(data),
+            str(tmp_path / f"ready{i}"),
+            str(tmp_path / "go"),
+        ]
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _CHILD, *args],
+                env=env,
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert all(child.poll() is None for child in children), [
+            child.communicate() for child in children
+        ]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [child.communicate(timeout=120) for child in children]
+    for child, (_, stderr) in zip(children, results, strict=True):
+        assert child.returncode == 0, stderr
+    loaded = [json.loads(stdout.splitlines()[-1]) for stdout, _ in results]
+    assert loaded[0] == loaded[1]
+    assert sorted(loaded[0][0]) == sorted(row[0] for row in fx.RATINGS)
+    assert server.hits["ml-100k.zip"] == 1
+    assert not [p for p in cache.iterdir() if ".part" in p.name]
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+# --- Splits -----------------------------------------------------------------
+
+
+@pytest.fixture
+def ratings_100k(tmp_path):
+    fx.write_release(tmp_path, "ml-100k")
+    return movielens.load_ratings("ml-100k", data_dir=tmp_path)
+
+
+def test_official_folds_partition_the_ratings(ratings_100k):
+    all_rows = rows_of(ratings_100k)
+    tests = []
+    for fold in movielens.OFFICIAL_FOLDS:
+        train, test = ratings_100k.official_split(fold)
+        base, expected_test = fx.official_folds()[fold]
+        assert rows_of(train) == sorted(base)
+        assert rows_of(test) == sorted(expected_test)
+        assert sorted(rows_of(train) + rows_of(test)) == all_rows
+        for part in (train, test):
+            assert part.user_ids is ratings_100k.user_ids
+            assert part.movie_ids is ratings_100k.movie_ids
+            assert part.titles is ratings_100k.titles
+            assert part.num_users == ratings_100k.num_users
+            assert part.num_movies == ratings_100k.num_movies
+        if fold.startswith("u") and fold[1].isdigit():
+            tests += rows_of(test)
+    assert sorted(tests) == all_rows
+
+
+def test_official_split_rejects_other_releases_and_folds(
+    tmp_path, ratings_100k
+):
+    with pytest.raises(ValueError, match="fold.*u1, u2.*'u6'"):
+        ratings_100k.official_split("u6")
+    fx.write_release(tmp_path, "ml-1m")
+    ml_1m = movielens.load_ratings("ml-1m", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="only available for ml-100k.*ml-1m"):
+        ml_1m.official_split("u1")
+    with pytest.raises(ValueError, match="path=None"):
+        Ratings.from_arrays([1], [2], [3.0], name="ml-100k").official_split(
+            "u1"
+        )
+
+
+def test_official_split_rejects_unknown_ids_in_fold_files(tmp_path):
+    files = fx.files_100k()
+    files["u1.test"] += b"77\t1\t3\t874965758\n"
+    fx.write_release(tmp_path, "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    with pytest.raises(
+        ValueError, match="Line 5 of .*u1.test names the user id 77"
+    ):
+        ratings.official_split("u1")
+
+
+def test_temporal_split_holds_out_each_users_latest(ratings_100k):
+    train, test = ratings_100k.temporal_split()
+    assert len(train) + len(test) == len(ratings_100k)
+    assert sorted(rows_of(train) + rows_of(test)) == rows_of(ratings_100k)
+    expected = {}
+    for index, row in enumerate(fx.RATINGS):
+        best = expected.get(row[0])
+        if best is None or (row[3], index) > (best[3], best[4]):
+            expected[row[0]] = (*row, index)
+    assert rows_of(test) == sorted(row[:4] for row in expected.values())
+    assert (3, 13, 1.0, 889237455) in rows_of(test)  # Ties: the later row.
+    for user in set(test.user_id.tolist()):
+        latest_train = train.timestamp[train.user_id == user].max()
+        assert latest_train <= test.timestamp[test.user_id == user].min()
+
+
+def test_temporal_split_keeps_one_rating_per_user_in_train(ratings_100k):
+    train, test = ratings_100k.temporal_split(num_last=3)
+    assert set(train.user_id.tolist()) == set(range(ratings_100k.num_users))
+    counts = np.bincount(test.user_id, minlength=ratings_100k.num_users)
+    assert counts.tolist() == [3, 3, 2, 3, 1]
+    with pytest.raises(ValueError, match="num_last"):
+        ratings_100k.temporal_split(num_last=0)
+
+
+def test_temporal_split_without_timestamps_names_the_release():
+    ratings = Ratings.from_arrays([1, 2], [3, 4], [5, 1], name="ml-1m-csv")
+    with pytest.raises(ValueError, match="timestamps.*'ml-1m-csv'"):
+        ratings.temporal_split()
+
+
+def test_random_split_is_seeded_and_disjoint(ratings_100k):
+    train, test = ratings_100k.random_split(0.3, seed=7)
+    assert len(test) == round(0.3 * len(ratings_100k))
+    assert sorted(rows_of(train) + rows_of(test)) == rows_of(ratings_100k)
+    again_train, again_test = ratings_100k.random_split(0.3, seed=7)
+    assert rows_of(again_test) == rows_of(test)
+    np.testing.assert_array_equal(again_train.user_id, train.user_id)
+    other = {
+        tuple(rows_of(ratings_100k.random_split(0.3, seed=s)[1]))
+        for s in range(5)
+    }
+    assert len(other) > 1
+    assert train.user_ids is ratings_100k.user_ids
+    for bad in (0, 1, 1.5, -0.1, True, "0.2"):
+        with pytest.raises(ValueError, match="test_fraction"):
+            ratings_100k.random_split(bad)
+
+
+def test_subset_by_mask_and_positions(ratings_100k):
+    mask = ratings_100k.rating >= 4
+    high = ratings_100k.subset(mask)
+    assert np.all(high.rating >= 4)
+    assert len(high) == int(mask.sum())
+    picked = ratings_100k.subset([3, 0])
+    assert picked.rating.tolist() == [
+        ratings_100k.rating[3],
+        ratings_100k.rating[0],
+    ]
+    assert picked.timestamp.tolist() == [
+        ratings_100k.timestamp[3],
+        ratings_100k.timestamp[0],
+    ]
+    with pytest.raises(ValueError, match="indices.*0..16. Received: 17"):
+        ratings_100k.subset([17])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        ratings_100k.subset(mask[:3])
+    with pytest.raises(ValueError, match="indices"):
+        ratings_100k.subset([0.5])
+
+
+# --- Ratings and from_arrays ------------------------------------------------
+
+
+def test_from_arrays_renumbers_ids_and_maps_metadata():
+    ratings = Ratings.from_arrays(
+        np.array([10**12, 5, 5]),
+        [30.0, 10.0, 30.0],
+        [4.5, 3, 2],
+        titles={30: "Thirty", 99: "Unrated"},
+        genres={30: "Drama|Comedy", 10: ["Action"]},
+    )
+    assert ratings.user_ids.tolist() == [5, 10**12]
+    assert ratings.user_id.tolist() == [1, 0, 0]
+    assert ratings.movie_ids.tolist() == [10, 30]
+    assert ratings.movie_id.tolist() == [1, 0, 1]
+    assert ratings.titles.tolist() == ["movie 10", "Thirty"]
+    assert ratings.genres.tolist() == [("Action",), ("Drama", "Comedy")]
+    assert ratings.timestamp is None
+    assert ratings.rating.dtype == np.float32
+    assert ratings.name == "custom" and ratings.path is None
+    assert len(ratings) == 3
+    assert repr(ratings) == (
+        "Ratings(name='custom', num_ratings=3, num_users=2, num_movies=2, "
+        "timestamps=False)"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"movie_ids": [1]}, "`movie_ids` must have one entry per rating"),
+        ({"user_ids": [1.5, 2]}, "`user_ids` must hold whole numbers"),
+        ({"user_ids": ["a", "b"]}, "`user_ids` must hold integers"),
+        ({"ratings": [1, np.nan]}, "`ratings` must hold finite numbers"),
+        ({"ratings": [[1, 2]]}, "`ratings` must be 1-D"),
+        ({"timestamps": [1, 2, 3]}, "`timestamps` must have one entry"),
+        ({"titles": ["a"]}, "`titles` must be a mapping"),
+    ],
+)
+def test_from_arrays_rejects_bad_arguments(kwargs, match):
+    arguments = {"user_ids": [1, 2], "movie_ids": [3, 4], "ratings": [5, 4]}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        Ratings.from_arrays(**arguments)
+
+
+def test_ratings_checks_its_fields():
+    fields = dict(
+        user_id=[0, 1],
+        movie_id=[0, 0],
+        rating=[1.0, 2.0],
+        timestamp=None,
+        user_ids=[7, 8],
+        movie_ids=[3],
+        titles=["t"],
+        genres=[("g",)],
+    )
+    assert Ratings(**fields).num_users == 2
+    with pytest.raises(ValueError, match="`user_id` must hold indices in 0..1"):
+        Ratings(**{**fields, "user_id": [0, 2]})
+    with pytest.raises(ValueError, match="`titles` must have one entry"):
+        Ratings(**{**fields, "titles": ["a", "b"]})
+    with pytest.raises(ValueError, match="`rating` must have one entry"):
+        Ratings(**{**fields, "rating": [1.0]})
+    with pytest.raises(AttributeError):
+        Ratings(**fields).name = "other"
+
+
+def _documented_args(function):
+    section = inspect.getdoc(function).split("Args:\n", 1)[1]
+    section = re.split(r"\n\S", section, maxsplit=1)[0]
+    return re.findall(r"^    (\w+):", section, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        movielens.load_ratings,
+        Ratings,
+        Ratings.from_arrays,
+        Ratings.subset,
+        Ratings.random_split,
+        Ratings.temporal_split,
+        Ratings.official_split,
+    ],
+)
+def test_docstring_args_match_the_signature(function):
+    parameters = [
+        p
+        for p in inspect.signature(function).parameters
+        if p not in ("self", "cls")
+    ]
+    assert _documented_args(function) == parameters
+
+
+# --- Real MovieLens data (skipped when absent) -------------------------------
+
+real_100k = pytest.mark.skipif(
+    not (REAL_DATA / "ml-100k" / "u.data").is_file(),
+    reason=f"the real ml-100k is not in {REAL_DATA / 'ml-100k'}",
+)
+real_1m = pytest.mark.skipif(
+    not (REAL_DATA / "ml-1m" / "ratings_no_timestamp.csv").is_file(),
+    reason=f"the partial real ml-1m is not in {REAL_DATA / 'ml-1m'}",
+)
+
+
+@real_100k
+def test_real_ml_100k():
+    ratings = movielens.load_ratings("ml-100k", data_dir=REAL_DATA)
+    assert len(ratings) == 100_000
+    assert ratings.num_users == 943
+    assert ratings.num_movies == 1682
+    assert ratings.rating.mean() == pytest.approx(3.52986, abs=1e-5)
+    assert ratings.titles[ratings.movie_ids.tolist().index(1)] == (
+        "Toy Story (1995)"
+    )
+    assert ratings.genres[0] == ("Animation", "Children's", "Comedy")
+    train, test = ratings.official_split("u1")
+    assert (len(train), len(test)) == (80_000, 20_000)
+    train, test = ratings.official_split("ua")
+    assert np.all(np.bincount(test.user_id) == 10)
+    train, test = ratings.temporal_split()
+    assert len(test) == 943
+
+
+@real_1m
+def test_real_ml_1m_partial_copy(tmp_path):
+    source = REAL_DATA / "ml-1m"
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").symlink_to(
+        source / "ratings_users0001-2999_with_timestamps.dat"
+    )
+    (folder / "movies.dat").symlink_to(source / "movies.dat")
+    ratings = movielens.load_ratings("ml-1m", data_dir=tmp_path)
+    assert len(ratings) == 487_650
+    assert ratings.user_ids.tolist() == list(range(1, 3000))
+    titles = dict(zip(ratings.movie_ids.tolist(), ratings.titles, strict=True))
+    assert titles[73] == "Misérables, Les (1995)"
+
+    data = np.loadtxt(
+        source / "ratings_no_timestamp.csv",
+        delimiter=",",
+        skiprows=1,
+        dtype=np.int64,
+    )
+    full = Ratings.from_arrays(data[:, 0], data[:, 1], data[:, 2], name="ml-1m")
+    assert (len(full), full.num_users, full.num_movies) == (
+        1_000_209,
+        6040,
+        3706,
+    )
+    assert full.rating.mean() == pytest.approx(3.5816, abs=1e-4)
+    with pytest.raises(ValueError, match="timestamps.*'ml-1m'"):
+        full.temporal_split()
