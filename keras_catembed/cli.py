@@ -283,7 +283,8 @@ def train_model(
         validation: Optional `Ratings` passed as validation data.
         verbose: Keras `fit` verbosity.
         **overrides: Model settings (as in the preset's `"model"` part) or
-            training settings (`learning_rate`, `batch_size`, `epochs`).
+            training settings (`learning_rate`, `batch_size`, `epochs`,
+            `schedule`).
 
     Returns:
         `(model, history)`.
@@ -297,29 +298,27 @@ def train_model(
     for key in list(overrides):
         if key in training:
             training[key] = overrides.pop(key)
+    embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
     if overrides.get("embedding_dim") == "auto":
         overrides.pop("embedding_dim")
+        settings = {**config["model"], **overrides}
         model = RatingModel(
-            {"user_id": train.num_users, "movie_id": train.num_movies},
-            hidden_units=overrides.get(
-                "hidden_units", config["model"]["hidden_units"]
-            ),
-            dropout=overrides.get("dropout", config["model"]["dropout"]),
-            bias_terms=overrides.get(
-                "bias_terms", config["model"]["bias_terms"]
-            ),
-            rating_range=overrides.get(
-                "rating_range", config["model"]["rating_range"]
-            ),
+            embeddings,
+            **{
+                key: settings[key]
+                for key in (
+                    "hidden_units",
+                    "activation",
+                    "dropout",
+                    "bias_terms",
+                    "rating_range",
+                )
+            },
         )
     else:
-        model = RatingModel.from_preset(
-            preset,
-            {"user_id": train.num_users, "movie_id": train.num_movies},
-            **overrides,
-        )
+        model = RatingModel.from_preset(preset, embeddings, **overrides)
     model.compile(
-        optimizer=keras.optimizers.Adam(training["learning_rate"]),
+        optimizer=keras.optimizers.Adam(_learning_rate(training, len(train))),
         loss="mse",
         metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
     )
@@ -336,6 +335,30 @@ def train_model(
         verbose=verbose,
     )
     return model, history
+
+
+def _learning_rate(training, num_rows):
+    """The learning rate or schedule a preset's training settings ask for."""
+    import keras
+
+    rate = training["learning_rate"]
+    schedule = training.get("schedule", "constant")
+    if schedule == "constant":
+        return rate
+    if schedule != "cosine":
+        raise ValueError(
+            "`schedule` must be 'constant' or 'cosine'. Received: "
+            f"schedule={schedule!r}"
+        )
+    steps_per_epoch = -(-num_rows // training["batch_size"])
+    steps = max(1, steps_per_epoch * training["epochs"])
+    warmup = steps // 5
+    return keras.optimizers.schedules.CosineDecay(
+        rate / 10 if warmup else rate,
+        decay_steps=steps - warmup,
+        warmup_target=rate if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def _cmd_train(args, out):

@@ -2,10 +2,14 @@
 
 A preset is a dict with two parts: `"model"` (keyword arguments for
 `keras_catembed.RatingModel` other than `embeddings`, plus
-`"embedding_dim"` and `"embeddings_l2"`, `"entity_dropout"` for the
-per-column `EntityEmbedding`s) and `"training"` (`learning_rate`,
-`batch_size`, `epochs`). Use them through `RatingModel.from_preset` and the
-`--preset` option of the `catembed` command.
+`"embedding_dim"`, `"embeddings_l2"`, `"entity_dropout"` and
+`"embeddings_initializer_stddev"` (normal initialization, or `None` for the
+`"uniform"` default) for the per-column `EntityEmbedding`s) and
+`"training"` (`learning_rate`, `batch_size`, `epochs`, and `schedule`:
+`"constant"`, or `"cosine"` for a linear warm-up over the first fifth of
+the steps, from a tenth of the rate, then cosine decay to 0). Use them
+through `RatingModel.from_preset` and the `--preset` option of the
+`catembed` command.
 """
 
 import copy
@@ -23,27 +27,44 @@ PRESETS = {
             "embedding_dim": 8,
             "embeddings_l2": 0.0,
             "entity_dropout": 0.0,
+            "embeddings_initializer_stddev": None,
             "hidden_units": [32, 4],
             "activation": "relu",
             "dropout": 0.0,
             "bias_terms": False,
             "rating_range": None,
         },
-        "training": {"learning_rate": 0.005, "batch_size": 1024, "epochs": 5},
+        "training": {
+            "learning_rate": 0.005,
+            "batch_size": 1024,
+            "epochs": 5,
+            "schedule": "constant",
+        },
     },
+    # Measured in benchmarks/movielens_accuracy.py (docs/movielens.md).
     "recommended": {
-        "description": "placeholder",
+        "description": (
+            "Per-id biases, output bounded to (0.5, 5.5), 64-dim embeddings "
+            "with L2 and entity dropout, one hidden layer of 128 with "
+            "dropout; Adam with warm-up and cosine decay over 15 epochs."
+        ),
         "model": {
-            "embedding_dim": 32,
-            "embeddings_l2": 0.0,
-            "entity_dropout": 0.0,
-            "hidden_units": [64],
+            "embedding_dim": 64,
+            "embeddings_l2": 1e-3,
+            "entity_dropout": 0.1,
+            "embeddings_initializer_stddev": 0.01,
+            "hidden_units": [128],
             "activation": "relu",
             "dropout": 0.2,
             "bias_terms": True,
             "rating_range": (0.5, 5.5),
         },
-        "training": {"learning_rate": 0.003, "batch_size": 256, "epochs": 8},
+        "training": {
+            "learning_rate": 3e-3,
+            "batch_size": 512,
+            "epochs": 15,
+            "schedule": "cosine",
+        },
     },
 }
 

@@ -286,6 +286,7 @@ class RatingModel(keras.Model):
         dim = config.pop("embedding_dim")
         l2 = config.pop("embeddings_l2")
         entity_dropout = config.pop("entity_dropout")
+        stddev = config.pop("embeddings_initializer_stddev")
         layers = {}
         for column in columns:
             n = embeddings[column]
@@ -299,6 +300,11 @@ class RatingModel(keras.Model):
                 dim,
                 embeddings_regularizer=(
                     keras.regularizers.L2(l2) if l2 else None
+                ),
+                embeddings_initializer=(
+                    "uniform"
+                    if stddev is None
+                    else keras.initializers.RandomNormal(stddev=stddev)
                 ),
                 dropout=entity_dropout,
                 name=f"{column}_embedding",
