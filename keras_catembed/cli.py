@@ -74,9 +74,10 @@ def _build_parser():
     _add_split_arguments(train)
     train.add_argument(
         "--preset",
-        default="recommended",
-        choices=sorted(presets.PRESETS),
-        help="model and training configuration (default: recommended)",
+        default="auto",
+        choices=["auto", *sorted(presets.PRESETS)],
+        help="model and training configuration (default: auto, the "
+        "recommended preset for the size of the training set)",
     )
     train.add_argument("--epochs", type=int, help="override the preset")
     train.add_argument("--batch-size", type=int, help="override the preset")
@@ -366,6 +367,8 @@ def _cmd_train(args, out):
     split, (train, test) = _split(ratings, args)
     if args.max_rows is not None:
         train = train.subset(slice(0, args.max_rows))
+    if args.preset == "auto":
+        args.preset = presets.recommended_for(len(train))
     overrides = _model_overrides(args)
     for option in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, option) is not None:

@@ -14,7 +14,7 @@ through `RatingModel.from_preset` and the `--preset` option of the
 
 import copy
 
-__all__ = ["PRESETS", "get"]
+__all__ = ["PRESETS", "get", "recommended_for"]
 
 PRESETS = {
     # The model of Kaggle's "Embeddings" course, with its training settings.
@@ -46,11 +46,13 @@ PRESETS = {
         "description": (
             "Per-id biases, output bounded to (0.5, 5.5), 64-dim embeddings "
             "with L2 and entity dropout, one hidden layer of 128 with "
-            "dropout; Adam with warm-up and cosine decay over 15 epochs."
+            "dropout; Adam with warm-up and cosine decay over 25 epochs at "
+            "batch size 256. Tuned on ml-100k; for about a million ratings "
+            "or more use 'recommended-large'."
         ),
         "model": {
             "embedding_dim": 64,
-            "embeddings_l2": 1e-3,
+            "embeddings_l2": 2e-3,
             "entity_dropout": 0.1,
             "embeddings_initializer_stddev": 0.01,
             "hidden_units": [128],
@@ -60,13 +62,45 @@ PRESETS = {
             "rating_range": (0.5, 5.5),
         },
         "training": {
-            "learning_rate": 3e-3,
-            "batch_size": 512,
-            "epochs": 15,
+            "learning_rate": 2e-3,
+            "batch_size": 256,
+            "epochs": 25,
             "schedule": "cosine",
         },
     },
 }
+
+# The same model, with training settings for about a million ratings or more:
+# bigger batches (and a higher rate) keep an epoch short.
+PRESETS["recommended-large"] = {
+    "description": (
+        "The 'recommended' model with training sized for about a million "
+        "ratings or more: batch size 2048, Adam 4e-3 with warm-up and "
+        "cosine decay over 15 epochs."
+    ),
+    "model": copy.deepcopy(PRESETS["recommended"]["model"]),
+    "training": {
+        "learning_rate": 4e-3,
+        "batch_size": 2048,
+        "epochs": 15,
+        "schedule": "cosine",
+    },
+}
+
+LARGE = 500_000
+
+
+def recommended_for(num_ratings):
+    """Name of the recommended preset for a training set of this size.
+
+    Args:
+        num_ratings: Integer. Number of training ratings.
+
+    Returns:
+        `"recommended-large"` from 500,000 ratings on, else
+        `"recommended"`.
+    """
+    return "recommended-large" if num_ratings >= LARGE else "recommended"
 
 
 def get(name):

@@ -204,3 +204,34 @@ def test_python_m_alias_prints_help():
     assert result.returncode == 0
     for command in ("train", "evaluate", "similar", "plot", "projector"):
         assert command in result.stdout
+
+
+def test_auto_preset_follows_training_size(data_dir, capsys):
+    status, out, _ = _run(
+        [
+            "train",
+            "--data-dir",
+            data_dir,
+            "--split",
+            "random",
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+        ],
+        capsys,
+    )
+    assert status == 0
+    assert "preset 'recommended'" in out
+    assert "RatingModel (recommended)" in out
+
+
+def test_recommended_for():
+    from keras_catembed import presets
+
+    assert presets.recommended_for(80_000) == "recommended"
+    assert presets.recommended_for(800_000) == "recommended-large"
+    assert (
+        presets.get("recommended")["model"]
+        == presets.get("recommended-large")["model"]
+    )
