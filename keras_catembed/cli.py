@@ -157,7 +157,65 @@ def _build_parser():
     _add_data_arguments(projector)
     projector.add_argument("--log-dir", required=True)
     projector.add_argument("--column", default="movie_id", choices=COLUMNS)
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters with KerasTuner",
+        description="Search RatingHyperModel's hyperparameters on the "
+        "training part of a split; the validation data is carved from the "
+        "training part, never from the test part. Resumes the search in "
+        "--directory unless --overwrite is given. Needs the [tuner] extra.",
+    )
+    _add_data_arguments(tune)
+    _add_split_arguments(tune)
+    tune.add_argument(
+        "--tuner",
+        default="bayesian",
+        choices=sorted(TUNERS),
+        help="KerasTuner tuner (default: bayesian)",
+    )
+    tune.add_argument("--max-trials", type=int, default=10)
+    tune.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="epochs per trial (Hyperband: its max_epochs; default: 5)",
+    )
+    tune.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of the training part held out to score trials "
+        "(default: 0.1)",
+    )
+    tune.add_argument("--directory", default="catembed-tuning")
+    tune.add_argument("--project-name", default=None)
+    tune.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh instead of resuming",
+    )
+    tune.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix a hyperparameter (VALUE read as JSON, e.g. "
+        "bias_terms=true); repeatable",
+    )
+    tune.add_argument(
+        "--best-out",
+        help="write the best hyperparameters (JSON) here, and the best "
+        "model beside it (.keras)",
+    )
     return parser
+
+
+TUNERS = {
+    "random": "RandomSearch",
+    "bayesian": "BayesianOptimization",
+    "hyperband": "Hyperband",
+    "grid": "GridSearch",
+}
 
 
 def _load(args):
@@ -507,7 +565,90 @@ def _cmd_projector(args, out):
     return paths
 
 
+def _fixed(pairs):
+    fixed = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise CommandError(f"--fix expects NAME=VALUE. Received: {pair!r}")
+        try:
+            fixed[name] = json.loads(text)
+        except json.JSONDecodeError:
+            fixed[name] = text
+    return fixed
+
+
+def _cmd_tune(args, out):
+    from keras_catembed.hypermodel import RatingHyperModel
+    from keras_catembed.hypermodel import keras_tuner
+
+    ratings = _load(args)
+    split, (train, _) = _split(ratings, args)
+    train, validation = train.random_split(
+        args.validation_fraction, seed=args.seed
+    )
+    hypermodel = RatingHyperModel(
+        {"user_id": ratings.num_users, "movie_id": ratings.num_movies},
+        **_fixed(args.fix),
+    )
+    tuner_class = getattr(keras_tuner, TUNERS[args.tuner])
+    options = {
+        "objective": hypermodel.objective,
+        "directory": args.directory,
+        "project_name": args.project_name or f"{ratings.name}-{split}",
+        "overwrite": args.overwrite,
+        "seed": args.seed,
+    }
+    if args.tuner == "hyperband":
+        tuner = tuner_class(hypermodel, max_epochs=args.epochs, **options)
+    else:
+        tuner = tuner_class(hypermodel, max_trials=args.max_trials, **options)
+    print(
+        f"Tuning on {ratings.name} ({split} split): {len(train):,} training "
+        f"and {len(validation):,} validation ratings; {args.tuner} search "
+        f"in {os.path.join(args.directory, options['project_name'])}.",
+        file=out,
+    )
+    tuner.search(
+        inputs(train),
+        train.rating,
+        epochs=args.epochs,
+        validation_data=(inputs(validation), validation.rating),
+        verbose=0,
+    )
+    trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
+    objective = hypermodel.objective.name
+    print(f"{'trial':<8} {objective:>10}  hyperparameters", file=out)
+    for trial in trials:
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        values = ", ".join(
+            f"{k}={v}" for k, v in sorted(trial.hyperparameters.values.items())
+        )
+        print(f"{trial.trial_id:<8} {score:>10}  {values}", file=out)
+    best = tuner.get_best_hyperparameters()[0]
+    if args.best_out:
+        model_path = os.path.splitext(args.best_out)[0] + ".keras"
+        tuner.get_best_models()[0].save(model_path)
+        with open(args.best_out, "w", encoding="utf-8") as file:
+            json.dump(
+                {
+                    "dataset": ratings.name,
+                    "split": split,
+                    "validation_fraction": args.validation_fraction,
+                    "objective": objective,
+                    "score": trials[0].score,
+                    "hyperparameters": best.values,
+                    "model": model_path,
+                },
+                file,
+                indent=2,
+            )
+        print(f"Wrote {args.best_out} and {model_path}", file=out)
+    return trials
+
+
 COMMANDS = {
+    "tune": _cmd_tune,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "similar": _cmd_similar,

@@ -235,3 +235,61 @@ def test_recommended_for():
     large = presets.get("recommended-large")["model"]
     assert small.pop("embeddings_l2") == 20 * large.pop("embeddings_l2")
     assert small == large
+
+
+def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
+    import json
+
+    argv = [
+        "tune",
+        "--data-dir",
+        data_dir,
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--epochs",
+        "1",
+        "--directory",
+        str(tmp_path / "search"),
+        "--fix",
+        "batch_size=512",
+        "--fix",
+        "bias_terms=true",
+        "--best-out",
+        str(tmp_path / "best.json"),
+    ]
+    status, out, err = _run(argv, capsys)
+    assert status == 0, err
+    assert "2,880 training and 320 validation ratings" in out
+    trial_lines = [
+        line for line in out.splitlines() if "batch_size=512" in line
+    ]
+    assert len(trial_lines) == 2
+    with open(tmp_path / "best.json") as file:
+        best = json.load(file)
+    assert best["objective"] == "val_rmse"
+    assert best["hyperparameters"]["bias_terms"] is True
+    assert best["score"] > 0
+    assert os.path.getsize(tmp_path / "best.keras") > 0
+    # A second run resumes the finished search: no new trial.
+    status, out, _ = _run(argv, capsys)
+    assert status == 0
+    assert len([ln for ln in out.splitlines() if "batch_size=512" in ln]) == 2
+
+
+def test_tune_rejects_unknown_hyperparameter(data_dir, tmp_path, capsys):
+    status, _, err = _run(
+        [
+            "tune",
+            "--data-dir",
+            data_dir,
+            "--directory",
+            str(tmp_path),
+            "--fix",
+            "width=3",
+        ],
+        capsys,
+    )
+    assert status == 2
+    assert "width" in err and len(err.strip().splitlines()) == 1
