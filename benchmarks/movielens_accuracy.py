@@ -1,0 +1,228 @@
+"""RMSE and MAE on MovieLens: baselines, the course model and RatingModel.
+
+Protocols:
+
+- ml-100k: the five official folds u1..u5 (u<k>.base / u<k>.test).
+- ml-1m: 5-fold cross-validation. With a copy that has a `siren_fold`
+  column (`ml-1m/ratings_no_timestamp.csv`, as in this project's shared
+  data) that ready-made split is used; with an official release, a seeded
+  random 5-fold split.
+
+Configurations:
+
+- `global_mean`, `movie_mean`: the classic baselines (the per-movie mean
+  falls back to the global mean for movies not in the training part).
+- `bias_only`: global + user + movie bias, fitted with Adam (L2 on biases).
+- `course`: the Kaggle "Embeddings" course model in plain Keras (8-dim
+  embeddings, Concatenate, Flatten, Dense 32 relu, Dense 4 relu, Dense 1;
+  Adam 0.005, MSE; 5 epochs at batch size 1024).
+- `recommended`: `RatingModel.from_preset(name)` with the preset's own
+  training settings, where `name = presets.recommended_for(len(train))`:
+  `"recommended"` for ml-100k, `"recommended-large"` for ml-1m.
+
+Usage:
+
+    KERAS_BACKEND=jax python benchmarks/movielens_accuracy.py \\
+        --data-dir ../shared/data/movielens
+
+It prints a markdown table (mean +- standard deviation over folds, and wall
+time per fold) and writes it with the raw figures to
+`benchmarks/results/movielens_accuracy.{md,json}`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+import keras_catembed
+from keras_catembed import cli
+from keras_catembed import presets
+from keras_catembed.datasets import movielens
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = ("global_mean", "movie_mean", "bias_only", "course", "recommended")
+
+
+def folds_100k(data_dir):
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    for k in range(1, 6):
+        yield f"u{k}", ratings.official_split(f"u{k}")
+
+
+def folds_1m(data_dir):
+    csv_path = os.path.join(data_dir, "ml-1m", "ratings_no_timestamp.csv")
+    if os.path.exists(csv_path):
+        table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64)
+        ratings = movielens.Ratings.from_arrays(
+            table[:, 0], table[:, 1], table[:, 2], name="ml-1m"
+        )
+        fold = table[:, 3]
+    else:
+        ratings = movielens.load_ratings("ml-1m", data_dir=data_dir)
+        fold = np.random.default_rng(0).permutation(len(ratings)) % 5
+    for k in np.unique(fold):
+        test_mask = fold == k
+        yield (
+            f"fold {int(k)}",
+            (
+                ratings.subset(np.flatnonzero(~test_mask)),
+                ratings.subset(np.flatnonzero(test_mask)),
+            ),
+        )
+
+
+def errors(prediction, target):
+    error = np.asarray(prediction, "float64").reshape(-1) - target
+    return float(np.sqrt(np.mean(error**2))), float(np.mean(np.abs(error)))
+
+
+def course_model(num_users, num_movies):
+    """The course's model, written in plain Keras as the course does."""
+    user_input = keras.Input((1,), name="user_id", dtype="int32")
+    movie_input = keras.Input((1,), name="movie_id", dtype="int32")
+    user_embedded = keras.layers.Embedding(num_users, 8)(user_input)
+    movie_embedded = keras.layers.Embedding(num_movies, 8)(movie_input)
+    out = keras.layers.Concatenate()([user_embedded, movie_embedded])
+    out = keras.layers.Flatten()(out)
+    for units in (32, 4):
+        out = keras.layers.Dense(units, activation="relu")(out)
+    out = keras.layers.Dense(1)(out)
+    model = keras.Model({"user_id": user_input, "movie_id": movie_input}, out)
+    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="mse")
+    return model
+
+
+def run_config(name, train, test):
+    x_train, x_test = cli.inputs(train), cli.inputs(test)
+    if name in ("global_mean", "movie_mean"):
+        rows = cli.baselines(train, test)
+        key = "global mean" if name == "global_mean" else "per-movie mean"
+        return rows[key]["rmse"], rows[key]["mae"]
+    if name == "bias_only":
+        model = keras_catembed.RatingModel(
+            {
+                column: keras_catembed.EntityEmbedding(
+                    n,
+                    1,
+                    embeddings_initializer="zeros",
+                    embeddings_regularizer=keras.regularizers.L2(1e-4),
+                )
+                for column, n in (
+                    ("user_id", train.num_users),
+                    ("movie_id", train.num_movies),
+                )
+            },
+            hidden_units=[],
+        )
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        model.output_layer.build((None, 2))
+        model.output_layer.bias.assign([float(np.mean(train.rating))])
+        model.fit(x_train, train.rating, batch_size=512, epochs=8, verbose=0)
+    elif name == "course":
+        model = course_model(train.num_users, train.num_movies)
+        model.fit(x_train, train.rating, batch_size=1024, epochs=5, verbose=0)
+    else:
+        preset = presets.recommended_for(len(train))
+        model, _ = cli.train_model(train, preset, verbose=0)
+    prediction = model.predict(x_test, batch_size=8192, verbose=0)
+    return errors(prediction, test.rating)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir",
+        default=os.path.join(HERE, "..", "..", "shared", "data", "movielens"),
+        help="folder holding ml-100k/ and ml-1m/",
+    )
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument(
+        "--max-folds", type=int, default=5, help="use the first N folds"
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(HERE, "results", "movielens_accuracy")
+    )
+    args = parser.parse_args(argv)
+    results = []
+    for dataset in args.datasets:
+        folds = folds_100k if dataset == "ml-100k" else folds_1m
+        folder = os.path.join(args.data_dir, dataset)
+        if dataset == "ml-1m":
+            folder = args.data_dir
+        for fold_index, (fold, (train, test)) in enumerate(folds(folder)):
+            if fold_index >= args.max_folds:
+                break
+            for config in args.configs:
+                keras.utils.set_random_seed(fold_index)
+                start = time.perf_counter()
+                rmse, mae = run_config(config, train, test)
+                seconds = time.perf_counter() - start
+                results.append(
+                    {
+                        "dataset": dataset,
+                        "fold": fold,
+                        "config": config,
+                        "rmse": rmse,
+                        "mae": mae,
+                        "seconds": seconds,
+                    }
+                )
+                print(
+                    f"{dataset} {fold} {config:<12} RMSE {rmse:.4f} "
+                    f"MAE {mae:.4f} ({seconds:.1f} s)",
+                    flush=True,
+                )
+    table = markdown(results)
+    print(table)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    machine = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    with open(args.out + ".json", "w") as file:
+        json.dump({"machine": machine, "results": results}, file, indent=1)
+    with open(args.out + ".md", "w") as file:
+        file.write(table + "\n\n" + json.dumps(machine) + "\n")
+    return results
+
+
+def markdown(results):
+    lines = [
+        "| dataset | configuration | folds | RMSE (mean ± sd) | "
+        "MAE (mean ± sd) | seconds per fold (median) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    keys = []
+    for row in results:
+        key = (row["dataset"], row["config"])
+        if key not in keys:
+            keys.append(key)
+    for dataset, config in keys:
+        rows = [
+            r
+            for r in results
+            if r["dataset"] == dataset and r["config"] == config
+        ]
+        rmse = np.array([r["rmse"] for r in rows])
+        mae = np.array([r["mae"] for r in rows])
+        seconds = np.median([r["seconds"] for r in rows])
+        lines.append(
+            f"| {dataset} | {config} | {len(rows)} | "
+            f"{rmse.mean():.4f} ± {rmse.std():.4f} | "
+            f"{mae.mean():.4f} ± {mae.std():.4f} | {seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
