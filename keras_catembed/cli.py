@@ -112,7 +112,8 @@ def _build_parser():
     train.add_argument(
         "--similar",
         metavar="TITLE",
-        help="also list the 10 movies nearest to this title",
+        help="also list the 10 movies nearest to this title (among movies "
+        "with at least 20 ratings)",
     )
     train.add_argument("--save", help="write the trained model (.keras)")
     train.add_argument("--plot", help="write a 2-D map of movie embeddings")
@@ -140,6 +141,13 @@ def _build_parser():
         "--metric",
         default="cosine",
         choices=("cosine", "euclidean", "dot"),
+    )
+    similar.add_argument(
+        "--min-ratings",
+        type=int,
+        default=20,
+        help="list only movies with at least this many ratings (default: "
+        "20; rarely rated movies have noisy vectors)",
     )
 
     plot = commands.add_parser(
@@ -449,7 +457,7 @@ def _cmd_train(args, out):
     )
     print(_table(rows), file=out)
     if args.similar:
-        _print_similar(model, ratings, args.similar, 10, "cosine", out)
+        _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
     if args.save:
         model.save(args.save)
         print(f"Saved the model to {args.save}", file=out)
@@ -505,15 +513,25 @@ def _cmd_similar(args, out):
     model = _load_model(args.model)
     ratings = _load(args)
     _check_model_fits(model, ratings)
-    return _print_similar(model, ratings, args.movie, args.k, args.metric, out)
+    return _print_similar(
+        model, ratings, args.movie, args.k, args.metric, out, args.min_ratings
+    )
 
 
-def _print_similar(model, ratings, title, k, metric, out):
+def _print_similar(model, ratings, title, k, metric, out, min_ratings):
+    import numpy as np
+
     from keras_catembed import explore
 
     index = _movie_index(ratings, title)
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
     indices, scores = explore.nearest(
-        model, "movie_id", index, k=k, metric=metric
+        model,
+        "movie_id",
+        index,
+        k=k,
+        metric=metric,
+        candidates=counts >= min_ratings,
     )
     print(f"Nearest to {ratings.titles[index]} ({metric}):", file=out)
     for rank, (i, score) in enumerate(zip(indices, scores, strict=True), 1):

@@ -80,7 +80,7 @@ def _scores(matrix, query, metric):
     return np.linalg.norm(matrix - query, axis=1)
 
 
-def nearest(model, column, index, k=10, metric="cosine"):
+def nearest(model, column, index, k=10, metric="cosine", *, candidates=None):
     """Finds the `k` ids whose vectors are closest to that of `index`.
 
     Args:
@@ -91,10 +91,15 @@ def nearest(model, column, index, k=10, metric="cosine"):
         metric: `"cosine"` (similarity, highest first), `"dot"` (highest
             first) or `"euclidean"` (distance, lowest first). Defaults to
             `"cosine"`.
+        candidates: Optional boolean mask of shape `(num_ids,)`, or
+            sequence of id indices: only these may be returned. Rarely seen
+            ids have noisy vectors; passing the ids with enough data (e.g.
+            movies with at least 20 ratings) gives cleaner neighbours.
+            Defaults to `None` (every id).
 
     Returns:
-        A tuple `(indices, scores)` of NumPy arrays of length
-        `min(k, num_ids - 1)`, best first; the query itself is left out.
+        A tuple `(indices, scores)` of NumPy arrays of length at most `k`,
+        best first; the query itself is left out.
 
     Example:
 
@@ -119,11 +124,32 @@ def nearest(model, column, index, k=10, metric="cosine"):
         raise ValueError(
             f"`metric` must be one of {METRICS}. Received: metric={metric!r}"
         )
+    allowed = np.ones(num_ids, dtype=bool)
+    if candidates is not None:
+        candidates = np.asarray(candidates)
+        if candidates.dtype == bool:
+            if candidates.shape != (num_ids,):
+                raise ValueError(
+                    f"A boolean `candidates` mask must have shape "
+                    f"({num_ids},). Received: shape={candidates.shape}"
+                )
+            allowed = candidates
+        else:
+            outside = (candidates < 0) | (candidates >= num_ids)
+            if np.any(outside):
+                raise ValueError(
+                    f"`candidates` must be id indices in [0, {num_ids - 1}]. "
+                    f"Received: {candidates[outside][0]!r}"
+                )
+            allowed = np.zeros(num_ids, dtype=bool)
+            allowed[candidates] = True
+    allowed = allowed.copy()
+    allowed[index] = False
     scores = _scores(matrix, matrix[index], metric)
     order = np.argsort(
         scores if metric == "euclidean" else -scores, kind="stable"
     )
-    order = order[order != index][:k]
+    order = order[allowed[order]][:k]
     return order, scores[order]
 
 

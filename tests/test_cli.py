@@ -122,6 +122,8 @@ def test_similar_lists_k_titles(trained, data_dir, capsys):
             "Movie 3 (1952)",
             "-k",
             "4",
+            "--min-ratings",
+            "60",
         ],
         capsys,
     )
@@ -131,6 +133,19 @@ def test_similar_lists_k_titles(trained, data_dir, capsys):
     assert len(lines) == 5
     assert all("Movie" in line for line in lines[1:])
     assert "Movie 3 (1952)" not in "".join(lines[1:])
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    counts = dict(
+        zip(
+            ratings.titles,
+            np.bincount(ratings.movie_id, minlength=ratings.num_movies),
+            strict=True,
+        )
+    )
+    for line in lines[1:]:
+        title = re.fullmatch(r"\s*\d+\. [+-]\d\.\d{3}  (.+)", line)[1]
+        assert counts[title] >= 60
 
 
 def test_plot_and_projector(trained, data_dir, tmp_path, capsys):

@@ -139,3 +139,20 @@ def test_to_projector_single_metadata_column_has_no_header(model, tmp_path):
     )
     with open(paths["metadata"], encoding="utf-8") as file:
         assert file.read().splitlines() == list("abcde")
+
+
+def test_nearest_only_among_candidates(model):
+    indices, _ = explore.nearest(model, "movie", 0, candidates=[2, 3, 0])
+    np.testing.assert_array_equal(indices, [3, 2])
+    mask = np.array([True, False, True, False, True])
+    indices, _ = explore.nearest(model, "movie", 0, candidates=mask)
+    np.testing.assert_array_equal(indices, [4, 2])
+
+
+@pytest.mark.parametrize(
+    "candidates, match",
+    [([7], r"\[0, 4\].*7"), (np.ones(3, dtype=bool), r"shape \(5,\)")],
+)
+def test_nearest_rejects_bad_candidates(model, candidates, match):
+    with pytest.raises(ValueError, match=match):
+        explore.nearest(model, "movie", 0, candidates=candidates)
