@@ -128,16 +128,19 @@ def first_bad(where, ids, bad, expected):
     )
 
 
-def graph_assert(where, bad, values, expected):
+def graph_assert(where, bad, values, expected, problem="unknown id"):
     """Makes a compiled graph fail when any entry of `bad` is True.
 
     `bad` is a boolean tensor and `values` the ids it describes. On
     TensorFlow this adds an assertion op (kept because the layer opts out of
     XLA); on JAX a host callback raises. Both errors carry the same message
-    as the eager `ValueError`. Torch runs eagerly and never gets here.
+    as the eager `ValueError`. `problem` names what is wrong ("unknown id",
+    "non-integer id"). Keras runs torch eagerly (the layer opts out of
+    `torch.compile`), where the eager check has already run.
     """
     backend = keras.backend.backend()
-    message = f"{where} received an unknown id. Expected {expected}."
+    article = "an" if problem[0] in "aeiou" else "a"
+    message = f"{where} received {article} {problem}. Expected {expected}."
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -159,7 +162,7 @@ def graph_assert(where, bad, values, expected):
         def _raise(flag, value):
             if bool(flag):
                 raise ValueError(
-                    f"{where} received the unknown id {int(value)}. "
+                    f"{where} received the {problem} {value.item():.10g}. "
                     f"Expected {expected}."
                 )
 

@@ -55,8 +55,9 @@ class EntityEmbedding(keras.layers.Layer):
     Where the check runs: eager calls (and every call on the torch backend)
     raise a `ValueError`. Inside a compiled graph a `ValueError` cannot be
     raised, so the layer adds an assertion that fails the step with the same
-    message (a `tf.errors.InvalidArgumentError` on TensorFlow, for which the
-    layer opts out of XLA; a `JaxRuntimeError` on JAX).
+    message (a `tf.errors.InvalidArgumentError` on TensorFlow; a
+    `JaxRuntimeError` on JAX). On TensorFlow and torch the layer opts out of
+    compilation by XLA and `torch.compile`, which would drop the check.
     `keras_catembed.RatingModel` checks array inputs before they enter the
     graph, so its `fit`, `evaluate` and `predict` raise `ValueError` on every
     backend.
@@ -95,8 +96,8 @@ class EntityEmbedding(keras.layers.Layer):
         dtype.
 
     Raises:
-        ValueError: for bad arguments, and for unknown, fractional, bool or
-            string ids when `num_oov_indices=0`.
+        ValueError: for bad arguments; for fractional, NaN, bool or string
+            ids; and for unknown ids when `num_oov_indices=0`.
 
     Example:
 
@@ -170,11 +171,10 @@ class EntityEmbedding(keras.layers.Layer):
                 self.vocabulary, dtype=np.int32
             )[order]
             self._sorted_rows = order.astype(np.int32)
-        # A TensorFlow assertion is dropped under XLA, so a layer that must
-        # reject unknown ids in a compiled graph opts out of XLA there.
-        if self.num_oov_indices == 0 and keras.backend.backend() == (
-            "tensorflow"
-        ):
+        # A compiled graph checks ids with an assertion op (TensorFlow) or
+        # not at all (torch.compile); XLA drops TensorFlow assertions. So on
+        # those two backends the layer keeps Keras's `fit` from compiling.
+        if keras.backend.backend() in ("tensorflow", "torch"):
             self.supports_jit = False
         # Set by RatingModel so that errors name the input column.
         self._column = None
@@ -269,34 +269,52 @@ class EntityEmbedding(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         dtype = _checks.check_id_dtype(self._where, inputs)
-        if _checks.is_concrete(inputs):
+        concrete = _checks.is_concrete(inputs)
+        if concrete:
             self.check_ids(inputs)
-            graph_bad = None
-        elif "float" in dtype:
-            inputs_float = ops.cast(inputs, "float32")
-            graph_bad = ops.logical_or(
-                ops.logical_not(ops.isfinite(inputs_float)),
-                ops.not_equal(inputs_float, ops.floor(inputs_float)),
+        assertions = []
+        if not concrete and "float" in dtype:
+            values = ops.cast(inputs, "float32")
+            fractional = ops.logical_or(
+                ops.logical_not(ops.isfinite(values)),
+                ops.not_equal(values, ops.floor(values)),
             )
-        else:
-            graph_bad = None
+            assertions.append(
+                _checks.graph_assert(
+                    self._where,
+                    fractional,
+                    values,
+                    "whole-number ids",
+                    problem="non-integer id",
+                )
+            )
+        elif not concrete and dtype in ("int64", "uint32", "uint64"):
+            outside = ops.logical_or(
+                ops.less(inputs, _checks.INT32_MIN),
+                ops.greater(inputs, _checks.INT32_MAX),
+            )
+            assertions.append(
+                _checks.graph_assert(
+                    self._where, outside, inputs, "ids in the int32 range"
+                )
+            )
         ids = ops.cast(inputs, "int32")
         rows, known = self._rows(ids)
-        if graph_bad is not None or (
-            self.num_oov_indices == 0 and not _checks.is_concrete(inputs)
-        ):
-            bad = graph_bad
-            if self.num_oov_indices == 0:
-                unknown = ops.logical_not(known)
-                bad = unknown if bad is None else ops.logical_or(bad, unknown)
-            assertion = _checks.graph_assert(
-                self._where, bad, ids, self._expected
+        if not concrete and self.num_oov_indices == 0:
+            assertions.append(
+                _checks.graph_assert(
+                    self._where,
+                    ops.logical_not(known),
+                    ids,
+                    self._expected,
+                )
             )
-            if assertion is not None:
-                import tensorflow as tf
+        assertions = [a for a in assertions if a is not None]
+        if assertions:
+            import tensorflow as tf
 
-                with tf.control_dependencies([assertion]):
-                    rows = tf.identity(rows)
+            with tf.control_dependencies(assertions):
+                rows = tf.identity(rows)
         outputs = ops.take(self.embeddings, rows, axis=0)
         outputs = ops.cast(outputs, self.compute_dtype)
         if training and self.dropout > 0:

@@ -347,11 +347,24 @@ def test_unknown_vocabulary_id_in_compiled_graph_fails_loudly():
     assert type(info.value).__name__ == GRAPH_ERRORS[BACKEND]
 
 
-def test_layer_opts_out_of_xla_only_where_needed():
-    strict = keras_catembed.EntityEmbedding(5)
-    lenient = keras_catembed.EntityEmbedding(5, num_oov_indices=1)
-    assert lenient.supports_jit
-    assert strict.supports_jit == (BACKEND != "tensorflow")
+def test_layer_opts_out_of_compilers_that_drop_checks():
+    # XLA drops TensorFlow assertions; torch.compile skips the eager check.
+    for kwargs in ({}, {"num_oov_indices": 1}):
+        layer = keras_catembed.EntityEmbedding(5, **kwargs)
+        assert layer.supports_jit == (BACKEND == "jax")
+
+
+def test_fractional_float_id_in_compiled_graph_is_named():
+    layer = keras_catembed.EntityEmbedding(
+        vocabulary=[10, 20, 30], output_dim=2, num_oov_indices=1
+    )
+    inputs = keras.Input((1,), dtype="float32")
+    model = keras.Model(inputs, layer(inputs))
+    with pytest.raises(Exception, match="non-integer id") as info:
+        model.predict(np.array([[10.0], [20.5]], dtype="float32"), verbose=0)
+    assert type(info.value).__name__ == GRAPH_ERRORS[BACKEND]
+    if BACKEND != "tensorflow":  # TF prints the value as assert data.
+        assert "20.5" in str(info.value)
 
 
 def test_docstring_args_match_signature():
