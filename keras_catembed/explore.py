@@ -127,6 +127,13 @@ def nearest(model, column, index, k=10, metric="cosine", *, candidates=None):
     allowed = np.ones(num_ids, dtype=bool)
     if candidates is not None:
         candidates = np.asarray(candidates)
+        if candidates.dtype != bool and (
+            candidates.dtype.kind not in "iu" or candidates.size == 0
+        ):
+            raise ValueError(
+                "`candidates` must be a boolean mask or a non-empty sequence "
+                f"of integer id indices. Received: {candidates!r}"
+            )
         if candidates.dtype == bool:
             if candidates.shape != (num_ids,):
                 raise ValueError(
@@ -196,10 +203,7 @@ def plot_map(
         The path of the written PNG.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise ImportError(
             "plot_map needs matplotlib. Install it with: "
@@ -216,7 +220,9 @@ def plot_map(
         labelled = np.argsort(-counts, kind="stable")[:num_labels]
     else:
         labelled = np.arange(min(num_labels, num_ids))
-    figure, axes = plt.subplots(figsize=(10, 8), dpi=100)
+    # A Figure without pyplot: no global backend switch, nothing shown.
+    figure = Figure(figsize=(10, 8), dpi=100)
+    axes = figure.subplots()
     scatter = axes.scatter(
         points[:, 0],
         points[:, 1],
@@ -237,7 +243,6 @@ def plot_map(
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)
     return path
 
 
@@ -270,7 +275,8 @@ def to_projector(model, column, log_dir, metadata=None):
         log_dir: String. Folder to write into (created if missing).
         metadata: Optional sequence of labels (one per id index), or a dict
             mapping a column header to such a sequence (several metadata
-            columns, e.g. `{"title": titles, "genres": genres}`).
+            columns, e.g. `{"title": titles, "genres": genres}`). A
+            one-column file gets no header row, as the projector expects.
 
     Returns:
         Dict with the paths written: `"vectors"`, `"metadata"` (or None) and
@@ -288,13 +294,16 @@ def to_projector(model, column, log_dir, metadata=None):
         f'  tensor_path: "{os.path.basename(vectors_path)}"',
     ]
     if metadata is not None:
-        if isinstance(metadata, dict):
+        if isinstance(metadata, dict) and len(metadata) > 1:
             headers = list(metadata)
             columns = [
                 _per_id(f"metadata[{h!r}]", metadata[h], num_ids)
                 for h in headers
             ]
         else:
+            # The projector reads a one-column file as having no header.
+            if isinstance(metadata, dict):
+                metadata = next(iter(metadata.values()))
             headers = None
             columns = [_per_id("metadata", metadata, num_ids)]
         metadata_path = os.path.join(log_dir, f"{column}_metadata.tsv")

@@ -133,10 +133,11 @@ def test_to_projector_files(model, tmp_path):
     assert 'metadata_path: "movie_metadata.tsv"' in config
 
 
-def test_to_projector_single_metadata_column_has_no_header(model, tmp_path):
-    paths = explore.to_projector(
-        model, "movie", str(tmp_path), metadata=list("abcde")
-    )
+@pytest.mark.parametrize("metadata", [list("abcde"), {"title": list("abcde")}])
+def test_to_projector_single_metadata_column_has_no_header(
+    model, tmp_path, metadata
+):
+    paths = explore.to_projector(model, "movie", str(tmp_path), metadata)
     with open(paths["metadata"], encoding="utf-8") as file:
         assert file.read().splitlines() == list("abcde")
 
@@ -151,7 +152,12 @@ def test_nearest_only_among_candidates(model):
 
 @pytest.mark.parametrize(
     "candidates, match",
-    [([7], r"\[0, 4\].*7"), (np.ones(3, dtype=bool), r"shape \(5,\)")],
+    [
+        ([7], r"\[0, 4\].*7"),
+        (np.ones(3, dtype=bool), r"shape \(5,\)"),
+        ([], "non-empty sequence"),
+        ([1.5], "integer id indices"),
+    ],
 )
 def test_nearest_rejects_bad_candidates(model, candidates, match):
     with pytest.raises(ValueError, match=match):
