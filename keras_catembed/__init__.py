@@ -8,9 +8,10 @@ from keras_catembed.rating_model import RatingModel
 
 __version__ = "0.1.0"
 
+# RatingHyperModel is left out of __all__: it needs the optional
+# keras-tuner, and `from keras_catembed import *` must work without it.
 __all__ = [
     "EntityEmbedding",
-    "RatingHyperModel",
     "RatingModel",
     "datasets",
     "explore",

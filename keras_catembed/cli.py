@@ -366,24 +366,7 @@ def train_model(
         if key in training:
             training[key] = overrides.pop(key)
     embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
-    if overrides.get("embedding_dim") == "auto":
-        overrides.pop("embedding_dim")
-        settings = {**config["model"], **overrides}
-        model = RatingModel(
-            embeddings,
-            **{
-                key: settings[key]
-                for key in (
-                    "hidden_units",
-                    "activation",
-                    "dropout",
-                    "bias_terms",
-                    "rating_range",
-                )
-            },
-        )
-    else:
-        model = RatingModel.from_preset(preset, embeddings, **overrides)
+    model = RatingModel.from_preset(preset, embeddings, **overrides)
     model.compile(
         optimizer=keras.optimizers.Adam(_learning_rate(training, len(train))),
         loss="mse",

@@ -442,3 +442,13 @@ def test_preset_overrides_and_serialization(tmp_path):
 def test_from_preset_rejects_bad_arguments(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         keras_catembed.RatingModel.from_preset(*args, **kwargs)
+
+
+def test_auto_embedding_dim_keeps_the_preset_regularization():
+    model = keras_catembed.RatingModel.from_preset(
+        "recommended", {"user": 943, "movie": 40}, embedding_dim="auto"
+    )
+    layer = model.embedding_layers["user"]
+    assert layer.output_dim == 74
+    assert isinstance(layer.embeddings_regularizer, keras.regularizers.L2)
+    assert layer.dropout == 0.1
