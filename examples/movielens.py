@@ -133,8 +133,10 @@ def evaluate(model, test):
 ## Explore the embeddings
 
 Movies that users rate alike end up close together. `explore.nearest`
-lists the nearest movies by cosine similarity; `explore.plot_map` draws a
-2-D PCA map with the most-rated movies labelled.
+lists the nearest movies by cosine similarity, here among movies with at
+least 20 ratings (rarely rated movies have noisy vectors);
+`explore.plot_map` draws a 2-D PCA map with the most-rated movies
+labelled.
 """
 
 
@@ -142,13 +144,13 @@ def explore_embeddings(model, ratings, train, map_path):
     toy_story = "Toy Story (1995)"
     titles = list(ratings.titles)
     index = titles.index(toy_story) if toy_story in titles else 0
+    counts = np.bincount(train.movie_id, minlength=ratings.num_movies)
     indices, scores = keras_catembed.explore.nearest(
-        model, "movie_id", index, k=5
+        model, "movie_id", index, k=5, candidates=counts >= 20
     )
     print(f"Nearest to {titles[index]}:")
     for i, score in zip(indices, scores, strict=True):
         print(f"  {score:+.3f}  {titles[i]}")
-    counts = np.bincount(train.movie_id, minlength=ratings.num_movies)
     keras_catembed.explore.plot_map(
         model,
         "movie_id",
