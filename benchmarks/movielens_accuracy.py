@@ -31,9 +31,8 @@ time per fold) and writes it with the raw figures to
 """
 
 import argparse
-import json
 import os
-import platform
+import sys
 import time
 
 import keras
@@ -45,6 +44,10 @@ from keras_catembed import presets
 from keras_catembed.datasets import movielens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _results  # noqa: E402
+
 CONFIGS = ("global_mean", "movie_mean", "bias_only", "course", "recommended")
 
 
@@ -180,19 +183,10 @@ def main(argv=None):
                 )
     table = markdown(results)
     print(table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    machine = {
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    with open(args.out + ".json", "w") as file:
-        json.dump({"machine": machine, "results": results}, file, indent=1)
-    with open(args.out + ".md", "w") as file:
-        file.write(table + "\n\n" + json.dumps(machine) + "\n")
+    machine = _results.machine_info(
+        backend=keras.backend.backend(), keras=keras.__version__
+    )
+    _results.write(args.out, table, results, machine)
     return results
 
 

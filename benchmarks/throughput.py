@@ -23,13 +23,17 @@ It prints a markdown table and writes `benchmarks/results/throughput.{md,json}`.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _results  # noqa: E402
+import movielens_accuracy  # noqa: E402  (the course model)
+
 NUM_USERS = 138_493
 NUM_MOVIES = 26_744
 
@@ -48,24 +52,8 @@ def synthetic(rows, seed=0):
 
 
 def stock_model():
-    import keras
-
-    user = keras.Input((1,), name="user_id", dtype="int32")
-    movie = keras.Input((1,), name="movie_id", dtype="int32")
-    out = keras.layers.Concatenate()(
-        [
-            keras.layers.Embedding(NUM_USERS, 8)(user),
-            keras.layers.Embedding(NUM_MOVIES, 8)(movie),
-        ]
-    )
-    out = keras.layers.Flatten()(out)
-    for units in (32, 4):
-        out = keras.layers.Dense(units, activation="relu")(out)
-    model = keras.Model(
-        {"user_id": user, "movie_id": movie}, keras.layers.Dense(1)(out)
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="mse")
-    return model
+    """The course's model in plain Keras (the accuracy benchmark's)."""
+    return movielens_accuracy.course_model(NUM_USERS, NUM_MOVIES)
 
 
 def rating_model():
@@ -165,18 +153,8 @@ def main(argv=None):
         results.extend(json.loads(line[len("RESULTS ") :]))
     table = markdown(results)
     print(table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    machine = {
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "rows": args.rows,
-        "repeats": args.repeats,
-    }
-    with open(args.out + ".json", "w") as file:
-        json.dump({"machine": machine, "results": results}, file, indent=1)
-    with open(args.out + ".md", "w") as file:
-        file.write(table + "\n\n" + json.dumps(machine) + "\n")
+    machine = _results.machine_info(rows=args.rows, repeats=args.repeats)
+    _results.write(args.out, table, results, machine)
     return results
 
 
