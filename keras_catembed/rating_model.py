@@ -333,14 +333,8 @@ class RatingModel(keras.Model):
         standardized = {}
         for column in self.columns:
             value = inputs[column]
-            shape = tuple(value.shape)
-            if len(shape) == 2 and shape[1] == 1:
+            if len(_check_column_shape(column, value.shape)) == 2:
                 value = ops.reshape(value, (-1,))
-            elif len(shape) != 1:
-                raise ValueError(
-                    f"Column '{column}' must have shape (batch,) or (batch, "
-                    f"1). Received: shape={shape}"
-                )
             standardized[column] = value
         return standardized
 
@@ -357,12 +351,7 @@ class RatingModel(keras.Model):
             value = x[column]
             if not _is_array_like(value):
                 continue
-            shape = np.shape(value)
-            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-                raise ValueError(
-                    f"Column '{column}' must have shape (batch,) or (batch, "
-                    f"1). Received: shape={shape}"
-                )
+            _check_column_shape(column, np.shape(value))
             self.embedding_layers[column].check_ids(value)
         return x
 
@@ -464,6 +453,17 @@ class RatingModel(keras.Model):
             for column, spec in config["embeddings"].items()
         }
         return cls(**config)
+
+
+def _check_column_shape(column, shape):
+    """Returns `shape` as a tuple if it is `(batch,)` or `(batch, 1)`."""
+    shape = tuple(shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise ValueError(
+            f"Column '{column}' must have shape (batch,) or (batch, 1). "
+            f"Received: shape={shape}"
+        )
+    return shape
 
 
 def _is_array_like(value):
