@@ -573,12 +573,8 @@ class Ratings:
                 f"`official_split` needs {where}, which does not exist. "
                 "Expected a complete ml-100k release."
             )
-        users, movies, values, stamps = _parse_table(
-            source.read(filename),
-            separator=fmt["separator"],
-            columns=fmt["columns"],
-            kinds=("int", "int", "float", "int"),
-            filename=where,
+        users, movies, values, stamps = _parse_ratings(
+            source, filename, fmt, header=None
         )
         return dataclasses.replace(
             self,
@@ -1136,6 +1132,18 @@ def _write_parsed(path, key, arrays):
 # Parsing.
 
 
+def _parse_ratings(source, filename, fmt, header):
+    """Parses a ratings file: (user, movie, rating, timestamp) columns."""
+    return _parse_table(
+        source.read(filename),
+        separator=fmt["separator"],
+        columns=fmt["columns"],
+        kinds=("int", "int", "float", "int"),
+        filename=source.describe(filename),
+        header=header,
+    )
+
+
 def _parse_release(release, source):
     """Parses a release into the arrays of a `Ratings` (strings packed)."""
     fmt = _FORMATS[release["format"]]
@@ -1145,13 +1153,8 @@ def _parse_release(release, source):
             f"{source.describe(ratings_name)} does not exist. Expected the "
             "ratings file of the release."
         )
-    users, movies, values, stamps = _parse_table(
-        source.read(ratings_name),
-        separator=fmt["separator"],
-        columns=fmt["columns"],
-        kinds=("int", "int", "float", "int"),
-        filename=source.describe(ratings_name),
-        header=fmt["header"],
+    users, movies, values, stamps = _parse_ratings(
+        source, ratings_name, fmt, header=fmt["header"]
     )
     metadata = _read_movies(release, source)
     user_id, user_ids = _index_ids(users)
