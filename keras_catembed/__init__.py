@@ -1,6 +1,7 @@
 """Entity embeddings for categorical ids in Keras 3."""
 
 from keras_catembed import datasets
+from keras_catembed import distribution
 from keras_catembed import explore
 from keras_catembed import presets
 from keras_catembed.entity_embedding import EntityEmbedding
@@ -14,6 +15,7 @@ __all__ = [
     "EntityEmbedding",
     "RatingModel",
     "datasets",
+    "distribution",
     "explore",
     "presets",
     "__version__",

@@ -1,0 +1,180 @@
+"""Trains a `RatingModel` on one device and across devices; saves both.
+
+Usage: python -m tests._distribution_worker CASE OUT.npz
+
+CASE is `data_parallel` or `model_parallel` (JAX, with
+`XLA_FLAGS=--xla_force_host_platform_device_count=4`) or `mirrored`
+(TensorFlow, two logical CPUs). Device counts are fixed when the backend
+starts, hence a fresh process. OUT.npz holds, for the single-device run
+(`single_*`) and the distributed run (`dist_*`), the trained weights, the
+predictions and the evaluation loss; for JAX also the shard shapes of each
+variable (and of the optimizer's table slots, and of the variables of the
+model saved and loaded under the distribution), as JSON. The test compares them.
+"""
+
+import json
+import sys
+
+if __name__ == "__main__" and sys.argv[1:2] == ["mirrored"]:
+    # Split the CPU before anything initializes TensorFlow.
+    import tensorflow as tf
+
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_catembed  # noqa: E402
+
+NUM_USERS = 16
+NUM_MOVIES = 12
+NUM_ROWS = 256
+BATCH_SIZE = 32
+EPOCHS = 3
+
+
+def make_data(seed=0):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, NUM_USERS, NUM_ROWS).astype("int32")
+    movies = rng.integers(0, NUM_MOVIES, NUM_ROWS).astype("int32")
+    user_factors = rng.normal(size=(NUM_USERS, 2))
+    movie_factors = rng.normal(size=(NUM_MOVIES, 2))
+    ratings = 3.0 + (user_factors[users] * movie_factors[movies]).sum(1)
+    return {"user": users, "movie": movies}, ratings.astype("float32")
+
+
+def make_model(name):
+    # One table named by default, one user layer with its own name.
+    return keras_catembed.RatingModel(
+        {
+            "user": NUM_USERS,
+            "movie": keras_catembed.EntityEmbedding(
+                NUM_MOVIES, 4, name="movie_table"
+            ),
+        },
+        hidden_units=(8,),
+        bias_terms=True,
+        name=name,
+    )
+
+
+def train(model, initial_weights, x, y):
+    model.build()
+    model.set_weights(initial_weights)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(
+        x, y, batch_size=BATCH_SIZE, epochs=EPOCHS, shuffle=False, verbose=0
+    )
+    return {
+        "weights": [np.asarray(w) for w in model.get_weights()],
+        "predictions": model.predict(x, batch_size=BATCH_SIZE, verbose=0),
+        "loss": model.evaluate(x, y, batch_size=BATCH_SIZE, verbose=0),
+    }
+
+
+def shard_shapes(model):
+    """Maps each variable path to the shapes of its shards on this host."""
+    return {
+        v.path: [list(s.data.shape) for s in v.value.addressable_shards]
+        for v in model.weights
+    }
+
+
+def main(case, out_path):
+    x, y = make_data()
+    keras.utils.set_random_seed(0)
+    reference = make_model("single")
+    reference.build()
+    initial_weights = reference.get_weights()
+    single = train(reference, initial_weights, x, y)
+    extra = {}
+
+    if case == "data_parallel":
+        distribution = keras.distribution.DataParallel()
+        with distribution.scope():
+            model = make_model("distributed")
+            dist = train(model, initial_weights, x, y)
+            # Ids already split over the devices pass the input checks.
+            import jax
+
+            batch_sharding = jax.sharding.NamedSharding(
+                distribution.device_mesh.backend_mesh,
+                jax.sharding.PartitionSpec("batch"),
+            )
+            sharded = {
+                column: jax.device_put(ids, batch_sharding)
+                for column, ids in x.items()
+            }
+            extra["sharded_input_predictions"] = model.predict(
+                sharded, batch_size=BATCH_SIZE, verbose=0
+            )
+        extra["num_devices"] = len(distribution.device_mesh.devices.ravel())
+        shapes = shard_shapes(model)
+    elif case == "model_parallel":
+        mesh = keras.distribution.DeviceMesh(
+            shape=(2, 2), axis_names=("batch", "model")
+        )
+        # Unbuilt: the tables are first created, sharded, under the scope.
+        model = make_model("distributed")
+        distribution = keras.distribution.ModelParallel(
+            layout_map=keras_catembed.distribution.layout_map(model, mesh),
+            batch_dim_name="batch",
+        )
+        with distribution.scope():
+            dist = train(model, initial_weights, x, y)
+        shapes = shard_shapes(model)
+        # A model loaded under the distribution is sharded the same way,
+        # although it builds the user-given layer outside its name scope.
+        path = out_path[: -len(".npz")] + ".keras"
+        model.save(path)
+        with distribution.scope():
+            loaded = keras.saving.load_model(path)
+            extra["loaded_predictions"] = loaded.predict(
+                x, batch_size=BATCH_SIZE, verbose=0
+            )
+        extra["loaded_shard_shapes"] = np.array(
+            json.dumps(shard_shapes(loaded))
+        )
+        # The optimizer's slots of a table take the table's layout.
+        shapes.update(
+            (v.path, [list(s.data.shape) for s in v.value.addressable_shards])
+            for v in model.optimizer.variables
+            if "embeddings" in v.path
+        )
+    elif case == "mirrored":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            model = make_model("distributed")
+            dist = train(model, initial_weights, x, y)
+        extra["num_devices"] = strategy.num_replicas_in_sync
+        # Each variable is mirrored: one copy per replica device.
+        shapes = {
+            v.path: [list(c.shape) for c in v.value.values]
+            for v in model.weights
+        }
+        extra["replica_devices"] = np.array(
+            [c.device for c in model.weights[0].value.values]
+        )
+    else:
+        raise ValueError(f"Unknown case {case!r}")
+
+    arrays = dict(extra)
+    for index, weight in enumerate(initial_weights):
+        arrays[f"initial_weight_{index}"] = weight
+    for prefix, result in (("single", single), ("dist", dist)):
+        for index, weight in enumerate(result["weights"]):
+            arrays[f"{prefix}_weight_{index}"] = weight
+        arrays[f"{prefix}_predictions"] = result["predictions"]
+        arrays[f"{prefix}_loss"] = np.float64(result["loss"])
+    arrays["paths"] = np.array([v.path for v in model.weights])
+    arrays["shard_shapes"] = np.array(json.dumps(shapes))
+    np.savez(out_path, **arrays)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

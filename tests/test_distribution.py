@@ -1,0 +1,267 @@
+"""Training a `RatingModel` across devices, and the `layout_map` helper.
+
+The multi-device cases run `tests/_distribution_worker.py` in a fresh
+process, since device counts are fixed when the backend starts. Each runs
+only on its own backend, so that the suite (once per backend) runs it once.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_catembed
+from keras_catembed.distribution import layout_map
+
+BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The helper never touches the devices of a mesh, so any names will do.
+MESH = keras.distribution.DeviceMesh(
+    shape=(2, 2),
+    axis_names=("batch", "model"),
+    devices=[f"cpu:{i}" for i in range(4)],
+)
+
+
+def _model(**kwargs):
+    return keras_catembed.RatingModel(
+        {
+            "user": 16,
+            "movie": keras_catembed.EntityEmbedding(
+                vocabulary=[10, 20, 30],
+                output_dim=3,
+                num_oov_indices=1,
+                name="movie_table",
+            ),
+        },
+        bias_terms=True,
+        **kwargs,
+    )
+
+
+def _assert_tables_sharded(layouts, model):
+    tables = {
+        layer.embeddings.path
+        for layers in (model.embedding_layers, model.bias_layers)
+        for layer in layers.values()
+    }
+    assert len(tables) == 4
+    for variable in model.weights:
+        layout = layouts[variable.path]
+        if variable.path in tables:
+            assert layout.axes == ("model", None), variable.path
+            assert layout.device_mesh is MESH
+        else:
+            assert layout is None, variable.path
+
+
+# The helper ----------------------------------------------------------------
+
+
+def test_layout_map_of_a_built_model_uses_its_table_paths():
+    model = _model(name="ratings")
+    model.build()
+    layouts = layout_map(model, MESH)
+    assert sorted(layouts) == sorted(
+        "(?:.*/)?" + re.escape(path)
+        for path in (
+            "user_embedding/embeddings",
+            "user_bias/embeddings",
+            "movie_table/embeddings",
+            "movie_bias/embeddings",
+        )
+    )
+    _assert_tables_sharded(layouts, model)
+    # A model from the config (or a file) gets the same layouts, although
+    # it builds the user-given layer outside its name scope.
+    clone = keras_catembed.RatingModel.from_config(model.get_config())
+    clone.build()
+    assert clone.embedding_layers["movie"].embeddings.path == (
+        "movie_table/embeddings"
+    )
+    _assert_tables_sharded(layouts, clone)
+
+
+def test_layout_map_of_an_unbuilt_model_matches_the_paths_after_build():
+    model = _model(name="ratings")
+    layouts = layout_map(model, MESH)
+    model.build()
+    _assert_tables_sharded(layouts, model)
+    # An enclosing model adds a prefix; other variables do not match.
+    nested = layouts["outer/ratings/movie_table/embeddings"]
+    assert nested.axes == ("model", None)
+    assert layouts["ratings/other_table/embeddings"] is None
+    assert layouts["ratings/movie_table/embeddings_momentum"] is None
+    assert layouts["adam/ratings_movie_table_embeddings_momentum"] is None
+
+
+def test_layout_map_uses_the_given_axis():
+    mesh = keras.distribution.DeviceMesh(
+        (2,), ["shard"], devices=["cpu:0", "cpu:1"]
+    )
+    model = _model()
+    layouts = layout_map(model, mesh, model_axis="shard")
+    model.build()
+    layout = layouts[model.embedding_layers["user"].embeddings.path]
+    assert layout.axes == ("shard", None)
+
+
+def test_layout_map_rejects_a_model_that_is_not_a_rating_model():
+    model = keras.Sequential([keras.layers.Embedding(4, 2)])
+    with pytest.raises(ValueError, match=r"`model` must be a keras_catembed"):
+        layout_map(model, MESH)
+
+
+def test_layout_map_rejects_a_device_mesh_that_is_not_a_mesh():
+    with pytest.raises(
+        ValueError, match=r"`device_mesh` must be a keras.distribution"
+    ):
+        layout_map(_model(), (2, 2))
+
+
+def test_layout_map_rejects_an_axis_missing_from_the_mesh():
+    with pytest.raises(
+        ValueError,
+        match=r"`model_axis` must name an axis of `device_mesh`, one of "
+        r"\['batch', 'model'\]. Received: model_axis='tables'",
+    ):
+        layout_map(_model(), MESH, model_axis="tables")
+
+
+def test_layout_map_rejects_tables_the_axis_does_not_divide():
+    model = keras_catembed.RatingModel({"user": 16, "movie": 15})
+    with pytest.raises(
+        ValueError,
+        match=r"EntityEmbedding 'movie_embedding' \(column 'movie'\) has 15 "
+        r"rows, which the mesh axis 'model' of size 2 does not divide",
+    ):
+        layout_map(model, MESH)
+
+
+# Training across devices -----------------------------------------------------
+
+
+def _run_worker(case, tmp_path):
+    """Runs the worker for `case` on this backend; returns its results."""
+    out = tmp_path / f"{case}.npz"
+    env = dict(os.environ)
+    env.update(
+        KERAS_BACKEND=BACKEND,
+        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        JAX_PLATFORMS="cpu",
+        CUDA_VISIBLE_DEVICES="",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tests._distribution_worker", case, str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    with np.load(out) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _assert_matches_single_device(results):
+    """The distributed run trained like the single-device one."""
+    num_weights = len([k for k in results if k.startswith("single_weight_")])
+    assert num_weights == 8  # 4 tables, 2 Dense kernels + 2 biases.
+    for index in range(num_weights):
+        single = results[f"single_weight_{index}"]
+        dist = results[f"dist_weight_{index}"]
+        np.testing.assert_allclose(dist, single, atol=1e-4, rtol=1e-4)
+    # Training moved the weights, so the comparison is not vacuous.
+    moved = np.abs(results["dist_weight_0"] - results["initial_weight_0"])
+    assert moved.max() > 1e-2
+    np.testing.assert_allclose(
+        results["dist_predictions"],
+        results["single_predictions"],
+        atol=1e-4,
+        rtol=1e-4,
+    )
+    assert results["dist_predictions"].shape == (256, 1)
+    assert np.isfinite(results["dist_loss"])
+    np.testing.assert_allclose(
+        results["dist_loss"], results["single_loss"], rtol=1e-4
+    )
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
+def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
+    results = _run_worker("data_parallel", tmp_path)
+    assert int(results["num_devices"]) == 4
+    # Every variable is replicated whole on each of the four devices.
+    shapes = json.loads(str(results["shard_shapes"]))
+    assert shapes["distributed/user_embedding/embeddings"] == [[16, 8]] * 4
+    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 4
+    _assert_matches_single_device(results)
+    # Ids given as arrays split over the devices predict the same.
+    np.testing.assert_allclose(
+        results["sharded_input_predictions"],
+        results["dist_predictions"],
+        atol=1e-6,
+    )
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
+def test_model_parallel_shards_tables_by_rows_and_matches_one_device(
+    tmp_path,
+):
+    results = _run_worker("model_parallel", tmp_path)
+    shapes = json.loads(str(results["shard_shapes"]))
+    # On a 2x2 ("batch", "model") mesh each device holds half of the rows
+    # of every table (and of its Adam slots); the dense layers are whole.
+    half_rows = {
+        "user_embedding": [8, 8],
+        "user_bias": [8, 1],
+        "movie_table": [6, 4],
+        "movie_bias": [6, 1],
+    }
+    for layer, shard in half_rows.items():
+        assert shapes[f"distributed/{layer}/embeddings"] == [shard] * 4
+        slots = [
+            path
+            for path in shapes
+            if f"distributed_{layer}_embeddings_" in path
+        ]
+        assert len(slots) == 2, slots  # momentum and velocity
+        for path in slots:
+            assert shapes[path] == [shard] * 4, path
+    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 4
+    assert shapes["distributed/hidden_0/bias"] == [[8]] * 4
+    assert shapes["distributed/rating/kernel"] == [[8, 1]] * 4
+    _assert_matches_single_device(results)
+    # Loaded under the distribution, the model is sharded alike and
+    # predicts alike.
+    loaded = json.loads(str(results["loaded_shard_shapes"]))
+    assert loaded["movie_table/embeddings"] == [[6, 4]] * 4
+    assert loaded["distributed/user_embedding/embeddings"] == [[8, 8]] * 4
+    assert loaded["distributed/hidden_0/kernel"] == [[12, 8]] * 4
+    np.testing.assert_allclose(
+        results["loaded_predictions"], results["dist_predictions"], atol=1e-6
+    )
+
+
+@pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="runs on the TensorFlow backend"
+)
+def test_mirrored_strategy_on_two_cpus_matches_one_device(tmp_path):
+    results = _run_worker("mirrored", tmp_path)
+    assert int(results["num_devices"]) == 2
+    devices = [str(d) for d in results["replica_devices"]]
+    assert [d.rsplit(":", 2)[-2:] for d in devices] == [
+        ["CPU", "0"],
+        ["CPU", "1"],
+    ]
+    shapes = json.loads(str(results["shard_shapes"]))
+    assert shapes["distributed/user_embedding/embeddings"] == [[16, 8]] * 2
+    _assert_matches_single_device(results)
