@@ -1,0 +1,138 @@
+"""SparseAdam: lazy row updates against a NumPy reference."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_catembed import optimizers
+
+BETA_1, BETA_2, EPSILON, LR = 0.9, 0.999, 1e-7, 0.1
+
+
+def lazy_adam_reference(table, steps):
+    """NumPy lazy Adam: `steps` is a list of (row indices, row grads)."""
+    table = table.astype(np.float64).copy()
+    m = np.zeros_like(table)
+    v = np.zeros_like(table)
+    for t, (rows, grads) in enumerate(steps, start=1):
+        summed = np.zeros_like(table)
+        np.add.at(summed, rows, grads)
+        rows = np.unique(rows)
+        g = summed[rows]
+        m[rows] = BETA_1 * m[rows] + (1 - BETA_1) * g
+        v[rows] = BETA_2 * v[rows] + (1 - BETA_2) * g**2
+        alpha = LR * np.sqrt(1 - BETA_2**t) / (1 - BETA_1**t)
+        table[rows] -= alpha * m[rows] / (np.sqrt(v[rows]) + EPSILON)
+    return table
+
+
+def sparse_gradient(rows, grads):
+    """A row-sparse gradient as the backend produces it."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.IndexedSlices(
+            tf.constant(grads, tf.float32), tf.constant(rows, tf.int32)
+        )
+    unique, inverse = np.unique(rows, return_inverse=True)
+    summed = np.zeros((len(unique), grads.shape[1]), np.float32)
+    np.add.at(summed, inverse, grads)
+    return optimizers.RowGradient(
+        keras.ops.convert_to_tensor(unique.astype(np.int32)),
+        keras.ops.convert_to_tensor(summed),
+    )
+
+
+def test_sparse_adam_matches_lazy_adam_reference():
+    rng = np.random.default_rng(0)
+    initial = rng.normal(size=(8, 3)).astype(np.float32)
+    # Row 5 appears twice in the first step (its gradients add up); row 0
+    # only in the first step, so it must not move afterwards.
+    steps = [
+        (np.array([0, 5, 5, 2]), rng.normal(size=(4, 3)).astype(np.float32)),
+        (np.array([2, 7]), rng.normal(size=(2, 3)).astype(np.float32)),
+        (np.array([5, 2, 1]), rng.normal(size=(3, 3)).astype(np.float32)),
+    ]
+    table = keras.Variable(initial)
+    optimizer = optimizers.SparseAdam(LR, epsilon=EPSILON)
+    optimizer.build([table])
+    after_first = None
+    for rows, grads in steps:
+        optimizer.apply([sparse_gradient(rows, grads)], [table])
+        if after_first is None:
+            after_first = keras.ops.convert_to_numpy(table).copy()
+    result = keras.ops.convert_to_numpy(table)
+    np.testing.assert_allclose(
+        result, lazy_adam_reference(initial, steps), rtol=1e-5, atol=1e-6
+    )
+    # Untouched rows keep their initial values, row 0 its first-step value.
+    np.testing.assert_array_equal(result[[3, 4, 6]], initial[[3, 4, 6]])
+    np.testing.assert_array_equal(result[0], after_first[0])
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 3
+
+
+def test_sparse_adam_first_step_equals_adam_and_later_steps_are_lazy():
+    rng = np.random.default_rng(1)
+    initial = rng.normal(size=(6, 2)).astype(np.float32)
+    dense_steps = [np.zeros((6, 2), np.float32) for _ in range(2)]
+    dense_steps[0][[1, 4]] = rng.normal(size=(2, 2))
+    dense_steps[1][[1]] = rng.normal(size=(1, 2))
+    lazy, adam = keras.Variable(initial), keras.Variable(initial)
+    sparse_opt = optimizers.SparseAdam(LR)
+    adam_opt = keras.optimizers.Adam(LR)
+    for step, grad in enumerate(dense_steps):
+        rows = np.flatnonzero(np.any(grad != 0, axis=1))
+        sparse_opt.apply([sparse_gradient(rows, grad[rows])], [lazy])
+        adam_opt.apply([keras.ops.convert_to_tensor(grad)], [adam])
+        lazy_now = keras.ops.convert_to_numpy(lazy)
+        adam_now = keras.ops.convert_to_numpy(adam)
+        if step == 0:
+            np.testing.assert_allclose(lazy_now, adam_now, rtol=1e-6)
+    # In step 2 row 4 has no gradient: Adam moves it on momentum, lazy
+    # Adam leaves it where step 1 put it.
+    assert not np.allclose(adam_now[4], lazy_now[4])
+    np.testing.assert_allclose(lazy_now[1], adam_now[1], rtol=1e-6)
+
+
+def test_sparse_adam_updates_dense_gradients_like_adam():
+    rng = np.random.default_rng(2)
+    initial = rng.normal(size=(4, 3)).astype(np.float32)
+    a, b = keras.Variable(initial), keras.Variable(initial)
+    sparse_opt, adam_opt = optimizers.SparseAdam(LR), keras.optimizers.Adam(LR)
+    for _ in range(3):
+        grad = keras.ops.convert_to_tensor(
+            rng.normal(size=(4, 3)).astype(np.float32)
+        )
+        sparse_opt.apply([grad], [a])
+        adam_opt.apply([grad], [b])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"amsgrad": True},
+        {"weight_decay": 0.01},
+        {"clipnorm": 1.0},
+        {"global_clipnorm": 1.0},
+        {"gradient_accumulation_steps": 2},
+    ],
+)
+def test_sparse_adam_rejects_dense_options(kwargs):
+    (key,) = kwargs
+    with pytest.raises(ValueError, match=f"`{key}`.*Received: {key}="):
+        optimizers.SparseAdam(**kwargs)
+
+
+def test_sparse_adam_config_round_trip():
+    optimizer = optimizers.SparseAdam(0.01, beta_1=0.8, epsilon=1e-6)
+    config = keras.saving.serialize_keras_object(optimizer)
+    restored = keras.saving.deserialize_keras_object(config)
+    assert isinstance(restored, optimizers.SparseAdam)
+    assert restored.beta_1 == 0.8
+    assert restored.epsilon == 1e-6
+    assert float(keras.ops.convert_to_numpy(restored.learning_rate)) == (
+        pytest.approx(0.01)
+    )
