@@ -3,6 +3,7 @@
 from keras_catembed import datasets
 from keras_catembed import distribution
 from keras_catembed import explore
+from keras_catembed import optimizers
 from keras_catembed import presets
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
@@ -17,6 +18,7 @@ __all__ = [
     "datasets",
     "distribution",
     "explore",
+    "optimizers",
     "presets",
     "__version__",
 ]

@@ -178,6 +178,12 @@ class EntityEmbedding(keras.layers.Layer):
             self.supports_jit = False
         # Set by RatingModel so that errors name the input column.
         self._column = None
+        # Set by RatingModel's training paths: ids already checked (skip
+        # the per-step checks); rows already gathered (sparse steps); the
+        # regularizer applied to looked-up rows (sparse optimizers).
+        self._trusted_ids = False
+        self._gathered = None
+        self._row_regularization = False
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(
@@ -187,6 +193,8 @@ class EntityEmbedding(keras.layers.Layer):
             regularizer=self.embeddings_regularizer,
             constraint=self.embeddings_constraint,
         )
+        if self._row_regularization:
+            self.embeddings.regularizer = None
 
     @property
     def _where(self):
@@ -268,12 +276,18 @@ class EntityEmbedding(keras.layers.Layer):
         return rows, known
 
     def call(self, inputs, training=None):
+        if self._gathered is not None:
+            # RatingModel's sparse training step has looked the rows up
+            # already (ids checked before training): index into them.
+            table, positions = self._gathered
+            return self._finish(ops.take(table, positions, axis=0), training)
+        trusted = self._trusted_ids
         dtype = _checks.check_id_dtype(self._where, inputs)
-        concrete = _checks.is_concrete(inputs)
+        concrete = not trusted and _checks.is_concrete(inputs)
         if concrete:
             self.check_ids(inputs)
         assertions = []
-        if not concrete and "float" in dtype:
+        if not trusted and not concrete and "float" in dtype:
             values = ops.cast(inputs, "float32")
             fractional = ops.logical_or(
                 ops.logical_not(ops.isfinite(values)),
@@ -288,7 +302,11 @@ class EntityEmbedding(keras.layers.Layer):
                     problem="non-integer id",
                 )
             )
-        elif not concrete and dtype in ("int64", "uint32", "uint64"):
+        elif (
+            not trusted
+            and not concrete
+            and dtype in ("int64", "uint32", "uint64")
+        ):
             outside = ops.logical_or(
                 ops.less(inputs, _checks.INT32_MIN),
                 ops.greater(inputs, _checks.INT32_MAX),
@@ -300,7 +318,7 @@ class EntityEmbedding(keras.layers.Layer):
             )
         ids = ops.cast(inputs, "int32")
         rows, known = self._rows(ids)
-        if not concrete and self.num_oov_indices == 0:
+        if not trusted and not concrete and self.num_oov_indices == 0:
             assertions.append(
                 _checks.graph_assert(
                     self._where,
@@ -315,16 +333,40 @@ class EntityEmbedding(keras.layers.Layer):
 
             with tf.control_dependencies(assertions):
                 rows = tf.identity(rows)
-        outputs = ops.take(self.embeddings, rows, axis=0)
+        return self._finish(_lookup(self.embeddings, rows), training)
+
+    def _finish(self, outputs, training):
+        """Row regularization, compute dtype and entity dropout."""
+        if (
+            training
+            and self._row_regularization
+            and self.embeddings_regularizer is not None
+        ):
+            self.add_loss(self.embeddings_regularizer(outputs))
         outputs = ops.cast(outputs, self.compute_dtype)
         if training and self.dropout > 0:
             keep = keras.random.dropout(
-                ops.ones_like(ids, dtype=self.compute_dtype),
+                ops.ones(ops.shape(outputs)[:-1], dtype=self.compute_dtype),
                 self.dropout,
                 seed=self.seed_generator,
             )
             outputs = outputs * ops.expand_dims(keep, -1)
         return outputs
+
+    def _set_row_regularization(self, enabled):
+        """Applies the regularizer to looked-up rows instead of the table.
+
+        Sparse optimizers update only the rows of a batch; a regularizer on
+        the whole table would give every row a gradient at every step. With
+        `enabled`, the layer adds `regularizer(rows)` for the rows it looks
+        up in training (once per occurrence) and the table's own
+        regularizer is switched off.
+        """
+        self._row_regularization = bool(enabled)
+        if self.built:
+            self.embeddings.regularizer = (
+                None if enabled else self.embeddings_regularizer
+            )
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
@@ -356,6 +398,21 @@ class EntityEmbedding(keras.layers.Layer):
             }
         )
         return config
+
+
+def _lookup(table, rows):
+    """Gathers `rows` of the `table` variable.
+
+    On TensorFlow the gather reads the variable's rows directly (a
+    `ResourceGather`), so the gradient is a `tf.IndexedSlices` and the
+    full table is never copied: reading the whole table first would make
+    every sparse update copy it.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.gather(table.value, rows)
+    return ops.take(table, rows, axis=0)
 
 
 def _short_repr(value):

@@ -8,6 +8,8 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _fast_fit
+from keras_catembed import optimizers
 from keras_catembed.entity_embedding import EntityEmbedding
 
 
@@ -384,13 +386,99 @@ class RatingModel(keras.Model):
             return (x_val, *validation_data[1:])
         return validation_data
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+    def compile(self, optimizer="rmsprop", *args, **kwargs):
+        super().compile(optimizer, *args, **kwargs)
+        # Compiled device-loop steps belong to this compilation.
+        self.__dict__["_fast_fit_runners"] = {}
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        sparse = isinstance(inner, optimizers.SparseAdam)
+        for layer in _fast_fit.table_layers(self):
+            layer._set_row_regularization(sparse)
+
+    def compile_from_config(self, config):
+        # `compile` above only adds to `keras.Model.compile`, so a saved
+        # compile config restores as `keras.Model` restores it (Keras skips
+        # that for a model with its own `compile`).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+        *,
+        fast="auto",
+    ):
+        """Trains the model; see `keras.Model.fit` for the arguments.
+
+        Arrays are checked before training (see the class docstring). With
+        a dict of in-memory arrays, `fit` then runs a device loop: the data
+        stays on the device, each epoch is shuffled there, many steps run
+        per compiled call (the model's `steps_per_execution`, or about
+        2**20 samples per call when that is 1), and the per-step id checks
+        are skipped. With `keras_catembed.optimizers.SparseAdam` each step
+        touches only the table rows of its batch. Callbacks, the History,
+        the progress bar and validation behave as in `keras.Model.fit` with
+        that `steps_per_execution`.
+
+        Args:
+            fast: `"auto"` (default) uses the device loop where it applies:
+                array inputs without `sample_weight`, `class_weight` or
+                `steps_per_epoch`, no eager mode, and no distribution or
+                `tf.distribute` strategy; other calls run the stock
+                `keras.Model.fit`. `True` requires the device loop (a
+                `ValueError` says why it cannot run); `False` always runs
+                the stock `fit`.
+        """
         x = self._check_x(x)
         self._check_y(y)
         validation_data = self._check_validation_data(validation_data)
-        return super().fit(
-            x, y, *args, validation_data=validation_data, **kwargs
+        kwargs = dict(
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            validation_batch_size=validation_batch_size,
+            validation_freq=validation_freq,
         )
+        slow = dict(
+            class_weight=class_weight,
+            sample_weight=sample_weight,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+        )
+        if not (fast is True or fast is False or fast == "auto"):
+            raise ValueError(
+                f'`fast` must be "auto", True or False. Received: fast={fast!r}'
+            )
+        reason = None if fast is False else _fast_fit.blocker(self, x, y, slow)
+        if fast is True and reason is not None:
+            raise ValueError(
+                f"`fast=True` needs in-memory array inputs and a plain "
+                f"training set-up, but {reason}."
+            )
+        if fast is False or reason is not None:
+            return super().fit(x, y, **kwargs, **slow)
+        return _fast_fit.fit(self, x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x = self._check_x(x)

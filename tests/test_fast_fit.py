@@ -1,0 +1,275 @@
+"""RatingModel.fit's device loop: same training as stock fit, faster."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_catembed
+from keras_catembed import optimizers
+
+USERS, MOVIES = 12, 9
+
+
+def data(n=96, seed=0, users=USERS, movies=MOVIES):
+    rng = np.random.default_rng(seed)
+    x = {
+        "user_id": rng.integers(0, users, n).astype("int32"),
+        "movie_id": rng.integers(0, movies, n).astype("int32"),
+    }
+    y = (1 + 4 * rng.random(n)).astype("float32")
+    return x, y
+
+
+def make_model(optimizer="adam", l2=0.0, **kwargs):
+    def table(n, name):
+        return keras_catembed.EntityEmbedding(
+            n,
+            4,
+            embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
+            name=name,
+        )
+
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": table(USERS, "user_table"),
+            "movie_id": table(MOVIES, "movie_table"),
+        },
+        hidden_units=[8],
+        bias_terms=True,
+        rating_range=(0.5, 5.5),
+    )
+    model.build()
+    if optimizer == "adam":
+        optimizer = keras.optimizers.Adam(0.01)
+    elif optimizer == "sparse":
+        optimizer = optimizers.SparseAdam(0.01)
+    model.compile(
+        optimizer=optimizer,
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        **kwargs,
+    )
+    return model
+
+
+def twin_models(first="adam", second="adam", **kwargs):
+    a, b = make_model(first, **kwargs), make_model(second, **kwargs)
+    b.set_weights(a.get_weights())
+    return a, b
+
+
+def weights(model):
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def assert_same_weights(a, b, **tolerance):
+    for left, right in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(left, right, **tolerance)
+
+
+def test_device_loop_trains_like_stock_fit():
+    x, y = data()
+    stock, fast = twin_models()
+    start = weights(stock)
+    args = dict(batch_size=20, epochs=3, shuffle=False, verbose=0)
+    h_stock = stock.fit(x, y, fast=False, validation_data=(x, y), **args)
+    h_fast = fast.fit(x, y, fast=True, validation_data=(x, y), **args)
+    assert_same_weights(stock, fast, rtol=1e-4, atol=1e-5)
+    assert (
+        max(
+            np.abs(w - s).max()
+            for w, s in zip(weights(fast), start, strict=True)
+        )
+        > 1e-2
+    )
+    assert h_fast.history.keys() == h_stock.history.keys()
+    for key in h_stock.history:
+        np.testing.assert_allclose(
+            h_fast.history[key], h_stock.history[key], rtol=1e-4
+        )
+    assert len(h_fast.history["val_rmse"]) == 3
+
+
+def test_sparse_adam_equals_adam_when_every_row_is_in_every_batch():
+    # Each batch holds every id of both columns exactly once: lazy and dense
+    # Adam then agree, so this checks the sparse steps' gathering,
+    # gradients and scatters. (With repeated ids in a batch, Keras's Adam
+    # on TensorFlow squares each occurrence's gradient rather than their
+    # sum; SparseAdam, like Adam on JAX and torch, squares the sum.)
+    rng = np.random.default_rng(3)
+    n = MOVIES
+    users = np.concatenate([rng.permutation(n) for _ in range(4)])
+    movies = np.concatenate([rng.permutation(n) for _ in range(4)])
+    x = {"user_id": users.astype("int32"), "movie_id": movies.astype("int32")}
+    y = (1 + (users * movies) % 5).astype("float32")
+    adam, sparse = twin_models("adam", "sparse")
+    args = dict(batch_size=n, epochs=3, shuffle=False, verbose=0, fast=True)
+    adam.fit(x, y, **args)
+    sparse.fit(x, y, **args)
+    assert_same_weights(adam, sparse, rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_adam_leaves_rows_outside_the_batch_untouched():
+    model = make_model("sparse")
+    x, y = data(n=40, users=USERS - 3)  # users 9..11 never appear
+    before = keras.ops.convert_to_numpy(
+        model.embedding_layers["user_id"].embeddings
+    )
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, fast=True)
+    after = keras.ops.convert_to_numpy(
+        model.embedding_layers["user_id"].embeddings
+    )
+    np.testing.assert_array_equal(after[USERS - 3 :], before[USERS - 3 :])
+    assert np.abs(after[: USERS - 3] - before[: USERS - 3]).max() > 1e-3
+
+
+def test_sparse_adam_regularizes_looked_up_rows():
+    model = make_model("sparse", l2=0.01)
+    tables = [
+        model.embedding_layers[c].embeddings for c in ("user_id", "movie_id")
+    ]
+    # The table-wide regularizer is off; looked-up rows are regularized.
+    assert all(table.regularizer is None for table in tables)
+    x, y = data(n=5)
+    assert model.losses == []
+    model(x, training=True)
+    expected = sum(
+        0.01
+        * np.sum(
+            keras.ops.convert_to_numpy(model.embedding_layers[c].embeddings)[
+                x[c]
+            ]
+            ** 2
+        )
+        for c in ("user_id", "movie_id")
+    )
+    total = sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+    assert total == pytest.approx(expected, rel=1e-5)
+    model(x, training=False)
+    assert model.losses == []
+    # Compiling again with a dense optimizer restores the table regularizer.
+    model.compile(optimizer="adam", loss="mse")
+    assert all(table.regularizer is not None for table in tables)
+
+
+def test_callbacks_history_and_early_stopping():
+    x, y = data(n=100)
+    # Keras on torch allows only steps_per_execution=1; the device loop
+    # then runs a whole epoch per call.
+    torch = keras.backend.backend() == "torch"
+    model = make_model(steps_per_execution=1 if torch else 2)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("batch", batch, sorted(logs)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(("epoch", epoch, sorted(logs)))
+
+    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=0)
+    stop_at = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(
+            model, "stop_training", epoch == 1
+        )
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=5,
+        verbose=0,
+        callbacks=[Record(), stop, stop_at],
+        validation_split=0.2,
+        fast=True,
+    )
+    # 80 training rows, batches of 16: 5 steps, 2 per call: ends 1, 3, 4.
+    batches = [entry[1] for entry in seen if entry[0] == "batch"]
+    assert batches[:3] == ([4, 4] if torch else [1, 3, 4])[:3]
+    epochs = [entry for entry in seen if entry[0] == "epoch"]
+    assert [entry[1] for entry in epochs] == [0, 1]
+    assert epochs[0][2] == ["loss", "rmse", "val_loss", "val_rmse"]
+    assert len(history.history["loss"]) == 2
+    assert history.epoch == [0, 1]
+    assert model.history is history
+
+
+def test_validation_split_holds_out_the_last_rows():
+    x, y = data(n=50)
+    model = make_model()
+    history = model.fit(
+        x, y, batch_size=10, epochs=1, validation_split=0.2, verbose=0
+    )
+    expected = model.evaluate(
+        {k: v[40:] for k, v in x.items()}, y[40:], verbose=0, return_dict=True
+    )
+    assert history.history["val_loss"][0] == pytest.approx(
+        expected["loss"], rel=1e-5
+    )
+
+
+def test_progress_bar_counts_steps(capsys):
+    x, y = data(n=64)
+    make_model().fit(x, y, batch_size=16, epochs=1, verbose=1, fast=True)
+    assert "4/4" in capsys.readouterr().out
+
+
+def test_fast_true_explains_what_blocks_it():
+    x, y = data()
+    model = make_model()
+    with pytest.raises(ValueError, match="`sample_weight` is set"):
+        model.fit(x, y, sample_weight=np.ones(len(y)), fast=True, verbose=0)
+    with pytest.raises(ValueError, match='`fast` must be "auto".*fast=1'):
+        model.fit(x, y, fast=1, verbose=0)
+
+
+def test_auto_falls_back_to_stock_fit_for_datasets_and_weights():
+    x, y = data(n=32)
+    model = make_model()
+    history = model.fit(
+        x, y, sample_weight=np.ones(32), batch_size=8, epochs=2, verbose=0
+    )
+    assert len(history.history["loss"]) == 2
+    dataset = [(x, y)]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        history = model.fit(dataset, epochs=1, verbose=0)
+        assert len(history.history["loss"]) == 1
+
+
+def test_bad_ids_are_rejected_before_the_device_loop():
+    x, y = data(n=16)
+    x["movie_id"][5] = MOVIES
+    model = make_model("sparse")
+    before = weights(model)
+    with pytest.raises(ValueError, match=f"Column 'movie_id'.*{MOVIES}"):
+        model.fit(x, y, fast=True, verbose=0)
+    for left, right in zip(weights(model), before, strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_recompiling_uses_the_new_optimizer():
+    x, y = data(n=32)
+    model = make_model()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, fast=True)
+    model.compile(optimizer=optimizers.SparseAdam(0.01), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, fast=True)
+    assert isinstance(model.optimizer, optimizers.SparseAdam)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+
+
+def test_saved_model_after_device_loop(tmp_path):
+    x, y = data(n=32)
+    model = make_model("sparse")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, fast=True)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)),
+        keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+        rtol=1e-5,
+    )
+    assert isinstance(loaded.optimizer, optimizers.SparseAdam)
