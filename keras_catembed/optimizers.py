@@ -183,10 +183,13 @@ def _scatter(optimizer, variable, indices, rows, how):
             else at.add(-rows, mode="drop"),
         )
     else:
+        import torch
+
         value = _value(variable)
-        rows = rows.to(value.dtype)
-        indices = indices.long()
-        if how == "set":
-            value.index_copy_(0, indices, rows)
-        else:
-            value.index_add_(0, indices, rows, alpha=-1)
+        with torch.no_grad():
+            rows = rows.to(value.dtype)
+            indices = indices.long()
+            if how == "set":
+                value.index_copy_(0, indices, rows)
+            else:
+                value.index_add_(0, indices, rows, alpha=-1)
