@@ -95,16 +95,22 @@ def sparse_steps(model):
 
 
 @contextlib.contextmanager
-def trusted_ids(model):
-    """Skips the per-step id checks: the arrays were checked up front."""
+def trusted_ids(model, trusted=True):
+    """Skips (or, with `trusted=False`, keeps) the per-step id checks.
+
+    Arrays that `RatingModel` has checked need no check per step. The
+    previous setting comes back on exit, so nested calls (validation
+    inside `fit`) each get their own.
+    """
     layers = table_layers(model)
+    previous = [layer._trusted_ids for layer in layers]
     for layer in layers:
-        layer._trusted_ids = True
+        layer._trusted_ids = trusted
     try:
         yield
     finally:
-        for layer in layers:
-            layer._trusted_ids = False
+        for layer, value in zip(layers, previous, strict=True):
+            layer._trusted_ids = value
             layer._gathered = None
 
 
@@ -203,7 +209,7 @@ def fit(
     # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
     on_device = _on_accelerator(targets)
     seed = keras.random.SeedGenerator() if on_device else None
-    rng = np.random.default_rng(np.random.randint(2**31))
+    rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
     model.stop_training = False
     callbacks.on_train_begin()
     training_logs = None
@@ -236,8 +242,7 @@ def fit(
         epoch_logs = dict(_pythonify(logs))
         if validation_data is not None and (epoch + 1) % validation_freq == 0:
             x_val, y_val, *rest = validation_data
-            val_logs = keras.Model.evaluate(
-                model,
+            val_logs = model.evaluate(
                 x_val,
                 y_val,
                 sample_weight=rest[0] if rest else None,

@@ -1,6 +1,7 @@
 """The `RatingModel`: id columns -> entity embeddings -> MLP -> a rating."""
 
 import collections.abc
+import functools
 import numbers
 
 import keras
@@ -388,8 +389,10 @@ class RatingModel(keras.Model):
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
         super().compile(optimizer, *args, **kwargs)
-        # Compiled device-loop steps belong to this compilation.
+        # Compiled steps belong to this compilation.
         self.__dict__["_fast_fit_runners"] = {}
+        self.__dict__["_step_functions"] = {}
+        self.__dict__["_step_modes"] = {}
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         sparse = isinstance(inner, optimizers.SparseAdam)
         for layer in _fast_fit.table_layers(self):
@@ -477,29 +480,77 @@ class RatingModel(keras.Model):
                 f"training set-up, but {reason}."
             )
         if fast is False or reason is not None:
-            return super().fit(x, y, **kwargs, **slow)
+            return self._run("train", x, super().fit, x, y, **kwargs, **slow)
         return _fast_fit.fit(self, x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x = self._check_x(x)
         self._check_y(y)
-        return super().evaluate(x, y, *args, **kwargs)
+        return self._run("test", x, super().evaluate, x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(self._check_x(x), *args, **kwargs)
+        x = self._check_x(x)
+        return self._run("predict", x, super().predict, x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         x = self._check_x(x)
         self._check_y(y)
-        return super().train_on_batch(x, y, *args, **kwargs)
+        return self._run(
+            "train", x, super().train_on_batch, x, y, *args, **kwargs
+        )
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         x = self._check_x(x)
         self._check_y(y)
-        return super().test_on_batch(x, y, *args, **kwargs)
+        return self._run(
+            "test", x, super().test_on_batch, x, y, *args, **kwargs
+        )
 
     def predict_on_batch(self, x):
-        return super().predict_on_batch(self._check_x(x))
+        x = self._check_x(x)
+        return self._run("predict", x, super().predict_on_batch, x)
+
+    def _run(self, kind, x, method, *args, **kwargs):
+        """Runs a Keras loop, without per-step id checks for checked arrays.
+
+        Keras caches one compiled function per kind (`train`, `test`,
+        `predict`); this keeps two, one traced with the in-graph id checks
+        (for datasets and generators, which `_check_x` cannot see) and one
+        without (for arrays `_check_x` has checked), and installs the one
+        the input needs.
+        """
+        trusted = self._checked(x)
+        attribute = f"{kind}_function"
+        functions = self.__dict__.setdefault("_step_functions", {})
+        modes = self.__dict__.setdefault("_step_modes", {})
+        if modes.get(kind, trusted) != trusted:
+            functions[(kind, modes[kind])] = getattr(self, attribute)
+            setattr(self, attribute, functions.pop((kind, trusted), None))
+        modes[kind] = trusted
+        # JAX caches traces by function, and Keras jits the bound step
+        # method: build the unchecked variant from a distinct function.
+        step = f"{kind}_step"
+        override = (
+            trusted
+            and keras.backend.backend() == "jax"
+            and getattr(self, attribute) is None
+        )
+        if override:
+            self.__dict__[step] = functools.partial(
+                getattr(type(self), step), self
+            )
+        try:
+            with _fast_fit.trusted_ids(self, trusted):
+                return method(*args, **kwargs)
+        finally:
+            if override:
+                del self.__dict__[step]
+
+    def _checked(self, x):
+        """Whether `_check_x` has checked every column of `x`."""
+        return isinstance(x, collections.abc.Mapping) and all(
+            _is_array_like(x.get(column)) for column in self.columns
+        )
 
     # Serialization ----------------------------------------------------------
 

@@ -273,3 +273,37 @@ def test_saved_model_after_device_loop(tmp_path):
         rtol=1e-5,
     )
     assert isinstance(loaded.optimizer, optimizers.SparseAdam)
+
+
+class _OneBatch(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return self.x, self.y
+
+
+@pytest.mark.parametrize("kind", ["predict", "evaluate", "fit"])
+def test_checked_arrays_do_not_switch_off_checks_for_datasets(kind):
+    # Arrays run a function traced without per-step checks; a dataset,
+    # which cannot be checked up front, must get the checked one.
+    x, y = data(n=16)
+    model = make_model()
+    calls = {
+        "predict": lambda x, y: model.predict(x, verbose=0),
+        "evaluate": lambda x, y: model.evaluate(x, y, verbose=0),
+        "fit": lambda x, y: model.fit(x, y, fast=False, verbose=0),
+    }
+    calls[kind](x, y)
+    bad = dict(x, movie_id=x["movie_id"].copy())
+    bad["movie_id"][3] = MOVIES + 7
+    with pytest.raises(ValueError, match=f"unknown id {MOVIES + 7}"):
+        calls[kind](bad, y)
+    # Last: on JAX, a step that failed inside a compiled call leaves the
+    # model unusable for the next call (a Keras limitation).
+    with pytest.raises(Exception, match=f"unknown id|{MOVIES + 7}"):
+        calls[kind](_OneBatch(bad, y), None)
