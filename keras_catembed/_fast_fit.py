@@ -84,13 +84,28 @@ def table_layers(model):
 
 
 def sparse_steps(model):
-    """Whether the sparse-row steps apply (JAX and torch)."""
+    """Whether the sparse-row steps apply (JAX and torch).
+
+    They replace each table lookup by a lookup in the batch's gathered
+    rows, which holds when every EntityEmbedding is called once, on its
+    column, as `RatingModel.call` and `embed` do.
+    """
     from keras_catembed.rating_model import RatingModel
 
     return (
         isinstance(model.optimizer, optimizers.SparseAdam)
         and type(model).call is RatingModel.call
         and type(model).embed is RatingModel.embed
+    )
+
+
+def own_code(model):
+    """Whether the forward pass is all RatingModel's (known XLA-safe)."""
+    from keras_catembed.rating_model import RatingModel
+
+    return all(
+        getattr(type(model), name) is getattr(RatingModel, name)
+        for name in ("call", "embed", "interact")
     )
 
 
@@ -465,7 +480,12 @@ class _TensorFlowRunner:
                 logs = model.train_step(_batch(ids, targets, block[step]))
             return logs
 
-        self._run = tf.function(run, reduce_retracing=True)
+        # The loop runs without id checks (the arrays were checked), so
+        # XLA can fuse each step. A subclass's own `call`, `embed` or
+        # `interact` may use ops XLA lacks: those run without it.
+        self._run = tf.function(
+            run, jit_compile=own_code(model), reduce_retracing=True
+        )
 
     def begin_epoch(self):
         pass
