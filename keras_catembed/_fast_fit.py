@@ -338,40 +338,35 @@ class _JaxRunner:
 
         self._run = jax.jit(run, donate_argnums=0)
 
-    def begin_epoch(self):
-        import jax.numpy as jnp
-
+    def _variables(self):
         model = self.model
-        # Copies: the state is donated to the compiled calls, while the
-        # variables keep valid (last epoch's) values for callbacks.
+        return (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
+
+    def begin_epoch(self):
         self.state = tuple(
-            [jnp.array(v.value, copy=True) for v in variables]
-            for variables in (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-                model.metrics_variables,
-            )
+            [variable.value for variable in variables]
+            for variables in self._variables()
         )
 
     def run(self, block):
+        # The state is donated to the compiled call (its buffers are
+        # reused in place) and written back to the variables right after,
+        # so callbacks between calls see current, valid values.
         logs, self.state = self._run(self.state, self.ids, self.targets, block)
-        return logs
-
-    def end_epoch(self):
-        model = self.model
         for variables, values in zip(
-            (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-                model.metrics_variables,
-            ),
-            self.state,
-            strict=True,
+            self._variables(), self.state, strict=True
         ):
             for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
+        return logs
+
+    def end_epoch(self):
+        self.state = None
 
     def _sparse_step(self, state, data):
         import jax
