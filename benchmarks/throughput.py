@@ -1,17 +1,19 @@
-"""Training throughput: the course model in plain Keras vs RatingModel.
+"""Training and prediction throughput: stock Keras vs RatingModel.
 
-Both models have the same architecture (8-dim user and movie embeddings,
-Dense 32-4-1, Adam 0.005, MSE) and train on the same synthetic data shaped
-like MovieLens-20M (138,493 users, 26,744 movies, Zipf-like popularity).
-The difference is what RatingModel adds for safety: it checks every array
-before `fit`, and its embeddings check ids inside the compiled step (an
-assertion op on TensorFlow, which also keeps XLA off; a host callback on
-JAX; an eager check on torch).
+The stock model is the Kaggle course model in plain Keras (8-dim user and
+movie embeddings, Dense 32-4-1, `keras.optimizers.Adam(0.005)`, MSE,
+trained by `keras.Model.fit`). RatingModel has the same architecture and
+trains with `keras_catembed.optimizers.SparseAdam(0.005)` through its
+device loop (`fit(fast="auto")`, the default for array inputs); a third row
+shows RatingModel's device loop with the stock dense Adam. Data: synthetic,
+shaped like MovieLens-20M (138,493 users, 26,744 movies, Zipf-like
+popularity).
 
 Each backend runs in its own process (the backend is fixed when Keras is
-imported); within a process the two models alternate over `--repeats`
-rounds and the script reports median samples/s and the ratio
-RatingModel / stock, both measured in the same process.
+imported); within a process the models alternate over `--repeats`
+one-epoch rounds after a warm-up epoch, and the script reports median
+samples/s, the same-run ratio to stock, the peak resident memory added
+during training, and `predict` samples/s.
 
 Usage:
 
@@ -56,7 +58,7 @@ def stock_model():
     return movielens_accuracy.course_model(NUM_USERS, NUM_MOVIES)
 
 
-def rating_model():
+def rating_model(optimizer):
     import keras
 
     import keras_catembed
@@ -67,8 +69,53 @@ def rating_model():
             "movie_id": keras_catembed.EntityEmbedding(NUM_MOVIES, 8),
         }
     )
-    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="mse")
+    if optimizer == "sparse":
+        optimizer = keras_catembed.optimizers.SparseAdam(0.005)
+    else:
+        optimizer = keras.optimizers.Adam(0.005)
+    model.compile(optimizer=optimizer, loss="mse")
     return model
+
+
+class PeakMemory:
+    """Peak resident memory above the level at entry (Linux /proc)."""
+
+    def __init__(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @staticmethod
+    def rss():
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        self.start = self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+        self.added = self.peak - self.start
+
+
+MODELS = {
+    "stock": lambda: stock_model(),
+    "RatingModel SparseAdam": lambda: rating_model("sparse"),
+    "RatingModel Adam": lambda: rating_model("adam"),
+}
 
 
 def measure(rows, batch_sizes, repeats):
@@ -79,25 +126,25 @@ def measure(rows, batch_sizes, repeats):
     x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}
     results = []
     for batch_size in batch_sizes:
-        models = {"stock": stock_model(), "RatingModel": rating_model()}
-        inputs = {"stock": x_stock, "RatingModel": x}
+        models = {name: make() for name, make in MODELS.items()}
+        inputs = {name: x for name in models}
+        inputs["stock"] = x_stock
         times = {name: [] for name in models}
+        memory = {name: 0 for name in models}
+        predict = {name: [] for name in models}
         for name, model in models.items():  # Warm-up: compile the steps.
-            model.fit(
-                inputs[name],
-                y,
-                batch_size=batch_size,
-                epochs=1,
-                verbose=0,
-                steps_per_epoch=3,
-            )
+            model.fit(inputs[name], y, batch_size=batch_size, verbose=0)
+            model.predict(inputs[name], batch_size=batch_size, verbose=0)
         for _ in range(repeats):
             for name, model in models.items():
+                with PeakMemory() as peak:
+                    start = time.perf_counter()
+                    model.fit(inputs[name], y, batch_size=batch_size, verbose=0)
+                    times[name].append(time.perf_counter() - start)
+                memory[name] = max(memory[name], peak.added)
                 start = time.perf_counter()
-                model.fit(
-                    inputs[name], y, batch_size=batch_size, epochs=1, verbose=0
-                )
-                times[name].append(time.perf_counter() - start)
+                model.predict(inputs[name], batch_size=batch_size, verbose=0)
+                predict[name].append(time.perf_counter() - start)
         for name in models:
             results.append(
                 {
@@ -106,6 +153,9 @@ def measure(rows, batch_sizes, repeats):
                     "model": name,
                     "samples_per_second": rows / statistics.median(times[name]),
                     "seconds": times[name],
+                    "peak_added_bytes": memory[name],
+                    "predict_samples_per_second": rows
+                    / statistics.median(predict[name]),
                 }
             )
     return results
@@ -160,22 +210,28 @@ def main(argv=None):
 
 def markdown(results):
     lines = [
-        "| backend | batch size | stock samples/s | RatingModel samples/s "
-        "| ratio (ours / stock) |",
-        "|---|---:|---:|---:|---:|",
+        "| backend | batch size | model | train samples/s | ratio to stock "
+        "| peak memory added (MB) | predict samples/s | predict ratio |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     keys = sorted({(r["backend"], r["batch_size"]) for r in results})
     for backend, batch_size in keys:
-        by_model = {
-            r["model"]: r["samples_per_second"]
+        group = [
+            r
             for r in results
             if r["backend"] == backend and r["batch_size"] == batch_size
-        }
-        stock, ours = by_model["stock"], by_model["RatingModel"]
-        lines.append(
-            f"| {backend} | {batch_size} | {stock:,.0f} | {ours:,.0f} | "
-            f"{ours / stock:.2f} |"
-        )
+        ]
+        stock = next(r for r in group if r["model"] == "stock")
+        stock_predict = stock["predict_samples_per_second"]
+        for r in group:
+            lines.append(
+                f"| {backend} | {batch_size} | {r['model']} | "
+                f"{r['samples_per_second']:,.0f} | "
+                f"{r['samples_per_second'] / stock['samples_per_second']:.2f}"
+                f" | {r['peak_added_bytes'] / 2**20:,.0f} | "
+                f"{r['predict_samples_per_second']:,.0f} | "
+                f"{r['predict_samples_per_second'] / stock_predict:.2f} |"
+            )
     return "\n".join(lines)
 
 
