@@ -113,17 +113,15 @@ class SparseAdam(keras.optimizers.Adam):
             import tensorflow as tf
 
             if isinstance(gradient, tf.IndexedSlices):
-                indices, values, valid = _sum_duplicates(
+                indices, values = _sum_duplicates(
                     gradient.indices, gradient.values
                 )
                 return self._sparse_update(
-                    indices, values, variable, learning_rate, valid=valid
+                    indices, values, variable, learning_rate
                 )
         return super().update_step(gradient, variable, learning_rate)
 
-    def _sparse_update(
-        self, indices, values, variable, learning_rate, valid=None
-    ):
+    def _sparse_update(self, indices, values, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         values = ops.cast(values, dtype)
@@ -140,48 +138,18 @@ class SparseAdam(keras.optimizers.Adam):
         m_rows = m_rows + (values - m_rows) * (1 - self.beta_1)
         v_rows = v_rows + (ops.square(values) - v_rows) * (1 - self.beta_2)
         step = alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon)
-        if valid is None:
-            _scatter(self, m, indices, m_rows, "set")
-            _scatter(self, v, indices, v_rows, "set")
-            _scatter(self, variable, indices, step, "sub")
-            return
-        # TensorFlow: `indices` is padded with row 0 (see `_sum_duplicates`),
-        # so add masked differences, which repeated indices tolerate.
-        valid = ops.expand_dims(valid, -1)
-        zeros = ops.zeros_like(step)
-        old_m, old_v = _gather(m, indices), _gather(v, indices)
-        for target, delta in (
-            (m, m_rows - old_m),
-            (v, v_rows - old_v),
-            (variable, -step),
-        ):
-            _scatter(
-                self, target, indices, ops.where(valid, delta, zeros), "add"
-            )
+        _scatter(self, m, indices, m_rows, "set")
+        _scatter(self, v, indices, v_rows, "set")
+        _scatter(self, variable, indices, step, "sub")
 
 
 def _sum_duplicates(indices, values):
-    """Sums the rows of a `tf.IndexedSlices` that share an index.
-
-    Returns `(indices, values, valid)`, each as long as the input: the
-    distinct indices first (the rest padded with row 0, `valid` False),
-    with their summed values. Sorting rather than `tf.unique` keeps every
-    shape static, so the update also compiles with XLA.
-    """
+    """Sums the rows of a `tf.IndexedSlices` that share an index."""
     import tensorflow as tf
 
-    indices = tf.cast(indices, tf.int32)
-    size = tf.shape(indices)[0]
-    order = tf.argsort(indices, stable=True)
-    ordered = tf.gather(indices, order)
-    first = tf.concat([[True], ordered[1:] != ordered[:-1]], axis=0)
-    segment = tf.cumsum(tf.cast(first, tf.int32)) - 1
-    values = tf.math.unsorted_segment_sum(
-        tf.gather(values, order), segment, size
-    )
-    valid = tf.range(size) <= tf.reduce_max(segment)
-    unique = tf.math.unsorted_segment_max(ordered, segment, size)
-    return tf.where(valid, unique, 0), values, valid
+    unique, position = tf.unique(tf.cast(indices, tf.int32))
+    values = tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0])
+    return unique, values
 
 
 def _value(variable):
@@ -211,8 +179,6 @@ def _scatter(optimizer, variable, indices, rows, how):
         update = tf.IndexedSlices(rows, indices)
         if how == "set":
             optimizer.assign(variable, update)
-        elif how == "add":
-            optimizer.assign_add(variable, update)
         else:
             optimizer.assign_sub(variable, update)
     elif backend == "jax":
@@ -220,7 +186,7 @@ def _scatter(optimizer, variable, indices, rows, how):
         if how == "set":
             value = at.set(rows, mode="drop")
         else:
-            value = at.add(rows if how == "add" else -rows, mode="drop")
+            value = at.add(-rows, mode="drop")
         optimizer.assign(variable, value)
     else:
         import torch
@@ -232,6 +198,4 @@ def _scatter(optimizer, variable, indices, rows, how):
             if how == "set":
                 value.index_copy_(0, indices, rows)
             else:
-                value.index_add_(
-                    0, indices, rows, alpha=-1 if how == "sub" else 1
-                )
+                value.index_add_(0, indices, rows, alpha=-1)
