@@ -180,11 +180,7 @@ def fit(
         )
         for column in columns
     }
-    targets = ops.convert_to_tensor(
-        y.astype(keras.config.floatx())
-        if y.dtype.kind in "iufb"
-        else y.astype(keras.config.floatx())
-    )
+    targets = ops.convert_to_tensor(y.astype(keras.config.floatx()))
 
     full_steps, remainder = divmod(num_samples, batch_size)
     steps_per_epoch = full_steps + (remainder > 0)
@@ -224,6 +220,8 @@ def fit(
     # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
     on_device = _on_accelerator(targets)
     seed = keras.random.SeedGenerator() if on_device else None
+    # Seeded from NumPy's global generator, which
+    # `keras.utils.set_random_seed` seeds, so runs repeat.
     rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
     model.stop_training = False
     callbacks.on_train_begin()
@@ -255,7 +253,9 @@ def fit(
                 break
         runner.end_epoch()
         epoch_logs = dict(_pythonify(logs))
-        if validation_data is not None and (epoch + 1) % validation_freq == 0:
+        if validation_data is not None and _should_validate(
+            epoch, validation_freq
+        ):
             x_val, y_val, *rest = validation_data
             val_logs = model.evaluate(
                 x_val,
@@ -273,6 +273,13 @@ def fit(
     model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=training_logs)
     return model.history
+
+
+def _should_validate(epoch, validation_freq):
+    """Keras's rule: every `validation_freq` epochs, or those listed."""
+    if isinstance(validation_freq, int):
+        return (epoch + 1) % validation_freq == 0
+    return epoch + 1 in validation_freq
 
 
 def _on_accelerator(tensor):

@@ -307,3 +307,16 @@ def test_checked_arrays_do_not_switch_off_checks_for_datasets(kind):
     # model unusable for the next call (a Keras limitation).
     with pytest.raises(Exception, match=f"unknown id|{MOVIES + 7}"):
         calls[kind](_OneBatch(bad, y), None)
+
+
+def test_validation_freq_as_int_and_list():
+    x, y = data(n=32)
+    model = make_model()
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append("val_loss" in logs)
+    )
+    args = dict(batch_size=8, epochs=4, verbose=0, callbacks=[record])
+    model.fit(x, y, validation_data=(x, y), validation_freq=2, **args)
+    model.fit(x, y, validation_data=(x, y), validation_freq=[1, 4], **args)
+    assert seen == [False, True, False, True, True, False, False, True]
