@@ -2,8 +2,10 @@
 
 One user table grows from 10k to 5M rows (8 dims) beside a 1,000-row movie
 table; the network is the course model's (Dense 32-4-1, MSE, batch 1024).
-Three models train for `--steps` steps per timed epoch on uniform random
-ids:
+Three models train for `--steps` steps per timed epoch. Ids follow the
+throughput benchmark's Zipf-like popularity (`--ids zipf`, the default, as
+in MovieLens) or are uniform at random (`--ids uniform`: every step touches
+cold rows, the worst case for caches):
 
 - `stock Adam`: plain Keras (`keras.layers.Embedding`,
   `keras.optimizers.Adam`, `keras.Model.fit`). Adam updates both moments of
@@ -20,6 +22,8 @@ column is the 5M-row step time over the 10k-row one.
 Usage:
 
     python benchmarks/sparse_scaling.py --backends tensorflow jax
+    python benchmarks/sparse_scaling.py --ids uniform \
+        --out benchmarks/results/sparse_scaling_uniform
 
 It prints a markdown table and writes
 `benchmarks/results/sparse_scaling.{md,json}`.
@@ -79,7 +83,13 @@ def rating_model(num_users):
     return model
 
 
-def measure(table_rows, steps, repeats, skip_stock_above):
+def draw_ids(rng, ids, num_rows, n, exponent):
+    if ids == "zipf":
+        return (rng.zipf(exponent, n) - 1) % num_rows
+    return rng.integers(0, num_rows, n)
+
+
+def measure(table_rows, steps, repeats, skip_stock_above, ids):
     import keras
     import numpy as np
 
@@ -88,8 +98,8 @@ def measure(table_rows, steps, repeats, skip_stock_above):
     results = []
     for num_users in table_rows:
         x = {
-            "user_id": rng.integers(0, num_users, n).astype("int32"),
-            "movie_id": rng.integers(0, NUM_MOVIES, n).astype("int32"),
+            "user_id": draw_ids(rng, ids, num_users, n, 1.3).astype("int32"),
+            "movie_id": draw_ids(rng, ids, NUM_MOVIES, n, 1.2).astype("int32"),
         }
         y = rng.random(n).astype("float32")
         x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}
@@ -137,6 +147,7 @@ def main(argv=None):
         default=10**9,
         help="Leave the stock models out for larger tables (time).",
     )
+    parser.add_argument("--ids", choices=["zipf", "uniform"], default="zipf")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "sparse_scaling")
@@ -144,7 +155,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         results = measure(
-            args.table_rows, args.steps, args.repeats, args.skip_stock_above
+            args.table_rows,
+            args.steps,
+            args.repeats,
+            args.skip_stock_above,
+            args.ids,
         )
         print("RESULTS " + json.dumps(results))
         return results
@@ -160,6 +175,8 @@ def main(argv=None):
             str(args.repeats),
             "--skip-stock-above",
             str(args.skip_stock_above),
+            "--ids",
+            args.ids,
             "--table-rows",
             *map(str, args.table_rows),
         ]
@@ -174,7 +191,10 @@ def main(argv=None):
     table = markdown(results, args.table_rows)
     print(table)
     machine = _results.machine_info(
-        steps=args.steps, repeats=args.repeats, batch_size=BATCH_SIZE
+        steps=args.steps,
+        repeats=args.repeats,
+        batch_size=BATCH_SIZE,
+        ids=args.ids,
     )
     _results.write(args.out, table, results, machine)
     return results
