@@ -3,6 +3,8 @@
 import json
 import os
 import platform
+import subprocess
+import sys
 
 
 def machine_info(**extra):
@@ -23,3 +25,18 @@ def write(out, table, results, machine):
         json.dump({"machine": machine, "results": results}, file, indent=1)
     with open(out + ".md", "w") as file:
         file.write(table + "\n\n" + json.dumps(machine) + "\n")
+
+
+def run_worker(script, backend, arguments):
+    """Runs `script --worker ARGUMENTS` on one Keras backend.
+
+    The backend is fixed when Keras is imported, so each backend measures
+    in its own process; the worker prints one `RESULTS <json>` line.
+    """
+    command = [sys.executable, script, "--worker", *map(str, arguments)]
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    output = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    line = next(ln for ln in output.splitlines() if ln.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS ") :])

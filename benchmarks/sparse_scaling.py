@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -165,29 +164,24 @@ def main(argv=None):
         return results
     results = []
     for backend in args.backends:
-        command = [
-            sys.executable,
-            __file__,
-            "--worker",
-            "--steps",
-            str(args.steps),
-            "--repeats",
-            str(args.repeats),
-            "--skip-stock-above",
-            str(args.skip_stock_above),
-            "--ids",
-            args.ids,
-            "--table-rows",
-            *map(str, args.table_rows),
-        ]
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        output = subprocess.run(
-            command, env=env, capture_output=True, text=True, check=True
-        ).stdout
-        line = next(
-            ln for ln in output.splitlines() if ln.startswith("RESULTS ")
+        results.extend(
+            _results.run_worker(
+                __file__,
+                backend,
+                [
+                    "--steps",
+                    args.steps,
+                    "--repeats",
+                    args.repeats,
+                    "--skip-stock-above",
+                    args.skip_stock_above,
+                    "--ids",
+                    args.ids,
+                    "--table-rows",
+                    *args.table_rows,
+                ],
+            )
         )
-        results.extend(json.loads(line[len("RESULTS ") :]))
     table = markdown(results, args.table_rows)
     print(table)
     machine = _results.machine_info(

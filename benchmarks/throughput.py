@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -182,25 +181,20 @@ def main(argv=None):
         return results
     results = []
     for backend in args.backends:
-        command = [
-            sys.executable,
-            __file__,
-            "--worker",
-            "--rows",
-            str(args.rows),
-            "--repeats",
-            str(args.repeats),
-            "--batch-sizes",
-            *map(str, args.batch_sizes),
-        ]
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        output = subprocess.run(
-            command, env=env, capture_output=True, text=True, check=True
-        ).stdout
-        line = next(
-            ln for ln in output.splitlines() if ln.startswith("RESULTS ")
+        results.extend(
+            _results.run_worker(
+                __file__,
+                backend,
+                [
+                    "--rows",
+                    args.rows,
+                    "--repeats",
+                    args.repeats,
+                    "--batch-sizes",
+                    *args.batch_sizes,
+                ],
+            )
         )
-        results.extend(json.loads(line[len("RESULTS ") :]))
     table = markdown(results)
     print(table)
     machine = _results.machine_info(rows=args.rows, repeats=args.repeats)
