@@ -485,7 +485,7 @@ class _TensorFlowRunner:
         # The loop runs without id checks (the arrays were checked), so
         # XLA can fuse each step. A subclass's own `call`, `embed` or
         # `interact` may use ops XLA lacks: those run without it. So do
-        # SparseAdam's row updates, which XLA made 3-9x slower on a CPU.
+        # SparseAdam's row updates, which XLA made 2-9x slower on a CPU.
         jit = own_code(model) and not isinstance(
             model.optimizer, optimizers.SparseAdam
         )
