@@ -286,8 +286,10 @@ class EntityEmbedding(keras.layers.Layer):
         concrete = not trusted and _checks.is_concrete(inputs)
         if concrete:
             self.check_ids(inputs)
+        # Unchecked ids inside a compiled graph get graph assertions.
+        in_graph = not trusted and not concrete
         assertions = []
-        if not trusted and not concrete and "float" in dtype:
+        if in_graph and "float" in dtype:
             values = ops.cast(inputs, "float32")
             fractional = ops.logical_or(
                 ops.logical_not(ops.isfinite(values)),
@@ -302,11 +304,7 @@ class EntityEmbedding(keras.layers.Layer):
                     problem="non-integer id",
                 )
             )
-        elif (
-            not trusted
-            and not concrete
-            and dtype in ("int64", "uint32", "uint64")
-        ):
+        elif in_graph and dtype in ("int64", "uint32", "uint64"):
             outside = ops.logical_or(
                 ops.less(inputs, _checks.INT32_MIN),
                 ops.greater(inputs, _checks.INT32_MAX),
@@ -318,7 +316,7 @@ class EntityEmbedding(keras.layers.Layer):
             )
         ids = ops.cast(inputs, "int32")
         rows, known = self._rows(ids)
-        if not trusted and not concrete and self.num_oov_indices == 0:
+        if in_graph and self.num_oov_indices == 0:
             assertions.append(
                 _checks.graph_assert(
                     self._where,
