@@ -33,6 +33,7 @@ PRESETS = {
             "dropout": 0.0,
             "bias_terms": False,
             "rating_range": None,
+            "implicit": False,
         },
         "training": {
             "learning_rate": 0.005,
@@ -60,6 +61,7 @@ PRESETS = {
             "dropout": 0.2,
             "bias_terms": True,
             "rating_range": (0.5, 5.5),
+            "implicit": False,
         },
         "training": {
             "learning_rate": 2e-3,

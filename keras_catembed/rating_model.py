@@ -11,6 +11,7 @@ from keras import ops
 from keras_catembed import _checks
 from keras_catembed import _fast_fit
 from keras_catembed import optimizers
+from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
 
 
@@ -33,6 +34,13 @@ class RatingModel(keras.Model):
     - `rating_range=(low, high)` bounds the output with a scaled sigmoid,
       `low + (high - low) * sigmoid(z)`. A range slightly wider than the
       ratings (e.g. `(0.5, 5.5)` for 1-5 stars) lets the extremes be reached.
+
+    - `implicit` adds implicit feedback (the "++" of SVD++): a user is
+      also described by the movies they rated, a movie by the users who
+      rated it, whatever the ratings were. Each such column's vector gets
+      `|N| ** -0.5` times the sum of learned vectors of the ids `N` it
+      occurs with in the data given to `adapt`; call `model.adapt(x)` with
+      the training inputs before `fit`.
 
     Inputs are a dict keyed by column name, each value of shape `(batch,)`
     or `(batch, 1)`. Array inputs to `fit`, `evaluate`, `predict` and the
@@ -68,6 +76,13 @@ class RatingModel(keras.Model):
             `False`.
         rating_range: Optional pair `(low, high)` with `low < high`. Bounds
             the output. Defaults to `None` (a linear output).
+        implicit: Optional dict mapping a column to the column whose ids
+            describe it (`{"user_id": "movie_id"}`: each user is also
+            described by the movies it occurs with), or `True` for a
+            two-column model (each column described by the other). The
+            implicit vectors have the size of the described column's
+            embedding and take its initializer and regularizer. Defaults to
+            `None` (no implicit feedback).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -90,6 +105,8 @@ class RatingModel(keras.Model):
     ```
 
     Reference:
+        - [Koren, 2008. Factorization Meets the Neighborhood: a Multifaceted
+          Collaborative Filtering Model](https://doi.org/10.1145/1401890.1401944)
         - [Guo & Berkhahn, 2016. Entity Embeddings of Categorical
           Variables](https://arxiv.org/abs/1604.06737)
         - [Koren, Bell & Volinsky, 2009. Matrix Factorization Techniques for
@@ -105,6 +122,7 @@ class RatingModel(keras.Model):
         dropout=0.0,
         bias_terms=False,
         rating_range=None,
+        implicit=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -149,6 +167,22 @@ class RatingModel(keras.Model):
                 )
                 bias._column = column
                 self.bias_layers[column] = bias
+
+        self.implicit = _check_implicit(implicit, self.columns)
+        self.implicit_layers = {}
+        for target, source in self.implicit.items():
+            layer = self.embedding_layers[target]
+            self.implicit_layers[target] = ImplicitFeedback(
+                num_targets=layer.num_rows,
+                num_sources=self.embedding_layers[source].num_rows,
+                output_dim=layer.output_dim,
+                embeddings_initializer=keras.initializers.get(
+                    keras.initializers.serialize(layer.embeddings_initializer)
+                ),
+                embeddings_regularizer=layer.embeddings_regularizer,
+                name=f"{target}_implicit",
+                dtype=self.dtype_policy,
+            )
 
         self.hidden_layers = []
         self.dropout_layers = []
@@ -205,13 +239,87 @@ class RatingModel(keras.Model):
 
         Returns:
             Dict of tensors of shape `(batch, output_dim)`, keyed by column.
+            A column with implicit feedback gets the sum of its own vector
+            and its implicit-feedback vector.
         """
-        return {
-            column: self.embedding_layers[column](
-                inputs[column], training=training
+        embedded = {}
+        for column in self.columns:
+            layer = self.embedding_layers[column]
+            vector = layer(inputs[column], training=training)
+            if column in self.implicit_layers:
+                rows, _ = layer._rows(ops.cast(inputs[column], "int32"))
+                # Unknown ids fail in the lookup above, with its message.
+                rows = ops.clip(rows, 0, layer.num_rows - 1)
+                implicit = self.implicit_layers[column](rows)
+                vector = vector + ops.cast(implicit, vector.dtype)
+            embedded[column] = vector
+        return embedded
+
+    def adapt(self, x):
+        """Records which ids occur together, for the `implicit` columns.
+
+        For each `target: source` pair of `implicit`, each target id is then
+        described, besides its own vector, by the normalized sum of learned
+        vectors of the source ids it occurs with in `x`. Call it once with
+        the training inputs, before `fit`; calling it again replaces the
+        pairs. The pairs are saved with the model.
+
+        Args:
+            x: Dict of id arrays keyed by column name, like the inputs of
+                `fit` (every column of `implicit` is needed).
+
+        Raises:
+            ValueError: if the model has no `implicit` columns, a column is
+                missing, or an id is one the column cannot embed.
+        """
+        if not self.implicit:
+            raise ValueError(
+                "`adapt` records pairs for implicit feedback, but this "
+                "RatingModel has none: pass `implicit=` to the constructor."
             )
-            for column in self.columns
-        }
+        if not isinstance(x, collections.abc.Mapping):
+            raise ValueError(
+                "`adapt` expects a dict of id arrays keyed by column name. "
+                f"Received: {type(x).__name__}"
+            )
+        needed = sorted(set(self.implicit) | set(self.implicit.values()))
+        missing = [column for column in needed if column not in x]
+        if missing:
+            raise ValueError(
+                f"`adapt` needs the columns {needed}. Missing: {missing}"
+            )
+        rows = {}
+        for column in needed:
+            if not _is_array_like(x[column]):
+                raise ValueError(
+                    f"`adapt` expects arrays. Column {column!r} is a "
+                    f"{type(x[column]).__name__}"
+                )
+            _check_column_shape(column, np.shape(x[column]))
+            layer = self.embedding_layers[column]
+            layer.check_ids(x[column])
+            ids = np.asarray(ops.convert_to_numpy(x[column])).reshape(-1)
+            rows[column] = ops.convert_to_numpy(
+                layer._rows(ops.convert_to_tensor(ids.astype("int32")))[0]
+            )
+        sizes = {len(rows[column]) for column in needed}
+        if len(sizes) > 1:
+            raise ValueError(
+                "`adapt` expects columns of one length. Received lengths "
+                f"{ {column: len(rows[column]) for column in needed} }"
+            )
+        for target, source in self.implicit.items():
+            self.implicit_layers[target].adapt(rows[target], rows[source])
+        # Compiled functions hold the previous pairs as constants.
+        self._reset_compiled()
+
+    def _reset_compiled(self):
+        self.train_function = None
+        self.test_function = None
+        self.predict_function = None
+        self.__dict__["_fast_fit_runners"] = {}
+        self.__dict__["_step_functions"] = {}
+        self.__dict__["_step_modes"] = {}
 
     def interact(self, embedded):
         """Combines the per-column vectors into one feature tensor.
@@ -390,9 +498,7 @@ class RatingModel(keras.Model):
     def compile(self, optimizer="rmsprop", *args, **kwargs):
         super().compile(optimizer, *args, **kwargs)
         # Compiled steps belong to this compilation.
-        self.__dict__["_fast_fit_runners"] = {}
-        self.__dict__["_step_functions"] = {}
-        self.__dict__["_step_modes"] = {}
+        self._reset_compiled()
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         sparse = isinstance(inner, optimizers.SparseAdam)
         for layer in _fast_fit.table_layers(self):
@@ -576,6 +682,7 @@ class RatingModel(keras.Model):
                     if self.rating_range is None
                     else list(self.rating_range)
                 ),
+                "implicit": dict(self.implicit) or None,
             }
         )
         return config
@@ -592,6 +699,42 @@ class RatingModel(keras.Model):
             for column, spec in config["embeddings"].items()
         }
         return cls(**config)
+
+
+def _check_implicit(implicit, columns):
+    """Returns `implicit` as a dict of target column -> source column."""
+    if implicit is None or implicit is False:
+        return {}
+    if implicit is True:
+        if len(columns) != 2:
+            raise ValueError(
+                "`implicit=True` pairs the two columns of a two-column "
+                f"model; this one has the columns {columns}. Pass a dict "
+                "mapping each described column to the column that "
+                "describes it, e.g. implicit={'user_id': 'movie_id'}"
+            )
+        return {columns[0]: columns[1], columns[1]: columns[0]}
+    if not isinstance(implicit, collections.abc.Mapping):
+        raise ValueError(
+            "`implicit` must be None, True or a dict mapping a column to "
+            f"another column. Received: implicit={implicit!r}"
+        )
+    checked = {}
+    for target, source in implicit.items():
+        for name in (target, source):
+            if name not in columns:
+                raise ValueError(
+                    f"`implicit` names the column {name!r}, which is not "
+                    f"one of the model's columns {columns}. Received: "
+                    f"implicit={dict(implicit)!r}"
+                )
+        if target == source:
+            raise ValueError(
+                "`implicit` must pair two different columns. Received "
+                f"{target!r}: {source!r}"
+            )
+        checked[target] = source
+    return checked
 
 
 def _check_column_shape(column, shape):

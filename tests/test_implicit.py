@@ -1,0 +1,273 @@
+"""RatingModel's implicit feedback: ids described by the ids they occur with."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_catembed
+from keras_catembed import optimizers
+
+USERS, MOVIES = 7, 5
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {
+        "user_id": rng.integers(0, USERS - 1, n).astype("int32"),
+        "movie_id": rng.integers(0, MOVIES, n).astype("int32"),
+    }
+    # The last user never occurs: its implicit vector must be zero.
+    y = (1 + 4 * rng.random(n)).astype("float32")
+    return x, y
+
+
+def make_model(implicit=True, **kwargs):
+    return keras_catembed.RatingModel(
+        {"user_id": USERS, "movie_id": MOVIES},
+        hidden_units=[8],
+        bias_terms=True,
+        rating_range=(0.5, 5.5),
+        implicit=implicit,
+        **kwargs,
+    )
+
+
+def reference(table, targets, sources, num_targets):
+    """`|N(t)| ** -0.5 * sum(table[s] for s in N(t))`, pairs deduplicated."""
+    out = np.zeros((num_targets, table.shape[1]))
+    for t in range(num_targets):
+        seen = np.unique(sources[targets == t])
+        if seen.size:
+            out[t] = table[seen].sum(0) / np.sqrt(seen.size)
+    return out
+
+
+def implicit_vectors(model, column, num_rows):
+    layer = model.implicit_layers[column]
+    return _np(layer(ops.convert_to_tensor(np.arange(num_rows, dtype="int32"))))
+
+
+def test_implicit_vectors_match_the_svdpp_sum():
+    x, _ = data()
+    # Repeated pairs count once.
+    x = {k: np.concatenate([v, v[:30]]) for k, v in x.items()}
+    model = make_model()
+    model.build()
+    model.adapt(x)
+    for target, source, n in (
+        ("user_id", "movie_id", USERS),
+        ("movie_id", "user_id", MOVIES),
+    ):
+        table = _np(model.implicit_layers[target].embeddings)
+        expected = reference(table, x[target], x[source], n)
+        np.testing.assert_allclose(
+            implicit_vectors(model, target, n), expected, atol=1e-6
+        )
+    assert np.all(implicit_vectors(model, "user_id", USERS)[-1] == 0)
+
+
+def test_embed_adds_the_implicit_vector_to_the_column_vector():
+    x, _ = data()
+    model = make_model(implicit={"user_id": "movie_id"})
+    model.build()
+    model.adapt(x)
+    ids = {k: v[:10] for k, v in x.items()}
+    embedded = model.embed(
+        {k: ops.convert_to_tensor(v) for k, v in ids.items()}
+    )
+    own = _np(model.embedding_layers["user_id"](ids["user_id"]))
+    implicit = implicit_vectors(model, "user_id", USERS)[ids["user_id"]]
+    np.testing.assert_allclose(
+        _np(embedded["user_id"]), own + implicit, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        _np(embedded["movie_id"]),
+        _np(model.embedding_layers["movie_id"](ids["movie_id"])),
+        atol=1e-6,
+    )
+    assert "movie_id" not in model.implicit_layers
+
+
+def test_implicit_tables_follow_the_column_embedding():
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": keras_catembed.EntityEmbedding(
+                USERS,
+                6,
+                embeddings_regularizer=keras.regularizers.L2(0.5),
+            ),
+            "movie_id": MOVIES,
+        },
+        implicit={"user_id": "movie_id"},
+    )
+    model.build()
+    layer = model.implicit_layers["user_id"]
+    assert tuple(layer.embeddings.shape) == (MOVIES, 6)
+    assert layer.embeddings_regularizer.l2 == pytest.approx(0.5)
+
+
+def test_fit_predict_and_evaluate_after_adapt():
+    x, y = data()
+    model = make_model()
+    model.adapt(x)
+    model.compile(keras.optimizers.Adam(0.02), "mse")
+    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0)
+    loss = history.history["loss"]
+    assert loss[-1] < loss[0]
+    predictions = model.predict(x, verbose=0)
+    assert predictions.shape == (len(y), 1)
+    assert np.all((predictions > 0.5) & (predictions < 5.5))
+    evaluated = model.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(
+        evaluated, np.mean((predictions[:, 0] - y) ** 2), rtol=1e-4
+    )
+
+
+def test_device_loop_trains_like_stock_fit_with_implicit_feedback():
+    x, y = data()
+    stock, fast = make_model(), make_model()
+    for model in (stock, fast):
+        model.build()
+        model.adapt(x)
+        model.compile(keras.optimizers.Adam(0.01), "mse")
+    fast.set_weights(stock.get_weights())
+    args = dict(batch_size=20, epochs=3, shuffle=False, verbose=0)
+    stock.fit(x, y, fast=False, **args)
+    fast.fit(x, y, fast=True, **args)
+    for left, right in zip(stock.weights, fast.weights, strict=True):
+        np.testing.assert_allclose(
+            _np(left), _np(right), rtol=1e-4, atol=1e-5
+        )
+
+
+def test_sparse_adam_trains_the_implicit_tables():
+    x, y = data()
+    model = make_model()
+    model.adapt(x)
+    model.compile(optimizers.SparseAdam(0.02), "mse")
+    model.build()
+    before = _np(model.implicit_layers["user_id"].embeddings).copy()
+    history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
+    after = _np(model.implicit_layers["user_id"].embeddings)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    # Every movie occurs with some user, so every row is updated.
+    assert np.all(np.abs(after - before).max(axis=1) > 0)
+
+
+def test_predict_before_adapt_says_to_adapt():
+    x, _ = data()
+    model = make_model()
+    with pytest.raises(ValueError, match=r"call `adapt`.*model.adapt"):
+        model.predict(x, verbose=0)
+
+
+def test_readapt_replaces_the_pairs_in_compiled_functions():
+    x, _ = data()
+    model = make_model()
+    model.adapt(x)
+    before = model.predict(x, verbose=0)
+    few = {k: v[:10] for k, v in x.items()}
+    model.adapt(few)
+    after = model.predict(x, verbose=0)
+    assert np.abs(after - before).max() > 1e-4
+    twin = make_model()
+    twin.build()
+    twin.set_weights(model.get_weights())
+    twin.adapt(few)
+    np.testing.assert_allclose(
+        twin.predict(x, verbose=0), after, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_save_and_load_keep_the_pairs(tmp_path):
+    x, y = data()
+    model = make_model()
+    model.adapt(x)
+    model.compile("adam", "mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    path = str(tmp_path / "implicit.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0),
+        model.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_config_round_trip():
+    model = make_model(implicit={"movie_id": "user_id"})
+    config = model.get_config()
+    assert config["implicit"] == {"movie_id": "user_id"}
+    clone = keras_catembed.RatingModel.from_config(config)
+    assert clone.implicit == {"movie_id": "user_id"}
+    assert list(clone.implicit_layers) == ["movie_id"]
+    assert make_model(implicit=None).get_config()["implicit"] is None
+
+
+def test_raw_id_vocabularies_and_unknown_ids():
+    vocabulary = [100, 205, 310, 999]
+    users = keras_catembed.EntityEmbedding(
+        vocabulary=vocabulary, output_dim=3, num_oov_indices=1
+    )
+    model = keras_catembed.RatingModel(
+        {"user_id": users, "movie_id": MOVIES}, implicit=True
+    )
+    x = {
+        "user_id": np.array([205, 205, 999, 310], dtype="int32"),
+        "movie_id": np.array([0, 1, 1, 4], dtype="int32"),
+    }
+    model.build()
+    model.adapt(x)
+    table = _np(model.implicit_layers["user_id"].embeddings)
+    rows = _np(users._rows(ops.convert_to_tensor(x["user_id"]))[0])
+    got = implicit_vectors(model, "user_id", users.num_rows)
+    expected = reference(table, rows, x["movie_id"], users.num_rows)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # An id outside the vocabulary goes to the OOV row, which no pair has.
+    oov = {"user_id": np.array([7], dtype="int32"), "movie_id": np.array([0])}
+    embedded = model.embed({k: ops.convert_to_tensor(v) for k, v in oov.items()})
+    np.testing.assert_allclose(
+        _np(embedded["user_id"]), _np(users(oov["user_id"])), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "implicit, match",
+    [
+        ("users", r"`implicit` must be None, True or a dict.*'users'"),
+        ({"user_id": "genre"}, r"column 'genre', which is not one"),
+        ({"user_id": "user_id"}, r"two different columns.*'user_id'"),
+    ],
+)
+def test_bad_implicit_arguments(implicit, match):
+    with pytest.raises(ValueError, match=match):
+        make_model(implicit=implicit)
+
+
+def test_implicit_true_needs_two_columns():
+    with pytest.raises(ValueError, match=r"two-column model.*'a', 'b', 'c'"):
+        keras_catembed.RatingModel({"a": 3, "b": 3, "c": 3}, implicit=True)
+
+
+def test_adapt_errors_name_the_problem():
+    x, _ = data()
+    with pytest.raises(ValueError, match="has none: pass `implicit=`"):
+        make_model(implicit=None).adapt(x)
+    model = make_model()
+    with pytest.raises(ValueError, match=r"Missing: \['user_id'\]"):
+        model.adapt({"movie_id": x["movie_id"]})
+    bad = dict(x, user_id=np.where(np.arange(len(x["user_id"])) == 3, 40, 0))
+    with pytest.raises(ValueError, match=r"'user_id'.*40"):
+        model.adapt(bad)
+    with pytest.raises(ValueError, match="columns of one length"):
+        model.adapt({"user_id": x["user_id"], "movie_id": x["movie_id"][:5]})
+    with pytest.raises(ValueError, match="expects a dict"):
+        model.adapt(x["user_id"])
