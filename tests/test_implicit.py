@@ -140,9 +140,7 @@ def test_device_loop_trains_like_stock_fit_with_implicit_feedback():
     stock.fit(x, y, fast=False, **args)
     fast.fit(x, y, fast=True, **args)
     for left, right in zip(stock.weights, fast.weights, strict=True):
-        np.testing.assert_allclose(
-            _np(left), _np(right), rtol=1e-4, atol=1e-5
-        )
+        np.testing.assert_allclose(_np(left), _np(right), rtol=1e-4, atol=1e-5)
 
 
 def test_sparse_adam_trains_the_implicit_tables():
@@ -233,7 +231,9 @@ def test_raw_id_vocabularies_and_unknown_ids():
     np.testing.assert_allclose(got, expected, atol=1e-6)
     # An id outside the vocabulary goes to the OOV row, which no pair has.
     oov = {"user_id": np.array([7], dtype="int32"), "movie_id": np.array([0])}
-    embedded = model.embed({k: ops.convert_to_tensor(v) for k, v in oov.items()})
+    embedded = model.embed(
+        {k: ops.convert_to_tensor(v) for k, v in oov.items()}
+    )
     np.testing.assert_allclose(
         _np(embedded["user_id"]), _np(users(oov["user_id"])), atol=1e-6
     )
