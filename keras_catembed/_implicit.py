@@ -5,6 +5,10 @@ import numpy as np
 from keras import ops
 
 
+# Largest `num_targets * num_sources` held as a dense matrix (256 MB).
+DENSE_LIMIT = 2**26
+
+
 @keras.saving.register_keras_serializable(package="keras_catembed")
 class ImplicitFeedback(keras.layers.Layer):
     """Sums learned vectors of the source ids each target id was seen with.
@@ -15,10 +19,18 @@ class ImplicitFeedback(keras.layers.Layer):
     implicit-feedback term of SVD++ (Koren, 2008). A target row with no
     pairs gets zeros.
 
-    The pairs are data, not weights: they are set by `adapt`, saved with
-    the model (`save_own_variables`) and held as constant tensors, so
-    compiled functions must be rebuilt after `adapt` (`RatingModel.adapt`
-    does this).
+    The pairs are set by `adapt` and saved with the model. Two layouts:
+
+    - dense (when `num_targets * num_sources <= DENSE_LIMIT`): a
+      non-trainable `(num_targets, num_sources)` weight matrix, and the
+      output is a batch of its rows times the table. On this project's
+      CPU machine this was about 10x faster per step than the sparse
+      layout on ml-1m's 720,000 pairs.
+    - sparse: the pairs as constant tensors, summed with `segment_sum`
+      over every pair at each step (memory grows with the pairs, not with
+      the product of the cardinalities). Compiled functions capture them,
+      so they must be rebuilt after `adapt` (`RatingModel.adapt` does
+      this).
 
     `RatingModel` creates these layers from its `implicit` argument.
     """
@@ -30,6 +42,7 @@ class ImplicitFeedback(keras.layers.Layer):
         output_dim,
         embeddings_initializer="uniform",
         embeddings_regularizer=None,
+        dense=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -42,13 +55,17 @@ class ImplicitFeedback(keras.layers.Layer):
         self.embeddings_regularizer = keras.regularizers.get(
             embeddings_regularizer
         )
+        if dense is None:
+            dense = self.num_targets * self.num_sources <= DENSE_LIMIT
+        self.dense = bool(dense)
+        self._adapted = False
         self._pairs = None
         self._tensors = None
 
     @property
     def adapted(self):
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
-        return self._pairs is not None
+        return self._adapted
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(
@@ -57,6 +74,13 @@ class ImplicitFeedback(keras.layers.Layer):
             regularizer=self.embeddings_regularizer,
             name="embeddings",
         )
+        if self.dense:
+            self.pair_weights = self.add_weight(
+                shape=(self.num_targets, self.num_sources),
+                initializer="zeros",
+                trainable=False,
+                name="pair_weights",
+            )
 
     def adapt(self, target_rows, source_rows):
         """Records the distinct `(target, source)` row pairs.
@@ -73,6 +97,8 @@ class ImplicitFeedback(keras.layers.Layer):
                 f"{self.name}: expected as many target rows as source rows. "
                 f"Received {targets.size} and {sources.size}"
             )
+        if targets.size == 0:
+            raise ValueError(f"{self.name}: `adapt` received no rows")
         for name, rows, size in (
             ("target", targets, self.num_targets),
             ("source", sources, self.num_sources),
@@ -88,7 +114,15 @@ class ImplicitFeedback(keras.layers.Layer):
         sources = (pairs % self.num_sources).astype("int32")
         counts = np.bincount(targets, minlength=self.num_targets)
         weights = 1.0 / np.sqrt(np.maximum(counts, 1)).astype("float32")
-        self._set_pairs(targets, sources, weights[targets])
+        if not self.dense:
+            self._set_pairs(targets, sources, weights[targets])
+            return
+        if not self.built:
+            self.build()
+        matrix = np.zeros((self.num_targets, self.num_sources), "float32")
+        matrix[targets, sources] = weights[targets]
+        self.pair_weights.assign(matrix)
+        self._adapted = True
 
     def _set_pairs(self, targets, sources, weights):
         self._pairs = (
@@ -100,13 +134,20 @@ class ImplicitFeedback(keras.layers.Layer):
         self._tensors = tuple(
             ops.convert_to_tensor(array) for array in self._pairs
         )
+        self._adapted = True
 
     def call(self, rows):
-        if self._pairs is None:
+        if not self._adapted:
             raise ValueError(
                 f"{self.name} holds no pairs yet: call `adapt` on the "
                 "model with the training inputs before training or "
                 "predicting (e.g. `model.adapt(x_train)`)."
+            )
+        if self.dense:
+            pair_weights = ops.take(self.pair_weights, rows, axis=0)
+            return ops.matmul(
+                ops.cast(pair_weights, self.compute_dtype),
+                ops.cast(self.embeddings, self.compute_dtype),
             )
         targets, sources, weights = self._tensors
         vectors = ops.take(self.embeddings, sources, axis=0)
@@ -124,6 +165,8 @@ class ImplicitFeedback(keras.layers.Layer):
         )
 
     def save_own_variables(self, store):
+        if self.dense:
+            return super().save_own_variables(store)
         store["0"] = self.embeddings
         if self._pairs is not None:
             for name, array in zip(
@@ -132,6 +175,11 @@ class ImplicitFeedback(keras.layers.Layer):
                 store[name] = array
 
     def load_own_variables(self, store):
+        if self.dense:
+            super().load_own_variables(store)
+            pair_weights = ops.convert_to_numpy(self.pair_weights)
+            self._adapted = bool(np.any(pair_weights))
+            return
         self.embeddings.assign(store["0"])
         keys = set(store.keys())
         if {"targets", "sources", "weights"} <= keys:
@@ -154,6 +202,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 "embeddings_regularizer": keras.regularizers.serialize(
                     self.embeddings_regularizer
                 ),
+                "dense": self.dense,
             }
         )
         return config

@@ -119,6 +119,10 @@ class RatingHyperModel(keras_tuner.HyperModel):
     - `"bounded_output"`: Boolean. Whether the output is bounded to
       `rating_range` by a scaled sigmoid. Fixed to `False` when
       `rating_range=None`. Defaults to `False`.
+    - `"implicit"`: Boolean. `RatingModel`'s implicit feedback, each of
+      the two columns described by the ids of the other it occurs with
+      (`fit` adapts the model to the training inputs). Fixed to `False`
+      unless there are exactly two columns. Defaults to `False`.
     - `"optimizer"`: Choice of `"adam"`, `"adamw"` and `"rmsprop"` (a fixed
       value may also be `"nadam"`, `"adagrad"` or `"sgd"`). Defaults to
       `"adam"`.
@@ -325,6 +329,12 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 "bounded_output",
                 lambda: hp.Boolean("bounded_output", default=False),
             )
+        if len(self.columns) == 2:
+            values["implicit"] = self._declare(
+                hp, "implicit", lambda: hp.Boolean("implicit", default=False)
+            )
+        else:
+            values["implicit"] = hp.Fixed("implicit", False)
         values["optimizer"] = self._declare(
             hp,
             "optimizer",
@@ -363,7 +373,8 @@ class RatingHyperModel(keras_tuner.HyperModel):
         Returns:
             Dict with the keys `embeddings` (a dict of configured
             `keras_catembed.EntityEmbedding` layers), `hidden_units`,
-            `activation`, `dropout`, `bias_terms` and `rating_range`.
+            `activation`, `dropout`, `bias_terms`, `rating_range` and
+            `implicit`.
         """
         values = self.values(hp)
         l2 = values["embeddings_l2"]
@@ -390,6 +401,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
             "rating_range": (
                 self.rating_range if values["bounded_output"] else None
             ),
+            "implicit": values["implicit"],
         }
 
     def compile_kwargs(self, hp):
@@ -440,6 +452,9 @@ class RatingHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, **kwargs):
         """Trains `model` with the tuned batch size.
 
+        A model with implicit feedback is first adapted to the training
+        inputs (`model.adapt(x)`), which must then be a dict of id arrays.
+
         Args:
             hp: A `keras_tuner.HyperParameters`.
             model: The model returned by `build(hp)`.
@@ -466,6 +481,14 @@ class RatingHyperModel(keras_tuner.HyperModel):
             )
         batch_size = self.fit_kwargs(hp)["batch_size"]
         x = args[0] if args else kwargs.get("x")
+        if model.implicit:
+            if not isinstance(x, collections.abc.Mapping):
+                raise ValueError(
+                    "With `implicit=True` the model is adapted to the "
+                    "training inputs, which must then be a dict of id "
+                    f"arrays. Received: {type(x).__name__}"
+                )
+            model.adapt(x)
         if _is_unbatched(x):
             kwargs["batch_size"] = batch_size
         callbacks = list(kwargs.pop("callbacks", None) or [])
@@ -539,6 +562,11 @@ class RatingHyperModel(keras_tuner.HyperModel):
         checked = {}
         for name, value in fixed.items():
             checked[name] = self._check_fixed_value(name, value)
+        if checked.get("implicit") and len(self.columns) != 2:
+            raise ValueError(
+                "`implicit=True` needs exactly two columns (each described "
+                f"by the other). Received the columns {self.columns}"
+            )
         if checked.get("bounded_output") and self.rating_range is None:
             raise ValueError(
                 "`bounded_output=True` needs a `rating_range`. Received: "
@@ -555,7 +583,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
             return _checks.non_negative_int(name, value)
         if name in ("dropout", "entity_dropout"):
             return _checks.rate(name, value)
-        if name in ("bias_terms", "bounded_output"):
+        if name in ("bias_terms", "bounded_output", "implicit"):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={value!r}"
@@ -628,6 +656,7 @@ def _hyperparameter_names(columns, max_layers):
             "entity_dropout",
             "bias_terms",
             "bounded_output",
+            "implicit",
             "optimizer",
             "learning_rate",
             "batch_size",

@@ -6,9 +6,18 @@ import pytest
 from keras import ops
 
 import keras_catembed
+from keras_catembed import _implicit
 from keras_catembed import optimizers
 
 USERS, MOVIES = 7, 5
+
+
+@pytest.fixture(autouse=True, params=["dense", "sparse"])
+def layout(request, monkeypatch):
+    """Runs every test with both layouts of the pairs."""
+    if request.param == "sparse":
+        monkeypatch.setattr(_implicit, "DENSE_LIMIT", 0)
+    return request.param
 
 
 def _np(x):
@@ -182,9 +191,10 @@ def test_readapt_replaces_the_pairs_in_compiled_functions():
     )
 
 
-def test_save_and_load_keep_the_pairs(tmp_path):
+def test_save_and_load_keep_the_pairs(tmp_path, layout):
     x, y = data()
     model = make_model()
+    assert model.implicit_layers["user_id"].dense == (layout == "dense")
     model.adapt(x)
     model.compile("adam", "mse")
     model.fit(x, y, epochs=1, verbose=0)
@@ -271,3 +281,6 @@ def test_adapt_errors_name_the_problem():
         model.adapt({"user_id": x["user_id"], "movie_id": x["movie_id"][:5]})
     with pytest.raises(ValueError, match="expects a dict"):
         model.adapt(x["user_id"])
+    empty = np.zeros((0,), "int32")
+    with pytest.raises(ValueError, match="received no rows"):
+        model.adapt({"user_id": empty, "movie_id": empty})
