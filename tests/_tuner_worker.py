@@ -59,6 +59,7 @@ def small_hypermodel():
         entity_dropout=0.0,
         bias_terms=False,
         bounded_output=False,
+        implicit=False,
         optimizer="adam",
         batch_size=BATCH_SIZE,
     )

@@ -97,6 +97,7 @@ def test_rejects_bad_fixed_values():
         ("entity_dropout", -0.1),
         ("bias_terms", 1),
         ("bounded_output", "yes"),
+        ("implicit", 1),
         ("optimizer", "adadelta2"),
         ("activation", "no_such_activation"),
         ("activation", 3),
@@ -173,6 +174,7 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "entity_dropout": 0.0,
         "bias_terms": False,
         "bounded_output": False,
+        "implicit": False,
         "optimizer": "adam",
         "learning_rate": 1e-3,
         "batch_size": 256,
@@ -344,7 +346,9 @@ def test_model_kwargs_turn_hyperparameters_into_a_rating_model():
         "dropout",
         "bias_terms",
         "rating_range",
+        "implicit",
     }
+    assert kwargs["implicit"] is False
     assert kwargs["hidden_units"] == (64,)
     assert kwargs["rating_range"] == (0.5, 5.5)
     model = RatingModel(**kwargs)
@@ -483,10 +487,17 @@ def _tuner(kind, hypermodel, directory, **kwargs):
 
 # GridSearch runs in the max_model_size and divergence tests below, and
 # RandomSearch in the subprocess tests.
-@pytest.mark.parametrize("kind", ["bayesian", "hyperband"])
+@pytest.mark.parametrize("kind", ["bayesian", "hyperband", "implicit"])
 def test_search_finds_and_reloads_the_best_model(kind, tmp_path):
     if kind == "bayesian":
         hypermodel = small_hypermodel()
+    elif kind == "implicit":
+        # Every trial adapts to the training inputs; the best model's
+        # checkpoint restores its pairs.
+        hypermodel = RatingHyperModel(
+            EMBEDDINGS, implicit=True, num_hidden_layers=1, batch_size=64
+        )
+        kind = "bayesian"
     else:
         hypermodel = RatingHyperModel(
             EMBEDDINGS, num_hidden_layers=1, batch_size=BATCH_SIZE
@@ -520,6 +531,27 @@ def test_search_finds_and_reloads_the_best_model(kind, tmp_path):
     rebuilt = RatingModel(**hypermodel.model_kwargs(best_hp))
     rebuilt.build()
     assert rebuilt.count_params() == best_model.count_params()
+    assert rebuilt.implicit == best_model.implicit
+
+
+def test_implicit_is_fixed_off_without_two_columns():
+    three = dict(EMBEDDINGS, genre_id=5)
+    hp = keras_tuner.HyperParameters()
+    model = RatingHyperModel(three).build(hp)
+    implicit = next(h for h in hp.space if h.name == "implicit")
+    assert isinstance(implicit, Fixed) and implicit.value is False
+    assert model.implicit == {}
+    with pytest.raises(ValueError, match=r"two columns.*genre_id"):
+        RatingHyperModel(three, implicit=True)
+
+
+def test_implicit_trials_need_array_inputs_to_adapt():
+    hypermodel = RatingHyperModel(EMBEDDINGS, implicit=True)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    x, y = make_ratings(num_rows=64)
+    with pytest.raises(ValueError, match="must then be a dict of id arrays"):
+        hypermodel.fit(hp, model, _Batches(x, y, batch_size=32), epochs=1)
 
 
 def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
@@ -534,6 +566,7 @@ def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
         "entity_dropout": 0.0,
         "bias_terms": False,
         "bounded_output": False,
+        "implicit": False,
         "optimizer": "adam",
         "learning_rate": 1e-3,
         "batch_size": BATCH_SIZE,
