@@ -104,6 +104,13 @@ def _build_parser():
         help="override the preset: 'low,high', or 'none' for a linear output",
     )
     train.add_argument(
+        "--implicit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the preset: implicit feedback (users described by "
+        "the movies they rated, movies by their raters)",
+    )
+    train.add_argument(
         "--max-rows",
         type=int,
         default=None,
@@ -305,6 +312,8 @@ def _model_overrides(args):
         overrides["dropout"] = args.dropout
     if args.bias_terms is not None:
         overrides["bias_terms"] = args.bias_terms
+    if args.implicit is not None:
+        overrides["implicit"] = args.implicit
     if args.rating_range is not None:
         if args.rating_range.lower() == "none":
             overrides["rating_range"] = None
@@ -367,6 +376,9 @@ def train_model(
             training[key] = overrides.pop(key)
     embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
     model = RatingModel.from_preset(preset, embeddings, **overrides)
+    if model.implicit:
+        # Implicit feedback describes ids by the training pairs only.
+        model.adapt(inputs(train))
     model.compile(
         optimizer=keras.optimizers.Adam(_learning_rate(training, len(train))),
         loss="mse",

@@ -55,7 +55,9 @@ def embedding_matrix(model, column):
 
     Returns:
         A float32 array of shape `(num_ids, output_dim)`; row `i` is the
-        vector of id index `i` (OOV rows are left out).
+        vector of id index `i` (OOV rows are left out). For a column with
+        implicit feedback (`RatingModel(implicit=...)`) it is the vector
+        the model uses: the id's own row plus its implicit-feedback vector.
 
     Raises:
         ValueError: if the model has no such column or is not built yet.
@@ -67,6 +69,12 @@ def embedding_matrix(model, column):
             "build the model first."
         )
     matrix = np.asarray(ops.convert_to_numpy(layer.embeddings), "float32")
+    implicit = getattr(model, "implicit_layers", {}).get(column)
+    if implicit is not None and implicit.adapted:
+        rows = ops.convert_to_tensor(np.arange(matrix.shape[0], dtype="int32"))
+        matrix = matrix + np.asarray(
+            ops.convert_to_numpy(implicit(rows)), "float32"
+        )
     num_ids = getattr(layer, "num_ids", matrix.shape[0])
     return matrix[:num_ids]
 

@@ -41,6 +41,29 @@ def test_embedding_matrix_leaves_out_oov_rows(model):
     np.testing.assert_array_equal(matrix[3], [0.0, 5.0])
 
 
+def test_embedding_matrix_adds_implicit_feedback():
+    model = keras_catembed.RatingModel(
+        {"user": 3, "movie": keras_catembed.EntityEmbedding(4, 4)},
+        implicit=True,
+    )
+    model.build()
+    model.embedding_layers["movie"].embeddings.assign(
+        np.arange(4 * 4, dtype="float32").reshape(4, 4)
+    )
+    model.implicit_layers["movie"].embeddings.assign(
+        np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], "float32")
+    )
+    own = explore.embedding_matrix(model, "movie")
+    np.testing.assert_array_equal(own, np.arange(16).reshape(4, 4))
+    # Movie 0 rated by users 0 and 1, movie 2 by user 2, the others by none.
+    model.adapt({"user": np.array([0, 1, 2]), "movie": np.array([0, 0, 2])})
+    matrix = explore.embedding_matrix(model, "movie")
+    expected = np.arange(16, dtype="float32").reshape(4, 4)
+    expected[0] += np.array([1, 1, 0, 0]) / np.sqrt(2)
+    expected[2] += np.array([0, 0, 1, 0])
+    np.testing.assert_allclose(matrix, expected, rtol=1e-6)
+
+
 def test_embedding_matrix_of_plain_keras_model():
     inputs = keras.Input((1,), dtype="int32")
     outputs = keras.layers.Embedding(4, 3, name="store")(inputs)
