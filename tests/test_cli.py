@@ -308,3 +308,37 @@ def test_tune_rejects_unknown_hyperparameter(data_dir, tmp_path, capsys):
     )
     assert status == 2
     assert "width" in err and len(err.strip().splitlines()) == 1
+
+
+def _model_rmse(output):
+    for line in output.splitlines():
+        match = re.fullmatch(
+            r"(?:RatingModel.*|model)\s+(\d+\.\d{4})\s+.*", line
+        )
+        if match:
+            return float(match[1])
+    raise AssertionError(f"no model row in {output!r}")
+
+
+def test_train_with_implicit_feedback_saves_the_pairs(
+    data_dir, tmp_path, capsys
+):
+    model_path = str(tmp_path / "implicit.keras")
+    argv = ["--data-dir", data_dir, "--verbose", "0"]
+    status, out, _ = _run(
+        ["train", "--preset", "course", "--implicit", "--epochs", "2"]
+        + argv
+        + ["--save", model_path],
+        capsys,
+    )
+    assert status == 0
+    trained = _model_rmse(out)
+    import keras
+
+    model = keras.saving.load_model(model_path)
+    assert model.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
+    status, out, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
