@@ -16,9 +16,12 @@ Configurations:
 - `course`: the Kaggle "Embeddings" course model in plain Keras (8-dim
   embeddings, Concatenate, Flatten, Dense 32 relu, Dense 4 relu, Dense 1;
   Adam 0.005, MSE; 5 epochs at batch size 1024).
-- `recommended`: `RatingModel.from_preset(name)` with the preset's own
-  training settings, where `name = presets.recommended_for(len(train))`:
-  `"recommended"` for ml-100k, `"recommended-large"` for ml-1m.
+- `mlp`: `RatingModel.from_preset(name)` with the preset's own training
+  settings, where `name = presets.recommended_for(len(train),
+  implicit=False)`: `"mlp"` for ml-100k, `"mlp-large"` for ml-1m.
+- `recommended`: the same with `presets.recommended_for(len(train))`:
+  `"recommended"` for ml-100k, `"recommended-large"` for ml-1m (the `mlp`
+  configuration plus implicit feedback, adapted to the training part).
 
 Usage:
 
@@ -48,7 +51,14 @@ sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
 
-CONFIGS = ("global_mean", "movie_mean", "bias_only", "course", "recommended")
+CONFIGS = (
+    "global_mean",
+    "movie_mean",
+    "bias_only",
+    "course",
+    "mlp",
+    "recommended",
+)
 
 
 def folds_100k(data_dir):
@@ -130,7 +140,9 @@ def run_config(name, train, test):
         model = course_model(train.num_users, train.num_movies)
         model.fit(x_train, train.rating, batch_size=1024, epochs=5, verbose=0)
     else:
-        preset = presets.recommended_for(len(train))
+        preset = presets.recommended_for(
+            len(train), implicit=name == "recommended"
+        )
         model, _ = cli.train_model(train, preset, verbose=0)
     prediction = model.predict(x_test, batch_size=8192, verbose=0)
     return errors(prediction, test.rating)
@@ -181,12 +193,13 @@ def main(argv=None):
                     f"MAE {mae:.4f} ({seconds:.1f} s)",
                     flush=True,
                 )
-    table = markdown(results)
+        # Written after each data set, so a long run keeps what it has.
+        table = markdown(results)
+        machine = _results.machine_info(
+            backend=keras.backend.backend(), keras=keras.__version__
+        )
+        _results.write(args.out, table, results, machine)
     print(table)
-    machine = _results.machine_info(
-        backend=keras.backend.backend(), keras=keras.__version__
-    )
-    _results.write(args.out, table, results, machine)
     return results
 
 

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 from keras import ops
 
-
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
 

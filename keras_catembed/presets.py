@@ -43,13 +43,15 @@ PRESETS = {
         },
     },
     # Measured in benchmarks/movielens_accuracy.py (docs/movielens.md).
-    "recommended": {
+    "mlp": {
         "description": (
             "Per-id biases, output bounded to (0.5, 5.5), 64-dim embeddings "
             "with L2 and entity dropout, one hidden layer of 128 with "
             "dropout; Adam with warm-up and cosine decay over 25 epochs at "
-            "batch size 256. Tuned on ml-100k; for about a million ratings "
-            "or more use 'recommended-large'."
+            "batch size 256. 'recommended' without implicit feedback, for "
+            "when the model cannot be adapted to the training pairs. Tuned "
+            "on ml-100k; for about a million ratings or more use "
+            "'mlp-large'."
         ),
         "model": {
             "embedding_dim": 64,
@@ -76,14 +78,14 @@ PRESETS = {
 # (and a higher rate) keep an epoch short, and with many more ratings per id
 # the tables need a 20 times weaker L2 (chosen on a validation part carved
 # from the training folds of ml-1m).
-PRESETS["recommended-large"] = {
+PRESETS["mlp-large"] = {
     "description": (
-        "The 'recommended' architecture for about a million ratings or "
-        "more: embeddings L2 1e-4, batch size 2048, Adam 4e-3 with warm-up "
-        "and cosine decay over 25 epochs."
+        "The 'mlp' architecture for about a million ratings or more: "
+        "embeddings L2 1e-4, batch size 2048, Adam 4e-3 with warm-up and "
+        "cosine decay over 25 epochs."
     ),
     "model": {
-        **copy.deepcopy(PRESETS["recommended"]["model"]),
+        **copy.deepcopy(PRESETS["mlp"]["model"]),
         "embeddings_l2": 1e-4,
     },
     "training": {
@@ -94,20 +96,44 @@ PRESETS["recommended-large"] = {
     },
 }
 
+# The recommended presets add implicit feedback to the 'mlp' ones: each
+# user is also described by the movies it rated, each movie by its raters
+# (`RatingModel(implicit=True)`, adapted to the training inputs). On
+# validation parts carved from the training folds this lowered RMSE by
+# 0.017 on ml-100k and 0.013 on ml-1m.
+for _name in ("", "-large"):
+    PRESETS[f"recommended{_name}"] = {
+        "description": (
+            f"'mlp{_name}' plus implicit feedback: users are also described "
+            "by the movies they rated and movies by their raters "
+            "(`implicit=True`; call `model.adapt(x_train)` before `fit`)."
+        ),
+        "model": {
+            **copy.deepcopy(PRESETS[f"mlp{_name}"]["model"]),
+            "implicit": True,
+        },
+        "training": copy.deepcopy(PRESETS[f"mlp{_name}"]["training"]),
+    }
+del _name
+
 LARGE = 500_000
 
 
-def recommended_for(num_ratings):
+def recommended_for(num_ratings, *, implicit=True):
     """Name of the recommended preset for a training set of this size.
 
     Args:
         num_ratings: Integer. Number of training ratings.
+        implicit: Boolean. Whether the preset may use implicit feedback
+            (the model is then adapted to the training inputs). Defaults to
+            `True`; `False` gives the `"mlp"` presets.
 
     Returns:
-        `"recommended-large"` from 500,000 ratings on, else
-        `"recommended"`.
+        `"recommended-large"` (`"mlp-large"`) from 500,000 ratings on, else
+        `"recommended"` (`"mlp"`).
     """
-    return "recommended-large" if num_ratings >= LARGE else "recommended"
+    base = "recommended" if implicit else "mlp"
+    return f"{base}-large" if num_ratings >= LARGE else base
 
 
 def get(name):
