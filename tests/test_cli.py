@@ -246,10 +246,19 @@ def test_recommended_for():
 
     assert presets.recommended_for(80_000) == "recommended"
     assert presets.recommended_for(800_000) == "recommended-large"
+    assert presets.recommended_for(80_000, implicit=False) == "mlp"
+    assert presets.recommended_for(800_000, implicit=False) == "mlp-large"
     small = presets.get("recommended")["model"]
     large = presets.get("recommended-large")["model"]
     assert small.pop("embeddings_l2") == 20 * large.pop("embeddings_l2")
     assert small == large
+    for name in ("", "-large"):
+        with_implicit = presets.get(f"recommended{name}")
+        without = presets.get(f"mlp{name}")
+        assert with_implicit["model"].pop("implicit") is True
+        assert without["model"].pop("implicit") is False
+        assert with_implicit["model"] == without["model"]
+        assert with_implicit["training"] == without["training"]
 
 
 def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):

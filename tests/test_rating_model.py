@@ -415,12 +415,16 @@ def test_course_preset_is_the_course_model():
     assert model.bias_terms is False and model.rating_range is None
 
 
-def test_preset_overrides_and_serialization(tmp_path):
+@pytest.mark.parametrize("preset", ["mlp", "recommended"])
+def test_preset_overrides_and_serialization(tmp_path, preset):
     model = keras_catembed.RatingModel.from_preset(
-        "recommended", {"user": 6, "movie": 4}, hidden_units=[3]
+        preset, {"user": 6, "movie": 4}, hidden_units=[3]
     )
     assert model.hidden_units == [3]
     x = {"user": np.array([0, 5]), "movie": np.array([3, 1])}
+    if preset == "recommended":
+        assert model.implicit == {"user": "movie", "movie": "user"}
+        model.adapt(x)
     expected = _np(model(x))
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
