@@ -52,6 +52,7 @@ HIDDEN_UNITS_DEFAULTS = (32, 4, 4)
 ACTIVATION_CHOICES = ("relu", "gelu", "silu", "tanh")
 EMBEDDINGS_L2_CHOICES = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine")
 BATCH_SIZE_CHOICES = (64, 128, 256, 512, 1024, 2048)
 
 # Optimizers that a fixed `optimizer` may name (the search uses
@@ -128,6 +129,11 @@ class RatingHyperModel(keras_tuner.HyperModel):
       `"adam"`.
     - `"learning_rate"`: Float in [1e-4, 1e-1], log-scaled. Defaults to
       `1e-3`.
+    - `"schedule"`: `"constant"` or `"cosine"`: a linear warm-up from a
+      tenth of the rate over the first fifth of the steps, then cosine
+      decay to 0 at the end of `fit` (the presets' schedule; `fit` counts
+      the steps from the data, the batch size and `epochs`). Defaults to
+      `"constant"`.
     - `"batch_size"`: Integer choice in `[64, 128, 256, 512, 1024, 2048]`.
       Used by `fit` for array inputs; a `tf.data.Dataset` or other batched
       input keeps its own batches. Defaults to `256`.
@@ -349,6 +355,11 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 "learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3
             ),
         )
+        values["schedule"] = self._declare(
+            hp,
+            "schedule",
+            lambda: hp.Choice("schedule", list(SCHEDULES), default="constant"),
+        )
         values["batch_size"] = self._declare(
             hp,
             "batch_size",
@@ -404,20 +415,38 @@ class RatingHyperModel(keras_tuner.HyperModel):
             "implicit": values["implicit"],
         }
 
-    def compile_kwargs(self, hp):
+    def compile_kwargs(self, hp, steps=None):
         """Turns hyperparameters into `model.compile` kwargs.
 
         Args:
             hp: A `keras_tuner.HyperParameters` or a dict of values by name.
+            steps: Optional integer. The number of training steps (batches
+                per epoch times epochs), which the `"cosine"` schedule
+                needs. Without it that schedule has placeholder step
+                counts, which `fit` sets.
 
         Returns:
-            Dict with a new `optimizer` (with the tuned learning rate), the
-            loss `"mse"` and the metrics `rmse`, `mae` and `mse`.
+            Dict with a new `optimizer` (with the tuned learning rate or
+            schedule), the loss `"mse"` and the metrics `rmse`, `mae` and
+            `mse`.
         """
+        kwargs, schedule = self._compile_kwargs(hp)
+        if schedule is not None and steps is not None:
+            _set_schedule_steps(schedule, _checks.positive_int("steps", steps))
+        return kwargs
+
+    def _compile_kwargs(self, hp):
+        """`compile_kwargs`, and the learning rate schedule (or `None`)."""
         values = self.values(hp)
         optimizer_class = OPTIMIZERS[values["optimizer"]]
-        return {
-            "optimizer": optimizer_class(learning_rate=values["learning_rate"]),
+        rate = schedule = values["learning_rate"]
+        if values["schedule"] == "cosine":
+            # `fit` sets the step counts once it knows the data.
+            schedule = keras.optimizers.schedules.CosineDecay(
+                rate / 10, decay_steps=1, warmup_target=rate, warmup_steps=0
+            )
+        kwargs = {
+            "optimizer": optimizer_class(learning_rate=schedule),
             "loss": "mse",
             "metrics": [
                 keras.metrics.RootMeanSquaredError(name="rmse"),
@@ -425,6 +454,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 keras.metrics.MeanSquaredError(name="mse"),
             ],
         }
+        return kwargs, (None if schedule is rate else schedule)
 
     def fit_kwargs(self, hp):
         """Turns hyperparameters into `model.fit` kwargs.
@@ -441,7 +471,10 @@ class RatingHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model = RatingModel(**self.model_kwargs(hp))
-        model.compile(**self.compile_kwargs(hp))
+        compile_kwargs, schedule = self._compile_kwargs(hp)
+        # `fit` sets its step counts.
+        model._hypermodel_schedule = schedule
+        model.compile(**compile_kwargs)
         model.build()
         # Creating the optimizer's variables now lets a checkpoint written
         # during training load into a model from `build` without skipping
@@ -489,6 +522,12 @@ class RatingHyperModel(keras_tuner.HyperModel):
                     f"arrays. Received: {type(x).__name__}"
                 )
             model.adapt(x)
+        schedule = getattr(model, "_hypermodel_schedule", None)
+        if schedule is not None:
+            _set_schedule_steps(
+                schedule,
+                _steps_per_epoch(x, batch_size) * kwargs.get("epochs", 1),
+            )
         if _is_unbatched(x):
             kwargs["batch_size"] = batch_size
         callbacks = list(kwargs.pop("callbacks", None) or [])
@@ -603,6 +642,13 @@ class RatingHyperModel(keras_tuner.HyperModel):
                     f"{name}={value!r}"
                 )
             return float(value)
+        if name == "schedule":
+            if value not in SCHEDULES:
+                raise ValueError(
+                    f"`schedule` must be one of {list(SCHEDULES)}. "
+                    f"Received: schedule={value!r}"
+                )
+            return value
         if name == "optimizer":
             if value not in OPTIMIZERS:
                 raise ValueError(
@@ -624,6 +670,31 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 f"Received: activation={value!r}"
             ) from error
         return value
+
+
+def _steps_per_epoch(x, batch_size):
+    if _is_unbatched(x):
+        first = (
+            next(iter(x.values()))
+            if isinstance(x, collections.abc.Mapping)
+            else x
+        )
+        return -(-len(first) // batch_size)
+    if hasattr(x, "__len__"):
+        return len(x)
+    raise ValueError(
+        "The 'cosine' schedule needs the number of steps per epoch: pass "
+        "arrays, or a dataset or PyDataset with a length. Received: "
+        f"{type(x).__name__}"
+    )
+
+
+def _set_schedule_steps(schedule, steps):
+    """Sets the warm-up and decay steps of a `"cosine"` schedule."""
+    steps = max(1, steps)
+    warmup = steps // 5
+    schedule.decay_steps = steps - warmup
+    schedule.warmup_steps = warmup
 
 
 def output_dim_choices(num_rows):
@@ -659,6 +730,7 @@ def _hyperparameter_names(columns, max_layers):
             "implicit",
             "optimizer",
             "learning_rate",
+            "schedule",
             "batch_size",
         ]
     )

@@ -98,6 +98,7 @@ def test_rejects_bad_fixed_values():
         ("bias_terms", 1),
         ("bounded_output", "yes"),
         ("implicit", 1),
+        ("schedule", "linear"),
         ("optimizer", "adadelta2"),
         ("activation", "no_such_activation"),
         ("activation", 3),
@@ -177,6 +178,7 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "implicit": False,
         "optimizer": "adam",
         "learning_rate": 1e-3,
+        "schedule": "constant",
         "batch_size": 256,
     }
     # The log-scaled hyperparameters.
@@ -532,6 +534,24 @@ def test_search_finds_and_reloads_the_best_model(kind, tmp_path):
     rebuilt.build()
     assert rebuilt.count_params() == best_model.count_params()
     assert rebuilt.implicit == best_model.implicit
+
+
+def test_cosine_schedule_spans_the_trial():
+    hypermodel = small_hypermodel()
+    hp = _with_values(schedule="cosine", learning_rate=0.01)
+    model = hypermodel.build(hp)
+    x, y = make_ratings(num_rows=100)
+    hypermodel.fit(hp, model, x, y, epochs=3, verbose=0)
+    # ceil(100 / BATCH_SIZE) steps per epoch, 3 epochs; a fifth warm-up.
+    steps = -(-100 // BATCH_SIZE) * 3
+    assert int(model.optimizer.iterations.numpy()) == steps
+    # The rate decays to 0 at the last step.
+    assert float(model.optimizer.learning_rate) < 1e-8
+    # Given the steps, compile_kwargs sets the schedule up by itself.
+    optimizer = hypermodel.compile_kwargs(hp, steps=100)["optimizer"]
+    for step, rate in ((0, 1e-3), (20, 1e-2), (60, 5e-3), (100, 0.0)):
+        optimizer.iterations.assign(step)
+        assert float(optimizer.learning_rate) == pytest.approx(rate, abs=1e-7)
 
 
 def test_implicit_is_fixed_off_without_two_columns():
