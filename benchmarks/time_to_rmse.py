@@ -1,6 +1,6 @@
 """Wall time to a validation RMSE on MovieLens-1M: stock fit vs ours.
 
-Both runs train the `recommended-large` preset's model (same
+Both runs train the `mlp-large` preset's model (same
 architecture, learning-rate schedule, batch size and number of epochs) on
 four of the five `siren_fold` folds of ml-1m and validate on the fifth
 after every epoch:
@@ -69,12 +69,12 @@ class Clock(keras.callbacks.Callback):
 
 def train(run, train_set, validation, epochs, seed):
     optimizer_name, fast = RUNS[run]
-    training = presets.get("recommended-large")["training"]
+    training = presets.get("mlp-large")["training"]
     if epochs:
         training["epochs"] = epochs
     keras.utils.set_random_seed(seed)
     model = keras_catembed.RatingModel.from_preset(
-        "recommended-large",
+        "mlp-large",
         {"user_id": train_set.num_users, "movie_id": train_set.num_movies},
     )
     rate = cli._learning_rate(training, len(train_set))

@@ -9,11 +9,19 @@ its test part, as in `movielens_accuracy.py`.
 Usage:
 
     KERAS_BACKEND=jax python benchmarks/tune_presets.py --dataset ml-100k \\
-        --data-dir ../shared/data/movielens --max-trials 12 --epochs 10
+        --data-dir ../shared/data/movielens --space preset \\
+        --max-trials 20 --epochs 25
+
+`--space full` searches RatingHyperModel's whole space. `--space preset`
+searches around the `"recommended"` preset: implicit feedback, per-id
+biases, a bounded output, one hidden layer and the warm-up + cosine
+schedule fixed, and the sizes, regularization, rate and batch size
+searched in ranges around the preset's values.
 
 It prints and writes `benchmarks/results/tune_<dataset>.{md,json}`: the
 search budget and wall time, every trial's validation RMSE, the best
-hyperparameters and their test RMSE per fold.
+hyperparameters, their test RMSE per fold and the best configuration in
+`keras_catembed.presets` form.
 """
 
 import argparse
@@ -43,6 +51,62 @@ def folds(dataset, data_dir):
     return list(movielens_accuracy.folds_1m(data_dir))
 
 
+def space(kind):
+    """The tuner's own declarations (they override the hypermodel's)."""
+    hp = keras_tuner.HyperParameters()
+    if kind == "full":
+        return hp
+    for name, value in (
+        ("implicit", True),
+        ("bias_terms", True),
+        ("bounded_output", True),
+        ("optimizer", "adam"),
+        ("schedule", "cosine"),
+        ("num_hidden_layers", 1),
+        ("activation", "relu"),
+    ):
+        hp.Fixed(name, value)
+    hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
+    hp.Choice("movie_id_output_dim", [32, 64, 128], default=64)
+    hp.Choice("hidden_units_0", [64, 128, 256], default=128)
+    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+    hp.Choice("embeddings_l2", [5e-4, 1e-3, 2e-3, 4e-3, 8e-3], default=2e-3)
+    hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
+    hp.Float("learning_rate", 1e-3, 8e-3, sampling="log", default=2e-3)
+    hp.Choice("batch_size", [128, 256, 512], default=256)
+    return hp
+
+
+def as_preset(values, epochs):
+    """The hyperparameter values in `keras_catembed.presets` form."""
+    layers = values["num_hidden_layers"]
+    return {
+        "model": {
+            "embedding_dim": {
+                "user_id": values["user_id_output_dim"],
+                "movie_id": values["movie_id_output_dim"],
+            },
+            "embeddings_l2": values["embeddings_l2"],
+            "entity_dropout": values["entity_dropout"],
+            "embeddings_initializer_stddev": None,
+            "hidden_units": [
+                values[f"hidden_units_{i}"] for i in range(layers)
+            ],
+            "activation": values.get("activation") or "relu",
+            "dropout": values.get("dropout") or 0.0,
+            "bias_terms": values["bias_terms"],
+            "rating_range": [0.5, 5.5] if values["bounded_output"] else None,
+            "implicit": values["implicit"],
+        },
+        "training": {
+            "learning_rate": values["learning_rate"],
+            "batch_size": values["batch_size"],
+            "epochs": epochs,
+            "schedule": values["schedule"],
+        },
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k")
@@ -56,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--directory", default="/tmp/catembed-tune-presets")
     parser.add_argument("--max-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--space", choices=["full", "preset"], default="full")
     args = parser.parse_args(argv)
 
     all_folds = folds(args.dataset, args.data_dir)
@@ -71,8 +136,10 @@ def main(argv=None):
         objective=hypermodel.objective,
         max_trials=args.max_trials,
         directory=args.directory,
-        project_name=f"{args.dataset}-e{args.epochs}",
+        project_name=f"{args.dataset}-{args.space}-e{args.epochs}",
         seed=args.seed,
+        hyperparameters=space(args.space),
+        tune_new_entries=args.space == "full",
     )
     start = time.perf_counter()
     tuner.search(
@@ -97,12 +164,15 @@ def main(argv=None):
         keras.utils.set_random_seed(index)
         model = hypermodel.build(best)
         fit_start = time.perf_counter()
-        model.fit(
+        # `hypermodel.fit` adapts implicit feedback to the fold's training
+        # part and sets the schedule's steps, as in the search.
+        hypermodel.fit(
+            best,
+            model,
             cli.inputs(fold_train),
             fold_train.rating,
             epochs=args.epochs,
             verbose=0,
-            **hypermodel.fit_kwargs(best),
         )
         prediction = model.predict(
             cli.inputs(fold_test), batch_size=8192, verbose=0
@@ -129,6 +199,7 @@ def main(argv=None):
             for t in trials
         ],
         "best": best.values,
+        "preset": as_preset(best.values, args.epochs),
         "test": scores,
         "test_rmse_mean": float(rmse.mean()),
         "test_rmse_std": float(rmse.std()),
@@ -146,7 +217,9 @@ def main(argv=None):
         file.write(
             "| dataset | search budget | search time | test RMSE |\n"
             "|---|---|---:|---:|\n" + line + "\n\n"
-            f"Best hyperparameters: `{json.dumps(best.values)}`\n"
+            f"Best hyperparameters: `{json.dumps(best.values)}`\n\n"
+            "As a preset: "
+            f"`{json.dumps(as_preset(best.values, args.epochs))}`\n"
         )
     print(line)
     return summary
