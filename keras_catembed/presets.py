@@ -2,7 +2,8 @@
 
 A preset is a dict with two parts: `"model"` (keyword arguments for
 `keras_catembed.RatingModel` other than `embeddings`, plus
-`"embedding_dim"`, `"embeddings_l2"`, `"entity_dropout"` and
+`"embedding_dim"` (an integer, `"auto"`, or a dict of those by column
+name), `"embeddings_l2"`, `"entity_dropout"` and
 `"embeddings_initializer_stddev"` (normal initialization, or `None` for the
 `"uniform"` default) for the per-column `EntityEmbedding`s) and
 `"training"` (`learning_rate`, `batch_size`, `epochs`, and `schedule`:

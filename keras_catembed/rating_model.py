@@ -398,6 +398,15 @@ class RatingModel(keras.Model):
         l2 = config.pop("embeddings_l2")
         entity_dropout = config.pop("entity_dropout")
         stddev = config.pop("embeddings_initializer_stddev")
+        if isinstance(dim, collections.abc.Mapping):
+            missing = [column for column in columns if column not in dim]
+            if missing:
+                raise ValueError(
+                    f"Preset {preset!r} sets `embedding_dim` per column for "
+                    f"{sorted(dim)}, not for {missing}. Pass "
+                    "`embedding_dim=` (an integer, 'auto' or a dict by "
+                    "column) to override it."
+                )
         layers = {}
         for column in columns:
             n = embeddings[column]
@@ -408,7 +417,9 @@ class RatingModel(keras.Model):
                 )
             layers[column] = EntityEmbedding(
                 n,
-                dim,
+                dim[column]
+                if isinstance(dim, collections.abc.Mapping)
+                else dim,
                 embeddings_regularizer=(
                     keras.regularizers.L2(l2) if l2 else None
                 ),

@@ -448,6 +448,27 @@ def test_from_preset_rejects_bad_arguments(args, kwargs, match):
         keras_catembed.RatingModel.from_preset(*args, **kwargs)
 
 
+def test_preset_embedding_dim_per_column(monkeypatch):
+    from keras_catembed import presets
+
+    preset = presets.get("mlp")
+    preset["model"]["embedding_dim"] = {"user": 3, "movie": 5}
+    monkeypatch.setitem(presets.PRESETS, "per-column", preset)
+    model = keras_catembed.RatingModel.from_preset(
+        "per-column", {"user": 6, "movie": 4}
+    )
+    assert model.embedding_layers["user"].output_dim == 3
+    assert model.embedding_layers["movie"].output_dim == 5
+    with pytest.raises(ValueError, match=r"not for \['genre'\]"):
+        keras_catembed.RatingModel.from_preset(
+            "per-column", {"user": 6, "movie": 4, "genre": 3}
+        )
+    model = keras_catembed.RatingModel.from_preset(
+        "per-column", {"user": 6, "genre": 3}, embedding_dim=2
+    )
+    assert model.embedding_layers["genre"].output_dim == 2
+
+
 def test_auto_embedding_dim_keeps_the_preset_regularization():
     model = keras_catembed.RatingModel.from_preset(
         "recommended", {"user": 943, "movie": 40}, embedding_dim="auto"
