@@ -18,7 +18,8 @@ biases, a bounded output, one hidden layer and the warm-up + cosine
 schedule fixed, and the sizes, regularization, rate and batch size
 searched in ranges around the preset's values.
 
-It prints and writes `benchmarks/results/tune_<dataset>.{md,json}`: the
+It prints and writes `benchmarks/results/tune_<dataset>-<space>.{md,json}`:
+the
 search budget and wall time, every trial's validation RMSE, the best
 hyperparameters, their test RMSE per fold and the best configuration in
 `keras_catembed.presets` form.
@@ -204,7 +205,7 @@ def main(argv=None):
         "test_rmse_mean": float(rmse.mean()),
         "test_rmse_std": float(rmse.std()),
     }
-    out = os.path.join(HERE, "results", f"tune_{args.dataset}")
+    out = os.path.join(HERE, "results", f"tune_{args.dataset}-{args.space}")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".json", "w") as file:
         json.dump(summary, file, indent=1)
