@@ -65,6 +65,7 @@ def space(kind):
         ("schedule", "cosine"),
         ("num_hidden_layers", 1),
         ("activation", "relu"),
+        ("embeddings_initializer", "normal"),
     ):
         hp.Fixed(name, value)
     hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
@@ -89,7 +90,9 @@ def as_preset(values, epochs):
             },
             "embeddings_l2": values["embeddings_l2"],
             "entity_dropout": values["entity_dropout"],
-            "embeddings_initializer_stddev": None,
+            "embeddings_initializer_stddev": (
+                0.01 if values["embeddings_initializer"] == "normal" else None
+            ),
             "hidden_units": [
                 values[f"hidden_units_{i}"] for i in range(layers)
             ],

@@ -53,6 +53,9 @@ ACTIVATION_CHOICES = ("relu", "gelu", "silu", "tanh")
 EMBEDDINGS_L2_CHOICES = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+# "uniform": Keras's default, U(-0.05, 0.05); "normal": N(0, 0.01**2), the
+# presets' smaller start.
+EMBEDDINGS_INITIALIZERS = ("uniform", "normal")
 BATCH_SIZE_CHOICES = (64, 128, 256, 512, 1024, 2048)
 
 # Optimizers that a fixed `optimizer` may name (the search uses
@@ -112,6 +115,9 @@ class RatingHyperModel(keras_tuner.HyperModel):
     - `"embeddings_l2"`: Float choice among `0.0` and the log-spaced
       `1e-7`, `1e-6`, `1e-5`, `1e-4`, `1e-3`. L2 penalty on every
       embedding table (`0.0`: none). Defaults to `0.0`.
+    - `"embeddings_initializer"`: `"uniform"` (Keras's default,
+      U(-0.05, 0.05)) or `"normal"` (N(0, 0.01²), the presets' smaller
+      start). Defaults to `"uniform"`.
     - `"entity_dropout"`: Float in [0, 0.5], step 0.1. The `dropout` of
       each `EntityEmbedding`: whole vectors are dropped during training.
       Defaults to `0.0`.
@@ -317,6 +323,15 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 "embeddings_l2", list(EMBEDDINGS_L2_CHOICES), default=0.0
             ),
         )
+        values["embeddings_initializer"] = self._declare(
+            hp,
+            "embeddings_initializer",
+            lambda: hp.Choice(
+                "embeddings_initializer",
+                list(EMBEDDINGS_INITIALIZERS),
+                default="uniform",
+            ),
+        )
         values["entity_dropout"] = self._declare(
             hp,
             "entity_dropout",
@@ -396,6 +411,11 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 output_dim=values[f"{column}_output_dim"],
                 embeddings_regularizer=(
                     keras.regularizers.L2(l2) if l2 > 0 else None
+                ),
+                embeddings_initializer=(
+                    "uniform"
+                    if values["embeddings_initializer"] == "uniform"
+                    else keras.initializers.RandomNormal(stddev=0.01)
                 ),
                 dropout=values["entity_dropout"],
                 name=f"{column}_embedding",
@@ -642,13 +662,17 @@ class RatingHyperModel(keras_tuner.HyperModel):
                     f"{name}={value!r}"
                 )
             return float(value)
-        if name == "schedule":
-            if value not in SCHEDULES:
-                raise ValueError(
-                    f"`schedule` must be one of {list(SCHEDULES)}. "
-                    f"Received: schedule={value!r}"
-                )
-            return value
+        for choice_name, choices in (
+            ("schedule", SCHEDULES),
+            ("embeddings_initializer", EMBEDDINGS_INITIALIZERS),
+        ):
+            if name == choice_name:
+                if value not in choices:
+                    raise ValueError(
+                        f"`{name}` must be one of {list(choices)}. "
+                        f"Received: {name}={value!r}"
+                    )
+                return value
         if name == "optimizer":
             if value not in OPTIMIZERS:
                 raise ValueError(
@@ -724,6 +748,7 @@ def _hyperparameter_names(columns, max_layers):
             "activation",
             "dropout",
             "embeddings_l2",
+            "embeddings_initializer",
             "entity_dropout",
             "bias_terms",
             "bounded_output",

@@ -57,10 +57,12 @@ def small_hypermodel():
         dropout=0.0,
         embeddings_l2=0.0,
         entity_dropout=0.0,
+        embeddings_initializer="uniform",
         bias_terms=False,
         bounded_output=False,
         implicit=False,
         optimizer="adam",
+        schedule="constant",
         batch_size=BATCH_SIZE,
     )
 

@@ -99,6 +99,7 @@ def test_rejects_bad_fixed_values():
         ("bounded_output", "yes"),
         ("implicit", 1),
         ("schedule", "linear"),
+        ("embeddings_initializer", "glorot"),
         ("optimizer", "adadelta2"),
         ("activation", "no_such_activation"),
         ("activation", 3),
@@ -172,6 +173,7 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "activation": "relu",
         "dropout": 0.0,
         "embeddings_l2": 0.0,
+        "embeddings_initializer": "uniform",
         "entity_dropout": 0.0,
         "bias_terms": False,
         "bounded_output": False,
@@ -254,6 +256,7 @@ def test_fixed_hyperparameters_are_declared_with_hp_fixed():
         bias_terms=True,
         embeddings_l2=1e-5,
         entity_dropout=0.2,
+        embeddings_initializer="normal",
     )
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
@@ -266,6 +269,7 @@ def test_fixed_hyperparameters_are_declared_with_hp_fixed():
         "bias_terms",
         "embeddings_l2",
         "entity_dropout",
+        "embeddings_initializer",
     ):
         assert isinstance(space[name], Fixed), name
     assert isinstance(space["item_id_output_dim"], Choice)
@@ -273,6 +277,9 @@ def test_fixed_hyperparameters_are_declared_with_hp_fixed():
     assert "hidden_units_1" not in hp.values  # inactive with one layer
     assert model.embedding_layers["user_id"].output_dim == 7
     assert model.embedding_layers["user_id"].dropout == 0.2
+    initializer = model.embedding_layers["item_id"].embeddings_initializer
+    assert isinstance(initializer, keras.initializers.RandomNormal)
+    assert initializer.stddev == 0.01
     regularizer = model.embedding_layers["item_id"].embeddings_regularizer
     assert math.isclose(regularizer.l2, 1e-5)
     assert model.hidden_units == [16]
@@ -583,12 +590,14 @@ def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
         "activation": "relu",
         "dropout": 0.0,
         "embeddings_l2": 0.0,
+        "embeddings_initializer": "uniform",
         "entity_dropout": 0.0,
         "bias_terms": False,
         "bounded_output": False,
         "implicit": False,
         "optimizer": "adam",
         "learning_rate": 1e-3,
+        "schedule": "constant",
         "batch_size": BATCH_SIZE,
     }
     hypermodel = RatingHyperModel(embeddings, **fixed)
