@@ -117,6 +117,37 @@ for _name in ("", "-large"):
     }
 del _name
 
+# The best of a 20-trial BayesianOptimization search around 'recommended'
+# on ml-100k (u1.base with 10% held out for validation), by
+# benchmarks/tune_presets.py; results in docs/tuning.md.
+PRESETS["tuned-ml-100k"] = {
+    "description": (
+        "Best of a 20-trial KerasTuner search on ml-100k around "
+        "'recommended': implicit feedback, 32-dim user and 128-dim movie "
+        "embeddings (L2 1e-3, entity dropout 0.2), one hidden layer of 128 "
+        "with dropout 0.2; Adam 1.3e-3 with warm-up and cosine decay over "
+        "25 epochs at batch size 256."
+    ),
+    "model": {
+        "embedding_dim": {"user_id": 32, "movie_id": 128},
+        "embeddings_l2": 1e-3,
+        "entity_dropout": 0.2,
+        "embeddings_initializer_stddev": 0.01,
+        "hidden_units": [128],
+        "activation": "relu",
+        "dropout": 0.2,
+        "bias_terms": True,
+        "rating_range": (0.5, 5.5),
+        "implicit": True,
+    },
+    "training": {
+        "learning_rate": 0.0013048496451476812,
+        "batch_size": 256,
+        "epochs": 25,
+        "schedule": "cosine",
+    },
+}
+
 LARGE = 500_000
 
 

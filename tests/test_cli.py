@@ -351,3 +351,31 @@ def test_train_with_implicit_feedback_saves_the_pairs(
     )
     assert status == 0
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
+
+
+def test_tuned_preset_is_the_recorded_search_result():
+    import json
+
+    from keras_catembed import presets
+
+    path = os.path.join(
+        ROOT, "benchmarks", "results", "tune_ml-100k-preset.json"
+    )
+    with open(path, encoding="utf-8") as file:
+        recorded = json.load(file)["preset"]
+    preset = presets.get("tuned-ml-100k")
+    model = dict(preset["model"], rating_range=[0.5, 5.5])
+    assert model == recorded["model"]
+    assert preset["training"] == recorded["training"]
+    built = keras_catembed_model("tuned-ml-100k")
+    assert built.embedding_layers["user_id"].output_dim == 32
+    assert built.embedding_layers["movie_id"].output_dim == 128
+    assert built.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
+
+
+def keras_catembed_model(preset):
+    import keras_catembed
+
+    return keras_catembed.RatingModel.from_preset(
+        preset, {"user_id": 943, "movie_id": 1682}
+    )
