@@ -55,7 +55,7 @@ def load_data(data_dir=None, max_rows=None):
     )
     train, test = ratings.official_split("u1")
     if max_rows is not None:
-        train = train.subset(slice(0, max_rows))
+        train = train.subset(np.arange(min(max_rows, len(train))))
     print(ratings)
     return ratings, train, test
 

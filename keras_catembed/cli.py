@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from keras_catembed import presets
 
 COLUMNS = ("user_id", "movie_id")
@@ -427,7 +429,12 @@ def _cmd_train(args, out):
     ratings = _load(args)
     split, (train, test) = _split(ratings, args)
     if args.max_rows is not None:
-        train = train.subset(slice(0, args.max_rows))
+        if args.max_rows < 1:
+            raise CommandError(
+                "--max-rows must be a positive integer. Received: "
+                f"{args.max_rows}"
+            )
+        train = train.subset(np.arange(min(args.max_rows, len(train))))
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
     overrides = _model_overrides(args)

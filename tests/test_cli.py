@@ -184,6 +184,7 @@ def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
         (["evaluate", "--model", "missing.keras"], "no such file"),
         (["train", "--rating-range", "1"], "--rating-range must be"),
         (["train", "--hidden-units", "4,x"], "--hidden-units expects"),
+        (["train", "--max-rows", "0"], "--max-rows must be a positive"),
     ],
 )
 def test_errors_are_one_line(trained, data_dir, capsys, argv, message):
@@ -351,6 +352,16 @@ def test_train_with_implicit_feedback_saves_the_pairs(
     )
     assert status == 0
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
+
+
+def test_train_max_rows_keeps_the_first_training_rows(data_dir, capsys):
+    status, out, _ = _run(
+        ["train", "--preset", "course", "--max-rows", "150", "--epochs", "1"]
+        + ["--data-dir", data_dir, "--verbose", "0"],
+        capsys,
+    )
+    assert status == 0
+    assert re.search(r": 150 training and [\d,]+ test ratings", out)
 
 
 def test_tuned_preset_is_the_recorded_search_result():

@@ -34,3 +34,14 @@ def test_movielens_example_runs_end_to_end(tmp_path):
     assert results["recommended"]["rmse"] < results["global mean"]["rmse"]
     assert len(results["neighbours"]) == 5
     assert os.path.getsize(map_path) > 5000
+
+
+def test_movielens_example_load_data_keeps_the_first_rows(tmp_path):
+    data_dir = write_synthetic_100k(str(tmp_path))
+    example = _load_example("movielens")
+    _, full, _ = example.load_data(data_dir)
+    _, train, test = example.load_data(data_dir, max_rows=40)
+    assert len(train) == 40
+    np.testing.assert_array_equal(train.rating, full.rating[:40])
+    np.testing.assert_array_equal(train.user_id, full.user_id[:40])
+    assert len(test) > 0
