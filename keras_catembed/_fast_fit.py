@@ -263,6 +263,9 @@ def fit(
                 sample_weight=rest[0] if rest else None,
                 batch_size=validation_batch_size or batch_size,
                 verbose=0,
+                # As in `keras.Model.fit`: the callbacks see the validation
+                # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
+                callbacks=callbacks,
                 return_dict=True,
             )
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})

@@ -597,8 +597,11 @@ class RatingModel(keras.Model):
                 f"training set-up, but {reason}."
             )
         if fast is False or reason is not None:
-            return self._run("train", x, super().fit, x, y, **kwargs, **slow)
-        return _fast_fit.fit(self, x, y, **kwargs)
+            history = self._run("train", x, super().fit, x, y, **kwargs, **slow)
+        else:
+            history = _fast_fit.fit(self, x, y, **kwargs)
+        _unshare_ema_buffers(self)
+        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x = self._check_x(x)
@@ -710,6 +713,25 @@ class RatingModel(keras.Model):
             for column, spec in config["embeddings"].items()
         }
         return cls(**config)
+
+
+def _unshare_ema_buffers(model):
+    """Gives the optimizer's weight averages buffers of their own (JAX).
+
+    With `use_ema=True`, the end of `fit` assigns the averages to the
+    weights; on JAX a variable's assignment shares the array, and the next
+    compiled call donates the weights' arrays, which would delete the
+    averages' too (saving the optimizer would then fail).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if keras.backend.backend() != "jax" or not getattr(
+        optimizer, "use_ema", False
+    ):
+        return
+    weights = {id(variable.value) for variable in model.variables}
+    for variable in optimizer.variables:
+        if id(variable.value) in weights:
+            variable.assign(ops.copy(variable.value))
 
 
 def _check_implicit(implicit, columns):

@@ -275,6 +275,66 @@ def test_saved_model_after_device_loop(tmp_path):
     assert isinstance(loaded.optimizer, optimizers.SparseAdam)
 
 
+def test_validation_runs_the_callbacks_test_hooks():
+    x, y = data(n=64)
+    model = make_model()
+    seen = []
+    hooks = keras.callbacks.LambdaCallback(
+        on_test_begin=lambda logs: seen.append("test_begin"),
+        on_test_end=lambda logs: seen.append("test_end"),
+        on_epoch_end=lambda epoch, logs: seen.append("epoch_end"),
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[hooks],
+        validation_split=0.25,
+        fast=True,
+    )
+    assert seen == ["test_begin", "test_end", "epoch_end"] * 2
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_weight_average_is_validated_kept_and_saved(fast, tmp_path):
+    x, y = data(n=64)
+    model = make_model(keras.optimizers.Adam(0.05, use_ema=True))
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        verbose=0,
+        validation_data=data(n=32, seed=1),
+        callbacks=[keras.callbacks.SwapEMAWeights()],
+        fast=fast,
+    )
+    # `keras.callbacks.SwapEMAWeights` validates the average, which `fit`
+    # leaves in the model.
+    rmse = model.evaluate(*data(n=32, seed=1), verbose=0)[1]
+    assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
+    # The optimizer's averages survive later compiled calls (on JAX they
+    # must not share the weights' donated arrays), so the optimizer saves.
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)),
+        keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+        rtol=1e-5,
+    )
+    for saved, variable in zip(
+        loaded.optimizer.variables, model.optimizer.variables, strict=True
+    ):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(saved),
+            keras.ops.convert_to_numpy(variable),
+            rtol=1e-6,
+        )
+
+
 class _OneBatch(keras.utils.PyDataset):
     def __init__(self, x, y):
         super().__init__()
