@@ -94,6 +94,12 @@ def _build_parser():
         "--hidden-units",
         help="override the preset: comma-separated widths, '' for none",
     )
+    train.add_argument(
+        "--ema-momentum",
+        type=float,
+        help="keep a moving average of the weights with this momentum "
+        "(e.g. 0.999) and use it as the final weights",
+    )
     train.add_argument("--dropout", type=float, help="override the preset")
     train.add_argument(
         "--bias-terms",
@@ -362,7 +368,7 @@ def train_model(
         verbose: Keras `fit` verbosity.
         **overrides: Model settings (as in the preset's `"model"` part) or
             training settings (`learning_rate`, `batch_size`, `epochs`,
-            `schedule`).
+            `schedule`, `ema_momentum`).
 
     Returns:
         `(model, history)`.
@@ -374,18 +380,27 @@ def train_model(
     config = presets.get(preset)
     training = config["training"]
     for key in list(overrides):
-        if key in training:
+        if key in training or key == "ema_momentum":
             training[key] = overrides.pop(key)
     embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
     model = RatingModel.from_preset(preset, embeddings, **overrides)
     if model.implicit:
         # Implicit feedback describes ids by the training pairs only.
         model.adapt(inputs(train))
+    ema_momentum = _ema_momentum(training)
     model.compile(
-        optimizer=keras.optimizers.Adam(_learning_rate(training, len(train))),
+        optimizer=keras.optimizers.Adam(
+            _learning_rate(training, len(train)),
+            use_ema=ema_momentum is not None,
+            ema_momentum=ema_momentum or 0.99,
+        ),
         loss="mse",
         metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
     )
+    callbacks = []
+    if ema_momentum is not None and validation is not None:
+        # Validation metrics of the averaged weights, which `fit` keeps.
+        callbacks.append(keras.callbacks.SwapEMAWeights())
     history = model.fit(
         inputs(train),
         train.rating,
@@ -396,9 +411,27 @@ def train_model(
             if validation is None
             else (inputs(validation), validation.rating)
         ),
+        callbacks=callbacks,
         verbose=verbose,
     )
     return model, history
+
+
+def _ema_momentum(training):
+    """A preset's `ema_momentum`: `None` (no average) or a float in (0, 1)."""
+    momentum = training.get("ema_momentum")
+    if momentum is None:
+        return None
+    if (
+        isinstance(momentum, bool)
+        or not isinstance(momentum, (int, float))
+        or not 0 < momentum < 1
+    ):
+        raise ValueError(
+            "`ema_momentum` must be None or a float in (0, 1). Received: "
+            f"ema_momentum={momentum!r}"
+        )
+    return float(momentum)
 
 
 def _learning_rate(training, num_rows):
@@ -438,7 +471,7 @@ def _cmd_train(args, out):
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
     overrides = _model_overrides(args)
-    for option in ("epochs", "batch_size", "learning_rate"):
+    for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
             overrides[option] = getattr(args, option)
     verbose = args.verbose

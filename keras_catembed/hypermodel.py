@@ -57,6 +57,8 @@ SCHEDULES = ("constant", "cosine")
 # presets' smaller start.
 EMBEDDINGS_INITIALIZERS = ("uniform", "normal")
 BATCH_SIZE_CHOICES = (64, 128, 256, 512, 1024, 2048)
+# 0.0: no moving average of the weights.
+EMA_MOMENTUM_CHOICES = (0.0, 0.99, 0.999)
 
 # Optimizers that a fixed `optimizer` may name (the search uses
 # `OPTIMIZER_CHOICES`).
@@ -140,6 +142,13 @@ class RatingHyperModel(keras_tuner.HyperModel):
       decay to 0 at the end of `fit` (the presets' schedule; `fit` counts
       the steps from the data, the batch size and `epochs`). Defaults to
       `"constant"`.
+    - `"ema_momentum"`: Float choice among `0.0`, `0.99` and `0.999`. With
+      a momentum above 0 the optimizer keeps an exponential moving average
+      of the weights (`use_ema=True`); `fit` evaluates the validation data
+      with the averaged weights (`keras.callbacks.SwapEMAWeights`), so the
+      objective and the tuner's checkpoints are those of the average,
+      which replaces the weights at the end of training. `0.0`: no
+      average. Defaults to `0.0`.
     - `"batch_size"`: Integer choice in `[64, 128, 256, 512, 1024, 2048]`.
       Used by `fit` for array inputs; a `tf.data.Dataset` or other batched
       input keeps its own batches. Defaults to `256`.
@@ -375,6 +384,13 @@ class RatingHyperModel(keras_tuner.HyperModel):
             "schedule",
             lambda: hp.Choice("schedule", list(SCHEDULES), default="constant"),
         )
+        values["ema_momentum"] = self._declare(
+            hp,
+            "ema_momentum",
+            lambda: hp.Choice(
+                "ema_momentum", list(EMA_MOMENTUM_CHOICES), default=0.0
+            ),
+        )
         values["batch_size"] = self._declare(
             hp,
             "batch_size",
@@ -465,8 +481,13 @@ class RatingHyperModel(keras_tuner.HyperModel):
             schedule = keras.optimizers.schedules.CosineDecay(
                 rate / 10, decay_steps=1, warmup_target=rate, warmup_steps=0
             )
+        momentum = values["ema_momentum"]
         kwargs = {
-            "optimizer": optimizer_class(learning_rate=schedule),
+            "optimizer": optimizer_class(
+                learning_rate=schedule,
+                use_ema=momentum > 0,
+                ema_momentum=momentum if momentum > 0 else 0.99,
+            ),
             "loss": "mse",
             "metrics": [
                 keras.metrics.RootMeanSquaredError(name="rmse"),
@@ -551,6 +572,13 @@ class RatingHyperModel(keras_tuner.HyperModel):
         if _is_unbatched(x):
             kwargs["batch_size"] = batch_size
         callbacks = list(kwargs.pop("callbacks", None) or [])
+        if model.optimizer.use_ema and not any(
+            isinstance(callback, keras.callbacks.SwapEMAWeights)
+            for callback in callbacks
+        ):
+            # First, so that validation and the callbacks after it (the
+            # tuner's checkpoints) see the averaged weights.
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(True))
         if not any(
             isinstance(callback, keras.callbacks.TerminateOnNaN)
             for callback in callbacks
@@ -648,6 +676,17 @@ class RatingHyperModel(keras_tuner.HyperModel):
                     f"`{name}` must be a bool. Received: {name}={value!r}"
                 )
             return bool(value)
+        if name == "ema_momentum":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0 <= value < 1
+            ):
+                raise ValueError(
+                    "`ema_momentum` must be a float in [0, 1) (0: no moving "
+                    f"average). Received: ema_momentum={value!r}"
+                )
+            return float(value)
         if name in ("embeddings_l2", "learning_rate"):
             if (
                 isinstance(value, bool)
@@ -756,6 +795,7 @@ def _hyperparameter_names(columns, max_layers):
             "optimizer",
             "learning_rate",
             "schedule",
+            "ema_momentum",
             "batch_size",
         ]
     )

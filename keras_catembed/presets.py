@@ -8,7 +8,11 @@ name), `"embeddings_l2"`, `"entity_dropout"` and
 `"uniform"` default) for the per-column `EntityEmbedding`s) and
 `"training"` (`learning_rate`, `batch_size`, `epochs`, and `schedule`:
 `"constant"`, or `"cosine"` for a linear warm-up over the first fifth of
-the steps, from a tenth of the rate, then cosine decay to 0). Use them
+the steps, from a tenth of the rate, then cosine decay to 0; and
+optionally `ema_momentum`: a float in (0, 1) makes the optimizer keep an
+exponential moving average of the weights (Keras's `use_ema=True`), which
+replaces the weights at the end of training; absent or `None`: no
+average). Use them
 through `RatingModel.from_preset` and the `--preset` option of the
 `catembed` command.
 """

@@ -59,6 +59,7 @@ def small_hypermodel():
         entity_dropout=0.0,
         embeddings_initializer="uniform",
         bias_terms=False,
+        ema_momentum=0.0,
         bounded_output=False,
         implicit=False,
         optimizer="adam",

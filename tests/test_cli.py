@@ -185,6 +185,11 @@ def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
         (["train", "--rating-range", "1"], "--rating-range must be"),
         (["train", "--hidden-units", "4,x"], "--hidden-units expects"),
         (["train", "--max-rows", "0"], "--max-rows must be a positive"),
+        (
+            ["train", "--ema-momentum", "1.5"],
+            "`ema_momentum` must be None or a float in (0, 1). Received: "
+            "ema_momentum=1.5",
+        ),
     ],
 )
 def test_errors_are_one_line(trained, data_dir, capsys, argv, message):
@@ -354,6 +359,31 @@ def test_train_with_implicit_feedback_saves_the_pairs(
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
 
 
+def test_train_with_weight_average_keeps_and_saves_it(
+    data_dir, tmp_path, capsys
+):
+    model_path = str(tmp_path / "ema.keras")
+    argv = ["--data-dir", data_dir, "--verbose", "0"]
+    status, out, _ = _run(
+        ["train", "--preset", "course", "--ema-momentum", "0.9"]
+        + ["--epochs", "2", "--save", model_path]
+        + argv,
+        capsys,
+    )
+    assert status == 0
+    import keras
+
+    model = keras.saving.load_model(model_path)
+    assert model.optimizer.use_ema
+    assert model.optimizer.ema_momentum == pytest.approx(0.9)
+    # The table scored the averaged weights, which the file holds.
+    status, evaluated, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert _model_rmse(evaluated) == pytest.approx(_model_rmse(out), abs=1e-4)
+
+
 def test_train_max_rows_keeps_the_first_training_rows(data_dir, capsys):
     status, out, _ = _run(
         ["train", "--preset", "course", "--max-rows", "150", "--epochs", "1"]
@@ -362,6 +392,31 @@ def test_train_max_rows_keeps_the_first_training_rows(data_dir, capsys):
     )
     assert status == 0
     assert re.search(r": 150 training and [\d,]+ test ratings", out)
+
+
+def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    train = ratings.subset(np.arange(200))
+    held_out = ratings.subset(np.arange(200, 300))
+    model, history = cli.train_model(
+        train,
+        "course",
+        validation=held_out,
+        verbose=0,
+        epochs=2,
+        ema_momentum=0.5,
+    )
+    assert model.optimizer.use_ema
+    assert model.optimizer.ema_momentum == pytest.approx(0.5)
+    # Validation saw the averaged weights, which `fit` left in the model.
+    rmse = model.evaluate(
+        cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
+    )["rmse"]
+    assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
+    plain, _ = cli.train_model(train, "course", verbose=0, epochs=1)
+    assert not plain.optimizer.use_ema
 
 
 def test_tuned_preset_is_the_recorded_search_result():

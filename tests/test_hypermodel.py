@@ -107,6 +107,10 @@ def test_rejects_bad_fixed_values():
         ("hidden_units_0", 2.5),
         ("num_hidden_layers", -1),
         ("batch_size", 0),
+        ("ema_momentum", 1.0),
+        ("ema_momentum", -0.1),
+        ("ema_momentum", True),
+        ("ema_momentum", "0.99"),
     ):
         with pytest.raises(ValueError, match=name):
             RatingHyperModel(EMBEDDINGS, **{name: value})
@@ -181,6 +185,7 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "optimizer": "adam",
         "learning_rate": 1e-3,
         "schedule": "constant",
+        "ema_momentum": 0.0,
         "batch_size": 256,
     }
     # The log-scaled hyperparameters.
@@ -561,6 +566,49 @@ def test_cosine_schedule_spans_the_trial():
         assert float(optimizer.learning_rate) == pytest.approx(rate, abs=1e-7)
 
 
+def test_ema_momentum_averages_the_weights_that_validation_sees():
+    hypermodel = small_hypermodel()
+    model = hypermodel.build(_with_values(ema_momentum=0.9))
+    assert model.optimizer.use_ema
+    assert model.optimizer.ema_momentum == pytest.approx(0.9)
+    assert not hypermodel.build(_with_values()).optimizer.use_ema
+
+    x, y = make_ratings(num_rows=256)
+    x_val, y_val = make_ratings(num_rows=64, seed=1)
+
+    def weights():
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+    seen = {}
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.update(raw=weights()),
+        on_epoch_end=lambda epoch, logs: seen.update(epoch_end=weights()),
+    )
+    history = hypermodel.fit(
+        _with_values(ema_momentum=0.9),
+        model,
+        x,
+        y,
+        epochs=3,
+        validation_data=(x_val, y_val),
+        callbacks=[recorder],
+        verbose=0,
+    )
+    # The weights left by `fit` are the average: the ones the last
+    # validation measured and the ones later callbacks (the tuner's
+    # checkpoints) saw at the end of the epoch, not the last step's.
+    final = model.evaluate(x_val, y_val, verbose=0, return_dict=True)
+    assert history.history["val_rmse"][-1] == pytest.approx(
+        final["rmse"], rel=1e-5
+    )
+    for saved, weight in zip(seen["epoch_end"], weights(), strict=True):
+        np.testing.assert_allclose(saved, weight, rtol=1e-6)
+    assert not all(
+        np.allclose(raw, weight)
+        for raw, weight in zip(seen["raw"], weights(), strict=True)
+    )
+
+
 def test_implicit_is_fixed_off_without_two_columns():
     three = dict(EMBEDDINGS, genre_id=5)
     hp = keras_tuner.HyperParameters()
@@ -598,6 +646,7 @@ def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
         "optimizer": "adam",
         "learning_rate": 1e-3,
         "schedule": "constant",
+        "ema_momentum": 0.0,
         "batch_size": BATCH_SIZE,
     }
     hypermodel = RatingHyperModel(embeddings, **fixed)
