@@ -53,10 +53,17 @@ def folds(dataset, data_dir):
 
 
 def space(kind):
-    """The tuner's own declarations (they override the hypermodel's)."""
+    """The tuner's own declarations (they override the hypermodel's).
+
+    The defaults of the `preset` spaces are the values of the preset they
+    search around (plus a moving average of the weights), and the first
+    trial of the search runs them.
+    """
     hp = keras_tuner.HyperParameters()
     if kind == "full":
         return hp
+    if kind == "preset-large":
+        return space_large(hp)
     for name, value in (
         ("implicit", True),
         ("bias_terms", True),
@@ -75,8 +82,46 @@ def space(kind):
     hp.Choice("embeddings_l2", [5e-4, 1e-3, 2e-3, 4e-3, 8e-3], default=2e-3)
     hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
     hp.Float("learning_rate", 1e-3, 8e-3, sampling="log", default=2e-3)
+    hp.Choice("ema_momentum", [0.0, 0.99, 0.999], default=0.999)
     hp.Choice("batch_size", [128, 256, 512], default=256)
     return hp
+
+
+def space_large(hp):
+    """Around `"recommended-large"`, at its batch size."""
+    for name, value in (
+        ("implicit", True),
+        ("bias_terms", True),
+        ("bounded_output", True),
+        ("optimizer", "adam"),
+        ("schedule", "cosine"),
+        ("num_hidden_layers", 1),
+        ("activation", "relu"),
+        ("embeddings_initializer", "normal"),
+        ("batch_size", 2048),
+    ):
+        hp.Fixed(name, value)
+    hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
+    hp.Choice("movie_id_output_dim", [32, 64, 128], default=64)
+    hp.Choice("hidden_units_0", [64, 128, 256], default=128)
+    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+    hp.Choice("embeddings_l2", [2.5e-5, 5e-5, 1e-4, 2e-4, 4e-4], default=1e-4)
+    hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
+    hp.Float("learning_rate", 2e-3, 8e-3, sampling="log", default=4e-3)
+    hp.Choice("ema_momentum", [0.0, 0.99, 0.999], default=0.999)
+    return hp
+
+
+class DefaultsFirstOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+    """Bayesian optimization whose first trial runs the space's defaults."""
+
+    def populate_space(self, trial_id):
+        if not self.trials or list(self.trials) == [trial_id]:
+            return {
+                "status": "RUNNING",
+                "values": self.hyperparameters.values.copy(),
+            }
+        return super().populate_space(trial_id)
 
 
 def as_preset(values, epochs):
@@ -107,6 +152,7 @@ def as_preset(values, epochs):
             "batch_size": values["batch_size"],
             "epochs": epochs,
             "schedule": values["schedule"],
+            "ema_momentum": values.get("ema_momentum") or None,
         },
     }
 
@@ -120,11 +166,28 @@ def main(argv=None):
     )
     parser.add_argument("--max-trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--search-epochs",
+        type=int,
+        default=None,
+        help="epochs of each search trial (default: --epochs, which the "
+        "test folds always use)",
+    )
+    parser.add_argument("--executions-per-trial", type=int, default=1)
+    parser.add_argument(
+        "--initial-points",
+        type=int,
+        default=None,
+        help="random trials before the Gaussian process (KerasTuner's "
+        "default: 3 per searched hyperparameter)",
+    )
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--directory", default="/tmp/catembed-tune-presets")
     parser.add_argument("--max-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--space", choices=["full", "preset"], default="full")
+    parser.add_argument(
+        "--space", choices=["full", "preset", "preset-large"], default="full"
+    )
     args = parser.parse_args(argv)
 
     all_folds = folds(args.dataset, args.data_dir)
@@ -135,21 +198,35 @@ def main(argv=None):
     hypermodel = RatingHyperModel(
         {"user_id": train.num_users, "movie_id": train.num_movies}
     )
-    tuner = keras_tuner.BayesianOptimization(
-        hypermodel,
+    search_epochs = args.search_epochs or args.epochs
+    oracle_class = (
+        keras_tuner.oracles.BayesianOptimizationOracle
+        if args.space == "full"
+        else DefaultsFirstOracle
+    )
+    oracle = oracle_class(
         objective=hypermodel.objective,
         max_trials=args.max_trials,
-        directory=args.directory,
-        project_name=f"{args.dataset}-{args.space}-e{args.epochs}",
+        num_initial_points=args.initial_points,
         seed=args.seed,
         hyperparameters=space(args.space),
         tune_new_entries=args.space == "full",
+    )
+    tuner = keras_tuner.Tuner(
+        oracle,
+        hypermodel,
+        executions_per_trial=args.executions_per_trial,
+        directory=args.directory,
+        project_name=(
+            f"{args.dataset}-{args.space}-e{search_epochs}"
+            f"x{args.executions_per_trial}"
+        ),
     )
     start = time.perf_counter()
     tuner.search(
         cli.inputs(train),
         train.rating,
-        epochs=args.epochs,
+        epochs=search_epochs,
         validation_data=(cli.inputs(validation), validation.rating),
         verbose=0,
     )
@@ -193,6 +270,8 @@ def main(argv=None):
         "backend": keras.backend.backend(),
         "max_trials": args.max_trials,
         "epochs": args.epochs,
+        "search_epochs": search_epochs,
+        "executions_per_trial": args.executions_per_trial,
         "search_seconds": search_seconds,
         "trials": [
             {
@@ -212,8 +291,11 @@ def main(argv=None):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".json", "w") as file:
         json.dump(summary, file, indent=1)
+    budget = f"{args.max_trials} trials x {search_epochs} epochs"
+    if args.executions_per_trial > 1:
+        budget += f" x {args.executions_per_trial} runs"
     line = (
-        f"| {args.dataset} | {args.max_trials} trials x {args.epochs} epochs "
+        f"| {args.dataset} | {budget} "
         f"| {search_seconds / 60:.1f} min | {rmse.mean():.4f} ± "
         f"{rmse.std():.4f} ({len(scores)} folds) |"
     )
