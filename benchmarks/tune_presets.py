@@ -230,7 +230,14 @@ def main(argv=None):
         validation_data=(cli.inputs(validation), validation.rating),
         verbose=0,
     )
+    # A resumed search adds its time to that of the runs before it.
+    timing = os.path.join(tuner.project_dir, "search_seconds.json")
     search_seconds = time.perf_counter() - start
+    if os.path.exists(timing):
+        with open(timing) as file:
+            search_seconds += json.load(file)["search_seconds"]
+    with open(timing, "w") as file:
+        json.dump({"search_seconds": search_seconds}, file)
     trials = tuner.oracle.get_best_trials(num_trials=args.max_trials)
     best = tuner.get_best_hyperparameters()[0]
     print(f"search: {len(trials)} trials in {search_seconds:.0f} s")
