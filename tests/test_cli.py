@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_catembed import cli
+from keras_catembed.presets import PRESETS
 from tests.synthetic_movielens import write_synthetic_100k
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -394,6 +395,26 @@ def test_train_max_rows_keeps_the_first_training_rows(data_dir, capsys):
     assert re.search(r": 150 training and [\d,]+ test ratings", out)
 
 
+@pytest.mark.parametrize(
+    "name",
+    sorted(PRESETS),
+)
+def test_every_preset_trains_with_its_settings(data_dir, name):
+    from keras_catembed import presets
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    train = ratings.subset(np.arange(300))
+    model, history = cli.train_model(train, name, verbose=0, epochs=1)
+    training = presets.get(name)["training"]
+    assert model.optimizer.use_ema == (training.get("ema_momentum") is not None)
+    assert len(history.history["loss"]) == 1
+    prediction = model.predict(cli.inputs(train), verbose=0)
+    assert np.all(np.isfinite(prediction))
+    if presets.get(name)["model"]["rating_range"] is not None:
+        assert np.all((prediction > 0.5) & (prediction < 5.5))
+
+
 def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     from keras_catembed.datasets import movielens
 
@@ -419,23 +440,37 @@ def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     assert not plain.optimizer.use_ema
 
 
-def test_tuned_preset_is_the_recorded_search_result():
+@pytest.mark.parametrize(
+    "preset, recorded",
+    [
+        ("tuned-ml-100k", "tune_ml-100k-preset"),
+        ("tuned-ml-1m", "tune_ml-1m-preset-large"),
+    ],
+)
+def test_tuned_preset_is_the_recorded_search_result(preset, recorded):
     import json
 
     from keras_catembed import presets
 
-    path = os.path.join(
-        ROOT, "benchmarks", "results", "tune_ml-100k-preset.json"
-    )
+    path = os.path.join(ROOT, "benchmarks", "results", f"{recorded}.json")
     with open(path, encoding="utf-8") as file:
-        recorded = json.load(file)["preset"]
-    preset = presets.get("tuned-ml-100k")
-    model = dict(preset["model"], rating_range=[0.5, 5.5])
-    assert model == recorded["model"]
-    assert preset["training"] == recorded["training"]
-    built = keras_catembed_model("tuned-ml-100k")
-    assert built.embedding_layers["user_id"].output_dim == 32
-    assert built.embedding_layers["movie_id"].output_dim == 128
+        result = json.load(file)
+    config = presets.get(preset)
+    model = dict(config["model"], rating_range=[0.5, 5.5])
+    assert model == result["preset"]["model"]
+    assert config["training"] == result["preset"]["training"]
+    # The preset is the best trial of the search.
+    best = min(
+        trial["val_rmse"]
+        for trial in result["trials"]
+        if trial["val_rmse"] is not None
+    )
+    assert result["trials"][0]["val_rmse"] == best
+    assert result["best"] == result["trials"][0]["hyperparameters"]
+    built = keras_catembed_model(preset)
+    dims = config["model"]["embedding_dim"]
+    for column in ("user_id", "movie_id"):
+        assert built.embedding_layers[column].output_dim == dims[column]
     assert built.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
 
 
