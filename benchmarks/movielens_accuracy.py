@@ -22,6 +22,10 @@ Configurations:
 - `recommended`: the same with `presets.recommended_for(len(train))`:
   `"recommended"` for ml-100k, `"recommended-large"` for ml-1m (the `mlp`
   configuration plus implicit feedback, adapted to the training part).
+- `preset:NAME` (not run by default): any named preset with its own
+  training settings, e.g. `preset:tuned-ml-1m`; `preset:NAME:xK` scores
+  the mean prediction of K such models trained from different random
+  starts (an ensemble).
 
 Usage:
 
@@ -139,6 +143,15 @@ def run_config(name, train, test):
     elif name == "course":
         model = course_model(train.num_users, train.num_movies)
         model.fit(x_train, train.rating, batch_size=1024, epochs=5, verbose=0)
+    elif name.startswith("preset:"):
+        preset, _, runs = name[len("preset:") :].partition(":x")
+        predictions = []
+        for _ in range(int(runs or 1)):
+            model, _ = cli.train_model(train, preset, verbose=0)
+            predictions.append(
+                model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
+            )
+        return errors(np.mean(predictions, axis=0), test.rating)
     else:
         preset = presets.recommended_for(
             len(train), implicit=name == "recommended"
