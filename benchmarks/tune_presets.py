@@ -52,63 +52,50 @@ def folds(dataset, data_dir):
     return list(movielens_accuracy.folds_1m(data_dir))
 
 
+# Fixed in the `preset` spaces: the recommended presets' model family.
+PRESET_FAMILY = (
+    ("implicit", True),
+    ("bias_terms", True),
+    ("bounded_output", True),
+    ("optimizer", "adam"),
+    ("schedule", "cosine"),
+    ("num_hidden_layers", 1),
+    ("activation", "relu"),
+    ("embeddings_initializer", "normal"),
+)
+
+
 def space(kind):
     """The tuner's own declarations (they override the hypermodel's).
 
-    The defaults of the `preset` spaces are the values of the preset they
-    search around (plus a moving average of the weights), and the first
+    `preset` searches around `"recommended"`; `preset-large` around
+    `"recommended-large"`, at its batch size. The defaults are the values
+    of that preset (plus a moving average of the weights), and the first
     trial of the search runs them.
     """
     hp = keras_tuner.HyperParameters()
     if kind == "full":
         return hp
-    if kind == "preset-large":
-        return space_large(hp)
-    for name, value in (
-        ("implicit", True),
-        ("bias_terms", True),
-        ("bounded_output", True),
-        ("optimizer", "adam"),
-        ("schedule", "cosine"),
-        ("num_hidden_layers", 1),
-        ("activation", "relu"),
-        ("embeddings_initializer", "normal"),
-    ):
+    large = kind == "preset-large"
+    for name, value in PRESET_FAMILY:
         hp.Fixed(name, value)
+    if large:
+        hp.Fixed("batch_size", 2048)
     hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
     hp.Choice("movie_id_output_dim", [32, 64, 128], default=64)
     hp.Choice("hidden_units_0", [64, 128, 256], default=128)
     hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
-    hp.Choice("embeddings_l2", [5e-4, 1e-3, 2e-3, 4e-3, 8e-3], default=2e-3)
+    if large:
+        l2 = ([2.5e-5, 5e-5, 1e-4, 2e-4, 4e-4], 1e-4)
+    else:
+        l2 = ([5e-4, 1e-3, 2e-3, 4e-3, 8e-3], 2e-3)
+    hp.Choice("embeddings_l2", l2[0], default=l2[1])
     hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
-    hp.Float("learning_rate", 1e-3, 8e-3, sampling="log", default=2e-3)
+    low, default = (2e-3, 4e-3) if large else (1e-3, 2e-3)
+    hp.Float("learning_rate", low, 8e-3, sampling="log", default=default)
     hp.Choice("ema_momentum", [0.0, 0.99, 0.999], default=0.999)
-    hp.Choice("batch_size", [128, 256, 512], default=256)
-    return hp
-
-
-def space_large(hp):
-    """Around `"recommended-large"`, at its batch size."""
-    for name, value in (
-        ("implicit", True),
-        ("bias_terms", True),
-        ("bounded_output", True),
-        ("optimizer", "adam"),
-        ("schedule", "cosine"),
-        ("num_hidden_layers", 1),
-        ("activation", "relu"),
-        ("embeddings_initializer", "normal"),
-        ("batch_size", 2048),
-    ):
-        hp.Fixed(name, value)
-    hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
-    hp.Choice("movie_id_output_dim", [32, 64, 128], default=64)
-    hp.Choice("hidden_units_0", [64, 128, 256], default=128)
-    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
-    hp.Choice("embeddings_l2", [2.5e-5, 5e-5, 1e-4, 2e-4, 4e-4], default=1e-4)
-    hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
-    hp.Float("learning_rate", 2e-3, 8e-3, sampling="log", default=4e-3)
-    hp.Choice("ema_momentum", [0.0, 0.99, 0.999], default=0.999)
+    if not large:
+        hp.Choice("batch_size", [128, 256, 512], default=256)
     return hp
 
 

@@ -264,6 +264,12 @@ def test_saved_model_after_device_loop(tmp_path):
     x, y = data(n=32)
     model = make_model("sparse")
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, fast=True)
+    loaded = _save_and_reload(model, x, tmp_path)
+    assert isinstance(loaded.optimizer, optimizers.SparseAdam)
+
+
+def _save_and_reload(model, x, tmp_path):
+    """Saves `model`, loads it back and checks its predictions on `x`."""
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -272,7 +278,7 @@ def test_saved_model_after_device_loop(tmp_path):
         keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
         rtol=1e-5,
     )
-    assert isinstance(loaded.optimizer, optimizers.SparseAdam)
+    return loaded
 
 
 def test_validation_runs_the_callbacks_test_hooks():
@@ -317,14 +323,7 @@ def test_weight_average_is_validated_kept_and_saved(fast, tmp_path):
     assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
     # The optimizer's averages survive later compiled calls (on JAX they
     # must not share the weights' donated arrays), so the optimizer saves.
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded.predict(x, verbose=0)),
-        keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
-        rtol=1e-5,
-    )
+    loaded = _save_and_reload(model, x, tmp_path)
     for saved, variable in zip(
         loaded.optimizer.variables, model.optimizer.variables, strict=True
     ):
