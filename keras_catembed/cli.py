@@ -418,20 +418,13 @@ def train_model(
 
 
 def _ema_momentum(training):
-    """A preset's `ema_momentum`: `None` (no average) or a float in (0, 1)."""
+    """A preset's `ema_momentum` as a float in (0, 1), or `None` (off)."""
+    from keras_catembed import _checks
+
     momentum = training.get("ema_momentum")
     if momentum is None:
         return None
-    if (
-        isinstance(momentum, bool)
-        or not isinstance(momentum, (int, float))
-        or not 0 < momentum < 1
-    ):
-        raise ValueError(
-            "`ema_momentum` must be None or a float in (0, 1). Received: "
-            f"ema_momentum={momentum!r}"
-        )
-    return float(momentum)
+    return _checks.rate("ema_momentum", momentum) or None
 
 
 def _learning_rate(training, num_rows):

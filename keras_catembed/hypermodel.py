@@ -668,7 +668,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
             return _checks.positive_int(name, value)
         if name == "num_hidden_layers":
             return _checks.non_negative_int(name, value)
-        if name in ("dropout", "entity_dropout"):
+        if name in ("dropout", "entity_dropout", "ema_momentum"):
             return _checks.rate(name, value)
         if name in ("bias_terms", "bounded_output", "implicit"):
             if not isinstance(value, (bool, np.bool_)):
@@ -676,17 +676,6 @@ class RatingHyperModel(keras_tuner.HyperModel):
                     f"`{name}` must be a bool. Received: {name}={value!r}"
                 )
             return bool(value)
-        if name == "ema_momentum":
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not 0 <= value < 1
-            ):
-                raise ValueError(
-                    "`ema_momentum` must be a float in [0, 1) (0: no moving "
-                    f"average). Received: ema_momentum={value!r}"
-                )
-            return float(value)
         if name in ("embeddings_l2", "learning_rate"):
             if (
                 isinstance(value, bool)

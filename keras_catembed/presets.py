@@ -11,7 +11,7 @@ name), `"embeddings_l2"`, `"entity_dropout"` and
 the steps, from a tenth of the rate, then cosine decay to 0; and
 optionally `ema_momentum`: a float in (0, 1) makes the optimizer keep an
 exponential moving average of the weights (Keras's `use_ema=True`), which
-replaces the weights at the end of training; absent or `None`: no
+replaces the weights at the end of training; absent, `None` or 0: no
 average). Use them
 through `RatingModel.from_preset` and the `--preset` option of the
 `catembed` command.

@@ -188,7 +188,7 @@ def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
         (["train", "--max-rows", "0"], "--max-rows must be a positive"),
         (
             ["train", "--ema-momentum", "1.5"],
-            "`ema_momentum` must be None or a float in (0, 1). Received: "
+            "`ema_momentum` must be a float in [0, 1). Received: "
             "ema_momentum=1.5",
         ),
     ],
@@ -438,6 +438,11 @@ def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
     plain, _ = cli.train_model(train, "course", verbose=0, epochs=1)
     assert not plain.optimizer.use_ema
+    # 0 means no average, as in the hypermodel.
+    off, _ = cli.train_model(
+        train, "course", verbose=0, epochs=1, ema_momentum=0
+    )
+    assert not off.optimizer.use_ema
 
 
 @pytest.mark.parametrize(
