@@ -31,7 +31,18 @@ class ImplicitFeedback(keras.layers.Layer):
       so they must be rebuilt after `adapt` (`RatingModel.adapt` does
       this).
 
-    `RatingModel` creates these layers from its `implicit` argument.
+    With `rated=True` the pairs carry ratings: the matrix entry of
+    `(t, s)` is `(r[t, s] - mean) * |N(t)| ** -0.5`, where `mean` is the
+    mean of the adapted ratings, so the output is a rating-weighted sum (the
+    neighbourhood term of Koren's integrated model). The pair of the row
+    being predicted is then left out of its own sum (`call` takes the
+    source row of each input row), so a training rating never describes
+    its own target; a pair absent from the adapted data has no entry, so
+    at prediction time nothing is left out. Rated layers need the dense
+    layout.
+
+    `RatingModel` creates these layers from its `implicit` and
+    `neighborhood` arguments.
     """
 
     def __init__(
@@ -42,9 +53,11 @@ class ImplicitFeedback(keras.layers.Layer):
         embeddings_initializer="uniform",
         embeddings_regularizer=None,
         dense=None,
+        rated=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.rated = bool(rated)
         self.num_targets = int(num_targets)
         self.num_sources = int(num_sources)
         self.output_dim = int(output_dim)
@@ -57,6 +70,13 @@ class ImplicitFeedback(keras.layers.Layer):
         if dense is None:
             dense = self.num_targets * self.num_sources <= DENSE_LIMIT
         self.dense = bool(dense)
+        if self.rated and not self.dense:
+            raise ValueError(
+                f"{self.name}: rated pairs need the dense layout, at most "
+                f"{DENSE_LIMIT} = num_targets * num_sources. Received "
+                f"{self.num_targets} * {self.num_sources} = "
+                f"{self.num_targets * self.num_sources}"
+            )
         self._adapted = False
         self._pairs = None
         self._tensors = None
@@ -81,13 +101,16 @@ class ImplicitFeedback(keras.layers.Layer):
                 name="pair_weights",
             )
 
-    def adapt(self, target_rows, source_rows):
+    def adapt(self, target_rows, source_rows, ratings=None):
         """Records the distinct `(target, source)` row pairs.
 
         Args:
             target_rows: Integer array of rows in `[0, num_targets)`.
             source_rows: Integer array of the same length, in
                 `[0, num_sources)`.
+            ratings: Float array of the same length: the rating of each
+                pair (averaged over repeated pairs). Required when `rated`,
+                ignored otherwise.
         """
         targets = np.asarray(target_rows, dtype="int64").reshape(-1)
         sources = np.asarray(source_rows, dtype="int64").reshape(-1)
@@ -96,6 +119,24 @@ class ImplicitFeedback(keras.layers.Layer):
                 f"{self.name}: expected as many target rows as source rows. "
                 f"Received {targets.size} and {sources.size}"
             )
+        if self.rated:
+            if ratings is None:
+                raise ValueError(
+                    f"{self.name} weighs pairs by their ratings: pass the "
+                    "ratings to `adapt`."
+                )
+            ratings = np.asarray(ratings, dtype="float64").reshape(-1)
+            if ratings.shape != targets.shape:
+                raise ValueError(
+                    f"{self.name}: expected one rating per pair. Received "
+                    f"{ratings.size} ratings for {targets.size} pairs"
+                )
+            if not np.all(np.isfinite(ratings)):
+                bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
+                raise ValueError(
+                    f"{self.name}: rating {ratings[bad]} at row {bad} is not "
+                    "finite. Expected finite ratings."
+                )
         if targets.size == 0:
             raise ValueError(f"{self.name}: `adapt` received no rows")
         for name, rows, size in (
@@ -108,7 +149,14 @@ class ImplicitFeedback(keras.layers.Layer):
                     f"{self.name}: {name} row {int(rows[bad][0])} is outside "
                     f"[0, {size - 1}]"
                 )
-        pairs = np.unique(targets * self.num_sources + sources)
+        pairs, where = np.unique(
+            targets * self.num_sources + sources, return_inverse=True
+        )
+        if self.rated:
+            # The mean rating of each pair, centred on the mean rating.
+            centred = np.bincount(
+                where, weights=ratings - ratings.mean(), minlength=pairs.size
+            ) / np.bincount(where, minlength=pairs.size)
         targets = (pairs // self.num_sources).astype("int32")
         sources = (pairs % self.num_sources).astype("int32")
         counts = np.bincount(targets, minlength=self.num_targets)
@@ -119,7 +167,9 @@ class ImplicitFeedback(keras.layers.Layer):
         if not self.built:
             self.build()
         matrix = np.zeros((self.num_targets, self.num_sources), "float32")
-        matrix[targets, sources] = weights[targets]
+        matrix[targets, sources] = weights[targets] * (
+            centred if self.rated else 1.0
+        )
         self.pair_weights.assign(matrix)
         self._adapted = True
 
@@ -135,7 +185,12 @@ class ImplicitFeedback(keras.layers.Layer):
         )
         self._adapted = True
 
-    def call(self, rows):
+    def call(self, rows, source_rows=None):
+        if self.rated and source_rows is None:
+            raise ValueError(
+                f"{self.name} leaves each row's own pair out: pass the "
+                "source rows of the inputs."
+            )
         if not self._adapted:
             raise ValueError(
                 f"{self.name} holds no pairs yet: call `adapt` on the "
@@ -143,11 +198,17 @@ class ImplicitFeedback(keras.layers.Layer):
                 "predicting (e.g. `model.adapt(x_train)`)."
             )
         if self.dense:
-            pair_weights = ops.take(self.pair_weights, rows, axis=0)
-            return ops.matmul(
-                ops.cast(pair_weights, self.compute_dtype),
-                ops.cast(self.embeddings, self.compute_dtype),
+            pair_weights = ops.cast(
+                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
             )
+            embeddings = ops.cast(self.embeddings, self.compute_dtype)
+            sums = ops.matmul(pair_weights, embeddings)
+            if not self.rated:
+                return sums
+            own = ops.take_along_axis(
+                pair_weights, ops.expand_dims(source_rows, -1), axis=1
+            )
+            return sums - own * ops.take(embeddings, source_rows, axis=0)
         targets, sources, weights = self._tensors
         vectors = ops.take(self.embeddings, sources, axis=0)
         weights = ops.cast(weights, vectors.dtype)
@@ -158,7 +219,7 @@ class ImplicitFeedback(keras.layers.Layer):
         )
         return ops.take(sums, rows, axis=0)
 
-    def compute_output_spec(self, rows):
+    def compute_output_spec(self, rows, source_rows=None):
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype
         )
@@ -202,6 +263,7 @@ class ImplicitFeedback(keras.layers.Layer):
                     self.embeddings_regularizer
                 ),
                 "dense": self.dense,
+                "rated": self.rated,
             }
         )
         return config

@@ -384,9 +384,9 @@ def train_model(
             training[key] = overrides.pop(key)
     embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
     model = RatingModel.from_preset(preset, embeddings, **overrides)
-    if model.implicit:
+    if model.implicit or model.neighborhood:
         # Implicit feedback describes ids by the training pairs only.
-        model.adapt(inputs(train))
+        model.adapt(inputs(train), train.rating)
     ema_momentum = _ema_momentum(training)
     model.compile(
         optimizer=keras.optimizers.Adam(

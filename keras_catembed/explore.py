@@ -75,6 +75,11 @@ def embedding_matrix(model, column):
         matrix = matrix + np.asarray(
             ops.convert_to_numpy(implicit(rows)), "float32"
         )
+    neighbors = getattr(model, "neighborhood_layers", {}).get(column)
+    if neighbors is not None and neighbors.adapted:
+        matrix = matrix + np.asarray(
+            ops.convert_to_numpy(neighbors.pair_weights), "float32"
+        ) @ np.asarray(ops.convert_to_numpy(neighbors.embeddings), "float32")
     num_ids = getattr(layer, "num_ids", matrix.shape[0])
     return matrix[:num_ids]
 

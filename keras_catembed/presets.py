@@ -5,7 +5,8 @@ A preset is a dict with two parts: `"model"` (keyword arguments for
 `"embedding_dim"` (an integer, `"auto"`, or a dict of those by column
 name), `"embeddings_l2"`, `"entity_dropout"` and
 `"embeddings_initializer_stddev"` (normal initialization, or `None` for the
-`"uniform"` default) for the per-column `EntityEmbedding`s) and
+`"uniform"` default) for the per-column `EntityEmbedding`s; `"neighborhood"`
+may be absent, meaning `None`) and
 `"training"` (`learning_rate`, `batch_size`, `epochs`, and `schedule`:
 `"constant"`, or `"cosine"` for a linear warm-up over the first fifth of
 the steps, from a tenth of the rate, then cosine decay to 0; and
@@ -183,6 +184,24 @@ PRESETS["tuned-ml-1m"] = {
         "schedule": "cosine",
         "ema_momentum": 0.999,
     },
+}
+
+# 'tuned-ml-100k' plus a rating-weighted neighbourhood for both columns
+# (`RatingModel(neighborhood=True)`), added after the search: on validation
+# parts carved from the training part of each of u1..u5 (a tenth of each,
+# never a test fold) it lowered the mean RMSE from 0.8967 to 0.8939.
+PRESETS["tuned-ml-100k-neighborhood"] = {
+    "description": (
+        "'tuned-ml-100k' plus a rating-weighted neighbourhood: users are "
+        "also described by the movies they rated weighted by their "
+        "ratings, and movies by their raters (`neighborhood=True`; call "
+        "`model.adapt(x_train, y_train)` before `fit`)."
+    ),
+    "model": {
+        **copy.deepcopy(PRESETS["tuned-ml-100k"]["model"]),
+        "neighborhood": True,
+    },
+    "training": copy.deepcopy(PRESETS["tuned-ml-100k"]["training"]),
 }
 
 LARGE = 500_000

@@ -83,6 +83,16 @@ class RatingModel(keras.Model):
             implicit vectors have the size of the described column's
             embedding and take its initializer and regularizer. Defaults to
             `None` (no implicit feedback).
+        neighborhood: Like `implicit` (a dict or `True`), but each pair is
+            weighted by its rating: a user is also described by
+            `|R(u)| ** -0.5 * sum((r[u, j] - mean) * z[j])` over the movies
+            `j` it rated, with learned vectors `z` and `mean` the mean
+            adapted rating (the neighbourhood term of Koren's integrated
+            model). The rating being predicted is left out of its own row's
+            sum, so training ratings do not leak into their inputs. Call
+            `model.adapt(x, y)` with the training inputs and ratings before
+            `fit`. Needs `num_targets * num_sources <= 2**26` (a dense
+            matrix). Defaults to `None`.
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -123,6 +133,7 @@ class RatingModel(keras.Model):
         bias_terms=False,
         rating_range=None,
         implicit=None,
+        neighborhood=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -184,6 +195,25 @@ class RatingModel(keras.Model):
                 dtype=self.dtype_policy,
             )
 
+        self.neighborhood = _check_implicit(
+            neighborhood, self.columns, "neighborhood"
+        )
+        self.neighborhood_layers = {}
+        for target, source in self.neighborhood.items():
+            layer = self.embedding_layers[target]
+            self.neighborhood_layers[target] = ImplicitFeedback(
+                num_targets=layer.num_rows,
+                num_sources=self.embedding_layers[source].num_rows,
+                output_dim=layer.output_dim,
+                embeddings_initializer=keras.initializers.get(
+                    keras.initializers.serialize(layer.embeddings_initializer)
+                ),
+                embeddings_regularizer=layer.embeddings_regularizer,
+                rated=True,
+                name=f"{target}_neighborhood",
+                dtype=self.dtype_policy,
+            )
+
         self.hidden_layers = []
         self.dropout_layers = []
         for index, units in enumerate(self.hidden_units):
@@ -239,50 +269,80 @@ class RatingModel(keras.Model):
 
         Returns:
             Dict of tensors of shape `(batch, output_dim)`, keyed by column.
-            A column with implicit feedback gets the sum of its own vector
-            and its implicit-feedback vector.
+            A column with implicit feedback (or a neighbourhood) gets the
+            sum of its own vector and those vectors.
         """
         embedded = {}
+        rows = {}
+
+        def rows_of(column):
+            if column not in rows:
+                layer = self.embedding_layers[column]
+                found, _ = layer._rows(ops.cast(inputs[column], "int32"))
+                # Unknown ids fail in the lookups, with their message.
+                rows[column] = ops.clip(found, 0, layer.num_rows - 1)
+            return rows[column]
+
         for column in self.columns:
             layer = self.embedding_layers[column]
             vector = layer(inputs[column], training=training)
             if column in self.implicit_layers:
-                rows, _ = layer._rows(ops.cast(inputs[column], "int32"))
-                # Unknown ids fail in the lookup above, with its message.
-                rows = ops.clip(rows, 0, layer.num_rows - 1)
-                implicit = self.implicit_layers[column](rows)
+                implicit = self.implicit_layers[column](rows_of(column))
                 vector = vector + ops.cast(implicit, vector.dtype)
+            if column in self.neighborhood_layers:
+                source = self.neighborhood[column]
+                neighbors = self.neighborhood_layers[column](
+                    rows_of(column), rows_of(source)
+                )
+                vector = vector + ops.cast(neighbors, vector.dtype)
             embedded[column] = vector
         return embedded
 
-    def adapt(self, x):
+    def adapt(self, x, y=None):
         """Records which ids occur together, for the `implicit` columns.
 
         For each `target: source` pair of `implicit`, each target id is then
         described, besides its own vector, by the normalized sum of learned
-        vectors of the source ids it occurs with in `x`. Call it once with
-        the training inputs, before `fit`; calling it again replaces the
-        pairs. The pairs are saved with the model.
+        vectors of the source ids it occurs with in `x`; for those of
+        `neighborhood`, by the sum weighted by the ratings `y`. Call it
+        once with the training data, before `fit`; calling it again
+        replaces the pairs. The pairs are saved with the model.
 
         Args:
             x: Dict of id arrays keyed by column name, like the inputs of
-                `fit` (every column of `implicit` is needed).
+                `fit` (every column of `implicit` and `neighborhood` is
+                needed).
+            y: Array of the ratings of `x`'s rows. Required with
+                `neighborhood`, unused otherwise.
 
         Raises:
-            ValueError: if the model has no `implicit` columns, a column is
-                missing, or an id is one the column cannot embed.
+            ValueError: if the model has no `implicit` or `neighborhood`
+                columns, a column is missing, an id is one the column
+                cannot embed, or `y` is missing, of another length or not
+                finite.
         """
-        if not self.implicit:
+        if not self.implicit and not self.neighborhood:
             raise ValueError(
                 "`adapt` records pairs for implicit feedback, but this "
-                "RatingModel has none: pass `implicit=` to the constructor."
+                "RatingModel has none: pass `implicit=` or `neighborhood=` "
+                "to the constructor."
+            )
+        if self.neighborhood and y is None:
+            raise ValueError(
+                "This RatingModel weighs its `neighborhood` pairs by their "
+                "ratings: call `adapt(x, y)` with the training ratings."
             )
         if not isinstance(x, collections.abc.Mapping):
             raise ValueError(
                 "`adapt` expects a dict of id arrays keyed by column name. "
                 f"Received: {type(x).__name__}"
             )
-        needed = sorted(set(self.implicit) | set(self.implicit.values()))
+        needed = sorted(
+            set(self.implicit)
+            | set(self.implicit.values())
+            | set(self.neighborhood)
+            | set(self.neighborhood.values())
+        )
         missing = [column for column in needed if column not in x]
         if missing:
             raise ValueError(
@@ -310,6 +370,23 @@ class RatingModel(keras.Model):
             )
         for target, source in self.implicit.items():
             self.implicit_layers[target].adapt(rows[target], rows[source])
+        if self.neighborhood:
+            if not _is_array_like(y):
+                raise ValueError(
+                    "`adapt` expects `y` to be an array of ratings. "
+                    f"Received: {type(y).__name__}"
+                )
+            ratings = np.asarray(ops.convert_to_numpy(y), "float64")
+            ratings = ratings.reshape(-1)
+            if ratings.size != sizes.pop():
+                raise ValueError(
+                    f"`adapt` expects one rating per row: {ratings.size} "
+                    f"ratings for {len(rows[needed[0]])} rows"
+                )
+            for target, source in self.neighborhood.items():
+                self.neighborhood_layers[target].adapt(
+                    rows[target], rows[source], ratings
+                )
         # Compiled functions hold the previous pairs as constants.
         self._reset_compiled()
 
@@ -386,6 +463,7 @@ class RatingModel(keras.Model):
         from keras_catembed import presets
 
         config = presets.get(preset)["model"]
+        config.setdefault("neighborhood", None)
         unknown = sorted(set(overrides) - set(config) - {"name", "dtype"})
         if unknown:
             raise ValueError(
@@ -697,6 +775,7 @@ class RatingModel(keras.Model):
                     else list(self.rating_range)
                 ),
                 "implicit": dict(self.implicit) or None,
+                "neighborhood": dict(self.neighborhood) or None,
             }
         )
         return config
@@ -734,36 +813,36 @@ def _unshare_ema_buffers(model):
             variable.assign(ops.copy(variable.value))
 
 
-def _check_implicit(implicit, columns):
+def _check_implicit(implicit, columns, argument="implicit"):
     """Returns `implicit` as a dict of target column -> source column."""
     if implicit is None or implicit is False:
         return {}
     if implicit is True:
         if len(columns) != 2:
             raise ValueError(
-                "`implicit=True` pairs the two columns of a two-column "
+                f"`{argument}=True` pairs the two columns of a two-column "
                 f"model; this one has the columns {columns}. Pass a dict "
                 "mapping each described column to the column that "
-                "describes it, e.g. implicit={'user_id': 'movie_id'}"
+                f"describes it, e.g. {argument}={{'user_id': 'movie_id'}}"
             )
         return {columns[0]: columns[1], columns[1]: columns[0]}
     if not isinstance(implicit, collections.abc.Mapping):
         raise ValueError(
-            "`implicit` must be None, True or a dict mapping a column to "
-            f"another column. Received: implicit={implicit!r}"
+            f"`{argument}` must be None, True or a dict mapping a column to "
+            f"another column. Received: {argument}={implicit!r}"
         )
     checked = {}
     for target, source in implicit.items():
         for name in (target, source):
             if name not in columns:
                 raise ValueError(
-                    f"`implicit` names the column {name!r}, which is not "
+                    f"`{argument}` names the column {name!r}, which is not "
                     f"one of the model's columns {columns}. Received: "
-                    f"implicit={dict(implicit)!r}"
+                    f"{argument}={dict(implicit)!r}"
                 )
         if target == source:
             raise ValueError(
-                "`implicit` must pair two different columns. Received "
+                f"`{argument}` must pair two different columns. Received "
                 f"{target!r}: {source!r}"
             )
         checked[target] = source
