@@ -77,9 +77,9 @@ def embedding_matrix(model, column):
         )
     neighbors = getattr(model, "neighborhood_layers", {}).get(column)
     if neighbors is not None and neighbors.adapted:
-        matrix = matrix + np.asarray(
-            ops.convert_to_numpy(neighbors.pair_weights), "float32"
-        ) @ np.asarray(ops.convert_to_numpy(neighbors.embeddings), "float32")
+        weights = np.asarray(ops.convert_to_numpy(neighbors.pair_weights))
+        table = np.asarray(ops.convert_to_numpy(neighbors.embeddings))
+        matrix = np.concatenate([matrix, weights @ table], axis=-1)
     num_ids = getattr(layer, "num_ids", matrix.shape[0])
     return matrix[:num_ids]
 

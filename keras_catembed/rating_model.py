@@ -294,7 +294,9 @@ class RatingModel(keras.Model):
                 neighbors = self.neighborhood_layers[column](
                     rows_of(column), rows_of(source)
                 )
-                vector = vector + ops.cast(neighbors, vector.dtype)
+                vector = ops.concatenate(
+                    [vector, ops.cast(neighbors, vector.dtype)], axis=-1
+                )
             embedded[column] = vector
         return embedded
 
@@ -462,7 +464,8 @@ class RatingModel(keras.Model):
         """
         from keras_catembed import presets
 
-        config = presets.get(preset)["model"]
+        full = presets.get(preset)
+        config = full["model"]
         config.setdefault("neighborhood", None)
         unknown = sorted(set(overrides) - set(config) - {"name", "dtype"})
         if unknown:
@@ -472,6 +475,15 @@ class RatingModel(keras.Model):
             )
         config.update(overrides)
         columns = _check_columns(embeddings)
+        features = full.get("user_features", [])
+        missing = [name for name in features if name not in columns]
+        if missing:
+            raise ValueError(
+                f"Preset {preset!r} also embeds the user features "
+                f"{features}: add the columns {missing} to `embeddings` "
+                "(their sizes are in "
+                "`keras_catembed.datasets.movielens.USER_FEATURES`)."
+            )
         dim = config.pop("embedding_dim")
         l2 = config.pop("embeddings_l2")
         entity_dropout = config.pop("entity_dropout")

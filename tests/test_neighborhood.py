@@ -133,7 +133,7 @@ def test_a_training_rating_does_not_describe_its_own_row():
     assert np.abs(vectors["after"][1] - vectors["before"][1]).max() > 1e-4
 
 
-def test_embed_adds_the_neighborhood_vector_to_the_column_vector():
+def test_embed_appends_the_neighborhood_vector_to_the_column_vector():
     x, y = data()
     model = make_model(neighborhood={"user_id": "movie_id"})
     model.build()
@@ -142,7 +142,10 @@ def test_embed_adds_the_neighborhood_vector_to_the_column_vector():
     own = _np(model.embedding_layers["user_id"](x["user_id"]))
     np.testing.assert_allclose(
         _np(embedded["user_id"]),
-        own + neighborhood_vectors(model, "user_id", "movie_id", x),
+        np.concatenate(
+            [own, neighborhood_vectors(model, "user_id", "movie_id", x)],
+            axis=-1,
+        ),
         atol=1e-6,
     )
     assert "movie_id" not in model.neighborhood_layers
@@ -150,6 +153,10 @@ def test_embed_adds_the_neighborhood_vector_to_the_column_vector():
         _np(embedded["movie_id"]),
         _np(model.embedding_layers["movie_id"](x["movie_id"])),
     )
+    # The first hidden layer sees the wider user vector.
+    dims = {c: model.embedding_layers[c].output_dim for c in model.columns}
+    kernel = model.hidden_layers[0].kernel
+    assert kernel.shape[0] == 2 * dims["user_id"] + dims["movie_id"]
 
 
 def test_fit_predict_save_and_load(tmp_path):
@@ -182,16 +189,23 @@ def test_config_round_trip():
     assert make_model(neighborhood=None).get_config()["neighborhood"] is None
 
 
-def test_embedding_matrix_adds_the_whole_neighborhood_sum():
+def test_embedding_matrix_appends_the_whole_neighborhood_sum():
     x, y = data()
     model = make_model()
     model.build()
     model.adapt(x, y)
     layer = model.neighborhood_layers["movie_id"]
-    expected = _np(model.embedding_layers["movie_id"].embeddings)
-    expected = expected + _np(layer.pair_weights) @ _np(layer.embeddings)
+    expected = np.concatenate(
+        [
+            _np(model.embedding_layers["movie_id"].embeddings),
+            _np(layer.pair_weights) @ _np(layer.embeddings),
+        ],
+        axis=-1,
+    )
     matrix = explore.embedding_matrix(model, "movie_id")
-    np.testing.assert_allclose(matrix, expected[-matrix.shape[0] :], atol=1e-6)
+    assert matrix.shape == (MOVIES, expected.shape[1])
+    np.testing.assert_allclose(matrix, expected[:MOVIES], atol=1e-6)
+    assert explore.nearest(model, "movie_id", 0, k=2)[0].shape == (2,)
 
 
 def test_adapt_needs_the_ratings():
