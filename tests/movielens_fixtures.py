@@ -88,6 +88,18 @@ RATINGS = (
 )
 
 
+# Original user id -> (age in years, gender, ml-100k occupation, ml-1m
+# age group, ml-1m occupation code), with the codes `user_features` gives
+# for ml-100k and for ml-1m: (age group, gender, occupation) indices.
+USERS = {
+    1: ((24, "M", "technician", 18, 17), (1, 1, 19), (1, 1, 17)),
+    3: ((17, "F", "student", 1, 10), (0, 0, 18), (0, 0, 10)),
+    8: ((56, "M", "administrator", 56, 0), (6, 1, 0), (6, 1, 0)),
+    20: ((35, "F", "writer", 35, 20), (3, 0, 20), (3, 0, 20)),
+    1000000: ((49, "M", "none", 45, 3), (4, 1, 12), (4, 1, 3)),
+}
+
+
 def half_star_ratings():
     """`RATINGS` with some half stars, as in ml-10m and the CSV releases."""
     return tuple(
@@ -144,6 +156,10 @@ def files_100k():
     for fold, (base, test) in official_folds().items():
         files[f"{fold}.base"] = _lines(base, "\t")
         files[f"{fold}.test"] = _lines(test, "\t")
+    files["u.user"] = "".join(
+        f"{user}|{age}|{gender}|{occupation}|0211{user % 10}\n"
+        for user, ((age, gender, occupation, _, _), *_) in USERS.items()
+    ).encode("latin-1")
     files["README"] = b"Synthetic test data in the ml-100k format.\n"
     return files
 
@@ -154,9 +170,14 @@ def files_1m():
         f"{movie}::{title}::{'|'.join(genres)}\n"
         for movie, (title, genres) in MOVIES.items()
     )
+    users = "".join(
+        f"{user}::{gender}::{group}::{code}::0211{user % 10}\n"
+        for user, ((_, gender, _, group, code), *_) in USERS.items()
+    )
     return {
         "ratings.dat": _lines(RATINGS, "::"),
         "movies.dat": movies.encode("latin-1"),
+        "users.dat": users.encode("latin-1"),
     }
 
 

@@ -639,6 +639,67 @@ def test_official_split_rejects_unknown_ids_in_fold_files(tmp_path):
         ratings.official_split("u1")
 
 
+@pytest.mark.parametrize("name", ["ml-100k", "ml-1m"])
+def test_user_features_code_age_group_gender_and_occupation(tmp_path, name):
+    fx.write_release(tmp_path, name)
+    ratings = movielens.load_ratings(name, data_dir=tmp_path)
+    features = ratings.user_features()
+    assert list(features) == list(movielens.USER_FEATURES)
+    for index, user in enumerate(ratings.user_ids):
+        codes = tuple(int(features[f][index]) for f in features)
+        assert codes == fx.USERS[int(user)][1 if name == "ml-100k" else 2]
+    for name_, size in movielens.USER_FEATURES.items():
+        assert features[name_].dtype == np.int32
+        assert features[name_].shape == (ratings.num_users,)
+        assert features[name_].max() < size
+    # Splits share the users, so their features are the same.
+    train, _ = ratings.random_split(0.5, seed=0)
+    np.testing.assert_array_equal(train.user_features()["age"], features["age"])
+    assert movielens.AGE_GROUPS[features["age"][0]] == "18-24"
+    occupations = (
+        movielens.OCCUPATIONS_100K
+        if name == "ml-100k"
+        else movielens.OCCUPATIONS_1M
+    )
+    assert occupations[features["occupation"][0]] in (
+        "technician",
+        "technician/engineer",
+    )
+
+
+def test_user_features_errors_name_the_problem(tmp_path):
+    fx.write_release(tmp_path / "10m", "ml-10m")
+    ml_10m = movielens.load_ratings("ml-10m", data_dir=tmp_path / "10m")
+    with pytest.raises(ValueError, match="describe no users.*'ml-10m'"):
+        ml_10m.user_features()
+    with pytest.raises(ValueError, match="path=None"):
+        Ratings.from_arrays([1], [2], [3.0], name="ml-100k").user_features()
+    files = fx.files_100k()
+    files["u.user"] = files["u.user"].replace(b"3|17|F|", b"3|17|X|")
+    fx.write_release(tmp_path / "bad", "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path / "bad")
+    with pytest.raises(
+        ValueError, match=r"Line 2 of .*u.user is malformed: '3\|17\|X\|"
+    ):
+        ratings.user_features()
+    files = fx.files_1m()
+    files["users.dat"] = b"".join(
+        line + b"\n"
+        for line in files["users.dat"].splitlines()
+        if not line.startswith(b"20::")
+    )
+    fx.write_release(tmp_path / "short", "ml-1m", files)
+    ratings = movielens.load_ratings("ml-1m", data_dir=tmp_path / "short")
+    with pytest.raises(ValueError, match="does not describe the user id 20"):
+        ratings.user_features()
+    files = fx.files_100k()
+    del files["u.user"]
+    fx.write_release(tmp_path / "none", "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path / "none")
+    with pytest.raises(ValueError, match="needs .*u.user, which does not"):
+        ratings.user_features()
+
+
 def test_temporal_split_holds_out_each_users_latest(ratings_100k):
     train, test = ratings_100k.temporal_split()
     assert len(train) + len(test) == len(ratings_100k)

@@ -155,6 +155,65 @@ GENRES_100K = (
 
 OFFICIAL_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
+# What `Ratings.user_features` returns: each feature's name and number of
+# codes (its cardinality as a model column).
+USER_FEATURES = {"age": 7, "gender": 2, "occupation": 21}
+# The codes of "age": ml-1m's age groups, named by their first age in
+# users.dat (1 means under 18); ml-100k's ages are put in the same groups.
+AGE_GROUPS = ("under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+_AGE_GROUP_STARTS = (1, 18, 25, 35, 45, 50, 56)
+# The codes of "gender".
+GENDERS = ("F", "M")
+# The codes of "occupation": ml-100k's names (the order of u.occupation,
+# used when that file is missing) and ml-1m's (its codes 0..20).
+OCCUPATIONS_100K = (
+    "administrator",
+    "artist",
+    "doctor",
+    "educator",
+    "engineer",
+    "entertainment",
+    "executive",
+    "healthcare",
+    "homemaker",
+    "lawyer",
+    "librarian",
+    "marketing",
+    "none",
+    "other",
+    "programmer",
+    "retired",
+    "salesman",
+    "scientist",
+    "student",
+    "technician",
+    "writer",
+)
+OCCUPATIONS_1M = (
+    "other or not specified",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+)
+_USER_FILES = {"100k": "u.user", "dat": "users.dat"}
+
 _NO_GENRES = "(no genres listed)"
 _CACHE_VERSION = 1
 _CHUNK_BYTES = 1 << 19  # Small enough for the CPU cache.
@@ -564,6 +623,111 @@ class Ratings:
             self._from_fold_file(source, f"{fold}.{part}")
             for part in ("base", "test")
         )
+
+    def user_features(self):
+        """The age group, gender and occupation of each user index.
+
+        ml-100k (`u.user`) and ml-1m (`users.dat`) describe their users;
+        this reads that file from where the release was loaded
+        (`self.path`). Each feature is coded `0..n-1` (`n` in
+        `USER_FEATURES`), so it feeds a `RatingModel` column directly:
+        index a feature with `user_id` to get one value per rating.
+
+        - `"age"`: the age group, an index into `AGE_GROUPS` (ml-1m's
+          groups; ml-100k's ages in years are put in the same groups).
+        - `"gender"`: an index into `GENDERS`.
+        - `"occupation"`: an index into `OCCUPATIONS_100K` (the order of
+          ml-100k's `u.occupation`) or `OCCUPATIONS_1M` (ml-1m's codes).
+
+        Returns:
+            Dict mapping each name of `USER_FEATURES` to an int32 array of
+            shape `(num_users,)`.
+
+        Raises:
+            ValueError: if the release has no user file (only ml-100k and
+                ml-1m have one), the ratings were not loaded from files, or
+                the file is malformed or lacks a user of the ratings.
+        """
+        release = RELEASES.get(self.name)
+        if self.name not in ("ml-100k", "ml-1m"):
+            raise ValueError(
+                "`user_features` reads the users file of ml-100k (u.user) "
+                "or ml-1m (users.dat); other releases describe no users. "
+                f"Received: ratings of {self.name!r}"
+            )
+        if self.path is None:
+            raise ValueError(
+                "`user_features` reads the users file of the release, but "
+                "these ratings do not say where it is (path=None). Load "
+                "them with `load_ratings`."
+            )
+        source = _source_at(self.path, release)
+        filename = _USER_FILES[release["format"]]
+        where = source.describe(filename)
+        if not source.exists(filename):
+            raise ValueError(
+                f"`user_features` needs {where}, which does not exist. "
+                f"Expected a complete {self.name} release."
+            )
+        if release["format"] == "100k":
+            occupations = OCCUPATIONS_100K
+            if source.exists("u.occupation"):
+                text = source.read("u.occupation").decode("latin-1")
+                occupations = tuple(
+                    line.strip() for line in text.splitlines() if line.strip()
+                )
+        by_id = {}
+        text = source.read(filename).decode("latin-1")
+        separator = "|" if release["format"] == "100k" else "::"
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.split(separator)
+            try:
+                if len(fields) != 5:
+                    raise ValueError("5 fields")
+                user = int(fields[0])
+                gender = GENDERS.index(
+                    fields[1 + (release["format"] == "100k")]
+                )
+                if release["format"] == "100k":
+                    age = int(
+                        np.searchsorted(
+                            _AGE_GROUP_STARTS[1:], int(fields[1]), side="right"
+                        )
+                    )
+                    occupation = occupations.index(fields[3])
+                else:
+                    age = _AGE_GROUP_STARTS.index(int(fields[2]))
+                    occupation = int(fields[3])
+                    if not 0 <= occupation < len(OCCUPATIONS_1M):
+                        raise ValueError("an occupation code 0..20")
+            except ValueError:
+                expected = (
+                    "user id|age|gender (F or M)|occupation|zip code, "
+                    "occupation one of u.occupation"
+                    if release["format"] == "100k"
+                    else "UserID::Gender (F or M)::Age (1, 18, 25, 35, 45, "
+                    "50 or 56)::Occupation (0..20)::Zip-code"
+                )
+                raise ValueError(
+                    f"Line {number} of {where} is malformed: {line!r}. "
+                    f"Expected {expected}."
+                ) from None
+            by_id[user] = (age, gender, occupation)
+        missing = [int(u) for u in self.user_ids if int(u) not in by_id]
+        if missing:
+            raise ValueError(
+                f"{where} does not describe the user id {missing[0]} (and "
+                f"{len(missing) - 1} more) of the ratings. Expected the "
+                "users file of the same release."
+            )
+        table = np.array([by_id[int(u)] for u in self.user_ids], "int32")
+        table = table.reshape(-1, 3)
+        return {
+            name: table[:, column].copy()
+            for column, name in enumerate(USER_FEATURES)
+        }
 
     def _from_fold_file(self, source, filename):
         fmt = _FORMATS["100k"]
