@@ -148,6 +148,7 @@ def run_config(name, train, test):
         predictions = []
         for _ in range(int(runs or 1)):
             model, _ = cli.train_model(train, preset, verbose=0)
+            x_test = cli.inputs(test, model.columns)
             predictions.append(
                 model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
             )
@@ -157,6 +158,7 @@ def run_config(name, train, test):
             len(train), implicit=name == "recommended"
         )
         model, _ = cli.train_model(train, preset, verbose=0)
+        x_test = cli.inputs(test, model.columns)
     prediction = model.predict(x_test, batch_size=8192, verbose=0)
     return errors(prediction, test.rating)
 

@@ -258,9 +258,36 @@ def _split(ratings, args):
     return split, ratings.official_split(split)
 
 
-def inputs(ratings):
-    """The model inputs of a `Ratings`: a dict keyed by column name."""
-    return {"user_id": ratings.user_id, "movie_id": ratings.movie_id}
+def inputs(ratings, columns=("user_id", "movie_id")):
+    """The model inputs of a `Ratings`: a dict keyed by column name.
+
+    Args:
+        ratings: A `keras_catembed.datasets.movielens.Ratings`.
+        columns: The model's columns (`model.columns`): `"user_id"`,
+            `"movie_id"` and names of `movielens.USER_FEATURES`, which are
+            looked up for each rating's user in `ratings.user_features()`.
+            Defaults to `("user_id", "movie_id")`.
+
+    Returns:
+        Dict of arrays of one id per rating, keyed by column.
+    """
+    from keras_catembed.datasets import movielens
+
+    x = {"user_id": ratings.user_id, "movie_id": ratings.movie_id}
+    unknown = [
+        c for c in columns if c not in x and c not in movielens.USER_FEATURES
+    ]
+    if unknown:
+        raise ValueError(
+            f"No MovieLens input is named {unknown[0]!r}. Expected columns "
+            f"among {['user_id', 'movie_id', *movielens.USER_FEATURES]}"
+        )
+    if any(column in movielens.USER_FEATURES for column in columns):
+        features = ratings.user_features()
+        for column in columns:
+            if column in features:
+                x[column] = features[column][ratings.user_id]
+    return {column: x[column] for column in columns}
 
 
 def baselines(train, test):
@@ -382,11 +409,16 @@ def train_model(
     for key in list(overrides):
         if key in training or key == "ema_momentum":
             training[key] = overrides.pop(key)
+    from keras_catembed.datasets import movielens
+
     embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
+    for feature in config.get("user_features", ()):
+        embeddings[feature] = movielens.USER_FEATURES[feature]
     model = RatingModel.from_preset(preset, embeddings, **overrides)
+    x_train = inputs(train, model.columns)
     if model.implicit or model.neighborhood:
         # Implicit feedback describes ids by the training pairs only.
-        model.adapt(inputs(train), train.rating)
+        model.adapt(x_train, train.rating)
     ema_momentum = _ema_momentum(training)
     model.compile(
         optimizer=keras.optimizers.Adam(
@@ -402,14 +434,14 @@ def train_model(
         # Validation metrics of the averaged weights, which `fit` keeps.
         callbacks.append(keras.callbacks.SwapEMAWeights())
     history = model.fit(
-        inputs(train),
+        x_train,
         train.rating,
         batch_size=training["batch_size"],
         epochs=training["epochs"],
         validation_data=(
             None
             if validation is None
-            else (inputs(validation), validation.rating)
+            else (inputs(validation, model.columns), validation.rating)
         ),
         callbacks=callbacks,
         verbose=verbose,
@@ -481,7 +513,8 @@ def _cmd_train(args, out):
     )
     rows = baselines(train, test)
     rows[f"RatingModel ({args.preset})"] = _errors(
-        model.predict(inputs(test), batch_size=8192, verbose=0), test.rating
+        model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
+        test.rating,
     )
     print(_table(rows), file=out)
     if args.similar:
@@ -520,7 +553,8 @@ def _cmd_evaluate(args, out):
     split, (train, test) = _split(ratings, args)
     rows = baselines(train, test)
     rows["model"] = _errors(
-        model.predict(inputs(test), batch_size=8192, verbose=0), test.rating
+        model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
+        test.rating,
     )
     print(f"{ratings.name}, {split} split, {len(test):,} ratings", file=out)
     print(_table(rows), file=out)

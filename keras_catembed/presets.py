@@ -1,21 +1,26 @@
 """Named RatingModel configurations, with the training settings they need.
 
-A preset is a dict with two parts: `"model"` (keyword arguments for
-`keras_catembed.RatingModel` other than `embeddings`, plus
-`"embedding_dim"` (an integer, `"auto"`, or a dict of those by column
-name), `"embeddings_l2"`, `"entity_dropout"` and
-`"embeddings_initializer_stddev"` (normal initialization, or `None` for the
-`"uniform"` default) for the per-column `EntityEmbedding`s; `"neighborhood"`
-may be absent, meaning `None`) and
-`"training"` (`learning_rate`, `batch_size`, `epochs`, and `schedule`:
-`"constant"`, or `"cosine"` for a linear warm-up over the first fifth of
-the steps, from a tenth of the rate, then cosine decay to 0; and
-optionally `ema_momentum`: a float in (0, 1) makes the optimizer keep an
-exponential moving average of the weights (Keras's `use_ema=True`), which
-replaces the weights at the end of training; absent, `None` or 0: no
-average). Use them
-through `RatingModel.from_preset` and the `--preset` option of the
-`catembed` command.
+A preset is a dict with:
+
+- a `"model"` part: keyword arguments for `keras_catembed.RatingModel`
+  other than `embeddings` (`"neighborhood"` may be absent, meaning
+  `None`), plus `"embedding_dim"` (an integer, `"auto"`, or a dict of
+  those by column name), `"embeddings_l2"`, `"entity_dropout"` and
+  `"embeddings_initializer_stddev"` (normal initialization, or `None` for
+  the `"uniform"` default) for the per-column `EntityEmbedding`s;
+- a `"training"` part: `learning_rate`, `batch_size`, `epochs`, and
+  `schedule` (`"constant"`, or `"cosine"` for a linear warm-up over the
+  first fifth of the steps, from a tenth of the rate, then cosine decay to
+  0); optionally `ema_momentum`: a float in (0, 1) makes the optimizer
+  keep an exponential moving average of the weights (Keras's
+  `use_ema=True`), which replaces the weights at the end of training
+  (absent, `None` or 0: no average);
+- optionally `"user_features"`: names of
+  `keras_catembed.datasets.movielens.USER_FEATURES` that `cli.train_model`
+  adds as columns (from `Ratings.user_features()`).
+
+Use them through `RatingModel.from_preset` and the `--preset` option of
+the `catembed` command.
 """
 
 import copy
@@ -200,6 +205,32 @@ PRESETS["tuned-ml-100k-neighborhood"] = {
     "model": {
         **copy.deepcopy(PRESETS["tuned-ml-100k"]["model"]),
         "neighborhood": True,
+    },
+    "training": copy.deepcopy(PRESETS["tuned-ml-100k"]["training"]),
+}
+
+# 'tuned-ml-100k-neighborhood' plus what ml-100k says of its users: age
+# group, gender and occupation as three more id columns (`user_features`).
+# Chosen on the same five validation parts as the neighbourhood.
+PRESETS["tuned-ml-100k-demographics"] = {
+    "description": (
+        "'tuned-ml-100k-neighborhood' plus the users' age group, gender "
+        "and occupation (`Ratings.user_features()` of ml-100k or ml-1m) "
+        "as three more columns of 8-dim embeddings."
+    ),
+    "user_features": ["age", "gender", "occupation"],
+    "model": {
+        **copy.deepcopy(PRESETS["tuned-ml-100k-neighborhood"]["model"]),
+        "embedding_dim": {
+            "user_id": 32,
+            "movie_id": 64,
+            "age": 8,
+            "gender": 8,
+            "occupation": 8,
+        },
+        # With five columns the pairs are named.
+        "implicit": {"user_id": "movie_id", "movie_id": "user_id"},
+        "neighborhood": {"user_id": "movie_id", "movie_id": "user_id"},
     },
     "training": copy.deepcopy(PRESETS["tuned-ml-100k"]["training"]),
 }

@@ -53,4 +53,9 @@ def write_synthetic_100k(root, num_users=80, num_movies=60, num_ratings=4000):
                 f"{m + 1}|Movie {m + 1} (19{50 + m % 50})|01-Jan-1995||"
                 f"http://example.invalid/{m + 1}|" + "|".join(flags) + "\n"
             )
+    with open(os.path.join(folder, "u.user"), "w", encoding="latin-1") as f:
+        for u in range(num_users):
+            gender = "FM"[u % 2]
+            occupation = ("student", "writer", "other")[u % 3]
+            f.write(f"{u + 1}|{15 + u % 50}|{gender}|{occupation}|00000\n")
     return folder

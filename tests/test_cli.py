@@ -409,7 +409,7 @@ def test_every_preset_trains_with_its_settings(data_dir, name):
     training = presets.get(name)["training"]
     assert model.optimizer.use_ema == (training.get("ema_momentum") is not None)
     assert len(history.history["loss"]) == 1
-    prediction = model.predict(cli.inputs(train), verbose=0)
+    prediction = model.predict(cli.inputs(train, model.columns), verbose=0)
     assert np.all(np.isfinite(prediction))
     if presets.get(name)["model"]["rating_range"] is not None:
         assert np.all((prediction > 0.5) & (prediction < 5.5))
@@ -485,3 +485,57 @@ def keras_catembed_model(preset):
     return keras_catembed.RatingModel.from_preset(
         preset, {"user_id": 943, "movie_id": 1682}
     )
+
+
+def test_inputs_add_the_user_features_a_model_names(data_dir):
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    part = ratings.subset(np.arange(50))
+    assert list(cli.inputs(part)) == ["user_id", "movie_id"]
+    x = cli.inputs(part, ("user_id", "movie_id", "occupation", "gender"))
+    assert list(x) == ["user_id", "movie_id", "occupation", "gender"]
+    features = ratings.user_features()
+    np.testing.assert_array_equal(
+        x["occupation"], features["occupation"][part.user_id]
+    )
+    np.testing.assert_array_equal(x["gender"], part.user_id % 2)
+    with pytest.raises(ValueError, match="No MovieLens input is named 'zip'"):
+        cli.inputs(part, ("user_id", "zip"))
+
+
+def test_demographics_preset_trains_saves_and_evaluates(
+    data_dir, tmp_path, capsys
+):
+    from keras_catembed import RatingModel
+
+    with pytest.raises(ValueError, match=r"add the columns \['age', 'gender'"):
+        RatingModel.from_preset(
+            "tuned-ml-100k-demographics", {"user_id": 80, "movie_id": 60}
+        )
+    model_path = str(tmp_path / "model.keras")
+    status, out, _ = _run(
+        [
+            "train",
+            "--data-dir",
+            data_dir,
+            "--preset",
+            "tuned-ml-100k-demographics",
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+            "--save",
+            model_path,
+        ],
+        capsys,
+    )
+    assert status == 0
+    trained_rmse = re.search(
+        r"RatingModel \(tuned-ml-100k-demographics\)\s+(\d+\.\d{4})", out
+    )[1]
+    status, out, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert re.search(rf"model\s+{trained_rmse}", out)
