@@ -192,10 +192,11 @@ class ImplicitFeedback(keras.layers.Layer):
                 "source rows of the inputs."
             )
         if not self._adapted:
+            example = "x_train, y_train" if self.rated else "x_train"
             raise ValueError(
                 f"{self.name} holds no pairs yet: call `adapt` on the "
                 "model with the training inputs before training or "
-                "predicting (e.g. `model.adapt(x_train)`)."
+                f"predicting (e.g. `model.adapt({example})`)."
             )
         if self.dense:
             pair_weights = ops.cast(

@@ -84,11 +84,12 @@ class RatingModel(keras.Model):
             embedding and take its initializer and regularizer. Defaults to
             `None` (no implicit feedback).
         neighborhood: Like `implicit` (a dict or `True`), but each pair is
-            weighted by its rating: a user is also described by
+            weighted by its rating: a user's vector is followed by
             `|R(u)| ** -0.5 * sum((r[u, j] - mean) * z[j])` over the movies
-            `j` it rated, with learned vectors `z` and `mean` the mean
-            adapted rating (the neighbourhood term of Koren's integrated
-            model). The rating being predicted is left out of its own row's
+            `j` it rated, with learned vectors `z` of the same size and
+            `mean` the mean adapted rating (the neighbourhood term of
+            Koren's integrated model), so the column's vector is twice as
+            wide. The rating being predicted is left out of its own row's
             sum, so training ratings do not leak into their inputs. Call
             `model.adapt(x, y)` with the training inputs and ratings before
             `fit`. Needs `num_targets * num_sources <= 2**26` (a dense
@@ -269,8 +270,10 @@ class RatingModel(keras.Model):
 
         Returns:
             Dict of tensors of shape `(batch, output_dim)`, keyed by column.
-            A column with implicit feedback (or a neighbourhood) gets the
-            sum of its own vector and those vectors.
+            A column with implicit feedback gets the sum of its own vector
+            and its implicit-feedback vector; a column with a
+            `neighborhood` is followed by its neighbourhood vector (shape
+            `(batch, 2 * output_dim)`).
         """
         embedded = {}
         rows = {}

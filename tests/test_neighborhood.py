@@ -240,3 +240,10 @@ def test_too_large_for_the_dense_layout(monkeypatch):
         ValueError, match=r"user_id_neighborhood: rated pairs need the dense"
     ):
         make_model()
+
+
+def test_predict_before_adapt_says_to_adapt_with_the_ratings():
+    x, _ = data()
+    model = make_model()
+    with pytest.raises(ValueError, match=r"model.adapt\(x_train, y_train\)"):
+        model.predict(x, verbose=0)
