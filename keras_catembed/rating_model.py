@@ -181,39 +181,33 @@ class RatingModel(keras.Model):
                 self.bias_layers[column] = bias
 
         self.implicit = _check_implicit(implicit, self.columns)
-        self.implicit_layers = {}
-        for target, source in self.implicit.items():
-            layer = self.embedding_layers[target]
-            self.implicit_layers[target] = ImplicitFeedback(
-                num_targets=layer.num_rows,
-                num_sources=self.embedding_layers[source].num_rows,
-                output_dim=layer.output_dim,
-                embeddings_initializer=keras.initializers.get(
-                    keras.initializers.serialize(layer.embeddings_initializer)
-                ),
-                embeddings_regularizer=layer.embeddings_regularizer,
-                name=f"{target}_implicit",
-                dtype=self.dtype_policy,
-            )
-
         self.neighborhood = _check_implicit(
             neighborhood, self.columns, "neighborhood"
         )
+        # Each described column gets a table of source-id vectors of its
+        # own embedding size, initializer and regularizer.
+        self.implicit_layers = {}
         self.neighborhood_layers = {}
-        for target, source in self.neighborhood.items():
-            layer = self.embedding_layers[target]
-            self.neighborhood_layers[target] = ImplicitFeedback(
-                num_targets=layer.num_rows,
-                num_sources=self.embedding_layers[source].num_rows,
-                output_dim=layer.output_dim,
-                embeddings_initializer=keras.initializers.get(
-                    keras.initializers.serialize(layer.embeddings_initializer)
-                ),
-                embeddings_regularizer=layer.embeddings_regularizer,
-                rated=True,
-                name=f"{target}_neighborhood",
-                dtype=self.dtype_policy,
-            )
+        for pairs, layers, rated in (
+            (self.implicit, self.implicit_layers, False),
+            (self.neighborhood, self.neighborhood_layers, True),
+        ):
+            for target, source in pairs.items():
+                layer = self.embedding_layers[target]
+                layers[target] = ImplicitFeedback(
+                    num_targets=layer.num_rows,
+                    num_sources=self.embedding_layers[source].num_rows,
+                    output_dim=layer.output_dim,
+                    embeddings_initializer=keras.initializers.get(
+                        keras.initializers.serialize(
+                            layer.embeddings_initializer
+                        )
+                    ),
+                    embeddings_regularizer=layer.embeddings_regularizer,
+                    rated=rated,
+                    name=f"{target}_{'neighborhood' if rated else 'implicit'}",
+                    dtype=self.dtype_policy,
+                )
 
         self.hidden_layers = []
         self.dropout_layers = []

@@ -539,3 +539,18 @@ def test_demographics_preset_trains_saves_and_evaluates(
     )
     assert status == 0
     assert re.search(rf"model\s+{trained_rmse}", out)
+    # Exploring uses the movie vectors with their neighbourhood part.
+    status, out, _ = _run(
+        [
+            "similar",
+            "--model",
+            model_path,
+            "--data-dir",
+            data_dir,
+            "--movie",
+            "Movie 1 (1950)",
+        ],
+        capsys,
+    )
+    assert status == 0
+    assert "Nearest to Movie 1 (1950)" in out
