@@ -324,9 +324,12 @@ def _errors(prediction, target):
 
 
 def _table(rows):
-    lines = [f"{'model':<28} {'RMSE':>8} {'MAE':>8}"]
+    width = max([28, *(len(name) for name in rows)])
+    lines = [f"{'model':<{width}} {'RMSE':>8} {'MAE':>8}"]
     for name, values in rows.items():
-        lines.append(f"{name:<28} {values['rmse']:>8.4f} {values['mae']:>8.4f}")
+        lines.append(
+            f"{name:<{width}} {values['rmse']:>8.4f} {values['mae']:>8.4f}"
+        )
     return "\n".join(lines)
 
 

@@ -534,6 +534,15 @@ def test_demographics_preset_trains_saves_and_evaluates(
     trained_rmse = re.search(
         r"RatingModel \(tuned-ml-100k-demographics\)\s+(\d+\.\d{4})", out
     )[1]
+    # The table's columns line up, whatever the length of the names.
+    table = [
+        line
+        for line in out.splitlines()
+        if line.startswith(
+            ("model ", "global mean", "per-movie", "RatingModel")
+        )
+    ]
+    assert len(table) == 4 and len({len(line) for line in table}) == 1
     status, out, _ = _run(
         ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
     )
