@@ -212,7 +212,41 @@ OCCUPATIONS_1M = (
     "unemployed",
     "writer",
 )
-_USER_FILES = {"100k": "u.user", "dat": "users.dat"}
+
+
+def _user_codes_100k(fields, occupations):
+    """(age group, gender, occupation) of a u.user line's fields."""
+    age = np.searchsorted(_AGE_GROUP_STARTS[1:], int(fields[1]), "right")
+    return int(age), GENDERS.index(fields[2]), occupations.index(fields[3])
+
+
+def _user_codes_1m(fields, occupations):
+    """(age group, gender, occupation) of a users.dat line's fields."""
+    occupation = int(fields[3])
+    if not 0 <= occupation < len(occupations):
+        raise ValueError(f"occupation code {occupation}")
+    age = _AGE_GROUP_STARTS.index(int(fields[2]))
+    return age, GENDERS.index(fields[1]), occupation
+
+
+# Per release format: the users file, its separator, the layout a line
+# must have, and the parser of its fields.
+_USER_FILES = {
+    "100k": (
+        "u.user",
+        "|",
+        "user id|age|gender (F or M)|occupation|zip code, occupation one "
+        "of u.occupation",
+        _user_codes_100k,
+    ),
+    "dat": (
+        "users.dat",
+        "::",
+        "UserID::Gender (F or M)::Age (1, 18, 25, 35, 45, 50 or "
+        "56)::Occupation (0..20)::Zip-code",
+        _user_codes_1m,
+    ),
+}
 
 _NO_GENRES = "(no genres listed)"
 _CACHE_VERSION = 1
@@ -662,13 +696,14 @@ class Ratings:
                 "them with `load_ratings`."
             )
         source = _source_at(self.path, release)
-        filename = _USER_FILES[release["format"]]
+        filename, separator, expected, parse = _USER_FILES[release["format"]]
         where = source.describe(filename)
         if not source.exists(filename):
             raise ValueError(
                 f"`user_features` needs {where}, which does not exist. "
                 f"Expected a complete {self.name} release."
             )
+        occupations = OCCUPATIONS_1M
         if release["format"] == "100k":
             occupations = OCCUPATIONS_100K
             if source.exists("u.occupation"):
@@ -678,43 +713,19 @@ class Ratings:
                 )
         by_id = {}
         text = source.read(filename).decode("latin-1")
-        separator = "|" if release["format"] == "100k" else "::"
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split(separator)
             try:
                 if len(fields) != 5:
-                    raise ValueError("5 fields")
-                user = int(fields[0])
-                gender = GENDERS.index(
-                    fields[1 + (release["format"] == "100k")]
-                )
-                if release["format"] == "100k":
-                    age = int(
-                        np.searchsorted(
-                            _AGE_GROUP_STARTS[1:], int(fields[1]), side="right"
-                        )
-                    )
-                    occupation = occupations.index(fields[3])
-                else:
-                    age = _AGE_GROUP_STARTS.index(int(fields[2]))
-                    occupation = int(fields[3])
-                    if not 0 <= occupation < len(OCCUPATIONS_1M):
-                        raise ValueError("an occupation code 0..20")
+                    raise ValueError(f"{len(fields)} fields")
+                by_id[int(fields[0])] = parse(fields, occupations)
             except ValueError:
-                expected = (
-                    "user id|age|gender (F or M)|occupation|zip code, "
-                    "occupation one of u.occupation"
-                    if release["format"] == "100k"
-                    else "UserID::Gender (F or M)::Age (1, 18, 25, 35, 45, "
-                    "50 or 56)::Occupation (0..20)::Zip-code"
-                )
                 raise ValueError(
                     f"Line {number} of {where} is malformed: {line!r}. "
                     f"Expected {expected}."
                 ) from None
-            by_id[user] = (age, gender, occupation)
         missing = [int(u) for u in self.user_ids if int(u) not in by_id]
         if missing:
             raise ValueError(
