@@ -1,11 +1,17 @@
 """Implicit feedback: an entity described by the ids it co-occurs with."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _checks
+
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
+# Pairs kept per target row in the lists layout when no cap is given.
+DEFAULT_MAX_PAIRS_PER_ID = 256
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -18,28 +24,32 @@ class ImplicitFeedback(keras.layers.Layer):
     implicit-feedback term of SVD++ (Koren, 2008). A target row with no
     pairs gets zeros.
 
-    The pairs are set by `adapt` and saved with the model. Two layouts:
+    With `max_pairs_per_id=k`, `N(t)` is a fixed random sample of at most
+    `k` of the source rows `t` occurs with (drawn in `adapt` with `seed`),
+    so a step costs at most `k` lookups per row however popular an id is.
 
-    - dense (when `num_targets * num_sources <= DENSE_LIMIT`): a
-      non-trainable `(num_targets, num_sources)` weight matrix, and the
-      output is a batch of its rows times the table. At ml-1m's size a
-      step was 3.7x (JAX) to 18x (torch) faster than with the sparse
-      layout on 2 CPU cores (`benchmarks/implicit_layouts.py`).
-    - sparse: the pairs as constant tensors, summed with `segment_sum`
-      over every pair at each step (memory grows with the pairs, not with
-      the product of the cardinalities). Compiled functions capture them,
-      so they must be rebuilt after `adapt` (`RatingModel.adapt` does
-      this).
+    The pairs are set by `adapt` and saved with the model as non-trainable
+    weights. Two layouts:
 
-    With `rated=True` the pairs carry ratings: the matrix entry of
-    `(t, s)` is `(r[t, s] - mean) * |N(t)| ** -0.5`, where `mean` is the
-    mean of the adapted ratings, so the output is a rating-weighted sum (the
+    - dense (the default when `num_targets * num_sources <= DENSE_LIMIT`
+      and no cap is set): a `(num_targets, num_sources)` matrix, and the
+      output is a batch of its rows times the table. At ml-1m's size this
+      is the fastest on 2 CPU cores (`benchmarks/implicit_layouts.py`).
+    - lists: a `(num_targets, max_pairs_per_id)` matrix of source rows and
+      one of weights, padded with zero weights (memory grows with the
+      targets times the cap, not with the product of the cardinalities).
+      A step gathers the lists of its rows and their vectors. Without a
+      cap this layout keeps `DEFAULT_MAX_PAIRS_PER_ID` pairs per id, and
+      `adapt` warns when it had to leave pairs out.
+
+    With `rated=True` the pairs carry ratings: the weight of `(t, s)` is
+    `(r[t, s] - mean) * |N(t)| ** -0.5`, where `mean` is the mean of the
+    adapted ratings, so the output is a rating-weighted sum (the
     neighbourhood term of Koren's integrated model). The pair of the row
     being predicted is then left out of its own sum (`call` takes the
     source row of each input row), so a training rating never describes
     its own target; a pair absent from the adapted data has no entry, so
-    at prediction time nothing is left out. Rated layers need the dense
-    layout.
+    at prediction time nothing is left out.
 
     `RatingModel` creates these layers from its `implicit` and
     `neighborhood` arguments.
@@ -54,6 +64,8 @@ class ImplicitFeedback(keras.layers.Layer):
         embeddings_regularizer=None,
         dense=None,
         rated=False,
+        max_pairs_per_id=None,
+        seed=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -67,23 +79,29 @@ class ImplicitFeedback(keras.layers.Layer):
         self.embeddings_regularizer = keras.regularizers.get(
             embeddings_regularizer
         )
+        self.max_pairs_per_id = check_max_pairs_per_id(max_pairs_per_id)
+        self.seed = int(seed)
         if dense is None:
-            dense = self.num_targets * self.num_sources <= DENSE_LIMIT
-        self.dense = bool(dense)
-        if self.rated and not self.dense:
-            raise ValueError(
-                f"{self.name}: rated pairs need the dense layout, at most "
-                f"{DENSE_LIMIT} = num_targets * num_sources. Received "
-                f"{self.num_targets} * {self.num_sources} = "
-                f"{self.num_targets * self.num_sources}"
+            dense = (
+                self.max_pairs_per_id is None
+                and self.num_targets * self.num_sources <= DENSE_LIMIT
             )
+        self.dense = bool(dense)
+        # Width of the lists layout: the cap, never wider than needed.
+        self.width = min(
+            self.num_sources,
+            self.max_pairs_per_id or DEFAULT_MAX_PAIRS_PER_ID,
+        )
         self._adapted = False
-        self._pairs = None
-        self._tensors = None
 
     @property
     def adapted(self):
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
+        if not self._adapted and self.built:
+            # Pairs may also arrive through `set_weights`.
+            counts = self.pair_counts.value
+            if _checks.is_concrete(counts):
+                self._adapted = bool(np.any(ops.convert_to_numpy(counts)))
         return self._adapted
 
     def build(self, input_shape=None):
@@ -100,9 +118,35 @@ class ImplicitFeedback(keras.layers.Layer):
                 trainable=False,
                 name="pair_weights",
             )
+        else:
+            self.pair_sources = self.add_weight(
+                shape=(self.num_targets, self.width),
+                initializer="zeros",
+                dtype="int32",
+                trainable=False,
+                name="pair_sources",
+            )
+            self.pair_weights = self.add_weight(
+                shape=(self.num_targets, self.width),
+                initializer="zeros",
+                trainable=False,
+                name="pair_weights",
+            )
+        # Pairs kept per target: whether the layer is adapted survives a
+        # save even when every weight is zero (constant ratings).
+        self.pair_counts = self.add_weight(
+            shape=(self.num_targets,),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
+            name="pair_counts",
+        )
 
     def adapt(self, target_rows, source_rows, ratings=None):
         """Records the distinct `(target, source)` row pairs.
+
+        Everything is checked before any weight changes: a rejected call
+        leaves the layer as it was.
 
         Args:
             target_rows: Integer array of rows in `[0, num_targets)`.
@@ -112,6 +156,55 @@ class ImplicitFeedback(keras.layers.Layer):
                 pair (averaged over repeated pairs). Required when `rated`,
                 ignored otherwise.
         """
+        targets, sources, ratings = self._check_adapt(
+            target_rows, source_rows, ratings
+        )
+        pairs, where = np.unique(
+            targets * self.num_sources + sources, return_inverse=True
+        )
+        values = None
+        if self.rated:
+            # The mean rating of each pair, centred on the mean rating.
+            values = np.bincount(
+                where, weights=ratings - ratings.mean(), minlength=pairs.size
+            ) / np.bincount(where, minlength=pairs.size)
+        targets = pairs // self.num_sources
+        sources = pairs % self.num_sources
+        rank = _rank_within_target(targets, self.seed)
+        limit = self.max_pairs_per_id if self.dense else self.width
+        if limit is not None and rank.max() >= limit:
+            if not self.dense and self.max_pairs_per_id is None:
+                dropped = np.unique(targets[rank >= limit]).size
+                warnings.warn(
+                    f"{self.name} keeps at most {limit} pairs per id in "
+                    f"its lists layout; {dropped} of its ids have more and "
+                    "keep a random sample of them. Pass "
+                    "`max_pairs_per_id` to choose the cap.",
+                    stacklevel=2,
+                )
+            keep = rank < limit
+            targets, sources, rank = targets[keep], sources[keep], rank[keep]
+            values = None if values is None else values[keep]
+        counts = np.bincount(targets, minlength=self.num_targets)
+        weights = 1.0 / np.sqrt(np.maximum(counts, 1))
+        weights = weights[targets] * (1.0 if values is None else values)
+        if not self.built:
+            self.build()
+        if self.dense:
+            matrix = np.zeros((self.num_targets, self.num_sources), "float32")
+            matrix[targets, sources] = weights
+            self.pair_weights.assign(matrix)
+        else:
+            lists = np.zeros((self.num_targets, self.width), "int32")
+            lists[targets, rank] = sources
+            self.pair_sources.assign(lists)
+            lists = np.zeros((self.num_targets, self.width), "float32")
+            lists[targets, rank] = weights
+            self.pair_weights.assign(lists)
+        self.pair_counts.assign(counts.astype("int32"))
+        self._adapted = True
+
+    def _check_adapt(self, target_rows, source_rows, ratings):
         targets = np.asarray(target_rows, dtype="int64").reshape(-1)
         sources = np.asarray(source_rows, dtype="int64").reshape(-1)
         if targets.shape != sources.shape:
@@ -149,41 +242,7 @@ class ImplicitFeedback(keras.layers.Layer):
                     f"{self.name}: {name} row {int(rows[bad][0])} is outside "
                     f"[0, {size - 1}]"
                 )
-        pairs, where = np.unique(
-            targets * self.num_sources + sources, return_inverse=True
-        )
-        if self.rated:
-            # The mean rating of each pair, centred on the mean rating.
-            centred = np.bincount(
-                where, weights=ratings - ratings.mean(), minlength=pairs.size
-            ) / np.bincount(where, minlength=pairs.size)
-        targets = (pairs // self.num_sources).astype("int32")
-        sources = (pairs % self.num_sources).astype("int32")
-        counts = np.bincount(targets, minlength=self.num_targets)
-        weights = 1.0 / np.sqrt(np.maximum(counts, 1)).astype("float32")
-        if not self.dense:
-            self._set_pairs(targets, sources, weights[targets])
-            return
-        if not self.built:
-            self.build()
-        matrix = np.zeros((self.num_targets, self.num_sources), "float32")
-        matrix[targets, sources] = weights[targets] * (
-            centred if self.rated else 1.0
-        )
-        self.pair_weights.assign(matrix)
-        self._adapted = True
-
-    def _set_pairs(self, targets, sources, weights):
-        self._pairs = (
-            np.asarray(targets, dtype="int32"),
-            np.asarray(sources, dtype="int32"),
-            np.asarray(weights, dtype="float32"),
-        )
-        # Converted here, eagerly, so that compiled functions capture them.
-        self._tensors = tuple(
-            ops.convert_to_tensor(array) for array in self._pairs
-        )
-        self._adapted = True
+        return targets, sources, ratings
 
     def call(self, rows, source_rows=None):
         if self.rated and source_rows is None:
@@ -191,64 +250,100 @@ class ImplicitFeedback(keras.layers.Layer):
                 f"{self.name} leaves each row's own pair out: pass the "
                 "source rows of the inputs."
             )
-        if not self._adapted:
+        if not self.adapted:
             example = "x_train, y_train" if self.rated else "x_train"
             raise ValueError(
                 f"{self.name} holds no pairs yet: call `adapt` on the "
                 "model with the training inputs before training or "
                 f"predicting (e.g. `model.adapt({example})`)."
             )
+        weights = ops.cast(
+            ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
+        )
         if self.dense:
-            pair_weights = ops.cast(
-                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
-            )
             embeddings = ops.cast(self.embeddings, self.compute_dtype)
-            sums = ops.matmul(pair_weights, embeddings)
+            sums = ops.matmul(weights, embeddings)
             if not self.rated:
                 return sums
             own = ops.take_along_axis(
-                pair_weights, ops.expand_dims(source_rows, -1), axis=1
+                weights, ops.expand_dims(source_rows, -1), axis=1
             )
-            return sums - own * ops.take(embeddings, source_rows, axis=0)
-        targets, sources, weights = self._tensors
-        vectors = ops.take(self.embeddings, sources, axis=0)
-        weights = ops.cast(weights, vectors.dtype)
-        sums = ops.segment_sum(
-            vectors * ops.expand_dims(weights, -1),
-            targets,
-            num_segments=self.num_targets,
-        )
-        return ops.take(sums, rows, axis=0)
+        else:
+            # Gathered from the variable itself, so that the gradient
+            # touches only these rows (a TensorFlow `IndexedSlices`).
+            sources = ops.take(self.pair_sources, rows, axis=0)
+            vectors = ops.cast(
+                ops.take(self.embeddings, sources, axis=0), self.compute_dtype
+            )
+            sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
+            if not self.rated:
+                return sums
+            # Each pair is listed once; padding has zero weight.
+            mine = ops.equal(sources, ops.expand_dims(source_rows, -1))
+            own = ops.sum(
+                ops.where(mine, weights, ops.zeros_like(weights)),
+                axis=-1,
+                keepdims=True,
+            )
+        own_vectors = ops.take(self.embeddings, source_rows, axis=0)
+        return sums - own * ops.cast(own_vectors, self.compute_dtype)
 
     def compute_output_spec(self, rows, source_rows=None):
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype
         )
 
-    def save_own_variables(self, store):
-        if self.dense:
-            return super().save_own_variables(store)
-        store["0"] = self.embeddings
-        if self._pairs is not None:
-            for name, array in zip(
-                ("targets", "sources", "weights"), self._pairs, strict=True
-            ):
-                store[name] = array
-
     def load_own_variables(self, store):
-        if self.dense:
-            super().load_own_variables(store)
-            pair_weights = ops.convert_to_numpy(self.pair_weights)
-            self._adapted = bool(np.any(pair_weights))
-            return
-        self.embeddings.assign(store["0"])
         keys = set(store.keys())
         if {"targets", "sources", "weights"} <= keys:
-            self._set_pairs(
-                np.asarray(store["targets"]),
-                np.asarray(store["sources"]),
-                np.asarray(store["weights"]),
+            self._load_pairs(store)
+        elif len(keys) == len(self.weights) - 1:
+            # Saved before `pair_counts` existed (dense layout): the pairs
+            # are the non-zero entries.
+            self.embeddings.assign(store["0"])
+            self.pair_weights.assign(store["1"])
+            counts = np.count_nonzero(np.asarray(store["1"]), axis=1)
+            self.pair_counts.assign(counts.astype("int32"))
+        else:
+            super().load_own_variables(store)
+        counts = ops.convert_to_numpy(self.pair_counts)
+        self._adapted = bool(np.any(counts))
+
+    def _load_pairs(self, store):
+        """Reads the pair arrays of the former sparse layout."""
+        self.embeddings.assign(store["0"])
+        targets = np.asarray(store["targets"], "int64")
+        sources = np.asarray(store["sources"], "int64")
+        weights = np.asarray(store["weights"], "float32")
+        counts = np.bincount(targets, minlength=self.num_targets)
+        if counts.max(initial=0) > self.width:
+            raise ValueError(
+                f"{self.name}: the saved pairs hold up to {counts.max()} "
+                f"pairs per id, more than this layer's {self.width}. Load "
+                f"it with `max_pairs_per_id={counts.max()}`."
             )
+        order = np.argsort(targets, kind="stable")
+        targets, sources, weights = (
+            targets[order],
+            sources[order],
+            weights[order],
+        )
+        rank = np.arange(targets.size) - np.repeat(
+            np.cumsum(counts) - counts, counts
+        )
+        if self.dense:
+            matrix = np.zeros((self.num_targets, self.num_sources), "float32")
+            matrix[targets, sources] = weights
+            self.pair_weights.assign(matrix)
+        else:
+            lists = np.zeros((self.num_targets, self.width), "int32")
+            lists[targets, rank] = sources
+            self.pair_sources.assign(lists)
+            lists = np.zeros((self.num_targets, self.width), "float32")
+            lists[targets, rank] = weights
+            self.pair_weights.assign(lists)
+        self.pair_counts.assign(counts.astype("int32"))
+        self._adapted = bool(counts.any())
 
     def get_config(self):
         config = super().get_config()
@@ -265,6 +360,39 @@ class ImplicitFeedback(keras.layers.Layer):
                 ),
                 "dense": self.dense,
                 "rated": self.rated,
+                "max_pairs_per_id": self.max_pairs_per_id,
+                "seed": self.seed,
             }
         )
         return config
+
+
+def check_max_pairs_per_id(value):
+    """Returns `max_pairs_per_id` (None or a positive int), or raises."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        valid = False
+    else:
+        valid = value >= 1
+    if not valid:
+        raise ValueError(
+            "`max_pairs_per_id` must be None or a positive integer. "
+            f"Received: max_pairs_per_id={value!r}"
+        )
+    return int(value)
+
+
+def _rank_within_target(targets, seed):
+    """A random order of the pairs of each target: 0, 1, ... per target.
+
+    `targets` is sorted. The order is drawn with `seed`, so the same data
+    keeps the same sample.
+    """
+    keys = np.random.default_rng(seed).random(targets.size)
+    order = np.lexsort((keys, targets))
+    counts = np.bincount(targets)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    rank = np.empty(targets.size, "int64")
+    rank[order] = np.arange(targets.size) - starts
+    return rank

@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_catembed import _checks
 from keras_catembed import _fast_fit
+from keras_catembed import _implicit
 from keras_catembed import optimizers
 from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
@@ -92,8 +93,17 @@ class RatingModel(keras.Model):
             wide. The rating being predicted is left out of its own row's
             sum, so training ratings do not leak into their inputs. Call
             `model.adapt(x, y)` with the training inputs and ratings before
-            `fit`. Needs `num_targets * num_sources <= 2**26` (a dense
-            matrix). Defaults to `None`.
+            `fit`. Defaults to `None`.
+        max_pairs_per_id: Optional positive integer. Caps the pairs of
+            each id of `implicit` and `neighborhood`: an id seen with more
+            ids keeps a fixed random sample of this many (drawn in
+            `adapt`), and its sum is normalized by the kept count. A step
+            then costs at most this many lookups per row, whatever the
+            popularity of its ids, and the pairs are held as per-id lists
+            (memory: ids times the cap). `None` keeps every pair: as a
+            dense matrix when `num_targets * num_sources <= 2**26`, else
+            as lists of at most 256 pairs per id (`adapt` warns when it
+            leaves pairs out). Defaults to `None`.
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -135,6 +145,7 @@ class RatingModel(keras.Model):
         rating_range=None,
         implicit=None,
         neighborhood=None,
+        max_pairs_per_id=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -184,6 +195,9 @@ class RatingModel(keras.Model):
         self.neighborhood = _check_implicit(
             neighborhood, self.columns, "neighborhood"
         )
+        self.max_pairs_per_id = _implicit.check_max_pairs_per_id(
+            max_pairs_per_id
+        )
         # Each described column gets a table of source-id vectors of its
         # own embedding size, initializer and regularizer.
         self.implicit_layers = {}
@@ -205,6 +219,7 @@ class RatingModel(keras.Model):
                     ),
                     embeddings_regularizer=layer.embeddings_regularizer,
                     rated=rated,
+                    max_pairs_per_id=self.max_pairs_per_id,
                     name=f"{target}_{'neighborhood' if rated else 'implicit'}",
                     dtype=self.dtype_policy,
                 )
@@ -464,6 +479,7 @@ class RatingModel(keras.Model):
         full = presets.get(preset)
         config = full["model"]
         config.setdefault("neighborhood", None)
+        config.setdefault("max_pairs_per_id", None)
         unknown = sorted(set(overrides) - set(config) - {"name", "dtype"})
         if unknown:
             raise ValueError(
@@ -785,6 +801,7 @@ class RatingModel(keras.Model):
                 ),
                 "implicit": dict(self.implicit) or None,
                 "neighborhood": dict(self.neighborhood) or None,
+                "max_pairs_per_id": self.max_pairs_per_id,
             }
         )
         return config

@@ -12,10 +12,10 @@ from keras_catembed import optimizers
 USERS, MOVIES = 7, 5
 
 
-@pytest.fixture(autouse=True, params=["dense", "sparse"])
+@pytest.fixture(autouse=True, params=["dense", "lists"])
 def layout(request, monkeypatch):
     """Runs every test with both layouts of the pairs."""
-    if request.param == "sparse":
+    if request.param == "lists":
         monkeypatch.setattr(_implicit, "DENSE_LIMIT", 0)
     return request.param
 
@@ -284,3 +284,110 @@ def test_adapt_errors_name_the_problem():
     empty = np.zeros((0,), "int32")
     with pytest.raises(ValueError, match="received no rows"):
         model.adapt({"user_id": empty, "movie_id": empty})
+
+
+def test_a_cap_keeps_a_fixed_sample_of_each_ids_pairs():
+    x, _ = data()
+    model = make_model(max_pairs_per_id=2)
+    model.build()
+    model.adapt(x)
+    layer = model.implicit_layers["user_id"]
+    assert not layer.dense and layer.width == 2
+    table = _np(layer.embeddings)
+    sources = _np(layer.pair_sources)
+    counts = _np(layer.pair_counts)
+    vectors = implicit_vectors(model, "user_id", USERS)
+    for user in range(USERS):
+        seen = np.unique(x["movie_id"][x["user_id"] == user])
+        assert counts[user] == min(seen.size, 2)
+        kept = sources[user, : counts[user]]
+        # Distinct ids the user was seen with, normalized by their count.
+        assert np.unique(kept).size == kept.size
+        assert set(kept) <= set(seen)
+        expected = table[kept].sum(0) / np.sqrt(kept.size) if kept.size else 0.0
+        np.testing.assert_allclose(vectors[user], expected, atol=1e-6)
+    # The same data and seed keep the same sample.
+    again = make_model(max_pairs_per_id=2)
+    again.build()
+    again.adapt(x)
+    np.testing.assert_array_equal(
+        _np(again.implicit_layers["user_id"].pair_sources), sources
+    )
+
+
+def test_a_cap_at_least_the_largest_count_is_exact():
+    x, _ = data()
+    exact, capped = make_model(), make_model(max_pairs_per_id=USERS)
+    exact.build()
+    capped.build()
+    for mine, theirs in zip(
+        capped.trainable_weights, exact.trainable_weights, strict=True
+    ):
+        mine.assign(theirs)
+    exact.adapt(x)
+    capped.adapt(x)
+    for column, n in (("user_id", USERS), ("movie_id", MOVIES)):
+        np.testing.assert_allclose(
+            implicit_vectors(capped, column, n),
+            implicit_vectors(exact, column, n),
+            atol=1e-6,
+        )
+
+
+def test_lists_warn_when_the_default_width_leaves_pairs_out(
+    layout, monkeypatch
+):
+    monkeypatch.setattr(_implicit, "DEFAULT_MAX_PAIRS_PER_ID", 2)
+    x, _ = data()
+    model = make_model()
+    if layout == "dense":
+        model.adapt(x)  # The dense matrix keeps every pair.
+        assert _np(model.implicit_layers["user_id"].pair_counts).max() > 2
+        return
+    with pytest.warns(UserWarning, match=r"at most 2 pairs per id"):
+        model.adapt(x)
+    assert _np(model.implicit_layers["user_id"].pair_counts).max() == 2
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "8"])
+def test_bad_max_pairs_per_id(value):
+    with pytest.raises(ValueError, match=r"`max_pairs_per_id` must be None"):
+        make_model(max_pairs_per_id=value)
+
+
+def test_a_rejected_adapt_leaves_the_pairs_unchanged():
+    x, _ = data()
+    model = make_model()
+    model.adapt(x)
+    before = [np.copy(w) for w in model.get_weights()]
+    bad = dict(x, movie_id=np.full_like(x["movie_id"], MOVIES + 3))
+    with pytest.raises(ValueError, match="movie_id"):
+        model.adapt(bad)
+    for old, new in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_pairs_saved_by_the_former_sparse_layout_still_load(layout):
+    x, _ = data()
+    model = make_model(implicit={"user_id": "movie_id"})
+    model.build()
+    model.adapt(x)
+    layer = model.implicit_layers["user_id"]
+    expected = implicit_vectors(model, "user_id", USERS)
+    # The former sparse layout saved the table and three pair arrays.
+    pairs = np.unique(x["user_id"] * MOVIES + x["movie_id"])
+    targets, sources = pairs // MOVIES, pairs % MOVIES
+    counts = np.bincount(targets, minlength=USERS)
+    store = {
+        "0": _np(layer.embeddings),
+        "targets": targets.astype("int32"),
+        "sources": sources.astype("int32"),
+        "weights": (1 / np.sqrt(counts[targets])).astype("float32"),
+    }
+    twin = make_model(implicit={"user_id": "movie_id"})
+    twin.build()
+    twin.implicit_layers["user_id"].load_own_variables(store)
+    assert twin.implicit_layers["user_id"].adapted
+    np.testing.assert_allclose(
+        implicit_vectors(twin, "user_id", USERS), expected, atol=1e-6
+    )

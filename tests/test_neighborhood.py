@@ -12,6 +12,14 @@ from keras_catembed import explore
 USERS, MOVIES = 6, 5
 
 
+@pytest.fixture(autouse=True, params=["dense", "lists"])
+def layout(request, monkeypatch):
+    """Runs every test with both layouts of the pairs."""
+    if request.param == "lists":
+        monkeypatch.setattr(_implicit, "DENSE_LIMIT", 0)
+    return request.param
+
+
 def _np(x):
     return ops.convert_to_numpy(x)
 
@@ -234,12 +242,31 @@ def test_bad_neighborhood_arguments(neighborhood, match):
         make_model(neighborhood=neighborhood)
 
 
-def test_too_large_for_the_dense_layout(monkeypatch):
-    monkeypatch.setattr(_implicit, "DENSE_LIMIT", 10)
-    with pytest.raises(
-        ValueError, match=r"user_id_neighborhood: rated pairs need the dense"
-    ):
-        make_model()
+def test_layout_follows_the_size_of_the_pair_matrix(layout):
+    model = make_model()
+    model.build()
+    for layer in model.neighborhood_layers.values():
+        assert layer.dense == (layout == "dense")
+        if not layer.dense:
+            # Exact lists: as wide as the most ids one id can meet.
+            assert layer.width == layer.num_sources
+
+
+def test_constant_ratings_stay_adapted_after_loading(tmp_path):
+    # Every centred rating is 0, so every pair weight is 0: the saved
+    # pair counts, not the weights, say that the layer was adapted.
+    x, _ = data()
+    y = np.full(len(x["user_id"]), 4.0, "float32")
+    model = make_model()
+    model.adapt(x, y)
+    expected = model.predict(x, verbose=0)
+    path = str(tmp_path / "constant.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert all(layer.adapted for layer in loaded.neighborhood_layers.values())
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_predict_before_adapt_says_to_adapt_with_the_ratings():
