@@ -2,9 +2,16 @@
 
 The search sees only the training part of the first fold (ml-100k: u1.base;
 ml-1m: every fold but fold 1 of the 5-fold split), with a validation part
-carved from it at random; the test folds are never used to choose. The best
-hyperparameters are then trained on each fold's training part and scored on
-its test part, as in `movielens_accuracy.py`.
+carved from it at random. The best hyperparameters are then trained on each
+fold's training part and scored on its test part, as in
+`movielens_accuracy.py`.
+
+Only the first fold's test part is kept out of the choice. That training
+part is the other folds' test parts (u1.base is exactly u2..u5.test; on
+ml-1m, fold 1's training part is folds 2-5's test sets), so the search
+trains and validates on ratings that are later scored as test ratings of
+folds 2-5: their figures, and the 5-fold mean, are optimistic, and only the
+first fold's test RMSE is clean.
 
 Usage:
 

@@ -88,7 +88,8 @@ PRESETS = {
 # The same architecture for about a million ratings or more: bigger batches
 # (and a higher rate) keep an epoch short, and with many more ratings per id
 # the tables need a 20 times weaker L2 (chosen on a validation part carved
-# from the training folds of ml-1m).
+# from the training folds of ml-1m, which hold other folds' test ratings;
+# an exploratory comparison, not produced by a committed script).
 PRESETS["mlp-large"] = {
     "description": (
         "The 'mlp' architecture for about a million ratings or more: "
@@ -111,7 +112,8 @@ PRESETS["mlp-large"] = {
 # user is also described by the movies it rated, each movie by its raters
 # (`RatingModel(implicit=True)`, adapted to the training inputs). On
 # validation parts carved from the training folds this lowered RMSE by
-# 0.017 on ml-100k and 0.013 on ml-1m.
+# 0.017 on ml-100k and 0.013 on ml-1m (exploratory figures, not produced by
+# a committed script; test figures in docs/movielens.md).
 for _name in ("", "-large"):
     PRESETS[f"recommended{_name}"] = {
         "description": (
@@ -129,8 +131,11 @@ del _name
 
 # The best of KerasTuner searches around the recommended presets, by
 # benchmarks/tune_presets.py: BayesianOptimization, its first trial the
-# preset's own values; validation carved from the training part of the
-# first fold, never a test fold. Results in docs/tuning.md.
+# preset's own values; validation: a random 10% of the first fold's
+# training part (ml-100k: u1.base, which is exactly u2..u5.test; ml-1m:
+# fold 1's training part, which is folds 2-5's test sets). So their test
+# figures on the other four folds are optimistic; only the first fold's
+# (u1: 0.8986; ml-1m fold 1: 0.8322) is clean. Results in docs/tuning.md.
 PRESETS["tuned-ml-100k"] = {
     "description": (
         "Best of an 8-trial KerasTuner search on ml-100k around "
@@ -193,9 +198,13 @@ PRESETS["tuned-ml-1m"] = {
 
 # 'tuned-ml-100k' plus a rating-weighted neighbourhood for both columns
 # (`RatingModel(neighborhood=True)`), added after the search: on validation
-# parts carved from the training part of each of u1..u5 (a tenth of each,
-# never a test fold) it lowered the mean RMSE from 0.8967 to 0.8948; on
-# the test folds, 0.8934 to 0.8889 (docs/tuning.md).
+# parts carved from the training part of each of u1..u5 (a tenth of each;
+# each holds ratings of the other four test folds) it lowered the mean RMSE
+# from 0.8967 to 0.8948 (exploratory figures, not produced by a committed
+# script); on the test folds, 0.8934 to 0.8889 (docs/tuning.md). Appending
+# rather than adding the neighbourhood vectors was chosen after the added
+# version's test score had been seen, so no test fold is clean for this
+# preset or the next.
 PRESETS["tuned-ml-100k-neighborhood"] = {
     "description": (
         "'tuned-ml-100k' plus a rating-weighted neighbourhood: users are "
@@ -212,7 +221,8 @@ PRESETS["tuned-ml-100k-neighborhood"] = {
 
 # 'tuned-ml-100k-neighborhood' plus what ml-100k says of its users: age
 # group, gender and occupation as three more id columns (`user_features`).
-# On the same five validation parts: 0.8924; on the test folds, 0.8878.
+# On the same five validation parts: 0.8924 (exploratory); on the test
+# folds, 0.8878 (optimistic, as above).
 PRESETS["tuned-ml-100k-demographics"] = {
     "description": (
         "'tuned-ml-100k-neighborhood' plus the users' age group, gender "
