@@ -6,6 +6,7 @@ backend comes from `KERAS_BACKEND`, as everywhere in Keras.
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -19,6 +20,35 @@ SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub", "random", "temporal")
 
 class CommandError(Exception):
     """An error reported as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are `CommandError`s.
+
+    `main` prints them as the one line `catembed: error: ...` (exit
+    status 2), like every other mistake, instead of argparse's usage block.
+    """
+
+    def error(self, message):
+        raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+class _ShowVersion(Exception):
+    """Raised by `--version`; `main` prints the version."""
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the version of keras-catembed and exit",
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise _ShowVersion()
 
 
 def _add_data_arguments(parser):
@@ -59,10 +89,11 @@ def _add_split_arguments(parser):
 
 
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="catembed",
         description="Entity-embedding rating models on MovieLens.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -339,12 +370,14 @@ def _model_overrides(args):
         overrides["embedding_dim"] = (
             "auto"
             if args.embedding_dim == "auto"
-            else _int("--embedding-dim", args.embedding_dim)
+            else _positive_int("--embedding-dim", args.embedding_dim)
         )
     if args.hidden_units is not None:
         text = args.hidden_units.strip()
         overrides["hidden_units"] = (
-            [_int("--hidden-units", v) for v in text.split(",")] if text else []
+            [_positive_int("--hidden-units", v) for v in text.split(",")]
+            if text
+            else []
         )
     if args.dropout is not None:
         overrides["dropout"] = args.dropout
@@ -375,6 +408,15 @@ def _int(option, text):
         raise CommandError(
             f"{option} expects integers. Received: {text!r}"
         ) from None
+
+
+def _positive_int(option, text):
+    value = _int(option, text)
+    if value < 1:
+        raise CommandError(
+            f"{option} expects positive integers. Received: {text!r}"
+        )
+    return value
 
 
 def _float(option, text):
@@ -486,19 +528,64 @@ def _learning_rate(training, num_rows):
     )
 
 
+def _is_positive(value):
+    return value >= 1
+
+
+def _is_non_negative(value):
+    return value >= 0
+
+
+# What each option accepts, checked before any data is loaded. NaN fails
+# every comparison, so it is rejected too.
+_LIMITS = {
+    "epochs": ("a positive integer", _is_positive),
+    "batch_size": ("a positive integer", _is_positive),
+    "max_rows": ("a positive integer", _is_positive),
+    "max_trials": ("a positive integer", _is_positive),
+    "k": ("a positive integer", _is_positive),
+    "num_labels": ("an integer >= 0", _is_non_negative),
+    "min_ratings": ("an integer >= 0", _is_non_negative),
+    "seed": ("an integer >= 0", _is_non_negative),
+    "learning_rate": (
+        "a finite number > 0",
+        lambda v: math.isfinite(v) and v > 0,
+    ),
+    "test_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "validation_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+}
+
+
+def _option(dest):
+    return "-k" if dest == "k" else "--" + dest.replace("_", "-")
+
+
+def _check_arguments(args):
+    """Rejects option values that cannot work, before anything runs."""
+    for dest, (expected, accepts) in _LIMITS.items():
+        value = getattr(args, dest, None)
+        if value is not None and not accepts(value):
+            raise CommandError(
+                f"{_option(dest)} must be {expected}. Received: {value}"
+            )
+    if getattr(args, "ema_momentum", None) is not None:
+        from keras_catembed import _checks
+
+        _checks.rate("ema_momentum", args.ema_momentum)
+    if args.command == "train":
+        # Parsed here so that a malformed value stops the run early.
+        args.model_overrides = _model_overrides(args)
+
+
 def _cmd_train(args, out):
     ratings = _load(args)
     split, (train, test) = _split(ratings, args)
     if args.max_rows is not None:
-        if args.max_rows < 1:
-            raise CommandError(
-                "--max-rows must be a positive integer. Received: "
-                f"{args.max_rows}"
-            )
         train = train.subset(np.arange(min(args.max_rows, len(train))))
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
-    overrides = _model_overrides(args)
+    overrides = dict(args.model_overrides)
     for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
             overrides[option] = getattr(args, option)
@@ -534,9 +621,22 @@ def _cmd_train(args, out):
 def _load_model(path):
     import keras
 
-    if not os.path.exists(path):
+    from keras_catembed.rating_model import RatingModel
+
+    if not os.path.isfile(path):
         raise CommandError(f"--model: no such file: {path}")
-    return keras.saving.load_model(path)
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for a bad file.
+        raise CommandError(
+            f"--model: cannot load {path} as a Keras model: {error}"
+        ) from error
+    if not isinstance(model, RatingModel):
+        raise CommandError(
+            f"--model: {path} holds a {type(model).__name__}, not a "
+            "RatingModel. Pass a model saved by `catembed train --save`."
+        )
+    return model
 
 
 def _check_model_fits(model, ratings):
@@ -665,6 +765,7 @@ def _cmd_tune(args, out):
     from keras_catembed.hypermodel import RatingHyperModel
     from keras_catembed.hypermodel import keras_tuner
 
+    fixed = _fixed(args.fix)
     ratings = _load(args)
     split, (train, _) = _split(ratings, args)
     train, validation = train.random_split(
@@ -672,7 +773,7 @@ def _cmd_tune(args, out):
     )
     hypermodel = RatingHyperModel(
         {"user_id": ratings.num_users, "movie_id": ratings.num_movies},
-        **_fixed(args.fix),
+        **fixed,
     )
     tuner_class = getattr(keras_tuner, TUNERS[args.tuner])
     options = {
@@ -743,14 +844,22 @@ COMMANDS = {
 def main(argv=None, out=None):
     """Runs the `catembed` command; returns its exit status.
 
-    Errors are printed as one line (`catembed: error: ...`) with exit
-    status 2; set `CATEMBED_TRACEBACK=1` to see the traceback.
+    Every mistake (a bad option value, a missing file, a model that does
+    not fit the data) is printed as one line, `catembed: error: ...`, with
+    exit status 2; option values are checked before any data is loaded or
+    any model trained. Set `CATEMBED_TRACEBACK=1` to see the traceback.
     """
     out = out or sys.stdout
     parser = _build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+        _check_arguments(args)
         COMMANDS[args.command](args, out)
+    except _ShowVersion:
+        from keras_catembed import __version__
+
+        print(f"catembed {__version__}", file=out)
+        return 0
     except (CommandError, ValueError, ImportError, OSError) as error:
         if os.environ.get("CATEMBED_TRACEBACK"):
             raise

@@ -563,3 +563,131 @@ def test_demographics_preset_trains_saves_and_evaluates(
     )
     assert status == 0
     assert "Nearest to Movie 1 (1950)" in out
+
+
+def _error(argv, capsys):
+    """Runs a command that must fail; returns its one error line."""
+    status, out, err = _run(argv, capsys)
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("catembed: error: ")
+    # Nothing trained, nothing printed.
+    assert out == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--batch-size", "0"], "--batch-size must be a positive"),
+        (["train", "--batch-size", "-5"], "--batch-size must be a positive"),
+        (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--epochs", "-1"], "--epochs must be a positive integer"),
+        (["train", "--learning-rate", "nan"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "inf"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "0"], "--learning-rate must be a"),
+        (["train", "--test-fraction", "1"], "--test-fraction must be a"),
+        (["train", "--test-fraction", "0"], "--test-fraction must be a"),
+        (["train", "--dropout", "1"], "--dropout must be a number in [0, 1)"),
+        (["train", "--seed", "-1"], "--seed must be an integer >= 0"),
+        (["train", "--max-rows", "-3"], "--max-rows must be a positive"),
+        (["train", "--embedding-dim", "0"], "--embedding-dim expects positive"),
+        (["train", "--hidden-units", "8,0"], "--hidden-units expects positive"),
+        (["train", "--ema-momentum", "nan"], "`ema_momentum` must be a float"),
+        (["train", "--batch-size", "x"], "argument --batch-size: invalid int"),
+        (["train", "--preset", "nope"], "argument --preset: invalid choice"),
+        (["train", "--nope"], "unrecognized arguments: --nope"),
+        (["tune", "--epochs", "-1"], "--epochs must be a positive integer"),
+        (["tune", "--max-trials", "0"], "--max-trials must be a positive"),
+        (
+            ["tune", "--validation-fraction", "1.5"],
+            "--validation-fraction must be a number in (0, 1). Received: 1.5",
+        ),
+        (
+            ["tune", "--validation-fraction", "0"],
+            "--validation-fraction must be a number in (0, 1)",
+        ),
+        (["tune", "--test-fraction", "-0.2"], "--test-fraction must be a"),
+        (["tune", "--fix", "dropout"], "--fix expects NAME=VALUE"),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A", "-k", "0"],
+            "-k must be a positive integer. Received: 0",
+        ),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A", "--metric", "l1"],
+            "argument --metric: invalid choice",
+        ),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A"]
+            + ["--min-ratings", "-1"],
+            "--min-ratings must be an integer >= 0",
+        ),
+        (
+            ["plot", "--model", "m.keras", "--num-labels", "-1"],
+            "--num-labels must be an integer >= 0. Received: -1",
+        ),
+        (
+            ["evaluate", "--model", "m.keras", "--test-fraction", "2"],
+            "--test-fraction must be a number in (0, 1)",
+        ),
+    ],
+)
+def test_bad_option_values_stop_before_loading_data(
+    tmp_path, capsys, argv, message
+):
+    # The data folder does not exist: an error about it would mean that
+    # the option was checked only after loading.
+    missing = str(tmp_path / "no-data")
+    error = _error([*argv, "--data-dir", missing], capsys)
+    assert message in error
+    assert "no-data" not in error
+
+
+def test_usage_mistakes_are_one_line(capsys):
+    error = _error([], capsys)
+    assert "required: command" in error
+    error = _error(["train", "--epochs"], capsys)
+    assert "argument --epochs: expected one argument" in error
+    assert "catembed train --help" in error
+
+
+@pytest.mark.parametrize(
+    "command", ["evaluate", "similar", "plot", "projector"]
+)
+def test_model_must_be_a_saved_rating_model(command, tmp_path, capsys):
+    import keras
+
+    other = str(tmp_path / "other.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(other)
+    text = tmp_path / "text.keras"
+    text.write_text("not a model")
+    extra = {
+        "evaluate": [],
+        "similar": ["--movie", "Movie 1 (1950)"],
+        "plot": ["--out", str(tmp_path / "map.png")],
+        "projector": ["--log-dir", str(tmp_path / "logs")],
+    }[command]
+    missing = str(tmp_path / "no-data")
+    for model, message in (
+        (other, "holds a Sequential, not a RatingModel"),
+        (str(text), "cannot load"),
+        (str(tmp_path / "missing.keras"), "no such file"),
+        (str(tmp_path), "no such file"),
+    ):
+        error = _error(
+            [command, "--model", model, "--data-dir", missing, *extra], capsys
+        )
+        assert error.startswith("catembed: error: --model: ")
+        assert model in error and message in error
+    assert not os.path.exists(tmp_path / "map.png")
+    assert not os.path.exists(tmp_path / "logs")
+
+
+def test_version(capsys):
+    import keras_catembed
+
+    status, out, err = _run(["--version"], capsys)
+    assert status == 0 and err == ""
+    assert out == f"catembed {keras_catembed.__version__}\n"
