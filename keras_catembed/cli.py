@@ -576,6 +576,58 @@ def _check_arguments(args):
     if args.command == "train":
         # Parsed here so that a malformed value stops the run early.
         args.model_overrides = _model_overrides(args)
+        _check_output("--save", args.save, (".keras",))
+        _check_image("--plot", args.plot)
+    elif args.command == "plot":
+        _check_image("--out", args.out)
+    elif args.command == "tune":
+        _check_output("--best-out", args.best_out, (".json",))
+
+
+def _check_output(option, path, suffixes=None):
+    """Checks that `path` can be written, before any work is done."""
+    if path is None:
+        return
+    suffix = os.path.splitext(path)[1]
+    if suffixes is not None and suffix not in suffixes:
+        raise CommandError(
+            f"{option} must name a {' or '.join(suffixes)} file. Received: "
+            f"{path!r}"
+        )
+    if os.path.isdir(path):
+        raise CommandError(
+            f"{option} names a folder; expected a file name. Received: {path!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"{option}: the folder {folder} does not exist. Received: {path!r}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(
+            f"{option}: the folder {folder} is not writable. Received: {path!r}"
+        )
+
+
+def _check_image(option, path):
+    """Checks an image path: writable, in a format matplotlib writes."""
+    if path is None:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CommandError(
+            f"{option} needs matplotlib. Install it with: "
+            'pip install "keras-catembed[plot]"'
+        ) from None
+    suffix = os.path.splitext(path)[1]
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix[1:].lower() not in formats:
+        raise CommandError(
+            f"{option} must name an image file ({', '.join(sorted(formats))}"
+            f"). Received: {path!r}"
+        )
+    _check_output(option, path)
 
 
 def _cmd_train(args, out):
@@ -589,6 +641,8 @@ def _cmd_train(args, out):
     for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
             overrides[option] = getattr(args, option)
+    if args.similar:
+        _movie_index(ratings, args.similar)  # Before training, not after.
     verbose = args.verbose
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -607,14 +661,15 @@ def _cmd_train(args, out):
         test.rating,
     )
     print(_table(rows), file=out)
-    if args.similar:
-        _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
+    # The trained model is written first: a failing extra cannot lose it.
     if args.save:
         model.save(args.save)
         print(f"Saved the model to {args.save}", file=out)
     if args.plot:
         _plot(model, ratings, train, args.plot, 30)
         print(f"Wrote the embedding map to {args.plot}", file=out)
+    if args.similar:
+        _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
     return rows
 
 

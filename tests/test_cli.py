@@ -691,3 +691,70 @@ def test_version(capsys):
     status, out, err = _run(["--version"], capsys)
     assert status == 0 and err == ""
     assert out == f"catembed {keras_catembed.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--save", "model.h5"], "--save must name a .keras file"),
+        (["train", "--save", "model"], "--save must name a .keras file"),
+        (["train", "--save", "{tmp}/none/m.keras"], "none does not exist"),
+        (["train", "--save", "{tmp}/folder.keras"], "--save names a folder"),
+        (["train", "--plot", "{tmp}/none/map.png"], "none does not exist"),
+        (["train", "--plot", "map.xyz"], "--plot must name an image file"),
+        (
+            ["plot", "--model", "m.keras", "--out", "{tmp}/none/map.png"],
+            "--out: the folder",
+        ),
+        (["tune", "--best-out", "best.keras"], "--best-out must name a .json"),
+        (["tune", "--best-out", "{tmp}/none/b.json"], "none does not exist"),
+    ],
+)
+def test_output_paths_are_checked_before_training(
+    tmp_path, capsys, argv, message
+):
+    (tmp_path / "folder.keras").mkdir()
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    missing = str(tmp_path / "no-data")
+    error = _error([*argv, "--data-dir", missing], capsys)
+    assert message in error
+
+
+def test_unknown_similar_title_stops_before_training(
+    data_dir, tmp_path, capsys
+):
+    model_path = tmp_path / "model.keras"
+    error = _error(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--epochs", "1", "--verbose", "0", "--save", str(model_path)]
+        + ["--similar", "Movie 1 (1905)"],
+        capsys,
+    )
+    assert "No movie titled 'Movie 1 (1905)'" in error
+    assert not model_path.exists()
+
+
+def test_train_saves_the_model_before_the_extras(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    def failing_extra(*args, **kwargs):
+        raise OSError("the extra failed")
+
+    monkeypatch.setattr(cli, "_print_similar", failing_extra)
+    monkeypatch.setattr(cli, "_plot", failing_extra)
+    model_path = tmp_path / "model.keras"
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--max-rows", "200", "--epochs", "1", "--verbose", "0"]
+        + ["--save", str(model_path), "--similar", "Movie 1 (1950)"]
+        + ["--plot", str(tmp_path / "map.png")],
+        capsys,
+    )
+    assert status == 2
+    assert err.strip() == "catembed: error: the extra failed"
+    assert f"Saved the model to {model_path}" in out
+    import keras
+
+    from keras_catembed import RatingModel
+
+    assert isinstance(keras.saving.load_model(model_path), RatingModel)
