@@ -355,11 +355,12 @@ def _errors(prediction, target):
 
 
 def _table(rows):
+    """The rows' errors on the test part, in aligned columns."""
     width = max([28, *(len(name) for name in rows)])
-    lines = [f"{'model':<{width}} {'RMSE':>8} {'MAE':>8}"]
+    lines = [f"{'model':<{width}} {'test RMSE':>9} {'test MAE':>9}"]
     for name, values in rows.items():
         lines.append(
-            f"{name:<{width}} {values['rmse']:>8.4f} {values['mae']:>8.4f}"
+            f"{name:<{width}} {values['rmse']:>9.4f} {values['mae']:>9.4f}"
         )
     return "\n".join(lines)
 
@@ -429,7 +430,13 @@ def _float(option, text):
 
 
 def train_model(
-    train, preset="recommended", *, validation=None, verbose=2, **overrides
+    train,
+    preset="recommended",
+    *,
+    validation=None,
+    validation_name="val",
+    verbose=2,
+    **overrides,
 ):
     """Builds, compiles and fits a RatingModel on a `Ratings` training set.
 
@@ -437,6 +444,10 @@ def train_model(
         train: `keras_catembed.datasets.movielens.Ratings` to fit.
         preset: String. A name in `keras_catembed.presets.PRESETS`.
         validation: Optional `Ratings` passed as validation data.
+        validation_name: String. The prefix of the metrics on `validation`
+            in the progress log and the history, e.g. `"test"` when
+            `validation` is the test part (`test_rmse`). Defaults to
+            `"val"` (Keras's `val_rmse`).
         verbose: Keras `fit` verbosity.
         **overrides: Model settings (as in the preset's `"model"` part) or
             training settings (`learning_rate`, `batch_size`, `epochs`,
@@ -478,6 +489,8 @@ def train_model(
     if ema_momentum is not None and validation is not None:
         # Validation metrics of the averaged weights, which `fit` keeps.
         callbacks.append(keras.callbacks.SwapEMAWeights())
+    if validation is not None and validation_name != "val":
+        callbacks.append(_rename_metrics("val_", f"{validation_name}_"))
     history = model.fit(
         x_train,
         train.rating,
@@ -492,6 +505,22 @@ def train_model(
         verbose=verbose,
     )
     return model, history
+
+
+def _rename_metrics(old, new):
+    """A callback that renames the epoch metrics starting with `old`.
+
+    The progress log and the history, which run after it, see the new
+    names.
+    """
+    import keras
+
+    class RenameMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for name in [n for n in logs or () if n.startswith(old)]:
+                logs[new + name[len(old) :]] = logs.pop(name)
+
+    return RenameMetrics()
 
 
 def _ema_momentum(training):
@@ -652,8 +681,14 @@ def _cmd_train(args, out):
         f"users, {ratings.num_movies:,} movies; preset {args.preset!r}.",
         file=out,
     )
+    # Metrics on the test part are labelled test_*, not val_*.
     model, _ = train_model(
-        train, args.preset, validation=test, verbose=verbose, **overrides
+        train,
+        args.preset,
+        validation=test,
+        validation_name="test",
+        verbose=verbose,
+        **overrides,
     )
     rows = baselines(train, test)
     rows[f"RatingModel ({args.preset})"] = _errors(

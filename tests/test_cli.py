@@ -758,3 +758,47 @@ def test_train_saves_the_model_before_the_extras(
     from keras_catembed import RatingModel
 
     assert isinstance(keras.saving.load_model(model_path), RatingModel)
+
+
+def test_train_labels_the_held_out_metrics_as_test(data_dir, capsys):
+    status, out, _ = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--max-rows", "200", "--epochs", "2", "--verbose", "2"],
+        capsys,
+    )
+    assert status == 0
+    # The Keras log of each epoch and the table name the test part.
+    epochs = [line for line in out.splitlines() if "test_rmse" in line]
+    assert len(epochs) == 2
+    assert "val_" not in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert header.split() == ["model", "test", "RMSE", "test", "MAE"]
+    assert re.search(r"\btest_rmse: (\d+\.\d+)", epochs[-1])
+
+
+def test_train_model_names_the_validation_metrics(data_dir):
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    train = ratings.subset(np.arange(200))
+    held_out = ratings.subset(np.arange(200, 300))
+    model, history = cli.train_model(
+        train,
+        "course",
+        validation=held_out,
+        validation_name="test",
+        verbose=0,
+        epochs=1,
+    )
+    assert sorted(history.history) == [
+        "loss",
+        "mae",
+        "rmse",
+        "test_loss",
+        "test_mae",
+        "test_rmse",
+    ]
+    rmse = model.evaluate(
+        cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
+    )["rmse"]
+    assert history.history["test_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
