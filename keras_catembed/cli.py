@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -112,10 +113,16 @@ def _build_parser():
         help="model and training configuration (default: auto, the "
         "recommended preset for the size of the training set)",
     )
-    train.add_argument("--epochs", type=int, help="override the preset")
-    train.add_argument("--batch-size", type=int, help="override the preset")
     train.add_argument(
-        "--learning-rate", type=float, help="override the preset"
+        "--epochs", type=int, help="override the preset: passes over the data"
+    )
+    train.add_argument(
+        "--batch-size", type=int, help="override the preset: ratings per step"
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        help="override the preset: Adam's (peak) learning rate, > 0",
     )
     train.add_argument(
         "--embedding-dim",
@@ -131,7 +138,11 @@ def _build_parser():
         help="keep a moving average of the weights with this momentum "
         "(e.g. 0.999) and use it as the final weights",
     )
-    train.add_argument("--dropout", type=float, help="override the preset")
+    train.add_argument(
+        "--dropout",
+        type=float,
+        help="override the preset: dropout rate in [0, 1)",
+    )
     train.add_argument(
         "--bias-terms",
         action=argparse.BooleanOptionalAction,
@@ -161,32 +172,60 @@ def _build_parser():
         help="also list the 10 movies nearest to this title (among movies "
         "with at least 20 ratings)",
     )
-    train.add_argument("--save", help="write the trained model (.keras)")
-    train.add_argument("--plot", help="write a 2-D map of movie embeddings")
     train.add_argument(
-        "--verbose", type=int, default=None, help="Keras fit verbosity"
+        "--save",
+        metavar="PATH",
+        help="write the trained model to this .keras file (its folder must "
+        "exist); written before --plot and --similar run",
+    )
+    train.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write a 2-D map of the movie embeddings (PNG, or another "
+        "format matplotlib writes, by the suffix)",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        default=None,
+        choices=(0, 1, 2),
+        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line "
+        "per epoch (default: 1 on a terminal, else 2)",
     )
 
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate a saved model on a held-out part"
+        "evaluate",
+        help="evaluate a saved model on a held-out part",
+        description="Print the test RMSE and MAE of a model saved by "
+        "catembed train next to the baselines.",
     )
-    evaluate.add_argument("--model", required=True, help="a .keras file")
+    evaluate.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(evaluate)
     _add_split_arguments(evaluate)
 
     similar = commands.add_parser(
         "similar", help="movies whose embeddings are nearest to a movie"
     )
-    similar.add_argument("--model", required=True, help="a .keras file")
+    similar.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(similar)
     similar.add_argument(
         "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
     )
-    similar.add_argument("-k", type=int, default=10, help="how many")
+    similar.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="how many movies to list (default: 10)",
+    )
     similar.add_argument(
         "--metric",
         default="cosine",
         choices=("cosine", "euclidean", "dot"),
+        help="how nearness is measured between embeddings (default: cosine)",
     )
     similar.add_argument(
         "--min-ratings",
@@ -199,18 +238,43 @@ def _build_parser():
     plot = commands.add_parser(
         "plot", help="2-D map of the movie embeddings (PNG)"
     )
-    plot.add_argument("--model", required=True, help="a .keras file")
+    plot.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(plot)
-    plot.add_argument("--out", default="embedding_map.png")
-    plot.add_argument("--num-labels", type=int, default=30)
+    plot.add_argument(
+        "--out",
+        default="embedding_map.png",
+        metavar="PATH",
+        help="image to write; its folder must exist (default: "
+        "embedding_map.png)",
+    )
+    plot.add_argument(
+        "--num-labels",
+        type=int,
+        default=30,
+        help="label this many of the most rated movies (default: 30)",
+    )
 
     projector = commands.add_parser(
         "projector", help="export embeddings for TensorBoard's projector"
     )
-    projector.add_argument("--model", required=True, help="a .keras file")
+    projector.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(projector)
-    projector.add_argument("--log-dir", required=True)
-    projector.add_argument("--column", default="movie_id", choices=COLUMNS)
+    projector.add_argument(
+        "--log-dir",
+        required=True,
+        help="folder to write the vectors, metadata and projector config "
+        "into (created if missing); open it with tensorboard --logdir",
+    )
+    projector.add_argument(
+        "--column",
+        default="movie_id",
+        choices=COLUMNS,
+        help="whose embeddings to export (default: movie_id)",
+    )
     tune = commands.add_parser(
         "tune",
         help="search hyperparameters with KerasTuner",
@@ -227,7 +291,13 @@ def _build_parser():
         choices=sorted(TUNERS),
         help="KerasTuner tuner (default: bayesian)",
     )
-    tune.add_argument("--max-trials", type=int, default=10)
+    tune.add_argument(
+        "--max-trials",
+        type=int,
+        default=10,
+        help="number of hyperparameter sets to try, >= 1 (not used by "
+        "hyperband; default: 10)",
+    )
     tune.add_argument(
         "--epochs",
         type=int,
@@ -241,8 +311,18 @@ def _build_parser():
         help="share of the training part held out to score trials "
         "(default: 0.1)",
     )
-    tune.add_argument("--directory", default="catembed-tuning")
-    tune.add_argument("--project-name", default=None)
+    tune.add_argument(
+        "--directory",
+        default="catembed-tuning",
+        help="folder of the search's state, to resume it (default: "
+        "catembed-tuning)",
+    )
+    tune.add_argument(
+        "--project-name",
+        default=None,
+        help="subfolder of --directory for this search (default: "
+        "DATASET-SPLIT, e.g. ml-100k-u1)",
+    )
     tune.add_argument(
         "--overwrite",
         action="store_true",
@@ -258,8 +338,9 @@ def _build_parser():
     )
     tune.add_argument(
         "--best-out",
-        help="write the best hyperparameters (JSON) here, and the best "
-        "model beside it (.keras)",
+        metavar="PATH",
+        help="write the best hyperparameters to this .json file, and the "
+        "best model beside it (.keras)",
     )
     return parser
 
@@ -272,12 +353,29 @@ TUNERS = {
 }
 
 
+# The loader's advice names its Python arguments; the CLI's user has
+# options instead.
+_LOADER_WORDS = (
+    (re.compile(r"load_ratings\([^)]*data_dir=\.\.\.\)"), "--data-dir FOLDER"),
+    (re.compile(r"Received: data_dir="), "Received: --data-dir "),
+    (re.compile(r"`data_dir`"), "--data-dir"),
+    (re.compile(r"and download=False"), "and --no-download was given"),
+    (re.compile(r"Pass download=True"), "Run without --no-download"),
+)
+
+
 def _load(args):
     from keras_catembed.datasets import movielens
 
-    return movielens.load_ratings(
-        args.dataset, data_dir=args.data_dir, download=not args.no_download
-    )
+    try:
+        return movielens.load_ratings(
+            args.dataset, data_dir=args.data_dir, download=not args.no_download
+        )
+    except (ValueError, OSError) as error:
+        message = str(error)
+        for pattern, words in _LOADER_WORDS:
+            message = pattern.sub(words, message)
+        raise CommandError(message) from error
 
 
 def _split(ratings, args):
@@ -851,6 +949,19 @@ def _fixed(pairs):
     return fixed
 
 
+def _typed(value):
+    """A hyperparameter value as one would type it after `--fix NAME=`.
+
+    Floats are rounded to 6 significant digits (0.3, not
+    0.30000000000000004); booleans read `true`/`false` as in JSON.
+    """
+    if isinstance(value, float):
+        return repr(float(f"{value:.6g}"))
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
 def _cmd_tune(args, out):
     from keras_catembed.hypermodel import RatingHyperModel
     from keras_catembed.hypermodel import keras_tuner
@@ -896,7 +1007,8 @@ def _cmd_tune(args, out):
     for trial in trials:
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         values = ", ".join(
-            f"{k}={v}" for k, v in sorted(trial.hyperparameters.values.items())
+            f"{k}={_typed(v)}"
+            for k, v in sorted(trial.hyperparameters.values.items())
         )
         print(f"{trial.trial_id:<8} {score:>10}  {values}", file=out)
     best = tuner.get_best_hyperparameters()[0]

@@ -1,3 +1,4 @@
+import argparse
 import os
 import re
 import subprocess
@@ -297,6 +298,15 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
         line for line in out.splitlines() if "batch_size=512" in line
     ]
     assert len(trial_lines) == 2
+    # Values read as typed: no 0.30000000000000004, JSON booleans.
+    for line in trial_lines:
+        values = dict(
+            pair.split("=") for pair in line.split(None, 2)[2].split(", ")
+        )
+        assert values["bias_terms"] == "true"
+        for text in values.values():
+            if re.fullmatch(r"[\d.e+-]+", text) and "." in text:
+                assert text == repr(float(f"{float(text):.6g}"))
     with open(tmp_path / "best.json") as file:
         best = json.load(file)
     assert best["objective"] == "val_rmse"
@@ -802,3 +812,42 @@ def test_train_model_names_the_validation_metrics(data_dir):
         cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
     )["rmse"]
     assert history.history["test_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
+
+
+def test_tune_prints_values_as_typed():
+    assert cli._typed(0.1 + 0.2) == "0.3"
+    assert cli._typed(0.0012345678901) == "0.00123457"
+    assert cli._typed(1e-6) == "1e-06"
+    assert cli._typed(0.0) == "0.0"
+    assert cli._typed(True) == "true"
+    assert cli._typed(None) == "null"
+    assert cli._typed(64) == "64"
+    assert cli._typed("gelu") == "gelu"
+
+
+def _options(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                for option, help_text in _options(subparser):
+                    yield f"{name} {option}", help_text
+        elif action.dest != "help":
+            yield "/".join(action.option_strings), action.help
+
+
+def test_every_option_has_help():
+    options = dict(_options(cli._build_parser()))
+    assert "similar -k" in options and "tune --project-name" in options
+    missing = [name for name, text in options.items() if not text]
+    assert missing == []
+
+
+def test_offline_error_names_the_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    error = _error(["train", "--no-download", "--epochs", "1"], capsys)
+    assert "--no-download was given" in error
+    assert "--data-dir FOLDER" in error
+    assert "data_dir" not in error and "load_ratings" not in error
+    error = _error(["train", "--data-dir", str(tmp_path / "nowhere")], capsys)
+    assert "--data-dir does not exist. Received: --data-dir '" in error
+    assert "data_dir" not in error
