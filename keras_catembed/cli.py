@@ -681,6 +681,7 @@ _LIMITS = {
     "test_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
     "validation_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
     "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "ema_momentum": ("a number in [0, 1)", lambda v: 0 <= v < 1),
 }
 
 
@@ -696,10 +697,6 @@ def _check_arguments(args):
             raise CommandError(
                 f"{_option(dest)} must be {expected}. Received: {value}"
             )
-    if getattr(args, "ema_momentum", None) is not None:
-        from keras_catembed import _checks
-
-        _checks.rate("ema_momentum", args.ema_momentum)
     if args.command == "train":
         # Parsed here so that a malformed value stops the run early.
         args.model_overrides = _model_overrides(args)

@@ -189,8 +189,7 @@ def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
         (["train", "--max-rows", "0"], "--max-rows must be a positive"),
         (
             ["train", "--ema-momentum", "1.5"],
-            "`ema_momentum` must be a float in [0, 1). Received: "
-            "ema_momentum=1.5",
+            "--ema-momentum must be a number in [0, 1). Received: 1.5",
         ),
     ],
 )
@@ -605,7 +604,7 @@ def _error(argv, capsys):
         (["train", "--max-rows", "-3"], "--max-rows must be a positive"),
         (["train", "--embedding-dim", "0"], "--embedding-dim expects positive"),
         (["train", "--hidden-units", "8,0"], "--hidden-units expects positive"),
-        (["train", "--ema-momentum", "nan"], "`ema_momentum` must be a float"),
+        (["train", "--ema-momentum", "nan"], "--ema-momentum must be a"),
         (["train", "--batch-size", "x"], "argument --batch-size: invalid int"),
         (["train", "--preset", "nope"], "argument --preset: invalid choice"),
         (["train", "--nope"], "unrecognized arguments: --nope"),
