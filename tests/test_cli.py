@@ -850,3 +850,19 @@ def test_offline_error_names_the_options(tmp_path, capsys, monkeypatch):
     error = _error(["train", "--data-dir", str(tmp_path / "nowhere")], capsys)
     assert "--data-dir does not exist. Received: --data-dir '" in error
     assert "data_dir" not in error
+
+
+def test_model_of_another_release_is_one_line(data_dir, tmp_path, capsys):
+    from keras_catembed import RatingModel
+
+    model = RatingModel.from_preset("course", {"user_id": 80, "movie_id": 7})
+    x = {"user_id": np.array([0]), "movie_id": np.array([0])}
+    model.predict(x, verbose=0)
+    path = str(tmp_path / "other.keras")
+    model.save(path)
+    error = _error(
+        ["evaluate", "--model", path, "--data-dir", data_dir], capsys
+    )
+    assert (
+        "does not match ml-100k: it embeds 7 movies, the data has 60" in error
+    )
