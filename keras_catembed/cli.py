@@ -6,7 +6,9 @@ backend comes from `KERAS_BACKEND`, as everywhere in Keras.
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -19,6 +21,35 @@ SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub", "random", "temporal")
 
 class CommandError(Exception):
     """An error reported as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are `CommandError`s.
+
+    `main` prints them as the one line `catembed: error: ...` (exit
+    status 2), like every other mistake, instead of argparse's usage block.
+    """
+
+    def error(self, message):
+        raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+class _ShowVersion(Exception):
+    """Raised by `--version`; `main` prints the version."""
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the version of keras-catembed and exit",
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise _ShowVersion()
 
 
 def _add_data_arguments(parser):
@@ -59,10 +90,11 @@ def _add_split_arguments(parser):
 
 
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="catembed",
         description="Entity-embedding rating models on MovieLens.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -81,10 +113,16 @@ def _build_parser():
         help="model and training configuration (default: auto, the "
         "recommended preset for the size of the training set)",
     )
-    train.add_argument("--epochs", type=int, help="override the preset")
-    train.add_argument("--batch-size", type=int, help="override the preset")
     train.add_argument(
-        "--learning-rate", type=float, help="override the preset"
+        "--epochs", type=int, help="override the preset: passes over the data"
+    )
+    train.add_argument(
+        "--batch-size", type=int, help="override the preset: ratings per step"
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        help="override the preset: Adam's (peak) learning rate, > 0",
     )
     train.add_argument(
         "--embedding-dim",
@@ -100,7 +138,11 @@ def _build_parser():
         help="keep a moving average of the weights with this momentum "
         "(e.g. 0.999) and use it as the final weights",
     )
-    train.add_argument("--dropout", type=float, help="override the preset")
+    train.add_argument(
+        "--dropout",
+        type=float,
+        help="override the preset: dropout rate in [0, 1)",
+    )
     train.add_argument(
         "--bias-terms",
         action=argparse.BooleanOptionalAction,
@@ -130,32 +172,60 @@ def _build_parser():
         help="also list the 10 movies nearest to this title (among movies "
         "with at least 20 ratings)",
     )
-    train.add_argument("--save", help="write the trained model (.keras)")
-    train.add_argument("--plot", help="write a 2-D map of movie embeddings")
     train.add_argument(
-        "--verbose", type=int, default=None, help="Keras fit verbosity"
+        "--save",
+        metavar="PATH",
+        help="write the trained model to this .keras file (its folder must "
+        "exist); written before --plot and --similar run",
+    )
+    train.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write a 2-D map of the movie embeddings (PNG, or another "
+        "format matplotlib writes, by the suffix)",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        default=None,
+        choices=(0, 1, 2),
+        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line "
+        "per epoch (default: 1 on a terminal, else 2)",
     )
 
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate a saved model on a held-out part"
+        "evaluate",
+        help="evaluate a saved model on a held-out part",
+        description="Print the test RMSE and MAE of a model saved by "
+        "catembed train next to the baselines.",
     )
-    evaluate.add_argument("--model", required=True, help="a .keras file")
+    evaluate.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(evaluate)
     _add_split_arguments(evaluate)
 
     similar = commands.add_parser(
         "similar", help="movies whose embeddings are nearest to a movie"
     )
-    similar.add_argument("--model", required=True, help="a .keras file")
+    similar.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(similar)
     similar.add_argument(
         "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
     )
-    similar.add_argument("-k", type=int, default=10, help="how many")
+    similar.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="how many movies to list (default: 10)",
+    )
     similar.add_argument(
         "--metric",
         default="cosine",
         choices=("cosine", "euclidean", "dot"),
+        help="how nearness is measured between embeddings (default: cosine)",
     )
     similar.add_argument(
         "--min-ratings",
@@ -168,18 +238,43 @@ def _build_parser():
     plot = commands.add_parser(
         "plot", help="2-D map of the movie embeddings (PNG)"
     )
-    plot.add_argument("--model", required=True, help="a .keras file")
+    plot.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(plot)
-    plot.add_argument("--out", default="embedding_map.png")
-    plot.add_argument("--num-labels", type=int, default=30)
+    plot.add_argument(
+        "--out",
+        default="embedding_map.png",
+        metavar="PATH",
+        help="image to write; its folder must exist (default: "
+        "embedding_map.png)",
+    )
+    plot.add_argument(
+        "--num-labels",
+        type=int,
+        default=30,
+        help="label this many of the most rated movies (default: 30)",
+    )
 
     projector = commands.add_parser(
         "projector", help="export embeddings for TensorBoard's projector"
     )
-    projector.add_argument("--model", required=True, help="a .keras file")
+    projector.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
     _add_data_arguments(projector)
-    projector.add_argument("--log-dir", required=True)
-    projector.add_argument("--column", default="movie_id", choices=COLUMNS)
+    projector.add_argument(
+        "--log-dir",
+        required=True,
+        help="folder to write the vectors, metadata and projector config "
+        "into (created if missing); open it with tensorboard --logdir",
+    )
+    projector.add_argument(
+        "--column",
+        default="movie_id",
+        choices=COLUMNS,
+        help="whose embeddings to export (default: movie_id)",
+    )
     tune = commands.add_parser(
         "tune",
         help="search hyperparameters with KerasTuner",
@@ -196,7 +291,13 @@ def _build_parser():
         choices=sorted(TUNERS),
         help="KerasTuner tuner (default: bayesian)",
     )
-    tune.add_argument("--max-trials", type=int, default=10)
+    tune.add_argument(
+        "--max-trials",
+        type=int,
+        default=10,
+        help="number of hyperparameter sets to try, >= 1 (not used by "
+        "hyperband; default: 10)",
+    )
     tune.add_argument(
         "--epochs",
         type=int,
@@ -210,8 +311,18 @@ def _build_parser():
         help="share of the training part held out to score trials "
         "(default: 0.1)",
     )
-    tune.add_argument("--directory", default="catembed-tuning")
-    tune.add_argument("--project-name", default=None)
+    tune.add_argument(
+        "--directory",
+        default="catembed-tuning",
+        help="folder of the search's state, to resume it (default: "
+        "catembed-tuning)",
+    )
+    tune.add_argument(
+        "--project-name",
+        default=None,
+        help="subfolder of --directory for this search (default: "
+        "DATASET-SPLIT, e.g. ml-100k-u1)",
+    )
     tune.add_argument(
         "--overwrite",
         action="store_true",
@@ -227,8 +338,9 @@ def _build_parser():
     )
     tune.add_argument(
         "--best-out",
-        help="write the best hyperparameters (JSON) here, and the best "
-        "model beside it (.keras)",
+        metavar="PATH",
+        help="write the best hyperparameters to this .json file, and the "
+        "best model beside it (.keras)",
     )
     return parser
 
@@ -241,12 +353,29 @@ TUNERS = {
 }
 
 
+# The loader's advice names its Python arguments; the CLI's user has
+# options instead.
+_LOADER_WORDS = (
+    (re.compile(r"load_ratings\([^)]*data_dir=\.\.\.\)"), "--data-dir FOLDER"),
+    (re.compile(r"Received: data_dir="), "Received: --data-dir "),
+    (re.compile(r"`data_dir`"), "--data-dir"),
+    (re.compile(r"and download=False"), "and --no-download was given"),
+    (re.compile(r"Pass download=True"), "Run without --no-download"),
+)
+
+
 def _load(args):
     from keras_catembed.datasets import movielens
 
-    return movielens.load_ratings(
-        args.dataset, data_dir=args.data_dir, download=not args.no_download
-    )
+    try:
+        return movielens.load_ratings(
+            args.dataset, data_dir=args.data_dir, download=not args.no_download
+        )
+    except (ValueError, OSError) as error:
+        message = str(error)
+        for pattern, words in _LOADER_WORDS:
+            message = pattern.sub(words, message)
+        raise CommandError(message) from error
 
 
 def _split(ratings, args):
@@ -324,11 +453,12 @@ def _errors(prediction, target):
 
 
 def _table(rows):
+    """The rows' errors on the test part, in aligned columns."""
     width = max([28, *(len(name) for name in rows)])
-    lines = [f"{'model':<{width}} {'RMSE':>8} {'MAE':>8}"]
+    lines = [f"{'model':<{width}} {'test RMSE':>9} {'test MAE':>9}"]
     for name, values in rows.items():
         lines.append(
-            f"{name:<{width}} {values['rmse']:>8.4f} {values['mae']:>8.4f}"
+            f"{name:<{width}} {values['rmse']:>9.4f} {values['mae']:>9.4f}"
         )
     return "\n".join(lines)
 
@@ -339,12 +469,14 @@ def _model_overrides(args):
         overrides["embedding_dim"] = (
             "auto"
             if args.embedding_dim == "auto"
-            else _int("--embedding-dim", args.embedding_dim)
+            else _positive_int("--embedding-dim", args.embedding_dim)
         )
     if args.hidden_units is not None:
         text = args.hidden_units.strip()
         overrides["hidden_units"] = (
-            [_int("--hidden-units", v) for v in text.split(",")] if text else []
+            [_positive_int("--hidden-units", v) for v in text.split(",")]
+            if text
+            else []
         )
     if args.dropout is not None:
         overrides["dropout"] = args.dropout
@@ -377,6 +509,15 @@ def _int(option, text):
         ) from None
 
 
+def _positive_int(option, text):
+    value = _int(option, text)
+    if value < 1:
+        raise CommandError(
+            f"{option} expects positive integers. Received: {text!r}"
+        )
+    return value
+
+
 def _float(option, text):
     try:
         return float(text)
@@ -387,7 +528,13 @@ def _float(option, text):
 
 
 def train_model(
-    train, preset="recommended", *, validation=None, verbose=2, **overrides
+    train,
+    preset="recommended",
+    *,
+    validation=None,
+    validation_name="val",
+    verbose=2,
+    **overrides,
 ):
     """Builds, compiles and fits a RatingModel on a `Ratings` training set.
 
@@ -395,6 +542,10 @@ def train_model(
         train: `keras_catembed.datasets.movielens.Ratings` to fit.
         preset: String. A name in `keras_catembed.presets.PRESETS`.
         validation: Optional `Ratings` passed as validation data.
+        validation_name: String. The prefix of the metrics on `validation`
+            in the progress log and the history, e.g. `"test"` when
+            `validation` is the test part (`test_rmse`). Defaults to
+            `"val"` (Keras's `val_rmse`).
         verbose: Keras `fit` verbosity.
         **overrides: Model settings (as in the preset's `"model"` part) or
             training settings (`learning_rate`, `batch_size`, `epochs`,
@@ -436,6 +587,8 @@ def train_model(
     if ema_momentum is not None and validation is not None:
         # Validation metrics of the averaged weights, which `fit` keeps.
         callbacks.append(keras.callbacks.SwapEMAWeights())
+    if validation is not None and validation_name != "val":
+        callbacks.append(_rename_metrics("val_", f"{validation_name}_"))
     history = model.fit(
         x_train,
         train.rating,
@@ -450,6 +603,22 @@ def train_model(
         verbose=verbose,
     )
     return model, history
+
+
+def _rename_metrics(old, new):
+    """A callback that renames the epoch metrics starting with `old`.
+
+    The progress log and the history, which run after it, see the new
+    names.
+    """
+    import keras
+
+    class RenameMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for name in [n for n in logs or () if n.startswith(old)]:
+                logs[new + name[len(old) :]] = logs.pop(name)
+
+    return RenameMetrics()
 
 
 def _ema_momentum(training):
@@ -486,22 +655,118 @@ def _learning_rate(training, num_rows):
     )
 
 
+def _is_positive(value):
+    return value >= 1
+
+
+def _is_non_negative(value):
+    return value >= 0
+
+
+# What each option accepts, checked before any data is loaded. NaN fails
+# every comparison, so it is rejected too.
+_LIMITS = {
+    "epochs": ("a positive integer", _is_positive),
+    "batch_size": ("a positive integer", _is_positive),
+    "max_rows": ("a positive integer", _is_positive),
+    "max_trials": ("a positive integer", _is_positive),
+    "k": ("a positive integer", _is_positive),
+    "num_labels": ("an integer >= 0", _is_non_negative),
+    "min_ratings": ("an integer >= 0", _is_non_negative),
+    "seed": ("an integer >= 0", _is_non_negative),
+    "learning_rate": (
+        "a finite number > 0",
+        lambda v: math.isfinite(v) and v > 0,
+    ),
+    "test_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "validation_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "ema_momentum": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+}
+
+
+def _option(dest):
+    return "-k" if dest == "k" else "--" + dest.replace("_", "-")
+
+
+def _check_arguments(args):
+    """Rejects option values that cannot work, before anything runs."""
+    for dest, (expected, accepts) in _LIMITS.items():
+        value = getattr(args, dest, None)
+        if value is not None and not accepts(value):
+            raise CommandError(
+                f"{_option(dest)} must be {expected}. Received: {value}"
+            )
+    if args.command == "train":
+        # Parsed here so that a malformed value stops the run early.
+        args.model_overrides = _model_overrides(args)
+        _check_output("--save", args.save, (".keras",))
+        _check_image("--plot", args.plot)
+    elif args.command == "plot":
+        _check_image("--out", args.out)
+    elif args.command == "tune":
+        _check_output("--best-out", args.best_out, (".json",))
+
+
+def _check_output(option, path, suffixes=None):
+    """Checks that `path` can be written, before any work is done."""
+    if path is None:
+        return
+    suffix = os.path.splitext(path)[1]
+    if suffixes is not None and suffix not in suffixes:
+        raise CommandError(
+            f"{option} must name a {' or '.join(suffixes)} file. Received: "
+            f"{path!r}"
+        )
+    if os.path.isdir(path):
+        raise CommandError(
+            f"{option} names a folder; expected a file name. Received: {path!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"{option}: the folder {folder} does not exist. Received: {path!r}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(
+            f"{option}: the folder {folder} is not writable. Received: {path!r}"
+        )
+
+
+def _check_image(option, path):
+    """Checks an image path: writable, in a format matplotlib writes."""
+    if path is None:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CommandError(
+            f"{option} needs matplotlib. Install it with: "
+            'pip install "keras-catembed[plot]"'
+        ) from None
+    suffix = os.path.splitext(path)[1]
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix[1:].lower() not in formats:
+        raise CommandError(
+            f"{option} must name an image file ({', '.join(sorted(formats))}"
+            f"). Received: {path!r}"
+        )
+    _check_output(option, path)
+
+
 def _cmd_train(args, out):
     ratings = _load(args)
     split, (train, test) = _split(ratings, args)
     if args.max_rows is not None:
-        if args.max_rows < 1:
-            raise CommandError(
-                "--max-rows must be a positive integer. Received: "
-                f"{args.max_rows}"
-            )
         train = train.subset(np.arange(min(args.max_rows, len(train))))
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
-    overrides = _model_overrides(args)
+    overrides = dict(args.model_overrides)
     for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
             overrides[option] = getattr(args, option)
+    if args.similar:
+        _movie_index(ratings, args.similar)  # Before training, not after.
     verbose = args.verbose
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -511,8 +776,14 @@ def _cmd_train(args, out):
         f"users, {ratings.num_movies:,} movies; preset {args.preset!r}.",
         file=out,
     )
+    # Metrics on the test part are labelled test_*, not val_*.
     model, _ = train_model(
-        train, args.preset, validation=test, verbose=verbose, **overrides
+        train,
+        args.preset,
+        validation=test,
+        validation_name="test",
+        verbose=verbose,
+        **overrides,
     )
     rows = baselines(train, test)
     rows[f"RatingModel ({args.preset})"] = _errors(
@@ -520,23 +791,37 @@ def _cmd_train(args, out):
         test.rating,
     )
     print(_table(rows), file=out)
-    if args.similar:
-        _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
+    # The trained model is written first: a failing extra cannot lose it.
     if args.save:
         model.save(args.save)
         print(f"Saved the model to {args.save}", file=out)
     if args.plot:
         _plot(model, ratings, train, args.plot, 30)
         print(f"Wrote the embedding map to {args.plot}", file=out)
+    if args.similar:
+        _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
     return rows
 
 
 def _load_model(path):
     import keras
 
-    if not os.path.exists(path):
+    from keras_catembed.rating_model import RatingModel
+
+    if not os.path.isfile(path):
         raise CommandError(f"--model: no such file: {path}")
-    return keras.saving.load_model(path)
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for a bad file.
+        raise CommandError(
+            f"--model: cannot load {path} as a Keras model: {error}"
+        ) from error
+    if not isinstance(model, RatingModel):
+        raise CommandError(
+            f"--model: {path} holds a {type(model).__name__}, not a "
+            "RatingModel. Pass a model saved by `catembed train --save`."
+        )
+    return model
 
 
 def _check_model_fits(model, ratings):
@@ -661,10 +946,24 @@ def _fixed(pairs):
     return fixed
 
 
+def _typed(value):
+    """A hyperparameter value as one would type it after `--fix NAME=`.
+
+    Floats are rounded to 6 significant digits (0.3, not
+    0.30000000000000004); booleans read `true`/`false` as in JSON.
+    """
+    if isinstance(value, float):
+        return repr(float(f"{value:.6g}"))
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
 def _cmd_tune(args, out):
     from keras_catembed.hypermodel import RatingHyperModel
     from keras_catembed.hypermodel import keras_tuner
 
+    fixed = _fixed(args.fix)
     ratings = _load(args)
     split, (train, _) = _split(ratings, args)
     train, validation = train.random_split(
@@ -672,7 +971,7 @@ def _cmd_tune(args, out):
     )
     hypermodel = RatingHyperModel(
         {"user_id": ratings.num_users, "movie_id": ratings.num_movies},
-        **_fixed(args.fix),
+        **fixed,
     )
     tuner_class = getattr(keras_tuner, TUNERS[args.tuner])
     options = {
@@ -705,7 +1004,8 @@ def _cmd_tune(args, out):
     for trial in trials:
         score = "failed" if trial.score is None else f"{trial.score:.4f}"
         values = ", ".join(
-            f"{k}={v}" for k, v in sorted(trial.hyperparameters.values.items())
+            f"{k}={_typed(v)}"
+            for k, v in sorted(trial.hyperparameters.values.items())
         )
         print(f"{trial.trial_id:<8} {score:>10}  {values}", file=out)
     best = tuner.get_best_hyperparameters()[0]
@@ -743,14 +1043,22 @@ COMMANDS = {
 def main(argv=None, out=None):
     """Runs the `catembed` command; returns its exit status.
 
-    Errors are printed as one line (`catembed: error: ...`) with exit
-    status 2; set `CATEMBED_TRACEBACK=1` to see the traceback.
+    Every mistake (a bad option value, a missing file, a model that does
+    not fit the data) is printed as one line, `catembed: error: ...`, with
+    exit status 2; option values are checked before any data is loaded or
+    any model trained. Set `CATEMBED_TRACEBACK=1` to see the traceback.
     """
     out = out or sys.stdout
     parser = _build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+        _check_arguments(args)
         COMMANDS[args.command](args, out)
+    except _ShowVersion:
+        from keras_catembed import __version__
+
+        print(f"catembed {__version__}", file=out)
+        return 0
     except (CommandError, ValueError, ImportError, OSError) as error:
         if os.environ.get("CATEMBED_TRACEBACK"):
             raise

@@ -1,3 +1,4 @@
+import argparse
 import os
 import re
 import subprocess
@@ -188,8 +189,7 @@ def test_plot_and_projector(trained, data_dir, tmp_path, capsys):
         (["train", "--max-rows", "0"], "--max-rows must be a positive"),
         (
             ["train", "--ema-momentum", "1.5"],
-            "`ema_momentum` must be a float in [0, 1). Received: "
-            "ema_momentum=1.5",
+            "--ema-momentum must be a number in [0, 1). Received: 1.5",
         ),
     ],
 )
@@ -297,6 +297,15 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
         line for line in out.splitlines() if "batch_size=512" in line
     ]
     assert len(trial_lines) == 2
+    # Values read as typed: no 0.30000000000000004, JSON booleans.
+    for line in trial_lines:
+        values = dict(
+            pair.split("=") for pair in line.split(None, 2)[2].split(", ")
+        )
+        assert values["bias_terms"] == "true"
+        for text in values.values():
+            if re.fullmatch(r"[\d.e+-]+", text) and "." in text:
+                assert text == repr(float(f"{float(text):.6g}"))
     with open(tmp_path / "best.json") as file:
         best = json.load(file)
     assert best["objective"] == "val_rmse"
@@ -563,3 +572,297 @@ def test_demographics_preset_trains_saves_and_evaluates(
     )
     assert status == 0
     assert "Nearest to Movie 1 (1950)" in out
+
+
+def _error(argv, capsys):
+    """Runs a command that must fail; returns its one error line."""
+    status, out, err = _run(argv, capsys)
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("catembed: error: ")
+    # Nothing trained, nothing printed.
+    assert out == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--batch-size", "0"], "--batch-size must be a positive"),
+        (["train", "--batch-size", "-5"], "--batch-size must be a positive"),
+        (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--epochs", "-1"], "--epochs must be a positive integer"),
+        (["train", "--learning-rate", "nan"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "inf"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "-0.1"], "--learning-rate must be a"),
+        (["train", "--learning-rate", "0"], "--learning-rate must be a"),
+        (["train", "--test-fraction", "1"], "--test-fraction must be a"),
+        (["train", "--test-fraction", "0"], "--test-fraction must be a"),
+        (["train", "--dropout", "1"], "--dropout must be a number in [0, 1)"),
+        (["train", "--seed", "-1"], "--seed must be an integer >= 0"),
+        (["train", "--max-rows", "-3"], "--max-rows must be a positive"),
+        (["train", "--embedding-dim", "0"], "--embedding-dim expects positive"),
+        (["train", "--hidden-units", "8,0"], "--hidden-units expects positive"),
+        (["train", "--ema-momentum", "nan"], "--ema-momentum must be a"),
+        (["train", "--batch-size", "x"], "argument --batch-size: invalid int"),
+        (["train", "--preset", "nope"], "argument --preset: invalid choice"),
+        (["train", "--nope"], "unrecognized arguments: --nope"),
+        (["tune", "--epochs", "-1"], "--epochs must be a positive integer"),
+        (["tune", "--max-trials", "0"], "--max-trials must be a positive"),
+        (
+            ["tune", "--validation-fraction", "1.5"],
+            "--validation-fraction must be a number in (0, 1). Received: 1.5",
+        ),
+        (
+            ["tune", "--validation-fraction", "0"],
+            "--validation-fraction must be a number in (0, 1)",
+        ),
+        (["tune", "--test-fraction", "-0.2"], "--test-fraction must be a"),
+        (["tune", "--fix", "dropout"], "--fix expects NAME=VALUE"),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A", "-k", "0"],
+            "-k must be a positive integer. Received: 0",
+        ),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A", "--metric", "l1"],
+            "argument --metric: invalid choice",
+        ),
+        (
+            ["similar", "--model", "m.keras", "--movie", "A"]
+            + ["--min-ratings", "-1"],
+            "--min-ratings must be an integer >= 0",
+        ),
+        (
+            ["plot", "--model", "m.keras", "--num-labels", "-1"],
+            "--num-labels must be an integer >= 0. Received: -1",
+        ),
+        (
+            ["evaluate", "--model", "m.keras", "--test-fraction", "2"],
+            "--test-fraction must be a number in (0, 1)",
+        ),
+    ],
+)
+def test_bad_option_values_stop_before_loading_data(
+    tmp_path, capsys, argv, message
+):
+    # The data folder does not exist: an error about it would mean that
+    # the option was checked only after loading.
+    missing = str(tmp_path / "no-data")
+    error = _error([*argv, "--data-dir", missing], capsys)
+    assert message in error
+    assert "no-data" not in error
+
+
+def test_usage_mistakes_are_one_line(capsys):
+    error = _error([], capsys)
+    assert "required: command" in error
+    error = _error(["train", "--epochs"], capsys)
+    assert "argument --epochs: expected one argument" in error
+    assert "catembed train --help" in error
+
+
+@pytest.mark.parametrize(
+    "command", ["evaluate", "similar", "plot", "projector"]
+)
+def test_model_must_be_a_saved_rating_model(command, tmp_path, capsys):
+    import keras
+
+    other = str(tmp_path / "other.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(other)
+    text = tmp_path / "text.keras"
+    text.write_text("not a model")
+    extra = {
+        "evaluate": [],
+        "similar": ["--movie", "Movie 1 (1950)"],
+        "plot": ["--out", str(tmp_path / "map.png")],
+        "projector": ["--log-dir", str(tmp_path / "logs")],
+    }[command]
+    missing = str(tmp_path / "no-data")
+    for model, message in (
+        (other, "holds a Sequential, not a RatingModel"),
+        (str(text), "cannot load"),
+        (str(tmp_path / "missing.keras"), "no such file"),
+        (str(tmp_path), "no such file"),
+    ):
+        error = _error(
+            [command, "--model", model, "--data-dir", missing, *extra], capsys
+        )
+        assert error.startswith("catembed: error: --model: ")
+        assert model in error and message in error
+    assert not os.path.exists(tmp_path / "map.png")
+    assert not os.path.exists(tmp_path / "logs")
+
+
+def test_version(capsys):
+    import keras_catembed
+
+    status, out, err = _run(["--version"], capsys)
+    assert status == 0 and err == ""
+    assert out == f"catembed {keras_catembed.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--save", "model.h5"], "--save must name a .keras file"),
+        (["train", "--save", "model"], "--save must name a .keras file"),
+        (["train", "--save", "{tmp}/none/m.keras"], "none does not exist"),
+        (["train", "--save", "{tmp}/folder.keras"], "--save names a folder"),
+        (["train", "--plot", "{tmp}/none/map.png"], "none does not exist"),
+        (["train", "--plot", "map.xyz"], "--plot must name an image file"),
+        (
+            ["plot", "--model", "m.keras", "--out", "{tmp}/none/map.png"],
+            "--out: the folder",
+        ),
+        (["tune", "--best-out", "best.keras"], "--best-out must name a .json"),
+        (["tune", "--best-out", "{tmp}/none/b.json"], "none does not exist"),
+    ],
+)
+def test_output_paths_are_checked_before_training(
+    tmp_path, capsys, argv, message
+):
+    (tmp_path / "folder.keras").mkdir()
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    missing = str(tmp_path / "no-data")
+    error = _error([*argv, "--data-dir", missing], capsys)
+    assert message in error
+
+
+def test_unknown_similar_title_stops_before_training(
+    data_dir, tmp_path, capsys
+):
+    model_path = tmp_path / "model.keras"
+    error = _error(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--epochs", "1", "--verbose", "0", "--save", str(model_path)]
+        + ["--similar", "Movie 1 (1905)"],
+        capsys,
+    )
+    assert "No movie titled 'Movie 1 (1905)'" in error
+    assert not model_path.exists()
+
+
+def test_train_saves_the_model_before_the_extras(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    def failing_extra(*args, **kwargs):
+        raise OSError("the extra failed")
+
+    monkeypatch.setattr(cli, "_print_similar", failing_extra)
+    monkeypatch.setattr(cli, "_plot", failing_extra)
+    model_path = tmp_path / "model.keras"
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--max-rows", "200", "--epochs", "1", "--verbose", "0"]
+        + ["--save", str(model_path), "--similar", "Movie 1 (1950)"]
+        + ["--plot", str(tmp_path / "map.png")],
+        capsys,
+    )
+    assert status == 2
+    assert err.strip() == "catembed: error: the extra failed"
+    assert f"Saved the model to {model_path}" in out
+    import keras
+
+    from keras_catembed import RatingModel
+
+    assert isinstance(keras.saving.load_model(model_path), RatingModel)
+
+
+def test_train_labels_the_held_out_metrics_as_test(data_dir, capsys):
+    status, out, _ = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--max-rows", "200", "--epochs", "2", "--verbose", "2"],
+        capsys,
+    )
+    assert status == 0
+    # The Keras log of each epoch and the table name the test part.
+    epochs = [line for line in out.splitlines() if "test_rmse" in line]
+    assert len(epochs) == 2
+    assert "val_" not in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert header.split() == ["model", "test", "RMSE", "test", "MAE"]
+    assert re.search(r"\btest_rmse: (\d+\.\d+)", epochs[-1])
+
+
+def test_train_model_names_the_validation_metrics(data_dir):
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    train = ratings.subset(np.arange(200))
+    held_out = ratings.subset(np.arange(200, 300))
+    model, history = cli.train_model(
+        train,
+        "course",
+        validation=held_out,
+        validation_name="test",
+        verbose=0,
+        epochs=1,
+    )
+    assert sorted(history.history) == [
+        "loss",
+        "mae",
+        "rmse",
+        "test_loss",
+        "test_mae",
+        "test_rmse",
+    ]
+    rmse = model.evaluate(
+        cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
+    )["rmse"]
+    assert history.history["test_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
+
+
+def test_tune_prints_values_as_typed():
+    assert cli._typed(0.1 + 0.2) == "0.3"
+    assert cli._typed(0.0012345678901) == "0.00123457"
+    assert cli._typed(1e-6) == "1e-06"
+    assert cli._typed(0.0) == "0.0"
+    assert cli._typed(True) == "true"
+    assert cli._typed(None) == "null"
+    assert cli._typed(64) == "64"
+    assert cli._typed("gelu") == "gelu"
+
+
+def _options(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                for option, help_text in _options(subparser):
+                    yield f"{name} {option}", help_text
+        elif action.dest != "help":
+            yield "/".join(action.option_strings), action.help
+
+
+def test_every_option_has_help():
+    options = dict(_options(cli._build_parser()))
+    assert "similar -k" in options and "tune --project-name" in options
+    missing = [name for name, text in options.items() if not text]
+    assert missing == []
+
+
+def test_offline_error_names_the_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    error = _error(["train", "--no-download", "--epochs", "1"], capsys)
+    assert "--no-download was given" in error
+    assert "--data-dir FOLDER" in error
+    assert "data_dir" not in error and "load_ratings" not in error
+    error = _error(["train", "--data-dir", str(tmp_path / "nowhere")], capsys)
+    assert "--data-dir does not exist. Received: --data-dir '" in error
+    assert "data_dir" not in error
+
+
+def test_model_of_another_release_is_one_line(data_dir, tmp_path, capsys):
+    from keras_catembed import RatingModel
+
+    model = RatingModel.from_preset("course", {"user_id": 80, "movie_id": 7})
+    x = {"user_id": np.array([0]), "movie_id": np.array([0])}
+    model.predict(x, verbose=0)
+    path = str(tmp_path / "other.keras")
+    model.save(path)
+    error = _error(
+        ["evaluate", "--model", path, "--data-dir", data_dir], capsys
+    )
+    assert (
+        "does not match ml-100k: it embeds 7 movies, the data has 60" in error
+    )
