@@ -451,6 +451,73 @@ class RatingModel(keras.Model):
         first = input_shape[self.columns[0]]
         return (first[0], 1)
 
+    def recommend(
+        self,
+        users,
+        k=10,
+        *,
+        exclude=None,
+        candidates=None,
+        user_column=None,
+        item_column=None,
+    ):
+        """Returns the `k` best-scored items for each user, best first.
+
+        Every candidate item is scored for every user by the model itself
+        (in batches of about 2**20 user-item rows through `predict`), the
+        pairs of `exclude` are left out, and the `k` highest predicted
+        ratings are kept.
+
+        Args:
+            users: Array of user ids (of `user_column`), or a dict with
+                that column and, for a model with more than two columns,
+                each other column's value per user (e.g. the user's age
+                group).
+            k: Positive integer. How many items per user. Defaults to 10.
+            exclude: Optional dict with `user_column` and `item_column`
+                arrays: pairs never to recommend (typically the training
+                ratings). Defaults to `None`.
+            candidates: Optional array of distinct item ids to choose from.
+                Defaults to every id of `item_column` (its vocabulary, or
+                `0..n-1`).
+            user_column: String. The column of `users`. Defaults to the
+                model's first column (required with more than two
+                columns).
+            item_column: String. The column of the items. Defaults to the
+                model's second column (required with more than two
+                columns).
+
+        Returns:
+            A tuple `(item_ids, scores)` of NumPy arrays of shape
+            `(len(users), k)`, best first. Where fewer than `k` candidates
+            remain for a user after `exclude`, the last places hold the id
+            `-1` and the score NaN.
+
+        Raises:
+            ValueError: for an unknown column, a `k` that is not a positive
+                integer or exceeds the candidates, ids the model cannot
+                embed, or a malformed `exclude`; nothing is computed then.
+
+        Example:
+
+        ```python
+        items, scores = model.recommend(
+            [196, 186], k=10, exclude={"user_id": u, "movie_id": m}
+        )
+        ```
+        """
+        from keras_catembed import _recommend
+
+        return _recommend.recommend(
+            self,
+            users,
+            k,
+            exclude=exclude,
+            candidates=candidates,
+            user_column=user_column,
+            item_column=item_column,
+        )
+
     @classmethod
     def from_preset(cls, preset, embeddings, **overrides):
         """Creates a model from a named configuration.

@@ -1,0 +1,185 @@
+"""Top-N recommendations from a trained `RatingModel`."""
+
+import collections.abc
+import numbers
+
+import numpy as np
+
+# Rows scored per `predict` call: users times candidates.
+ROWS_PER_CALL = 2**20
+
+
+def recommend(
+    model,
+    users,
+    k=10,
+    *,
+    exclude=None,
+    candidates=None,
+    user_column=None,
+    item_column=None,
+):
+    """Scores every candidate item for each user; see `RatingModel`."""
+    user_column, item_column = _check_columns(model, user_column, item_column)
+    k = _check_k(k)
+    users = _check_users(model, users, user_column, item_column)
+    num_users = len(users[user_column])
+    candidates = _check_candidates(model, candidates, item_column)
+    if k > candidates.size:
+        raise ValueError(
+            f"`k` must be at most the number of candidates "
+            f"({candidates.size}). Received: k={k}"
+        )
+    excluded = _excluded(exclude, user_column, item_column)
+    # Every id is checked here, before any compiled call.
+    for column, values in users.items():
+        model.embedding_layers[column].check_ids(values)
+    model.embedding_layers[item_column].check_ids(candidates)
+
+    item_ids = np.full((num_users, k), -1, dtype=candidates.dtype)
+    scores = np.full((num_users, k), np.nan, dtype="float32")
+    chunk = max(1, ROWS_PER_CALL // candidates.size)
+    position = {int(item): i for i, item in enumerate(candidates)}
+    for start in range(0, num_users, chunk):
+        stop = min(start + chunk, num_users)
+        size = stop - start
+        inputs = {
+            column: np.repeat(values[start:stop], candidates.size)
+            for column, values in users.items()
+        }
+        inputs[item_column] = np.tile(candidates, size)
+        predicted = model.predict(inputs, batch_size=65536, verbose=0)
+        block = np.asarray(predicted, "float32").reshape(size, -1)
+        if excluded:
+            for row in range(size):
+                user = int(users[user_column][start + row])
+                seen = [
+                    position[item]
+                    for item in excluded.get(user, ())
+                    if item in position
+                ]
+                block[row, seen] = -np.inf
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(block, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        valid = np.isfinite(top_scores)
+        item_ids[start:stop] = np.where(valid, candidates[top], -1)
+        scores[start:stop] = np.where(valid, top_scores, np.nan)
+    return item_ids, scores
+
+
+def _check_columns(model, user_column, item_column):
+    columns = model.columns
+    if len(columns) != 2 and (user_column is None or item_column is None):
+        raise ValueError(
+            "`recommend` needs `user_column` and `item_column` for a "
+            f"model of {len(columns)} columns {columns}."
+        )
+    user_column = columns[0] if user_column is None else user_column
+    item_column = columns[1] if item_column is None else item_column
+    for name, value in (
+        ("user_column", user_column),
+        ("item_column", item_column),
+    ):
+        if value not in columns:
+            raise ValueError(
+                f"`{name}` must be one of the model's columns {columns}. "
+                f"Received: {name}={value!r}"
+            )
+    if user_column == item_column:
+        raise ValueError(
+            "`user_column` and `item_column` must differ. Received "
+            f"{user_column!r} for both"
+        )
+    return user_column, item_column
+
+
+def _check_k(k):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+    return int(k)
+
+
+def _as_ids(name, values):
+    array = np.asarray(values)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array.reshape(-1)
+    if array.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be a 1-D array of ids. Received shape {array.shape}"
+        )
+    return array
+
+
+def _check_users(model, users, user_column, item_column):
+    others = [c for c in model.columns if c not in (user_column, item_column)]
+    if not isinstance(users, collections.abc.Mapping):
+        users = {user_column: users}
+    users = dict(users)
+    if user_column not in users:
+        raise ValueError(
+            f"`users` must hold the column {user_column!r}. Received the "
+            f"columns {sorted(users)}"
+        )
+    missing = [c for c in others if c not in users]
+    unknown = [c for c in users if c not in (user_column, *others)]
+    if missing or unknown:
+        raise ValueError(
+            "`users` must give, per user, the columns "
+            f"{[user_column, *others]}. Missing: {missing}; unknown: "
+            f"{unknown}"
+        )
+    users = {c: _as_ids(f"users[{c!r}]", v) for c, v in users.items()}
+    lengths = {c: len(v) for c, v in users.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"The columns of `users` must have one length. Received {lengths}"
+        )
+    return users
+
+
+def _check_candidates(model, candidates, item_column):
+    layer = model.embedding_layers[item_column]
+    if candidates is None:
+        if layer.vocabulary is not None:
+            return np.asarray(layer.vocabulary)
+        return np.arange(layer.input_dim, dtype="int64")
+    candidates = _as_ids("candidates", candidates)
+    if candidates.size == 0:
+        raise ValueError("`candidates` must hold at least one id")
+    if np.unique(candidates).size != candidates.size:
+        raise ValueError("`candidates` must not repeat an id")
+    return candidates
+
+
+def _excluded(exclude, user_column, item_column):
+    """Maps each user id to the item ids it must not be recommended."""
+    if exclude is None:
+        return {}
+    if not isinstance(exclude, collections.abc.Mapping):
+        raise ValueError(
+            "`exclude` must be a dict with the columns "
+            f"{[user_column, item_column]} (the pairs already rated). "
+            f"Received: {type(exclude).__name__}"
+        )
+    missing = [c for c in (user_column, item_column) if c not in exclude]
+    if missing:
+        raise ValueError(
+            f"`exclude` must hold the columns {[user_column, item_column]}. "
+            f"Missing: {missing}"
+        )
+    users = _as_ids(f"exclude[{user_column!r}]", exclude[user_column])
+    items = _as_ids(f"exclude[{item_column!r}]", exclude[item_column])
+    if users.size != items.size:
+        raise ValueError(
+            "The columns of `exclude` must have one length. Received "
+            f"{users.size} and {items.size}"
+        )
+    excluded = collections.defaultdict(list)
+    for user, item in zip(users.tolist(), items.tolist(), strict=True):
+        excluded[int(user)].append(int(item))
+    return excluded
