@@ -235,6 +235,37 @@ def _build_parser():
         "20; rarely rated movies have noisy vectors)",
     )
 
+    recommend = commands.add_parser(
+        "recommend",
+        help="the movies a model predicts a user will rate highest",
+        description="List the k movies with the highest predicted rating "
+        "for one user, among the movies the user has not rated in the "
+        "loaded release.",
+    )
+    recommend.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _add_data_arguments(recommend)
+    recommend.add_argument(
+        "--user",
+        required=True,
+        type=int,
+        help="the user's id in the release (e.g. 196 in ml-100k)",
+    )
+    recommend.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="how many movies to list (default: 10)",
+    )
+    recommend.add_argument(
+        "--min-ratings",
+        type=int,
+        default=20,
+        help="recommend only movies with at least this many ratings "
+        "(default: 20)",
+    )
+
     plot = commands.add_parser(
         "plot", help="2-D map of the movie embeddings (PNG)"
     )
@@ -889,6 +920,50 @@ def _print_similar(model, ratings, title, k, metric, out, min_ratings):
     return [ratings.titles[i] for i in indices]
 
 
+def _cmd_recommend(args, out):
+    import numpy as np
+
+    model = _load_model(args.model)
+    ratings = _load(args)
+    _check_model_fits(model, ratings)
+    found = np.flatnonzero(ratings.user_ids == args.user)
+    if found.size == 0:
+        raise CommandError(
+            f"--user {args.user} is not a user of {ratings.name} (its ids "
+            f"run from {ratings.user_ids.min()} to {ratings.user_ids.max()})"
+        )
+    index = int(found[0])
+    rated = ratings.user_id == index
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    candidates = np.flatnonzero(counts >= args.min_ratings)
+    candidates = candidates[~np.isin(candidates, ratings.movie_id[rated])]
+    if candidates.size == 0:
+        raise CommandError(
+            f"No movie with at least {args.min_ratings} ratings is left "
+            f"that user {args.user} has not rated; lower --min-ratings"
+        )
+    users = {"user_id": np.array([index])}
+    others = [c for c in model.columns if c not in ("user_id", "movie_id")]
+    if others:
+        features = ratings.user_features()
+        users.update({c: features[c][[index]] for c in others})
+    items, scores = model.recommend(
+        users,
+        k=min(args.k, candidates.size),
+        candidates=candidates,
+        user_column="user_id",
+        item_column="movie_id",
+    )
+    print(
+        f"Top {items.shape[1]} for user {args.user} of {ratings.name} "
+        f"(rated {int(rated.sum())} movies; predicted rating):",
+        file=out,
+    )
+    for rank, (i, score) in enumerate(zip(items[0], scores[0], strict=True)):
+        print(f"{rank + 1:>3}. {score:.2f}  {ratings.titles[i]}", file=out)
+    return [ratings.titles[i] for i in items[0]]
+
+
 def _plot(model, ratings, counted, path, num_labels):
     import numpy as np
 
@@ -1035,6 +1110,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "similar": _cmd_similar,
+    "recommend": _cmd_recommend,
     "plot": _cmd_plot,
     "projector": _cmd_projector,
 }

@@ -866,3 +866,56 @@ def test_model_of_another_release_is_one_line(data_dir, tmp_path, capsys):
     assert (
         "does not match ml-100k: it embeds 7 movies, the data has 60" in error
     )
+
+
+def test_recommend_lists_unrated_movies_best_first(trained, data_dir, capsys):
+    from keras_catembed.datasets import movielens
+
+    _, _, model_path, _ = trained
+    status, out, _ = _run(
+        [
+            "recommend",
+            "--model",
+            model_path,
+            "--data-dir",
+            data_dir,
+            "--user",
+            "3",
+            "-k",
+            "5",
+            "--min-ratings",
+            "0",
+        ],
+        capsys,
+    )
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("Top 5 for user 3 of ml-100k (rated ")
+    assert len(lines) == 6
+    scores = [float(line.split()[1]) for line in lines[1:]]
+    assert scores == sorted(scores, reverse=True)
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    user = int(np.flatnonzero(ratings.user_ids == 3)[0])
+    seen = {
+        ratings.titles[m] for m in ratings.movie_id[ratings.user_id == user]
+    }
+    titles = [line.strip().split("  ", 1)[1] for line in lines[1:]]
+    assert not seen & set(titles)
+    assert set(titles) <= set(ratings.titles)
+
+
+def test_recommend_names_an_unknown_user(trained, data_dir, capsys):
+    _, _, model_path, _ = trained
+    error = _error(
+        [
+            "recommend",
+            "--model",
+            model_path,
+            "--data-dir",
+            data_dir,
+            "--user",
+            "100000",
+        ],
+        capsys,
+    )
+    assert "--user 100000 is not a user of ml-100k" in error
