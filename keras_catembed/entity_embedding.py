@@ -448,8 +448,16 @@ def _lookup(table, rows):
 
 
 def _is_host_array(value):
-    """True for NumPy arrays, NumPy scalars and (nested) lists of ids."""
-    return isinstance(value, (np.ndarray, np.generic, list, tuple, int))
+    """True for integer NumPy arrays, scalars and (nested) lists of ints.
+
+    Other dtypes (floats, strings, bools) reach `call` as they are.
+    """
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple, int)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def _short_repr(value):
