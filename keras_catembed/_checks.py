@@ -96,6 +96,9 @@ def ids_to_numpy(where, values):
     """
     array = np.asarray(ops.convert_to_numpy(values))
     kind = array.dtype.kind
+    if kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        # Beyond int64: Python ints keep the exact value for the message.
+        return array.astype(object)
     if kind in "iu":
         return array.astype(np.int64, copy=False)
     if kind == "f" or array.dtype.name == "bfloat16":

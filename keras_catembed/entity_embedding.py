@@ -60,7 +60,16 @@ class EntityEmbedding(keras.layers.Layer):
     compilation by XLA and `torch.compile`, which would drop the check.
     `keras_catembed.RatingModel` checks array inputs before they enter the
     graph, so its `fit`, `evaluate` and `predict` raise `ValueError` on every
-    backend.
+    backend. NumPy ids are checked before Keras converts them to tensors, so
+    an int64 id beyond the int32 range raises on JAX too (JAX keeps 32-bit
+    integers and would otherwise wrap `2**32 + 3` to `3`).
+
+    A compiled graph also gives NaN vectors for the ids it cannot embed
+    (unknown, fractional, or beyond int32). Where the assertion runs this
+    changes nothing (the step fails); where it is dropped, in your own
+    `tf.function(jit_compile=True)` (XLA has no assertions), the output is
+    NaN for those ids instead of a clamped row: never a silently wrong
+    vector. OOV rows are unaffected.
 
     This layer does no masking.
 
@@ -275,6 +284,14 @@ class EntityEmbedding(keras.layers.Layer):
             rows = ops.where(known, rows, oov)
         return rows, known
 
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras converts NumPy inputs to tensors before `call`; JAX keeps
+        # 32-bit integers, so an int64 id would wrap (2**32 + 3 becomes 3)
+        # before `call` could see it. Check the NumPy value first.
+        if not self._trusted_ids and _is_host_array(inputs):
+            self.check_ids(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=None):
         if self._gathered is not None:
             # RatingModel's sparse training step has looked the rows up
@@ -289,6 +306,10 @@ class EntityEmbedding(keras.layers.Layer):
         # Unchecked ids inside a compiled graph get graph assertions.
         in_graph = not trusted and not concrete
         assertions = []
+        # Ids no row stands for. A graph gets NaN rows for them besides the
+        # assertion: XLA (a user's `tf.function(jit_compile=True)`) drops
+        # assertions and would return a clamped row.
+        invalid = None
         if in_graph and "float" in dtype:
             values = ops.cast(inputs, "float32")
             fractional = ops.logical_or(
@@ -304,6 +325,7 @@ class EntityEmbedding(keras.layers.Layer):
                     problem="non-integer id",
                 )
             )
+            invalid = fractional
         elif in_graph and dtype in ("int64", "uint32", "uint64"):
             outside = ops.logical_or(
                 ops.less(inputs, _checks.INT32_MIN),
@@ -314,6 +336,7 @@ class EntityEmbedding(keras.layers.Layer):
                     self._where, outside, inputs, "ids in the int32 range"
                 )
             )
+            invalid = outside
         ids = ops.cast(inputs, "int32")
         rows, known = self._rows(ids)
         if in_graph and self.num_oov_indices == 0:
@@ -325,13 +348,24 @@ class EntityEmbedding(keras.layers.Layer):
                     self._expected,
                 )
             )
+            unknown = ops.logical_not(known)
+            invalid = (
+                unknown if invalid is None else ops.logical_or(invalid, unknown)
+            )
         assertions = [a for a in assertions if a is not None]
         if assertions:
             import tensorflow as tf
 
             with tf.control_dependencies(assertions):
                 rows = tf.identity(rows)
-        return self._finish(_lookup(self.embeddings, rows), training)
+        outputs = _lookup(self.embeddings, rows)
+        if invalid is not None:
+            outputs = ops.where(
+                ops.expand_dims(invalid, -1),
+                ops.cast(float("nan"), outputs.dtype),
+                outputs,
+            )
+        return self._finish(outputs, training)
 
     def _finish(self, outputs, training):
         """Row regularization, compute dtype and entity dropout."""
@@ -411,6 +445,19 @@ def _lookup(table, rows):
 
         return tf.gather(table.value, rows)
     return ops.take(table, rows, axis=0)
+
+
+def _is_host_array(value):
+    """True for integer NumPy arrays, scalars and (nested) lists of ints.
+
+    Other dtypes (floats, strings, bools) reach `call` as they are.
+    """
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple, int)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def _short_repr(value):

@@ -428,6 +428,18 @@ class RatingModel(keras.Model):
             [embedded[column] for column in self.columns], axis=-1
         )
 
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras converts NumPy inputs to tensors before `call` (int64 ids
+        # would wrap to 32 bits on JAX): check them as they are first.
+        if isinstance(inputs, collections.abc.Mapping):
+            for column, layer in self.embedding_layers.items():
+                value = inputs.get(column)
+                if not layer._trusted_ids and isinstance(
+                    value, (np.ndarray, np.generic, list)
+                ):
+                    layer.check_ids(value)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=None):
         inputs = self._standardize_structure(inputs)
         features = self.interact(self.embed(inputs, training=training))
@@ -630,8 +642,11 @@ class RatingModel(keras.Model):
             standardized[column] = value
         return standardized
 
-    def _check_x(self, x):
-        """Checks array inputs before they enter a compiled graph."""
+    def _check_x(self, x, where="predict"):
+        """Checks array inputs before they enter a compiled graph.
+
+        `where` names the calling method in the errors.
+        """
         if x is None:
             return x
         if not isinstance(x, collections.abc.Mapping):
@@ -642,8 +657,20 @@ class RatingModel(keras.Model):
         for column in self.columns:
             value = x[column]
             if not _is_array_like(value):
+                if value is None or not hasattr(value, "shape"):
+                    raise ValueError(
+                        f"Column '{column}' is "
+                        f"{'None' if value is None else type(value).__name__}"
+                        ". Expected an array of ids of shape (batch,) or "
+                        "(batch, 1)."
+                    )
                 continue
-            _check_column_shape(column, np.shape(value))
+            shape = _check_column_shape(column, np.shape(value))
+            if shape[0] == 0:
+                raise ValueError(
+                    f"`{where}` received no samples: column '{column}' has "
+                    "0 rows. Expected at least one row."
+                )
             self.embedding_layers[column].check_ids(value)
         return x
 
@@ -657,24 +684,36 @@ class RatingModel(keras.Model):
                 f"`{name}` must hold numeric ratings. Received dtype "
                 f"{values.dtype}"
             )
-        bad = ~np.isfinite(values.astype(np.float64))
-        if np.any(bad):
-            row = int(np.argwhere(bad)[0][0])
+        if not (
+            values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+        ):
             raise ValueError(
-                f"`{name}` holds the non-finite target "
-                f"{values.reshape(len(values), -1)[row].tolist()} at row "
-                f"{row} ({int(np.count_nonzero(bad))} non-finite in all). "
-                "Targets must be finite numbers."
+                f"`{name}` must have shape (n,) or (n, 1): one rating per "
+                f"row. Received: shape={values.shape}"
             )
+        _check_finite(name, values, "target", "Targets")
 
     def _check_validation_data(self, validation_data):
-        if isinstance(validation_data, (tuple, list)) and (
-            2 <= len(validation_data) <= 3
+        if validation_data is None or not isinstance(
+            validation_data, (tuple, list)
         ):
-            x_val = self._check_x(validation_data[0])
-            self._check_y(validation_data[1], "validation_data y")
-            return (x_val, *validation_data[1:])
-        return validation_data
+            # A dataset or generator: Keras checks its structure.
+            return validation_data
+        if not 2 <= len(validation_data) <= 3 or validation_data[1] is None:
+            raise ValueError(
+                "`validation_data` must be a tuple (x, y) or (x, y, "
+                "sample_weight), with `y` the ratings, or a dataset. "
+                f"Received a {type(validation_data).__name__} of "
+                f"{len(validation_data)} item(s)"
+                + (" with y=None" if len(validation_data) > 1 else "")
+            )
+        x_val = self._check_x(validation_data[0], "fit")
+        self._check_y(validation_data[1], "validation_data y")
+        if len(validation_data) == 3:
+            _check_sample_weight(
+                validation_data[2], "validation_data sample_weight"
+            )
+        return (x_val, *validation_data[1:])
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
         super().compile(optimizer, *args, **kwargs)
@@ -735,8 +774,11 @@ class RatingModel(keras.Model):
                 `ValueError` says why it cannot run); `False` always runs
                 the stock `fit`.
         """
-        x = self._check_x(x)
+        _check_batch_size("batch_size", batch_size)
+        _check_batch_size("validation_batch_size", validation_batch_size)
+        x = self._check_x(x, "fit")
         self._check_y(y)
+        _check_sample_weight(sample_weight)
         validation_data = self._check_validation_data(validation_data)
         kwargs = dict(
             batch_size=batch_size,
@@ -773,31 +815,72 @@ class RatingModel(keras.Model):
         _unshare_ema_buffers(self)
         return history
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        x = self._check_x(x)
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        *args,
+        **kwargs,
+    ):
+        _check_batch_size("batch_size", batch_size)
+        x = self._check_x(x, "evaluate")
         self._check_y(y)
-        return self._run("test", x, super().evaluate, x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        x = self._check_x(x)
-        return self._run("predict", x, super().predict, x, *args, **kwargs)
-
-    def train_on_batch(self, x, y=None, *args, **kwargs):
-        x = self._check_x(x)
-        self._check_y(y)
+        _check_sample_weight(sample_weight)
         return self._run(
-            "train", x, super().train_on_batch, x, y, *args, **kwargs
+            "test",
+            x,
+            super().evaluate,
+            x,
+            y,
+            batch_size,
+            verbose,
+            sample_weight,
+            *args,
+            **kwargs,
         )
 
-    def test_on_batch(self, x, y=None, *args, **kwargs):
-        x = self._check_x(x)
-        self._check_y(y)
+    def predict(self, x, batch_size=None, *args, **kwargs):
+        _check_batch_size("batch_size", batch_size)
+        x = self._check_x(x, "predict")
         return self._run(
-            "test", x, super().test_on_batch, x, y, *args, **kwargs
+            "predict", x, super().predict, x, batch_size, *args, **kwargs
+        )
+
+    def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
+        x = self._check_x(x, "train_on_batch")
+        self._check_y(y)
+        _check_sample_weight(sample_weight)
+        return self._run(
+            "train",
+            x,
+            super().train_on_batch,
+            x,
+            y,
+            sample_weight,
+            *args,
+            **kwargs,
+        )
+
+    def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
+        x = self._check_x(x, "test_on_batch")
+        self._check_y(y)
+        _check_sample_weight(sample_weight)
+        return self._run(
+            "test",
+            x,
+            super().test_on_batch,
+            x,
+            y,
+            sample_weight,
+            *args,
+            **kwargs,
         )
 
     def predict_on_batch(self, x):
-        x = self._check_x(x)
+        x = self._check_x(x, "predict_on_batch")
         return self._run("predict", x, super().predict_on_batch, x)
 
     def _run(self, kind, x, method, *args, **kwargs):
@@ -808,6 +891,14 @@ class RatingModel(keras.Model):
         (for datasets and generators, which `_check_x` cannot see) and one
         without (for arrays `_check_x` has checked), and installs the one
         the input needs.
+
+        A call that fails leaves the model as it was. Keras's JAX trainer
+        detaches the variables' values while its loop runs and donates them
+        to each compiled step, so an error inside a step (an in-graph id
+        check, say) would otherwise leave every variable empty. Inputs that
+        were not checked up front can fail in the graph, so their call
+        first copies the variables (and restores them on failure, on every
+        backend: a stream that fails at its tenth batch trains nothing).
         """
         trusted = self._checked(x)
         attribute = f"{kind}_function"
@@ -829,9 +920,13 @@ class RatingModel(keras.Model):
             self.__dict__[step] = functools.partial(
                 getattr(type(self), step), self
             )
+        saved = _saved_state(self, copy=not trusted)
         try:
             with _fast_fit.trusted_ids(self, trusted):
                 return method(*args, **kwargs)
+        except BaseException:
+            _restore_state(self, saved)
+            raise
         finally:
             if override:
                 del self.__dict__[step]
@@ -887,6 +982,91 @@ class RatingModel(keras.Model):
         return cls(**config)
 
 
+def _state_variables(model):
+    """Every variable a Keras loop reads or writes, each once."""
+    variables = list(model.variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    variables += list(getattr(model, "metrics_variables", []))
+    unique = {}
+    for variable in variables:
+        unique.setdefault(id(variable), variable)
+    return list(unique.values())
+
+
+def _live(value):
+    """Whether `value` holds data (not None, not a donated JAX buffer)."""
+    if value is None:
+        return False
+    is_deleted = getattr(value, "is_deleted", None)
+    return not (callable(is_deleted) and is_deleted())
+
+
+def _saved_state(model, copy):
+    """The variables' values before a Keras loop, to restore on failure.
+
+    With `copy`, the values are copied: a compiled step may fail after
+    earlier steps changed them, or (JAX) after its inputs were donated.
+    Without, on JAX, the values are only referenced, for a loop that fails
+    before its first step runs.
+    """
+    if not model.built:
+        return None
+    variables = _state_variables(model)
+    if copy:
+        if keras.backend.backend() == "tensorflow":
+            # A TensorFlow read may share the variable's buffer.
+            copy = lambda value: np.array(value, copy=True)  # noqa: E731
+        else:
+            copy = ops.copy
+        copies = [copy(variable.value) for variable in variables]
+        return variables, copies, True
+    if keras.backend.backend() != "jax":
+        return None
+    return variables, [variable.value for variable in variables], False
+
+
+def _restore_state(model, saved):
+    """Puts back the values `_saved_state` kept, after a failed loop.
+
+    Keras's JAX loop keeps the current values in `_jax_state` and leaves
+    the variables empty until the loop ends; a value it has donated to a
+    step is deleted. Copies are restored as they are; otherwise each empty
+    variable gets the loop's latest value, or the one it had before.
+    """
+    if keras.backend.backend() != "jax":
+        if saved is not None:
+            for variable, value in zip(saved[0], saved[1], strict=True):
+                variable.assign(value)
+        return
+    state = getattr(model, "_jax_state", None) or {}
+    model._jax_state = None
+    model._jax_state_synced = True
+    if saved is None:
+        return
+    latest = {}
+    for key, variables in (
+        ("trainable_variables", model.trainable_variables),
+        ("non_trainable_variables", model.non_trainable_variables),
+        ("optimizer_variables", getattr(model.optimizer, "variables", [])),
+        ("metrics_variables", model.metrics_variables),
+    ):
+        for variable, value in zip(
+            variables, state.get(key) or [], strict=False
+        ):
+            latest[id(variable)] = value
+    variables, values, copied = saved
+    for variable, value in zip(variables, values, strict=True):
+        if not copied:
+            if _live(getattr(variable, "_value", None)):
+                continue
+            candidate = latest.get(id(variable))
+            value = candidate if _live(candidate) else value
+        if _live(value):
+            variable.assign(value)
+
+
 def _unshare_ema_buffers(model):
     """Gives the optimizer's weight averages buffers of their own (JAX).
 
@@ -940,6 +1120,58 @@ def _check_implicit(implicit, columns, argument="implicit"):
             )
         checked[target] = source
     return checked
+
+
+def _check_batch_size(name, value):
+    """Raises unless `value` is None or a positive integer."""
+    if value is not None:
+        _checks.positive_int(name, value)
+
+
+def _check_finite(name, values, noun, plural):
+    """Raises for entries that are not finite, in float64 or in float32.
+
+    A value finite in float64 but beyond float32 (1e39) becomes infinite
+    once the model casts it, and turns every weight into inf or NaN.
+    """
+    values = np.asarray(values)
+    wide = values.astype(np.float64)
+    with np.errstate(over="ignore"):
+        narrow = wide.astype(np.float32)
+    bad = ~np.isfinite(wide) | ~np.isfinite(narrow)
+    if not np.any(bad):
+        return
+    flat = bad.reshape(len(values), -1) if values.ndim else bad.reshape(1, 1)
+    row = int(np.argwhere(flat.any(axis=1))[0][0])
+    shown = wide.reshape(len(flat), -1)[row].tolist()
+    count = int(np.count_nonzero(bad))
+    if np.all(np.isfinite(wide)):
+        raise ValueError(
+            f"`{name}` holds the {noun} {shown} at row {row}, beyond the "
+            f"float32 range the model computes in ({count} such "
+            f"{noun}{'s' * (count > 1)} in all). {plural} must be finite "
+            "float32 numbers (magnitude below about 3.4e38)."
+        )
+    raise ValueError(
+        f"`{name}` holds the non-finite {noun} {shown} at row {row} "
+        f"({count} non-finite in all). {plural} must be finite numbers."
+    )
+
+
+def _check_sample_weight(sample_weight, name="sample_weight"):
+    """Raises for non-numeric, NaN, infinite or float32-overflowing weights."""
+    if sample_weight is None or not _is_array_like(sample_weight):
+        return
+    values = np.asarray(ops.convert_to_numpy(sample_weight))
+    if values.dtype.kind not in "iufb":
+        raise ValueError(
+            f"`{name}` must hold numbers. Received dtype {values.dtype}"
+        )
+    if values.ndim == 0:
+        raise ValueError(
+            f"`{name}` must hold one weight per row. Received a scalar"
+        )
+    _check_finite(name, values, "weight", "Sample weights")
 
 
 def _check_column_shape(column, shape):
