@@ -39,6 +39,7 @@ __all__ = [
     "entity_embedding_kwargs",
     "known_ids",
     "rating_model_cases",
+    "rating_model_inputs",
     "unknown_ids",
 ]
 
@@ -143,32 +144,88 @@ def entity_embedding_cases(draw, *, max_rank=3, max_dim=5, allow_oov=True):
 
 
 @st.composite
+def rating_model_inputs(draw, embeddings, *, max_batch=16):
+    """Draws a valid inputs dict for a `RatingModel` of these columns.
+
+    Args:
+        embeddings: Dict mapping each column name to its cardinality (ids
+            `0..n-1`), as given to `RatingModel`.
+        max_batch: Integer. Largest batch size. Defaults to `16`.
+
+    Returns:
+        A strategy of dicts of int32 arrays of one shape, `(batch,)` or
+        `(batch, 1)`, keyed by column.
+
+    Example:
+
+    ```python
+    @given(testing.rating_model_inputs({"user_id": 943, "movie_id": 1682}))
+    def test_predicts_in_range(inputs):
+        assert model.predict(inputs, verbose=0).shape[1] == 1
+    ```
+    """
+    batch = draw(st.integers(1, max_batch))
+    column_shape = draw(st.sampled_from([(batch,), (batch, 1)]))
+    return {
+        column: draw(
+            hnp.arrays(np.int32, column_shape, elements=st.integers(0, n - 1))
+        )
+        for column, n in embeddings.items()
+    }
+
+
+@st.composite
 def rating_model_cases(
-    draw, *, max_columns=4, max_cardinality=50, max_batch=16
+    draw, *, columns=None, max_columns=4, max_cardinality=50, max_batch=16
 ):
     """Draws `(init_kwargs, inputs)` for `keras_catembed.RatingModel`.
 
-    The columns are named `c0`, `c1`, ... with cardinalities in
-    `1..max_cardinality`; `inputs` is a dict of int32 arrays of shape
-    `(batch,)` or `(batch, 1)` holding valid ids.
+    The columns are yours (`columns`) or named `c0`, `c1`, ...; drawn
+    cardinalities are in `1..max_cardinality`; `inputs` is a dict of int32
+    arrays of shape `(batch,)` or `(batch, 1)` holding valid ids.
 
     Args:
-        max_columns: Integer. Largest number of columns. Defaults to `4`.
-        max_cardinality: Integer. Largest cardinality. Defaults to `50`.
+        columns: Optional column names (a list, whose cardinalities are
+            drawn) or dict mapping each name to a fixed cardinality, so
+            that a subclass with its own columns can be property-tested.
+            Defaults to `None` (1 to `max_columns` columns `c0`, ...).
+        max_columns: Integer. Largest number of columns when `columns` is
+            `None`. Defaults to `4`.
+        max_cardinality: Integer. Largest drawn cardinality. Defaults to
+            `50`.
         max_batch: Integer. Largest batch size. Defaults to `16`.
 
     Returns:
         A strategy of pairs (dict of keyword arguments, dict of arrays).
+
+    Example:
+
+    ```python
+    @given(testing.rating_model_cases(columns=["user_id", "movie_id"]))
+    def test_my_subclass(case):
+        init_kwargs, inputs = case
+        model = MyRatingModel(**init_kwargs)
+        assert model(inputs).shape == (len(inputs["user_id"]), 1)
+    ```
     """
-    num_columns = draw(st.integers(1, max_columns))
-    cardinalities = draw(
-        st.lists(
-            st.integers(1, max_cardinality),
-            min_size=num_columns,
-            max_size=num_columns,
+    if columns is None:
+        num_columns = draw(st.integers(1, max_columns))
+        names = [f"c{i}" for i in range(num_columns)]
+    elif isinstance(columns, dict):
+        names = list(columns)
+    else:
+        names = list(columns)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(
+            "`columns` must name at least one column, each once. Received: "
+            f"columns={columns!r}"
         )
-    )
-    embeddings = {f"c{i}": n for i, n in enumerate(cardinalities)}
+    embeddings = {}
+    for name in names:
+        if isinstance(columns, dict):
+            embeddings[name] = int(columns[name])
+        else:
+            embeddings[name] = draw(st.integers(1, max_cardinality))
     hidden_units = draw(st.lists(st.integers(1, 8), min_size=0, max_size=2))
     init_kwargs = {
         "embeddings": embeddings,
@@ -176,12 +233,5 @@ def rating_model_cases(
         "bias_terms": draw(st.booleans()),
         "rating_range": draw(st.sampled_from([None, (0.5, 5.5)])),
     }
-    batch = draw(st.integers(1, max_batch))
-    column_shape = draw(st.sampled_from([(batch,), (batch, 1)]))
-    inputs = {
-        column: draw(
-            hnp.arrays(np.int32, column_shape, elements=st.integers(0, n - 1))
-        )
-        for column, n in embeddings.items()
-    }
+    inputs = draw(rating_model_inputs(embeddings, max_batch=max_batch))
     return init_kwargs, inputs
