@@ -386,13 +386,25 @@ class _JaxRunner:
         trainable, non_trainable, optimizer_vars, metrics_vars = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         tables = _table_indices(model)
+        constants = {
+            id(variable): value
+            for variable, value in zip(
+                model.non_trainable_variables, non_trainable, strict=True
+            )
+        }
         gathered, uniques = {}, {}
         for index, layer in tables.items():
-            rows, _ = layer._rows(x[layer._column])
+            pairs = getattr(layer, "pair_sources", None)
+            rows, num_rows = _needed_rows(
+                model,
+                layer,
+                x,
+                None if pairs is None else constants[id(pairs)],
+            )
             unique, positions = jnp.unique(
                 rows,
                 size=rows.shape[0],
-                fill_value=layer.num_rows,
+                fill_value=num_rows,
                 return_inverse=True,
             )
             uniques[index] = unique
@@ -461,13 +473,53 @@ def _current(scope, variable):
 
 
 def _table_indices(model):
-    """Maps positions in `trainable_variables` to their EntityEmbedding."""
+    """Maps positions in `trainable_variables` to the layer owning each table.
+
+    The EntityEmbedding tables, and the tables of implicit-feedback and
+    neighbourhood layers in the lists layout (the dense layout reads its
+    whole table at each step).
+    """
     owners = {id(layer.embeddings): layer for layer in table_layers(model)}
+    for layer in _list_layers(model):
+        owners[id(layer.embeddings)] = layer
     return {
         index: owners[id(variable)]
         for index, variable in enumerate(model.trainable_variables)
         if id(variable) in owners
     }
+
+
+def _list_layers(model):
+    layers = list(getattr(model, "implicit_layers", {}).values())
+    layers += list(getattr(model, "neighborhood_layers", {}).values())
+    return [layer for layer in layers if not layer.dense and layer.trainable]
+
+
+def _needed_rows(model, layer, x, pair_sources=None):
+    """The table rows `layer` reads for the batch `x`, and the table size."""
+    if isinstance(layer, EntityEmbedding):
+        return layer._rows(x[layer._column])[0], layer.num_rows
+    for pairs, layers in (
+        (model.implicit, model.implicit_layers),
+        (model.neighborhood, model.neighborhood_layers),
+    ):
+        for target, source in pairs.items():
+            if layers[target] is layer:
+                rows = {}
+                for column in (target, source):
+                    owner = model.embedding_layers[column]
+                    found, _ = owner._rows(
+                        ops.reshape(ops.cast(x[column], "int32"), (-1,))
+                    )
+                    rows[column] = ops.clip(found, 0, owner.num_rows - 1)
+                if pair_sources is None:
+                    pair_sources = layer.pair_sources.value
+                needed = layer.rows_needed(
+                    rows[target], rows[source], pair_sources
+                )
+                # The table has one more row: the lists' padding.
+                return needed, layer.num_sources + 1
+    raise ValueError(f"{layer.name} is not a table of this model")
 
 
 class _TensorFlowRunner:
@@ -535,7 +587,7 @@ class _TorchRunner:
         tables = _table_indices(model)
         uniques, rows = {}, {}
         for index, layer in tables.items():
-            table_rows, _ = layer._rows(x[layer._column])
+            table_rows, _ = _needed_rows(model, layer, x)
             unique, positions = torch.unique(table_rows, return_inverse=True)
             gathered = layer.embeddings.value.detach()[unique]
             gathered.requires_grad_(True)

@@ -93,6 +93,9 @@ class ImplicitFeedback(keras.layers.Layer):
             self.max_pairs_per_id or DEFAULT_MAX_PAIRS_PER_ID,
         )
         self._adapted = False
+        # Set by RatingModel's sparse training step: the rows this step
+        # needs, already gathered (see `rows_needed`).
+        self._gathered = None
 
     @property
     def adapted(self):
@@ -105,12 +108,25 @@ class ImplicitFeedback(keras.layers.Layer):
         return self._adapted
 
     def build(self, input_shape=None):
+        # The lists layout pads short lists with the row `num_sources`, a
+        # zero row that no pair reads: its gradient is always zero, so it
+        # stays zero under any optimizer, and a lazy one leaves every real
+        # row a batch does not read alone.
         self.embeddings = self.add_weight(
-            shape=(self.num_sources, self.output_dim),
+            shape=(self.num_sources + (not self.dense), self.output_dim),
             initializer=self.embeddings_initializer,
             regularizer=self.embeddings_regularizer,
             name="embeddings",
         )
+        if not self.dense:
+            self.embeddings.assign(
+                ops.concatenate(
+                    [
+                        self.embeddings[: self.num_sources],
+                        ops.zeros((1, self.output_dim), self.embeddings.dtype),
+                    ]
+                )
+            )
         if self.dense:
             self.pair_weights = self.add_weight(
                 shape=(self.num_targets, self.num_sources),
@@ -195,7 +211,9 @@ class ImplicitFeedback(keras.layers.Layer):
             matrix[targets, sources] = weights
             self.pair_weights.assign(matrix)
         else:
-            lists = np.zeros((self.num_targets, self.width), "int32")
+            lists = np.full(
+                (self.num_targets, self.width), self.num_sources, "int32"
+            )
             lists[targets, rank] = sources
             self.pair_sources.assign(lists)
             lists = np.zeros((self.num_targets, self.width), "float32")
@@ -269,24 +287,80 @@ class ImplicitFeedback(keras.layers.Layer):
                 weights, ops.expand_dims(source_rows, -1), axis=1
             )
         else:
-            # Gathered from the variable itself, so that the gradient
-            # touches only these rows (a TensorFlow `IndexedSlices`).
             sources = ops.take(self.pair_sources, rows, axis=0)
-            vectors = ops.cast(
-                ops.take(self.embeddings, sources, axis=0), self.compute_dtype
-            )
+            if self._gathered is not None:
+                # The sparse training step gathered the rows of
+                # `rows_needed`: look them up by position.
+                table, positions = self._gathered
+                lists = ops.reshape(
+                    positions[: ops.size(sources)], ops.shape(sources)
+                )
+                vectors = ops.take(table, lists, axis=0)
+            else:
+                # Gathered from the variable itself, so that the gradient
+                # touches only these rows (a TensorFlow `IndexedSlices`).
+                vectors = ops.take(self.embeddings, sources, axis=0)
+            vectors = ops.cast(vectors, self.compute_dtype)
             sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
             if not self.rated:
                 return sums
-            # Each pair is listed once; padding has zero weight.
+            # Each pair is listed once; padding reads the zero row.
             mine = ops.equal(sources, ops.expand_dims(source_rows, -1))
             own = ops.sum(
                 ops.where(mine, weights, ops.zeros_like(weights)),
                 axis=-1,
                 keepdims=True,
             )
-        own_vectors = ops.take(self.embeddings, source_rows, axis=0)
+        if self._gathered is not None and not self.dense:
+            table, positions = self._gathered
+            own_vectors = ops.take(
+                table, positions[ops.size(positions) - ops.size(rows) :], axis=0
+            )
+        else:
+            own_vectors = ops.take(self.embeddings, source_rows, axis=0)
         return sums - own * ops.cast(own_vectors, self.compute_dtype)
+
+    def sums(self, rows):
+        """The whole weighted sum of each row's pairs (nothing left out).
+
+        What `explore` shows for an id. Eager use only.
+
+        Args:
+            rows: Int tensor of target rows, shape `(batch,)`.
+
+        Returns:
+            A float tensor of shape `(batch, output_dim)`.
+        """
+        weights = ops.take(self.pair_weights, rows, axis=0)
+        if self.dense:
+            return ops.matmul(weights, self.embeddings)
+        sources = ops.take(self.pair_sources, rows, axis=0)
+        vectors = ops.take(self.embeddings, sources, axis=0)
+        return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
+
+    def rows_needed(self, rows, source_rows, pair_sources):
+        """The table rows a lists-layout step reads, as one flat tensor.
+
+        The sources listed for `rows` (row-major, padding slots included),
+        then, when `rated`, the `source_rows` themselves (each row's own
+        pair, left out). A sparse training step gathers these rows and
+        passes them back as `_gathered = (gathered_table, positions)`.
+
+        Args:
+            rows: Int tensor of target rows, shape `(batch,)`.
+            source_rows: Int tensor of the rows' source rows (used when
+                `rated`).
+            pair_sources: The current value of `pair_sources`.
+        """
+        needed = ops.reshape(ops.take(pair_sources, rows, axis=0), (-1,))
+        if self.rated:
+            needed = ops.concatenate(
+                [
+                    needed,
+                    ops.reshape(ops.cast(source_rows, needed.dtype), (-1,)),
+                ]
+            )
+        return needed
 
     def compute_output_spec(self, rows, source_rows=None):
         return keras.KerasTensor(
@@ -311,7 +385,10 @@ class ImplicitFeedback(keras.layers.Layer):
 
     def _load_pairs(self, store):
         """Reads the pair arrays of the former sparse layout."""
-        self.embeddings.assign(store["0"])
+        table = np.asarray(store["0"])
+        if not self.dense:
+            table = np.concatenate([table, np.zeros_like(table[:1])])
+        self.embeddings.assign(table)
         targets = np.asarray(store["targets"], "int64")
         sources = np.asarray(store["sources"], "int64")
         weights = np.asarray(store["weights"], "float32")
@@ -336,7 +413,9 @@ class ImplicitFeedback(keras.layers.Layer):
             matrix[targets, sources] = weights
             self.pair_weights.assign(matrix)
         else:
-            lists = np.zeros((self.num_targets, self.width), "int32")
+            lists = np.full(
+                (self.num_targets, self.width), self.num_sources, "int32"
+            )
             lists[targets, rank] = sources
             self.pair_sources.assign(lists)
             lists = np.zeros((self.num_targets, self.width), "float32")

@@ -71,17 +71,23 @@ def embedding_matrix(model, column):
     matrix = np.asarray(ops.convert_to_numpy(layer.embeddings), "float32")
     implicit = getattr(model, "implicit_layers", {}).get(column)
     if implicit is not None and implicit.adapted:
-        rows = ops.convert_to_tensor(np.arange(matrix.shape[0], dtype="int32"))
-        matrix = matrix + np.asarray(
-            ops.convert_to_numpy(implicit(rows)), "float32"
-        )
+        matrix = matrix + _whole_sums(implicit, matrix.shape[0])
     neighbors = getattr(model, "neighborhood_layers", {}).get(column)
     if neighbors is not None and neighbors.adapted:
-        weights = np.asarray(ops.convert_to_numpy(neighbors.pair_weights))
-        table = np.asarray(ops.convert_to_numpy(neighbors.embeddings))
-        matrix = np.concatenate([matrix, weights @ table], axis=-1)
+        sums = _whole_sums(neighbors, matrix.shape[0])
+        matrix = np.concatenate([matrix, sums], axis=-1)
     num_ids = getattr(layer, "num_ids", matrix.shape[0])
     return matrix[:num_ids]
+
+
+def _whole_sums(layer, num_rows, block=4096):
+    """`layer.sums` of rows `0..num_rows-1`, a block of rows at a time."""
+    parts = []
+    for start in range(0, num_rows, block):
+        rows = np.arange(start, min(start + block, num_rows), dtype="int32")
+        sums = layer.sums(ops.convert_to_tensor(rows))
+        parts.append(np.asarray(ops.convert_to_numpy(sums), "float32"))
+    return np.concatenate(parts)
 
 
 def _scores(matrix, query, metric):

@@ -116,7 +116,10 @@ def test_implicit_tables_follow_the_column_embedding():
     )
     model.build()
     layer = model.implicit_layers["user_id"]
-    assert tuple(layer.embeddings.shape) == (MOVIES, 6)
+    # The lists layout adds a zero padding row.
+    assert tuple(layer.embeddings.shape) == (MOVIES + (not layer.dense), 6)
+    if not layer.dense:
+        assert not np.any(_np(layer.embeddings)[-1])
     assert layer.embeddings_regularizer.l2 == pytest.approx(0.5)
 
 
@@ -162,8 +165,82 @@ def test_sparse_adam_trains_the_implicit_tables():
     history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
     after = _np(model.implicit_layers["user_id"].embeddings)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    # Every movie occurs with some user, so every row is updated.
-    assert np.all(np.abs(after - before).max(axis=1) > 0)
+    # Every movie occurs with some user, so every row is updated; the
+    # padding row of the lists layout stays zero.
+    assert np.all(np.abs(after - before)[:MOVIES].max(axis=1) > 0)
+    assert not np.any(after[MOVIES:])
+
+
+@pytest.mark.parametrize("kind", ["implicit", "neighborhood"])
+def test_sparse_steps_update_only_the_rows_a_batch_reads(kind):
+    # One step of the device loop with SparseAdam equals one step of stock
+    # `fit` with it (on JAX and torch stock `fit` passes whole-table
+    # gradients, which SparseAdam applies as Adam: with zero moments,
+    # untouched rows do not move either), and rows the batch never reads
+    # keep their values. (Stock Adam on TensorFlow squares the gradient of
+    # each repeated row separately, so it is not the reference.)
+    # Sparse data, so that two batches read different rows.
+    rng = np.random.default_rng(5)
+    x = {
+        "user_id": rng.integers(0, 30, 60).astype("int32"),
+        "movie_id": rng.integers(0, 40, 60).astype("int32"),
+    }
+    y = rng.integers(1, 6, 60).astype("float32")
+    batch = {k: v[:12] for k, v in x.items()}
+    pairs = {"implicit": None, kind: True}
+    stock, fast = (
+        keras_catembed.RatingModel(
+            {"user_id": 30, "movie_id": 40}, hidden_units=[8], **pairs
+        )
+        for _ in range(2)
+    )
+    for model, optimizer in (
+        # A large epsilon keeps steps of near-zero gradients well defined.
+        (stock, optimizers.SparseAdam(0.05, epsilon=1e-3)),
+        (fast, optimizers.SparseAdam(0.05, epsilon=1e-3)),
+    ):
+        model.build()
+        model.adapt(x, y)
+        model.compile(optimizer, "mse")
+    fast.set_weights(stock.get_weights())
+    stock.fit(batch, y[:12], batch_size=12, epochs=1, fast=False, verbose=0)
+    before = {w.path: _np(w).copy() for w in fast.weights}
+    fast.fit(batch, y[:12], batch_size=12, epochs=1, fast=True, verbose=0)
+    for left, right in zip(stock.weights, fast.weights, strict=True):
+        np.testing.assert_allclose(
+            _np(left), _np(right), rtol=1e-4, atol=1e-5, err_msg=left.path
+        )
+    layers = getattr(fast, f"{kind}_layers")
+    table = layers["user_id"].embeddings
+    moved = np.abs(_np(table) - before[table.path]).max(axis=1) > 0
+    read = set(batch["movie_id"].tolist())
+    if not layers["user_id"].dense:
+        lists = _np(layers["user_id"].pair_sources)[batch["user_id"]]
+        counts = _np(layers["user_id"].pair_counts)[batch["user_id"]]
+        read = {
+            int(s)
+            for row, n in zip(lists, counts, strict=True)
+            for s in row[:n]
+        }
+        # Left-out own pairs are read too (with zero net weight).
+        if kind == "neighborhood":
+            read |= set(batch["movie_id"].tolist())
+        assert {int(i) for i in np.flatnonzero(moved)} <= read
+        # A second step on other rows leaves the rows only the first
+        # step read where they were: the update is lazy, moments included.
+        other = {k: v[12:14] for k, v in x.items()}
+        lists = _np(layers["user_id"].pair_sources)[other["user_id"]]
+        counts = _np(layers["user_id"].pair_counts)[other["user_id"]]
+        read_again = {
+            int(s)
+            for row, n in zip(lists, counts, strict=True)
+            for s in row[:n]
+        } | set(other["movie_id"].tolist())
+        after_first = _np(table).copy()
+        fast.fit(other, y[12:14], batch_size=2, epochs=1, verbose=0)
+        kept = sorted(read - read_again)
+        assert kept, "the two batches read the same rows"
+        np.testing.assert_array_equal(_np(table)[kept], after_first[kept])
 
 
 def test_predict_before_adapt_says_to_adapt():
@@ -323,7 +400,10 @@ def test_a_cap_at_least_the_largest_count_is_exact():
     for mine, theirs in zip(
         capped.trainable_weights, exact.trainable_weights, strict=True
     ):
-        mine.assign(theirs)
+        # The lists layout's tables have a zero padding row more.
+        theirs = _np(theirs)
+        padding = np.zeros((mine.shape[0] - theirs.shape[0], *theirs.shape[1:]))
+        mine.assign(np.concatenate([theirs, padding]).astype("float32"))
     exact.adapt(x)
     capped.adapt(x)
     for column, n in (("user_id", USERS), ("movie_id", MOVIES)):
@@ -379,7 +459,7 @@ def test_pairs_saved_by_the_former_sparse_layout_still_load(layout):
     targets, sources = pairs // MOVIES, pairs % MOVIES
     counts = np.bincount(targets, minlength=USERS)
     store = {
-        "0": _np(layer.embeddings),
+        "0": _np(layer.embeddings)[:MOVIES],
         "targets": targets.astype("int32"),
         "sources": sources.astype("int32"),
         "weights": (1 / np.sqrt(counts[targets])).astype("float32"),
