@@ -480,7 +480,7 @@ def _table_indices(model):
     whole table at each step).
     """
     owners = {id(layer.embeddings): layer for layer in table_layers(model)}
-    for layer in _list_layers(model):
+    for layer in list_layers(model):
         owners[id(layer.embeddings)] = layer
     return {
         index: owners[id(variable)]
@@ -489,7 +489,7 @@ def _table_indices(model):
     }
 
 
-def _list_layers(model):
+def list_layers(model):
     layers = list(getattr(model, "implicit_layers", {}).values())
     layers += list(getattr(model, "neighborhood_layers", {}).values())
     return [layer for layer in layers if not layer.dense and layer.trainable]

@@ -96,6 +96,7 @@ class ImplicitFeedback(keras.layers.Layer):
         # Set by RatingModel's sparse training step: the rows this step
         # needs, already gathered (see `rows_needed`).
         self._gathered = None
+        self._row_regularization = False
 
     @property
     def adapted(self):
@@ -118,6 +119,8 @@ class ImplicitFeedback(keras.layers.Layer):
             regularizer=self.embeddings_regularizer,
             name="embeddings",
         )
+        if self._row_regularization:
+            self.embeddings.regularizer = None
         if not self.dense:
             self.embeddings.assign(
                 ops.concatenate(
@@ -262,7 +265,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 )
         return targets, sources, ratings
 
-    def call(self, rows, source_rows=None):
+    def call(self, rows, source_rows=None, training=None):
         if self.rated and source_rows is None:
             raise ValueError(
                 f"{self.name} leaves each row's own pair out: pass the "
@@ -300,6 +303,13 @@ class ImplicitFeedback(keras.layers.Layer):
                 # Gathered from the variable itself, so that the gradient
                 # touches only these rows (a TensorFlow `IndexedSlices`).
                 vectors = ops.take(self.embeddings, sources, axis=0)
+            if (
+                training
+                and self._row_regularization
+                and self.embeddings_regularizer is not None
+            ):
+                # Once per listed pair; the padding row is zero.
+                self.add_loss(self.embeddings_regularizer(vectors))
             vectors = ops.cast(vectors, self.compute_dtype)
             sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
             if not self.rated:
@@ -362,7 +372,23 @@ class ImplicitFeedback(keras.layers.Layer):
             )
         return needed
 
-    def compute_output_spec(self, rows, source_rows=None):
+    def _set_row_regularization(self, enabled):
+        """Regularizes the rows a step reads instead of the whole table.
+
+        As `EntityEmbedding` does under a sparse optimizer, so that the
+        regularizer does not give every row a gradient at every step.
+        Only the lists layout reads rows; the dense layout keeps the
+        table's regularizer.
+        """
+        self._row_regularization = bool(enabled) and not self.dense
+        if self.built:
+            self.embeddings.regularizer = (
+                None
+                if self._row_regularization
+                else self.embeddings_regularizer
+            )
+
+    def compute_output_spec(self, rows, source_rows=None, training=None):
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype
         )

@@ -723,6 +723,8 @@ class RatingModel(keras.Model):
         sparse = isinstance(inner, optimizers.SparseAdam)
         for layer in _fast_fit.table_layers(self):
             layer._set_row_regularization(sparse)
+        for layer in _fast_fit.list_layers(self):
+            layer._set_row_regularization(sparse)
 
     def compile_from_config(self, config):
         # `compile` above only adds to `keras.Model.compile`, so a saved

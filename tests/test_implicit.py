@@ -471,3 +471,35 @@ def test_pairs_saved_by_the_former_sparse_layout_still_load(layout):
     np.testing.assert_allclose(
         implicit_vectors(twin, "user_id", USERS), expected, atol=1e-6
     )
+
+
+def test_sparse_adam_regularizes_the_rows_the_lists_read(layout):
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": keras_catembed.EntityEmbedding(
+                USERS, 4, embeddings_regularizer=keras.regularizers.L2(0.5)
+            ),
+            "movie_id": MOVIES,
+        },
+        implicit={"user_id": "movie_id"},
+    )
+    x, _ = data()
+    model.build()
+    model.adapt(x)
+    layer = model.implicit_layers["user_id"]
+    model.compile(optimizers.SparseAdam(0.01), "mse")
+    if layer.dense:
+        # The dense layout reads the whole table: its regularizer stays.
+        assert layer.embeddings.regularizer is not None
+        return
+    assert layer.embeddings.regularizer is None
+    batch = {k: ops.convert_to_tensor(v[:5]) for k, v in x.items()}
+    model(batch, training=True)
+    lists = _np(layer.pair_sources)[x["user_id"][:5]]
+    table = _np(layer.embeddings)
+    expected = 0.5 * np.sum(table[lists] ** 2)
+    row_losses = [_np(loss) for loss in layer.losses]
+    assert len(row_losses) == 1
+    np.testing.assert_allclose(row_losses[0], expected, rtol=1e-5)
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    assert layer.embeddings.regularizer is not None
