@@ -1,17 +1,17 @@
-"""Step time of implicit feedback: the dense and sparse pair layouts.
+"""Step time of implicit feedback: the dense and the lists pair layouts.
 
 `RatingModel(implicit=...)` holds the (target, source) pairs of a column
 either as a dense `num_targets x num_sources` matrix (a batch of its rows
-times the implicit table) or as sparse pairs summed with `segment_sum` over
-every pair at each step. This times one forward and backward pass of the
-implicit-feedback layer (the gradient of the implicit table) for a batch of
-target ids, in both layouts, at ml-1m's size by default: 6,040 users,
-3,706 movies, 720,000 pairs with Zipf-like popularity, 64 dimensions,
-batch 2048.
+times the implicit table) or as per-id lists of at most `k` source ids
+(`max_pairs_per_id=k`: a batch gathers `k` vectors per row). This times
+one forward and backward pass of the implicit-feedback layer (the gradient
+of the implicit table) for a batch of target ids, in each layout, at
+ml-1m's size by default: 6,040 users, 3,706 movies, 720,000 pairs with
+Zipf-like popularity, 64 dimensions, batch 2048, lists of `--caps` ids.
 
 Each backend runs in its own process; each layout is timed over
 `--repeats` compiled steps after a warm-up (median reported), and the
-ratio is sparse over dense from the same process.
+ratios are lists over dense from the same process.
 
 Usage:
 
@@ -103,10 +103,12 @@ def worker(args):
         dtype="int32",
     )
     results = []
-    for dense in (True, False):
+    for cap in [None, *args.caps]:
+        dense = cap is None
         layer = ImplicitFeedback(
-            args.targets, args.sources, args.dim, dense=dense
+            args.targets, args.sources, args.dim, max_pairs_per_id=cap
         )
+        assert layer.dense == dense
         layer.build()
         layer.adapt(targets, sources)
         run = step_function(layer, rows)
@@ -119,7 +121,7 @@ def worker(args):
         results.append(
             {
                 "backend": keras.backend.backend(),
-                "layout": "dense" if dense else "sparse",
+                "layout": "dense" if dense else f"lists-{cap}",
                 "pairs": int(np.unique(targets * args.sources + sources).size),
                 "ms_per_step": 1000 * statistics.median(times),
             }
@@ -138,6 +140,7 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--caps", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "implicit_layouts")
@@ -148,21 +151,30 @@ def main(argv=None):
     arguments = []
     for name in ("targets", "sources", "pairs", "dim", "batch_size", "repeats"):
         arguments += [f"--{name.replace('_', '-')}", getattr(args, name)]
+    arguments += ["--caps", *args.caps]
     results = []
     for backend in args.backends:
         results += _results.run_worker(__file__, backend, arguments)
+    layouts = ["dense", *(f"lists-{cap}" for cap in args.caps)]
     lines = [
-        "| backend | distinct pairs | dense ms/step | sparse ms/step "
-        "| sparse / dense |",
-        "|---|---:|---:|---:|---:|",
+        "| backend | distinct pairs | "
+        + " | ".join(f"{name} ms/step" for name in layouts)
+        + " | "
+        + " | ".join(f"{name} / dense" for name in layouts[1:])
+        + " |",
+        "|---|---:|" + "---:|" * (2 * len(layouts) - 1),
     ]
     for backend in args.backends:
         row = {r["layout"]: r for r in results if r["backend"] == backend}
-        dense, sparse = row["dense"], row["sparse"]
+        dense = row["dense"]["ms_per_step"]
+        cells = [f"{row[name]['ms_per_step']:.1f}" for name in layouts]
+        cells += [
+            f"{row[name]['ms_per_step'] / dense:.2f}x" for name in layouts[1:]
+        ]
         lines.append(
-            f"| {backend} | {dense['pairs']:,} | {dense['ms_per_step']:.1f} "
-            f"| {sparse['ms_per_step']:.1f} "
-            f"| {sparse['ms_per_step'] / dense['ms_per_step']:.1f}x |"
+            f"| {backend} | {row['dense']['pairs']:,} | "
+            + " | ".join(cells)
+            + " |"
         )
     table = "\n".join(lines)
     print(table)

@@ -1,0 +1,117 @@
+"""Accuracy of capped implicit feedback: `max_pairs_per_id` on ml-1m.
+
+`RatingModel(max_pairs_per_id=k)` keeps a fixed random sample of at most
+`k` pairs per id, which bounds the cost of a step at any data size. This
+measures what the cap costs in accuracy, on validation data only: the
+training part of ml-1m's first fold (the other four folds), of which a
+random tenth (seed 0) is held out. No test fold is used, so the choice of
+a cap here can be reported on the test folds later.
+
+Each configuration trains the `recommended-large` preset (its own
+training settings, dense Adam as `catembed train` uses it) with the given
+cap; `mlp-large` (the same model without implicit feedback) is the floor.
+
+Usage:
+
+    KERAS_BACKEND=jax python benchmarks/implicit_cap_accuracy.py \\
+        --data-dir ../shared/data/movielens --caps none 8 32
+
+It prints a markdown table and writes
+`benchmarks/results/implicit_cap_accuracy.{md,json}`.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _results  # noqa: E402
+import movielens_accuracy  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--caps",
+        nargs="+",
+        default=["floor", "none", "8", "32"],
+        help="'floor' (mlp-large), 'none' (every pair) or integers",
+    )
+    parser.add_argument("--epochs", type=int, help="override the preset")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(HERE, "results", "implicit_cap_accuracy"),
+    )
+    args = parser.parse_args(argv)
+
+    import keras
+    import numpy as np
+
+    from keras_catembed import cli
+
+    _, (train, _) = next(movielens_accuracy.folds_1m(args.data_dir))
+    order = np.random.default_rng(0).permutation(len(train))
+    held = len(train) // 10
+    validation = train.subset(np.sort(order[:held]))
+    train = train.subset(np.sort(order[held:]))
+    results = []
+    for cap in args.caps:
+        keras.utils.set_random_seed(0)
+        overrides = {} if args.epochs is None else {"epochs": args.epochs}
+        preset = "mlp-large" if cap == "floor" else "recommended-large"
+        if cap not in ("floor", "none"):
+            overrides["max_pairs_per_id"] = int(cap)
+        start = time.perf_counter()
+        model, _ = cli.train_model(train, preset, verbose=0, **overrides)
+        seconds = time.perf_counter() - start
+        prediction = model.predict(
+            cli.inputs(validation, model.columns), batch_size=8192, verbose=0
+        )
+        rmse, mae = movielens_accuracy.errors(prediction, validation.rating)
+        results.append(
+            {
+                "backend": keras.backend.backend(),
+                "preset": preset,
+                "max_pairs_per_id": (
+                    None if cap in ("floor", "none") else int(cap)
+                ),
+                "val_rmse": rmse,
+                "val_mae": mae,
+                "fit_s": seconds,
+                "train_rows": len(train),
+                "validation_rows": len(validation),
+            }
+        )
+        print(results[-1], flush=True)
+        # Written after each configuration, so a long run keeps its figures.
+        write(args, results)
+
+
+def write(args, results):
+    lines = [
+        "| preset | max_pairs_per_id | val RMSE | val MAE | fit s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        cap = r["max_pairs_per_id"] or (
+            "-" if r["preset"] == "mlp-large" else "all"
+        )
+        lines.append(
+            f"| {r['preset']} | {cap} | {r['val_rmse']:.4f} "
+            f"| {r['val_mae']:.4f} | {r['fit_s']:.0f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    machine = _results.machine_info(
+        epochs=args.epochs,
+        protocol="ml-1m fold-1 training part, 10% held out (seed 0)",
+    )
+    _results.write(args.out, table, results, machine)
+
+
+if __name__ == "__main__":
+    main()
