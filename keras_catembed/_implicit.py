@@ -209,20 +209,7 @@ class ImplicitFeedback(keras.layers.Layer):
         weights = weights[targets] * (1.0 if values is None else values)
         if not self.built:
             self.build()
-        if self.dense:
-            matrix = np.zeros((self.num_targets, self.num_sources), "float32")
-            matrix[targets, sources] = weights
-            self.pair_weights.assign(matrix)
-        else:
-            lists = np.full(
-                (self.num_targets, self.width), self.num_sources, "int32"
-            )
-            lists[targets, rank] = sources
-            self.pair_sources.assign(lists)
-            lists = np.zeros((self.num_targets, self.width), "float32")
-            lists[targets, rank] = weights
-            self.pair_weights.assign(lists)
-        self.pair_counts.assign(counts.astype("int32"))
+        self._write_pairs(targets, sources, rank, weights, counts)
         self._adapted = True
 
     def _check_adapt(self, target_rows, source_rows, ratings):
@@ -434,6 +421,11 @@ class ImplicitFeedback(keras.layers.Layer):
         rank = np.arange(targets.size) - np.repeat(
             np.cumsum(counts) - counts, counts
         )
+        self._write_pairs(targets, sources, rank, weights, counts)
+        self._adapted = bool(counts.any())
+
+    def _write_pairs(self, targets, sources, rank, weights, counts):
+        """Writes pairs (each with its rank in its target's list)."""
         if self.dense:
             matrix = np.zeros((self.num_targets, self.num_sources), "float32")
             matrix[targets, sources] = weights
@@ -448,7 +440,6 @@ class ImplicitFeedback(keras.layers.Layer):
             lists[targets, rank] = weights
             self.pair_weights.assign(lists)
         self.pair_counts.assign(counts.astype("int32"))
-        self._adapted = bool(counts.any())
 
     def get_config(self):
         config = super().get_config()
