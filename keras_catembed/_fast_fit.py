@@ -505,13 +505,12 @@ def _needed_rows(model, layer, x, pair_sources=None):
     ):
         for target, source in pairs.items():
             if layers[target] is layer:
-                rows = {}
-                for column in (target, source):
-                    owner = model.embedding_layers[column]
-                    found, _ = owner._rows(
-                        ops.reshape(ops.cast(x[column], "int32"), (-1,))
+                rows = {
+                    column: model.embedding_layers[column]._clipped_rows(
+                        ops.reshape(x[column], (-1,))
                     )
-                    rows[column] = ops.clip(found, 0, owner.num_rows - 1)
+                    for column in (target, source)
+                }
                 if pair_sources is None:
                     pair_sources = layer.pair_sources.value
                 needed = layer.rows_needed(

@@ -256,6 +256,16 @@ class EntityEmbedding(keras.layers.Layer):
             return (values >= 0) & (values < self.input_dim)
         return np.isin(values, self._sorted_vocabulary)
 
+    def _clipped_rows(self, ids):
+        """Table rows of ids of any integer dtype, clipped into the table.
+
+        For the other tables of a column (implicit feedback, the
+        neighbourhood): unknown ids fail in this layer's own lookup, with
+        its message, so a clipped row is never used for one.
+        """
+        rows, _ = self._rows(ops.cast(ids, "int32"))
+        return ops.clip(rows, 0, self.num_rows - 1)
+
     def _rows(self, ids):
         """Maps int32 ids to table rows; returns (rows, known mask)."""
         if self.vocabulary is None:

@@ -290,9 +290,7 @@ class RatingModel(keras.Model):
         def rows_of(column):
             if column not in rows:
                 layer = self.embedding_layers[column]
-                found, _ = layer._rows(ops.cast(inputs[column], "int32"))
-                # Unknown ids fail in the lookups, with their message.
-                rows[column] = ops.clip(found, 0, layer.num_rows - 1)
+                rows[column] = layer._clipped_rows(inputs[column])
             return rows[column]
 
         for column in self.columns:
