@@ -30,7 +30,7 @@ def recommend(
             f"`k` must be at most the number of candidates "
             f"({candidates.size}). Received: k={k}"
         )
-    excluded = _excluded(exclude, user_column, item_column)
+    excluded = _excluded(exclude, user_column, item_column, users[user_column])
     # Every id is checked here, before any compiled call.
     for column, values in users.items():
         model.embedding_layers[column].check_ids(values)
@@ -156,8 +156,8 @@ def _check_candidates(model, candidates, item_column):
     return candidates
 
 
-def _excluded(exclude, user_column, item_column):
-    """Maps each user id to the item ids it must not be recommended."""
+def _excluded(exclude, user_column, item_column, wanted):
+    """Maps each of the `wanted` user ids to the item ids to leave out."""
     if exclude is None:
         return {}
     if not isinstance(exclude, collections.abc.Mapping):
@@ -179,6 +179,9 @@ def _excluded(exclude, user_column, item_column):
             "The columns of `exclude` must have one length. Received "
             f"{users.size} and {items.size}"
         )
+    # Only the pairs of the users asked for are looked at again.
+    mine = np.isin(users, wanted)
+    users, items = users[mine], items[mine]
     excluded = collections.defaultdict(list)
     for user, item in zip(users.tolist(), items.tolist(), strict=True):
         excluded[int(user)].append(int(item))
