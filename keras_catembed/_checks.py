@@ -171,3 +171,41 @@ def graph_assert(where, bad, values, expected, problem="unknown id"):
 
         jax.debug.callback(_raise, any_bad, offending)
     return None
+
+
+def physical_memory():
+    """Bytes of physical memory of this machine, or None when unknown."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_weight_bytes(where, parts):
+    """Raises when the weights of a config cannot fit in this machine.
+
+    A saved config is read before any weight is allocated: a damaged or
+    tampered file asking for `input_dim=10**12` must fail here with a
+    clear message, not after allocating (or swapping) for minutes.
+
+    Args:
+        where: What is being built, for the message.
+        parts: Dict mapping a weight's description to its number of
+            elements (4 bytes each).
+    """
+    limit = physical_memory()
+    if limit is None:
+        return
+    total = 4 * sum(int(size) for size in parts.values())
+    if total <= limit:
+        return
+    largest = max(parts, key=parts.get)
+    raise ValueError(
+        f"{where}: its config asks for {total / 2**30:,.1f} GiB of weights "
+        f"(the largest, {largest}, holds {int(parts[largest]):,} values), "
+        f"more than this machine's {limit / 2**30:,.1f} GiB of memory. If "
+        "it comes from a saved file, the file is damaged or was made for "
+        "another machine; nothing was allocated."
+    )

@@ -382,6 +382,18 @@ class ImplicitFeedback(keras.layers.Layer):
 
     def load_own_variables(self, store):
         keys = set(store.keys())
+        rejected, self._rejected = getattr(self, "_rejected", None), None
+        if not keys and rejected is not None:
+            # Keras retries a layer that failed to load at an older path,
+            # where nothing is saved: keep the reason of the failure.
+            raise rejected
+        try:
+            self._load_checked(store, keys)
+        except ValueError as error:
+            self._rejected = error
+            raise
+
+    def _load_checked(self, store, keys):
         if {"targets", "sources", "weights"} <= keys:
             self._load_pairs(store)
         elif len(keys) == len(self.weights) - 1:
@@ -392,9 +404,66 @@ class ImplicitFeedback(keras.layers.Layer):
             counts = np.count_nonzero(np.asarray(store["1"]), axis=1)
             self.pair_counts.assign(counts.astype("int32"))
         else:
+            self._check_saved_pairs(store)
             super().load_own_variables(store)
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
+
+    def _check_saved_pairs(self, store):
+        """Checks saved pairs before any weight is assigned.
+
+        A damaged or tampered file could hold pair indices outside the
+        tables (read as NaN on JAX, as another row elsewhere) or counts
+        past the lists: they are refused, and the layer keeps its weights.
+        """
+        keys = set(store.keys())
+        saved = {
+            variable.name: np.asarray(store[str(index)])
+            for index, variable in enumerate(self.weights)
+            if str(index) in keys
+        }
+        where = f"{self.name}: the saved"
+        counts = saved.get("pair_counts")
+        if counts is None or counts.shape != (self.num_targets,):
+            return  # Keras reports the missing or mis-shaped weight.
+        limit = self.num_sources if self.dense else self.width
+        bad = np.flatnonzero((counts < 0) | (counts > limit))
+        if bad.size:
+            raise ValueError(
+                f"{where} `pair_counts` of row {bad[0]} is {counts[bad[0]]}, "
+                f"outside [0, {limit}]. The file is damaged."
+            )
+        sources = saved.get("pair_sources")
+        if (
+            self.dense
+            or sources is None
+            or sources.shape
+            != (
+                self.num_targets,
+                self.width,
+            )
+        ):
+            return
+        kept = np.arange(self.width) < counts[:, None]
+        bad = np.argwhere(
+            np.where(
+                kept,
+                (sources < 0) | (sources >= self.num_sources),
+                sources != self.num_sources,
+            )
+        )
+        if bad.size:
+            row, slot = bad[0]
+            expected = (
+                f"an id in [0, {self.num_sources - 1}]"
+                if kept[row, slot]
+                else f"the padding row {self.num_sources}"
+            )
+            raise ValueError(
+                f"{where} `pair_sources[{row}, {slot}]` is "
+                f"{sources[row, slot]}, expected {expected}. The file is "
+                "damaged."
+            )
 
     def _load_pairs(self, store):
         """Reads the pair arrays of the former sparse layout."""
@@ -405,6 +474,23 @@ class ImplicitFeedback(keras.layers.Layer):
         targets = np.asarray(store["targets"], "int64")
         sources = np.asarray(store["sources"], "int64")
         weights = np.asarray(store["weights"], "float32")
+        for name, values, size in (
+            ("targets", targets, self.num_targets),
+            ("sources", sources, self.num_sources),
+        ):
+            bad = np.flatnonzero((values < 0) | (values >= size))
+            if bad.size:
+                raise ValueError(
+                    f"{self.name}: the saved pair {name}[{bad[0]}] is "
+                    f"{values[bad[0]]}, outside [0, {size - 1}]. The file "
+                    "is damaged."
+                )
+        if not targets.shape == sources.shape == weights.shape:
+            raise ValueError(
+                f"{self.name}: the saved pair arrays differ in length "
+                f"({targets.size}, {sources.size}, {weights.size}). The "
+                "file is damaged."
+            )
         counts = np.bincount(targets, minlength=self.num_targets)
         if counts.max(initial=0) > self.width:
             raise ValueError(

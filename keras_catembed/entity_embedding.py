@@ -195,6 +195,9 @@ class EntityEmbedding(keras.layers.Layer):
         self._row_regularization = False
 
     def build(self, input_shape=None):
+        _checks.check_weight_bytes(
+            self._where, {"the table": self.num_rows * self.output_dim}
+        )
         self.embeddings = self.add_weight(
             shape=(self.num_rows, self.output_dim),
             name="embeddings",

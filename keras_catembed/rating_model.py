@@ -264,11 +264,46 @@ class RatingModel(keras.Model):
         """
         if input_shape is not None:
             self._standardize_structure(input_shape, shapes=True)
+        _checks.check_weight_bytes(
+            f"RatingModel '{self.name}'", self._weight_sizes()
+        )
         symbolic = {
             column: keras.KerasTensor((None,), dtype="int32", name=column)
             for column in self.columns
         }
         self.call(symbolic)
+
+    def build_from_config(self, config):
+        # Keras's default turns a failed build into a warning and then
+        # loads the weights that fit: a silently partial model. A saved
+        # model is built from its columns alone, and a failure is raised.
+        self.build()
+
+    def _weight_sizes(self):
+        """A lower bound of each weight's number of values, before build."""
+        sizes = {}
+        for column, layer in self.embedding_layers.items():
+            sizes[f"the embedding of '{column}'"] = (
+                layer.num_rows * layer.output_dim
+            )
+        for kind, layers in (
+            ("implicit", self.implicit_layers),
+            ("neighborhood", self.neighborhood_layers),
+        ):
+            for column, layer in layers.items():
+                pairs = layer.num_sources if layer.dense else 2 * layer.width
+                sizes[f"the {kind} pairs of '{column}'"] = (
+                    layer.num_targets * pairs
+                )
+                sizes[f"the {kind} table of '{column}'"] = (
+                    layer.num_sources * layer.output_dim
+                )
+        # Each hidden layer reads at least one value per input column.
+        width = len(self.columns)
+        for index, units in enumerate(self.hidden_units):
+            sizes[f"hidden layer {index}"] = width * units
+            width = units
+        return sizes
 
     def embed(self, inputs, training=None):
         """Looks up the vector of each column.
