@@ -1,0 +1,119 @@
+"""Every measured figure in the README and the docs comes from a result file.
+
+A figure is a decimal number in prose or a table (`0.8941`, `12.3x`,
+`276.5 s`). Each must appear, at the precision shown, in a JSON or markdown
+result written by a script under `benchmarks/` (`benchmarks/results/`), or
+be listed below with its reason. Code blocks, inline code,
+links and bounds (`<= 0.845`, targets) are not figures.
+"""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+
+# Numbers of a page that are not measurements, or are computed from
+# result figures that the page does not show, each with its reason.
+EXPLAINED = {
+    "index.md": {
+        "0.56": "the exponent of fastai's size rule",
+        "0.022": "u1 RMSE of mlp minus recommended, movielens_accuracy.json",
+    },
+    "performance.md": {
+        "0.0145": "mlp-large minus exact, implicit_cap_accuracy.json",
+    },
+    "tuning.md": {
+        "0.99": "a value of the ema_momentum search space",
+        "10.5": "an example rating_range for a 1-10 scale",
+    },
+}
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)(?!\d|\.\d)")
+_BOUND = re.compile(r"(<=|>=|≤|≥|<|>|at most|at least|target)\s*$")
+
+
+def _result_numbers():
+    numbers = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers.add(float(value))
+        elif isinstance(value, str):
+            numbers.update(float(x) for x in re.findall(r"\d+\.\d+", value))
+
+    for path in RESULTS.glob("*.json"):
+        walk(json.loads(path.read_text()))
+    for path in RESULTS.glob("*.md"):
+        numbers.update(
+            float(x) for x in re.findall(r"\d+\.\d+", path.read_text())
+        )
+    return numbers
+
+
+def _figures(text):
+    """(line number, token) of each figure of a markdown page."""
+    text = re.sub(
+        r"```.*?```", lambda m: "\n" * m[0].count("\n"), text, flags=re.S
+    )
+    for number, line in enumerate(text.splitlines(), 1):
+        line = re.sub(r"`[^`]*`", "``", line)
+        line = re.sub(r"\]\([^)]*\)|https?://\S+", "", line)
+        for match in _NUMBER.finditer(line.replace(",", "")):
+            if not _BOUND.search(line.replace(",", "")[: match.start()]):
+                yield number, match[1]
+
+
+def _matches(token, value):
+    decimals = len(token.split(".")[1])
+    return abs(value - float(token)) <= 0.5 * 10**-decimals + 1e-9
+
+
+@pytest.fixture(scope="module")
+def result_numbers():
+    numbers = _result_numbers()
+    assert len(numbers) > 100, "the result files are missing"
+    return sorted(numbers)
+
+
+def _known(token, numbers):
+    import bisect
+
+    value = float(token)
+    decimals = len(token.split(".")[1])
+    low = bisect.bisect_left(numbers, value - 10**-decimals)
+    high = bisect.bisect_right(numbers, value + 10**-decimals)
+    return any(_matches(token, x) for x in numbers[low:high])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_figure_comes_from_a_result_file(page, result_numbers):
+    figures = list(_figures(page.read_text()))
+    allowed = EXPLAINED.get(page.name, {})
+    unknown = [
+        f"line {line}: {token}"
+        for line, token in figures
+        if token not in allowed and not _known(token, result_numbers)
+    ]
+    assert not unknown, (
+        f"{page.name} has figures that no file under benchmarks/results "
+        f"holds: {unknown}"
+    )
+
+
+def test_the_check_finds_a_figure_of_no_result(result_numbers):
+    text = "Training took 123.456789 s and scored 0.8941.\n`0.111` <= 0.845"
+    figures = [token for _, token in _figures(text)]
+    assert figures == ["123.456789", "0.8941"]
+    assert not _known("123.456789", result_numbers)
+    assert _known("0.8941", result_numbers)
