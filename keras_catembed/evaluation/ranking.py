@@ -39,6 +39,7 @@ import collections.abc
 import math
 import numbers
 
+import keras
 import numpy as np
 
 from keras_catembed import _recommend
@@ -346,7 +347,7 @@ def ranking_metrics(
         labels, scores = _lists(hits, num_relevant, limit)
         metric = metric_class(k=k, shuffle_ties=False, name=name)
         metric.update_state(labels, scores)
-        results[name] = float(np.asarray(metric.result()))
+        results[name] = float(keras.ops.convert_to_numpy(metric.result()))
     results["hit_rate"] = float(np.mean(hits.any(axis=1)))
     recommended = np.unique(item_ids[item_ids != -1])
     results["coverage"] = float(
