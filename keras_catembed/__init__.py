@@ -2,6 +2,7 @@
 
 from keras_catembed import datasets
 from keras_catembed import distribution
+from keras_catembed import evaluation
 from keras_catembed import explore
 from keras_catembed import optimizers
 from keras_catembed import presets
@@ -17,6 +18,7 @@ __all__ = [
     "RatingModel",
     "datasets",
     "distribution",
+    "evaluation",
     "explore",
     "optimizers",
     "presets",

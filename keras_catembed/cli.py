@@ -197,13 +197,36 @@ def _build_parser():
         "evaluate",
         help="evaluate a saved model on a held-out part",
         description="Print the test RMSE and MAE of a model saved by "
-        "catembed train next to the baselines.",
+        "catembed train next to the baselines; with --ranking, also the "
+        "ranking metrics of its top-k lists next to the most-popular "
+        "baseline (needs the [ranking] extra).",
     )
     evaluate.add_argument(
         "--model", required=True, help="a .keras file saved by catembed train"
     )
     _add_data_arguments(evaluate)
     _add_split_arguments(evaluate)
+    evaluate.add_argument(
+        "--ranking",
+        action="store_true",
+        help="also print precision, recall, NDCG, MAP, MRR and hit rate at "
+        "k and catalogue coverage of each test user's top-k movies (the "
+        "user's training movies left out), next to recommending the most "
+        "rated training movies",
+    )
+    evaluate.add_argument(
+        "-k",
+        type=int,
+        default=None,
+        help="length of each recommendation list for --ranking (default: 10)",
+    )
+    evaluate.add_argument(
+        "--relevance-threshold",
+        type=float,
+        default=4.0,
+        help="for --ranking, a test movie is relevant to its user when "
+        "rated at least this (default: 4.0)",
+    )
 
     similar = commands.add_parser(
         "similar", help="movies whose embeddings are nearest to a movie"
@@ -866,6 +889,17 @@ def _check_model_fits(model, ratings):
 
 
 def _cmd_evaluate(args, out):
+    if not args.ranking and args.k is not None:
+        raise CommandError("-k is used with --ranking only; add --ranking")
+    if not math.isfinite(args.relevance_threshold):
+        raise CommandError(
+            "--relevance-threshold must be a finite number. Received: "
+            f"{args.relevance_threshold}"
+        )
+    if args.ranking:
+        from keras_catembed.evaluation import ranking
+
+        ranking._keras_rs_metrics()  # Before any work, if it is missing.
     model = _load_model(args.model)
     ratings = _load(args)
     _check_model_fits(model, ratings)
@@ -875,9 +909,102 @@ def _cmd_evaluate(args, out):
         model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
         test.rating,
     )
+    ranked = None
+    if args.ranking:
+        # Computed before anything is printed: a mistake is one line.
+        k = 10 if args.k is None else args.k
+        ranked = ranking_rows(
+            model,
+            train,
+            test,
+            k=k,
+            relevance_threshold=args.relevance_threshold,
+        )
     print(f"{ratings.name}, {split} split, {len(test):,} ratings", file=out)
     print(_table(rows), file=out)
+    if ranked is not None:
+        print(
+            f"Top-{k} lists of {ranked['model']['users']:,} test users "
+            f"(relevant: test ratings >= {args.relevance_threshold:g}; "
+            f"each user's training movies left out; all "
+            f"{ratings.num_movies:,} movies are candidates)",
+            file=out,
+        )
+        print(_ranking_table(ranked, k), file=out)
+        rows["ranking"] = ranked
     return rows
+
+
+def ranking_rows(model, train, test, *, k=10, relevance_threshold=4.0):
+    """Ranking metrics of `model` and of the most-popular baseline.
+
+    Each test user with a relevant test rating gets `k` movies among all
+    movies of the release, leaving out the movies the user rated in
+    `train`. See `keras_catembed.evaluation.ranking_metrics`.
+
+    Args:
+        model: A trained `RatingModel` on `"user_id"`, `"movie_id"` and
+            perhaps user features.
+        train: The training `Ratings`: what is left out, and what the
+            baseline counts.
+        test: The test `Ratings`.
+        k: Positive integer. The length of each list.
+        relevance_threshold: A test rating at least this is relevant.
+
+    Returns:
+        Dict `{"most popular": metrics, "model": metrics}`.
+    """
+    from keras_catembed.evaluation import MostPopular
+    from keras_catembed.evaluation import ranking_metrics
+
+    candidates = np.arange(train.num_movies)
+    x_train = inputs(train)
+    options = {
+        "k": k,
+        "exclude": x_train,
+        "relevance_threshold": relevance_threshold,
+        "candidates": candidates,
+        "user_column": "user_id",
+        "item_column": "movie_id",
+    }
+    baseline = MostPopular(
+        x_train,
+        user_column="user_id",
+        item_column="movie_id",
+        candidates=candidates,
+    )
+    return {
+        "most popular": ranking_metrics(
+            baseline, inputs(test), test.rating, **options
+        ),
+        "model": ranking_metrics(
+            model, inputs(test, model.columns), test.rating, **options
+        ),
+    }
+
+
+_RANKING_COLUMNS = (
+    ("precision", "P@{k}"),
+    ("recall", "R@{k}"),
+    ("ndcg", "NDCG@{k}"),
+    ("map", "MAP@{k}"),
+    ("mrr", "MRR@{k}"),
+    ("hit_rate", "HR@{k}"),
+    ("coverage", "coverage"),
+)
+
+
+def _ranking_table(rows, k):
+    """The rows' ranking metrics, in aligned columns."""
+    width = max([28, *(len(name) for name in rows)])
+    heads = [head.format(k=k) for _, head in _RANKING_COLUMNS]
+    lines = [f"{'model':<{width}}" + "".join(f" {h:>9}" for h in heads)]
+    for name, values in rows.items():
+        lines.append(
+            f"{name:<{width}}"
+            + "".join(f" {values[key]:>9.4f}" for key, _ in _RANKING_COLUMNS)
+        )
+    return "\n".join(lines)
 
 
 def _movie_index(ratings, title):
