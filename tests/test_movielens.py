@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -844,6 +846,8 @@ def _documented_args(function):
     "function",
     [
         movielens.load_ratings,
+        movielens.load_official_split,
+        movielens.load_user_features,
         Ratings,
         Ratings.from_arrays,
         Ratings.subset,
@@ -859,6 +863,253 @@ def test_docstring_args_match_the_signature(function):
         if p not in ("self", "cls")
     ]
     assert _documented_args(function) == parameters
+
+
+# --- What the loader serves is checked --------------------------------------
+
+
+def _replace_line(files, filename, line_number, new_line):
+    lines = files[filename].decode("latin-1").splitlines()
+    lines[line_number - 1] = new_line
+    files[filename] = ("\n".join(lines) + "\n").encode("latin-1")
+    return files
+
+
+@pytest.mark.parametrize(
+    "name, filename, line_number, bad_line, shown",
+    [
+        ("ml-100k", "u.data", 3, "1\t5\t6\t878542960", "6"),
+        ("ml-100k", "u.data", 7, "3\t1\t0\t889236000", "0"),
+        ("ml-1m", "ratings.dat", 2, "1::2::3.5::876893171", "3.5"),
+        ("ml-10m", "ratings.dat", 4, "1::7::5.5::875071561", "5.5"),
+        ("ml-10m", "ratings.dat", 5, "3::2::0::889237455", "0"),
+        ("ml-20m", "ratings.csv", 4, "1,5,4.25,878542960", "4.25"),
+        ("ml-latest-small", "ratings.csv", 2, "1,1,10.0,874965758", "10"),
+    ],
+)
+def test_rating_outside_the_release_scale_names_file_line_and_value(
+    tmp_path, name, filename, line_number, bad_line, shown
+):
+    files = _replace_line(
+        fx.release_files(name), filename, line_number, bad_line
+    )
+    folder = fx.write_release(tmp_path, name, files)
+    with pytest.raises(ValueError, match="not one this release publishes") as e:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    message = str(e.value)
+    assert f"{os.path.join(folder, filename)}, line {line_number}:" in message
+    assert f"the rating {shown} " in message
+    expected = "whole stars" if name in ("ml-100k", "ml-1m") else "0.5 to 5"
+    assert expected in message
+
+
+def test_rating_outside_the_scale_in_a_fold_file_is_refused(tmp_path):
+    files = fx.files_100k()
+    files["u2.test"] = files["u2.test"].replace(
+        b"\t3\t876893171", b"\t7\t876893171"
+    )
+    fx.write_release(tmp_path, "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"u2.test, line \d+: the rating 7"):
+        ratings.official_split("u2")
+    train, test = ratings.official_split("u1")
+    assert len(train) + len(test) == len(ratings)
+
+
+@pytest.mark.parametrize(
+    "name, filename, repeat, first_line",
+    [
+        ("ml-100k", "u.data", "1\t2\t4\t899999999", 2),
+        ("ml-20m", "ratings.csv", "1,2,4.0,899999999", 3),
+    ],
+)
+def test_repeated_user_movie_pair_is_refused_naming_both_lines(
+    tmp_path, name, filename, repeat, first_line
+):
+    files = fx.release_files(name)
+    files[filename] += (repeat + "\n").encode()
+    files[filename] += files[filename].splitlines(keepends=True)[-2]
+    folder = fx.write_release(tmp_path, name, files)
+    last_line = len(files[filename].splitlines())
+    with pytest.raises(ValueError, match="twice") as info:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    message = str(info.value)
+    assert os.path.join(folder, filename) in message
+    assert "(user 1, movie 2)" in message
+    assert f"on line {first_line} and on line {last_line - 1}" in message
+    assert "(2 repeated rows in the file)" in message
+
+
+def test_official_data_has_no_repeated_pairs_and_from_arrays_keeps_them():
+    ratings = Ratings.from_arrays([1, 1], [2, 2], [3, 4])
+    assert len(ratings) == 2  # Building from arrays is the way to keep them.
+
+
+@pytest.mark.parametrize(
+    "name, filename",
+    [
+        ("ml-100k", "u.item"),
+        ("ml-100k", "u.data"),
+        ("ml-1m", "movies.dat"),
+        ("ml-1m", "ratings.dat"),
+        ("ml-10m", "movies.dat"),
+        ("ml-20m", "movies.csv"),
+        ("ml-20m", "ratings.csv"),
+    ],
+)
+def test_utf8_byte_order_mark_is_dropped(tmp_path, name, filename):
+    files = fx.release_files(name)
+    files[filename] = b"\xef\xbb\xbf" + files[filename]
+    fx.write_release(tmp_path, name, files)
+    ratings = movielens.load_ratings(name, data_dir=tmp_path)
+    check_matches_fixture(ratings, name)
+    assert ratings.titles[0] == "Toy Story (1995)"
+
+
+def test_byte_order_mark_in_the_users_file_is_dropped(tmp_path):
+    files = fx.files_100k()
+    files["u.user"] = b"\xef\xbb\xbf" + files["u.user"]
+    fx.write_release(tmp_path, "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    features = ratings.user_features()
+    assert int(features["occupation"][0]) == fx.USERS[1][1][2]
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-20])
+
+
+def _same_size_edit(path):
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"\t5\t", b"\t1\t", 1))
+    assert len(path.read_bytes()) == len(data)
+
+
+@pytest.mark.parametrize(
+    "filename, damage",
+    [
+        ("u.data", _truncate),
+        ("u.data", _same_size_edit),
+        ("u.item", lambda path: path.unlink()),
+        ("u1.test", lambda path: path.write_bytes(b"")),
+    ],
+)
+def test_damaged_extracted_files_are_extracted_again(
+    cache, server, monkeypatch, capsys, filename, damage
+):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    movielens.load_ratings("ml-100k")
+    folder = cache / "ml-100k_extracted" / "ml-100k"
+    manifest = json.loads(
+        (cache / "ml-100k_extracted" / ".manifest.json").read_text()
+    )
+    size, digest = manifest["files"][f"ml-100k/{filename}"]
+    assert size == len(fx.files_100k()[filename])
+    assert digest == fx.sha256(fx.files_100k()[filename])[len("sha256:") :]
+    damage(folder / filename)
+    capsys.readouterr()
+
+    ratings = movielens.load_ratings("ml-100k", download=False)
+    assert "extracting it again" in capsys.readouterr().out
+    check_matches_fixture(ratings, "ml-100k")
+    assert (folder / filename).read_bytes() == fx.files_100k()[filename]
+    train, test = ratings.official_split("u1")
+    assert len(train) + len(test) == len(ratings)
+    assert server.hits["ml-100k.zip"] == 1  # From the cached archive.
+
+
+def test_damaged_extraction_without_the_archive_is_not_served(
+    cache, server, monkeypatch
+):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    movielens.load_ratings("ml-100k")
+    (cache / "ml-100k.zip").unlink()
+    check_matches_fixture(
+        movielens.load_ratings("ml-100k", download=False), "ml-100k"
+    )
+    _truncate(cache / "ml-100k_extracted" / "ml-100k" / "u.data")
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        movielens.load_ratings("ml-100k", download=False)
+
+
+def _zip_bomb(path, size):
+    """An ml-100k archive with `size` zero bytes in one extra entry."""
+    block = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for filename, data in fx.files_100k().items():
+            archive.writestr(f"ml-100k/{filename}", data)
+        with archive.open("ml-100k/padding.bin", "w", force_zip64=True) as f:
+            for _ in range(size // len(block)):
+                f.write(block)
+
+
+def test_archive_expanding_beyond_the_limit_is_refused_early(
+    tmp_path, cache, server, monkeypatch
+):
+    bomb = tmp_path / "bomb.zip"
+    _zip_bomb(bomb, 200 << 20)
+    data = bomb.read_bytes()
+    assert len(data) < 400_000
+    serve(monkeypatch, server, "ml-100k", data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="Refusing") as info:
+            movielens.load_ratings("ml-100k")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "'ml-100k/padding.bin'" in str(info.value)
+    assert f"{64 << 20} bytes allowed" in str(info.value)
+    assert peak < 16 << 20
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+    with pytest.raises(ValueError, match="Refusing.*padding.bin"):
+        movielens.load_ratings("ml-100k", data_dir=bomb)
+
+
+def test_extraction_limit_is_per_release(tmp_path, cache, server, monkeypatch):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data)
+    monkeypatch.setitem(
+        movielens.RELEASES["ml-100k"], "max_extracted_bytes", 1000
+    )
+    with pytest.raises(ValueError, match="more than the 1000 bytes allowed"):
+        movielens.load_ratings("ml-100k")
+    monkeypatch.setitem(
+        movielens.RELEASES["ml-100k"], "max_extracted_bytes", 1 << 20
+    )
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+def test_download_that_drips_fails_after_the_deadline(
+    cache, server, monkeypatch
+):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data)
+    server.drip = (2, 0.25)  # 8 bytes/s: the archive would take minutes.
+    with pytest.raises(OSError, match="download_timeout=1 seconds") as info:
+        movielens.load_ratings("ml-100k", download_timeout=1)
+    assert "data_dir=" in str(info.value)
+    assert f"of {len(data)} bytes" in str(info.value)
+    assert server.sent["ml-100k.zip"] < len(data) // 4
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+    server.drip = None
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "10", float("nan")])
+def test_download_timeout_must_be_a_positive_number(cache, bad):
+    with pytest.raises(ValueError, match="`download_timeout` must be"):
+        movielens.load_ratings("ml-100k", download_timeout=bad)
+
+
+def test_load_functions_match_the_methods(ratings_100k):
+    train, test = movielens.load_official_split(ratings_100k, "u3")
+    again_train, again_test = ratings_100k.official_split("u3")
+    assert rows_of(train) == rows_of(again_train)
+    assert rows_of(test) == rows_of(again_test)
+    features = movielens.load_user_features(ratings_100k)
+    for name, codes in ratings_100k.user_features().items():
+        np.testing.assert_array_equal(features[name], codes)
 
 
 # --- Real MovieLens data (skipped when absent) -------------------------------

@@ -31,11 +31,11 @@ def _check_rating_scale(values, scale, where, first_line):
     steps = values / step
     bad = (values < low) | (values > high) | (steps != np.round(steps))
     if bad.any():
-        row = int(np.argmax(bad))
+        row, count = int(np.argmax(bad)), int(bad.sum())
         raise ValueError(
             f"{where}, line {first_line + row}: the rating "
             f"{float(values[row]):g} is not one this release publishes "
-            f"({int(bad.sum())} such rating{'s' * (bad.sum() != 1)} in the "
+            f"({count} such rating{'s' * (count != 1)} in the "
             f"file). Expected {_describe_scale(scale)}."
         )
 
