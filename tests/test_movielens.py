@@ -43,6 +43,21 @@ def cache(tmp_path, monkeypatch):
     return home / "datasets"
 
 
+@pytest.fixture(params=["numpy", "pyarrow"])
+def parser(request, monkeypatch):
+    """Runs a test with the NumPy parser, then with pyarrow (if installed)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(movielens.arrow, "_PYARROW", None)
+    else:
+        pytest.importorskip("pyarrow")
+    return request.param
+
+
+@pytest.fixture
+def numpy_parser(monkeypatch):
+    monkeypatch.setattr(movielens.arrow, "_PYARROW", None)
+
+
 @pytest.fixture
 def server():
     with fx.FixtureServer() as running:
@@ -131,7 +146,7 @@ def test_registry_names_each_release_folder_url_and_checksum():
 
 
 @pytest.mark.parametrize("name", ["ml-100k", "ml-1m", "ml-10m", "ml-20m"])
-def test_parses_each_release_format(tmp_path, name):
+def test_parses_each_release_format(tmp_path, name, parser):
     fx.write_release(tmp_path, name)
     ratings = movielens.load_ratings(name, data_dir=tmp_path, download=False)
     check_matches_fixture(ratings, name)
@@ -139,7 +154,7 @@ def test_parses_each_release_format(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", fx.CSV_RELEASES[1:])
-def test_parses_other_csv_releases(tmp_path, name):
+def test_parses_other_csv_releases(tmp_path, name, parser):
     folder = fx.write_release(tmp_path, name)
     check_matches_fixture(movielens.load_ratings(name, data_dir=folder), name)
 
@@ -166,7 +181,7 @@ def test_reads_latin1_titles_of_ml_100k_and_ml_1m(tmp_path):
 
 
 def test_accepts_crlf_missing_final_newline_and_trailing_blank_lines(
-    tmp_path,
+    tmp_path, parser
 ):
     files = fx.files_100k()
     lines = files["u.data"].decode().splitlines()
@@ -179,14 +194,14 @@ def test_accepts_crlf_missing_final_newline_and_trailing_blank_lines(
         check_matches_fixture(ratings, "ml-100k")
 
 
-def test_parses_across_chunk_boundaries(tmp_path, monkeypatch):
+def test_parses_across_chunk_boundaries(tmp_path, monkeypatch, numpy_parser):
     fx.write_release(tmp_path, "ml-20m")
     monkeypatch.setattr(movielens.parsing, "_CHUNK_BYTES", 7)
     ratings = movielens.load_ratings("ml-20m", data_dir=tmp_path)
     check_matches_fixture(ratings, "ml-20m")
 
 
-def test_parses_long_numbers_like_numpy(tmp_path):
+def test_parses_long_numbers_like_numpy(tmp_path, parser):
     rng = np.random.default_rng(0)
     num_rows = 5000
     users = rng.integers(0, 10**15, num_rows)
@@ -222,6 +237,12 @@ def test_parses_long_numbers_like_numpy(tmp_path):
         ("ml-100k", "u.data", 9, "1\t2\tnan\t874965758", "rating field"),
         ("ml-100k", "u.data", 10, "1\t\t3\t874965758", "item id field ''"),
         ("ml-100k", "u.data", 3, "1\t2\t3\t12345678901234567", "timestamp"),
+        ("ml-100k", "u.data", 4, "+1\t2\t3\t874965758", "character '\\+'"),
+        ("ml-100k", "u.data", 5, "1\t2\t3e0\t874965758", "rating field"),
+        ("ml-100k", "u.data", 6, "1\t2\tinf\t874965758", "rating field"),
+        ("ml-100k", "u.data", 7, "1\t2\t-0\t874965758", "character '-'"),
+        ("ml-100k", "u.data", 8, "1\t2\t3\t8749\r65758", r"character '\\r'"),
+        ("ml-20m", "ratings.csv", 5, '1,2,"3.5",874965758', "character '\"'"),
         ("ml-1m", "ratings.dat", 4, "1::2:3::874965758", "expected 4 fields"),
         ("ml-1m", "ratings.dat", 2, "1::2::3::87496575a", "Timestamp field"),
         ("ml-20m", "ratings.csv", 1, "user,movie,rating,time", "header"),
@@ -230,7 +251,7 @@ def test_parses_long_numbers_like_numpy(tmp_path):
     ],
 )
 def test_malformed_line_names_file_and_line(
-    tmp_path, name, filename, line_number, bad_line, match
+    tmp_path, name, filename, line_number, bad_line, match, parser
 ):
     files = fx.release_files(name)
     lines = files[filename].decode().splitlines()
@@ -245,7 +266,7 @@ def test_malformed_line_names_file_and_line(
 
 
 def test_malformed_line_in_a_later_chunk_has_the_right_line_number(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, numpy_parser
 ):
     files = fx.files_100k()
     lines = files["u.data"].decode().splitlines()
@@ -278,6 +299,21 @@ def test_malformed_movie_line_names_file_and_line(
     with pytest.raises(ValueError, match=f"line {line_number} in ") as info:
         movielens.load_ratings(name, data_dir=tmp_path)
     assert os.path.join(folder, filename) in str(info.value)
+
+
+def test_pyarrow_parses_well_formed_files_without_the_numpy_parser(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("pyarrow")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("parsed with NumPy")
+
+    monkeypatch.setattr(movielens.parsing, "_parse_table_numpy", fail)
+    for name in ("ml-100k", "ml-1m", "ml-10m", "ml-20m"):
+        fx.write_release(tmp_path / name, name)
+        ratings = movielens.load_ratings(name, data_dir=tmp_path / name)
+        check_matches_fixture(ratings, name)
 
 
 # --- data_dir ---------------------------------------------------------------
@@ -888,7 +924,7 @@ def _replace_line(files, filename, line_number, new_line):
     ],
 )
 def test_rating_outside_the_release_scale_names_file_line_and_value(
-    tmp_path, name, filename, line_number, bad_line, shown
+    tmp_path, name, filename, line_number, bad_line, shown, parser
 ):
     files = _replace_line(
         fx.release_files(name), filename, line_number, bad_line
@@ -957,7 +993,7 @@ def test_official_data_has_no_repeated_pairs_and_from_arrays_keeps_them():
         ("ml-20m", "ratings.csv"),
     ],
 )
-def test_utf8_byte_order_mark_is_dropped(tmp_path, name, filename):
+def test_utf8_byte_order_mark_is_dropped(tmp_path, name, filename, parser):
     files = fx.release_files(name)
     files[filename] = b"\xef\xbb\xbf" + files[filename]
     fx.write_release(tmp_path, name, files)

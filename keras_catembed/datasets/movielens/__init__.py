@@ -20,8 +20,9 @@ The package, one concept per module:
 - `sources`: a release's files in a folder or a zip archive.
 - `download`, `extract`, `cache`: fetching the archive within a deadline,
   bounded extraction with a manifest, the Keras cache and its lock.
-- `parsing`, `metadata`, `verify`: the ratings parser, the movie and user
-  files, and the checks of what a ratings file holds.
+- `parsing`, `arrow`, `metadata`, `verify`: the ratings parsers (NumPy,
+  and pyarrow when installed), the movie and user files, and the checks of
+  what a ratings file holds.
 - `loading`: `load_ratings`, `load_official_split`, `load_user_features`.
 """
 
