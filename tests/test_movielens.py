@@ -1102,6 +1102,21 @@ def test_archive_expanding_beyond_the_limit_is_refused_early(
         movielens.load_ratings("ml-100k", data_dir=bomb)
 
 
+def test_extraction_stops_an_entry_that_outgrows_its_room(tmp_path):
+    # Declared sizes are checked first; while streaming, each entry is also
+    # counted against what is left of the limit, block by block.
+    bomb = tmp_path / "bomb.zip"
+    _zip_bomb(bomb, 8 << 20)
+    target = tmp_path / "padding.bin"
+    with zipfile.ZipFile(bomb) as archive:
+        info = archive.getinfo("ml-100k/padding.bin")
+        with pytest.raises(ValueError, match="expands beyond the bytes"):
+            movielens.extract._copy_entry(
+                archive, info, str(target), 3 << 20, str(bomb)
+            )
+    assert target.stat().st_size <= 3 << 20
+
+
 def test_extraction_limit_is_per_release(tmp_path, cache, server, monkeypatch):
     data = fx.make_zip("ml-100k")
     serve(monkeypatch, server, "ml-100k", data)
