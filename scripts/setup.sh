@@ -11,7 +11,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     # The CPU build of torch; a plain `torch` would pull in CUDA.
     "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
     "$venv/bin/python" -m pip install --quiet \
-        -e "$root[tensorflow,jax,tuner,plot,ranking,test,docs,dev]"
+        -e "$root[tensorflow,jax,tuner,plot,ranking,fast-csv,test,docs,dev]"
     touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

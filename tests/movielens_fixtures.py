@@ -274,12 +274,16 @@ class FixtureServer:
     pair to announce a `Content-Length` other than `len(data)` (a transfer
     cut short). `hits[path]` counts the requests; `delay` slows each body
     down (seconds spread over its bytes), to make downloads overlap.
+    `drip = (num_bytes, seconds)` instead sends `num_bytes` every `seconds`
+    (a server that never quite stalls); `sent[path]` counts the bytes sent.
     """
 
     def __init__(self):
         self.routes = {}
         self.hits = collections.Counter()
+        self.sent = collections.Counter()
         self.delay = 0.0
+        self.drip = None
         self._lock = threading.Lock()
         server = self
 
@@ -302,6 +306,19 @@ class FixtureServer:
                     str(len(data) if length is None else length),
                 )
                 self.end_headers()
+                if server.drip:
+                    size, seconds = server.drip
+                    for start in range(0, len(data), size):
+                        try:
+                            self.wfile.write(data[start : start + size])
+                            self.wfile.flush()
+                        except OSError:  # The client gave up.
+                            break
+                        with server._lock:
+                            server.sent[path] += len(data[start:][:size])
+                        time.sleep(seconds)
+                    self.close_connection = True
+                    return
                 pieces = 4 if server.delay else 1
                 step = -(-len(data) // pieces)
                 for start in range(0, len(data), step):

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,21 @@ def cache(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("KERAS_HOME", str(home))
     return home / "datasets"
+
+
+@pytest.fixture(params=["numpy", "pyarrow"])
+def parser(request, monkeypatch):
+    """Runs a test with the NumPy parser, then with pyarrow (if installed)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(movielens.arrow, "_PYARROW", None)
+    else:
+        pytest.importorskip("pyarrow")
+    return request.param
+
+
+@pytest.fixture
+def numpy_parser(monkeypatch):
+    monkeypatch.setattr(movielens.arrow, "_PYARROW", None)
 
 
 @pytest.fixture
@@ -129,7 +146,7 @@ def test_registry_names_each_release_folder_url_and_checksum():
 
 
 @pytest.mark.parametrize("name", ["ml-100k", "ml-1m", "ml-10m", "ml-20m"])
-def test_parses_each_release_format(tmp_path, name):
+def test_parses_each_release_format(tmp_path, name, parser):
     fx.write_release(tmp_path, name)
     ratings = movielens.load_ratings(name, data_dir=tmp_path, download=False)
     check_matches_fixture(ratings, name)
@@ -137,7 +154,7 @@ def test_parses_each_release_format(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", fx.CSV_RELEASES[1:])
-def test_parses_other_csv_releases(tmp_path, name):
+def test_parses_other_csv_releases(tmp_path, name, parser):
     folder = fx.write_release(tmp_path, name)
     check_matches_fixture(movielens.load_ratings(name, data_dir=folder), name)
 
@@ -164,7 +181,7 @@ def test_reads_latin1_titles_of_ml_100k_and_ml_1m(tmp_path):
 
 
 def test_accepts_crlf_missing_final_newline_and_trailing_blank_lines(
-    tmp_path,
+    tmp_path, parser
 ):
     files = fx.files_100k()
     lines = files["u.data"].decode().splitlines()
@@ -177,19 +194,19 @@ def test_accepts_crlf_missing_final_newline_and_trailing_blank_lines(
         check_matches_fixture(ratings, "ml-100k")
 
 
-def test_parses_across_chunk_boundaries(tmp_path, monkeypatch):
+def test_parses_across_chunk_boundaries(tmp_path, monkeypatch, numpy_parser):
     fx.write_release(tmp_path, "ml-20m")
-    monkeypatch.setattr(movielens, "_CHUNK_BYTES", 7)
+    monkeypatch.setattr(movielens.parsing, "_CHUNK_BYTES", 7)
     ratings = movielens.load_ratings("ml-20m", data_dir=tmp_path)
     check_matches_fixture(ratings, "ml-20m")
 
 
-def test_parses_long_numbers_like_numpy(tmp_path):
+def test_parses_long_numbers_like_numpy(tmp_path, parser):
     rng = np.random.default_rng(0)
     num_rows = 5000
     users = rng.integers(0, 10**15, num_rows)
     movies = rng.integers(1, 10 ** rng.integers(1, 9, num_rows))
-    ratings = rng.integers(0, 100, num_rows) / 4
+    ratings = rng.integers(1, 11, num_rows) / 2
     stamps = rng.integers(0, 10**12, num_rows)
     text = "".join(
         f"{u},{m},{r:g},{t}\n"
@@ -220,6 +237,12 @@ def test_parses_long_numbers_like_numpy(tmp_path):
         ("ml-100k", "u.data", 9, "1\t2\tnan\t874965758", "rating field"),
         ("ml-100k", "u.data", 10, "1\t\t3\t874965758", "item id field ''"),
         ("ml-100k", "u.data", 3, "1\t2\t3\t12345678901234567", "timestamp"),
+        ("ml-100k", "u.data", 4, "+1\t2\t3\t874965758", "character '\\+'"),
+        ("ml-100k", "u.data", 5, "1\t2\t3e0\t874965758", "rating field"),
+        ("ml-100k", "u.data", 6, "1\t2\tinf\t874965758", "rating field"),
+        ("ml-100k", "u.data", 7, "1\t2\t-0\t874965758", "character '-'"),
+        ("ml-100k", "u.data", 8, "1\t2\t3\t8749\r65758", r"character '\\r'"),
+        ("ml-20m", "ratings.csv", 5, '1,2,"3.5",874965758', "character '\"'"),
         ("ml-1m", "ratings.dat", 4, "1::2:3::874965758", "expected 4 fields"),
         ("ml-1m", "ratings.dat", 2, "1::2::3::87496575a", "Timestamp field"),
         ("ml-20m", "ratings.csv", 1, "user,movie,rating,time", "header"),
@@ -228,7 +251,7 @@ def test_parses_long_numbers_like_numpy(tmp_path):
     ],
 )
 def test_malformed_line_names_file_and_line(
-    tmp_path, name, filename, line_number, bad_line, match
+    tmp_path, name, filename, line_number, bad_line, match, parser
 ):
     files = fx.release_files(name)
     lines = files[filename].decode().splitlines()
@@ -243,14 +266,14 @@ def test_malformed_line_names_file_and_line(
 
 
 def test_malformed_line_in_a_later_chunk_has_the_right_line_number(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, numpy_parser
 ):
     files = fx.files_100k()
     lines = files["u.data"].decode().splitlines()
     lines[12] = "8\t1\t4\t87936200x"
     files["u.data"] = ("\n".join(lines) + "\n").encode()
     fx.write_release(tmp_path, "ml-100k", files)
-    monkeypatch.setattr(movielens, "_CHUNK_BYTES", 50)
+    monkeypatch.setattr(movielens.parsing, "_CHUNK_BYTES", 50)
     with pytest.raises(ValueError, match="Malformed line 13 in .*u.data"):
         movielens.load_ratings("ml-100k", data_dir=tmp_path)
 
@@ -276,6 +299,21 @@ def test_malformed_movie_line_names_file_and_line(
     with pytest.raises(ValueError, match=f"line {line_number} in ") as info:
         movielens.load_ratings(name, data_dir=tmp_path)
     assert os.path.join(folder, filename) in str(info.value)
+
+
+def test_pyarrow_parses_well_formed_files_without_the_numpy_parser(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("pyarrow")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("parsed with NumPy")
+
+    monkeypatch.setattr(movielens.parsing, "_parse_table_numpy", fail)
+    for name in ("ml-100k", "ml-1m", "ml-10m", "ml-20m"):
+        fx.write_release(tmp_path / name, name)
+        ratings = movielens.load_ratings(name, data_dir=tmp_path / name)
+        check_matches_fixture(ratings, name)
 
 
 # --- data_dir ---------------------------------------------------------------
@@ -359,7 +397,7 @@ def test_reads_the_parsed_arrays_from_the_cache(cache, server, monkeypatch):
         raise AssertionError("parsed again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(movielens, "_parse_release", fail)
+        patch.setattr(movielens.loading, "_parse_release", fail)
         check_matches_fixture(movielens.load_ratings("ml-20m"), "ml-20m")
 
 
@@ -368,14 +406,9 @@ def test_parsed_cache_is_rebuilt_when_stale_or_damaged(
 ):
     serve(monkeypatch, server, "ml-1m", fx.make_zip("ml-1m"))
     movielens.load_ratings("ml-1m")
-    ratings_file = cache / "ml-1m_extracted" / "ml-1m" / "ratings.dat"
-    ratings_file.write_bytes(ratings_file.read_bytes() + b"99::1::2::3\n")
-    changed = movielens.load_ratings("ml-1m")
-    assert len(changed) == len(fx.RATINGS) + 1
-    assert 99 in changed.user_ids
-
     (cache / "ml-1m.npz").write_bytes(b"damaged")
-    assert len(movielens.load_ratings("ml-1m")) == len(fx.RATINGS) + 1
+    check_matches_fixture(movielens.load_ratings("ml-1m"), "ml-1m")
+    assert (cache / "ml-1m.npz").read_bytes() != b"damaged"
 
     monkeypatch.setitem(
         movielens.RELEASES,
@@ -849,6 +882,8 @@ def _documented_args(function):
     "function",
     [
         movielens.load_ratings,
+        movielens.load_official_split,
+        movielens.load_user_features,
         Ratings,
         Ratings.from_arrays,
         Ratings.subset,
@@ -864,6 +899,268 @@ def test_docstring_args_match_the_signature(function):
         if p not in ("self", "cls")
     ]
     assert _documented_args(function) == parameters
+
+
+# --- What the loader serves is checked --------------------------------------
+
+
+def _replace_line(files, filename, line_number, new_line):
+    lines = files[filename].decode("latin-1").splitlines()
+    lines[line_number - 1] = new_line
+    files[filename] = ("\n".join(lines) + "\n").encode("latin-1")
+    return files
+
+
+@pytest.mark.parametrize(
+    "name, filename, line_number, bad_line, shown",
+    [
+        ("ml-100k", "u.data", 3, "1\t5\t6\t878542960", "6"),
+        ("ml-100k", "u.data", 7, "3\t1\t0\t889236000", "0"),
+        ("ml-1m", "ratings.dat", 2, "1::2::3.5::876893171", "3.5"),
+        ("ml-10m", "ratings.dat", 4, "1::7::5.5::875071561", "5.5"),
+        ("ml-10m", "ratings.dat", 5, "3::2::0::889237455", "0"),
+        ("ml-20m", "ratings.csv", 4, "1,5,4.25,878542960", "4.25"),
+        ("ml-latest-small", "ratings.csv", 2, "1,1,10.0,874965758", "10"),
+    ],
+)
+def test_rating_outside_the_release_scale_names_file_line_and_value(
+    tmp_path, name, filename, line_number, bad_line, shown, parser
+):
+    files = _replace_line(
+        fx.release_files(name), filename, line_number, bad_line
+    )
+    folder = fx.write_release(tmp_path, name, files)
+    with pytest.raises(ValueError, match="not one this release publishes") as e:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    message = str(e.value)
+    assert f"{os.path.join(folder, filename)}, line {line_number}:" in message
+    assert f"the rating {shown} " in message
+    expected = "whole stars" if name in ("ml-100k", "ml-1m") else "0.5 to 5"
+    assert expected in message
+
+
+def test_rating_outside_the_scale_in_a_fold_file_is_refused(tmp_path):
+    files = fx.files_100k()
+    files["u2.test"] = files["u2.test"].replace(
+        b"\t3\t876893171", b"\t7\t876893171"
+    )
+    fx.write_release(tmp_path, "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"u2.test, line \d+: the rating 7"):
+        ratings.official_split("u2")
+    train, test = ratings.official_split("u1")
+    assert len(train) + len(test) == len(ratings)
+
+
+@pytest.mark.parametrize(
+    "name, filename, repeat, first_line",
+    [
+        ("ml-100k", "u.data", "1\t2\t4\t899999999", 2),
+        ("ml-20m", "ratings.csv", "1,2,4.0,899999999", 3),
+    ],
+)
+def test_repeated_user_movie_pair_is_refused_naming_both_lines(
+    tmp_path, name, filename, repeat, first_line
+):
+    files = fx.release_files(name)
+    files[filename] += (repeat + "\n").encode()
+    files[filename] += files[filename].splitlines(keepends=True)[-2]
+    folder = fx.write_release(tmp_path, name, files)
+    last_line = len(files[filename].splitlines())
+    with pytest.raises(ValueError, match="twice") as info:
+        movielens.load_ratings(name, data_dir=tmp_path)
+    message = str(info.value)
+    assert os.path.join(folder, filename) in message
+    assert "(user 1, movie 2)" in message
+    assert f"on line {first_line} and on line {last_line - 1}" in message
+    assert "(2 repeated rows in the file)" in message
+
+
+def test_official_data_has_no_repeated_pairs_and_from_arrays_keeps_them():
+    ratings = Ratings.from_arrays([1, 1], [2, 2], [3, 4])
+    assert len(ratings) == 2  # Building from arrays is the way to keep them.
+
+
+@pytest.mark.parametrize(
+    "name, filename",
+    [
+        ("ml-100k", "u.item"),
+        ("ml-100k", "u.data"),
+        ("ml-1m", "movies.dat"),
+        ("ml-1m", "ratings.dat"),
+        ("ml-10m", "movies.dat"),
+        ("ml-20m", "movies.csv"),
+        ("ml-20m", "ratings.csv"),
+    ],
+)
+def test_utf8_byte_order_mark_is_dropped(tmp_path, name, filename, parser):
+    files = fx.release_files(name)
+    files[filename] = b"\xef\xbb\xbf" + files[filename]
+    fx.write_release(tmp_path, name, files)
+    ratings = movielens.load_ratings(name, data_dir=tmp_path)
+    check_matches_fixture(ratings, name)
+    assert ratings.titles[0] == "Toy Story (1995)"
+
+
+def test_byte_order_mark_in_the_users_file_is_dropped(tmp_path):
+    files = fx.files_100k()
+    files["u.user"] = b"\xef\xbb\xbf" + files["u.user"]
+    fx.write_release(tmp_path, "ml-100k", files)
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    features = ratings.user_features()
+    assert int(features["occupation"][0]) == fx.USERS[1][1][2]
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-20])
+
+
+def _same_size_edit(path):
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"\t5\t", b"\t1\t", 1))
+    assert len(path.read_bytes()) == len(data)
+
+
+@pytest.mark.parametrize(
+    "filename, damage",
+    [
+        ("u.data", _truncate),
+        ("u.data", _same_size_edit),
+        ("u.item", lambda path: path.unlink()),
+        ("u1.test", lambda path: path.write_bytes(b"")),
+    ],
+)
+def test_damaged_extracted_files_are_extracted_again(
+    cache, server, monkeypatch, capsys, filename, damage
+):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    movielens.load_ratings("ml-100k")
+    folder = cache / "ml-100k_extracted" / "ml-100k"
+    manifest = json.loads(
+        (cache / "ml-100k_extracted" / ".manifest.json").read_text()
+    )
+    size, digest = manifest["files"][f"ml-100k/{filename}"]
+    assert size == len(fx.files_100k()[filename])
+    assert digest == fx.sha256(fx.files_100k()[filename])[len("sha256:") :]
+    damage(folder / filename)
+    capsys.readouterr()
+
+    ratings = movielens.load_ratings("ml-100k", download=False)
+    assert "extracting it again" in capsys.readouterr().out
+    check_matches_fixture(ratings, "ml-100k")
+    assert (folder / filename).read_bytes() == fx.files_100k()[filename]
+    train, test = ratings.official_split("u1")
+    assert len(train) + len(test) == len(ratings)
+    assert server.hits["ml-100k.zip"] == 1  # From the cached archive.
+
+
+def test_damaged_extraction_without_the_archive_is_not_served(
+    cache, server, monkeypatch
+):
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    movielens.load_ratings("ml-100k")
+    (cache / "ml-100k.zip").unlink()
+    check_matches_fixture(
+        movielens.load_ratings("ml-100k", download=False), "ml-100k"
+    )
+    _truncate(cache / "ml-100k_extracted" / "ml-100k" / "u.data")
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        movielens.load_ratings("ml-100k", download=False)
+
+
+def _zip_bomb(path, size):
+    """An ml-100k archive with `size` zero bytes in one extra entry."""
+    block = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for filename, data in fx.files_100k().items():
+            archive.writestr(f"ml-100k/{filename}", data)
+        with archive.open("ml-100k/padding.bin", "w", force_zip64=True) as f:
+            for _ in range(size // len(block)):
+                f.write(block)
+
+
+def test_archive_expanding_beyond_the_limit_is_refused_early(
+    tmp_path, cache, server, monkeypatch
+):
+    bomb = tmp_path / "bomb.zip"
+    _zip_bomb(bomb, 200 << 20)
+    data = bomb.read_bytes()
+    assert len(data) < 400_000
+    serve(monkeypatch, server, "ml-100k", data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="Refusing") as info:
+            movielens.load_ratings("ml-100k")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "'ml-100k/padding.bin'" in str(info.value)
+    assert f"{64 << 20} bytes allowed" in str(info.value)
+    assert peak < 16 << 20
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+    with pytest.raises(ValueError, match="Refusing.*padding.bin"):
+        movielens.load_ratings("ml-100k", data_dir=bomb)
+
+
+def test_extraction_stops_an_entry_that_outgrows_its_room(tmp_path):
+    # Declared sizes are checked first; while streaming, each entry is also
+    # counted against what is left of the limit, block by block.
+    bomb = tmp_path / "bomb.zip"
+    _zip_bomb(bomb, 8 << 20)
+    target = tmp_path / "padding.bin"
+    with zipfile.ZipFile(bomb) as archive:
+        info = archive.getinfo("ml-100k/padding.bin")
+        with pytest.raises(ValueError, match="expands beyond the bytes"):
+            movielens.extract._copy_entry(
+                archive, info, str(target), 3 << 20, str(bomb)
+            )
+    assert target.stat().st_size <= 3 << 20
+
+
+def test_extraction_limit_is_per_release(tmp_path, cache, server, monkeypatch):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data)
+    monkeypatch.setitem(
+        movielens.RELEASES["ml-100k"], "max_extracted_bytes", 1000
+    )
+    with pytest.raises(ValueError, match="more than the 1000 bytes allowed"):
+        movielens.load_ratings("ml-100k")
+    monkeypatch.setitem(
+        movielens.RELEASES["ml-100k"], "max_extracted_bytes", 1 << 20
+    )
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+def test_download_that_drips_fails_after_the_deadline(
+    cache, server, monkeypatch
+):
+    data = fx.make_zip("ml-100k")
+    serve(monkeypatch, server, "ml-100k", data)
+    server.drip = (2, 0.25)  # 8 bytes/s: the archive would take minutes.
+    with pytest.raises(OSError, match="download_timeout=1 seconds") as info:
+        movielens.load_ratings("ml-100k", download_timeout=1)
+    assert "data_dir=" in str(info.value)
+    assert f"of {len(data)} bytes" in str(info.value)
+    assert server.sent["ml-100k.zip"] < len(data) // 4
+    assert sorted(p.name for p in cache.iterdir()) == ["ml-100k.lock"]
+    server.drip = None
+    check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "10", float("nan")])
+def test_download_timeout_must_be_a_positive_number(cache, bad):
+    with pytest.raises(ValueError, match="`download_timeout` must be"):
+        movielens.load_ratings("ml-100k", download_timeout=bad)
+
+
+def test_load_functions_match_the_methods(ratings_100k):
+    train, test = movielens.load_official_split(ratings_100k, "u3")
+    again_train, again_test = ratings_100k.official_split("u3")
+    assert rows_of(train) == rows_of(again_train)
+    assert rows_of(test) == rows_of(again_test)
+    features = movielens.load_user_features(ratings_100k)
+    for name, codes in ratings_100k.user_features().items():
+        np.testing.assert_array_equal(features[name], codes)
 
 
 # --- Real MovieLens data (skipped when absent) -------------------------------

@@ -1,0 +1,163 @@
+"""Argument checks and id renumbering shared by `Ratings` and the loader."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from keras_catembed.datasets.movielens.releases import _NO_GENRES
+
+
+def _genre_tuple(genres):
+    if isinstance(genres, str):
+        if genres.strip() in ("", _NO_GENRES):
+            return ()
+        return tuple(genres.split("|"))
+    return tuple(str(genre) for genre in genres)
+
+
+def _movie_metadata(movie_ids, titles, genres):
+    """Lists the title and genres of each movie index."""
+    movie_titles, movie_genres = [], []
+    for movie in movie_ids.tolist():
+        movie_titles.append(str(titles.get(movie, f"movie {movie}")))
+        movie_genres.append(genres.get(movie, ()))
+    return movie_titles, movie_genres
+
+
+def _index_ids(raw):
+    """Renumbers raw ids `0..n-1` in increasing order: (indices, ids)."""
+    if raw.size == 0:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64)
+    low, high = int(raw.min()), int(raw.max())
+    if low >= 0 and high < 4 * raw.size + (1 << 20):
+        present = np.zeros(high + 1, bool)
+        present[raw] = True
+        ids = np.flatnonzero(present)
+        lookup = np.zeros(high + 1, np.int32)
+        lookup[ids] = np.arange(ids.size, dtype=np.int32)
+        return lookup[raw], ids.astype(np.int64)
+    ids, inverse = np.unique(raw, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int32), ids.astype(np.int64)
+
+
+def _lookup(raw, ids, what, where):
+    """Indices of `raw` ids in the map `ids`; raises for unknown ids."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    found = np.searchsorted(sorted_ids, raw).clip(0, max(ids.size - 1, 0))
+    known = sorted_ids[found] == raw if ids.size else np.zeros(raw.size, bool)
+    if not np.all(known):
+        index = int(np.argmin(known))
+        raise ValueError(
+            f"Line {index + 1} of {where} names the {what} id "
+            f"{int(raw[index])}, which the loaded ratings do not have. "
+            "Expected the fold files of the same release."
+        )
+    return order[found].astype(np.int32)
+
+
+def _integer_array(name, values):
+    array = np.asarray(values)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise ValueError(
+            f"`{name}` must be a 1-D array of integers. Received: array of "
+            f"shape {array.shape} and dtype {array.dtype}"
+        )
+    return array.astype(np.int64, copy=False)
+
+
+def _index_array(name, values, size, map_name):
+    array = np.asarray(values)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise ValueError(
+            f"`{name}` must be a 1-D array of integer indices. Received: "
+            f"array of shape {array.shape} and dtype {array.dtype}"
+        )
+    if array.size and (array.min() < 0 or array.max() >= size):
+        bad = array[(array < 0) | (array >= size)][0]
+        raise ValueError(
+            f"`{name}` must hold indices in 0..{size - 1} (one per entry of "
+            f"`{map_name}`). Received: {int(bad)}"
+        )
+    return array.astype(np.int32, copy=False)
+
+
+def _raw_ids(name, values):
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be 1-D, one entry per rating. Received: shape "
+            f"{array.shape}"
+        )
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array) | (array != np.floor(array))
+        if np.any(bad):
+            index = int(np.argmax(bad))
+            raise ValueError(
+                f"`{name}` must hold whole numbers. Received: "
+                f"{array[index]!r} at position {index}"
+            )
+        return array.astype(np.int64)
+    if array.size == 0:
+        return np.zeros(0, np.int64)
+    raise ValueError(
+        f"`{name}` must hold integers. Received: dtype {array.dtype}"
+    )
+
+
+def _finite_numbers(name, values):
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be 1-D, one entry per rating. Received: shape "
+            f"{array.shape}"
+        )
+    if array.size == 0:
+        return np.zeros(0, np.float64)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(
+            f"`{name}` must hold numbers. Received: dtype {array.dtype}"
+        )
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        index = int(np.argmin(np.isfinite(array)))
+        raise ValueError(
+            f"`{name}` must hold finite numbers. Received: {array[index]!r} "
+            f"at position {index}"
+        )
+    return array
+
+
+def _mapping(name, value):
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"`{name}` must be a mapping from original movie id to "
+            f"{name[:-1]}. Received: {type(value).__name__}"
+        )
+    return {int(k): v for k, v in value.items()}
+
+
+def _object_array(name, values, size):
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        array = values
+    else:
+        values = list(values)
+        array = np.empty(len(values), object)
+        array[:] = values
+    if array.shape != (size,):
+        raise ValueError(
+            f"`{name}` must have one entry per movie ({size}). Received: "
+            f"shape {array.shape}"
+        )
+    return array
+
+
+def _tuples(values):
+    array = np.empty(len(values), object)
+    for index, value in enumerate(values):
+        array[index] = _genre_tuple(value)
+    return array
