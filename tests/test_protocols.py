@@ -195,7 +195,10 @@ def test_get_turns_specs_into_protocols():
         (lambda: protocols.HoldOut(1.0), r"`test_fraction` must be a float"),
         (lambda: protocols.LeaveLastN(0), "`n` must be a positive integer"),
         (lambda: protocols.TimeCut(quantile=1.5), "`quantile` must be"),
-        (lambda: protocols.OfficialFolds("u1"), "`folds` must be a seq"),
+        (
+            lambda: protocols.OfficialFolds("u1"),
+            "`folds` must be a non-empty seq",
+        ),
     ],
 )
 def test_bad_arguments_are_named(make, match):

@@ -1,26 +1,26 @@
 """Evaluation protocols: ways to split ratings into train and test parts.
 
-Each protocol splits the rows of a data set into `(train, test)` pairs of
-row indices (`split`) or of data (`split_data`). The data is either a
-`keras_catembed.datasets.movielens.Ratings` or a dict of 1-D NumPy arrays
-of equal length, one per column (e.g. `{"user_id": ..., "movie_id": ...,
-"rating": ..., "timestamp": ...}`). Index arrays are int64, sorted, and
-within one split the train and test indices are disjoint. Every protocol
-is deterministic: the same data (and seed) give the same splits.
-
-- `OfficialFolds`: the folds a release ships (ml-100k's u1..u5, or a
-  column of fold labels such as ml-1m's `siren_fold`).
-- `KFold`: shuffled k-fold cross-validation.
-- `HoldOut`: one random train/test split.
-- `LeaveLastN`: each user's latest ratings are the test part.
-- `TimeCut`: ratings from a point in time on are the test part.
+A protocol splits the rows of a data set into `(train, test)` pairs of row
+indices (`split`: sorted, disjoint int64 arrays) or of data (`split_data`).
+The data is a `keras_catembed.datasets.movielens.Ratings` or a dict of 1-D
+NumPy arrays of equal length, one per column (e.g. `{"user_id": ...,
+"movie_id": ..., "rating": ..., "timestamp": ...}`). The same data and seed
+always give the same splits.
 """
 
 import collections.abc
-import math
 import numbers
 
 import numpy as np
+
+from keras_catembed.evaluation._common import check_fraction
+from keras_catembed.evaluation._common import check_seed
+from keras_catembed.evaluation._common import column
+from keras_catembed.evaluation._common import is_int
+from keras_catembed.evaluation._common import num_rows
+from keras_catembed.evaluation._common import row_keys
+from keras_catembed.evaluation._common import take
+from keras_catembed.evaluation._common import timestamps
 
 __all__ = [
     "HoldOut",
@@ -83,18 +83,16 @@ class OfficialFolds(Protocol):
     """
 
     def __init__(self, folds=None, *, fold_column=None):
-        if folds is not None:
-            if isinstance(folds, str) or not isinstance(
-                folds, collections.abc.Sequence
-            ):
-                raise ValueError(
-                    "`folds` must be a sequence of fold names, e.g. "
-                    f"['u1', 'u2']. Received: folds={folds!r}"
-                )
-            if not folds:
-                raise ValueError("`folds` must not be empty. Received: []")
-            folds = tuple(folds)
-        self.folds = folds
+        if folds is not None and (
+            isinstance(folds, str)
+            or not isinstance(folds, collections.abc.Sequence)
+            or not folds
+        ):
+            raise ValueError(
+                "`folds` must be a non-empty sequence of fold names, e.g. "
+                f"['u1', 'u2']. Received: folds={folds!r}"
+            )
+        self.folds = None if folds is None else tuple(folds)
         self.fold_column = fold_column
 
     def split(self, data):
@@ -133,14 +131,14 @@ class OfficialFolds(Protocol):
                 "the fold files of ml-100k `Ratings`."
             )
         folds = self.folds or ("u1", "u2", "u3", "u4", "u5")
-        keys = _row_keys(data)
+        keys = row_keys(data)
         rows = {}
         for row, key in enumerate(keys):
             rows.setdefault(key, []).append(row)
         for fold in folds:
             _, test = data.official_split(fold)
             is_test = np.zeros(n, bool)
-            for key in _row_keys(test):
+            for key in row_keys(test):
                 free = [r for r in rows.get(key, ()) if not is_test[r]]
                 if not free:
                     raise ValueError(
@@ -165,13 +163,13 @@ class KFold(Protocol):
     """
 
     def __init__(self, n_splits=5, *, seed=0):
-        if not _is_int(n_splits) or n_splits < 2:
+        if not is_int(n_splits) or n_splits < 2:
             raise ValueError(
                 "`n_splits` must be an integer of at least 2. Received: "
                 f"n_splits={n_splits!r}"
             )
         self.n_splits = int(n_splits)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
 
     def split(self, data):
         n = num_rows(data)
@@ -207,8 +205,8 @@ class HoldOut(Protocol):
     """
 
     def __init__(self, test_fraction=0.2, *, seed=0):
-        self.test_fraction = _check_fraction("test_fraction", test_fraction)
-        self.seed = _check_seed(seed)
+        self.test_fraction = check_fraction("test_fraction", test_fraction)
+        self.seed = check_seed(seed)
 
     def split(self, data):
         n = num_rows(data)
@@ -223,9 +221,6 @@ class HoldOut(Protocol):
         is_test = np.zeros(n, bool)
         is_test[order[:num_test]] = True
         yield _pair(is_test)
-
-    def num_splits(self, data=None):
-        return 1
 
 
 class LeaveLastN(Protocol):
@@ -244,7 +239,7 @@ class LeaveLastN(Protocol):
     """
 
     def __init__(self, n=1, *, user_column="user_id", time_column="timestamp"):
-        if not _is_int(n) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(
                 f"`n` must be a positive integer. Received: n={n!r}"
             )
@@ -254,7 +249,7 @@ class LeaveLastN(Protocol):
 
     def split(self, data):
         users = column(data, self.user_column, "user_column")
-        stamps = _timestamps(data, self.time_column, "LeaveLastN")
+        stamps = timestamps(data, self.time_column, "LeaveLastN")
         n = users.size
         order = np.lexsort((stamps, users))
         _, first, counts = np.unique(
@@ -267,9 +262,6 @@ class LeaveLastN(Protocol):
         is_test = np.empty(n, bool)
         is_test[order] = from_end < num_test
         yield _pair(is_test)
-
-    def num_splits(self, data=None):
-        return 1
 
 
 class TimeCut(Protocol):
@@ -295,12 +287,12 @@ class TimeCut(Protocol):
                 f"`quantile` (in (0, 1)). Received: at={at!r}, "
                 f"quantile={quantile!r}"
             )
-        if at is not None and not _is_int(at):
+        if at is not None and not is_int(at):
             raise ValueError(
                 f"`at` must be an integer timestamp. Received: at={at!r}"
             )
         if quantile is not None:
-            quantile = _check_fraction("quantile", quantile)
+            quantile = check_fraction("quantile", quantile)
         self.at = at
         self.quantile = quantile
         self.time_column = time_column
@@ -309,24 +301,20 @@ class TimeCut(Protocol):
         """The timestamp where the test part starts, for this `data`."""
         if self.at is not None:
             return int(self.at)
-        stamps = _timestamps(data, self.time_column, "TimeCut")
+        stamps = timestamps(data, self.time_column, "TimeCut")
         return int(np.quantile(stamps, self.quantile, method="higher"))
 
     def split(self, data):
-        stamps = _timestamps(data, self.time_column, "TimeCut")
+        stamps = timestamps(data, self.time_column, "TimeCut")
         cut = self.cut(data)
         is_test = stamps >= cut
         if is_test.all() or not is_test.any():
+            part = "train" if is_test.all() else "test"
             raise ValueError(
-                f"The time cut at {cut} leaves an empty "
-                f"{'train' if is_test.all() else 'test'} part: the "
-                f"timestamps run from {int(stamps.min())} to "
-                f"{int(stamps.max())}."
+                f"The time cut at {cut} leaves an empty {part} part: the "
+                f"timestamps run from {stamps.min()} to {stamps.max()}."
             )
         yield _pair(is_test)
-
-    def num_splits(self, data=None):
-        return 1
 
 
 def get(protocol):
@@ -342,7 +330,7 @@ def get(protocol):
     """
     if isinstance(protocol, Protocol):
         return protocol
-    if _is_int(protocol):
+    if is_int(protocol):
         return KFold(protocol)
     if isinstance(protocol, numbers.Real) and not isinstance(protocol, bool):
         return HoldOut(protocol)
@@ -355,130 +343,8 @@ def get(protocol):
     )
 
 
-# Data access ----------------------------------------------------------------
-
-
-def num_rows(data):
-    """The number of rows of a `Ratings` or of a dict of arrays."""
-    if isinstance(data, collections.abc.Mapping):
-        return _check_columns(data)
-    if hasattr(data, "subset") and hasattr(data, "user_id"):
-        return len(data)
-    raise ValueError(
-        "The data must be a `keras_catembed.datasets.movielens.Ratings` or "
-        f"a dict of 1-D arrays. Received: {type(data).__name__}"
-    )
-
-
-def column(data, name, argument):
-    """The column `name` of a `Ratings` or a dict of arrays."""
-    num_rows(data)
-    if isinstance(data, collections.abc.Mapping):
-        values = data.get(name)
-        known = sorted(data)
-    else:
-        values = getattr(data, name, None) if name in _RATINGS_FIELDS else None
-        known = list(_RATINGS_FIELDS)
-    if values is None:
-        raise ValueError(
-            f"`{argument}` names the column {name!r}, which the data lacks. "
-            f"Expected one of {known}"
-        )
-    return np.asarray(values)
-
-
-def take(data, indices):
-    """The rows `indices` of a `Ratings` or of a dict of arrays."""
-    if isinstance(data, collections.abc.Mapping):
-        return {key: np.asarray(value)[indices] for key, value in data.items()}
-    return data.subset(indices)
-
-
-_RATINGS_FIELDS = ("user_id", "movie_id", "rating", "timestamp")
-
-
-def _check_columns(data):
-    if not data:
-        raise ValueError("The data dict has no columns. Received: {}")
-    sizes = {}
-    for key, value in data.items():
-        array = np.asarray(value)
-        if array.ndim != 1:
-            raise ValueError(
-                f"Column {key!r} of the data must be a 1-D array. Received: "
-                f"shape {array.shape}"
-            )
-        sizes[key] = array.size
-    first = next(iter(sizes))
-    for key, size in sizes.items():
-        if size != sizes[first]:
-            raise ValueError(
-                f"Column {key!r} of the data has {size} rows, but column "
-                f"{first!r} has {sizes[first]}. Expected equal lengths."
-            )
-    return sizes[first]
-
-
-def _timestamps(data, name, protocol):
-    if isinstance(data, collections.abc.Mapping):
-        stamps = data.get(name)
-    else:
-        stamps = data.timestamp
-    if stamps is None:
-        raise ValueError(
-            f"`{protocol}` splits by time and needs timestamps, but the data "
-            f"has none (no {name!r} column). Use `KFold` or `HoldOut`, or "
-            "give the data timestamps."
-        )
-    stamps = np.asarray(stamps)
-    if stamps.dtype.kind not in "iu":
-        raise ValueError(
-            f"The timestamps ({name!r}) must be integers. Received: dtype "
-            f"{stamps.dtype}"
-        )
-    return stamps
-
-
-def _row_keys(ratings):
-    stamps = ratings.timestamp
-    if stamps is None:
-        stamps = np.zeros(len(ratings), np.int64)
-    return list(
-        zip(
-            ratings.user_id.tolist(),
-            ratings.movie_id.tolist(),
-            ratings.rating.tolist(),
-            stamps.tolist(),
-            strict=True,
-        )
-    )
-
-
 def _pair(is_test):
     return (
         np.flatnonzero(~is_test).astype(np.int64),
         np.flatnonzero(is_test).astype(np.int64),
     )
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_seed(seed):
-    if not _is_int(seed):
-        raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
-    return int(seed)
-
-
-def _check_fraction(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 < value < 1.0
-        or math.isnan(value)
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in (0, 1). Received: {name}={value!r}"
-        )
-    return float(value)
