@@ -107,6 +107,7 @@ def test_each_fold_trains_and_validates_inside_its_training_part():
         assert np.intersect1d(np.r_[fitted, validation], test).size == 0
 
 
+@pytest.mark.slow
 def test_rating_model_with_early_stopping_learns():
     data = make_data()
     for key in ("user_id", "item_id"):
@@ -187,6 +188,7 @@ def recording_hypermodel():
     return RecordingHyperModel(base.embeddings, **base.fixed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "inner, fits_per_trial", [(0.25, 1), (protocols.KFold(2, seed=5), 2)]
 )
@@ -225,7 +227,8 @@ def test_nested_search_never_sees_the_outer_test_rows(
     assert np.all(np.isfinite(results["test_rmse"]))
 
 
-def test_nested_with_a_build_function_and_bad_tuner(tmp_path):
+@pytest.mark.slow
+def test_nested_with_a_build_function(tmp_path):
     def build(hp):
         model = RatingModel(
             {"user_id": NUM_USERS, "item_id": NUM_ITEMS},
@@ -246,5 +249,18 @@ def test_nested_with_a_build_function_and_bad_tuner(tmp_path):
     )
     assert results["hyperparameters"][0]["units"] in (4, 8)
     assert results["num_train"] == [256]
-    with pytest.raises(ValueError, match="`tuner` must be one of"):
-        nested_cross_validate(build, data, tuner="genetic")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tuner": "genetic"}, "`tuner` must be one of .* tuner='genetic'"),
+        ({"inner": None}, "`inner` must not be None"),
+        ({"inner": 2.0}, "`inner` must be a fraction in"),
+        ({"hypermodel": 3}, "`hypermodel` must be a `keras_tuner.HyperModel`"),
+    ],
+)
+def test_nested_rejects_bad_arguments(kwargs, match):
+    kwargs = {"hypermodel": lambda hp: None, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        nested_cross_validate(data=make_data(20), **kwargs)

@@ -85,8 +85,9 @@ def cross_validate(
         A dict with, for each of `"test_rmse"`, `"test_mae"`, `"fit_time"`
         and `"test_time"` (seconds; the fit time includes `adapt`), a
         float64 array with one entry per fold, and `"mean"` and `"std"`
-        (dicts of floats with the same keys), `"num_train"` and
-        `"num_test"` (rows per fold).
+        (dicts of floats with the same keys), and `"num_train"` (rows the
+        model trained on, without the validation carve-out) and
+        `"num_test"`: lists with one count per fold.
 
     Example:
 
@@ -112,7 +113,7 @@ def cross_validate(
         validation = None
         if inner is not None:
             (train, validation), *_ = inner.split_data(train)
-        keras_random_seed(seed)
+        _set_seed(seed)
         start = time.perf_counter()
         built = build(train)
         model, fit_kwargs = built if isinstance(built, tuple) else (built, {})
@@ -207,7 +208,7 @@ def nested_cross_validate(
     results["hyperparameters"] = []
     with tempfile.TemporaryDirectory() as scratch:
         for fold, (train, test) in enumerate(outer.split_data(data)):
-            keras_random_seed(seed)
+            _set_seed(seed)
             search = _inner_search(hypermodel, train, inner, target)
             kwargs = dict(
                 hypermodel=search,
@@ -225,7 +226,7 @@ def nested_cross_validate(
             search_tuner = tuner_class(**kwargs)
             search_tuner.search(epochs=epochs, verbose=fit_verbose)
             best = search_tuner.get_best_hyperparameters(1)[0]
-            keras_random_seed(seed)
+            _set_seed(seed)
             start = time.perf_counter()
             model = hypermodel.build(best)
             hypermodel.fit(
@@ -241,7 +242,7 @@ def nested_cross_validate(
     return _finish(results, verbose)
 
 
-def keras_random_seed(seed):
+def _set_seed(seed):
     """Seeds Python, NumPy and the backend (`keras.utils.set_random_seed`)."""
     import keras
 
