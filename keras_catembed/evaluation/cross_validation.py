@@ -83,9 +83,10 @@ def cross_validate(
 
     Returns:
         A dict with, for each of `"test_rmse"`, `"test_mae"`, `"fit_time"`
-        and `"test_time"` (seconds; the fit time includes `adapt`), a
-        float64 array with one entry per fold, and `"mean"` and `"std"`
-        (dicts of floats with the same keys), and `"num_train"` (rows the
+        and `"test_time"` (seconds; the fit time includes `adapt`, and the
+        test predictions run in batches of 4096), a float64 array with one
+        entry per fold; `"mean"` and `"std"` (dicts of floats with the
+        same keys); and `"num_train"` (rows the
         model trained on, without the validation carve-out) and
         `"num_test"`: lists with one count per fold.
 
