@@ -1,5 +1,9 @@
-"""Evaluation of trained models: ranking metrics of recommendations."""
+"""Evaluation of rating models: leak-free protocols, cross-validation and
+ranking metrics of recommendations."""
 
+from keras_catembed.evaluation import protocols
+from keras_catembed.evaluation.cross_validation import cross_validate
+from keras_catembed.evaluation.cross_validation import nested_cross_validate
 from keras_catembed.evaluation.ranking import METRICS
 from keras_catembed.evaluation.ranking import MostPopular
 from keras_catembed.evaluation.ranking import ranking_metrics

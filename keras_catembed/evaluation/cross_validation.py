@@ -1,0 +1,381 @@
+"""Cross-validation of rating models, and nested cross-validated tuning.
+
+Each fold of the outer protocol trains on its training part only and is
+scored on its test part only. Whatever is chosen on validation data (the
+epoch where early stopping halts, the hyperparameters of a search) comes
+from a carve-out of the fold's own training part, never from the rows of
+another fold: on k-fold data every other fold's test part lies inside this
+fold's training part, so validating on "the test part of the last run"
+would choose on rows that are later reported as test.
+"""
+
+import collections.abc
+import tempfile
+import time
+
+import numpy as np
+
+from keras_catembed.evaluation import protocols as _protocols
+from keras_catembed.evaluation._common import empty_results as _empty_results
+from keras_catembed.evaluation._common import finish as _finish
+from keras_catembed.evaluation._common import model_data as _xy
+from keras_catembed.evaluation._common import num_rows as _num_rows
+from keras_catembed.evaluation._common import score as _score
+
+__all__ = ["cross_validate", "nested_cross_validate"]
+
+
+def cross_validate(
+    build,
+    data,
+    *,
+    protocol=5,
+    inner_validation=None,
+    target="rating",
+    seed=0,
+    verbose=False,
+    fit_verbose=0,
+):
+    """Cross-validates a rating model, like Surprise's `cross_validate`.
+
+    For each split of `protocol`, a fresh model is built and trained on the
+    split's training part, then its predictions on the test part are
+    scored. With `inner_validation`, a validation part is first carved out
+    of the training part; the model trains on the rest and gets the
+    carve-out as `validation_data` (for `keras.callbacks.EarlyStopping`
+    and the like). The test part is used for nothing but the scores.
+
+    Args:
+        build: What to train on each fold. Either a preset name (a key of
+            `keras_catembed.presets.PRESETS`): `RatingModel.from_preset`
+            with the preset's training settings (learning rate and
+            schedule, batch size, epochs; a model with implicit feedback is
+            adapted to the training inputs); or a function called with the
+            fold's training data (a `Ratings` or a dict, like `data`, without
+            the validation carve-out) that returns a compiled Keras model,
+            or a pair `(model, fit_kwargs)` whose dict is passed to
+            `model.fit` (e.g. `{"epochs": 10, "batch_size": 256,
+            "callbacks": [...]}`). Create callbacks inside the function:
+            each fold needs its own. Size embedding tables on the whole
+            data set (`Ratings` splits share its index maps), since test
+            ids may be absent from a training part.
+        data: A `keras_catembed.datasets.movielens.Ratings`, or a dict of
+            1-D arrays: the model's input columns and the `target` column
+            (other columns, such as timestamps or fold labels, are left out
+            of the inputs of a model with a `columns` attribute, like
+            `RatingModel`; other models get every column but `target` and
+            `"timestamp"`).
+        protocol: A `keras_catembed.evaluation.protocols.Protocol`, or a
+            spec for `protocols.get`: an integer number of shuffled folds,
+            a test fraction, or `"official"`. Defaults to `5` (`KFold(5)`).
+        inner_validation: Optional float in (0, 1) (the fraction of each
+            training part to hold out at random, seeded with `seed`) or a
+            one-split `Protocol` applied to the training part (e.g.
+            `LeaveLastN(1)`). Defaults to `None` (no validation data).
+        target: String. The rating column of dict data. Defaults to
+            `"rating"`.
+        seed: Integer. Seed of the `inner_validation` carve-out and of
+            `keras.utils.set_random_seed` before each fold's model is
+            built. Defaults to `0`.
+        verbose: Boolean. Whether to print a table of the per-fold results.
+            Defaults to `False`.
+        fit_verbose: The `verbose` of `model.fit`. Defaults to `0`.
+
+    Returns:
+        A dict with, for each of `"test_rmse"`, `"test_mae"`, `"fit_time"`
+        and `"test_time"` (seconds; the fit time includes `adapt`, and the
+        test predictions run in batches of 4096), a float64 array with one
+        entry per fold; `"mean"` and `"std"` (dicts of floats with the
+        same keys); and `"num_train"` (rows the
+        model trained on, without the validation carve-out) and
+        `"num_test"`: lists with one count per fold.
+
+    Example:
+
+    ```python
+    ratings = keras_catembed.datasets.movielens.load_ratings("ml-100k")
+    results = cross_validate(
+        "course", ratings, protocol=OfficialFolds(), verbose=True
+    )
+    print(results["mean"]["test_rmse"])
+    ```
+    """
+    protocol = _protocols.get(protocol)
+    inner = _inner_protocol(inner_validation, seed, "inner_validation")
+    if isinstance(build, str):
+        build = _preset_builder(build, data, target)
+    elif not callable(build):
+        raise ValueError(
+            "`build` must be a preset name or a function of the training "
+            f"data. Received: {build!r}"
+        )
+    results = _empty_results()
+    for train, test in protocol.split_data(data):
+        validation = None
+        if inner is not None:
+            (train, validation), *_ = inner.split_data(train)
+        _set_seed(seed)
+        start = time.perf_counter()
+        built = build(train)
+        model, fit_kwargs = built if isinstance(built, tuple) else (built, {})
+        fit_kwargs = dict(fit_kwargs)
+        fit_kwargs.setdefault("verbose", fit_verbose)
+        if validation is not None:
+            fit_kwargs["validation_data"] = _xy(model, validation, target)
+        model.fit(*_xy(model, train, target), **fit_kwargs)
+        fit_time = time.perf_counter() - start
+        _score(results, model, train, test, target, fit_time)
+    return _finish(results, verbose)
+
+
+def nested_cross_validate(
+    hypermodel,
+    data,
+    *,
+    outer=5,
+    inner=0.2,
+    tuner="random",
+    max_trials=10,
+    epochs=1,
+    objective=None,
+    directory=None,
+    target="rating",
+    seed=0,
+    tuner_kwargs=None,
+    verbose=False,
+    fit_verbose=0,
+):
+    """Nested cross-validation: a KerasTuner search inside each outer fold.
+
+    For each split of `outer`, the search sees only the outer training
+    part: every trial trains on the training rows of each `inner` split of
+    it and is scored on that split's validation rows. The best
+    hyperparameters are then retrained on the whole outer training part,
+    and that model is scored on the outer test part. The outer test
+    metrics estimate how well the whole procedure (search included) does on
+    unseen ratings; the best score of a search does not, since it was
+    chosen on its own validation rows.
+
+    Args:
+        hypermodel: A `keras_tuner.HyperModel` (e.g.
+            `keras_catembed.RatingHyperModel`, sized on the whole data
+            set) or a function `build(hp)` returning a compiled model.
+        data: A `Ratings` or a dict of 1-D arrays, as in `cross_validate`.
+        outer: The outer protocol (a `Protocol` or a spec for
+            `protocols.get`). Defaults to `5`.
+        inner: The inner protocol, applied to each outer training part: a
+            float in (0, 1) (a random hold-out of that fraction, seeded with
+            `seed`) or a `Protocol`; with several splits (`KFold(3)`), each
+            trial's score is the mean over them. Defaults to `0.2`.
+        tuner: `"random"`, `"bayesian"`, `"hyperband"` or `"grid"`, or a
+            `keras_tuner.Tuner` subclass. Defaults to `"random"`.
+        max_trials: Positive integer. Trials per search (not passed to
+            Hyperband). Defaults to `10`.
+        epochs: Positive integer. Epochs of each trial and of the retrained
+            model (Hyperband's `max_epochs`). Defaults to `1`.
+        objective: The tuner's objective. Defaults to the hypermodel's
+            `objective` attribute, else `"val_loss"`.
+        directory: Optional folder for the tuners' files (a project per
+            outer fold). Defaults to `None` (a temporary folder).
+        target: String. The rating column of dict data. Defaults to
+            `"rating"`.
+        seed: Integer. Seed of the tuner, of the inner hold-out and of
+            `keras.utils.set_random_seed`. Defaults to `0`.
+        tuner_kwargs: Optional dict of more tuner arguments.
+        verbose: Boolean. Whether to print a table of the per-fold results.
+            Defaults to `False`.
+        fit_verbose: The `verbose` of the search and of `model.fit`.
+            Defaults to `0`.
+
+    Returns:
+        The dict of `cross_validate`, plus `"hyperparameters"`: for each
+        outer fold, the dict of the chosen hyperparameter values.
+    """
+    import keras_tuner
+
+    outer = _protocols.get(outer)
+    inner = _inner_protocol(inner, seed, "inner", one_split=False)
+    tuner_class = _tuner_class(tuner, keras_tuner)
+    if objective is None:
+        objective = getattr(hypermodel, "objective", "val_loss")
+    if not isinstance(hypermodel, keras_tuner.HyperModel):
+        if not callable(hypermodel):
+            raise ValueError(
+                "`hypermodel` must be a `keras_tuner.HyperModel` or a "
+                f"function of `hp`. Received: {hypermodel!r}"
+            )
+        hypermodel = _function_hypermodel(hypermodel)
+    results = _empty_results()
+    results["hyperparameters"] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for fold, (train, test) in enumerate(outer.split_data(data)):
+            _set_seed(seed)
+            search = _inner_search(hypermodel, train, inner, target)
+            kwargs = dict(
+                hypermodel=search,
+                objective=objective,
+                directory=directory or scratch,
+                project_name=f"outer_fold_{fold + 1}",
+                overwrite=True,
+                seed=seed,
+            )
+            if tuner_class is keras_tuner.Hyperband:
+                kwargs["max_epochs"] = epochs
+            else:
+                kwargs["max_trials"] = max_trials
+            kwargs.update(tuner_kwargs or {})
+            search_tuner = tuner_class(**kwargs)
+            search_tuner.search(epochs=epochs, verbose=fit_verbose)
+            best = search_tuner.get_best_hyperparameters(1)[0]
+            _set_seed(seed)
+            start = time.perf_counter()
+            model = hypermodel.build(best)
+            hypermodel.fit(
+                best,
+                model,
+                *_xy(model, train, target),
+                epochs=epochs,
+                verbose=fit_verbose,
+            )
+            fit_time = time.perf_counter() - start
+            _score(results, model, train, test, target, fit_time)
+            results["hyperparameters"].append(dict(best.values))
+    return _finish(results, verbose)
+
+
+def _set_seed(seed):
+    """Seeds Python, NumPy and the backend (`keras.utils.set_random_seed`)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _inner_search(hypermodel, train, inner, target):
+    """A hypermodel whose trials train and validate on the inner splits.
+
+    It ignores the data given to `search`: it only ever sees `train`, the
+    outer training part.
+    """
+    import keras_tuner
+
+    class InnerSearch(keras_tuner.HyperModel):
+        def build(self, hp):
+            return hypermodel.build(hp)
+
+        def fit(self, hp, model, *args, **kwargs):
+            histories = []
+            for index, (fit_part, validation) in enumerate(
+                inner.split_data(train)
+            ):
+                if index:
+                    model = hypermodel.build(hp)
+                histories.append(
+                    hypermodel.fit(
+                        hp,
+                        model,
+                        *_xy(model, fit_part, target),
+                        validation_data=_xy(model, validation, target),
+                        **kwargs,
+                    )
+                )
+            # KerasTuner averages the objective over a list of results.
+            return histories
+
+    return InnerSearch(name=getattr(hypermodel, "name", None))
+
+
+def _function_hypermodel(build):
+    import keras_tuner
+
+    class FunctionHyperModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            return build(hp)
+
+    return FunctionHyperModel()
+
+
+def _tuner_class(tuner, keras_tuner):
+    tuners = {
+        "random": keras_tuner.RandomSearch,
+        "bayesian": keras_tuner.BayesianOptimization,
+        "hyperband": keras_tuner.Hyperband,
+        "grid": keras_tuner.GridSearch,
+    }
+    if isinstance(tuner, str) and tuner in tuners:
+        return tuners[tuner]
+    if isinstance(tuner, type) and issubclass(tuner, keras_tuner.Tuner):
+        return tuner
+    raise ValueError(
+        f"`tuner` must be one of {sorted(tuners)} or a keras_tuner.Tuner "
+        f"subclass. Received: tuner={tuner!r}"
+    )
+
+
+def _inner_protocol(inner, seed, argument, one_split=True):
+    if inner is None:
+        if not one_split:
+            raise ValueError(f"`{argument}` must not be None.")
+        return None
+    if isinstance(inner, _protocols.Protocol):
+        if one_split and not isinstance(
+            inner,
+            (_protocols.HoldOut, _protocols.LeaveLastN, _protocols.TimeCut),
+        ):
+            raise ValueError(
+                f"`{argument}` must be a fraction in (0, 1) or a one-split "
+                "protocol (HoldOut, LeaveLastN, TimeCut). Received: "
+                f"{type(inner).__name__}"
+            )
+        return inner
+    try:
+        return _protocols.HoldOut(inner, seed=seed)
+    except ValueError:
+        raise ValueError(
+            f"`{argument}` must be a fraction in (0, 1) or a protocol. "
+            f"Received: {argument}={inner!r}"
+        ) from None
+
+
+def _preset_builder(name, data, target):
+    """A `build` function for the preset `name` (`cross_validate`)."""
+    import keras
+
+    from keras_catembed import presets
+    from keras_catembed.cli import _ema_momentum
+    from keras_catembed.cli import _learning_rate
+    from keras_catembed.datasets import movielens
+    from keras_catembed.rating_model import RatingModel
+
+    config = presets.get(name)
+    training = config["training"]
+    if isinstance(data, collections.abc.Mapping):
+        columns = [key for key in data if key not in (target, "timestamp")]
+        embeddings = {
+            c: int(np.max(data[c])) + 1 if len(data[c]) else 1 for c in columns
+        }
+    else:
+        embeddings = {"user_id": data.num_users, "movie_id": data.num_movies}
+        for feature in config.get("user_features", ()):
+            embeddings[feature] = movielens.USER_FEATURES[feature]
+
+    def build(train):
+        model = RatingModel.from_preset(name, embeddings)
+        if model.implicit or model.neighborhood:
+            model.adapt(*_xy(model, train, target))
+        momentum = _ema_momentum(training)
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                _learning_rate(training, _num_rows(train)),
+                use_ema=momentum is not None,
+                ema_momentum=momentum or 0.99,
+            ),
+            loss="mse",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
+        )
+        fit_kwargs = {
+            "batch_size": training["batch_size"],
+            "epochs": training["epochs"],
+        }
+        return model, fit_kwargs
+
+    return build
