@@ -255,9 +255,9 @@ def _build_parser():
     similar.add_argument(
         "--center",
         action="store_true",
-        help="subtract the mean vector of the listed movies before "
-        "measuring (spreads out cosine scores that all sit near 1, as with "
-        "implicit feedback)",
+        help="subtract the mean vector of the candidate movies (those "
+        "with --min-ratings ratings) before measuring; spreads out cosine "
+        "scores that all sit near 1, as with implicit feedback",
     )
     similar.add_argument(
         "--min-ratings",
@@ -1250,6 +1250,10 @@ def _cmd_tune(args, out):
         f"in {os.path.join(args.directory, options['project_name'])}.",
         file=out,
     )
+    import keras
+
+    # Trials repeat: the same seed draws the same weights and batches.
+    keras.utils.set_random_seed(args.seed)
     tuner.search(
         inputs(train),
         train.rating,
