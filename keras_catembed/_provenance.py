@@ -27,22 +27,35 @@ from keras import ops
 SKETCH_SIZE = 8192
 # `evaluate` warns above this estimated share of test rows seen in `fit`.
 OVERLAP_THRESHOLD = 0.01
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def _mix(values):
-    """SplitMix64's finalizer on a uint64 array: a well-spread hash."""
+def _mix(z, shifted):
+    """SplitMix64's finalizer, in place on a uint64 array; returns it.
+
+    `shifted` is a scratch array of the same shape: fresh arrays of this
+    size cost more than the arithmetic.
+    """
+    # Shifts by a Python int: NumPy's loop for a uint64 scalar shift is
+    # many times slower.
     with np.errstate(over="ignore"):
-        z = values.astype(np.uint64)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return (z ^ (z >> np.uint64(31))) & _MASK
+        z ^= np.right_shift(z, 30, out=shifted)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= np.right_shift(z, 27, out=shifted)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= np.right_shift(z, 31, out=shifted)
+    return z
+
+
+def _numpy(values):
+    """`values` as a flat NumPy array (a backend tensor is converted)."""
+    if not isinstance(values, np.ndarray):
+        values = np.asarray(ops.convert_to_numpy(values))
+    return values.reshape(-1)
 
 
 def _column_words(values):
     """One uint64 per row of a column of ids (integers, else strings)."""
-    values = np.asarray(ops.convert_to_numpy(values)).reshape(len(values), -1)
-    values = values[:, 0]
+    values = _numpy(values)
     if values.dtype.kind in "iub":
         return values.astype(np.int64).view(np.uint64)
     if values.dtype.kind == "f":
@@ -63,14 +76,17 @@ def _column_words(values):
 
 def row_hashes(columns, x, y):
     """The 64-bit hash of each row `(x[c] for c in columns..., y)`."""
-    targets = np.asarray(ops.convert_to_numpy(y)).reshape(-1)
+    targets = _numpy(y)
     hashes = np.full(len(targets), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    bits = targets.astype(np.float32).view(np.uint32).astype(np.uint64)
+    words = [_column_words(x[column]) for column in columns] + [bits]
+    scratch = np.empty_like(hashes)
     with np.errstate(over="ignore"):
-        for index, column in enumerate(columns):
-            words = _column_words(x[column]) + np.uint64(index + 1)
-            hashes = _mix(hashes ^ _mix(words))
-        bits = targets.astype(np.float32).view(np.uint32)
-        hashes = _mix(hashes ^ _mix(bits.astype(np.uint64)))
+        # An odd multiplier per column (a bijection), then a full mix.
+        for index, word in enumerate(words):
+            odd = np.uint64(2 * index + 0xD6E8FEB86659FD93)
+            hashes ^= np.multiply(word, odd, out=scratch)
+            _mix(hashes, scratch)
     return hashes
 
 
@@ -81,8 +97,8 @@ def sketch(columns, x, y, previous=None):
     all), `exact` (whether `hashes` holds every distinct row) and `hashes`
     (the smallest distinct row hashes, sorted).
     """
-    hashes = np.unique(row_hashes(columns, x, y))
-    rows = len(np.asarray(ops.convert_to_numpy(y)).reshape(-1))
+    hashes = _smallest_distinct(row_hashes(columns, x, y))
+    rows = len(_numpy(y))
     exact = True
     if previous is not None and list(previous["columns"]) == list(columns):
         hashes = np.union1d(hashes, previous["hashes"])
@@ -97,6 +113,21 @@ def sketch(columns, x, y, previous=None):
         "exact": exact,
         "hashes": hashes,
     }
+
+
+def _smallest_distinct(hashes):
+    """The smallest distinct hashes, sorted: all, or more than a sketch.
+
+    Many rows are cut down with a partition first, so that not every
+    row's hash is sorted.
+    """
+    if hashes.size > 4 * SKETCH_SIZE:
+        head = np.unique(
+            np.partition(hashes, 2 * SKETCH_SIZE)[: 2 * SKETCH_SIZE]
+        )
+        if head.size > SKETCH_SIZE:
+            return head
+    return np.unique(hashes)
 
 
 def overlap(fingerprint, x, y):
@@ -142,7 +173,11 @@ def warn_overlap(model, x, y, stacklevel=3):
         return None
     if not isinstance(x, collections.abc.Mapping):
         return None
-    if any(column not in x for column in fingerprint["columns"]):
+    from keras_catembed.rating_model import _is_array_like
+
+    if not _is_array_like(y) or not all(
+        _is_array_like(x.get(column)) for column in fingerprint["columns"]
+    ):
         return None
     fraction, sampled = overlap(fingerprint, x, y)
     if fraction is not None and fraction > OVERLAP_THRESHOLD:
