@@ -52,17 +52,32 @@ class _VersionAction(argparse.Action):
         raise _ShowVersion()
 
 
-def _add_data_arguments(parser):
-    parser.add_argument(
-        "--dataset",
-        default="ml-100k",
-        help="MovieLens release, e.g. ml-100k, ml-1m (default: ml-100k)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder or zip holding the release; nothing is downloaded",
-    )
+def _add_data_arguments(parser, from_model=False):
+    if from_model:
+        # Defaults to what `catembed train` recorded in the model.
+        parser.add_argument(
+            "--dataset",
+            default=None,
+            help="MovieLens release, e.g. ml-100k, ml-1m (default: the one "
+            "the model was trained on, as catembed train records it)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            default=None,
+            help="folder or zip holding the release; nothing is downloaded "
+            "(default: the one the model was trained from, if recorded)",
+        )
+    else:
+        parser.add_argument(
+            "--dataset",
+            default="ml-100k",
+            help="MovieLens release, e.g. ml-100k, ml-1m (default: ml-100k)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            default=None,
+            help="folder or zip holding the release; nothing is downloaded",
+        )
     parser.add_argument(
         "--no-download",
         action="store_true",
@@ -85,7 +100,11 @@ def _add_split_arguments(parser):
         help="test share of a random split (default: 0.2)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="random seed (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of the split, the initial weights, the shuffling "
+        "and dropout; the same seed repeats a CPU run exactly (default: 0)",
     )
 
 
@@ -185,6 +204,12 @@ def _build_parser():
         "format matplotlib writes, by the suffix)",
     )
     train.add_argument(
+        "--history-plot",
+        metavar="PATH",
+        help="write a chart of the training and test RMSE per epoch (PNG, "
+        "or another format matplotlib writes, by the suffix)",
+    )
+    train.add_argument(
         "--verbose",
         type=int,
         default=None,
@@ -234,7 +259,7 @@ def _build_parser():
     similar.add_argument(
         "--model", required=True, help="a .keras file saved by catembed train"
     )
-    _add_data_arguments(similar)
+    _add_data_arguments(similar, from_model=True)
     similar.add_argument(
         "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
     )
@@ -249,6 +274,13 @@ def _build_parser():
         default="cosine",
         choices=("cosine", "euclidean", "dot"),
         help="how nearness is measured between embeddings (default: cosine)",
+    )
+    similar.add_argument(
+        "--center",
+        action="store_true",
+        help="subtract the mean vector of the candidate movies (those "
+        "with --min-ratings ratings) before measuring; spreads out cosine "
+        "scores that all sit near 1, as with implicit feedback",
     )
     similar.add_argument(
         "--min-ratings",
@@ -295,7 +327,7 @@ def _build_parser():
     plot.add_argument(
         "--model", required=True, help="a .keras file saved by catembed train"
     )
-    _add_data_arguments(plot)
+    _add_data_arguments(plot, from_model=True)
     plot.add_argument(
         "--out",
         default="embedding_map.png",
@@ -316,7 +348,7 @@ def _build_parser():
     projector.add_argument(
         "--model", required=True, help="a .keras file saved by catembed train"
     )
-    _add_data_arguments(projector)
+    _add_data_arguments(projector, from_model=True)
     projector.add_argument(
         "--log-dir",
         required=True,
@@ -588,6 +620,7 @@ def train_model(
     validation=None,
     validation_name="val",
     verbose=2,
+    seed=None,
     **overrides,
 ):
     """Builds, compiles and fits a RatingModel on a `Ratings` training set.
@@ -601,6 +634,12 @@ def train_model(
             `validation` is the test part (`test_rmse`). Defaults to
             `"val"` (Keras's `val_rmse`).
         verbose: Keras `fit` verbosity.
+        seed: Optional integer. Seeds Python's, NumPy's and the backend's
+            generators (`keras.utils.set_random_seed`) before the model is
+            built, which fixes the initial weights, the implicit-feedback
+            sample, the shuffling and the dropout masks: the same seed
+            gives the same model on a CPU, on every backend. Defaults to
+            `None` (unseeded).
         **overrides: Model settings (as in the preset's `"model"` part) or
             training settings (`learning_rate`, `batch_size`, `epochs`,
             `schedule`, `ema_momentum`).
@@ -612,6 +651,8 @@ def train_model(
 
     from keras_catembed.rating_model import RatingModel
 
+    if seed is not None:
+        keras.utils.set_random_seed(_checks_seed(seed))
     config = presets.get(preset)
     training = config["training"]
     for key in list(overrides):
@@ -657,6 +698,12 @@ def train_model(
         verbose=verbose,
     )
     return model, history
+
+
+def _checks_seed(seed):
+    from keras_catembed import _checks
+
+    return _checks.non_negative_int("seed", seed)
 
 
 def _rename_metrics(old, new):
@@ -756,6 +803,7 @@ def _check_arguments(args):
         args.model_overrides = _model_overrides(args)
         _check_output("--save", args.save, (".keras",))
         _check_image("--plot", args.plot)
+        _check_image("--history-plot", args.history_plot)
     elif args.command == "plot":
         _check_image("--out", args.out)
     elif args.command == "tune":
@@ -831,14 +879,25 @@ def _cmd_train(args, out):
         file=out,
     )
     # Metrics on the test part are labelled test_*, not val_*.
-    model, _ = train_model(
+    model, history = train_model(
         train,
         args.preset,
         validation=test,
         validation_name="test",
         verbose=verbose,
+        seed=args.seed,
         **overrides,
     )
+    model.data_source = {
+        "dataset": ratings.name,
+        "data_dir": (
+            None if args.data_dir is None else os.path.abspath(args.data_dir)
+        ),
+        "split": split,
+        "test_fraction": args.test_fraction if split == "random" else None,
+        "seed": args.seed,
+        "max_rows": args.max_rows,
+    }
     rows = baselines(train, test)
     rows[f"RatingModel ({args.preset})"] = _errors(
         model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
@@ -849,12 +908,72 @@ def _cmd_train(args, out):
     if args.save:
         model.save(args.save)
         print(f"Saved the model to {args.save}", file=out)
+    if args.history_plot:
+        _plot_history(history.history, args.history_plot, ratings.name)
+        print(f"Wrote the RMSE per epoch to {args.history_plot}", file=out)
     if args.plot:
         _plot(model, ratings, train, args.plot, 30)
         print(f"Wrote the embedding map to {args.plot}", file=out)
     if args.similar:
         _print_similar(model, ratings, args.similar, 10, "cosine", out, 20)
     return rows
+
+
+def _plot_history(history, path, dataset):
+    """Draws the RMSE of each epoch, one line per series, to `path`."""
+    from matplotlib.figure import Figure
+
+    series = {
+        name: values
+        for name, values in history.items()
+        if name == "rmse" or name.endswith("_rmse")
+    }
+    if not series:
+        raise CommandError(
+            "--history-plot: the training history has no RMSE to draw. "
+            f"Recorded: {sorted(history)}"
+        )
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    axes = figure.subplots()
+    for name, values in series.items():
+        label = "training" if name == "rmse" else name[: -len("_rmse")]
+        epochs = np.arange(1, len(values) + 1)
+        axes.plot(epochs, values, marker="o", label=f"{label} RMSE")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("RMSE")
+    axes.set_title(f"RMSE per epoch on {dataset}")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def _load_for_model(args, model):
+    """Loads the data a model was trained on, or the data the options name.
+
+    `--dataset` and `--data-dir` default to what `catembed train` recorded
+    in the model (`model.data_source`).
+    """
+    source = model.data_source or {}
+    if args.dataset is None:
+        args.dataset = source.get("dataset")
+        if args.dataset is None:
+            raise CommandError(
+                f"--model {args.model} does not record its training data "
+                "(only models saved by catembed train --save do): pass "
+                "--dataset (and --data-dir if the release is not in the "
+                "cache)"
+            )
+        if args.data_dir is None:
+            args.data_dir = source.get("data_dir")
+            if args.data_dir is not None and not os.path.exists(args.data_dir):
+                raise CommandError(
+                    f"--model {args.model} was trained on {args.dataset} "
+                    f"from {args.data_dir}, which no longer exists: pass "
+                    "--data-dir"
+                )
+    return _load(args)
 
 
 def _load_model(path):
@@ -932,6 +1051,7 @@ def _cmd_evaluate(args, out):
         )
         print(_ranking_table(ranked, k), file=out)
         rows["ranking"] = ranked
+    _report_overlap(model, test, out)
     return rows
 
 
@@ -1007,6 +1127,25 @@ def _ranking_table(rows, k):
     return "\n".join(lines)
 
 
+def _report_overlap(model, test, out):
+    """Says, in the output and on stderr, if test rows trained the model."""
+    from keras_catembed import _provenance
+
+    fingerprint = model.training_fingerprint
+    if fingerprint is None or set(fingerprint["columns"]) - set(model.columns):
+        return None
+    x = inputs(test, model.columns)
+    fraction, sampled = _provenance.overlap(fingerprint, x, test.rating)
+    if fraction is None or fraction <= _provenance.OVERLAP_THRESHOLD:
+        return fraction
+    message = _provenance.overlap_message(
+        fraction, sampled, fingerprint["exact"]
+    )
+    print(f"WARNING: {message}", file=out)
+    print(f"catembed: warning: {message}", file=sys.stderr)
+    return fraction
+
+
 def _movie_index(ratings, title):
     matches = [i for i, t in enumerate(ratings.titles) if t == title]
     if not matches:
@@ -1019,14 +1158,23 @@ def _movie_index(ratings, title):
 
 def _cmd_similar(args, out):
     model = _load_model(args.model)
-    ratings = _load(args)
+    ratings = _load_for_model(args, model)
     _check_model_fits(model, ratings)
     return _print_similar(
-        model, ratings, args.movie, args.k, args.metric, out, args.min_ratings
+        model,
+        ratings,
+        args.movie,
+        args.k,
+        args.metric,
+        out,
+        args.min_ratings,
+        center=args.center,
     )
 
 
-def _print_similar(model, ratings, title, k, metric, out, min_ratings):
+def _print_similar(
+    model, ratings, title, k, metric, out, min_ratings, center=False
+):
     import numpy as np
 
     from keras_catembed import explore
@@ -1040,8 +1188,10 @@ def _print_similar(model, ratings, title, k, metric, out, min_ratings):
         k=k,
         metric=metric,
         candidates=counts >= min_ratings,
+        center=center,
     )
-    print(f"Nearest to {ratings.titles[index]} ({metric}):", file=out)
+    centered = ", centred" if center else ""
+    print(f"Nearest to {ratings.titles[index]} ({metric}{centered}):", file=out)
     for rank, (i, score) in enumerate(zip(indices, scores, strict=True), 1):
         print(f"{rank:>3}. {score:+.3f}  {ratings.titles[i]}", file=out)
     return [ratings.titles[i] for i in indices]
@@ -1110,7 +1260,7 @@ def _plot(model, ratings, counted, path, num_labels):
 
 def _cmd_plot(args, out):
     model = _load_model(args.model)
-    ratings = _load(args)
+    ratings = _load_for_model(args, model)
     _check_model_fits(model, ratings)
     _plot(model, ratings, ratings, args.out, args.num_labels)
     print(f"Wrote the embedding map to {args.out}", file=out)
@@ -1121,7 +1271,7 @@ def _cmd_projector(args, out):
     from keras_catembed import explore
 
     model = _load_model(args.model)
-    ratings = _load(args)
+    ratings = _load_for_model(args, model)
     _check_model_fits(model, ratings)
     if args.column == "movie_id":
         metadata = {
@@ -1161,6 +1311,40 @@ def _typed(value):
     return str(value)
 
 
+def _reporting(tuner_class, out):
+    """A subclass of `tuner_class` that prints each trial as it ends.
+
+    One line per finished trial: its number, hyperparameters, score and
+    the best score so far (KerasTuner's `on_trial_end` hook).
+    """
+
+    class Reporting(tuner_class):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            objective = self.oracle.objective
+            score = "failed" if trial.score is None else f"{trial.score:.4f}"
+            best = self.oracle.get_best_trials(num_trials=1)
+            best = (
+                "n/a"
+                if not best or best[0].score is None
+                else f"{best[0].score:.4f}"
+            )
+            values = ", ".join(
+                f"{k}={_typed(v)}"
+                for k, v in sorted(trial.hyperparameters.values.items())
+            )
+            print(
+                f"trial {trial.trial_id} done: {objective.name}={score} "
+                f"(best so far {best}); {values}",
+                file=out,
+            )
+            if hasattr(out, "flush"):
+                out.flush()
+
+    Reporting.__name__ = tuner_class.__name__
+    return Reporting
+
+
 def _cmd_tune(args, out):
     from keras_catembed.hypermodel import RatingHyperModel
     from keras_catembed.hypermodel import keras_tuner
@@ -1175,7 +1359,7 @@ def _cmd_tune(args, out):
         {"user_id": ratings.num_users, "movie_id": ratings.num_movies},
         **fixed,
     )
-    tuner_class = getattr(keras_tuner, TUNERS[args.tuner])
+    tuner_class = _reporting(getattr(keras_tuner, TUNERS[args.tuner]), out)
     options = {
         "objective": hypermodel.objective,
         "directory": args.directory,
@@ -1193,6 +1377,10 @@ def _cmd_tune(args, out):
         f"in {os.path.join(args.directory, options['project_name'])}.",
         file=out,
     )
+    import keras
+
+    # Trials repeat: the same seed draws the same weights and batches.
+    keras.utils.set_random_seed(args.seed)
     tuner.search(
         inputs(train),
         train.rating,

@@ -99,7 +99,16 @@ def _scores(matrix, query, metric):
     return np.linalg.norm(matrix - query, axis=1)
 
 
-def nearest(model, column, index, k=10, metric="cosine", *, candidates=None):
+def nearest(
+    model,
+    column,
+    index,
+    k=10,
+    metric="cosine",
+    *,
+    candidates=None,
+    center=False,
+):
     """Finds the `k` ids whose vectors are closest to that of `index`.
 
     Args:
@@ -115,6 +124,13 @@ def nearest(model, column, index, k=10, metric="cosine", *, candidates=None):
             ids have noisy vectors; passing the ids with enough data (e.g.
             movies with at least 20 ratings) gives cleaner neighbours.
             Defaults to `None` (every id).
+        center: Boolean. Whether to subtract the mean vector of the
+            candidates (and the query) from every vector before measuring.
+            Vectors that share a large common part (as with implicit
+            feedback, where every movie's vector holds the sum over its
+            raters) all have cosine similarities near 1; centring
+            compares what sets them apart. Euclidean distances do not
+            change. Defaults to `False`.
 
     Returns:
         A tuple `(indices, scores)` of NumPy arrays of length at most `k`,
@@ -169,7 +185,15 @@ def nearest(model, column, index, k=10, metric="cosine", *, candidates=None):
                 )
             allowed = np.zeros(num_ids, dtype=bool)
             allowed[candidates] = True
+    if not isinstance(center, (bool, np.bool_)):
+        raise ValueError(
+            f"`center` must be a bool. Received: center={center!r}"
+        )
     allowed = allowed.copy()
+    if center:
+        used = allowed.copy()
+        used[index] = True
+        matrix = matrix - matrix[used].mean(axis=0)
     allowed[index] = False
     scores = _scores(matrix, matrix[index], metric)
     order = np.argsort(
@@ -252,17 +276,62 @@ def plot_map(
     )
     if counts is not None:
         figure.colorbar(scatter, ax=axes, label="log(1 + count)")
-    for i in labelled:
-        text = str(i) if labels is None else str(labels[i])
-        axes.annotate(text, points[i], fontsize=7, alpha=0.9)
     axes.set_xlabel("principal component 1")
     axes.set_ylabel("principal component 2")
     axes.set_title(title or f"Learned embeddings of {column!r} (PCA)")
     figure.tight_layout()
+    # Labels go on last, once the axes have their final size.
+    _place_labels(
+        axes,
+        points[labelled],
+        [str(i) if labels is None else str(labels[i]) for i in labelled],
+    )
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     figure.savefig(path)
     return path
+
+
+# Offsets (in points) tried for a label, right of its point first.
+_LABEL_OFFSETS = ((3, 3), (3, -9), (-3, 3), (-3, -9), (3, 12), (3, -18))
+
+
+def _place_labels(axes, points, texts, fontsize=7):
+    """Labels `points` with `texts`, greedily, without overlapping boxes.
+
+    Each label, in the order given (most important first), takes the first
+    offset of `_LABEL_OFFSETS` where its box meets no label placed before;
+    a label that fits nowhere is left out.
+
+    Returns:
+        The placed `matplotlib.text.Annotation`s.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = axes.get_figure()
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    renderer = figure.canvas.get_renderer()
+    placed = []
+    boxes = []
+    for point, text in zip(points, texts, strict=True):
+        for dx, dy in _LABEL_OFFSETS:
+            label = axes.annotate(
+                text,
+                point,
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha="left" if dx >= 0 else "right",
+                fontsize=fontsize,
+                alpha=0.9,
+            )
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in boxes):
+                placed.append(label)
+                boxes.append(box)
+                break
+            label.remove()
+    return placed
 
 
 def _per_id(name, values, num_ids):

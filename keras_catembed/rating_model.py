@@ -11,6 +11,7 @@ from keras import ops
 from keras_catembed import _checks
 from keras_catembed import _fast_fit
 from keras_catembed import _implicit
+from keras_catembed import _provenance
 from keras_catembed import optimizers
 from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
@@ -848,6 +849,7 @@ class RatingModel(keras.Model):
         else:
             history = _fast_fit.fit(self, x, y, **kwargs)
         _unshare_ema_buffers(self)
+        _provenance.record(self, x, y, validation_split, validation_data)
         return history
 
     def evaluate(
@@ -864,6 +866,7 @@ class RatingModel(keras.Model):
         x = self._check_x(x, "evaluate")
         self._check_y(y)
         _check_sample_weight(sample_weight)
+        _provenance.warn_overlap(self, x, y)
         return self._run(
             "test",
             x,
@@ -1001,6 +1004,13 @@ class RatingModel(keras.Model):
                 "max_pairs_per_id": self.max_pairs_per_id,
             }
         )
+        # Saved only when set, so untrained configs stay as they were.
+        if self.training_fingerprint is not None:
+            config["training_fingerprint"] = _provenance.to_config(
+                self.training_fingerprint
+            )
+        if self.data_source is not None:
+            config["data_source"] = dict(self.data_source)
         return config
 
     @classmethod
@@ -1014,7 +1024,67 @@ class RatingModel(keras.Model):
             )
             for column, spec in config["embeddings"].items()
         }
-        return cls(**config)
+        fingerprint = config.pop("training_fingerprint", None)
+        data_source = config.pop("data_source", None)
+        model = cls(**config)
+        model.__dict__["_training_fingerprint"] = _provenance.from_config(
+            fingerprint
+        )
+        model.data_source = data_source
+        return model
+
+    # Provenance -------------------------------------------------------------
+
+    @property
+    def training_fingerprint(self):
+        """A fixed-size summary of the rows `fit` trained on, or None.
+
+        Each `fit` call on in-memory arrays adds its training rows (ids in
+        column order and rating; `validation_split` rows excluded): a
+        dict of `columns`, `rows` (count), `exact` and `hashes` (the
+        8192 smallest distinct 64-bit row hashes, a bottom-k sketch). It
+        is saved in the model's config. `training_overlap` and `evaluate`
+        use it.
+        """
+        return self.__dict__.get("_training_fingerprint")
+
+    @property
+    def data_source(self):
+        """A dict naming the data the model was trained on, or None.
+
+        Free-form JSON values set by the caller (`catembed train` records
+        `dataset`, `data_dir`, `split`, `test_fraction`, `seed` and
+        `max_rows`), saved in the model's config.
+        """
+        return self.__dict__.get("_data_source")
+
+    @data_source.setter
+    def data_source(self, value):
+        self.__dict__["_data_source"] = _provenance.check_data_source(value)
+
+    def training_overlap(self, x, y):
+        """Estimates the share of rows `(x, y)` the model was trained on.
+
+        A row counts when its ids and rating equal those of a row `fit`
+        trained on. With up to 8192 distinct training rows the answer is
+        exact; beyond, it rests on the test rows whose hash falls under
+        the fingerprint's largest hash (about `8192 / training rows` of
+        them, e.g. 2,000 of 20,000 test rows after training on 80,000).
+
+        Args:
+            x: Dict of id arrays keyed by column name.
+            y: Array of ratings, one per row.
+
+        Returns:
+            A float in [0, 1], or None when the model has no fingerprint
+            (it was not trained on arrays) or no row could be tested.
+        """
+        fingerprint = self.training_fingerprint
+        if fingerprint is None:
+            return None
+        x = self._check_x(x, "training_overlap")
+        self._check_y(y)
+        return _provenance.overlap(fingerprint, x, y)[0]
 
 
 def _state_variables(model):

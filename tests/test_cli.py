@@ -293,10 +293,26 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     status, out, err = _run(argv, capsys)
     assert status == 0, err
     assert "2,880 training and 320 validation ratings" in out
+    progress = [ln for ln in out.splitlines() if " done: " in ln]
     trial_lines = [
-        line for line in out.splitlines() if "batch_size=512" in line
+        line
+        for line in out.splitlines()
+        if "batch_size=512" in line and line not in progress
     ]
     assert len(trial_lines) == 2
+    # One line per finished trial, as the search runs, before the table.
+    assert len(progress) == 2
+    assert out.index(progress[-1]) < out.index(trial_lines[0])
+    scores = []
+    for line in progress:
+        found = re.fullmatch(
+            r"trial (\w+) done: val_rmse=(\d\.\d{4}) \(best so far "
+            r"(\d\.\d{4})\); (.*batch_size=512.*)",
+            line,
+        )
+        assert found, line
+        scores.append(float(found[2]))
+        assert float(found[3]) == min(scores)
     # Values read as typed: no 0.30000000000000004, JSON booleans.
     for line in trial_lines:
         values = dict(
@@ -316,6 +332,7 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     status, out, _ = _run(argv, capsys)
     assert status == 0
     assert len([ln for ln in out.splitlines() if "batch_size=512" in ln]) == 2
+    assert not [ln for ln in out.splitlines() if " done: " in ln]
 
 
 def test_tune_rejects_unknown_hyperparameter(data_dir, tmp_path, capsys):
@@ -712,6 +729,11 @@ def test_version(capsys):
         (["train", "--plot", "{tmp}/none/map.png"], "none does not exist"),
         (["train", "--plot", "map.xyz"], "--plot must name an image file"),
         (
+            ["train", "--history-plot", "h.xyz"],
+            "--history-plot must name an image file",
+        ),
+        (["train", "--history-plot", "{tmp}/none/h.png"], "none does not"),
+        (
             ["plot", "--model", "m.keras", "--out", "{tmp}/none/map.png"],
             "--out: the folder",
         ),
@@ -919,3 +941,146 @@ def test_recommend_names_an_unknown_user(trained, data_dir, capsys):
         capsys,
     )
     assert "--user 100000 is not a user of ml-100k" in error
+
+
+def _train_quick(data_dir, capsys, *extra):
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--epochs", "2", "--batch-size", "64", "--verbose", "0"]
+        + list(extra),
+        capsys,
+    )
+    assert status == 0, err
+    return out
+
+
+def test_seed_repeats_a_training_run(data_dir, tmp_path, capsys):
+    import keras
+
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    x = cli.inputs(ratings)
+    outputs, predictions = [], []
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        path = str(tmp_path / f"{name}.keras")
+        out = _train_quick(data_dir, capsys, "--seed", seed, "--save", path)
+        outputs.append(out.replace(path, ""))
+        model = keras.saving.load_model(path)
+        predictions.append(model.predict(x, verbose=0))
+    assert outputs[0] == outputs[1]
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-7)
+    assert outputs[0] != outputs[2]
+    assert np.max(np.abs(predictions[0] - predictions[2])) > 1e-3
+
+
+def test_evaluate_warns_when_test_ratings_trained_the_model(
+    trained, data_dir, capsys
+):
+    _, _, model_path, _ = trained
+    argv = ["evaluate", "--model", model_path, "--data-dir", data_dir]
+    # The model was trained on u1: u2's test part is in u1's training part.
+    status, out, err = _run([*argv, "--split", "u2"], capsys)
+    assert status == 0
+    warning = [line for line in out.splitlines() if "WARNING" in line]
+    assert len(warning) == 1
+    assert warning[0].startswith("WARNING: About 100% of the evaluated rows")
+    assert "catembed: warning: About 100%" in err
+    status, out, err = _run([*argv, "--split", "u1"], capsys)
+    assert status == 0
+    assert "WARNING" not in out and "warning" not in err
+
+
+def test_saved_model_records_its_data_source(trained, data_dir):
+    import keras
+
+    _, _, model_path, _ = trained
+    model = keras.saving.load_model(model_path)
+    assert model.data_source == {
+        "dataset": "ml-100k",
+        "data_dir": os.path.abspath(data_dir),
+        "split": "u1",
+        "test_fraction": None,
+        "seed": 0,
+        "max_rows": None,
+    }
+
+
+def test_model_alone_finds_its_data(trained, tmp_path, capsys):
+    _, _, model_path, _ = trained
+    status, out, err = _run(
+        ["similar", "--model", model_path, "--movie", "Movie 3 (1952)"],
+        capsys,
+    )
+    assert status == 0, err
+    assert out.startswith("Nearest to Movie 3 (1952) (cosine):")
+    png = str(tmp_path / "map.png")
+    status, _, err = _run(["plot", "--model", model_path, "--out", png], capsys)
+    assert status == 0, err
+    assert os.path.getsize(png) > 5000
+    logs = str(tmp_path / "logs")
+    status, _, err = _run(
+        ["projector", "--model", model_path, "--log-dir", logs], capsys
+    )
+    assert status == 0, err
+    assert os.path.exists(os.path.join(logs, "movie_id_metadata.tsv"))
+
+
+def test_model_alone_says_what_is_missing(trained, tmp_path, capsys):
+    import keras
+
+    _, _, model_path, _ = trained
+    model = keras.saving.load_model(model_path)
+    model.data_source = None
+    bare = str(tmp_path / "bare.keras")
+    model.save(bare)
+    error = _error(["similar", "--model", bare, "--movie", "M"], capsys)
+    assert error == (
+        f"catembed: error: --model {bare} does not record its training "
+        "data (only models saved by catembed train --save do): pass "
+        "--dataset (and --data-dir if the release is not in the cache)"
+    )
+    model.data_source = {"dataset": "ml-100k", "data_dir": "/no/such/dir"}
+    moved = str(tmp_path / "moved.keras")
+    model.save(moved)
+    error = _error(["plot", "--model", moved], capsys)
+    assert error == (
+        f"catembed: error: --model {moved} was trained on ml-100k from "
+        "/no/such/dir, which no longer exists: pass --data-dir"
+    )
+
+
+def test_history_plot_draws_rmse_per_epoch(data_dir, tmp_path, capsys):
+    from matplotlib import image
+
+    path = str(tmp_path / "history.png")
+    out = _train_quick(data_dir, capsys, "--history-plot", path)
+    assert f"Wrote the RMSE per epoch to {path}" in out
+    pixels = image.imread(path)
+    assert pixels.shape[:2] == (450, 700)
+    history = {"rmse": [1.2, 1.0], "test_rmse": [1.1, 1.05], "loss": [1, 1]}
+    figure_path = str(tmp_path / "h.png")
+    cli._plot_history(history, figure_path, "ml-100k")
+    assert os.path.getsize(figure_path) > 5000
+    with pytest.raises(cli.CommandError, match="has no RMSE to draw"):
+        cli._plot_history({"loss": [1.0]}, figure_path, "ml-100k")
+
+
+def test_similar_center_spreads_the_scores(trained, data_dir, capsys):
+    _, _, model_path, _ = trained
+    argv = ["similar", "--model", model_path, "--movie", "Movie 3 (1952)"]
+    status, plain, _ = _run([*argv, "-k", "59", "--min-ratings", "0"], capsys)
+    assert status == 0
+    status, centred, _ = _run(
+        [*argv, "-k", "59", "--min-ratings", "0", "--center"], capsys
+    )
+    assert status == 0
+    assert centred.splitlines()[0] == (
+        "Nearest to Movie 3 (1952) (cosine, centred):"
+    )
+
+    def scores(output):
+        return [float(line.split()[1]) for line in output.splitlines()[1:]]
+
+    assert scores(plain) != scores(centred)
+    assert len(scores(centred)) == 59

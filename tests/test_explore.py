@@ -185,3 +185,84 @@ def test_nearest_only_among_candidates(model):
 def test_nearest_rejects_bad_candidates(model, candidates, match):
     with pytest.raises(ValueError, match=match):
         explore.nearest(model, "movie", 0, candidates=candidates)
+
+
+def _model_with_movies(vectors):
+    vectors = np.asarray(vectors, dtype="float32")
+    model = keras_catembed.RatingModel(
+        {
+            "user": 3,
+            "movie": keras_catembed.EntityEmbedding(*vectors.shape),
+        }
+    )
+    model.build()
+    model.embedding_layers["movie"].embeddings.assign(vectors)
+    return model
+
+
+def test_nearest_center_subtracts_the_mean_vector():
+    # Every vector shares a large common part, as with implicit feedback:
+    # the cosine scores all sit near 1.
+    common = np.array([10.0, 10.0, 10.0])
+    own = np.array(
+        [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    )
+    model = _model_with_movies(common + own)
+    _, plain = explore.nearest(model, "movie", 0, k=3)
+    assert np.all(plain > 0.97)
+    indices, centred = explore.nearest(model, "movie", 0, k=3, center=True)
+    matrix = own - own.mean(axis=0)
+    expected = matrix @ matrix[0]
+    expected /= np.linalg.norm(matrix, axis=1) * np.linalg.norm(matrix[0])
+    np.testing.assert_allclose(centred, expected[indices], rtol=1e-5)
+    np.testing.assert_array_equal(indices, [1, 3, 2])
+    assert centred[0] > 0.9 and centred[-1] < -0.5
+    # The mean is that of the candidates and the query.
+    indices, scores = explore.nearest(
+        model, "movie", 0, k=1, center=True, candidates=[1]
+    )
+    pair = own[[0, 1]] - own[[0, 1]].mean(axis=0)
+    np.testing.assert_allclose(scores, [-1.0], atol=1e-5)
+    assert pair[0] @ pair[1] < 0 and indices.tolist() == [1]
+    # Distances do not change.
+    _, far = explore.nearest(model, "movie", 0, k=3, metric="euclidean")
+    _, far_centred = explore.nearest(
+        model, "movie", 0, k=3, metric="euclidean", center=True
+    )
+    np.testing.assert_allclose(far, far_centred, rtol=1e-5)
+    with pytest.raises(ValueError, match="`center` must be a bool"):
+        explore.nearest(model, "movie", 0, center="yes")
+
+
+def test_placed_labels_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 3), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    rng = np.random.default_rng(0)
+    # Crowded: 60 long labels on points close to each other.
+    points = rng.normal(size=(60, 2)) * 0.05
+    axes.scatter(points[:, 0], points[:, 1])
+    axes.set_xlim(-1, 1)
+    axes.set_ylim(-1, 1)
+    texts = [f"A movie with a long title {i}" for i in range(60)]
+    placed = explore._place_labels(axes, points, texts)
+    renderer = canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in placed]
+    assert 1 < len(placed) < 60
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other)
+    # Labels are taken in order: the first always gets its place.
+    assert placed[0].get_text() == texts[0]
+    drawn = [t for t in axes.texts if t.get_text().startswith("A movie")]
+    assert len(drawn) == len(placed)
+    # Far-apart points keep every label.
+    figure = Figure(figsize=(4, 3), dpi=100)
+    axes = figure.subplots()
+    spread = np.array([[-0.8, -0.8], [0.0, 0.0], [0.5, 0.8]])
+    axes.set_xlim(-1, 1)
+    axes.set_ylim(-1, 1)
+    assert len(explore._place_labels(axes, spread, ["a", "b", "c"])) == 3

@@ -1,0 +1,260 @@
+"""What a `RatingModel` remembers of its training data.
+
+`fit` records a fingerprint of the rows it trained on: a bottom-k sketch,
+the `SKETCH_SIZE` smallest distinct 64-bit hashes of the rows (each
+row's ids in column order and its rating as a float32). Any later set of
+rows can be tested against it: a row whose hash is at most the sketch's
+largest hash is a training row exactly when its hash is in the sketch, and
+the test rows with such small hashes are a uniform sample of the test rows
+(the hash decides, not their order). The share of them found in the sketch
+estimates the share of test rows that were training rows; with fewer than
+`SKETCH_SIZE` distinct training rows the sketch holds them all and the
+answer is exact.
+
+The fingerprint (and the data source a caller may record) is saved in the
+model's config, so it survives `.keras` save and load.
+"""
+
+import base64
+import collections.abc
+import hashlib
+import warnings
+
+import numpy as np
+from keras import ops
+
+# Hashes kept of the training rows: 64 KiB, saved as base64 in the config.
+SKETCH_SIZE = 8192
+# `evaluate` warns above this estimated share of test rows seen in `fit`.
+OVERLAP_THRESHOLD = 0.01
+
+
+def _mix(z, shifted):
+    """SplitMix64's finalizer, in place on a uint64 array; returns it.
+
+    `shifted` is a scratch array of the same shape: fresh arrays of this
+    size cost more than the arithmetic.
+    """
+    # Shifts by a Python int: NumPy's loop for a uint64 scalar shift is
+    # many times slower.
+    with np.errstate(over="ignore"):
+        z ^= np.right_shift(z, 30, out=shifted)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= np.right_shift(z, 27, out=shifted)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= np.right_shift(z, 31, out=shifted)
+    return z
+
+
+def _numpy(values):
+    """`values` as a flat NumPy array (a backend tensor is converted)."""
+    if not isinstance(values, np.ndarray):
+        values = np.asarray(ops.convert_to_numpy(values))
+    return values.reshape(-1)
+
+
+def _column_words(values):
+    """One uint64 per row of a column of ids (integers, else strings)."""
+    values = _numpy(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64).view(np.uint64)
+    if values.dtype.kind == "f":
+        return values.astype(np.float64).astype(np.int64).view(np.uint64)
+    unique, inverse = np.unique(values.astype(str), return_inverse=True)
+    words = np.array(
+        [
+            int.from_bytes(
+                hashlib.blake2b(text.encode(), digest_size=8).digest(),
+                "little",
+            )
+            for text in unique
+        ],
+        dtype=np.uint64,
+    )
+    return words[inverse.reshape(-1)]
+
+
+def row_hashes(columns, x, y):
+    """The 64-bit hash of each row `(x[c] for c in columns..., y)`."""
+    targets = _numpy(y)
+    hashes = np.full(len(targets), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    bits = targets.astype(np.float32).view(np.uint32).astype(np.uint64)
+    words = [_column_words(x[column]) for column in columns] + [bits]
+    scratch = np.empty_like(hashes)
+    with np.errstate(over="ignore"):
+        # An odd multiplier per column (a bijection), then a full mix.
+        for index, word in enumerate(words):
+            odd = np.uint64(2 * index + 0xD6E8FEB86659FD93)
+            hashes ^= np.multiply(word, odd, out=scratch)
+            _mix(hashes, scratch)
+    return hashes
+
+
+def sketch(columns, x, y, previous=None):
+    """The fingerprint of the rows `(x, y)`, merged with `previous`.
+
+    Returns a dict: `columns`, `rows` (rows recorded in all, repeats and
+    all), `exact` (whether `hashes` holds every distinct row) and `hashes`
+    (the smallest distinct row hashes, sorted).
+    """
+    hashes = _smallest_distinct(row_hashes(columns, x, y))
+    rows = len(_numpy(y))
+    exact = True
+    if previous is not None and list(previous["columns"]) == list(columns):
+        hashes = np.union1d(hashes, previous["hashes"])
+        rows += previous["rows"]
+        exact = previous["exact"]
+    if hashes.size > SKETCH_SIZE:
+        hashes = hashes[:SKETCH_SIZE]
+        exact = False
+    return {
+        "columns": list(columns),
+        "rows": int(rows),
+        "exact": exact,
+        "hashes": hashes,
+    }
+
+
+def _smallest_distinct(hashes):
+    """The smallest distinct hashes, sorted: all, or more than a sketch.
+
+    Many rows are cut down with a partition first, so that not every
+    row's hash is sorted.
+    """
+    if hashes.size > 4 * SKETCH_SIZE:
+        head = np.unique(
+            np.partition(hashes, 2 * SKETCH_SIZE)[: 2 * SKETCH_SIZE]
+        )
+        if head.size > SKETCH_SIZE:
+            return head
+    return np.unique(hashes)
+
+
+def overlap(fingerprint, x, y):
+    """Estimates the share of the rows `(x, y)` that `fingerprint` holds.
+
+    Returns `(fraction, sampled)`: the estimated share of the rows that
+    were training rows, and how many rows the estimate rests on (all of
+    them when the fingerprint is exact). `fraction` is None when no row
+    could be tested.
+    """
+    hashes = row_hashes(fingerprint["columns"], x, y)
+    kept = fingerprint["hashes"]
+    if not fingerprint["exact"] and kept.size:
+        hashes = hashes[hashes <= kept[-1]]
+    if hashes.size == 0:
+        return None, 0
+    found = np.isin(hashes, kept)
+    return float(found.mean()), int(hashes.size)
+
+
+def overlap_message(fraction, sampled, exact):
+    """The sentence that reports an overlap with the training rows."""
+    basis = (
+        "exactly"
+        if exact
+        else f"estimated from a sample of {sampled:,} of the rows"
+    )
+    return (
+        f"About {fraction:.0%} of the evaluated rows ({basis}) are rows "
+        "this model was trained on (same ids and rating): the scores "
+        "overstate its accuracy on unseen ratings. Evaluate on ratings "
+        "left out of its training data."
+    )
+
+
+def warn_overlap(model, x, y, stacklevel=3):
+    """Warns when `(x, y)` overlaps the model's training rows.
+
+    Returns the estimated share of overlapping rows (None if unknown).
+    """
+    fingerprint = getattr(model, "training_fingerprint", None)
+    if fingerprint is None or y is None:
+        return None
+    if not isinstance(x, collections.abc.Mapping):
+        return None
+    from keras_catembed.rating_model import _is_array_like
+
+    if not _is_array_like(y) or not all(
+        _is_array_like(x.get(column)) for column in fingerprint["columns"]
+    ):
+        return None
+    fraction, sampled = overlap(fingerprint, x, y)
+    if fraction is not None and fraction > OVERLAP_THRESHOLD:
+        warnings.warn(
+            overlap_message(fraction, sampled, fingerprint["exact"]),
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return fraction
+
+
+def to_config(fingerprint):
+    """The fingerprint as JSON-ready values (hashes as base64)."""
+    if fingerprint is None:
+        return None
+    data = np.asarray(fingerprint["hashes"], dtype="<u8").tobytes()
+    return {
+        "columns": list(fingerprint["columns"]),
+        "rows": fingerprint["rows"],
+        "exact": fingerprint["exact"],
+        "hashes": base64.b64encode(data).decode("ascii"),
+    }
+
+
+def from_config(config):
+    """The inverse of `to_config`."""
+    if config is None:
+        return None
+    hashes = np.frombuffer(
+        base64.b64decode(config["hashes"]), dtype="<u8"
+    ).astype(np.uint64)
+    return {
+        "columns": list(config["columns"]),
+        "rows": int(config["rows"]),
+        "exact": bool(config["exact"]),
+        "hashes": hashes,
+    }
+
+
+def record(model, x, y, validation_split=0.0, validation_data=None):
+    """Adds the rows `fit` trained on to the model's fingerprint.
+
+    Only in-memory arrays are recorded; `validation_split` leaves out the
+    last rows, as `fit` does.
+    """
+    from keras_catembed.rating_model import _is_array_like
+
+    if not isinstance(x, collections.abc.Mapping) or not _is_array_like(y):
+        return
+    if not all(_is_array_like(x.get(column)) for column in model.columns):
+        return
+    y = np.asarray(ops.convert_to_numpy(y)).reshape(-1)
+    x = {column: x[column] for column in model.columns}
+    if validation_split and validation_data is None:
+        split = int(len(y) * (1.0 - validation_split))
+        x = {
+            column: np.asarray(ops.convert_to_numpy(value))[:split]
+            for column, value in x.items()
+        }
+        y = y[:split]
+    if len(y) == 0:
+        return
+    model.__dict__["_training_fingerprint"] = sketch(
+        model.columns, x, y, model.__dict__.get("_training_fingerprint")
+    )
+
+
+def check_data_source(value):
+    """Returns `value` if it is None or a dict of JSON scalars."""
+    if value is None:
+        return None
+    scalars = (str, int, float, bool, type(None))
+    if not isinstance(value, collections.abc.Mapping) or not all(
+        isinstance(k, str) and isinstance(v, scalars) for k, v in value.items()
+    ):
+        raise ValueError(
+            "`data_source` must be None or a dict of strings, numbers, "
+            f"booleans or None, keyed by strings. Received: {value!r}"
+        )
+    return dict(value)
