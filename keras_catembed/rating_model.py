@@ -937,6 +937,36 @@ class RatingModel(keras.Model):
             _is_array_like(x.get(column)) for column in self.columns
         )
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Exports the model for inference; see `keras.Model.export`.
+
+        Without `input_signature`, the served function takes one dict of
+        int64 id vectors of shape `(batch,)`, keyed by column name (raw ids
+        for a column with a `vocabulary`), and returns the ratings, shape
+        `(batch, 1)`. It works after `fit`, `predict` or loading, and on
+        JAX too (through `jax2tf`; TensorFlow must be installed).
+
+        Example:
+
+        ```python
+        model.export("rating_model")
+        served = tf.saved_model.load("rating_model")
+        served.serve({"user_id": users, "movie_id": movies})
+        ```
+        """
+        from keras_catembed import _export
+
+        return _export.export(
+            self, filepath, format, verbose, input_signature, **kwargs
+        )
+
     # Serialization ----------------------------------------------------------
 
     def get_config(self):
