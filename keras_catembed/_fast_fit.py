@@ -9,7 +9,8 @@ For ids and ratings that fit in memory this loop instead:
 - keeps the arrays on the device, draws each epoch's permutation there and
   gathers each batch there;
 - runs many steps per compiled call (`lax.scan` on JAX, a `tf.while_loop`
-  on TensorFlow; torch runs eagerly);
+  on TensorFlow; torch runs eagerly), about a twentieth of the epoch, so
+  that the progress bar and batch callbacks move within an epoch;
 - with `SparseAdam`, on JAX and torch, differentiates with respect to the
   batch's unique table rows rather than the whole table, so a step costs
   time proportional to the batch (TensorFlow's gather gradient is already
@@ -31,8 +32,30 @@ from keras_catembed import optimizers
 from keras_catembed.entity_embedding import EntityEmbedding
 
 # Steps per compiled call when the model's `steps_per_execution` is 1:
-# enough for about 2**20 samples per call.
+# about 1/BLOCKS_PER_EPOCH of the epoch, so that the progress bar and the
+# batch callbacks move within an epoch, between MIN_STEPS_PER_EXECUTION
+# and MAX_STEPS_PER_EXECUTION steps and at most about 2**20 samples.
 SAMPLES_PER_EXECUTION = 2**20
+BLOCKS_PER_EPOCH = 20
+MIN_STEPS_PER_EXECUTION = 8
+MAX_STEPS_PER_EXECUTION = 1024
+
+
+def steps_per_call(model, full_steps, batch_size):
+    """Steps per compiled call for an epoch of `full_steps` full batches.
+
+    The model's own `steps_per_execution` wins when it is set above 1.
+    """
+    per_call = model.steps_per_execution
+    if per_call <= 1:
+        per_call = -(-full_steps // BLOCKS_PER_EPOCH)
+        per_call = max(per_call, MIN_STEPS_PER_EXECUTION)
+        per_call = min(
+            per_call,
+            MAX_STEPS_PER_EXECUTION,
+            max(1, SAMPLES_PER_EXECUTION // batch_size),
+        )
+    return max(1, min(per_call, full_steps))
 
 
 def blocker(model, x, y, kwargs):
@@ -184,10 +207,7 @@ def fit(
 
     full_steps, remainder = divmod(num_samples, batch_size)
     steps_per_epoch = full_steps + (remainder > 0)
-    per_call = model.steps_per_execution
-    if per_call <= 1:
-        per_call = max(1, SAMPLES_PER_EXECUTION // batch_size)
-    per_call = min(per_call, max(full_steps, 1))
+    per_call = steps_per_call(model, full_steps, batch_size)
     # (first step, number of steps, batch size) of each compiled call.
     executions = []
     for start in range(0, full_steps, per_call):

@@ -758,12 +758,14 @@ class RatingModel(keras.Model):
         Arrays are checked before training (see the class docstring). With
         a dict of in-memory arrays, `fit` then runs a device loop: the data
         stays on the device, each epoch is shuffled there, many steps run
-        per compiled call (the model's `steps_per_execution`, or about
-        2**20 samples per call when that is 1), and the per-step id checks
-        are skipped. With `keras_catembed.optimizers.SparseAdam` each step
-        touches only the table rows of its batch. Callbacks, the History,
-        the progress bar and validation behave as in `keras.Model.fit` with
-        that `steps_per_execution`.
+        per compiled call (the model's `steps_per_execution`, or, when that
+        is 1, a twentieth of the epoch: 8 to 1024 steps, at most about
+        2**20 samples), and the per-step id checks are skipped. With
+        `keras_catembed.optimizers.SparseAdam` each step touches only the
+        table rows of its batch. Callbacks, the History, the progress bar
+        and validation behave as in `keras.Model.fit` with that
+        `steps_per_execution`: the bar and `on_train_batch_end` (with the
+        index of each call's last step) advance after every call.
 
         Args:
             fast: `"auto"` (default) uses the device loop where it applies:
