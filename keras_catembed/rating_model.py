@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_catembed import _checks
 from keras_catembed import _fast_fit
+from keras_catembed import _frames
 from keras_catembed import _implicit
 from keras_catembed import optimizers
 from keras_catembed._implicit import ImplicitFeedback
@@ -49,8 +50,9 @@ class RatingModel(keras.Model):
     missing or unknown columns, unknown ids, fractional-float, bool or
     string ids, and (in `fit`) NaN or infinite targets raise a `ValueError`
     that names the column (or target row) and the offending value, on every
-    backend. (From a pandas `DataFrame`, pass
-    `{column: frame[column].to_numpy() for column in columns}`.)
+    backend. Wherever a dict of columns is expected, a pandas `DataFrame`
+    works too: the model's columns are taken by name (others are ignored,
+    a missing one raises), and `y` may be a `Series`.
 
     Subclasses can override two extension points:
 
@@ -321,9 +323,9 @@ class RatingModel(keras.Model):
         replaces the pairs. The pairs are saved with the model.
 
         Args:
-            x: Dict of id arrays keyed by column name, like the inputs of
-                `fit` (every column of `implicit` and `neighborhood` is
-                needed).
+            x: Dict of id arrays keyed by column name (or a pandas
+                `DataFrame`), like the inputs of `fit` (every column of
+                `implicit` and `neighborhood` is needed).
             y: Array of the ratings of `x`'s rows. Required with
                 `neighborhood`, unused otherwise.
 
@@ -344,6 +346,9 @@ class RatingModel(keras.Model):
                 "This RatingModel weighs its `neighborhood` pairs by their "
                 "ratings: call `adapt(x, y)` with the training ratings."
             )
+        if _frames.is_dataframe(x):
+            x = _frames.known_columns(x, self.columns)
+        y = _frames.values(y)
         if not isinstance(x, collections.abc.Mapping):
             raise ValueError(
                 "`adapt` expects a dict of id arrays keyed by column name. "
@@ -479,14 +484,15 @@ class RatingModel(keras.Model):
         ratings are kept.
 
         Args:
-            users: Array of user ids (of `user_column`), or a dict with
-                that column and, for a model with more than two columns,
-                each other column's value per user (e.g. the user's age
-                group).
+            users: Array of user ids (of `user_column`), or a dict (or
+                pandas `DataFrame`) with that column and, for a model with
+                more than two columns, each other column's value per user
+                (e.g. the user's age group).
             k: Positive integer. How many items per user. Defaults to 10.
-            exclude: Optional dict with `user_column` and `item_column`
-                arrays: pairs never to recommend (typically the training
-                ratings). Defaults to `None`.
+            exclude: Optional dict (or pandas `DataFrame`) with
+                `user_column` and `item_column` arrays: pairs never to
+                recommend (typically the training ratings). Defaults to
+                `None`.
             candidates: Optional array of distinct item ids to choose from.
                 Defaults to every id of `item_column` (its vocabulary, or
                 `0..n-1`).
@@ -647,6 +653,8 @@ class RatingModel(keras.Model):
         """
         if x is None:
             return x
+        if _frames.is_dataframe(x):
+            x = _frames.columns(x, self.columns, where)
         if not isinstance(x, collections.abc.Mapping):
             if _is_array_like(x):
                 self._standardize_structure(x)
@@ -706,12 +714,18 @@ class RatingModel(keras.Model):
                 + (" with y=None" if len(validation_data) > 1 else "")
             )
         x_val = self._check_x(validation_data[0], "fit")
-        self._check_y(validation_data[1], "validation_data y")
-        if len(validation_data) == 3:
-            _check_sample_weight(
-                validation_data[2], "validation_data sample_weight"
+        rest = [
+            _frames.values(value, name)
+            for value, name in zip(
+                validation_data[1:],
+                ["validation_data y", "validation_data sample_weight"],
+                strict=False,
             )
-        return (x_val, *validation_data[1:])
+        ]
+        self._check_y(rest[0], "validation_data y")
+        if len(rest) == 2:
+            _check_sample_weight(rest[1], "validation_data sample_weight")
+        return (x_val, *rest)
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
         super().compile(optimizer, *args, **kwargs)
@@ -779,6 +793,8 @@ class RatingModel(keras.Model):
         _check_batch_size("batch_size", batch_size)
         _check_batch_size("validation_batch_size", validation_batch_size)
         x = self._check_x(x, "fit")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         validation_data = self._check_validation_data(validation_data)
@@ -829,6 +845,8 @@ class RatingModel(keras.Model):
     ):
         _check_batch_size("batch_size", batch_size)
         x = self._check_x(x, "evaluate")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         return self._run(
@@ -853,6 +871,8 @@ class RatingModel(keras.Model):
 
     def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         x = self._check_x(x, "train_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         return self._run(
@@ -868,6 +888,8 @@ class RatingModel(keras.Model):
 
     def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         x = self._check_x(x, "test_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         return self._run(
