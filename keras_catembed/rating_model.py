@@ -773,7 +773,8 @@ class RatingModel(keras.Model):
         a dict of in-memory arrays, `fit` then runs a device loop: the data
         stays on the device, each epoch is shuffled there, many steps run
         per compiled call (the model's `steps_per_execution`, or, when that
-        is 1, a twentieth of the epoch: 8 to 1024 steps, at most about
+        is 1, a twentieth of the epoch in the first epoch, which is timed,
+        then about a second of steps, at most half the epoch and about
         2**20 samples), and the per-step id checks are skipped. With
         `keras_catembed.optimizers.SparseAdam` each step touches only the
         table rows of its batch. Callbacks, the History, the progress bar

@@ -236,13 +236,24 @@ def test_batch_callbacks_move_within_each_epoch():
     model = make_model()
     epochs = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
     assert len(epochs) == 2
-    per_call = _fast_fit.steps_per_call(model, 200, 16)
-    assert per_call == 10
+    assert _fast_fit.steps_per_call(model, 200, 16) == 10
+    # The first epoch runs one call per 10 steps (a twentieth of the
+    # epoch), then the short last batch: 9, 19, ..., 199, 200.
+    first = [batch for batch, _ in epochs[0]]
+    assert first == [*range(9, 200, 10), 200]
+    # The next ones run calls of the length the first epoch's timing
+    # chose: at most 100 steps (half the epoch), so the bar still moves.
+    timed = model.__dict__["_fast_fit_runners"]
+    (runner,) = timed.values()
+    per_call = runner.block_steps[(16, 200)]
+    assert 8 <= per_call <= 100
+    second = [batch for batch, _ in epochs[1]]
+    calls = [
+        min(start + per_call, 200) - 1 for start in range(0, 200, per_call)
+    ]
+    assert second == [*calls, 200]
+    assert len(second) > 2
     for ends in epochs:
-        batches = [batch for batch, _ in ends]
-        # One call per 10 steps (a twentieth of the epoch), then the
-        # short last batch: 9, 19, ..., 199, 200.
-        assert batches == [*range(9, 200, 10), 200]
         assert all(np.isfinite(loss) for _, loss in ends)
 
 
@@ -275,6 +286,14 @@ def test_block_size_is_bounded_and_respects_steps_per_execution():
     assert steps(model, 200_000, 4096) == 256
     if keras.backend.backend() != "torch":
         assert steps(make_model(steps_per_execution=7), 100, 32) == 7
+    # Once timed: a power of two of steps of about a second, at
+    # least 8, at most half the epoch and 2**20 samples.
+    timed = _fast_fit.timed_steps_per_call
+    assert timed(1e-3, 10_000, 256) == 512
+    assert timed(1e-6, 10_000, 256) == 4096
+    assert timed(1e-6, 100, 32) == 50
+    assert timed(10.0, 1000, 32) == 8
+    assert timed(1e-3, 5, 32) == 3
 
 
 def test_fast_true_explains_what_blocks_it():
