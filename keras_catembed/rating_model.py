@@ -976,7 +976,10 @@ class RatingModel(keras.Model):
         int64 id vectors of shape `(batch,)`, keyed by column name (raw ids
         for a column with a `vocabulary`), and returns the ratings, shape
         `(batch, 1)`. It works after `fit`, `predict` or loading, and on
-        JAX too (through `jax2tf`; TensorFlow must be installed).
+        JAX too (through `jax2tf`; TensorFlow must be installed). The
+        served graph checks ids: from TensorFlow an unknown id fails the
+        call; from JAX its rating is NaN (and ids are read as int32). On
+        torch, a SavedModel export raises: export from TensorFlow or JAX.
 
         Example:
 
