@@ -87,5 +87,6 @@ def values(value, name="y"):
                 f"one-column DataFrame). Received a DataFrame with the "
                 f"columns {[str(c) for c in value.columns]}"
             )
-        return _column_values(f"`{name}`", value.iloc[:, 0]).reshape(-1, 1)
+        # As its one Series: shape (n,), like the targets of a dict.
+        return _column_values(f"`{name}`", value.iloc[:, 0])
     return value
