@@ -9,7 +9,8 @@ For ids and ratings that fit in memory this loop instead:
 - keeps the arrays on the device, draws each epoch's permutation there and
   gathers each batch there;
 - runs many steps per compiled call (`lax.scan` on JAX, a `tf.while_loop`
-  on TensorFlow; torch runs eagerly);
+  on TensorFlow; torch runs eagerly), about a second of steps, so that
+  the progress bar and batch callbacks move within an epoch;
 - with `SparseAdam`, on JAX and torch, differentiates with respect to the
   batch's unique table rows rather than the whole table, so a step costs
   time proportional to the batch (TensorFlow's gather gradient is already
@@ -22,6 +23,7 @@ set to the number of steps per compiled call.
 
 import collections.abc
 import contextlib
+import time
 
 import keras
 import numpy as np
@@ -30,9 +32,62 @@ from keras import ops
 from keras_catembed import optimizers
 from keras_catembed.entity_embedding import EntityEmbedding
 
-# Steps per compiled call when the model's `steps_per_execution` is 1:
-# enough for about 2**20 samples per call.
+# Steps per compiled call when the model's `steps_per_execution` is 1.
+# The first epoch of a shape runs calls of 1/BLOCKS_PER_EPOCH of the epoch
+# (MIN_STEPS_PER_EXECUTION to MAX_STEPS_PER_EXECUTION steps) and times
+# them; later epochs run calls of about SECONDS_PER_EXECUTION (a power of
+# two of steps, at most half the epoch and about 2**20 samples). So the
+# progress bar and the batch callbacks move within every epoch, and a
+# call is long enough for its fixed cost not to slow the steady state.
 SAMPLES_PER_EXECUTION = 2**20
+BLOCKS_PER_EPOCH = 20
+MIN_STEPS_PER_EXECUTION = 8
+MAX_STEPS_PER_EXECUTION = 1024
+SECONDS_PER_EXECUTION = 1.0
+
+
+def steps_per_call(model, full_steps, batch_size):
+    """Steps per compiled call in an epoch not yet timed.
+
+    The model's own `steps_per_execution` wins when it is set above 1.
+    """
+    per_call = model.steps_per_execution
+    if per_call <= 1:
+        per_call = -(-full_steps // BLOCKS_PER_EPOCH)
+        per_call = max(per_call, MIN_STEPS_PER_EXECUTION)
+        per_call = min(
+            per_call,
+            MAX_STEPS_PER_EXECUTION,
+            max(1, SAMPLES_PER_EXECUTION // batch_size),
+        )
+    return max(1, min(per_call, full_steps))
+
+
+def timed_steps_per_call(seconds_per_step, full_steps, batch_size):
+    """Steps per call once a step is timed: about SECONDS_PER_EXECUTION.
+
+    A power of two (few distinct compiled lengths), at least
+    MIN_STEPS_PER_EXECUTION, at most half the epoch (so the bar moves at
+    least twice) and about 2**20 samples.
+    """
+    wanted = SECONDS_PER_EXECUTION / max(seconds_per_step, 1e-9)
+    steps = 2 ** int(np.floor(np.log2(max(wanted, 1.0))))
+    ceiling = min(
+        -(-full_steps // 2), max(1, SAMPLES_PER_EXECUTION // batch_size)
+    )
+    steps = min(max(steps, MIN_STEPS_PER_EXECUTION), ceiling)
+    return max(1, min(steps, full_steps))
+
+
+def _executions(per_call, full_steps, remainder, batch_size):
+    """(first step, number of steps, batch size) of each compiled call."""
+    executions = [
+        (start, min(per_call, full_steps - start), batch_size)
+        for start in range(0, full_steps, per_call)
+    ]
+    if remainder:
+        executions.append((full_steps, 1, remainder))
+    return executions
 
 
 def blocker(model, x, y, kwargs):
@@ -184,18 +239,7 @@ def fit(
 
     full_steps, remainder = divmod(num_samples, batch_size)
     steps_per_epoch = full_steps + (remainder > 0)
-    per_call = model.steps_per_execution
-    if per_call <= 1:
-        per_call = max(1, SAMPLES_PER_EXECUTION // batch_size)
-    per_call = min(per_call, max(full_steps, 1))
-    # (first step, number of steps, batch size) of each compiled call.
-    executions = []
-    for start in range(0, full_steps, per_call):
-        executions.append(
-            (start, min(per_call, full_steps - start), batch_size)
-        )
-    if remainder:
-        executions.append((full_steps, 1, remainder))
+    per_call = steps_per_call(model, full_steps, batch_size)
 
     # The compiled steps are kept until the model is compiled again.
     cache = model.__dict__.setdefault("_fast_fit_runners", {})
@@ -204,6 +248,12 @@ def fit(
         cache[key] = _RUNNERS[key[0]](model)
     runner = cache[key]
     runner.ids, runner.targets = ids, targets
+    # Calls are timed in the first epoch of each shape, unless the model
+    # sets its own `steps_per_execution`.
+    shape = (batch_size, full_steps)
+    timed = model.steps_per_execution > 1 or shape in runner.block_steps
+    per_call = runner.block_steps.get(shape, per_call)
+    executions = _executions(per_call, full_steps, remainder, batch_size)
     if verbose == "auto":
         verbose = 1
     if not isinstance(callbacks, keras.callbacks.CallbackList):
@@ -241,6 +291,7 @@ def fit(
         else:
             order = ops.arange(num_samples, dtype="int32")
         runner.begin_epoch()
+        ends = []  # (time, steps done) after each full-length call
         for start, steps, size in executions:
             callbacks.on_train_batch_begin(start)
             block = ops.reshape(
@@ -248,10 +299,22 @@ def fit(
                 (steps, size),
             )
             logs = runner.run(block)
+            if not timed and steps == per_call:
+                _pythonify(logs)  # waits for the call to finish
+                ends.append((time.perf_counter(), start + steps))
             callbacks.on_train_batch_end(start + steps - 1, logs)
             if model.stop_training:
                 break
         runner.end_epoch()
+        if len(ends) >= 3:
+            # The first call may include compilation: time the others.
+            seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
+            per_call = timed_steps_per_call(seconds, full_steps, batch_size)
+            runner.block_steps[shape] = per_call
+            executions = _executions(
+                per_call, full_steps, remainder, batch_size
+            )
+            timed = True
         epoch_logs = dict(_pythonify(logs))
         if validation_data is not None and _should_validate(
             epoch, validation_freq
@@ -333,6 +396,8 @@ class _JaxRunner:
 
         self.model = model
         self.ids = self.targets = None
+        # Steps per call by (batch size, full steps), once timed.
+        self.block_steps = {}
         self.sparse = sparse_steps(model)
         self.state = None
         step = self._sparse_step if self.sparse else model.train_step
@@ -529,6 +594,8 @@ class _TensorFlowRunner:
 
         self.model = model
         self.ids = self.targets = None
+        # Steps per call by (batch size, full steps), once timed.
+        self.block_steps = {}
 
         def run(ids, targets, block):
             logs = model.train_step(_batch(ids, targets, block[0]))
@@ -562,6 +629,8 @@ class _TorchRunner:
     def __init__(self, model):
         self.model = model
         self.ids = self.targets = None
+        # Steps per call by (batch size, full steps), once timed.
+        self.block_steps = {}
         self.sparse = sparse_steps(model)
 
     def begin_epoch(self):

@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from keras_catembed import _frames
+
 # Rows scored per `predict` call: users times candidates.
 ROWS_PER_CALL = 2**20
 
@@ -22,6 +24,15 @@ def recommend(
     """Scores every candidate item for each user; see `RatingModel`."""
     user_column, item_column = _check_columns(model, user_column, item_column)
     k = _check_k(k)
+    if _frames.is_dataframe(users):
+        others = [
+            c for c in model.columns if c not in (user_column, item_column)
+        ]
+        users = _frames.columns(users, [user_column, *others], "users")
+    if _frames.is_dataframe(exclude):
+        exclude = _frames.columns(
+            exclude, [user_column, item_column], "exclude"
+        )
     users = _check_users(model, users, user_column, item_column)
     num_users = len(users[user_column])
     candidates = _check_candidates(model, candidates, item_column)

@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_catembed import _checks
 from keras_catembed import _fast_fit
+from keras_catembed import _frames
 from keras_catembed import _implicit
 from keras_catembed import _provenance
 from keras_catembed import optimizers
@@ -50,8 +51,9 @@ class RatingModel(keras.Model):
     missing or unknown columns, unknown ids, fractional-float, bool or
     string ids, and (in `fit`) NaN or infinite targets raise a `ValueError`
     that names the column (or target row) and the offending value, on every
-    backend. (From a pandas `DataFrame`, pass
-    `{column: frame[column].to_numpy() for column in columns}`.)
+    backend. Wherever a dict of columns is expected, a pandas `DataFrame`
+    works too: the model's columns are taken by name (others are ignored,
+    a missing one raises), and `y` may be a `Series`.
 
     Subclasses can override two extension points:
 
@@ -357,9 +359,9 @@ class RatingModel(keras.Model):
         replaces the pairs. The pairs are saved with the model.
 
         Args:
-            x: Dict of id arrays keyed by column name, like the inputs of
-                `fit` (every column of `implicit` and `neighborhood` is
-                needed).
+            x: Dict of id arrays keyed by column name (or a pandas
+                `DataFrame`), like the inputs of `fit` (every column of
+                `implicit` and `neighborhood` is needed).
             y: Array of the ratings of `x`'s rows. Required with
                 `neighborhood`, unused otherwise.
 
@@ -380,6 +382,9 @@ class RatingModel(keras.Model):
                 "This RatingModel weighs its `neighborhood` pairs by their "
                 "ratings: call `adapt(x, y)` with the training ratings."
             )
+        if _frames.is_dataframe(x):
+            x = _frames.known_columns(x, self.columns)
+        y = _frames.values(y)
         if not isinstance(x, collections.abc.Mapping):
             raise ValueError(
                 "`adapt` expects a dict of id arrays keyed by column name. "
@@ -515,14 +520,15 @@ class RatingModel(keras.Model):
         ratings are kept.
 
         Args:
-            users: Array of user ids (of `user_column`), or a dict with
-                that column and, for a model with more than two columns,
-                each other column's value per user (e.g. the user's age
-                group).
+            users: Array of user ids (of `user_column`), or a dict (or
+                pandas `DataFrame`) with that column and, for a model with
+                more than two columns, each other column's value per user
+                (e.g. the user's age group).
             k: Positive integer. How many items per user. Defaults to 10.
-            exclude: Optional dict with `user_column` and `item_column`
-                arrays: pairs never to recommend (typically the training
-                ratings). Defaults to `None`.
+            exclude: Optional dict (or pandas `DataFrame`) with
+                `user_column` and `item_column` arrays: pairs never to
+                recommend (typically the training ratings). Defaults to
+                `None`.
             candidates: Optional array of distinct item ids to choose from.
                 Defaults to every id of `item_column` (its vocabulary, or
                 `0..n-1`).
@@ -683,6 +689,8 @@ class RatingModel(keras.Model):
         """
         if x is None:
             return x
+        if _frames.is_dataframe(x):
+            x = _frames.columns(x, self.columns, where)
         if not isinstance(x, collections.abc.Mapping):
             if _is_array_like(x):
                 self._standardize_structure(x)
@@ -742,12 +750,18 @@ class RatingModel(keras.Model):
                 + (" with y=None" if len(validation_data) > 1 else "")
             )
         x_val = self._check_x(validation_data[0], "fit")
-        self._check_y(validation_data[1], "validation_data y")
-        if len(validation_data) == 3:
-            _check_sample_weight(
-                validation_data[2], "validation_data sample_weight"
+        rest = [
+            _frames.values(value, name)
+            for value, name in zip(
+                validation_data[1:],
+                ["validation_data y", "validation_data sample_weight"],
+                strict=False,
             )
-        return (x_val, *validation_data[1:])
+        ]
+        self._check_y(rest[0], "validation_data y")
+        if len(rest) == 2:
+            _check_sample_weight(rest[1], "validation_data sample_weight")
+        return (x_val, *rest)
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
         super().compile(optimizer, *args, **kwargs)
@@ -794,12 +808,15 @@ class RatingModel(keras.Model):
         Arrays are checked before training (see the class docstring). With
         a dict of in-memory arrays, `fit` then runs a device loop: the data
         stays on the device, each epoch is shuffled there, many steps run
-        per compiled call (the model's `steps_per_execution`, or about
-        2**20 samples per call when that is 1), and the per-step id checks
-        are skipped. With `keras_catembed.optimizers.SparseAdam` each step
-        touches only the table rows of its batch. Callbacks, the History,
-        the progress bar and validation behave as in `keras.Model.fit` with
-        that `steps_per_execution`.
+        per compiled call (the model's `steps_per_execution`, or, when that
+        is 1, a twentieth of the epoch in the first epoch, which is timed,
+        then about a second of steps, at most half the epoch and about
+        2**20 samples), and the per-step id checks are skipped. With
+        `keras_catembed.optimizers.SparseAdam` each step touches only the
+        table rows of its batch. Callbacks, the History, the progress bar
+        and validation behave as in `keras.Model.fit` with that
+        `steps_per_execution`: the bar and `on_train_batch_end` (with the
+        index of each call's last step) advance after every call.
 
         Args:
             fast: `"auto"` (default) uses the device loop where it applies:
@@ -813,6 +830,8 @@ class RatingModel(keras.Model):
         _check_batch_size("batch_size", batch_size)
         _check_batch_size("validation_batch_size", validation_batch_size)
         x = self._check_x(x, "fit")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         validation_data = self._check_validation_data(validation_data)
@@ -864,6 +883,8 @@ class RatingModel(keras.Model):
     ):
         _check_batch_size("batch_size", batch_size)
         x = self._check_x(x, "evaluate")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         _provenance.warn_overlap(self, x, y)
@@ -889,6 +910,8 @@ class RatingModel(keras.Model):
 
     def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         x = self._check_x(x, "train_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         return self._run(
@@ -904,6 +927,8 @@ class RatingModel(keras.Model):
 
     def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         x = self._check_x(x, "test_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
         self._check_y(y)
         _check_sample_weight(sample_weight)
         return self._run(
@@ -973,6 +998,39 @@ class RatingModel(keras.Model):
         """Whether `_check_x` has checked every column of `x`."""
         return isinstance(x, collections.abc.Mapping) and all(
             _is_array_like(x.get(column)) for column in self.columns
+        )
+
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Exports the model for inference; see `keras.Model.export`.
+
+        Without `input_signature`, the served function takes one dict of
+        int64 id vectors of shape `(batch,)`, keyed by column name (raw ids
+        for a column with a `vocabulary`), and returns the ratings, shape
+        `(batch, 1)`. It works after `fit`, `predict` or loading, and on
+        JAX too (through `jax2tf`; TensorFlow must be installed). The
+        served graph checks ids: from TensorFlow an unknown id fails the
+        call; from JAX its rating is NaN (and ids are read as int32). On
+        torch, a SavedModel export raises: export from TensorFlow or JAX.
+
+        Example:
+
+        ```python
+        model.export("rating_model")
+        served = tf.saved_model.load("rating_model")
+        served.serve({"user_id": users, "movie_id": movies})
+        ```
+        """
+        from keras_catembed import _export
+
+        return _export.export(
+            self, filepath, format, verbose, input_signature, **kwargs
         )
 
     # Serialization ----------------------------------------------------------

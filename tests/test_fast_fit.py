@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_catembed
+from keras_catembed import _fast_fit
 from keras_catembed import optimizers
 
 USERS, MOVIES = 12, 9
@@ -212,6 +213,87 @@ def test_progress_bar_counts_steps(capsys):
     x, y = data(n=64)
     make_model().fit(x, y, batch_size=16, epochs=1, verbose=1, fast=True)
     assert "4/4" in capsys.readouterr().out
+
+
+def _batch_ends(model, x, y, epochs=1, **kwargs):
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append([])
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float(keras.ops.convert_to_numpy(logs["loss"]))
+            seen[-1].append((batch, loss))
+
+    model.fit(x, y, epochs=epochs, verbose=0, callbacks=[Record()], **kwargs)
+    return seen
+
+
+def test_batch_callbacks_move_within_each_epoch():
+    # 3,210 rows in batches of 16: 200 full steps and one of 10 rows.
+    x, y = data(n=3210)
+    model = make_model()
+    epochs = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
+    assert len(epochs) == 2
+    assert _fast_fit.steps_per_call(model, 200, 16) == 10
+    # The first epoch runs one call per 10 steps (a twentieth of the
+    # epoch), then the short last batch: 9, 19, ..., 199, 200.
+    first = [batch for batch, _ in epochs[0]]
+    assert first == [*range(9, 200, 10), 200]
+    # The next ones run calls of the length the first epoch's timing
+    # chose: at most 100 steps (half the epoch), so the bar still moves.
+    timed = model.__dict__["_fast_fit_runners"]
+    (runner,) = timed.values()
+    per_call = runner.block_steps[(16, 200)]
+    assert 8 <= per_call <= 100
+    second = [batch for batch, _ in epochs[1]]
+    calls = [
+        min(start + per_call, 200) - 1 for start in range(0, 200, per_call)
+    ]
+    assert second == [*calls, 200]
+    assert len(second) > 2
+    for ends in epochs:
+        assert all(np.isfinite(loss) for _, loss in ends)
+
+
+def test_progress_bar_advances_within_the_epoch(monkeypatch):
+    updates = []
+    update = keras.utils.Progbar.update
+
+    def record(self, current, *args, **kwargs):
+        updates.append((self.target, current))
+        return update(self, current, *args, **kwargs)
+
+    monkeypatch.setattr(keras.utils.Progbar, "update", record)
+    x, y = data(n=3200)
+    make_model().fit(x, y, batch_size=32, epochs=1, verbose=1, fast=True)
+    # 100 steps, 8 per call (the least a call runs): the bar moves 13
+    # times, to 8, 16, ..., 96 and then 100.
+    seen = [current for target, current in updates if target == 100]
+    assert seen[: len(range(8, 100, 8))] == list(range(8, 100, 8))
+    assert seen[-1] == 100
+    assert len(set(seen)) == 13
+
+
+def test_block_size_is_bounded_and_respects_steps_per_execution():
+    model = make_model()
+    steps = _fast_fit.steps_per_call
+    assert steps(model, 3, 32) == 3
+    assert steps(model, 100, 32) == 8
+    assert steps(model, 20_000, 1024) == 1000
+    assert steps(model, 200_000, 64) == 1024
+    assert steps(model, 200_000, 4096) == 256
+    if keras.backend.backend() != "torch":
+        assert steps(make_model(steps_per_execution=7), 100, 32) == 7
+    # Once timed: a power of two of steps of about a second, at
+    # least 8, at most half the epoch and 2**20 samples.
+    timed = _fast_fit.timed_steps_per_call
+    assert timed(1e-3, 10_000, 256) == 512
+    assert timed(1e-6, 10_000, 256) == 4096
+    assert timed(1e-6, 100, 32) == 50
+    assert timed(10.0, 1000, 32) == 8
+    assert timed(1e-3, 5, 32) == 3
 
 
 def test_fast_true_explains_what_blocks_it():

@@ -1,0 +1,92 @@
+"""pandas inputs: DataFrame columns by name, Series as arrays.
+
+pandas is never imported here: an object can only be a DataFrame or a
+Series if pandas is already imported, so `sys.modules` tells.
+"""
+
+import sys
+
+import numpy as np
+
+
+def _pandas():
+    return sys.modules.get("pandas")
+
+
+def is_dataframe(value):
+    """Whether `value` is a `pandas.DataFrame` (False without pandas)."""
+    pandas = _pandas()
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def is_series(value):
+    """Whether `value` is a `pandas.Series` (False without pandas)."""
+    pandas = _pandas()
+    return pandas is not None and isinstance(value, pandas.Series)
+
+
+def _column_values(name, series):
+    """The NumPy values of a column, rejecting missing values (NA, NaN)."""
+    missing = np.asarray(series.isna())
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        label = series.index[row]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise ValueError(
+            f"{name} holds a missing value (NA) at row {row} (index "
+            f"{label!r}); {int(missing.sum())} in all. Expected "
+            "a value in every row."
+        )
+    values = series.to_numpy()
+    if values.dtype == object:
+        # Nullable integer columns come back as objects.
+        try:
+            values = series.to_numpy(dtype="int64")
+        except (TypeError, ValueError):
+            pass
+    return values
+
+
+def columns(frame, wanted, where):
+    """A dict of the `wanted` columns of `frame`, as NumPy arrays.
+
+    Other columns of `frame` are ignored; a missing one raises a
+    `ValueError` naming it and the columns the frame has.
+    """
+    missing = [column for column in wanted if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"`{where}` received a DataFrame without the column(s) "
+            f"{missing}. Expected the columns {list(wanted)} (others are "
+            f"ignored). The DataFrame has the columns "
+            f"{[str(c) for c in frame.columns]}"
+        )
+    return {
+        column: _column_values(f"Column '{column}'", frame[column])
+        for column in wanted
+    }
+
+
+def known_columns(frame, known):
+    """A dict of the columns of `frame` that are in `known`."""
+    return {
+        column: _column_values(f"Column '{column}'", frame[column])
+        for column in frame.columns
+        if column in known
+    }
+
+
+def values(value, name="y"):
+    """A Series (or one-column DataFrame) as a NumPy array; else `value`."""
+    if is_series(value):
+        return _column_values(f"`{name}`", value)
+    if is_dataframe(value):
+        if len(value.columns) != 1:
+            raise ValueError(
+                f"`{name}` must be one column of values (a Series or a "
+                f"one-column DataFrame). Received a DataFrame with the "
+                f"columns {[str(c) for c in value.columns]}"
+            )
+        # As its one Series: shape (n,), like the targets of a dict.
+        return _column_values(f"`{name}`", value.iloc[:, 0])
+    return value
