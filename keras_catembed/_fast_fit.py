@@ -67,14 +67,19 @@ def timed_steps_per_call(seconds_per_step, full_steps, batch_size):
     """Steps per call once a step is timed: about SECONDS_PER_EXECUTION.
 
     A power of two (few distinct compiled lengths), at least
-    MIN_STEPS_PER_EXECUTION, at most half the epoch (so the bar moves at
-    least twice) and about 2**20 samples.
+    MIN_STEPS_PER_EXECUTION and at most about 2**20 samples. An epoch
+    longer than SECONDS_PER_EXECUTION takes at least two calls, so the bar
+    moves within it (a power of two of steps each); a shorter one runs as
+    one call (each call costs a dispatch, and the bar has nothing to show
+    within a second).
     """
     wanted = SECONDS_PER_EXECUTION / max(seconds_per_step, 1e-9)
     steps = 2 ** int(np.floor(np.log2(max(wanted, 1.0))))
-    ceiling = min(
-        -(-full_steps // 2), max(1, SAMPLES_PER_EXECUTION // batch_size)
-    )
+    ceiling = max(1, SAMPLES_PER_EXECUTION // batch_size)
+    if full_steps * seconds_per_step > SECONDS_PER_EXECUTION:
+        ceiling = min(ceiling, -(-full_steps // 2))
+    else:
+        steps = full_steps
     steps = min(max(steps, MIN_STEPS_PER_EXECUTION), ceiling)
     return max(1, min(steps, full_steps))
 

@@ -230,7 +230,15 @@ def _batch_ends(model, x, y, epochs=1, **kwargs):
     return seen
 
 
-def test_batch_callbacks_move_within_each_epoch():
+@pytest.mark.parametrize(
+    "seconds, per_call",
+    [(1e-9, 8), (1e9, 200)],
+    ids=["long-epoch", "short-epoch"],
+)
+def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
+    # The aimed seconds per call decide whether an epoch counts as long
+    # (over that: at least two calls, each at least 8 steps) or short.
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", seconds)
     # 3,210 rows in batches of 16: 200 full steps and one of 10 rows.
     x, y = data(n=3210)
     model = make_model()
@@ -242,17 +250,15 @@ def test_batch_callbacks_move_within_each_epoch():
     first = [batch for batch, _ in epochs[0]]
     assert first == [*range(9, 200, 10), 200]
     # The next ones run calls of the length the first epoch's timing
-    # chose: at most 100 steps (half the epoch), so the bar still moves.
+    # chose.
     timed = model.__dict__["_fast_fit_runners"]
     (runner,) = timed.values()
-    per_call = runner.block_steps[(16, 200)]
-    assert 8 <= per_call <= 100
+    assert runner.block_steps[(16, 200)] == per_call
     second = [batch for batch, _ in epochs[1]]
     calls = [
         min(start + per_call, 200) - 1 for start in range(0, 200, per_call)
     ]
     assert second == [*calls, 200]
-    assert len(second) > 2
     for ends in epochs:
         assert all(np.isfinite(loss) for _, loss in ends)
 
@@ -287,13 +293,17 @@ def test_block_size_is_bounded_and_respects_steps_per_execution():
     if keras.backend.backend() != "torch":
         assert steps(make_model(steps_per_execution=7), 100, 32) == 7
     # Once timed: a power of two of steps of about a second, at
-    # least 8, at most half the epoch and 2**20 samples.
+    # least 8 and at most 2**20 samples; at most half of an epoch that
+    # takes over a second, the whole of a shorter one.
     timed = _fast_fit.timed_steps_per_call
     assert timed(1e-3, 10_000, 256) == 512
     assert timed(1e-6, 10_000, 256) == 4096
-    assert timed(1e-6, 100, 32) == 50
+    assert timed(1e-6, 100, 32) == 100
+    assert timed(1e-3, 5, 32) == 5
+    assert timed(1e-3, 1000, 32) == 1000
+    assert timed(2e-3, 1000, 32) == 256
+    assert timed(1e-7, 2 * 10**6, 1) == 2**20
     assert timed(10.0, 1000, 32) == 8
-    assert timed(1e-3, 5, 32) == 3
 
 
 def test_fast_true_explains_what_blocks_it():
