@@ -7,8 +7,10 @@ cd "$root"
 source scripts/setup.sh
 ruff check .
 ruff format --check .
+# One pytest worker per core (pytest-xdist), each test file on one worker
+# so that a file's module fixtures are built once.
 for backend in tensorflow jax torch; do
     echo "=== pytest on the $backend backend"
-    KERAS_BACKEND="$backend" python -m pytest tests "$@"
+    KERAS_BACKEND="$backend" python -m pytest tests -n auto --dist loadfile "$@"
 done
 mkdocs build --strict --site-dir "$(mktemp -d)"
