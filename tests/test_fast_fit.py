@@ -275,11 +275,11 @@ def test_progress_bar_advances_within_the_epoch(monkeypatch):
     x, y = data(n=3200)
     make_model().fit(x, y, batch_size=32, epochs=1, verbose=1, fast=True)
     # 100 steps, 8 per call (the least a call runs): the bar moves 13
-    # times, to 8, 16, ..., 96 and then 100.
+    # times, to 8, 16, ..., 96 and then 100. (Keras may run the bar's
+    # batch callbacks on a thread on JAX, so updates can arrive out of
+    # order.)
     seen = [current for target, current in updates if target == 100]
-    assert seen[: len(range(8, 100, 8))] == list(range(8, 100, 8))
-    assert seen[-1] == 100
-    assert len(set(seen)) == 13
+    assert sorted(set(seen)) == [*range(8, 100, 8), 100]
 
 
 def test_block_size_is_bounded_and_respects_steps_per_execution():
