@@ -668,16 +668,7 @@ def train_model(
     if model.implicit or model.neighborhood:
         # Implicit feedback describes ids by the training pairs only.
         model.adapt(x_train, train.rating)
-    ema_momentum = _ema_momentum(training)
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            _learning_rate(training, len(train)),
-            use_ema=ema_momentum is not None,
-            ema_momentum=ema_momentum or 0.99,
-        ),
-        loss="mse",
-        metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
-    )
+    ema_momentum = _compile_with_recipe(model, training, len(train))
     callbacks = []
     if ema_momentum is not None and validation is not None:
         # Validation metrics of the averaged weights, which `fit` keeps.
@@ -720,6 +711,28 @@ def _rename_metrics(old, new):
                 logs[new + name[len(old) :]] = logs.pop(name)
 
     return RenameMetrics()
+
+
+def _compile_with_recipe(model, training, num_rows):
+    """Compiles `model` with a preset's training settings.
+
+    Adam with the preset's learning-rate schedule and weight averaging,
+    MSE loss, RMSE and MAE metrics. Returns the averaging momentum (None
+    without averaging).
+    """
+    import keras
+
+    ema_momentum = _ema_momentum(training)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            _learning_rate(training, num_rows),
+            use_ema=ema_momentum is not None,
+            ema_momentum=ema_momentum or 0.99,
+        ),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
+    )
+    return ema_momentum
 
 
 def _ema_momentum(training):

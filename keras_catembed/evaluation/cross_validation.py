@@ -338,11 +338,9 @@ def _inner_protocol(inner, seed, argument, one_split=True):
 
 def _preset_builder(name, data, target):
     """A `build` function for the preset `name` (`cross_validate`)."""
-    import keras
 
     from keras_catembed import presets
-    from keras_catembed.cli import _ema_momentum
-    from keras_catembed.cli import _learning_rate
+    from keras_catembed.cli import _compile_with_recipe
     from keras_catembed.datasets import movielens
     from keras_catembed.rating_model import RatingModel
 
@@ -362,16 +360,7 @@ def _preset_builder(name, data, target):
         model = RatingModel.from_preset(name, embeddings)
         if model.implicit or model.neighborhood:
             model.adapt(*_xy(model, train, target))
-        momentum = _ema_momentum(training)
-        model.compile(
-            optimizer=keras.optimizers.Adam(
-                _learning_rate(training, _num_rows(train)),
-                use_ema=momentum is not None,
-                ema_momentum=momentum or 0.99,
-            ),
-            loss="mse",
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
-        )
+        _compile_with_recipe(model, training, _num_rows(train))
         fit_kwargs = {
             "batch_size": training["batch_size"],
             "epochs": training["epochs"],
