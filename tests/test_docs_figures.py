@@ -24,6 +24,10 @@ EXPLAINED = {
         "0.56": "the exponent of fastai's size rule",
         "0.022": "u1 RMSE of mlp minus recommended, movielens_accuracy.json",
     },
+    "movielens.md": {
+        "0.025": "mean SVDpp minus mean recommended RMSE, "
+        "surprise_comparison_ml-100k.json",
+    },
     "performance.md": {
         "0.0145": "mlp-large minus exact, implicit_cap_accuracy.json",
     },
