@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: lint, tests on each Keras backend, docs build.
+# The full test suite: lint, type check, tests on each Keras backend, docs
+# build. Any failing step fails the script (set -e).
 # Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -7,6 +8,9 @@ cd "$root"
 source scripts/setup.sh
 ruff check .
 ruff format --check .
+# Type check (configuration in pyproject.toml: strict on the package, a few
+# modules relaxed for now).
+mypy
 # One pytest worker per core (pytest-xdist), each test file on one worker
 # so that a file's module fixtures are built once.
 for backend in tensorflow jax torch; do
