@@ -12,7 +12,11 @@ ruff format --check .
 # modules relaxed for now).
 mypy
 # One pytest worker per core (pytest-xdist), each test file on one worker
-# so that a file's module fixtures are built once.
+# so that a file's module fixtures are built once. Backend-independent tests
+# (marker `one_backend`, see tests/conftest.py) run on torch only, the
+# fastest backend here; export KERAS_CATEMBED_ONE_BACKEND= (empty) to run
+# them on every backend.
+export KERAS_CATEMBED_ONE_BACKEND="${KERAS_CATEMBED_ONE_BACKEND-torch}"
 for backend in tensorflow jax torch; do
     echo "=== pytest on the $backend backend"
     KERAS_BACKEND="$backend" python -m pytest tests -n auto --dist loadfile "$@"
