@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> type:
     # RatingHyperModel needs the optional keras-tuner: import it on use.
     if name == "RatingHyperModel":
         from keras_catembed.hypermodel import RatingHyperModel

@@ -23,6 +23,10 @@ def test_output_shape(case):
 ```
 """
 
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
 try:
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
@@ -33,6 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
     ) from error
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "entity_embedding_cases",
@@ -46,8 +51,12 @@ __all__ = [
 
 @st.composite
 def entity_embedding_kwargs(
-    draw, *, max_ids=50, max_output_dim=8, allow_oov=True
-):
+    draw: st.DrawFn,
+    *,
+    max_ids: int = 50,
+    max_output_dim: int = 8,
+    allow_oov: bool = True,
+) -> dict[str, Any]:
     """Draws constructor arguments for `keras_catembed.EntityEmbedding`.
 
     Half of the draws use `input_dim`, the other half a `vocabulary` of
@@ -62,7 +71,7 @@ def entity_embedding_kwargs(
     Returns:
         A strategy of dicts of keyword arguments.
     """
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if draw(st.booleans()):
         kwargs["input_dim"] = draw(st.integers(1, max_ids))
     else:
@@ -81,14 +90,16 @@ def entity_embedding_kwargs(
     return kwargs
 
 
-def _known(kwargs):
+def _known(kwargs: Mapping[str, Any]) -> NDArray[np.int64]:
     if kwargs.get("vocabulary") is not None:
         return np.asarray(kwargs["vocabulary"], dtype=np.int64)
     return np.arange(kwargs["input_dim"], dtype=np.int64)
 
 
 @st.composite
-def known_ids(draw, init_kwargs, shape):
+def known_ids(
+    draw: st.DrawFn, init_kwargs: Mapping[str, Any], shape: tuple[int, ...]
+) -> NDArray[np.int32]:
     """Draws an int32 array of ids the layer knows, of the given shape.
 
     Args:
@@ -99,14 +110,16 @@ def known_ids(draw, init_kwargs, shape):
         A strategy of NumPy int32 arrays.
     """
     known = _known(init_kwargs)
-    positions = draw(
+    positions: NDArray[np.int64] = draw(
         hnp.arrays(np.int64, shape, elements=st.integers(0, len(known) - 1))
     )
     return known[positions].astype(np.int32)
 
 
 @st.composite
-def unknown_ids(draw, init_kwargs, shape):
+def unknown_ids(
+    draw: st.DrawFn, init_kwargs: Mapping[str, Any], shape: tuple[int, ...]
+) -> NDArray[np.int32]:
     """Draws an int32 array of ids the layer does not know.
 
     Args:
@@ -123,7 +136,13 @@ def unknown_ids(draw, init_kwargs, shape):
 
 
 @st.composite
-def entity_embedding_cases(draw, *, max_rank=3, max_dim=5, allow_oov=True):
+def entity_embedding_cases(
+    draw: st.DrawFn,
+    *,
+    max_rank: int = 3,
+    max_dim: int = 5,
+    allow_oov: bool = True,
+) -> tuple[dict[str, Any], NDArray[np.int32]]:
     """Draws `(init_kwargs, ids)` for `EntityEmbedding` with known ids.
 
     Args:
@@ -144,7 +163,9 @@ def entity_embedding_cases(draw, *, max_rank=3, max_dim=5, allow_oov=True):
 
 
 @st.composite
-def rating_model_inputs(draw, embeddings, *, max_batch=16):
+def rating_model_inputs(
+    draw: st.DrawFn, embeddings: Mapping[str, int], *, max_batch: int = 16
+) -> dict[str, NDArray[np.int32]]:
     """Draws a valid inputs dict for a `RatingModel` of these columns.
 
     Args:
@@ -176,8 +197,13 @@ def rating_model_inputs(draw, embeddings, *, max_batch=16):
 
 @st.composite
 def rating_model_cases(
-    draw, *, columns=None, max_columns=4, max_cardinality=50, max_batch=16
-):
+    draw: st.DrawFn,
+    *,
+    columns: Sequence[str] | Mapping[str, int] | None = None,
+    max_columns: int = 4,
+    max_cardinality: int = 50,
+    max_batch: int = 16,
+) -> tuple[dict[str, Any], dict[str, NDArray[np.int32]]]:
     """Draws `(init_kwargs, inputs)` for `keras_catembed.RatingModel`.
 
     The columns are yours (`columns`) or named `c0`, `c1`, ...; drawn
@@ -220,7 +246,7 @@ def rating_model_cases(
             "`columns` must name at least one column, each once. Received: "
             f"columns={columns!r}"
         )
-    embeddings = {}
+    embeddings: dict[str, int] = {}
     for name in names:
         if isinstance(columns, dict):
             embeddings[name] = int(columns[name])

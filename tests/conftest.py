@@ -28,3 +28,25 @@ def _fresh_keras_state():
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
     yield
+
+
+# Tests of code that does not depend on the Keras backend (argument
+# parsing, the MovieLens loader, protocols, docs figures, tuner
+# orchestration, examples) carry the `one_backend` marker. When the
+# environment variable KERAS_CATEMBED_ONE_BACKEND names a backend
+# (scripts/test.sh sets it to "torch"), they run on that backend only and
+# are deselected on the others; unset, they run on every backend.
+ONE_BACKEND_VARIABLE = "KERAS_CATEMBED_ONE_BACKEND"
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = os.environ.get(ONE_BACKEND_VARIABLE)
+    if not chosen or chosen == keras.backend.backend():
+        return
+    kept, deselected = [], []
+    for item in items:
+        marked = item.get_closest_marker("one_backend") is not None
+        (deselected if marked else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept

@@ -204,6 +204,7 @@ def test_errors_are_one_line(trained, data_dir, capsys, argv, message):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.one_backend
 def test_missing_data_is_one_line(tmp_path, capsys):
     status, _, err = _run(
         ["train", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"],
@@ -215,6 +216,7 @@ def test_missing_data_is_one_line(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.one_backend
 def test_python_m_alias_prints_help():
     result = subprocess.run(
         [sys.executable, "-m", "keras_catembed", "--help"],
@@ -268,6 +270,7 @@ def test_recommended_for():
         assert with_implicit["training"] == without["training"]
 
 
+@pytest.mark.one_backend
 def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     import json
 
@@ -335,6 +338,7 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert not [ln for ln in out.splitlines() if " done: " in ln]
 
 
+@pytest.mark.one_backend
 def test_tune_rejects_unknown_hyperparameter(data_dir, tmp_path, capsys):
     status, _, err = _run(
         [
@@ -603,6 +607,7 @@ def _error(argv, capsys):
     return lines[0]
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -671,6 +676,7 @@ def test_bad_option_values_stop_before_loading_data(
     assert "no-data" not in error
 
 
+@pytest.mark.one_backend
 def test_usage_mistakes_are_one_line(capsys):
     error = _error([], capsys)
     assert "required: command" in error
@@ -711,6 +717,7 @@ def test_model_must_be_a_saved_rating_model(command, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "logs")
 
 
+@pytest.mark.one_backend
 def test_version(capsys):
     import keras_catembed
 
@@ -719,6 +726,7 @@ def test_version(capsys):
     assert out == f"catembed {keras_catembed.__version__}\n"
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -751,6 +759,7 @@ def test_output_paths_are_checked_before_training(
     assert message in error
 
 
+@pytest.mark.one_backend
 def test_unknown_similar_title_stops_before_training(
     data_dir, tmp_path, capsys
 ):
@@ -835,6 +844,7 @@ def test_train_model_names_the_validation_metrics(data_dir):
     assert history.history["test_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
 
 
+@pytest.mark.one_backend
 def test_tune_prints_values_as_typed():
     assert cli._typed(0.1 + 0.2) == "0.3"
     assert cli._typed(0.0012345678901) == "0.00123457"
@@ -856,6 +866,7 @@ def _options(parser):
             yield "/".join(action.option_strings), action.help
 
 
+@pytest.mark.one_backend
 def test_every_option_has_help():
     options = dict(_options(cli._build_parser()))
     assert "similar -k" in options and "tune --project-name" in options
@@ -863,6 +874,7 @@ def test_every_option_has_help():
     assert missing == []
 
 
+@pytest.mark.one_backend
 def test_offline_error_names_the_options(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     error = _error(["train", "--no-download", "--epochs", "1"], capsys)

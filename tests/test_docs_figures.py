@@ -13,6 +13,9 @@ import re
 
 import pytest
 
+# Backend-independent: runs on one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]

@@ -2,8 +2,12 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 
 from tests.synthetic_movielens import write_synthetic_100k
+
+# Backend-independent: runs on one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -132,6 +132,7 @@ def test_bounded_output_needs_a_rating_range():
         RatingHyperModel(EMBEDDINGS, rating_range=None, bounded_output=True)
 
 
+@pytest.mark.one_backend
 def test_missing_keras_tuner_raises_import_error_with_pip_command(
     monkeypatch,
 ):
@@ -146,6 +147,7 @@ def test_missing_keras_tuner_raises_import_error_with_pip_command(
         spec.loader.exec_module(module)
 
 
+@pytest.mark.one_backend
 def test_importing_the_package_does_not_import_keras_tuner():
     code = (
         "import sys, keras_catembed; "
@@ -394,6 +396,7 @@ def test_model_kwargs_reject_unknown_or_bad_values():
         hypermodel.model_kwargs([("dropout", 0.1)])
 
 
+@pytest.mark.one_backend
 def test_docstring_documents_every_argument_and_hyperparameter():
     doc = inspect.getdoc(RatingHyperModel)
     args_section = doc.split("Args:")[1].split("Raises:")[0]
@@ -783,6 +786,7 @@ def _wait_for(path, process, output, timeout):
         time.sleep(0.2)
 
 
+@pytest.mark.one_backend
 def test_search_killed_mid_trial_resumes_without_losing_trials(tmp_path):
     directory = tmp_path / "tuning"
     log = tmp_path / "started.log"
@@ -854,6 +858,7 @@ def _wait_for_port(port, process, output, timeout):
         time.sleep(0.2)
 
 
+@pytest.mark.one_backend
 @pytest.mark.slow
 def test_distributed_search_runs_each_trial_once(tmp_path):
     directory = tmp_path / "tuning"

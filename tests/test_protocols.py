@@ -7,6 +7,9 @@ from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import protocols
 from tests import movielens_fixtures as fx
 
+# Backend-independent: runs on one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 # Three users; row i has timestamp STAMPS[i].
 USERS = np.array([0, 1, 0, 2, 1, 0, 2, 0, 1, 1])
 STAMPS = np.array([50, 10, 20, 30, 40, 60, 5, 20, 70, 15])

@@ -189,6 +189,7 @@ def _error(argv, capsys):
     return lines[0]
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -233,6 +234,7 @@ def test_k_larger_than_the_catalogue_is_one_line(model_path, data_dir, capsys):
     assert "`k` must be at most the number of candidates (60)" in error
 
 
+@pytest.mark.one_backend
 def test_missing_keras_rs_is_named_before_loading(
     monkeypatch, tmp_path, capsys
 ):
@@ -247,6 +249,7 @@ def test_missing_keras_rs_is_named_before_loading(
     assert 'pip install "keras-catembed[ranking]"' in error
 
 
+@pytest.mark.one_backend
 def test_help_describes_every_ranking_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--help"])

@@ -4,18 +4,35 @@ The data is a `keras_catembed.datasets.movielens.Ratings` or a dict of 1-D
 NumPy arrays of equal length, one per column.
 """
 
+from __future__ import annotations
+
 import collections.abc
 import math
 import numbers
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeAlias
+from typing import TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from keras_catembed.datasets.movielens import Ratings
+
+# A `Ratings` or a dict of 1-D arrays of equal length, one per column.
+Data: TypeAlias = "Ratings | collections.abc.Mapping[str, ArrayLike]"
+# What `cross_validate` and `evaluate` return: lists of per-fold values,
+# NumPy arrays once finished, and the "mean" and "std" dicts.
+Results = dict[str, Any]
 
 METRICS = ("test_rmse", "test_mae", "fit_time", "test_time")
 PREDICT_BATCH_SIZE = 4096
 
 
-def num_rows(data):
+def num_rows(data: Data) -> int:
     """The number of rows of a `Ratings` or of a dict of 1-D arrays."""
     if not isinstance(data, collections.abc.Mapping):
         if hasattr(data, "subset") and hasattr(data, "user_id"):
@@ -26,7 +43,7 @@ def num_rows(data):
         )
     if not data:
         raise ValueError("The data dict has no columns. Received: {}")
-    sizes = {}
+    sizes: dict[str, int] = {}
     for key, value in data.items():
         shape = np.shape(value)
         if len(shape) != 1:
@@ -45,7 +62,7 @@ def num_rows(data):
     return sizes[first]
 
 
-def column(data, name, argument):
+def column(data: Data, name: str, argument: str) -> NDArray[Any]:
     """The column `name` of a `Ratings` or a dict of arrays."""
     num_rows(data)
     if isinstance(data, collections.abc.Mapping):
@@ -62,7 +79,7 @@ def column(data, name, argument):
     return np.asarray(values)
 
 
-def take(data, indices):
+def take(data: Data, indices: NDArray[np.integer] | NDArray[np.bool_]) -> Data:
     """The rows `indices` of a `Ratings` or of a dict of arrays."""
     if isinstance(data, collections.abc.Mapping):
         return {key: np.asarray(value)[indices] for key, value in data.items()}
@@ -72,7 +89,7 @@ def take(data, indices):
 _RATINGS_FIELDS = ("user_id", "movie_id", "rating", "timestamp")
 
 
-def timestamps(data, name, protocol):
+def timestamps(data: Data, name: str, protocol: str) -> NDArray[np.integer]:
     if isinstance(data, collections.abc.Mapping):
         stamps = data.get(name)
     else:
@@ -92,7 +109,9 @@ def timestamps(data, name, protocol):
     return stamps
 
 
-def row_keys(ratings):
+def row_keys(
+    ratings: Ratings,
+) -> list[tuple[int, int, float, int]]:
     stamps = ratings.timestamp
     if stamps is None:
         stamps = np.zeros(len(ratings), np.int64)
@@ -107,21 +126,21 @@ def row_keys(ratings):
     )
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[numbers.Integral]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_seed(seed):
+def check_seed(seed: object) -> int:
     if not is_int(seed):
         raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
     return int(seed)
 
 
-def check_fraction(name, value):
+def check_fraction(name: str, value: object) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not 0.0 < value < 1.0
+        or not 0.0 < float(value) < 1.0
         or math.isnan(value)
     ):
         raise ValueError(
@@ -130,7 +149,9 @@ def check_fraction(name, value):
     return float(value)
 
 
-def model_data(model, part, target):
+def model_data(
+    model: Any, part: Data, target: str
+) -> tuple[dict[str, Any], NDArray[Any]]:
     """The model inputs and ratings of a data part."""
     columns = getattr(model, "columns", None)
     if not isinstance(part, collections.abc.Mapping):
@@ -143,13 +164,20 @@ def model_data(model, part, target):
     return {c: column(part, c, "columns") for c in columns}, y
 
 
-def empty_results():
-    results = {name: [] for name in METRICS}
+def empty_results() -> Results:
+    results: Results = {name: [] for name in METRICS}
     results.update(num_train=[], num_test=[])
     return results
 
 
-def score(results, model, train, test, target, fit_time):
+def score(
+    results: Results,
+    model: Any,
+    train: Data,
+    test: Data,
+    target: str,
+    fit_time: float,
+) -> None:
     results["num_train"].append(num_rows(train))
     x, y = model_data(model, test, target)
     start = time.perf_counter()
@@ -164,7 +192,7 @@ def score(results, model, train, test, target, fit_time):
     results["num_test"].append(int(error.size))
 
 
-def finish(results, verbose):
+def finish(results: Results, verbose: bool) -> Results:
     for name in METRICS:
         results[name] = np.asarray(results[name], "float64")
     results["mean"] = {name: float(np.mean(results[name])) for name in METRICS}
@@ -174,7 +202,7 @@ def finish(results, verbose):
     return results
 
 
-def table(results):
+def table(results: Results) -> str:
     folds = len(results["test_rmse"])
     head = [f"Fold {i + 1}" for i in range(folds)] + ["Mean", "Std"]
     lines = [f"{'':<16}" + "".join(f"{h:>9}" for h in head)]

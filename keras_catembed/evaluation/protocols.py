@@ -8,11 +8,19 @@ NumPy arrays of equal length, one per column (e.g. `{"user_id": ...,
 always give the same splits.
 """
 
+from __future__ import annotations
+
 import collections.abc
 import numbers
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
+from keras_catembed.evaluation._common import Data
 from keras_catembed.evaluation._common import check_fraction
 from keras_catembed.evaluation._common import check_seed
 from keras_catembed.evaluation._common import column
@@ -32,6 +40,9 @@ __all__ = [
     "get",
 ]
 
+# The train and test row positions of one split.
+Split = tuple[NDArray[np.int64], NDArray[np.int64]]
+
 
 class Protocol:
     """Base class of the protocols: splits data into train and test rows.
@@ -39,7 +50,7 @@ class Protocol:
     Subclasses implement `split`.
     """
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         """Yields `(train_indices, test_indices)` for each split.
 
         Args:
@@ -50,7 +61,7 @@ class Protocol:
         """
         raise NotImplementedError
 
-    def split_data(self, data):
+    def split_data(self, data: Data) -> Iterator[tuple[Data, Data]]:
         """Yields `(train, test)` data of the same type as `data`.
 
         A `Ratings` is split with `Ratings.subset`, so both parts keep the
@@ -59,7 +70,7 @@ class Protocol:
         for train, test in self.split(data):
             yield take(data, train), take(data, test)
 
-    def num_splits(self, data):
+    def num_splits(self, data: Data) -> int:
         """The number of splits `split(data)` yields."""
         return sum(1 for _ in self.split(data))
 
@@ -82,7 +93,12 @@ class OfficialFolds(Protocol):
             array with one fold label per row. Defaults to `None`.
     """
 
-    def __init__(self, folds=None, *, fold_column=None):
+    def __init__(
+        self,
+        folds: Sequence[Any] | None = None,
+        *,
+        fold_column: str | ArrayLike | None = None,
+    ) -> None:
         if folds is not None and (
             isinstance(folds, str)
             or not isinstance(folds, collections.abc.Sequence)
@@ -95,7 +111,7 @@ class OfficialFolds(Protocol):
         self.folds = None if folds is None else tuple(folds)
         self.fold_column = fold_column
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         n = num_rows(data)
         if self.fold_column is None:
             yield from self._release_folds(data, n)
@@ -123,7 +139,7 @@ class OfficialFolds(Protocol):
                 )
             yield _pair(is_test)
 
-    def _release_folds(self, data, n):
+    def _release_folds(self, data: Data, n: int) -> Iterator[Split]:
         if isinstance(data, collections.abc.Mapping):
             raise ValueError(
                 "`OfficialFolds` needs `fold_column` (a column name or an "
@@ -132,7 +148,7 @@ class OfficialFolds(Protocol):
             )
         folds = self.folds or ("u1", "u2", "u3", "u4", "u5")
         keys = row_keys(data)
-        rows = {}
+        rows: dict[tuple[int, int, float, int], list[int]] = {}
         for row, key in enumerate(keys):
             rows.setdefault(key, []).append(row)
         for fold in folds:
@@ -162,7 +178,7 @@ class KFold(Protocol):
         seed: Integer. Seed of the shuffle. Defaults to `0`.
     """
 
-    def __init__(self, n_splits=5, *, seed=0):
+    def __init__(self, n_splits: int = 5, *, seed: int = 0) -> None:
         if not is_int(n_splits) or n_splits < 2:
             raise ValueError(
                 "`n_splits` must be an integer of at least 2. Received: "
@@ -171,7 +187,7 @@ class KFold(Protocol):
         self.n_splits = int(n_splits)
         self.seed = check_seed(seed)
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         n = num_rows(data)
         if n < self.n_splits:
             raise ValueError(
@@ -188,7 +204,7 @@ class KFold(Protocol):
             start += size
             yield _pair(is_test)
 
-    def num_splits(self, data=None):
+    def num_splits(self, data: Data | None = None) -> int:
         return self.n_splits
 
 
@@ -204,11 +220,11 @@ class HoldOut(Protocol):
         seed: Integer. Seed of the draw. Defaults to `0`.
     """
 
-    def __init__(self, test_fraction=0.2, *, seed=0):
+    def __init__(self, test_fraction: float = 0.2, *, seed: int = 0) -> None:
         self.test_fraction = check_fraction("test_fraction", test_fraction)
         self.seed = check_seed(seed)
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         n = num_rows(data)
         num_test = int(round(n * self.test_fraction))
         if not 0 < num_test < n:
@@ -238,7 +254,13 @@ class LeaveLastN(Protocol):
             to `"timestamp"`.
     """
 
-    def __init__(self, n=1, *, user_column="user_id", time_column="timestamp"):
+    def __init__(
+        self,
+        n: int = 1,
+        *,
+        user_column: str = "user_id",
+        time_column: str = "timestamp",
+    ) -> None:
         if not is_int(n) or n < 1:
             raise ValueError(
                 f"`n` must be a positive integer. Received: n={n!r}"
@@ -247,7 +269,7 @@ class LeaveLastN(Protocol):
         self.user_column = user_column
         self.time_column = time_column
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         users = column(data, self.user_column, "user_column")
         stamps = timestamps(data, self.time_column, "LeaveLastN")
         n = users.size
@@ -280,7 +302,13 @@ class TimeCut(Protocol):
             to `"timestamp"`.
     """
 
-    def __init__(self, at=None, *, quantile=None, time_column="timestamp"):
+    def __init__(
+        self,
+        at: int | None = None,
+        *,
+        quantile: float | None = None,
+        time_column: str = "timestamp",
+    ) -> None:
         if (at is None) == (quantile is None):
             raise ValueError(
                 "`TimeCut` needs exactly one of `at` (a timestamp) and "
@@ -297,14 +325,16 @@ class TimeCut(Protocol):
         self.quantile = quantile
         self.time_column = time_column
 
-    def cut(self, data):
+    def cut(self, data: Data) -> int:
         """The timestamp where the test part starts, for this `data`."""
         if self.at is not None:
             return int(self.at)
+        # `__init__` sets exactly one of `at` and `quantile`.
+        assert self.quantile is not None
         stamps = timestamps(data, self.time_column, "TimeCut")
         return int(np.quantile(stamps, self.quantile, method="higher"))
 
-    def split(self, data):
+    def split(self, data: Data) -> Iterator[Split]:
         stamps = timestamps(data, self.time_column, "TimeCut")
         cut = self.cut(data)
         is_test = stamps >= cut
@@ -317,7 +347,7 @@ class TimeCut(Protocol):
         yield _pair(is_test)
 
 
-def get(protocol):
+def get(protocol: object) -> Protocol:
     """Turns a protocol spec into a `Protocol`.
 
     Args:
@@ -331,9 +361,9 @@ def get(protocol):
     if isinstance(protocol, Protocol):
         return protocol
     if is_int(protocol):
-        return KFold(protocol)
-    if isinstance(protocol, numbers.Real) and not isinstance(protocol, bool):
-        return HoldOut(protocol)
+        return KFold(int(protocol))
+    if not isinstance(protocol, bool) and isinstance(protocol, numbers.Real):
+        return HoldOut(float(protocol))
     if protocol == "official":
         return OfficialFolds()
     raise ValueError(
@@ -343,7 +373,7 @@ def get(protocol):
     )
 
 
-def _pair(is_test):
+def _pair(is_test: NDArray[np.bool_]) -> Split:
     return (
         np.flatnonzero(~is_test).astype(np.int64),
         np.flatnonzero(is_test).astype(np.int64),

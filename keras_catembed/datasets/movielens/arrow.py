@@ -10,17 +10,21 @@ error, which names the file and the line, so both paths accept the same
 files and report errors the same way.
 """
 
+from collections.abc import Sequence
+from types import ModuleType
+
 import numpy as np
+from numpy.typing import NDArray
 
 _UNSET = object()
-_PYARROW = _UNSET
+_PYARROW: object = _UNSET
 # Bytes the NumPy parser refuses but pyarrow may take: carriage returns
 # (a lone one ends a line for pyarrow), exponents and minus signs.
 _REFUSED = (b"\r", b"e", b"E", b"-")
 _MAX_DIGITS = 16  # As the NumPy parser: ids and timestamps below 10**16.
 
 
-def _modules():
+def _modules() -> tuple[ModuleType, ModuleType] | None:
     """`(pyarrow, pyarrow.csv)`, or None when pyarrow is not installed."""
     global _PYARROW
     if _PYARROW is _UNSET:
@@ -31,10 +35,16 @@ def _modules():
             _PYARROW = None
         else:
             _PYARROW = (pyarrow, pyarrow.csv)
-    return _PYARROW
+    return _PYARROW  # type: ignore[return-value]  # set just above
 
 
-def _parse_table_arrow(data, *, separator, kinds, header):
+def _parse_table_arrow(
+    data: bytes,
+    *,
+    separator: bytes,
+    kinds: Sequence[str],
+    header: bytes | None,
+) -> list[NDArray[np.generic]] | None:
     """The column arrays of `data` (BOM already dropped), or None."""
     modules = _modules()
     if modules is None:
@@ -74,7 +84,7 @@ def _parse_table_arrow(data, *, separator, kinds, header):
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    outputs = []
+    outputs: list[NDArray[np.generic]] = []
     for name, kind in zip(names, kinds, strict=True):
         column = table.column(name)
         if column.null_count:

@@ -10,25 +10,45 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
+from typing import TypedDict
+from typing import cast
 
 import filelock
 import numpy as np
+from numpy.typing import NDArray
 
-from keras_catembed.datasets.movielens.download import _CorruptArchive
 from keras_catembed.datasets.movielens.download import _download
 from keras_catembed.datasets.movielens.download import _hash_matches
 from keras_catembed.datasets.movielens.download import _offline_message
+from keras_catembed.datasets.movielens.extract import _CorruptArchive
 from keras_catembed.datasets.movielens.extract import _extract
 from keras_catembed.datasets.movielens.extract import _remove_file
 from keras_catembed.datasets.movielens.extract import _remove_tree
 from keras_catembed.datasets.movielens.extract import _verify_manifest
 from keras_catembed.datasets.movielens.releases import _FORMATS
+from keras_catembed.datasets.movielens.releases import Release
+from keras_catembed.datasets.movielens.sources import _FolderSource
+
+
+class _Parsed(TypedDict):
+    """The arrays of a parsed release (strings packed), as cached."""
+
+    user_id: NDArray[np.int32]
+    movie_id: NDArray[np.int32]
+    rating: NDArray[np.float32]
+    timestamp: NDArray[np.int64] | None
+    user_ids: NDArray[np.int64]
+    movie_ids: NDArray[np.int64]
+    titles: NDArray[np.uint8]
+    genres: NDArray[np.uint8]
+
 
 # 2: ratings checked against the release's scale, duplicates refused.
 _CACHE_VERSION = 2
 
 
-def _cache_dir():
+def _cache_dir() -> str:
     home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
     roots = [os.path.expanduser(home)]
     roots.append(os.path.join(tempfile.gettempdir(), ".keras"))
@@ -47,12 +67,14 @@ def _cache_dir():
     )
 
 
-def _lock(path):
+def _lock(path: str) -> filelock.FileLock:
     """An exclusive inter-process lock on `path` (a context manager)."""
     return filelock.FileLock(path)
 
 
-def _extracted_release(name, release, cache_dir, download, timeout):
+def _extracted_release(
+    name: str, release: Release, cache_dir: str, download: bool, timeout: float
+) -> str:
     """Returns the folder of the extracted release, fetching it if needed.
 
     An extracted folder is used only when it matches the manifest written
@@ -124,9 +146,9 @@ def _extracted_release(name, release, cache_dir, download, timeout):
             )
 
 
-def _cache_key(name, release, source):
+def _cache_key(name: str, release: Release, source: _FolderSource) -> str:
     fmt = _FORMATS[release["format"]]
-    files = {}
+    files: dict[str, list[int]] = {}
     for filename in (fmt["ratings"], fmt["movies"], "u.genre"):
         if source.exists(filename):
             files[filename] = source.stat(filename)
@@ -141,21 +163,24 @@ def _cache_key(name, release, source):
     )
 
 
-def _read_parsed(path, key):
+def _read_parsed(path: str, key: str) -> _Parsed | None:
     """Returns the arrays cached at `path`, or None if absent or stale."""
     try:
         with np.load(path, allow_pickle=False) as cached:
             if str(cached["key"]) != key:
                 return None
-            arrays = {name: cached[name] for name in cached.files}
+            arrays: dict[str, NDArray[np.generic] | None] = {
+                name: cached[name] for name in cached.files
+            }
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     arrays.pop("key")
     arrays.setdefault("timestamp", None)
-    return arrays
+    # The key matched: these are the arrays `_write_parsed` stored.
+    return cast(_Parsed, arrays)
 
 
-def _write_parsed(path, key, arrays):
+def _write_parsed(path: str, key: str, arrays: Mapping[str, object]) -> None:
     stored = {k: v for k, v in arrays.items() if v is not None}
     handle, partial = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.",
@@ -164,7 +189,8 @@ def _write_parsed(path, key, arrays):
     )
     try:
         with os.fdopen(handle, "wb") as out:
-            np.savez(out, key=np.array(key), **stored)
+            # NumPy's stubs type `**kwds` like its other keyword arguments.
+            np.savez(out, key=np.array(key), **stored)  # type: ignore[arg-type]
         os.replace(partial, path)
     except OSError:
         pass  # A cache that can't be written only costs time.

@@ -1,13 +1,18 @@
 """Argument checks and id renumbering shared by `Ratings` and the loader."""
 
+from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.releases import _NO_GENRES
 
 
-def _genre_tuple(genres):
+def _genre_tuple(genres: str | Iterable[object]) -> tuple[str, ...]:
     if isinstance(genres, str):
         if genres.strip() in ("", _NO_GENRES):
             return ()
@@ -15,16 +20,23 @@ def _genre_tuple(genres):
     return tuple(str(genre) for genre in genres)
 
 
-def _movie_metadata(movie_ids, titles, genres):
+def _movie_metadata(
+    movie_ids: NDArray[np.integer],
+    titles: Mapping[int, object],
+    genres: Mapping[int, tuple[str, ...]],
+) -> tuple[list[str], list[tuple[str, ...]]]:
     """Lists the title and genres of each movie index."""
-    movie_titles, movie_genres = [], []
+    movie_titles: list[str] = []
+    movie_genres: list[tuple[str, ...]] = []
     for movie in movie_ids.tolist():
         movie_titles.append(str(titles.get(movie, f"movie {movie}")))
         movie_genres.append(genres.get(movie, ()))
     return movie_titles, movie_genres
 
 
-def _index_ids(raw):
+def _index_ids(
+    raw: NDArray[np.integer],
+) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
     """Renumbers raw ids `0..n-1` in increasing order: (indices, ids)."""
     if raw.size == 0:
         return np.zeros(0, np.int32), np.zeros(0, np.int64)
@@ -40,7 +52,9 @@ def _index_ids(raw):
     return inverse.reshape(-1).astype(np.int32), ids.astype(np.int64)
 
 
-def _lookup(raw, ids, what, where):
+def _lookup(
+    raw: NDArray[np.integer], ids: NDArray[np.integer], what: str, where: str
+) -> NDArray[np.int32]:
     """Indices of `raw` ids in the map `ids`; raises for unknown ids."""
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
@@ -53,10 +67,11 @@ def _lookup(raw, ids, what, where):
             f"{int(raw[index])}, which the loaded ratings do not have. "
             "Expected the fold files of the same release."
         )
-    return order[found].astype(np.int32)
+    indices: NDArray[np.int32] = order[found].astype(np.int32)
+    return indices
 
 
-def _integer_array(name, values):
+def _integer_array(name: str, values: ArrayLike) -> NDArray[np.int64]:
     array = np.asarray(values)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise ValueError(
@@ -66,7 +81,9 @@ def _integer_array(name, values):
     return array.astype(np.int64, copy=False)
 
 
-def _index_array(name, values, size, map_name):
+def _index_array(
+    name: str, values: ArrayLike, size: int, map_name: str
+) -> NDArray[np.int32]:
     array = np.asarray(values)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise ValueError(
@@ -82,7 +99,7 @@ def _index_array(name, values, size, map_name):
     return array.astype(np.int32, copy=False)
 
 
-def _raw_ids(name, values):
+def _raw_ids(name: str, values: ArrayLike) -> NDArray[np.int64]:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(
@@ -107,7 +124,7 @@ def _raw_ids(name, values):
     )
 
 
-def _finite_numbers(name, values):
+def _finite_numbers(name: str, values: ArrayLike) -> NDArray[np.float64]:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(
@@ -130,7 +147,7 @@ def _finite_numbers(name, values):
     return array
 
 
-def _mapping(name, value):
+def _mapping(name: str, value: object) -> dict[int, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -141,13 +158,15 @@ def _mapping(name, value):
     return {int(k): v for k, v in value.items()}
 
 
-def _object_array(name, values, size):
+def _object_array(
+    name: str, values: Iterable[object], size: int
+) -> NDArray[np.object_]:
     if isinstance(values, np.ndarray) and values.dtype == object:
         array = values
     else:
-        values = list(values)
-        array = np.empty(len(values), object)
-        array[:] = values
+        items = list(values)
+        array = np.empty(len(items), object)
+        array[:] = items
     if array.shape != (size,):
         raise ValueError(
             f"`{name}` must have one entry per movie ({size}). Received: "
@@ -156,7 +175,7 @@ def _object_array(name, values, size):
     return array
 
 
-def _tuples(values):
+def _tuples(values: Sequence[str | Iterable[object]]) -> NDArray[np.object_]:
     array = np.empty(len(values), object)
     for index, value in enumerate(values):
         array[index] = _genre_tuple(value)

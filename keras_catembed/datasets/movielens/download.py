@@ -20,6 +20,7 @@ import keras
 
 from keras_catembed.datasets.movielens.extract import _CorruptArchive
 from keras_catembed.datasets.movielens.extract import _remove_file
+from keras_catembed.datasets.movielens.releases import Release
 
 _DOWNLOAD_BLOCK = 1 << 20
 _TIMEOUT_SECONDS = 60
@@ -34,7 +35,7 @@ _NETWORK_ERRORS = (
 )
 
 
-def _offline_message(name, release, cache_dir):
+def _offline_message(name: str, release: Release, cache_dir: str) -> str:
     return (
         f"To load {name} without downloading, pass the folder of a copy "
         f"you already have: load_ratings({name!r}, data_dir=...), where "
@@ -44,7 +45,9 @@ def _offline_message(name, release, cache_dir):
     )
 
 
-def _download(name, release, target, cache_dir, timeout):
+def _download(
+    name: str, release: Release, target: str, cache_dir: str, timeout: float
+) -> None:
     """Downloads the archive of `name` to `target` within `timeout` s."""
     url = release["url"]
     algorithm, expected = _parse_hash(release["file_hash"])
@@ -116,12 +119,12 @@ def _download(name, release, target, cache_dir, timeout):
 
 
 class _DeadlineExceeded(Exception):
-    def __init__(self, received):
+    def __init__(self, received: int) -> None:
         super().__init__(received)
         self.received = received
 
 
-def _parse_hash(file_hash):
+def _parse_hash(file_hash: str | None) -> tuple[str | None, str | None]:
     if not file_hash:
         return None, None
     algorithm, _, expected = file_hash.rpartition(":")
@@ -130,9 +133,9 @@ def _parse_hash(file_hash):
     return algorithm, expected.lower()
 
 
-def _hash_matches(path, file_hash):
+def _hash_matches(path: str | os.PathLike[str], file_hash: str) -> bool:
     algorithm, expected = _parse_hash(file_hash)
-    hasher = hashlib.new(algorithm)
+    hasher = hashlib.new(algorithm or "sha256")
     with open(path, "rb") as handle:
         while block := handle.read(_DOWNLOAD_BLOCK):
             hasher.update(block)

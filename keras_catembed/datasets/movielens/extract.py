@@ -23,6 +23,7 @@ import zipfile
 import zlib
 
 from keras_catembed.datasets.movielens.releases import _FORMATS
+from keras_catembed.datasets.movielens.releases import Release
 
 _CORRUPT_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 _BLOCK = 1 << 20
@@ -34,7 +35,9 @@ class _CorruptArchive(Exception):
     """A download or archive that is incomplete; worth one more download."""
 
 
-def _checked_members(archive, path, limit=None):
+def _checked_members(
+    archive: zipfile.ZipFile, path: str, limit: int | None = None
+) -> list[zipfile.ZipInfo]:
     """Returns the archive's entries; raises if one could escape its folder.
 
     With `limit` (bytes), also raises if the sizes the entries declare add
@@ -71,7 +74,7 @@ def _checked_members(archive, path, limit=None):
     return members
 
 
-def _extract(archive_path, destination, release):
+def _extract(archive_path: str, destination: str, release: Release) -> None:
     """Extracts the archive into the new folder `destination`, atomically.
 
     Writes the manifest of the extracted files into `destination`.
@@ -85,7 +88,7 @@ def _extract(archive_path, destination, release):
     )
     try:
         root = os.path.realpath(staging)
-        files = {}
+        files: dict[str, list[int | str]] = {}
         try:
             with zipfile.ZipFile(archive_path) as archive:
                 members = _checked_members(archive, archive_path, limit)
@@ -125,7 +128,13 @@ def _extract(archive_path, destination, release):
             _remove_tree(staging)
 
 
-def _copy_entry(archive, info, target, room, archive_path):
+def _copy_entry(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    target: str,
+    room: int,
+    archive_path: str,
+) -> tuple[int, str]:
     """Streams one entry to `target`; returns its (size, sha256 hex)."""
     hasher = hashlib.sha256()
     size = 0
@@ -148,12 +157,12 @@ def _copy_entry(archive, info, target, room, archive_path):
     return size, hasher.hexdigest()
 
 
-def _write_manifest(folder, files):
+def _write_manifest(folder: str, files: dict[str, list[int | str]]) -> None:
     with open(os.path.join(folder, MANIFEST), "w") as handle:
         json.dump({"version": _MANIFEST_VERSION, "files": files}, handle)
 
 
-def _verify_manifest(folder):
+def _verify_manifest(folder: str) -> str | None:
     """Returns None when `folder` matches its manifest, else the problem.
 
     Sizes are compared for every file; the sha256 of a file is computed
@@ -185,7 +194,7 @@ def _verify_manifest(folder):
     return None
 
 
-def _sha256(path):
+def _sha256(path: str) -> str:
     hasher = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(_BLOCK):
@@ -193,12 +202,12 @@ def _sha256(path):
     return hasher.hexdigest()
 
 
-def _remove_file(path):
+def _remove_file(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
 
 
-def _remove_tree(path):
+def _remove_tree(path: str) -> None:
     # Walks the tree itself so that it never follows symbolic links.
     for root, dirs, files in os.walk(path, topdown=False):
         for filename in files:

@@ -9,13 +9,16 @@ files of the release a `Ratings` was loaded from.
 
 import dataclasses
 import os
+from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.cache import _cache_dir
 from keras_catembed.datasets.movielens.cache import _cache_key
 from keras_catembed.datasets.movielens.cache import _extracted_release
 from keras_catembed.datasets.movielens.cache import _lock
+from keras_catembed.datasets.movielens.cache import _Parsed
 from keras_catembed.datasets.movielens.cache import _read_parsed
 from keras_catembed.datasets.movielens.cache import _write_parsed
 from keras_catembed.datasets.movielens.checks import _index_ids
@@ -30,21 +33,23 @@ from keras_catembed.datasets.movielens.ratings import Ratings
 from keras_catembed.datasets.movielens.releases import _FORMATS
 from keras_catembed.datasets.movielens.releases import OFFICIAL_FOLDS
 from keras_catembed.datasets.movielens.releases import RELEASES
+from keras_catembed.datasets.movielens.releases import Release
 from keras_catembed.datasets.movielens.releases import _release
 from keras_catembed.datasets.movielens.sources import _find_source
 from keras_catembed.datasets.movielens.sources import _FolderSource
+from keras_catembed.datasets.movielens.sources import _Source
 from keras_catembed.datasets.movielens.sources import _source_at
 from keras_catembed.datasets.movielens.verify import _check_no_duplicates
 from keras_catembed.datasets.movielens.verify import _check_rating_scale
 
 
 def load_ratings(
-    name,
+    name: str,
     *,
-    data_dir=None,
-    download=True,
-    download_timeout=DOWNLOAD_TIMEOUT_SECONDS,
-):
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
+) -> Ratings:
     """Loads a MovieLens release as `Ratings` ready to embed.
 
     Without `data_dir`, the official GroupLens archive is downloaded once
@@ -162,7 +167,7 @@ def load_ratings(
     return _to_ratings(name, folder, arrays)
 
 
-def _parse_release(release, source):
+def _parse_release(release: Release, source: _Source) -> _Parsed:
     """Parses a release into the arrays of a `Ratings` (strings packed)."""
     fmt = _FORMATS[release["format"]]
     ratings_name = fmt["ratings"]
@@ -200,7 +205,7 @@ def _parse_release(release, source):
     }
 
 
-def _to_ratings(name, path, arrays):
+def _to_ratings(name: str, path: str, arrays: _Parsed) -> Ratings:
     num_movies = arrays["movie_ids"].size
     titles = _unpack(arrays["titles"], num_movies)
     genres = np.empty(num_movies, object)
@@ -220,18 +225,18 @@ def _to_ratings(name, path, arrays):
     )
 
 
-def _pack(strings):
+def _pack(strings: Iterable[str]) -> NDArray[np.uint8]:
     """Packs strings without newlines into a uint8 array (for `.npz`)."""
     return np.frombuffer("\n".join(strings).encode("utf-8"), np.uint8)
 
 
-def _unpack(packed, count):
+def _unpack(packed: NDArray[np.uint8], count: int) -> list[str]:
     if count == 0:
         return []
     return packed.tobytes().decode("utf-8").split("\n")
 
 
-def load_official_split(ratings, fold):
+def load_official_split(ratings: Ratings, fold: str) -> tuple[Ratings, Ratings]:
     """Reads one of ml-100k's official splits for ratings of ml-100k.
 
     The same as `ratings.official_split(fold)`: reads `<fold>.base` and
@@ -271,13 +276,15 @@ def load_official_split(ratings, fold):
             "them with `load_ratings`."
         )
     source = _source_at(ratings.path, release)
-    return tuple(
-        _from_fold_file(ratings, release, source, f"{fold}.{part}")
-        for part in ("base", "test")
+    return (
+        _from_fold_file(ratings, release, source, f"{fold}.base"),
+        _from_fold_file(ratings, release, source, f"{fold}.test"),
     )
 
 
-def _from_fold_file(ratings, release, source, filename):
+def _from_fold_file(
+    ratings: Ratings, release: Release, source: _Source, filename: str
+) -> Ratings:
     fmt = _FORMATS["100k"]
     where = source.describe(filename)
     if not source.exists(filename):
@@ -303,7 +310,7 @@ def _from_fold_file(ratings, release, source, filename):
     )
 
 
-def load_user_features(ratings):
+def load_user_features(ratings: Ratings) -> dict[str, NDArray[np.int32]]:
     """Reads the age group, gender and occupation of each user index.
 
     The same as `ratings.user_features()`: reads the users file of ml-100k

@@ -8,8 +8,11 @@ title).
 
 import csv
 import io
+from collections.abc import Callable
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.checks import _genre_tuple
 from keras_catembed.datasets.movielens.releases import _AGE_GROUP_STARTS
@@ -19,23 +22,35 @@ from keras_catembed.datasets.movielens.releases import GENRES_100K
 from keras_catembed.datasets.movielens.releases import OCCUPATIONS_1M
 from keras_catembed.datasets.movielens.releases import OCCUPATIONS_100K
 from keras_catembed.datasets.movielens.releases import USER_FEATURES
+from keras_catembed.datasets.movielens.releases import Release
+from keras_catembed.datasets.movielens.sources import _Source
 
 _BOM = b"\xef\xbb\xbf"
+# {movie id: (title, genres)}.
+_Movies = dict[int, tuple[str, tuple[str, ...]]]
+# (age group, gender, occupation) codes of one user.
+_UserCodes = tuple[int, int, int]
 
 
-def _read_text(source, filename, encoding, errors="replace"):
+def _read_text(
+    source: _Source, filename: str, encoding: str, errors: str = "replace"
+) -> str:
     """The text of a file, without a leading UTF-8 byte order mark."""
     data = source.read(filename).removeprefix(_BOM)
     return data.decode(encoding, errors).removeprefix("\ufeff")
 
 
-def _user_codes_100k(fields, occupations):
+def _user_codes_100k(
+    fields: Sequence[str], occupations: Sequence[str]
+) -> _UserCodes:
     """(age group, gender, occupation) of a u.user line's fields."""
     age = np.searchsorted(_AGE_GROUP_STARTS[1:], int(fields[1]), "right")
     return int(age), GENDERS.index(fields[2]), occupations.index(fields[3])
 
 
-def _user_codes_1m(fields, occupations):
+def _user_codes_1m(
+    fields: Sequence[str], occupations: Sequence[str]
+) -> _UserCodes:
     """(age group, gender, occupation) of a users.dat line's fields."""
     occupation = int(fields[3])
     if not 0 <= occupation < len(occupations):
@@ -46,7 +61,10 @@ def _user_codes_1m(fields, occupations):
 
 # Per release format: the users file, its separator, the layout a line
 # must have, and the parser of its fields.
-_USER_FILES = {
+_USER_FILES: dict[
+    str,
+    tuple[str, str, str, Callable[[Sequence[str], Sequence[str]], _UserCodes]],
+] = {
     "100k": (
         "u.user",
         "|",
@@ -64,7 +82,7 @@ _USER_FILES = {
 }
 
 
-def _read_movies(release, source):
+def _read_movies(release: Release, source: _Source) -> _Movies:
     """Returns {movie id: (title, genres)} from the release's movie file."""
     fmt = release["format"]
     filename = _FORMATS[fmt]["movies"]
@@ -79,7 +97,7 @@ def _read_movies(release, source):
     return _parse_movies_csv(text, where)
 
 
-def _movie_id(field, where, line_number):
+def _movie_id(field: str, where: str, line_number: int) -> int:
     try:
         return int(field)
     except ValueError:
@@ -89,12 +107,12 @@ def _movie_id(field, where, line_number):
         ) from None
 
 
-def _read_u_genre(release, source):
+def _read_u_genre(release: Release, source: _Source) -> tuple[str, ...]:
     if not source.exists("u.genre"):
         return GENRES_100K
     where = source.describe("u.genre")
     text = _read_text(source, "u.genre", release["encoding"])
-    names = {}
+    names: dict[int, str] = {}
     for line_number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -113,8 +131,8 @@ def _read_u_genre(release, source):
     return tuple(names[i] for i in range(len(names)))
 
 
-def _parse_u_item(text, where, genre_names):
-    movies = {}
+def _parse_u_item(text: str, where: str, genre_names: Sequence[str]) -> _Movies:
+    movies: _Movies = {}
     num_fields = 5 + len(genre_names)
     for line_number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -139,8 +157,8 @@ def _parse_u_item(text, where, genre_names):
     return movies
 
 
-def _parse_movies_dat(text, where):
-    movies = {}
+def _parse_movies_dat(text: str, where: str) -> _Movies:
+    movies: _Movies = {}
     for line_number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -157,8 +175,8 @@ def _parse_movies_dat(text, where):
     return movies
 
 
-def _parse_movies_csv(text, where):
-    movies = {}
+def _parse_movies_csv(text: str, where: str) -> _Movies:
+    movies: _Movies = {}
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header != ["movieId", "title", "genres"]:
@@ -182,7 +200,12 @@ def _parse_movies_csv(text, where):
     return movies
 
 
-def _read_user_features(source, release, name, user_ids):
+def _read_user_features(
+    source: _Source,
+    release: Release,
+    name: str,
+    user_ids: NDArray[np.integer],
+) -> dict[str, NDArray[np.int32]]:
     """{feature: int32 codes of each of `user_ids`} from the users file."""
     filename, separator, expected, parse = _USER_FILES[release["format"]]
     where = source.describe(filename)
@@ -191,7 +214,7 @@ def _read_user_features(source, release, name, user_ids):
             f"`user_features` needs {where}, which does not exist. "
             f"Expected a complete {name} release."
         )
-    occupations = OCCUPATIONS_1M
+    occupations: tuple[str, ...] = OCCUPATIONS_1M
     if release["format"] == "100k":
         occupations = OCCUPATIONS_100K
         if source.exists("u.occupation"):
@@ -199,7 +222,7 @@ def _read_user_features(source, release, name, user_ids):
             occupations = tuple(
                 line.strip() for line in text.splitlines() if line.strip()
             )
-    by_id = {}
+    by_id: dict[int, _UserCodes] = {}
     text = _read_text(source, filename, "latin-1")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

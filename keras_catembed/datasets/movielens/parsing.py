@@ -23,23 +23,51 @@ fifth of the parsing time, paid once per release (later loads read the
 `.npz` cache), and it is a large install.
 """
 
+from collections.abc import Sequence
+from typing import NoReturn
+from typing import TypedDict
+
 import numpy as np
+from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.arrow import _parse_table_arrow
+from keras_catembed.datasets.movielens.releases import _Format
+from keras_catembed.datasets.movielens.sources import _Source
 
 _CHUNK_BYTES = 1 << 19  # Small enough for the CPU cache.
 _BOM = b"\xef\xbb\xbf"
 
 
-def _parse_ratings(source, filename, fmt, header):
+class _Context(TypedDict):
+    """What an error message needs to name the file and show the line."""
+
+    text: bytes
+    filename: str
+    separator: str
+    columns: Sequence[str]
+    kinds: Sequence[str]
+
+
+def _parse_ratings(
+    source: _Source, filename: str, fmt: _Format, header: bytes | None
+) -> tuple[
+    NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]
+]:
     """Parses a ratings file: (user, movie, rating, timestamp) columns."""
-    return _parse_table(
+    users, movies, ratings, timestamps = _parse_table(
         source.read(filename),
         separator=fmt["separator"],
         columns=fmt["columns"],
         kinds=("int", "int", "float", "int"),
         filename=source.describe(filename),
         header=header,
+    )
+    # Both parsers give these dtypes; `copy=False` makes no copy.
+    return (
+        users.astype(np.int64, copy=False),
+        movies.astype(np.int64, copy=False),
+        ratings.astype(np.float64, copy=False),
+        timestamps.astype(np.int64, copy=False),
     )
 
 
@@ -52,7 +80,15 @@ _ZEROS = _UINT64(0x3030303030303030)
 _ALL_BITS = _UINT64(0xFFFFFFFFFFFFFFFF)
 
 
-def _parse_table(data, *, separator, columns, kinds, filename, header=None):
+def _parse_table(
+    data: bytes | memoryview,
+    *,
+    separator: bytes,
+    columns: Sequence[str],
+    kinds: Sequence[str],
+    filename: str,
+    header: bytes | None = None,
+) -> list[NDArray[np.generic]]:
     """Parses numeric delimited text into one array per column.
 
     With `pyarrow.csv` when it is installed and the file is plainly well
@@ -75,8 +111,14 @@ def _parse_table(data, *, separator, columns, kinds, filename, header=None):
 
 
 def _parse_table_numpy(
-    data, *, separator, columns, kinds, filename, header=None
-):
+    data: bytes | memoryview,
+    *,
+    separator: bytes,
+    columns: Sequence[str],
+    kinds: Sequence[str],
+    filename: str,
+    header: bytes | None = None,
+) -> list[NDArray[np.generic]]:
     """Parses numeric delimited text into one array per column.
 
     Vectorised over all lines with NumPy; a malformed line raises a
@@ -107,11 +149,11 @@ def _parse_table_numpy(
     while end > start and data[end - 1] == 10:
         end -= 1
     num_rows = data.count(b"\n", start, end) + 1 if end > start else 0
-    outputs = [
+    outputs: list[NDArray[np.generic]] = [
         np.empty(num_rows, np.int64 if kind == "int" else np.float64)
         for kind in kinds
     ]
-    context = {
+    context: _Context = {
         "text": text,
         "filename": filename,
         "separator": shown_separator,
@@ -131,7 +173,15 @@ def _parse_table_numpy(
     return outputs
 
 
-def _parse_chunk(chunk, separator, kinds, outputs, row, first_line, context):
+def _parse_chunk(
+    chunk: bytes,
+    separator: int,
+    kinds: Sequence[str],
+    outputs: list[NDArray[np.generic]],
+    row: int,
+    first_line: int,
+    context: _Context,
+) -> int:
     """Parses whole lines in `chunk` into `outputs[j][row:...]`."""
     values = np.frombuffer(chunk, np.uint8)
     num_columns = len(kinds)
@@ -139,19 +189,20 @@ def _parse_chunk(chunk, separator, kinds, outputs, row, first_line, context):
     if ends.size % num_columns:
         _raise_structure_error(values, separator, row, first_line, context)
     num_rows = ends.size // num_columns
-    ends = ends.reshape(num_rows, num_columns)
+    ends_2d = ends.reshape(num_rows, num_columns)
     if not (
-        np.all(values[ends[:, -1]] == 10)
-        and np.all(values[ends[:, :-1]] == separator)
+        np.all(values[ends_2d[:, -1]] == 10)
+        and np.all(values[ends_2d[:, :-1]] == separator)
     ):
         _raise_structure_error(values, separator, row, first_line, context)
-    starts = np.empty_like(ends)
+    starts = np.empty_like(ends_2d)
     starts[0, 0] = len(_PAD)
-    starts[1:, 0] = ends[:-1, -1] + 1
-    starts[:, 1:] = ends[:, :-1] + 1
+    starts[1:, 0] = ends_2d[:-1, -1] + 1
+    starts[:, 1:] = ends_2d[:, :-1] + 1
     for column, kind in enumerate(kinds):
         field_starts = starts[:, column]
-        field_ends = ends[:, column]
+        field_ends = ends_2d[:, column]
+        parsed: NDArray[np.int64] | NDArray[np.float64]
         if kind == "int":
             parsed, bad = _parse_integers(chunk, field_starts, field_ends)
         else:
@@ -171,7 +222,9 @@ def _parse_chunk(chunk, separator, kinds, outputs, row, first_line, context):
     return num_rows
 
 
-def _parse_integers(chunk, starts, ends):
+def _parse_integers(
+    chunk: bytes, starts: NDArray[np.intp], ends: NDArray[np.intp]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Parses digit fields of up to 16 digits, eight bytes at a time."""
     words = np.ndarray((len(chunk) - 7,), np.dtype("<u8"), chunk, 0, (1,))
     lengths = ends - starts
@@ -187,7 +240,9 @@ def _parse_integers(chunk, starts, ends):
     return value.astype(np.int64), bad
 
 
-def _eight_digits(words, ends, lengths):
+def _eight_digits(
+    words: NDArray[np.uint64], ends: NDArray[np.intp], lengths: NDArray[np.intp]
+) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
     """Values of the `lengths` (0..8) digits just before each of `ends`."""
     # Little-endian: the field's first digit is in the lowest kept byte.
     word = words[ends - 8]
@@ -206,7 +261,9 @@ def _eight_digits(words, ends, lengths):
     return x, ok
 
 
-def _parse_decimals(values, starts, ends):
+def _parse_decimals(
+    values: NDArray[np.uint8], starts: NDArray[np.intp], ends: NDArray[np.intp]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Parses fields such as `4`, `3.5` or `4.0` (one position at a time)."""
     lengths = ends - starts
     width = min(int(lengths.max(initial=0)), 18)
@@ -235,7 +292,13 @@ def _parse_decimals(values, starts, ends):
     return mantissa / 10.0**decimals, bad
 
 
-def _raise_structure_error(values, separator, row, first_line, context):
+def _raise_structure_error(
+    values: NDArray[np.uint8],
+    separator: int,
+    row: int,
+    first_line: int,
+    context: _Context,
+) -> NoReturn:
     """Finds the first line of a chunk with wrong fields, and raises."""
     newlines = np.flatnonzero(values == 10)
     separators = np.cumsum(values == separator)[newlines]
@@ -266,7 +329,9 @@ def _raise_structure_error(values, separator, row, first_line, context):
     )
 
 
-def _raise_line_error(row, first_line, context, problem):
+def _raise_line_error(
+    row: int, first_line: int, context: _Context, problem: str
+) -> NoReturn:
     line_number = first_line + row
     text = context["text"]
     newlines = np.flatnonzero(np.frombuffer(text, np.uint8) == 10)

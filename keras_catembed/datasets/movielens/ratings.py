@@ -7,8 +7,13 @@ the loader (`keras_catembed.datasets.movielens.loading`).
 
 import dataclasses
 import os
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Self
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.checks import _finite_numbers
 from keras_catembed.datasets.movielens.checks import _genre_tuple
@@ -87,8 +92,8 @@ class Ratings:
     name: str = "custom"
     path: str | None = None
 
-    def __post_init__(self):
-        def _set(field, value):
+    def __post_init__(self) -> None:
+        def _set(field: str, value: object) -> None:
             object.__setattr__(self, field, value)
 
         user_ids = _integer_array("user_ids", self.user_ids)
@@ -136,19 +141,19 @@ class Ratings:
             _set("path", os.fspath(self.path))
 
     @property
-    def num_users(self):
+    def num_users(self) -> int:
         """Number of distinct users (rows of a user embedding table)."""
         return int(self.user_ids.size)
 
     @property
-    def num_movies(self):
+    def num_movies(self) -> int:
         """Number of distinct rated movies (rows of a movie table)."""
         return int(self.movie_ids.size)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return int(self.user_id.size)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"Ratings(name={self.name!r}, num_ratings={len(self)}, "
             f"num_users={self.num_users}, num_movies={self.num_movies}, "
@@ -158,15 +163,15 @@ class Ratings:
     @classmethod
     def from_arrays(
         cls,
-        user_ids,
-        movie_ids,
-        ratings,
-        timestamps=None,
+        user_ids: ArrayLike,
+        movie_ids: ArrayLike,
+        ratings: ArrayLike,
+        timestamps: ArrayLike | None = None,
         *,
-        titles=None,
-        genres=None,
-        name="custom",
-    ):
+        titles: Mapping[int, str] | None = None,
+        genres: Mapping[int, str | Sequence[str]] | None = None,
+        name: str = "custom",
+    ) -> Self:
         """Builds `Ratings` from one row per rating with original ids.
 
         Users and movies are renumbered `0..n-1` in increasing order of
@@ -210,7 +215,7 @@ class Ratings:
         users = _raw_ids("user_ids", user_ids)
         movies = _raw_ids("movie_ids", movie_ids)
         values = _finite_numbers("ratings", ratings)
-        stamps = None
+        stamps: NDArray[np.int64] | None = None
         if timestamps is not None:
             stamps = _raw_ids("timestamps", timestamps)
         for argument, array in (
@@ -224,12 +229,14 @@ class Ratings:
                     f"`user_ids` ({users.size}). Received: {array.size} "
                     "entries"
                 )
-        titles = _mapping("titles", titles)
-        genres = _mapping("genres", genres)
+        title_map = _mapping("titles", titles)
+        genre_map = _mapping("genres", genres)
         user_index, user_map = _index_ids(users)
         movie_index, movie_map = _index_ids(movies)
         movie_titles, movie_genres = _movie_metadata(
-            movie_map, titles, {k: _genre_tuple(v) for k, v in genres.items()}
+            movie_map,
+            title_map,
+            {k: _genre_tuple(v) for k, v in genre_map.items()},
         )
         return cls(
             user_id=user_index,
@@ -243,7 +250,7 @@ class Ratings:
             name=name,
         )
 
-    def subset(self, indices):
+    def subset(self, indices: ArrayLike) -> Self:
         """Returns the ratings at `indices`, sharing this object's maps.
 
         Args:
@@ -268,7 +275,9 @@ class Ratings:
             ),
         )
 
-    def random_split(self, test_fraction=0.2, *, seed=0):
+    def random_split(
+        self, test_fraction: float = 0.2, *, seed: int | None = 0
+    ) -> tuple[Self, Self]:
         """Splits the ratings at random into train and test.
 
         Each rating lands in exactly one part; both keep the original row
@@ -290,7 +299,7 @@ class Ratings:
         is_test = random_test_mask(len(self), test_fraction, seed)
         return self.subset(~is_test), self.subset(is_test)
 
-    def temporal_split(self, num_last=1):
+    def temporal_split(self, num_last: int = 1) -> tuple[Self, Self]:
         """Holds out each user's latest ratings (leave-last-n).
 
         For every user, the `num_last` ratings with the latest timestamps go
@@ -321,7 +330,7 @@ class Ratings:
         )
         return self.subset(~is_test), self.subset(is_test)
 
-    def official_split(self, fold):
+    def official_split(self, fold: str) -> tuple["Ratings", "Ratings"]:
         """Returns one of the train/test splits shipped with ml-100k.
 
         ml-100k comes with five folds `u1`..`u5` (80,000/20,000 ratings;
@@ -346,7 +355,7 @@ class Ratings:
 
         return loading.load_official_split(self, fold)
 
-    def user_features(self):
+    def user_features(self) -> dict[str, NDArray[np.int32]]:
         """The age group, gender and occupation of each user index.
 
         ml-100k (`u.user`) and ml-1m (`users.dat`) describe their users;

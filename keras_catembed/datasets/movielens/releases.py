@@ -5,6 +5,31 @@ hold (the rating scale, how large the extracted files may grow), plus the
 genre, age group, gender and occupation names that index codes stand for.
 """
 
+from typing import TypedDict
+
+
+class Release(TypedDict):
+    """One entry of `RELEASES`."""
+
+    url: str
+    file_hash: str | None
+    folder: str
+    format: str
+    encoding: str
+    rating_scale: tuple[float, float, float]
+    max_extracted_bytes: int
+
+
+class _Format(TypedDict):
+    """One entry of `_FORMATS`."""
+
+    ratings: str
+    separator: bytes
+    header: bytes | None
+    columns: tuple[str, str, str, str]
+    movies: str
+
+
 _BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 _MIB = 1 << 20
 
@@ -21,7 +46,7 @@ _MIB = 1 << 20
 # write: a few times the size of the published files (the ml-latest
 # releases grow over time, so they get more room); an archive whose entries
 # would expand beyond it is refused.
-RELEASES = {
+RELEASES: dict[str, Release] = {
     "ml-100k": {
         "url": _BASE_URL + "ml-100k.zip",
         "file_hash": "md5:0e33842e24a9c977be4e0107933c0723",
@@ -96,7 +121,7 @@ RELEASES = {
     },
 }
 
-_FORMATS = {
+_FORMATS: dict[str, _Format] = {
     "100k": {
         "ratings": "u.data",
         "separator": b"\t",
@@ -208,7 +233,7 @@ OCCUPATIONS_1M = (
 _NO_GENRES = "(no genres listed)"
 
 
-def _release(name):
+def _release(name: object) -> Release:
     if not isinstance(name, str) or name not in RELEASES:
         raise ValueError(
             f"Unknown MovieLens release. Received: name={name!r}. Expected "

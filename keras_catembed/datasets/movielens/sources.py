@@ -6,37 +6,38 @@ import zipfile
 from keras_catembed.datasets.movielens.extract import _CORRUPT_ZIP_ERRORS
 from keras_catembed.datasets.movielens.extract import _checked_members
 from keras_catembed.datasets.movielens.releases import _FORMATS
+from keras_catembed.datasets.movielens.releases import Release
 
 
 class _FolderSource:
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def exists(self, filename):
+    def exists(self, filename: str) -> bool:
         return os.path.isfile(os.path.join(self.path, filename))
 
-    def read(self, filename):
+    def read(self, filename: str) -> bytes:
         with open(os.path.join(self.path, filename), "rb") as handle:
             return handle.read()
 
-    def describe(self, filename):
+    def describe(self, filename: str) -> str:
         return os.path.join(self.path, filename)
 
-    def stat(self, filename):
+    def stat(self, filename: str) -> list[int]:
         info = os.stat(os.path.join(self.path, filename))
         return [info.st_size, info.st_mtime_ns]
 
 
 class _ZipSource:
-    def __init__(self, path, prefix, names):
+    def __init__(self, path: str, prefix: str, names: set[str]) -> None:
         self.path = path
         self.prefix = prefix
         self.names = names
 
-    def exists(self, filename):
+    def exists(self, filename: str) -> bool:
         return self.prefix + filename in self.names
 
-    def read(self, filename):
+    def read(self, filename: str) -> bytes:
         try:
             with zipfile.ZipFile(self.path) as archive:
                 return archive.read(self.prefix + filename)
@@ -46,11 +47,11 @@ class _ZipSource:
                 f"is corrupt ({error}). Download it again."
             ) from error
 
-    def describe(self, filename):
+    def describe(self, filename: str) -> str:
         return f"{self.path}:{self.prefix}{filename}"
 
 
-def _open_zip_source(path, release):
+def _open_zip_source(path: str, release: Release) -> _ZipSource:
     ratings_name = _FORMATS[release["format"]]["ratings"]
     try:
         with zipfile.ZipFile(path) as archive:
@@ -78,13 +79,19 @@ def _open_zip_source(path, release):
     return _ZipSource(path, found[0][: -len(ratings_name)], names)
 
 
-def _source_at(path, release):
+# Where a release's files are read from.
+_Source = _FolderSource | _ZipSource
+
+
+def _source_at(path: str, release: Release) -> _Source:
     if os.path.isfile(path):
         return _open_zip_source(path, release)
     return _FolderSource(path)
 
 
-def _find_source(name, release, data_dir):
+def _find_source(
+    name: str, release: Release, data_dir: str | os.PathLike[str]
+) -> _Source:
     try:
         path = os.path.expanduser(os.fspath(data_dir))
     except TypeError:
@@ -105,7 +112,7 @@ def _find_source(name, release, data_dir):
             f"`data_dir` does not exist. Received: data_dir={data_dir!r}. "
             + hint
         )
-    folders = []
+    folders: list[str] = []
     for folder in (
         path,
         os.path.join(path, release["folder"]),

@@ -7,9 +7,11 @@ checks the arguments and builds the parts.
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 
-def subset_positions(indices, num_rows):
+def subset_positions(indices: ArrayLike, num_rows: int) -> NDArray[np.intp]:
     """Row positions (intp) of a boolean mask or of integer positions."""
     positions = np.asarray(indices)
     if positions.dtype == bool:
@@ -38,12 +40,14 @@ def subset_positions(indices, num_rows):
     return positions.astype(np.intp, copy=False)
 
 
-def random_test_mask(num_rows, test_fraction, seed):
+def random_test_mask(
+    num_rows: int, test_fraction: object, seed: int | None
+) -> NDArray[np.bool_]:
     """A mask of `round(num_rows * test_fraction)` rows drawn at random."""
     if (
         isinstance(test_fraction, bool)
         or not isinstance(test_fraction, numbers.Real)
-        or not 0.0 < test_fraction < 1.0
+        or not 0.0 < float(test_fraction) < 1.0
     ):
         raise ValueError(
             "`test_fraction` must be a float in (0, 1). Received: "
@@ -56,7 +60,12 @@ def random_test_mask(num_rows, test_fraction, seed):
     return is_test
 
 
-def temporal_test_mask(user_id, timestamp, num_users, num_last):
+def temporal_test_mask(
+    user_id: NDArray[np.integer],
+    timestamp: NDArray[np.integer],
+    num_users: int,
+    num_last: object,
+) -> NDArray[np.bool_]:
     """A mask of each user's `num_last` latest rows, one row kept back."""
     if (
         isinstance(num_last, bool)

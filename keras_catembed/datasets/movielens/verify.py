@@ -15,9 +15,10 @@ Both raise a `ValueError` naming the file, the line and the value.
 """
 
 import numpy as np
+from numpy.typing import NDArray
 
 
-def _describe_scale(scale):
+def _describe_scale(scale: tuple[float, float, float]) -> str:
     low, high, step = scale
     if step == 1:
         values = ", ".join(f"{v:g}" for v in np.arange(low, high, step))
@@ -25,7 +26,12 @@ def _describe_scale(scale):
     return f"multiples of {step:g} from {low:g} to {high:g}"
 
 
-def _check_rating_scale(values, scale, where, first_line):
+def _check_rating_scale(
+    values: NDArray[np.floating],
+    scale: tuple[float, float, float],
+    where: str,
+    first_line: int,
+) -> None:
     """Raises if a rating is outside the release's `scale`."""
     low, high, step = scale
     steps = values / step
@@ -41,8 +47,14 @@ def _check_rating_scale(values, scale, where, first_line):
 
 
 def _check_no_duplicates(
-    user_id, movie_id, num_movies, users, movies, where, first_line
-):
+    user_id: NDArray[np.integer],
+    movie_id: NDArray[np.integer],
+    num_movies: int,
+    users: NDArray[np.integer],
+    movies: NDArray[np.integer],
+    where: str,
+    first_line: int,
+) -> None:
     """Raises if a (user, movie) pair appears twice.
 
     `user_id` and `movie_id` are the rows' indices (`num_movies` of them),
