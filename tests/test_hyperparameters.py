@@ -88,6 +88,26 @@ def test_rows_are_frozen_and_their_names_unique():
         assert row.summary and row.doc, row.name
 
 
+def test_a_malformed_row_is_rejected():
+    common = {"check": str, "default": 0, "summary": "s", "doc": "d"}
+    for fields, match in (
+        ({"kind": "integer"}, "kind='integer' for 'x'"),
+        (
+            {
+                "kind": "float",
+                "min_value": 0.0,
+                "max_value": 1.0,
+                "sampling": "reverse_log",
+            },
+            "sampling='reverse_log'",
+        ),
+        ({"kind": "choice"}, r"values=\(\) for 'x'"),
+        ({"kind": "int", "min_value": 0}, "max_value=None for 'x'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Hyperparameter(name="x", **fields, **common)
+
+
 def test_defaults_and_searched_values_pass_their_own_checks():
     for row in HYPERPARAMETERS:
         name = _concrete(row)

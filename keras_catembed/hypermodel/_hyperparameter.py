@@ -135,6 +135,35 @@ class Hyperparameter:
     with_hidden_layers: bool = False
     unavailable: Callable[[Any], str | None] | None = None
 
+    def __post_init__(self):
+        kinds = ("int", "float", "choice", "bool")
+        if self.kind not in kinds:
+            raise ValueError(
+                f"`kind` must be one of {list(kinds)}. Received: "
+                f"kind={self.kind!r} for {self.name!r}"
+            )
+        if self.sampling not in ("linear", "log"):
+            raise ValueError(
+                "`sampling` must be 'linear' or 'log'. Received: "
+                f"sampling={self.sampling!r} for {self.name!r}"
+            )
+        if self.kind == "choice" and not (
+            callable(self.values) or len(self.values)
+        ):
+            raise ValueError(
+                f"A 'choice' needs `values`. Received: values={self.values!r} "
+                f"for {self.name!r}"
+            )
+        if self.kind in ("int", "float") and None in (
+            self.min_value,
+            self.max_value,
+        ):
+            raise ValueError(
+                f"An '{self.kind}' needs `min_value` and `max_value`. "
+                f"Received: min_value={self.min_value!r}, "
+                f"max_value={self.max_value!r} for {self.name!r}"
+            )
+
     @property
     def per_column(self) -> bool:
         return COLUMN in self.name
