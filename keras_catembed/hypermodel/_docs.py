@@ -7,8 +7,6 @@ the page (and prints the expected table when they differ).
 
 import textwrap
 
-from keras_catembed.hypermodel._hyperparameter import COLUMN
-from keras_catembed.hypermodel._hyperparameter import LAYER
 from keras_catembed.hypermodel._hyperparameters import HYPERPARAMETERS
 
 
@@ -31,10 +29,6 @@ def _listing(items, last=" and "):
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + last + items[-1]
-
-
-def _generic(name):
-    return name.replace(COLUMN, "<column>").replace(LAYER, "<i>")
 
 
 def _default_doc(row):
@@ -74,7 +68,7 @@ def docstring_list(indent="    "):
     """The list of hyperparameters for `RatingHyperModel`'s docstring."""
     items = []
     for row in HYPERPARAMETERS:
-        parts = [f'`"{_generic(row.name)}"`:', _search_doc(row), row.doc]
+        parts = [f'`"{row.name}"`:', _search_doc(row), row.doc]
         parts += [_active_doc(row), f"Defaults to {_default_doc(row)}."]
         text = " ".join(part for part in parts if part)
         items.append(
@@ -121,7 +115,7 @@ def markdown_table():
                 else " (with hidden layers)"
             )
         cells = [
-            f"`{_generic(row.name)}`",
+            f"`{row.name}`",
             _searched_cell(row),
             _default_doc(row),
             what,
