@@ -1,0 +1,395 @@
+"""`RatingHyperModel`: a KerasTuner search space over `RatingModel`s."""
+
+import collections.abc
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from keras_catembed import _checks
+from keras_catembed.entity_embedding import EntityEmbedding
+from keras_catembed.hypermodel import _docs
+from keras_catembed.hypermodel import _recipe
+from keras_catembed.hypermodel import _space
+from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
+from keras_catembed.hypermodel._tuner import keras_tuner
+from keras_catembed.rating_model import RatingModel
+from keras_catembed.rating_model import _check_columns
+from keras_catembed.rating_model import _check_rating_range
+
+OBJECTIVE_METRICS = ("rmse", "mae", "mse")
+
+HyperParametersLike = keras_tuner.HyperParameters | Mapping[str, Any]
+
+
+class RatingHyperModel(keras_tuner.HyperModel):
+    """A KerasTuner search space of compiled `RatingModel`s.
+
+    `build(hp)` declares the hyperparameters below, then returns a
+    `keras_catembed.RatingModel` that is compiled (loss `"mse"`, metrics
+    `"rmse"`, `"mae"` and `"mse"`) and built, so its weights exist before
+    training. Being built matters to KerasTuner in two places: its
+    `max_model_size` check counts the weights of built models only (an
+    unbuilt subclassed model counts as 0 parameters, and the limit is
+    silently skipped), and `Tuner.get_best_models()` loads the best
+    checkpoint into a freshly built model. The size KerasTuner counts
+    includes the embedding tables, which are most of a rating model.
+
+    `fit(hp, model, *args, **kwargs)` tunes the batch size and passes every
+    other argument (the data, `epochs`, `validation_data`, and the tuner's
+    callbacks) to `model.fit`. A trial whose training loss becomes NaN or
+    infinite is stopped (`keras.callbacks.TerminateOnNaN`) and reported to
+    the tuner as failed, so the search goes on; the tuner's
+    `max_consecutive_failed_trials` (3 by default) still stops a search
+    that keeps failing.
+
+    A hyperparameter's default is used by `GridSearch`'s first trial and
+    when KerasTuner needs a value without searching. With every default,
+    the model is `keras_catembed.RatingModel(embeddings)` with its own
+    defaults, trained with Adam at a learning rate of 0.001 on batches of
+    256.
+
+    The hyperparameters, their search ranges and their defaults are listed
+    in the table of the [Tuning guide](../tuning.md#the-search-space).
+
+    Every hyperparameter is declared in `build`, so the tuner knows the
+    whole space before the first trial. Any hyperparameter can be fixed by
+    passing its name as a keyword argument; it is then declared with
+    `hp.Fixed`, so it still shows in each trial's hyperparameters. A fixed
+    value may lie outside the search range (`user_id_output_dim=7`). To
+    search a different range, declare the hyperparameter yourself in a
+    `keras_tuner.HyperParameters` passed to the tuner as `hyperparameters=`:
+    the tuner's declaration wins.
+
+    Args:
+        embeddings: Dict mapping each column name to its cardinality (a
+            positive integer: ids are `0..n-1`), as in
+            `keras_catembed.RatingModel`.
+        objective_metric: String, one of `"rmse"`, `"mae"` and `"mse"`.
+            The validation metric that `objective` minimizes. Defaults to
+            `"rmse"`.
+        rating_range: Optional pair `(low, high)` with `low < high`: the
+            bounds of the `bounded_output` hyperparameter. Set it a little
+            wider than your rating scale: `(0.5, 5.5)` suits 1-5 stars
+            (MovieLens), `(0.5, 10.5)` suits 1-10. `None` fixes
+            `bounded_output` to `False`. Defaults to `(0.5, 5.5)`.
+        name: Optional string, the name of this hypermodel. Defaults to
+            `None`.
+        tunable: Boolean. Whether the hyperparameters declared here are
+            added to the search space (see `keras_tuner.HyperModel`).
+            Defaults to `True`.
+        **fixed: Hyperparameters to fix instead of searching, by name (see
+            the list above).
+
+    Raises:
+        ValueError: for bad `embeddings`, `objective_metric` or
+            `rating_range`, for a fixed name that is not a hyperparameter
+            (the message lists the valid names) and for a fixed value of the
+            wrong type or range.
+
+    Example:
+
+    ```python
+    hypermodel = keras_catembed.RatingHyperModel(
+        {"user_id": 943, "movie_id": 1682}, bias_terms=True
+    )
+    tuner = keras_tuner.BayesianOptimization(
+        hypermodel,
+        objective=hypermodel.objective,
+        max_trials=20,
+        directory="tuning",
+        project_name="movielens",
+    )
+    tuner.search(x_train, y_train, epochs=5, validation_data=(x_val, y_val))
+    model = tuner.get_best_models()[0]
+    kwargs = hypermodel.model_kwargs(tuner.get_best_hyperparameters()[0])
+    ```
+
+    Reference:
+        - [Guo & Berkhahn, 2016. Entity Embeddings of Categorical
+          Variables](https://arxiv.org/abs/1604.06737)
+        - [Li et al., 2018. Hyperband: A Novel Bandit-Based Approach to
+          Hyperparameter Optimization](https://arxiv.org/abs/1603.06560)
+    """
+
+    def __init__(
+        self,
+        embeddings: Mapping[str, int],
+        *,
+        objective_metric: str = "rmse",
+        rating_range: tuple[float, float] | None = (0.5, 5.5),
+        name: str | None = None,
+        tunable: bool = True,
+        **fixed: Any,
+    ) -> None:
+        super().__init__(name=name, tunable=tunable)
+        self.columns = _check_columns(embeddings)
+        for column in self.columns:
+            if isinstance(embeddings[column], EntityEmbedding):
+                raise ValueError(
+                    "`embeddings` must map each column to an integer "
+                    "cardinality: the hypermodel configures the "
+                    "EntityEmbedding layers itself. Received: "
+                    f"embeddings['{column}']={embeddings[column]!r}"
+                )
+        self.embeddings = {
+            column: int(embeddings[column]) for column in self.columns
+        }
+        if objective_metric not in OBJECTIVE_METRICS:
+            raise ValueError(
+                f"`objective_metric` must be one of {list(OBJECTIVE_METRICS)}."
+                f" Received: objective_metric={objective_metric!r}"
+            )
+        self.objective_metric = objective_metric
+        self.rating_range = _check_rating_range(rating_range)
+        self.fixed = self._check_fixed(fixed)
+
+    # Public helpers ----------------------------------------------------------
+
+    @property
+    def objective(self) -> keras_tuner.Objective:
+        """The `keras_tuner.Objective` to pass to tuners.
+
+        `keras_tuner.Objective("val_<objective_metric>", "min")`, e.g.
+        `"val_rmse"`. Search with `validation_data` (or
+        `validation_split`) so that the metric exists.
+        """
+        return keras_tuner.Objective(f"val_{self.objective_metric}", "min")
+
+    @property
+    def hyperparameter_names(self) -> list[str]:
+        """List of the names of every hyperparameter, in declaration order."""
+        return _space.names(self, self._max_layers())
+
+    def values(self, hp: HyperParametersLike) -> dict[str, Any]:
+        """Declares every hyperparameter on `hp` and returns their values.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters`, or a dict of values by name
+                (such as `best_hp.values`, or a preset saved as JSON); a
+                hyperparameter missing from the dict takes its default.
+
+        Returns:
+            Dict of every hyperparameter name to its value. An inactive
+            hyperparameter (`hidden_units_2` with two hidden layers) is
+            `None`.
+        """
+        hp = self._as_hyperparameters(hp)
+        return _space.declare(hp, self, self.fixed, self._max_layers())
+
+    def model_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:
+        """Turns hyperparameters into `keras_catembed.RatingModel` kwargs.
+
+        Use it to rebuild the best model of a search without KerasTuner, or
+        to derive named presets from search results:
+        `keras_catembed.RatingModel(**hypermodel.model_kwargs(best_hp))`.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters` (such as
+                `tuner.get_best_hyperparameters()[0]`) or a dict of values
+                by name; missing names take their defaults.
+
+        Returns:
+            Dict with the keys `embeddings` (a dict of configured
+            `keras_catembed.EntityEmbedding` layers), `hidden_units`,
+            `activation`, `dropout`, `bias_terms`, `rating_range` and
+            `implicit`.
+        """
+        values = self.values(hp)
+        l2 = values["embeddings_l2"]
+        embeddings = {}
+        for column in self.columns:
+            embeddings[column] = EntityEmbedding(
+                input_dim=self.embeddings[column],
+                output_dim=values[f"{column}_output_dim"],
+                embeddings_regularizer=(
+                    keras.regularizers.L2(l2) if l2 > 0 else None
+                ),
+                embeddings_initializer=(
+                    "uniform"
+                    if values["embeddings_initializer"] == "uniform"
+                    else keras.initializers.RandomNormal(stddev=0.01)
+                ),
+                dropout=values["entity_dropout"],
+                name=f"{column}_embedding",
+            )
+        num_layers = values["num_hidden_layers"]
+        return {
+            "embeddings": embeddings,
+            "hidden_units": tuple(
+                values[f"hidden_units_{index}"] for index in range(num_layers)
+            ),
+            "activation": values["activation"] or "relu",
+            "dropout": values["dropout"] or 0.0,
+            "bias_terms": values["bias_terms"],
+            "rating_range": (
+                self.rating_range if values["bounded_output"] else None
+            ),
+            "implicit": values["implicit"],
+        }
+
+    def compile_kwargs(
+        self, hp: HyperParametersLike, steps: int | None = None
+    ) -> dict[str, Any]:
+        """Turns hyperparameters into `model.compile` kwargs.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters` or a dict of values by name.
+            steps: Optional integer. The number of training steps (batches
+                per epoch times epochs), which the `"cosine"` schedule
+                needs. Without it that schedule has placeholder step
+                counts, which `fit` sets.
+
+        Returns:
+            Dict with a new `optimizer` (with the tuned learning rate or
+            schedule), the loss `"mse"` and the metrics `rmse`, `mae` and
+            `mse`.
+        """
+        if steps is not None:
+            steps = _checks.positive_int("steps", steps)
+        recipe = _recipe.training_recipe(self.values(hp), steps=steps)
+        return _recipe.compile_kwargs(recipe.optimizer)
+
+    def fit_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:
+        """Turns hyperparameters into `model.fit` kwargs.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters` or a dict of values by name.
+
+        Returns:
+            Dict with the key `batch_size`.
+        """
+        return {"batch_size": self.values(hp)["batch_size"]}
+
+    # HyperModel API ----------------------------------------------------------
+
+    def build(self, hp: keras_tuner.HyperParameters) -> RatingModel:
+        model = RatingModel(**self.model_kwargs(hp))
+        recipe = _recipe.training_recipe(self.values(hp))
+        # `fit` sets its step counts.
+        model._hypermodel_schedule = recipe.schedule
+        model.compile(**_recipe.compile_kwargs(recipe.optimizer))
+        model.build()
+        # Creating the optimizer's variables now lets a checkpoint written
+        # during training load into a model from `build` without skipping
+        # them (`Tuner.get_best_models` does exactly that).
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    def fit(
+        self,
+        hp: keras_tuner.HyperParameters,
+        model: RatingModel,
+        *args: Any,
+        **kwargs: Any,
+    ) -> keras.callbacks.History:
+        """Trains `model` with the tuned batch size.
+
+        A model with implicit feedback is first adapted to the training
+        inputs (`model.adapt(x)`), which must then be a dict of id arrays.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters`.
+            model: The model returned by `build(hp)`.
+            *args: Positional arguments of `model.fit`, such as the data.
+            **kwargs: Keyword arguments of `model.fit`, including the tuner's
+                `callbacks`. Do not pass `batch_size`: it is a
+                hyperparameter (fix it with `batch_size=` in the
+                constructor).
+
+        Returns:
+            The `keras.callbacks.History` of `model.fit`.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: when the training loss
+                becomes NaN or infinite, so that the tuner marks the trial
+                as failed and goes on.
+        """
+        if "batch_size" in kwargs:
+            raise ValueError(
+                "`batch_size` is a hyperparameter of RatingHyperModel: fix it "
+                "with `RatingHyperModel(..., batch_size=...)` instead of "
+                f"passing it to `search`. Received: batch_size="
+                f"{kwargs['batch_size']!r}"
+            )
+        batch_size = self.fit_kwargs(hp)["batch_size"]
+        x = args[0] if args else kwargs.get("x")
+        if model.implicit:
+            if not isinstance(x, collections.abc.Mapping):
+                raise ValueError(
+                    "With `implicit=True` the model is adapted to the "
+                    "training inputs, which must then be a dict of id "
+                    f"arrays. Received: {type(x).__name__}"
+                )
+            model.adapt(x)
+        schedule = getattr(model, "_hypermodel_schedule", None)
+        if schedule is not None:
+            _recipe.set_schedule_steps(
+                schedule,
+                _recipe.steps_per_epoch(x, batch_size)
+                * kwargs.get("epochs", 1),
+            )
+        if _recipe.is_unbatched(x):
+            kwargs["batch_size"] = batch_size
+        callbacks = _recipe.fit_callbacks(
+            model.optimizer, kwargs.pop("callbacks", None)
+        )
+        history = model.fit(*args, callbacks=callbacks, **kwargs)
+        if _recipe.diverged(history):
+            losses = history.history["loss"]
+            raise keras_tuner.errors.FailedTrialError(
+                f"Training diverged: the loss became {losses[-1]} after "
+                f"{len(losses)} epoch(s) with the hyperparameters "
+                f"{hp.values}."
+            )
+        return history
+
+    # Private -----------------------------------------------------------------
+
+    def _max_layers(self):
+        return max(MAX_HIDDEN_LAYERS, self.fixed.get("num_hidden_layers", 0))
+
+    def _as_hyperparameters(self, hp):
+        if isinstance(hp, keras_tuner.HyperParameters):
+            return hp
+        if not isinstance(hp, collections.abc.Mapping):
+            raise ValueError(
+                "`hp` must be a keras_tuner.HyperParameters or a dict of "
+                f"values by name. Received: hp={hp!r}"
+            )
+        values = _space.check_values(
+            self,
+            hp,
+            self._max_layers(),
+            "Unknown hyperparameters",
+            skip_none=True,
+        )
+        layers = values.get("num_hidden_layers", 0)
+        if layers > self._max_layers():
+            raise ValueError(
+                f"`num_hidden_layers` must be at most {self._max_layers()} "
+                "unless the hypermodel fixes it. Received: "
+                f"num_hidden_layers={layers}"
+            )
+        hyperparameters = keras_tuner.HyperParameters()
+        hyperparameters.values.update(values)
+        return hyperparameters
+
+    def _check_fixed(self, fixed):
+        layers = fixed.get("num_hidden_layers")
+        is_int = isinstance(layers, numbers.Integral) and not isinstance(
+            layers, bool
+        )
+        checked = _space.check_values(
+            self,
+            fixed,
+            max(MAX_HIDDEN_LAYERS, layers if is_int else 0),
+            "Unknown hyperparameters to fix",
+        )
+        _space.check_requirements(self, checked)
+        return checked
+
+
+# `help(RatingHyperModel)` lists the hyperparameters.
+_docs.list_hyperparameters(RatingHyperModel)
