@@ -12,11 +12,14 @@ and the few grid pairs whose own pair is in the adapted data (where the
 model would leave it out) are scored through `model.predict` instead.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
 # Rows of the user x item grid run through the head at once.
 ROWS_PER_CALL = 2**18
+# Rows per batch of the compiled head.
+HEAD_BATCH = 65536
 # Ids embedded at once.
 EMBED_BLOCK = 4096
 
@@ -95,12 +98,10 @@ class VectorGrid:
         size = stop - start
         count = self.candidates.size
         grid = {
-            c: ops.convert_to_tensor(np.repeat(v[start:stop], count, axis=0))
+            c: np.repeat(v[start:stop], count, axis=0)
             for c, v in self.user_vectors.items()
         }
-        grid[self.item_column] = ops.convert_to_tensor(
-            np.tile(self.item_vectors, (size, 1))
-        )
+        grid[self.item_column] = np.tile(self.item_vectors, (size, 1))
         logits = _head(self.model, grid).reshape(size, count)
         logits = logits + self.user_bias[start:stop, None]
         logits = logits + self.item_bias[None, :]
@@ -149,21 +150,43 @@ def _rows(model, column, ids):
 
 
 def _embed(model, inputs):
-    """`model.embed` of every row of `inputs`, in blocks, as NumPy."""
-    size = len(next(iter(inputs.values())))
-    parts = []
-    for start in range(0, size, EMBED_BLOCK):
-        block = {
-            c: ops.convert_to_tensor(
-                np.asarray(v[start : start + EMBED_BLOCK]).astype("int32")
-            )
-            for c, v in inputs.items()
-        }
-        embedded = model.embed(block, training=False)
-        parts.append(
-            {c: np.array(ops.convert_to_numpy(v)) for c, v in embedded.items()}
-        )
-    return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    """`model.embed` of every row of `inputs`, as NumPy (compiled)."""
+    embed = _function(model, ("embed",), lambda: _embed_model(model))
+    inputs = {c: np.asarray(v).astype("int32") for c, v in inputs.items()}
+    embedded = embed.predict(inputs, batch_size=EMBED_BLOCK, verbose=0)
+    return {c: np.array(v) for c, v in embedded.items()}
+
+
+def _function(model, key, build):
+    """A functional model sharing `model`'s layers, built once per model.
+
+    Its `predict` is compiled once per input shape, whereas eager calls
+    compile every operation for each new shape on JAX.
+    """
+    cache = model.__dict__.setdefault("_recommend_functions", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def _embed_model(model):
+    inputs = {
+        c: keras.Input(shape=(), dtype="int32", name=c) for c in model.columns
+    }
+    return keras.Model(inputs, model.embed(inputs, training=False))
+
+
+def _head_model(model, specs):
+    inputs = {
+        c: keras.Input(shape=(width,), dtype=dtype, name=c)
+        for c, (width, dtype) in specs
+    }
+    features = model.interact(inputs)
+    for index, dense in enumerate(model.hidden_layers):
+        features = dense(features)
+        if model.dropout_layers:
+            features = model.dropout_layers[index](features, training=False)
+    return keras.Model(inputs, model.output_layer(features))
 
 
 def _whole_sums(layer, rows):
@@ -201,13 +224,12 @@ def _bias(model, column, ids):
 
 def _head(model, embedded):
     """`interact`, the hidden layers and the output unit, as NumPy logits."""
-    features = model.interact(embedded)
-    for index, dense in enumerate(model.hidden_layers):
-        features = dense(features)
-        if model.dropout_layers:
-            features = model.dropout_layers[index](features, training=False)
-    logits = model.output_layer(features)
-    return np.asarray(ops.convert_to_numpy(logits), "float32").reshape(-1)
+    specs = tuple(
+        (c, (v.shape[-1], str(v.dtype))) for c, v in sorted(embedded.items())
+    )
+    head = _function(model, ("head", specs), lambda: _head_model(model, specs))
+    logits = head.predict(embedded, batch_size=HEAD_BATCH, verbose=0)
+    return np.asarray(logits, "float32").reshape(-1)
 
 
 def _output_range(model, logits):
