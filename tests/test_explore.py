@@ -266,3 +266,64 @@ def test_placed_labels_do_not_overlap():
     axes.set_xlim(-1, 1)
     axes.set_ylim(-1, 1)
     assert len(explore._place_labels(axes, spread, ["a", "b", "c"])) == 3
+
+
+def test_plot_map_keeps_every_label_inside_the_axes(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    drawn = []
+    save = Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        drawn.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    rng = np.random.default_rng(0)
+    # Points spread to every edge, long titles on all of them.
+    vectors = rng.normal(size=(40, 3))
+    vectors[:4, 0] = [8.0, -8.0, 7.5, -7.5]
+    model = _model_with_movies(vectors)
+    titles = [f"Raiders of the Lost Ark ({1950 + i})" for i in range(40)]
+    explore.plot_map(
+        model,
+        "movie",
+        labels=titles,
+        path=str(tmp_path / "map.png"),
+        counts=np.arange(40, 0, -1),
+        num_labels=40,
+    )
+    (figure,) = drawn
+    (axes,) = [a for a in figure.axes if a.get_xlabel()]
+    renderer = figure.canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    labels = [t for t in axes.texts if t.get_text().startswith("Raiders")]
+    # The four points at the left and right edges keep their labels.
+    assert {t.get_text() for t in labels} >= set(titles[:4])
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= inside.x0 - 0.5 and box.x1 <= inside.x1 + 0.5
+        assert box.y0 >= inside.y0 - 0.5 and box.y1 <= inside.y1 + 0.5
+
+
+def test_a_label_at_the_right_edge_is_moved_inside():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 3), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.set_xlim(-1, 1)
+    axes.set_ylim(-1, 1)
+    points = np.array([[0.99, 0.0], [0.99, 0.99], [-0.99, -0.99]])
+    texts = ["Raiders of the Lost Ark (1981)"] * 3
+    placed = explore._place_labels(axes, points, texts)
+    assert len(placed) == 3
+    renderer = canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    for label in placed:
+        box = label.get_window_extent(renderer)
+        assert inside.x0 - 0.5 <= box.x0 and box.x1 <= inside.x1 + 0.5
+        assert inside.y0 - 0.5 <= box.y0 and box.y1 <= inside.y1 + 0.5
+    # A label wider than the axes fits nowhere and is left out.
+    assert explore._place_labels(axes, points[:1], ["x" * 400]) == []

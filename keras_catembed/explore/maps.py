@@ -104,11 +104,13 @@ _LABEL_OFFSETS = ((3, 3), (3, -9), (-3, 3), (-3, -9), (3, 12), (3, -18))
 
 
 def _place_labels(axes, points, texts, fontsize=7):
-    """Labels `points` with `texts`, greedily, without overlapping boxes.
+    """Labels `points` with `texts`, greedily, inside the axes, unoverlapped.
 
     Each label, in the order given (most important first), takes the first
     offset of `_LABEL_OFFSETS` where its box meets no label placed before;
-    a label that fits nowhere is left out.
+    a box that would cross an edge of the axes is first moved back inside
+    (a label near the right edge ends left of the point it names). A label
+    that fits nowhere (or is wider than the axes) is left out.
 
     Returns:
         The placed `matplotlib.text.Annotation`s.
@@ -119,6 +121,8 @@ def _place_labels(axes, points, texts, fontsize=7):
     if not isinstance(figure.canvas, FigureCanvasAgg):
         FigureCanvasAgg(figure)
     renderer = figure.canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    points_per_pixel = 72.0 / figure.dpi
     placed = []
     boxes = []
     for point, text in zip(points, texts, strict=True):
@@ -133,9 +137,34 @@ def _place_labels(axes, points, texts, fontsize=7):
                 alpha=0.9,
             )
             box = label.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in boxes):
+            shift_x = _shift_inside(box.x0, box.x1, inside.x0, inside.x1)
+            shift_y = _shift_inside(box.y0, box.y1, inside.y0, inside.y1)
+            if shift_x or shift_y:
+                label.xyann = (
+                    dx + shift_x * points_per_pixel,
+                    dy + shift_y * points_per_pixel,
+                )
+                box = label.get_window_extent(renderer)
+            fits = (
+                box.x0 >= inside.x0 - 0.5
+                and box.x1 <= inside.x1 + 0.5
+                and box.y0 >= inside.y0 - 0.5
+                and box.y1 <= inside.y1 + 0.5
+            )
+            if fits and not any(box.overlaps(other) for other in boxes):
                 placed.append(label)
                 boxes.append(box)
                 break
             label.remove()
     return placed
+
+
+def _shift_inside(low, high, lowest, highest):
+    """The move (in pixels) that brings `[low, high]` inside the bounds."""
+    if high - low > highest - lowest:
+        return 0.0
+    if low < lowest:
+        return lowest - low
+    if high > highest:
+        return highest - high
+    return 0.0
