@@ -44,13 +44,17 @@ def nearest(
             ids have noisy vectors; passing the ids with enough data (e.g.
             movies with at least 20 ratings) gives cleaner neighbours.
             Defaults to `None` (every id).
-        center: Boolean. Whether to subtract the mean vector of the
-            candidates (and the query) from every vector before measuring.
-            Vectors that share a large common part (as with implicit
-            feedback, where every movie's vector holds the sum over its
-            raters) all have cosine similarities near 1; centring
-            compares what sets them apart. Euclidean distances do not
-            change. Defaults to `False`.
+        center: Boolean. Whether to remove the part every vector shares
+            before measuring: the mean vector of the candidates (and the
+            query) is subtracted, and then each vector's component along
+            that mean's direction. Vectors with a large common part (as
+            with implicit feedback, where every movie's vector holds the
+            normalized sum over its raters, which grows along one shared
+            direction with the number of raters) all have cosine
+            similarities near 1; subtracting the mean alone leaves that
+            direction, with lengths that differ from id to id, and scores
+            near 1 or -1. Centred, the scores compare what sets the ids
+            apart. Defaults to `False`.
 
     Returns:
         A tuple `(indices, scores)` of NumPy arrays of length at most `k`,
@@ -113,7 +117,7 @@ def nearest(
     if center:
         used = allowed.copy()
         used[index] = True
-        matrix = matrix - matrix[used].mean(axis=0)
+        matrix = _centred(matrix, used)
     allowed[index] = False
     scores = _scores(matrix, matrix[index], metric)
     order = np.argsort(
@@ -121,3 +125,14 @@ def nearest(
     )
     order = order[allowed[order]][:k]
     return order, scores[order]
+
+
+def _centred(matrix, used):
+    """`matrix` less the mean of its `used` rows and the mean's direction."""
+    mean = matrix[used].mean(axis=0)
+    matrix = matrix - mean
+    norm = np.linalg.norm(mean)
+    if norm > 0:
+        direction = mean / norm
+        matrix = matrix - np.outer(matrix @ direction, direction)
+    return matrix
