@@ -193,10 +193,29 @@ def test_dot_model_needs_one_vector_width():
 
 def test_dot_model_saves_and_loads(tmp_path):
     model = build("dot", bias_terms=True)
+    # A model that has recommended (and keeps its compiled scorers)
+    # saves as before.
+    expected = model.recommend([1, 2], k=3)
     path = str(tmp_path / "dot.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is keras_catembed.DotRatingModel
+    got = loaded.recommend([1, 2], k=3)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)
+
+
+def test_recommend_follows_the_weights_after_a_change():
+    model = build("plain", implicit=True, bias_terms=True)
+    users = np.array([0, 4])
+    model.recommend(users, k=3)  # Builds and keeps the compiled scorers.
+    for weight in model.trainable_weights:
+        weight.assign(weight + 0.25)
+    items, scores = model.recommend(users, k=MOVIES)
+    expected = grid_predictions(model, users)
     np.testing.assert_allclose(
-        loaded.recommend([1, 2], k=3)[1], model.recommend([1, 2], k=3)[1]
+        np.take_along_axis(expected, items, axis=1),
+        scores,
+        rtol=1e-5,
+        atol=1e-6,
     )
