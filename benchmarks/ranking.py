@@ -32,6 +32,7 @@ import time
 import keras
 import numpy as np
 
+from keras_catembed import _recommend
 from keras_catembed import cli
 from keras_catembed import presets
 from keras_catembed.datasets import movielens
@@ -109,6 +110,7 @@ def run(dataset, split, train, test, *, k, epochs, num_users, seed):
         "most_popular": {m: rows["most popular"][m] for m in METRICS},
         "train_seconds": train_seconds,
         "ranking_seconds": rank_seconds,
+        "recommend_path": _recommend._scorer_kind(model).__name__,
     }
 
 
@@ -152,9 +154,9 @@ def main():
     parser.add_argument(
         "--users-1m",
         type=int,
-        default=200,
-        help="on ml-1m, rank for this many random test users (each costs "
-        "3,706 predictions through the implicit-feedback model)",
+        default=None,
+        help="on ml-1m, rank for this many random test users (default: "
+        "every test user with a relevant rating)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -20,8 +20,15 @@ def recommend(
     candidates=None,
     user_column=None,
     item_column=None,
+    path=None,
 ):
-    """Scores every candidate item for each user; see `RatingModel`."""
+    """Scores every candidate item for each user; see `RatingModel`.
+
+    `path` (for benchmarks and tests) forces a scorer: `"predict"` (every
+    row through `model.predict`), `"grid"` (column vectors once, the head
+    over the grid) or `"retrieval"` (keras-rs top-k of a dot product). By
+    default the fastest one that applies to `model` is used.
+    """
     user_column, item_column = _check_columns(model, user_column, item_column)
     k = _check_k(k)
     if _frames.is_dataframe(users):
@@ -47,29 +54,20 @@ def recommend(
         model.embedding_layers[column].check_ids(values)
     model.embedding_layers[item_column].check_ids(candidates)
 
+    kind = _scorer_kind(model, path)
+    scorer = kind(model, users, candidates, user_column, item_column)
+    retrieved = scorer.top_k(k, excluded)
+    if retrieved is not None:
+        return retrieved
     item_ids = np.full((num_users, k), -1, dtype=candidates.dtype)
     scores = np.full((num_users, k), np.nan, dtype="float32")
-    chunk = max(1, ROWS_PER_CALL // candidates.size)
+    chunk = max(1, scorer.rows_per_call // candidates.size)
     position = {int(item): i for i, item in enumerate(candidates)}
     for start in range(0, num_users, chunk):
         stop = min(start + chunk, num_users)
-        size = stop - start
-        inputs = {
-            column: np.repeat(values[start:stop], candidates.size)
-            for column, values in users.items()
-        }
-        inputs[item_column] = np.tile(candidates, size)
-        predicted = model.predict(inputs, batch_size=65536, verbose=0)
-        block = np.asarray(predicted, "float32").reshape(size, -1)
-        if excluded:
-            for row in range(size):
-                user = int(users[user_column][start + row])
-                seen = [
-                    position[item]
-                    for item in excluded.get(user, ())
-                    if item in position
-                ]
-                block[row, seen] = -np.inf
+        seen = _seen(excluded, users[user_column][start:stop], position)
+        block = scorer.scores(start, stop, seen)
+        block[seen] = -np.inf
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(block, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
@@ -79,6 +77,66 @@ def recommend(
         item_ids[start:stop] = np.where(valid, candidates[top], -1)
         scores[start:stop] = np.where(valid, top_scores, np.nan)
     return item_ids, scores
+
+
+def _seen(excluded, users, position):
+    """Boolean mask `(len(users), len(position))` of the pairs to leave out."""
+    seen = np.zeros((len(users), len(position)), dtype=bool)
+    for row, user in enumerate(users.tolist()):
+        for item in excluded.get(int(user), ()):
+            if item in position:
+                seen[row, position[item]] = True
+    return seen
+
+
+def _scorer_kind(model, path=None):
+    """The fastest scorer proven equal to scoring through the model."""
+    from keras_catembed import _grid
+    from keras_catembed import _retrieval
+
+    kinds = {
+        "retrieval": _retrieval.DotRetrieval,
+        "grid": _grid.VectorGrid,
+        "predict": PredictGrid,
+    }
+    if path is None:
+        return next(kind for kind in kinds.values() if kind.applies(model))
+    if path not in kinds or not kinds[path].applies(model):
+        usable = [name for name, kind in kinds.items() if kind.applies(model)]
+        raise ValueError(
+            f"`path` must be one of {usable} for this model. Received: "
+            f"path={path!r}"
+        )
+    return kinds[path]
+
+
+class PredictGrid:
+    """Scores every user-item row through `model.predict`: always exact."""
+
+    rows_per_call = ROWS_PER_CALL
+
+    @staticmethod
+    def applies(model):
+        return True
+
+    def __init__(self, model, users, candidates, user_column, item_column):
+        self.model = model
+        self.users = users
+        self.candidates = candidates
+        self.item_column = item_column
+
+    def top_k(self, k, excluded):
+        return None
+
+    def scores(self, start, stop, seen):
+        size = stop - start
+        inputs = {
+            column: np.repeat(values[start:stop], self.candidates.size)
+            for column, values in self.users.items()
+        }
+        inputs[self.item_column] = np.tile(self.candidates, size)
+        predicted = self.model.predict(inputs, batch_size=65536, verbose=0)
+        return np.asarray(predicted, "float32").reshape(size, -1)
 
 
 def _check_columns(model, user_column, item_column):

@@ -514,10 +514,25 @@ class RatingModel(keras.Model):
     ):
         """Returns the `k` best-scored items for each user, best first.
 
-        Every candidate item is scored for every user by the model itself
-        (in batches of about 2**20 user-item rows through `predict`), the
-        pairs of `exclude` are left out, and the `k` highest predicted
-        ratings are kept.
+        Every candidate item is scored for every user, the pairs of
+        `exclude` are left out, and the `k` highest predicted ratings are
+        kept. The scores equal `predict` on the same pairs, by one of
+        three paths:
+
+        - When the model's class does not override `embed`, `call` or
+          `__call__`, each user's and each candidate's column vectors are
+          computed once, and only `interact` (which may be overridden), the
+          hidden layers, the output unit, the biases and the range run over
+          the user x item grid. A `neighborhood` between the user and item
+          columns is summed whole, and the pairs whose own rating is in the
+          adapted data (which the model leaves out of its sums) are scored
+          through `predict`.
+        - A `keras_catembed.DotRatingModel` with no hidden layers and no
+          `neighborhood` is ranked by exact brute-force retrieval
+          (`keras_rs.layers.BruteForceRetrieval`, with the `ranking`
+          extra installed).
+        - Otherwise (an overridden `embed` or `call`), every user-item row
+          goes through `predict`, in batches of about 2**20 rows.
 
         Args:
             users: Array of user ids (of `user_column`), or a dict (or

@@ -200,7 +200,21 @@ def _model_with_movies(vectors):
     return model
 
 
-def test_nearest_center_subtracts_the_mean_vector():
+def _centred(vectors):
+    """The rule of `center=True`, written out: less the mean and its axis."""
+    mean = vectors.mean(axis=0)
+    direction = mean / np.linalg.norm(mean)
+    moved = vectors - mean
+    return moved - np.outer(moved @ direction, direction)
+
+
+def _cosines(matrix, query):
+    return (matrix @ matrix[query]) / (
+        np.linalg.norm(matrix, axis=1) * np.linalg.norm(matrix[query])
+    )
+
+
+def test_nearest_center_removes_the_shared_part():
     # Every vector shares a large common part, as with implicit feedback:
     # the cosine scores all sit near 1.
     common = np.array([10.0, 10.0, 10.0])
@@ -211,9 +225,7 @@ def test_nearest_center_subtracts_the_mean_vector():
     _, plain = explore.nearest(model, "movie", 0, k=3)
     assert np.all(plain > 0.97)
     indices, centred = explore.nearest(model, "movie", 0, k=3, center=True)
-    matrix = own - own.mean(axis=0)
-    expected = matrix @ matrix[0]
-    expected /= np.linalg.norm(matrix, axis=1) * np.linalg.norm(matrix[0])
+    expected = _cosines(_centred(common + own), 0)
     np.testing.assert_allclose(centred, expected[indices], rtol=1e-5)
     np.testing.assert_array_equal(indices, [1, 3, 2])
     assert centred[0] > 0.9 and centred[-1] < -0.5
@@ -221,17 +233,49 @@ def test_nearest_center_subtracts_the_mean_vector():
     indices, scores = explore.nearest(
         model, "movie", 0, k=1, center=True, candidates=[1]
     )
-    pair = own[[0, 1]] - own[[0, 1]].mean(axis=0)
     np.testing.assert_allclose(scores, [-1.0], atol=1e-5)
-    assert pair[0] @ pair[1] < 0 and indices.tolist() == [1]
-    # Distances do not change.
-    _, far = explore.nearest(model, "movie", 0, k=3, metric="euclidean")
+    assert indices.tolist() == [1]
     _, far_centred = explore.nearest(
         model, "movie", 0, k=3, metric="euclidean", center=True
     )
-    np.testing.assert_allclose(far, far_centred, rtol=1e-5)
+    moved = _centred(common + own)
+    np.testing.assert_allclose(
+        far_centred,
+        np.sort(np.linalg.norm(moved[1:] - moved[0], axis=1)),
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="`center` must be a bool"):
         explore.nearest(model, "movie", 0, center="yes")
+
+
+def test_center_spreads_a_shared_direction_of_different_lengths():
+    # Implicit feedback: an id's shared part grows with its number of
+    # pairs, so it is one direction with a length of its own per id.
+    rng = np.random.default_rng(0)
+    own = rng.normal(size=(30, 4))
+    lengths = np.sqrt(rng.integers(20, 400, size=30))[:, None]
+    vectors = own + lengths * np.array([3.0, 2.0, 2.0, 1.0])
+    model = _model_with_movies(vectors)
+    _, plain = explore.nearest(model, "movie", 0, k=29)
+    _, centred = explore.nearest(model, "movie", 0, k=29, center=True)
+    # The mean alone leaves the direction: |cosine| stays near 1.
+    mean_only = vectors - vectors.mean(axis=0)
+    old = np.delete(_cosines(mean_only, 0), 0)
+    print(
+        "cosine spread (max - min): plain "
+        f"{np.ptp(plain):.3f}, mean only {np.ptp(old):.3f}, centred "
+        f"{np.ptp(centred):.3f}"
+    )
+    assert np.ptp(plain) < 0.1
+    assert np.median(np.abs(old)) > 0.85
+    # Centred, the scores spread over most of [-1, 1] ...
+    assert np.ptp(centred) > 1.2 and np.median(np.abs(centred)) < 0.6
+    # ... and compare the ids' own vectors.
+    np.testing.assert_allclose(
+        centred,
+        np.sort(np.delete(_cosines(_centred(vectors), 0), 0))[::-1],
+        atol=1e-5,
+    )
 
 
 def test_placed_labels_do_not_overlap():
@@ -266,3 +310,64 @@ def test_placed_labels_do_not_overlap():
     axes.set_xlim(-1, 1)
     axes.set_ylim(-1, 1)
     assert len(explore._place_labels(axes, spread, ["a", "b", "c"])) == 3
+
+
+def test_plot_map_keeps_every_label_inside_the_axes(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    drawn = []
+    save = Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        drawn.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    rng = np.random.default_rng(0)
+    # Points spread to every edge, long titles on all of them.
+    vectors = rng.normal(size=(40, 3))
+    vectors[:4, 0] = [8.0, -8.0, 7.5, -7.5]
+    model = _model_with_movies(vectors)
+    titles = [f"Raiders of the Lost Ark ({1950 + i})" for i in range(40)]
+    explore.plot_map(
+        model,
+        "movie",
+        labels=titles,
+        path=str(tmp_path / "map.png"),
+        counts=np.arange(40, 0, -1),
+        num_labels=40,
+    )
+    (figure,) = drawn
+    (axes,) = [a for a in figure.axes if a.get_xlabel()]
+    renderer = figure.canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    labels = [t for t in axes.texts if t.get_text().startswith("Raiders")]
+    # The four points at the left and right edges keep their labels.
+    assert {t.get_text() for t in labels} >= set(titles[:4])
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= inside.x0 - 0.5 and box.x1 <= inside.x1 + 0.5
+        assert box.y0 >= inside.y0 - 0.5 and box.y1 <= inside.y1 + 0.5
+
+
+def test_a_label_at_the_right_edge_is_moved_inside():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 3), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.set_xlim(-1, 1)
+    axes.set_ylim(-1, 1)
+    points = np.array([[0.99, 0.0], [0.99, 0.99], [-0.99, -0.99]])
+    texts = ["Raiders of the Lost Ark (1981)"] * 3
+    placed = explore._place_labels(axes, points, texts)
+    assert len(placed) == 3
+    renderer = canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    for label in placed:
+        box = label.get_window_extent(renderer)
+        assert inside.x0 - 0.5 <= box.x0 and box.x1 <= inside.x1 + 0.5
+        assert inside.y0 - 0.5 <= box.y0 and box.y1 <= inside.y1 + 0.5
+    # A label wider than the axes fits nowhere and is left out.
+    assert explore._place_labels(axes, points[:1], ["x" * 400]) == []

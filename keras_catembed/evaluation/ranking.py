@@ -43,6 +43,9 @@ import keras
 import numpy as np
 
 from keras_catembed import _recommend
+from keras_catembed.evaluation._ids import check_candidate_ids
+from keras_catembed.evaluation._ids import describe
+from keras_catembed.evaluation.popularity import MostPopular
 
 __all__ = ["METRICS", "MostPopular", "ranking_metrics"]
 
@@ -67,150 +70,6 @@ def _keras_rs_metrics():
             'installed. Install it with: pip install "keras-catembed[ranking]"'
         ) from None
     return keras_rs.metrics
-
-
-class MostPopular:
-    """Recommends the items rated most often in the training pairs.
-
-    The baseline every recommender should beat: each user gets the most
-    rated training items that the user has not rated yet (the `exclude`
-    pairs), ties broken by the smaller item id. It has `RatingModel`'s
-    `recommend` method and `columns`, so `ranking_metrics` takes it too.
-
-    Args:
-        x: Dict of arrays, the training pairs: `user_column` and
-            `item_column` (other keys are ignored).
-        user_column: String. The users' column of `x`.
-        item_column: String. The items' column of `x`.
-        candidates: Optional array of distinct item ids to recommend from,
-            e.g. every item of the catalogue. Defaults to the items of `x`.
-
-    Example:
-
-    ```python
-    baseline = MostPopular(
-        x_train, user_column="user_id", item_column="movie_id"
-    )
-    items, counts = baseline.recommend([0, 1], k=10, exclude=x_train)
-    ```
-    """
-
-    def __init__(self, x, *, user_column, item_column, candidates=None):
-        for name, value in (
-            ("user_column", user_column),
-            ("item_column", item_column),
-        ):
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"`{name}` must be a column name (a string). Received: "
-                    f"{name}={value!r}"
-                )
-        if user_column == item_column:
-            raise ValueError(
-                "`user_column` and `item_column` must differ. Received "
-                f"{user_column!r} for both"
-            )
-        if not isinstance(x, collections.abc.Mapping):
-            raise ValueError(
-                f"`x` must be a dict holding the column {item_column!r}. "
-                f"Received: {_describe(x)}"
-            )
-        if item_column not in x:
-            raise ValueError(
-                f"`x` must hold the column {item_column!r}. Received the "
-                f"columns {sorted(x)}"
-            )
-        items = _integer_ids(f"x[{item_column!r}]", x[item_column])
-        self.columns = (user_column, item_column)
-        self._items, self._counts = np.unique(items, return_counts=True)
-        if candidates is None:
-            if self._items.size == 0:
-                raise ValueError(
-                    f"`x` holds no pairs; pass `candidates`. Received "
-                    f"x[{item_column!r}] of length 0"
-                )
-            candidates = self._items
-        self.candidates = _check_candidate_ids(candidates)
-
-    def _count(self, items):
-        """The number of training pairs of each of `items` (0 if unseen)."""
-        where = np.searchsorted(self._items, items)
-        found = where < self._items.size
-        found[found] = self._items[where[found]] == items[found]
-        counts = np.zeros(items.shape, dtype="int64")
-        counts[found] = self._counts[where[found]]
-        return counts
-
-    def recommend(
-        self,
-        users,
-        k=10,
-        *,
-        exclude=None,
-        candidates=None,
-        user_column=None,
-        item_column=None,
-    ):
-        """Returns the `k` most rated items per user, not in `exclude`.
-
-        Args:
-            users: Array of user ids, or a dict holding `user_column`.
-            k: Positive integer. How many items per user. Defaults to 10.
-            exclude: Optional dict with `user_column` and `item_column`
-                arrays: pairs never to recommend (typically the training
-                pairs). Defaults to `None`.
-            candidates: Optional array of distinct item ids to choose
-                from. Defaults to the constructor's `candidates`.
-            user_column: String. Defaults to the constructor's.
-            item_column: String. Defaults to the constructor's.
-
-        Returns:
-            A tuple `(item_ids, counts)` of NumPy arrays of shape
-            `(len(users), k)`, most rated first; `counts` (float32) holds
-            the number of training pairs of each item. Where fewer than
-            `k` candidates remain for a user, the last places hold the id
-            `-1` and NaN.
-        """
-        user_column, item_column = _recommend._check_columns(
-            self, user_column, item_column
-        )
-        k = _recommend._check_k(k)
-        if not isinstance(users, collections.abc.Mapping):
-            users = {user_column: users}
-        if user_column not in users:
-            raise ValueError(
-                f"`users` must hold the column {user_column!r}. Received "
-                f"the columns {sorted(users)}"
-            )
-        users = _recommend._as_ids(
-            f"users[{user_column!r}]", users[user_column]
-        )
-        candidates = (
-            self.candidates
-            if candidates is None
-            else _check_candidate_ids(candidates)
-        )
-        if k > candidates.size:
-            raise ValueError(
-                f"`k` must be at most the number of candidates "
-                f"({candidates.size}). Received: k={k}"
-            )
-        excluded = _recommend._excluded(
-            exclude, user_column, item_column, users
-        )
-        counts = self._count(candidates)
-        ranked = np.lexsort((candidates, -counts))
-        ranked_items, ranked_counts = candidates[ranked], counts[ranked]
-        item_ids = np.full((users.size, k), -1, dtype=candidates.dtype)
-        scores = np.full((users.size, k), np.nan, dtype="float32")
-        for row, user in enumerate(users.tolist()):
-            seen = excluded.get(int(user), ())
-            head = slice(0, k + len(seen))
-            keep = ~np.isin(ranked_items[head], seen)
-            chosen = ranked_items[head][keep][:k]
-            item_ids[row, : chosen.size] = chosen
-            scores[row, : chosen.size] = ranked_counts[head][keep][:k]
-        return item_ids, scores
 
 
 def ranking_metrics(
@@ -402,7 +261,7 @@ def _check_x(x, columns):
     if not isinstance(x, collections.abc.Mapping):
         raise ValueError(
             f"`x` must be a dict of id arrays with the columns "
-            f"{list(columns)}. Received: {_describe(x)}"
+            f"{list(columns)}. Received: {describe(x)}"
         )
     missing = [c for c in columns if c not in x]
     if missing:
@@ -462,47 +321,13 @@ def _relevant_rows(y, relevance_threshold, num_rows):
 
 def _resolve_candidates(recommender, candidates, item_column):
     if candidates is not None:
-        return _check_candidate_ids(candidates)
+        return check_candidate_ids(candidates)
     own = getattr(recommender, "candidates", None)
     if own is not None:
-        return _check_candidate_ids(own)
+        return check_candidate_ids(own)
     if hasattr(recommender, "embedding_layers"):
         return _recommend._check_candidates(recommender, None, item_column)
     raise ValueError(
         f"Pass `candidates`: {type(recommender).__name__} names no "
         "candidate items of its own"
     )
-
-
-def _check_candidate_ids(candidates):
-    candidates = _recommend._as_ids("candidates", candidates)
-    if candidates.size == 0:
-        raise ValueError("`candidates` must hold at least one id")
-    if np.unique(candidates).size != candidates.size:
-        raise ValueError("`candidates` must not repeat an id")
-    return _integer_ids("candidates", candidates)
-
-
-def _integer_ids(name, values):
-    values = _recommend._as_ids(name, values)
-    if values.size and (
-        values.dtype == bool or not np.issubdtype(values.dtype, np.number)
-    ):
-        raise ValueError(
-            f"`{name}` must hold integer ids. Received dtype {values.dtype}"
-        )
-    if values.size and not np.issubdtype(values.dtype, np.integer):
-        fractional = np.flatnonzero(
-            ~np.isfinite(values) | (values != np.round(values))
-        )
-        if fractional.size:
-            raise ValueError(
-                f"`{name}` must hold integer ids. Received "
-                f"{values[fractional[0]]} at position {fractional[0]}"
-            )
-        values = values.astype("int64")
-    return values.astype("int64", copy=False)
-
-
-def _describe(value):
-    return type(value).__name__

@@ -1,0 +1,76 @@
+"""Files for TensorBoard's embedding projector."""
+
+import os
+
+import numpy as np
+
+from keras_catembed.explore import vectors
+
+__all__ = ["to_projector"]
+
+
+def _tsv_cell(value):
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def to_projector(model, column, log_dir, metadata=None):
+    """Writes files that TensorBoard's embedding projector opens.
+
+    Writes `<column>_vectors.tsv`, `<column>_metadata.tsv` (when `metadata`
+    is given) and `projector_config.pbtxt` into `log_dir`. Open them with
+    `tensorboard --logdir LOG_DIR` (Projector tab), or load the two TSV
+    files at projector.tensorflow.org.
+
+    Args:
+        model: A trained `keras_catembed.RatingModel`.
+        column: String. The column name.
+        log_dir: String. Folder to write into (created if missing).
+        metadata: Optional sequence of labels (one per id index), or a dict
+            mapping a column header to such a sequence (several metadata
+            columns, e.g. `{"title": titles, "genres": genres}`). A
+            one-column file gets no header row, as the projector expects.
+
+    Returns:
+        Dict with the paths written: `"vectors"`, `"metadata"` (or None) and
+        `"config"`.
+    """
+    matrix = vectors.embedding_matrix(model, column)
+    num_ids = matrix.shape[0]
+    os.makedirs(log_dir, exist_ok=True)
+    vectors_path = os.path.join(log_dir, f"{column}_vectors.tsv")
+    np.savetxt(vectors_path, matrix, delimiter="\t", fmt="%.6g")
+    metadata_path = None
+    lines = [
+        "embeddings {",
+        f'  tensor_name: "{column}"',
+        f'  tensor_path: "{os.path.basename(vectors_path)}"',
+    ]
+    if metadata is not None:
+        if isinstance(metadata, dict) and len(metadata) > 1:
+            headers = list(metadata)
+            columns = [
+                vectors.per_id(f"metadata[{h!r}]", metadata[h], num_ids)
+                for h in headers
+            ]
+        else:
+            # The projector reads a one-column file as having no header.
+            if isinstance(metadata, dict):
+                metadata = next(iter(metadata.values()))
+            headers = None
+            columns = [vectors.per_id("metadata", metadata, num_ids)]
+        metadata_path = os.path.join(log_dir, f"{column}_metadata.tsv")
+        with open(metadata_path, "w", encoding="utf-8") as file:
+            if headers is not None:
+                file.write("\t".join(_tsv_cell(h) for h in headers) + "\n")
+            for row in zip(*columns, strict=True):
+                file.write("\t".join(_tsv_cell(v) for v in row) + "\n")
+        lines.append(f'  metadata_path: "{os.path.basename(metadata_path)}"')
+    lines.append("}")
+    config_path = os.path.join(log_dir, "projector_config.pbtxt")
+    with open(config_path, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    return {
+        "vectors": vectors_path,
+        "metadata": metadata_path,
+        "config": config_path,
+    }
