@@ -296,6 +296,8 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
         "bias_terms=true",
         "--best-out",
         str(tmp_path / "best.json"),
+        "--preset-out",
+        str(tmp_path / "best-preset"),
     ]
     status, out, err = _run(argv, capsys)
     assert status == 0, err
@@ -335,6 +337,25 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert best["hyperparameters"]["bias_terms"] is True
     assert best["score"] > 0
     assert os.path.getsize(tmp_path / "best.keras") > 0
+    # The best trial as a preset folder: its model and recipe.
+    from keras_catembed import RatingModel
+    from keras_catembed import presets
+
+    folder = str(tmp_path / "best-preset")
+    assert f"Wrote the preset {folder}" in out
+    recipe = presets.recipe(folder)
+    assert (recipe.batch_size, recipe.epochs) == (512, 1)
+    assert recipe.learning_rate == pytest.approx(
+        best["hyperparameters"]["learning_rate"]
+    )
+    assert RatingModel.from_preset(folder).bias_terms is True
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", folder]
+        + ["--max-rows", "200", "--verbose", "0"],
+        capsys,
+    )
+    assert status == 0, err
+    assert f"RatingModel ({folder})" in out
     # A second run resumes the finished search: no new trial.
     status, out, _ = _run(argv, capsys)
     assert status == 0
