@@ -51,7 +51,8 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from keras_catembed import cli
+    from keras_catembed import training
+    from keras_catembed.datasets.movielens import inputs
 
     _, (train, _) = next(movielens_accuracy.folds_1m(args.data_dir))
     order = np.random.default_rng(0).permutation(len(train))
@@ -66,10 +67,10 @@ def main(argv=None):
         if cap not in ("floor", "none"):
             overrides["max_pairs_per_id"] = int(cap)
         start = time.perf_counter()
-        model, _ = cli.train_model(train, preset, verbose=0, **overrides)
+        model, _ = training.train(train, preset, verbose=0, **overrides)
         seconds = time.perf_counter() - start
         prediction = model.predict(
-            cli.inputs(validation, model.columns), batch_size=8192, verbose=0
+            inputs(validation, model.columns), batch_size=8192, verbose=0
         )
         rmse, mae = movielens_accuracy.errors(prediction, validation.rating)
         results.append(

@@ -57,14 +57,14 @@ def worker(args):
     model = keras_catembed.RatingModel.from_preset(
         "recommended-large", sizes, max_pairs_per_id=args.max_pairs_per_id
     )
-    training = keras_catembed.presets.get("recommended-large")["training"]
+    recipe = keras_catembed.presets.recipe("recommended-large")
     start = time.perf_counter()
     model.adapt(x)
     adapt_s = time.perf_counter() - start
     optimizer = (
-        optimizers.SparseAdam(training["learning_rate"])
+        optimizers.SparseAdam(recipe.learning_rate)
         if args.optimizer == "sparse_adam"
-        else keras.optimizers.Adam(training["learning_rate"])
+        else keras.optimizers.Adam(recipe.learning_rate)
     )
     model.compile(optimizer=optimizer, loss="mse")
     blocks = []
@@ -86,7 +86,7 @@ def worker(args):
             if args.budget and now - fit_start > args.budget:
                 self.model.stop_training = True
 
-    batch_size = training["batch_size"]
+    batch_size = recipe.batch_size
     fit_start = time.perf_counter()
     model.fit(
         x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[Timer()]

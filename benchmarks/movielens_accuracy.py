@@ -46,9 +46,11 @@ import keras
 import numpy as np
 
 import keras_catembed
-from keras_catembed import cli
+from keras_catembed import evaluation
 from keras_catembed import presets
+from keras_catembed import training
 from keras_catembed.datasets import movielens
+from keras_catembed.datasets.movielens import inputs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -115,9 +117,9 @@ def course_model(num_users, num_movies):
 
 
 def run_config(name, train, test):
-    x_train, x_test = cli.inputs(train), cli.inputs(test)
+    x_train, x_test = inputs(train), inputs(test)
     if name in ("global_mean", "movie_mean"):
-        rows = cli.baselines(train, test)
+        rows = evaluation.baselines(train, test)
         key = "global mean" if name == "global_mean" else "per-movie mean"
         return rows[key]["rmse"], rows[key]["mae"]
     if name == "bias_only":
@@ -147,8 +149,8 @@ def run_config(name, train, test):
         preset, _, runs = name[len("preset:") :].partition(":x")
         predictions = []
         for _ in range(int(runs or 1)):
-            model, _ = cli.train_model(train, preset, verbose=0)
-            x_test = cli.inputs(test, model.columns)
+            model, _ = training.train(train, preset, verbose=0)
+            x_test = inputs(test, model.columns)
             predictions.append(
                 model.predict(x_test, batch_size=8192, verbose=0).reshape(-1)
             )
@@ -157,8 +159,8 @@ def run_config(name, train, test):
         preset = presets.recommended_for(
             len(train), implicit=name == "recommended"
         )
-        model, _ = cli.train_model(train, preset, verbose=0)
-        x_test = cli.inputs(test, model.columns)
+        model, _ = training.train(train, preset, verbose=0)
+        x_test = inputs(test, model.columns)
     prediction = model.predict(x_test, batch_size=8192, verbose=0)
     return errors(prediction, test.rating)
 

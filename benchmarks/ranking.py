@@ -10,10 +10,11 @@ Protocol:
 On each, `RatingModel.from_preset("recommended")` is trained on the
 training part with the preset's own settings (`--epochs-1m` shortens the
 ml-1m run; the cosine schedule then spans the shorter run), nothing is
-chosen on the test part, and `catembed.cli.ranking_rows` scores it and the
-most-popular baseline: each test user with a test rating >= 4 gets the k
-movies scored best among all movies of the release, the user's training
-movies left out (see `keras_catembed.evaluation.ranking_metrics`).
+chosen on the test part, and `keras_catembed.evaluation.ranking_rows`
+scores it and the most-popular baseline: each test user with a test
+rating >= 4 gets the k movies scored best among all movies of the
+release, the user's training movies left out (see
+`keras_catembed.evaluation.ranking_metrics`).
 
 Usage:
 
@@ -33,9 +34,11 @@ import keras
 import numpy as np
 
 from keras_catembed import _recommend
-from keras_catembed import cli
+from keras_catembed import evaluation
 from keras_catembed import presets
+from keras_catembed import training
 from keras_catembed.datasets import movielens
+from keras_catembed.datasets.movielens import inputs
 from keras_catembed.evaluation import METRICS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,17 +79,15 @@ def run(dataset, split, train, test, *, k, epochs, num_users, seed):
     keras.utils.set_random_seed(seed)
     overrides = {} if epochs is None else {"epochs": epochs}
     start = time.perf_counter()
-    model, _ = cli.train_model(train, PRESET, verbose=0, **overrides)
+    model, _ = training.train(train, PRESET, verbose=0, **overrides)
     train_seconds = time.perf_counter() - start
-    rmse = cli._errors(
-        model.predict(
-            cli.inputs(test, model.columns), batch_size=8192, verbose=0
-        ),
+    rmse = evaluation.errors(
+        model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
         test.rating,
     )["rmse"]
     ranked_test, eligible = sample_users(test, num_users, seed)
     start = time.perf_counter()
-    rows = cli.ranking_rows(
+    rows = evaluation.ranking_rows(
         model, train, ranked_test, k=k, relevance_threshold=RELEVANCE_THRESHOLD
     )
     rank_seconds = time.perf_counter() - start
@@ -97,8 +98,8 @@ def run(dataset, split, train, test, *, k, epochs, num_users, seed):
         "test_ratings": len(test),
         "movies": train.num_movies,
         "preset": PRESET,
-        "epochs": epochs or presets.get(PRESET)["training"]["epochs"],
-        "preset_epochs": presets.get(PRESET)["training"]["epochs"],
+        "epochs": epochs or presets.recipe(PRESET).epochs,
+        "preset_epochs": presets.recipe(PRESET).epochs,
         "seed": seed,
         "k": k,
         "relevance": f"test rating >= {RELEVANCE_THRESHOLD:g}",

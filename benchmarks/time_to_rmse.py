@@ -34,8 +34,8 @@ import keras
 import numpy as np
 
 import keras_catembed
-from keras_catembed import cli
 from keras_catembed import presets
+from keras_catembed.datasets.movielens import inputs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -69,15 +69,15 @@ class Clock(keras.callbacks.Callback):
 
 def train(run, train_set, validation, epochs, seed):
     optimizer_name, fast = RUNS[run]
-    training = presets.get("mlp-large")["training"]
+    recipe = presets.recipe("mlp-large")
     if epochs:
-        training["epochs"] = epochs
+        recipe = recipe.replace(epochs=epochs)
     keras.utils.set_random_seed(seed)
     model = keras_catembed.RatingModel.from_preset(
         "mlp-large",
         {"user_id": train_set.num_users, "movie_id": train_set.num_movies},
     )
-    rate = cli._learning_rate(training, len(train_set))
+    rate = recipe.learning_rate_for(len(train_set))
     optimizer = (
         keras_catembed.optimizers.SparseAdam(rate)
         if optimizer_name == "sparse_adam"
@@ -90,11 +90,11 @@ def train(run, train_set, validation, epochs, seed):
     )
     clock = Clock()
     model.fit(
-        cli.inputs(train_set),
+        inputs(train_set),
         train_set.rating,
-        batch_size=training["batch_size"],
-        epochs=training["epochs"],
-        validation_data=(cli.inputs(validation), validation.rating),
+        batch_size=recipe.batch_size,
+        epochs=recipe.epochs,
+        validation_data=(inputs(validation), validation.rating),
         validation_batch_size=16384,
         callbacks=[clock],
         verbose=0,

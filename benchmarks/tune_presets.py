@@ -42,7 +42,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_catembed import cli
+from keras_catembed.datasets.movielens import inputs
 from keras_catembed.hypermodel import RatingHyperModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -218,10 +218,10 @@ def main(argv=None):
     )
     start = time.perf_counter()
     tuner.search(
-        cli.inputs(train),
+        inputs(train),
         train.rating,
         epochs=search_epochs,
-        validation_data=(cli.inputs(validation), validation.rating),
+        validation_data=(inputs(validation), validation.rating),
         verbose=0,
     )
     # A resumed search adds its time to that of the runs before it.
@@ -251,13 +251,13 @@ def main(argv=None):
         hypermodel.fit(
             best,
             model,
-            cli.inputs(fold_train),
+            inputs(fold_train),
             fold_train.rating,
             epochs=args.epochs,
             verbose=0,
         )
         prediction = model.predict(
-            cli.inputs(fold_test), batch_size=8192, verbose=0
+            inputs(fold_test), batch_size=8192, verbose=0
         )
         rmse, mae = movielens_accuracy.errors(prediction, fold_test.rating)
         seconds = time.perf_counter() - fit_start

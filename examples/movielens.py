@@ -38,7 +38,9 @@ import keras
 import numpy as np
 
 import keras_catembed
-from keras_catembed import cli
+from keras_catembed import evaluation
+from keras_catembed import training
+from keras_catembed.datasets.movielens import inputs
 
 """
 ## Load the data
@@ -69,7 +71,7 @@ rating of each movie.
 
 
 def show_baselines(train, test):
-    rows = cli.baselines(train, test)
+    rows = evaluation.baselines(train, test)
     for name, values in rows.items():
         print(f"{name:>16}: RMSE {values['rmse']:.4f}  MAE {values['mae']:.4f}")
     return rows
@@ -88,7 +90,7 @@ and NaN targets with a clear error instead of training on garbage.
 
 
 def train_course_model(train, test, epochs):
-    model, _ = cli.train_model(
+    model, _ = training.train(
         train, "course", validation=test, epochs=epochs, verbose=2
     )
     return model
@@ -119,21 +121,27 @@ model.adapt({"user_id": train.user_id, "movie_id": train.movie_id})
 ```
 
 The `"recommended"` preset holds these settings and their training
-schedule (`keras_catembed.presets` documents it), and `cli.train_model`
-builds, adapts, compiles and fits it.
+recipe, a `keras_catembed.training.Recipe` (`model.recipe`: Adam, the
+warm-up and cosine schedule, batch size and epochs; `keras_catembed.presets`
+documents it), and `keras_catembed.training.train` builds, adapts,
+compiles and fits it:
+
+```python
+model.recipe.fit(model, x_train, y_train)  # Compiles, then fits.
+```
 """
 
 
 def train_recommended_model(train, test, epochs=None):
     overrides = {} if epochs is None else {"epochs": epochs}
-    model, _ = cli.train_model(
+    model, _ = training.train(
         train, "recommended", validation=test, verbose=2, **overrides
     )
     return model
 
 
 def evaluate(model, test):
-    predictions = model.predict(cli.inputs(test), batch_size=8192, verbose=0)
+    predictions = model.predict(inputs(test), batch_size=8192, verbose=0)
     error = predictions[:, 0] - test.rating
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),

@@ -6,6 +6,7 @@ from keras_catembed import evaluation
 from keras_catembed import explore
 from keras_catembed import optimizers
 from keras_catembed import presets
+from keras_catembed import training
 from keras_catembed.dot_model import DotRatingModel
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
@@ -24,6 +25,7 @@ __all__ = [
     "explore",
     "optimizers",
     "presets",
+    "training",
     "__version__",
 ]
 

@@ -586,90 +586,42 @@ class RatingModel(keras.Model):
         )
 
     @classmethod
-    def from_preset(cls, preset, embeddings, **overrides):
-        """Creates a model from a named configuration.
+    def from_preset(cls, preset, embeddings=None, **overrides):
+        """Creates a model from a preset: a name, or a preset folder.
 
-        See `keras_catembed.presets` for the names, and for the training
-        settings (learning rate, batch size, epochs) that go with each.
+        See `keras_catembed.presets` for the names. The model part of a
+        preset holds `RatingModel` and `EntityEmbedding` arguments; its
+        training recipe (`keras_catembed.training.Recipe`) is set as
+        `model.recipe`: `model.recipe.fit(model, x, y)` compiles and
+        trains the model with it. A folder written by
+        `keras_catembed.presets.save_to_preset` may also hold weights,
+        which are loaded.
 
         Args:
-            preset: String. A key of `keras_catembed.presets.PRESETS`.
+            preset: String. A key of `keras_catembed.presets.PRESETS`, or
+                the path of a preset folder.
             embeddings: Dict mapping each column name to its cardinality.
-            **overrides: Values replacing those of the preset's `"model"`
-                part (e.g. `hidden_units=[64]`).
+                Optional for a preset folder, which records them.
+            **overrides: Values replacing those of the preset's model part:
+                `RatingModel` arguments (e.g. `hidden_units=[64]`) or
+                `EntityEmbedding` arguments for every column (e.g.
+                `output_dim=16`). `load_weights=False` skips the weights of
+                a preset folder.
 
         Returns:
-            An unbuilt, uncompiled `RatingModel`.
+            An uncompiled `RatingModel`, with `model.recipe`.
 
         Example:
 
         ```python
         model = keras_catembed.RatingModel.from_preset(
             "course", {"user_id": 943, "movie_id": 1682})
+        model.recipe.fit(model, x_train, y_train)
         ```
         """
         from keras_catembed import presets
 
-        full = presets.get(preset)
-        config = full["model"]
-        config.setdefault("neighborhood", None)
-        config.setdefault("max_pairs_per_id", None)
-        unknown = sorted(set(overrides) - set(config) - {"name", "dtype"})
-        if unknown:
-            raise ValueError(
-                f"Unknown overrides {unknown} for preset {preset!r}. "
-                f"Expected some of {sorted(config)}"
-            )
-        config.update(overrides)
-        columns = _check_columns(embeddings)
-        features = full.get("user_features", [])
-        missing = [name for name in features if name not in columns]
-        if missing:
-            raise ValueError(
-                f"Preset {preset!r} also embeds the user features "
-                f"{features}: add the columns {missing} to `embeddings` "
-                "(their sizes are in "
-                "`keras_catembed.datasets.movielens.USER_FEATURES`)."
-            )
-        dim = config.pop("embedding_dim")
-        l2 = config.pop("embeddings_l2")
-        entity_dropout = config.pop("entity_dropout")
-        stddev = config.pop("embeddings_initializer_stddev")
-        if isinstance(dim, collections.abc.Mapping):
-            missing = [column for column in columns if column not in dim]
-            if missing:
-                raise ValueError(
-                    f"Preset {preset!r} sets `embedding_dim` per column for "
-                    f"{sorted(dim)}, not for {missing}. Pass "
-                    "`embedding_dim=` (an integer, 'auto' or a dict by "
-                    "column) to override it."
-                )
-        layers = {}
-        for column in columns:
-            n = embeddings[column]
-            if isinstance(n, EntityEmbedding):
-                raise ValueError(
-                    "`from_preset` builds the embedding layers itself: pass "
-                    f"cardinalities. Received a layer for column {column!r}"
-                )
-            layers[column] = EntityEmbedding(
-                n,
-                dim[column]
-                if isinstance(dim, collections.abc.Mapping)
-                else dim,
-                embeddings_regularizer=(
-                    keras.regularizers.L2(l2) if l2 else None
-                ),
-                embeddings_initializer=(
-                    "uniform"
-                    if stddev is None
-                    else keras.initializers.RandomNormal(stddev=stddev)
-                ),
-                dropout=entity_dropout,
-                name=f"{column}_embedding",
-                dtype=config.get("dtype"),
-            )
-        return cls(layers, **config)
+        return presets.from_preset(preset, embeddings, cls, **overrides)
 
     # Input checks -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_catembed import cli
+from keras_catembed import training
 from keras_catembed.datasets import movielens
 
 REAL_DATA = (
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 def _rmse(model, test):
     prediction = model.predict(
-        cli.inputs(test, model.columns), batch_size=4096, verbose=0
+        movielens.inputs(test, model.columns), batch_size=4096, verbose=0
     )
     error = np.asarray(prediction, "float64").reshape(-1) - test.rating
     return float(np.sqrt(np.mean(error**2)))
@@ -37,7 +37,7 @@ def _rmse(model, test):
 def test_recommended_preset_on_u1_stays_near_its_published_rmse():
     ratings = movielens.load_ratings("ml-100k", data_dir=REAL_DATA)
     train, test = ratings.official_split("u1")
-    model, _ = cli.train_model(train, "recommended", verbose=0)
+    model, _ = training.train(train, "recommended", verbose=0)
     # Published: 0.8988 (one run). Seeds and backends move it by about
     # 0.002; a regression of the model or the recipe moves it far more
     # (the preset without implicit feedback, "mlp", scores 0.9207).

@@ -1,4 +1,5 @@
 import argparse
+import copy
 import os
 import re
 import subprocess
@@ -8,6 +9,10 @@ import numpy as np
 import pytest
 
 from keras_catembed import cli
+from keras_catembed import training
+from keras_catembed.cli import embeddings as cli_embeddings
+from keras_catembed.datasets.movielens import inputs
+from keras_catembed.evaluation import baselines
 from keras_catembed.presets import PRESETS
 from tests.synthetic_movielens import write_synthetic_100k
 
@@ -87,7 +92,7 @@ def test_baselines_match_numpy(data_dir):
 
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
     train, test = ratings.official_split("u2")
-    rows = cli.baselines(train, test)
+    rows = baselines(train, test)
     mean = train.rating.mean()
     expected = np.sqrt(np.mean((test.rating - mean) ** 2))
     assert rows["global mean"]["rmse"] == pytest.approx(expected, rel=1e-6)
@@ -259,7 +264,9 @@ def test_recommended_for():
     assert presets.recommended_for(800_000, implicit=False) == "mlp-large"
     small = presets.get("recommended")["model"]
     large = presets.get("recommended-large")["model"]
-    assert small.pop("embeddings_l2") == 20 * large.pop("embeddings_l2")
+    small_l2 = small["embedding"].pop("embeddings_regularizer")
+    large_l2 = large["embedding"].pop("embeddings_regularizer")
+    assert small_l2["config"]["l2"] == 20 * large_l2["config"]["l2"]
     assert small == large
     for name in ("", "-large"):
         with_implicit = presets.get(f"recommended{name}")
@@ -267,7 +274,7 @@ def test_recommended_for():
         assert with_implicit["model"].pop("implicit") is True
         assert without["model"].pop("implicit") is False
         assert with_implicit["model"] == without["model"]
-        assert with_implicit["training"] == without["training"]
+        assert with_implicit["recipe"] == without["recipe"]
 
 
 @pytest.mark.one_backend
@@ -292,6 +299,8 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
         "bias_terms=true",
         "--best-out",
         str(tmp_path / "best.json"),
+        "--preset-out",
+        str(tmp_path / "best-preset"),
     ]
     status, out, err = _run(argv, capsys)
     assert status == 0, err
@@ -331,6 +340,25 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert best["hyperparameters"]["bias_terms"] is True
     assert best["score"] > 0
     assert os.path.getsize(tmp_path / "best.keras") > 0
+    # The best trial as a preset folder: its model and recipe.
+    from keras_catembed import RatingModel
+    from keras_catembed import presets
+
+    folder = str(tmp_path / "best-preset")
+    assert f"Wrote the preset {folder}" in out
+    recipe = presets.recipe(folder)
+    assert (recipe.batch_size, recipe.epochs) == (512, 1)
+    assert recipe.learning_rate == pytest.approx(
+        best["hyperparameters"]["learning_rate"]
+    )
+    assert RatingModel.from_preset(folder).bias_terms is True
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", folder]
+        + ["--max-rows", "200", "--verbose", "0"],
+        capsys,
+    )
+    assert status == 0, err
+    assert f"RatingModel ({folder})" in out
     # A second run resumes the finished search: no new trial.
     status, out, _ = _run(argv, capsys)
     assert status == 0
@@ -435,11 +463,12 @@ def test_every_preset_trains_with_its_settings(data_dir, name):
 
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
     train = ratings.subset(np.arange(300))
-    model, history = cli.train_model(train, name, verbose=0, epochs=1)
-    training = presets.get(name)["training"]
-    assert model.optimizer.use_ema == (training.get("ema_momentum") is not None)
+    model, history = training.train(train, name, verbose=0, epochs=1)
+    recipe = presets.get(name)["recipe"]
+    assert model.recipe == training.Recipe.from_config(recipe).replace(epochs=1)
+    assert model.optimizer.use_ema == (recipe["ema_momentum"] is not None)
     assert len(history.history["loss"]) == 1
-    prediction = model.predict(cli.inputs(train, model.columns), verbose=0)
+    prediction = model.predict(inputs(train, model.columns), verbose=0)
     assert np.all(np.isfinite(prediction))
     if presets.get(name)["model"]["rating_range"] is not None:
         assert np.all((prediction > 0.5) & (prediction < 5.5))
@@ -451,7 +480,7 @@ def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
     train = ratings.subset(np.arange(200))
     held_out = ratings.subset(np.arange(200, 300))
-    model, history = cli.train_model(
+    model, history = training.train(
         train,
         "course",
         validation=held_out,
@@ -463,13 +492,13 @@ def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     assert model.optimizer.ema_momentum == pytest.approx(0.5)
     # Validation saw the averaged weights, which `fit` left in the model.
     rmse = model.evaluate(
-        cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
+        inputs(held_out), held_out.rating, verbose=0, return_dict=True
     )["rmse"]
     assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
-    plain, _ = cli.train_model(train, "course", verbose=0, epochs=1)
+    plain, _ = training.train(train, "course", verbose=0, epochs=1)
     assert not plain.optimizer.use_ema
     # 0 means no average, as in the hypermodel.
-    off, _ = cli.train_model(
+    off, _ = training.train(
         train, "course", verbose=0, epochs=1, ema_momentum=0
     )
     assert not off.optimizer.use_ema
@@ -491,9 +520,13 @@ def test_tuned_preset_is_the_recorded_search_result(preset, recorded):
     with open(path, encoding="utf-8") as file:
         result = json.load(file)
     config = presets.get(preset)
-    model = dict(config["model"], rating_range=[0.5, 5.5])
-    assert model == result["preset"]["model"]
-    assert config["training"] == result["preset"]["training"]
+    # The search recorded the preset in the first preset vocabulary.
+    recorded_preset = presets.upgrade(copy.deepcopy(result["preset"]))
+    recorded_preset["model"]["rating_range"] = (0.5, 5.5)
+    assert config["model"] == recorded_preset["model"]
+    assert training.Recipe.from_config(
+        config["recipe"]
+    ) == training.Recipe.from_config(recorded_preset["recipe"])
     # The preset is the best trial of the search.
     best = min(
         trial["val_rmse"]
@@ -503,7 +536,7 @@ def test_tuned_preset_is_the_recorded_search_result(preset, recorded):
     assert result["trials"][0]["val_rmse"] == best
     assert result["best"] == result["trials"][0]["hyperparameters"]
     built = keras_catembed_model(preset)
-    dims = config["model"]["embedding_dim"]
+    dims = result["preset"]["model"]["embedding_dim"]
     for column in ("user_id", "movie_id"):
         assert built.embedding_layers[column].output_dim == dims[column]
     assert built.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
@@ -522,8 +555,8 @@ def test_inputs_add_the_user_features_a_model_names(data_dir):
 
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
     part = ratings.subset(np.arange(50))
-    assert list(cli.inputs(part)) == ["user_id", "movie_id"]
-    x = cli.inputs(part, ("user_id", "movie_id", "occupation", "gender"))
+    assert list(inputs(part)) == ["user_id", "movie_id"]
+    x = inputs(part, ("user_id", "movie_id", "occupation", "gender"))
     assert list(x) == ["user_id", "movie_id", "occupation", "gender"]
     features = ratings.user_features()
     np.testing.assert_array_equal(
@@ -531,7 +564,7 @@ def test_inputs_add_the_user_features_a_model_names(data_dir):
     )
     np.testing.assert_array_equal(x["gender"], part.user_id % 2)
     with pytest.raises(ValueError, match="No MovieLens input is named 'zip'"):
-        cli.inputs(part, ("user_id", "zip"))
+        inputs(part, ("user_id", "zip"))
 
 
 def test_demographics_preset_trains_saves_and_evaluates(
@@ -628,7 +661,7 @@ def _error(argv, capsys):
         (["train", "--hidden-units", "8,0"], "--hidden-units expects positive"),
         (["train", "--ema-momentum", "nan"], "--ema-momentum must be a"),
         (["train", "--batch-size", "x"], "argument --batch-size: invalid int"),
-        (["train", "--preset", "nope"], "argument --preset: invalid choice"),
+        (["train", "--preset", "nope"], "--preset must be 'auto', one of"),
         (["train", "--nope"], "unrecognized arguments: --nope"),
         (["tune", "--epochs", "-1"], "--epochs must be a positive integer"),
         (["tune", "--max-trials", "0"], "--max-trials must be a positive"),
@@ -780,8 +813,8 @@ def test_train_saves_the_model_before_the_extras(
     def failing_extra(*args, **kwargs):
         raise OSError("the extra failed")
 
-    monkeypatch.setattr(cli, "_print_similar", failing_extra)
-    monkeypatch.setattr(cli, "_plot", failing_extra)
+    monkeypatch.setattr(cli_embeddings, "print_similar", failing_extra)
+    monkeypatch.setattr(cli_embeddings, "plot", failing_extra)
     model_path = tmp_path / "model.keras"
     status, out, err = _run(
         ["train", "--data-dir", data_dir, "--preset", "course"]
@@ -822,7 +855,7 @@ def test_train_model_names_the_validation_metrics(data_dir):
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
     train = ratings.subset(np.arange(200))
     held_out = ratings.subset(np.arange(200, 300))
-    model, history = cli.train_model(
+    model, history = training.train(
         train,
         "course",
         validation=held_out,
@@ -839,7 +872,7 @@ def test_train_model_names_the_validation_metrics(data_dir):
         "test_rmse",
     ]
     rmse = model.evaluate(
-        cli.inputs(held_out), held_out.rating, verbose=0, return_dict=True
+        inputs(held_out), held_out.rating, verbose=0, return_dict=True
     )["rmse"]
     assert history.history["test_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
 
@@ -972,7 +1005,7 @@ def test_seed_repeats_a_training_run(data_dir, tmp_path, capsys):
     from keras_catembed.datasets import movielens
 
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
-    x = cli.inputs(ratings)
+    x = inputs(ratings)
     outputs, predictions = [], []
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         path = str(tmp_path / f"{name}.keras")

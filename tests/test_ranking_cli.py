@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_catembed import cli
+from keras_catembed.datasets.movielens import inputs
 from tests.synthetic_movielens import write_synthetic_100k
 
 pytest.importorskip("keras_rs")
@@ -134,10 +135,10 @@ def test_evaluate_ranking_prints_model_and_most_popular(
     model = keras.saving.load_model(model_path)
     direct = ranking_metrics(
         model,
-        cli.inputs(test),
+        inputs(test),
         test.rating,
         k=5,
-        exclude=cli.inputs(train),
+        exclude=inputs(train),
         candidates=np.arange(ratings.num_movies),
     )
     assert direct["users"] == num_users

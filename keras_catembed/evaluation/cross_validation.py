@@ -340,12 +340,12 @@ def _preset_builder(name, data, target):
     """A `build` function for the preset `name` (`cross_validate`)."""
 
     from keras_catembed import presets
-    from keras_catembed.cli import _compile_with_recipe
     from keras_catembed.datasets import movielens
     from keras_catembed.rating_model import RatingModel
+    from keras_catembed.training import Recipe
 
-    config = presets.get(name)
-    training = config["training"]
+    config = presets.load(name)
+    recipe = Recipe.from_config(config["recipe"])
     if isinstance(data, collections.abc.Mapping):
         columns = [key for key in data if key not in (target, "timestamp")]
         embeddings = {
@@ -357,14 +357,12 @@ def _preset_builder(name, data, target):
             embeddings[feature] = movielens.USER_FEATURES[feature]
 
     def build(train):
-        model = RatingModel.from_preset(name, embeddings)
+        model = presets.build_model(config, embeddings, RatingModel, name=name)
+        model.recipe = recipe
         if model.implicit or model.neighborhood:
             model.adapt(*_xy(model, train, target))
-        _compile_with_recipe(model, training, _num_rows(train))
-        fit_kwargs = {
-            "batch_size": training["batch_size"],
-            "epochs": training["epochs"],
-        }
+        recipe.compile(model, _num_rows(train))
+        fit_kwargs = {"batch_size": recipe.batch_size, "epochs": recipe.epochs}
         return model, fit_kwargs
 
     return build

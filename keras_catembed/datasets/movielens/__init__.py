@@ -24,9 +24,11 @@ The package, one concept per module:
   and pyarrow when installed), the movie and user files, and the checks of
   what a ratings file holds.
 - `loading`: `load_ratings`, `load_official_split`, `load_user_features`.
+- `inputs`: the model inputs of a `Ratings` (`inputs(ratings, columns)`).
 """
 
 from keras_catembed.datasets.movielens.download import DOWNLOAD_TIMEOUT_SECONDS
+from keras_catembed.datasets.movielens.inputs import inputs
 from keras_catembed.datasets.movielens.loading import _parse_release
 from keras_catembed.datasets.movielens.loading import load_official_split
 from keras_catembed.datasets.movielens.loading import load_ratings
@@ -54,6 +56,7 @@ __all__ = [
     "RELEASES",
     "USER_FEATURES",
     "Ratings",
+    "inputs",
     "load_official_split",
     "load_ratings",
     "load_user_features",

@@ -1,0 +1,309 @@
+"""What the `catembed` commands share: errors, data options, checks."""
+
+import argparse
+import math
+import os
+import re
+
+COLUMNS = ("user_id", "movie_id")
+
+
+SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub", "random", "temporal")
+
+
+class CommandError(Exception):
+    """An error reported as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are `CommandError`s.
+
+    `main` prints them as the one line `catembed: error: ...` (exit
+    status 2), like every other mistake, instead of argparse's usage block.
+    """
+
+    def error(self, message):
+        raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+class _ShowVersion(Exception):
+    """Raised by `--version`; `main` prints the version."""
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the version of keras-catembed and exit",
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise _ShowVersion()
+
+
+def _add_data_arguments(parser, from_model=False):
+    if from_model:
+        # Defaults to what `catembed train` recorded in the model.
+        parser.add_argument(
+            "--dataset",
+            default=None,
+            help="MovieLens release, e.g. ml-100k, ml-1m (default: the one "
+            "the model was trained on, as catembed train records it)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            default=None,
+            help="folder or zip holding the release; nothing is downloaded "
+            "(default: the one the model was trained from, if recorded)",
+        )
+    else:
+        parser.add_argument(
+            "--dataset",
+            default="ml-100k",
+            help="MovieLens release, e.g. ml-100k, ml-1m (default: ml-100k)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            default=None,
+            help="folder or zip holding the release; nothing is downloaded",
+        )
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help="fail instead of downloading when nothing is cached",
+    )
+
+
+def _add_split_arguments(parser):
+    parser.add_argument(
+        "--split",
+        default=None,
+        choices=SPLITS,
+        help="held-out part: an official ml-100k fold, 'random' or "
+        "'temporal' (default: u1 for ml-100k, else random)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="test share of a random split (default: 0.2)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of the split, the initial weights, the shuffling "
+        "and dropout; the same seed repeats a CPU run exactly (default: 0)",
+    )
+
+
+# The loader's advice names its Python arguments; the CLI's user has
+# options instead.
+_LOADER_WORDS = (
+    (re.compile(r"load_ratings\([^)]*data_dir=\.\.\.\)"), "--data-dir FOLDER"),
+    (re.compile(r"Received: data_dir="), "Received: --data-dir "),
+    (re.compile(r"`data_dir`"), "--data-dir"),
+    (re.compile(r"and download=False"), "and --no-download was given"),
+    (re.compile(r"Pass download=True"), "Run without --no-download"),
+)
+
+
+def _load(args):
+    from keras_catembed.datasets import movielens
+
+    try:
+        return movielens.load_ratings(
+            args.dataset, data_dir=args.data_dir, download=not args.no_download
+        )
+    except (ValueError, OSError) as error:
+        message = str(error)
+        for pattern, words in _LOADER_WORDS:
+            message = pattern.sub(words, message)
+        raise CommandError(message) from error
+
+
+def _split(ratings, args):
+    split = args.split or ("u1" if ratings.name == "ml-100k" else "random")
+    if split == "random":
+        return split, ratings.random_split(args.test_fraction, seed=args.seed)
+    if split == "temporal":
+        return split, ratings.temporal_split()
+    return split, ratings.official_split(split)
+
+
+def _int(option, text):
+    try:
+        return int(text)
+    except ValueError:
+        raise CommandError(
+            f"{option} expects integers. Received: {text!r}"
+        ) from None
+
+
+def _positive_int(option, text):
+    value = _int(option, text)
+    if value < 1:
+        raise CommandError(
+            f"{option} expects positive integers. Received: {text!r}"
+        )
+    return value
+
+
+def _float(option, text):
+    try:
+        return float(text)
+    except ValueError:
+        raise CommandError(
+            f"{option} expects numbers. Received: {text!r}"
+        ) from None
+
+
+def _is_positive(value):
+    return value >= 1
+
+
+def _is_non_negative(value):
+    return value >= 0
+
+
+# What each option accepts, checked before any data is loaded. NaN fails
+# every comparison, so it is rejected too.
+_LIMITS = {
+    "epochs": ("a positive integer", _is_positive),
+    "batch_size": ("a positive integer", _is_positive),
+    "max_rows": ("a positive integer", _is_positive),
+    "max_trials": ("a positive integer", _is_positive),
+    "k": ("a positive integer", _is_positive),
+    "num_labels": ("an integer >= 0", _is_non_negative),
+    "min_ratings": ("an integer >= 0", _is_non_negative),
+    "seed": ("an integer >= 0", _is_non_negative),
+    "learning_rate": (
+        "a finite number > 0",
+        lambda v: math.isfinite(v) and v > 0,
+    ),
+    "test_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "validation_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "ema_momentum": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+}
+
+
+def _option(dest):
+    return "-k" if dest == "k" else "--" + dest.replace("_", "-")
+
+
+def _check_output(option, path, suffixes=None):
+    """Checks that `path` can be written, before any work is done."""
+    if path is None:
+        return
+    suffix = os.path.splitext(path)[1]
+    if suffixes is not None and suffix not in suffixes:
+        raise CommandError(
+            f"{option} must name a {' or '.join(suffixes)} file. Received: "
+            f"{path!r}"
+        )
+    if os.path.isdir(path):
+        raise CommandError(
+            f"{option} names a folder; expected a file name. Received: {path!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"{option}: the folder {folder} does not exist. Received: {path!r}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(
+            f"{option}: the folder {folder} is not writable. Received: {path!r}"
+        )
+
+
+def _check_image(option, path):
+    """Checks an image path: writable, in a format matplotlib writes."""
+    if path is None:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CommandError(
+            f"{option} needs matplotlib. Install it with: "
+            'pip install "keras-catembed[plot]"'
+        ) from None
+    suffix = os.path.splitext(path)[1]
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix[1:].lower() not in formats:
+        raise CommandError(
+            f"{option} must name an image file ({', '.join(sorted(formats))}"
+            f"). Received: {path!r}"
+        )
+    _check_output(option, path)
+
+
+def _load_for_model(args, model):
+    """Loads the data a model was trained on, or the data the options name.
+
+    `--dataset` and `--data-dir` default to what `catembed train` recorded
+    in the model (`model.data_source`).
+    """
+    source = model.data_source or {}
+    if args.dataset is None:
+        args.dataset = source.get("dataset")
+        if args.dataset is None:
+            raise CommandError(
+                f"--model {args.model} does not record its training data "
+                "(only models saved by catembed train --save do): pass "
+                "--dataset (and --data-dir if the release is not in the "
+                "cache)"
+            )
+        if args.data_dir is None:
+            args.data_dir = source.get("data_dir")
+            if args.data_dir is not None and not os.path.exists(args.data_dir):
+                raise CommandError(
+                    f"--model {args.model} was trained on {args.dataset} "
+                    f"from {args.data_dir}, which no longer exists: pass "
+                    "--data-dir"
+                )
+    return _load(args)
+
+
+def _load_model(path):
+    import keras
+
+    from keras_catembed.rating_model import RatingModel
+
+    if not os.path.isfile(path):
+        raise CommandError(f"--model: no such file: {path}")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for a bad file.
+        raise CommandError(
+            f"--model: cannot load {path} as a Keras model: {error}"
+        ) from error
+    if not isinstance(model, RatingModel):
+        raise CommandError(
+            f"--model: {path} holds a {type(model).__name__}, not a "
+            "RatingModel. Pass a model saved by `catembed train --save`."
+        )
+    return model
+
+
+def _check_model_fits(model, ratings):
+    layer = model.embedding_layers.get("movie_id")
+    if layer is None or layer.num_ids != ratings.num_movies:
+        raise CommandError(
+            f"The model does not match {ratings.name}: it embeds "
+            f"{getattr(layer, 'num_ids', 'no')} movies, the data has "
+            f"{ratings.num_movies}. Pass the --dataset it was trained on."
+        )
+
+
+def _movie_index(ratings, title):
+    matches = [i for i, t in enumerate(ratings.titles) if t == title]
+    if not matches:
+        lowered = title.lower()
+        close = [t for t in ratings.titles if lowered in t.lower()][:5]
+        hint = f" Titles containing it: {close}" if close else ""
+        raise CommandError(f"No movie titled {title!r}.{hint}")
+    return matches[0]

@@ -1,0 +1,251 @@
+"""`catembed similar`, `recommend`, `plot` and `projector`: what a saved
+model's embeddings say."""
+
+import json
+
+from keras_catembed.cli import _common
+
+
+def add_parser(commands):
+    """Adds `similar`, `recommend`, `plot` and `projector` to `commands`."""
+    similar = commands.add_parser(
+        "similar", help="movies whose embeddings are nearest to a movie"
+    )
+    similar.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _common._add_data_arguments(similar, from_model=True)
+    similar.add_argument(
+        "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
+    )
+    similar.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="how many movies to list (default: 10)",
+    )
+    similar.add_argument(
+        "--metric",
+        default="cosine",
+        choices=("cosine", "euclidean", "dot"),
+        help="how nearness is measured between embeddings (default: cosine)",
+    )
+    similar.add_argument(
+        "--center",
+        action="store_true",
+        help="subtract the mean vector of the candidate movies (those "
+        "with --min-ratings ratings) before measuring; spreads out cosine "
+        "scores that all sit near 1, as with implicit feedback",
+    )
+    similar.add_argument(
+        "--min-ratings",
+        type=int,
+        default=20,
+        help="list only movies with at least this many ratings (default: "
+        "20; rarely rated movies have noisy vectors)",
+    )
+
+    recommend = commands.add_parser(
+        "recommend",
+        help="the movies a model predicts a user will rate highest",
+        description="List the k movies with the highest predicted rating "
+        "for one user, among the movies the user has not rated in the "
+        "loaded release.",
+    )
+    recommend.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _common._add_data_arguments(recommend)
+    recommend.add_argument(
+        "--user",
+        required=True,
+        type=int,
+        help="the user's id in the release (e.g. 196 in ml-100k)",
+    )
+    recommend.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="how many movies to list (default: 10)",
+    )
+    recommend.add_argument(
+        "--min-ratings",
+        type=int,
+        default=20,
+        help="recommend only movies with at least this many ratings "
+        "(default: 20)",
+    )
+
+    plot = commands.add_parser(
+        "plot", help="2-D map of the movie embeddings (PNG)"
+    )
+    plot.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _common._add_data_arguments(plot, from_model=True)
+    plot.add_argument(
+        "--out",
+        default="embedding_map.png",
+        metavar="PATH",
+        help="image to write; its folder must exist (default: "
+        "embedding_map.png)",
+    )
+    plot.add_argument(
+        "--num-labels",
+        type=int,
+        default=30,
+        help="label this many of the most rated movies (default: 30)",
+    )
+
+    projector = commands.add_parser(
+        "projector", help="export embeddings for TensorBoard's projector"
+    )
+    projector.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _common._add_data_arguments(projector, from_model=True)
+    projector.add_argument(
+        "--log-dir",
+        required=True,
+        help="folder to write the vectors, metadata and projector config "
+        "into (created if missing); open it with tensorboard --logdir",
+    )
+    projector.add_argument(
+        "--column",
+        default="movie_id",
+        choices=_common.COLUMNS,
+        help="whose embeddings to export (default: movie_id)",
+    )
+
+
+def run_similar(args, out):
+    """Runs `catembed similar`."""
+    model = _common._load_model(args.model)
+    ratings = _common._load_for_model(args, model)
+    _common._check_model_fits(model, ratings)
+    return print_similar(
+        model,
+        ratings,
+        args.movie,
+        args.k,
+        args.metric,
+        out,
+        args.min_ratings,
+        center=args.center,
+    )
+
+
+def print_similar(
+    model, ratings, title, k, metric, out, min_ratings, center=False
+):
+    import numpy as np
+
+    from keras_catembed import explore
+
+    index = _common._movie_index(ratings, title)
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    indices, scores = explore.nearest(
+        model,
+        "movie_id",
+        index,
+        k=k,
+        metric=metric,
+        candidates=counts >= min_ratings,
+        center=center,
+    )
+    centered = ", centred" if center else ""
+    print(f"Nearest to {ratings.titles[index]} ({metric}{centered}):", file=out)
+    for rank, (i, score) in enumerate(zip(indices, scores, strict=True), 1):
+        print(f"{rank:>3}. {score:+.3f}  {ratings.titles[i]}", file=out)
+    return [ratings.titles[i] for i in indices]
+
+
+def run_recommend(args, out):
+    """Runs `catembed recommend`."""
+    import numpy as np
+
+    model = _common._load_model(args.model)
+    ratings = _common._load(args)
+    _common._check_model_fits(model, ratings)
+    found = np.flatnonzero(ratings.user_ids == args.user)
+    if found.size == 0:
+        raise _common.CommandError(
+            f"--user {args.user} is not a user of {ratings.name} (its ids "
+            f"run from {ratings.user_ids.min()} to {ratings.user_ids.max()})"
+        )
+    index = int(found[0])
+    rated = ratings.user_id == index
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    candidates = np.flatnonzero(counts >= args.min_ratings)
+    candidates = candidates[~np.isin(candidates, ratings.movie_id[rated])]
+    if candidates.size == 0:
+        raise _common.CommandError(
+            f"No movie with at least {args.min_ratings} ratings is left "
+            f"that user {args.user} has not rated; lower --min-ratings"
+        )
+    users = {"user_id": np.array([index])}
+    others = [c for c in model.columns if c not in ("user_id", "movie_id")]
+    if others:
+        features = ratings.user_features()
+        users.update({c: features[c][[index]] for c in others})
+    items, scores = model.recommend(
+        users,
+        k=min(args.k, candidates.size),
+        candidates=candidates,
+        user_column="user_id",
+        item_column="movie_id",
+    )
+    print(
+        f"Top {items.shape[1]} for user {args.user} of {ratings.name} "
+        f"(rated {int(rated.sum())} movies; predicted rating):",
+        file=out,
+    )
+    for rank, (i, score) in enumerate(zip(items[0], scores[0], strict=True)):
+        print(f"{rank + 1:>3}. {score:.2f}  {ratings.titles[i]}", file=out)
+    return [ratings.titles[i] for i in items[0]]
+
+
+def plot(model, ratings, counted, path, num_labels):
+    import numpy as np
+
+    from keras_catembed import explore
+
+    counts = np.bincount(counted.movie_id, minlength=ratings.num_movies)
+    return explore.plot_map(
+        model,
+        "movie_id",
+        labels=list(ratings.titles),
+        counts=counts,
+        path=path,
+        num_labels=num_labels,
+        title=f"Movie embeddings learned on {ratings.name} (PCA)",
+    )
+
+
+def run_plot(args, out):
+    """Runs `catembed plot`."""
+    model = _common._load_model(args.model)
+    ratings = _common._load_for_model(args, model)
+    _common._check_model_fits(model, ratings)
+    plot(model, ratings, ratings, args.out, args.num_labels)
+    print(f"Wrote the embedding map to {args.out}", file=out)
+    return args.out
+
+
+def run_projector(args, out):
+    """Runs `catembed projector`."""
+    from keras_catembed import explore
+
+    model = _common._load_model(args.model)
+    ratings = _common._load_for_model(args, model)
+    _common._check_model_fits(model, ratings)
+    if args.column == "movie_id":
+        metadata = {
+            "title": list(ratings.titles),
+            "genres": ["|".join(g) for g in ratings.genres],
+        }
+    else:
+        metadata = {"user": [str(u) for u in ratings.user_ids]}
+    paths = explore.to_projector(model, args.column, args.log_dir, metadata)
+    print(json.dumps(paths, indent=2), file=out)
+    return paths

@@ -1,0 +1,31 @@
+"""Model inputs from `Ratings`: a dict of id arrays keyed by column."""
+
+from keras_catembed.datasets.movielens.releases import USER_FEATURES
+
+
+def inputs(ratings, columns=("user_id", "movie_id")):
+    """The model inputs of a `Ratings`: a dict keyed by column name.
+
+    Args:
+        ratings: A `keras_catembed.datasets.movielens.Ratings`.
+        columns: The model's columns (`model.columns`): `"user_id"`,
+            `"movie_id"` and names of `movielens.USER_FEATURES`, which are
+            looked up for each rating's user in `ratings.user_features()`.
+            Defaults to `("user_id", "movie_id")`.
+
+    Returns:
+        Dict of arrays of one id per rating, keyed by column.
+    """
+    x = {"user_id": ratings.user_id, "movie_id": ratings.movie_id}
+    unknown = [c for c in columns if c not in x and c not in USER_FEATURES]
+    if unknown:
+        raise ValueError(
+            f"No MovieLens input is named {unknown[0]!r}. Expected columns "
+            f"among {['user_id', 'movie_id', *USER_FEATURES]}"
+        )
+    if any(column in USER_FEATURES for column in columns):
+        features = ratings.user_features()
+        for column in columns:
+            if column in features:
+                x[column] = features[column][ratings.user_id]
+    return {column: x[column] for column in columns}

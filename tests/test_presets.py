@@ -1,0 +1,189 @@
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import keras_catembed
+from keras_catembed import cli
+from keras_catembed import presets
+from keras_catembed.training import Recipe
+from tests.synthetic_movielens import write_synthetic_100k
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _snapshots():
+    # Each named preset's model config and training settings, as built
+    # before presets became RatingModel / EntityEmbedding arguments.
+    path = os.path.join(HERE, "data", "preset_snapshots.json")
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def _plain(config):
+    config = json.loads(json.dumps(config, default=list))
+    config.pop("name", None)
+    # What the model was trained on is no part of a preset.
+    config.pop("training_fingerprint", None)
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_each_preset_builds_the_same_model_and_recipe_as_before(name):
+    snapshot = _snapshots()[name]
+    assert sorted(_snapshots()) == sorted(presets.PRESETS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        model = keras_catembed.RatingModel.from_preset(
+            name, snapshot["embeddings"]
+        )
+    config = keras.saving.serialize_keras_object(model)["config"]
+    assert _plain(config) == _plain(snapshot["model"])
+    before = {"ema_momentum": None, "optimizer": "adam"}
+    before.update(snapshot["training"])
+    assert model.recipe == Recipe.from_config(before)
+    assert presets.recipe(name) == model.recipe
+    assert (
+        presets.get(name).get("user_features", [])
+        == (snapshot["user_features"])
+    )
+
+
+def test_first_vocabulary_still_loads_with_a_warning(monkeypatch):
+    old = {
+        "description": "old",
+        "model": {
+            "embedding_dim": 8,
+            "embeddings_l2": 0.0,
+            "entity_dropout": 0.0,
+            "embeddings_initializer_stddev": None,
+            "hidden_units": [32, 4],
+            "activation": "relu",
+            "dropout": 0.0,
+            "bias_terms": False,
+            "rating_range": None,
+            "implicit": False,
+        },
+        "training": {
+            "learning_rate": 0.005,
+            "batch_size": 1024,
+            "epochs": 5,
+            "schedule": "constant",
+        },
+    }
+    monkeypatch.setitem(presets.PRESETS, "old", old)
+    embeddings = {"user_id": 9, "movie_id": 7}
+    with pytest.warns(DeprecationWarning, match="first preset vocabulary"):
+        model = keras_catembed.RatingModel.from_preset("old", embeddings)
+    course = keras_catembed.RatingModel.from_preset("course", embeddings)
+    assert _plain(model.get_config()) == _plain(course.get_config())
+    assert model.recipe == course.recipe
+    with pytest.warns(DeprecationWarning, match=r"\['embedding_dim'\]"):
+        model = keras_catembed.RatingModel.from_preset(
+            "course", embeddings, embedding_dim=3
+        )
+    assert model.embedding_layers["movie_id"].output_dim == 3
+
+
+def test_overrides_take_entity_embedding_arguments():
+    model = keras_catembed.RatingModel.from_preset(
+        "tuned-ml-100k",
+        {"user_id": 9, "movie_id": 7},
+        output_dim=5,
+        hidden_units=[6],
+        embeddings_regularizer=None,
+    )
+    for column in ("user_id", "movie_id"):
+        layer = model.embedding_layers[column]
+        assert layer.output_dim == 5
+        assert layer.embeddings_regularizer is None
+        assert layer.dropout == 0.1
+    assert model.hidden_units == [6]
+
+
+def _x(num_users=9, num_movies=7, n=40):
+    rng = np.random.default_rng(0)
+    x = {
+        "user_id": rng.integers(0, num_users, n),
+        "movie_id": rng.integers(0, num_movies, n),
+    }
+    return x, rng.uniform(1, 5, n).astype("float32")
+
+
+@pytest.mark.parametrize("name", ["course", "tuned-ml-100k"])
+def test_save_to_preset_round_trip(tmp_path, name):
+    x, y = _x()
+    model = keras_catembed.RatingModel.from_preset(
+        name, {"user_id": 9, "movie_id": 7}
+    )
+    if model.implicit:
+        model.adapt(x)
+    recipe = model.recipe.replace(epochs=1, batch_size=8)
+    recipe.fit(model, x, y, verbose=0)
+    folder = str(tmp_path / "preset")
+    presets.save_to_preset(model, folder, recipe, description="mine")
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["recipe"] == recipe.get_config()
+    assert config["embeddings"] == {"user_id": 9, "movie_id": 7}
+    assert config["description"] == "mine"
+
+    restored = keras_catembed.RatingModel.from_preset(folder)
+    assert restored.recipe == recipe
+    assert _plain(restored.get_config()) == _plain(model.get_config())
+    if restored.implicit:
+        restored.adapt(x)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5
+    )
+    fresh = keras_catembed.RatingModel.from_preset(
+        folder, load_weights=False, hidden_units=[3]
+    )
+    assert not fresh.built and fresh.hidden_units == [3]
+    with pytest.raises(ValueError, match="holds trained weights"):
+        keras_catembed.RatingModel.from_preset(
+            folder, {"user_id": 10, "movie_id": 7}
+        )
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda p: presets.save_to_preset("model", p), "writes a RatingModel"),
+        (lambda p: presets.load(p), "No preset in"),
+        (
+            lambda p: keras_catembed.RatingModel.from_preset("nope", {"a": 3}),
+            r"Unknown preset 'nope'",
+        ),
+    ],
+)
+def test_preset_errors_name_what_is_wrong(tmp_path, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(str(tmp_path))
+
+
+def test_train_reads_a_preset_folder(tmp_path, capsys):
+    data_dir = write_synthetic_100k(str(tmp_path / "data"))
+    folder = str(tmp_path / "preset")
+    model = keras_catembed.RatingModel.from_preset(
+        "course", {"user_id": 80, "movie_id": 60}, hidden_units=[5]
+    )
+    presets.save_to_preset(model, folder, model.recipe.replace(epochs=2))
+    assert not os.path.exists(os.path.join(folder, "model.weights.h5"))
+    saved = str(tmp_path / "model.keras")
+    status = cli.main(
+        ["train", "--data-dir", data_dir, "--preset", folder]
+        + ["--verbose", "2", "--save", saved]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"preset {folder!r}" in out
+    assert len([line for line in out.splitlines() if "test_rmse" in line]) == 2
+    trained = keras.saving.load_model(saved)
+    assert trained.hidden_units == [5]
+    status = cli.main(["train", "--preset", str(tmp_path / "none")])
+    assert status == 2
+    assert "--preset must be 'auto', one of" in capsys.readouterr().err

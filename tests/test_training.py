@@ -1,0 +1,182 @@
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_catembed
+from keras_catembed import training
+from keras_catembed.training import Recipe
+
+
+def _data(num=600, num_users=30, num_movies=20, seed=0):
+    rng = np.random.default_rng(seed)
+    users = rng.normal(size=(num_users, 2))
+    movies = rng.normal(size=(num_movies, 2))
+    x = {
+        "user_id": rng.integers(0, num_users, num),
+        "movie_id": rng.integers(0, num_movies, num),
+    }
+    y = 3 + (users[x["user_id"]] * movies[x["movie_id"]]).sum(1)
+    return x, y.astype("float32")
+
+
+def _model():
+    return keras_catembed.RatingModel(
+        {"user_id": 30, "movie_id": 20}, hidden_units=[8]
+    )
+
+
+def test_config_round_trip_and_plain_values():
+    recipe = Recipe(
+        2e-3,
+        schedule="cosine",
+        batch_size=64,
+        epochs=3,
+        ema_momentum=0.99,
+        optimizer="adamw",
+    )
+    config = recipe.get_config()
+    assert config == {
+        "optimizer": "adamw",
+        "learning_rate": 2e-3,
+        "schedule": "cosine",
+        "batch_size": 64,
+        "epochs": 3,
+        "ema_momentum": 0.99,
+    }
+    assert Recipe.from_config(config) == recipe
+    assert recipe.replace(epochs=5).epochs == 5
+    assert recipe.epochs == 3
+    # 0 means no average, as in RatingHyperModel.
+    assert Recipe(ema_momentum=0.0).ema_momentum is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"learning_rate": 0}, "`learning_rate` must be a finite number > 0"),
+        ({"learning_rate": float("nan")}, "`learning_rate` must be"),
+        ({"schedule": "step"}, r"`schedule` must be one of.*'step'"),
+        ({"optimizer": "lion"}, r"`optimizer` must be one of.*'lion'"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"ema_momentum": 1.0}, "ema_momentum"),
+        ({"ema_momentum": "0.9"}, "`ema_momentum` must be None or a number"),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Recipe(**kwargs)
+
+
+def test_from_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match=r"Unknown recipe settings \['lr'\]"):
+        Recipe.from_config({"lr": 0.1})
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    recipe = Recipe(1e-2, schedule="cosine", batch_size=10, epochs=5)
+    # 100 rows: 10 steps per epoch, 50 steps, 10 of warm-up.
+    assert recipe.steps(100) == 50
+    schedule = recipe.learning_rate_for(100)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    rate = [float(ops.convert_to_numpy(schedule(step))) for step in range(51)]
+    assert rate[0] == pytest.approx(1e-3)
+    assert rate[10] == pytest.approx(1e-2)
+    assert rate[50] == pytest.approx(0.0, abs=1e-9)
+    assert Recipe(1e-2).learning_rate_for(100) == 1e-2
+
+
+def test_compile_sets_the_optimizer_loss_and_metrics():
+    model = _model()
+    Recipe(3e-3, ema_momentum=0.9, optimizer="rmsprop").compile(model, 100)
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert model.optimizer.use_ema
+    assert model.optimizer.ema_momentum == pytest.approx(0.9)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-3)
+    with pytest.raises(ValueError, match=r"sets \['loss'\] itself"):
+        Recipe().compile(_model(), 100, loss="mae")
+
+
+def test_fit_compiles_and_uses_the_batch_size_and_epochs():
+    x, y = _data()
+    model = _model()
+    recipe = Recipe(1e-2, batch_size=100, epochs=3)
+    history = recipe.fit(model, x, y, verbose=0)
+    assert len(history.history["loss"]) == 3
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.optimizer.iterations.numpy() == 3 * 6
+    with pytest.raises(ValueError, match=r"takes \['epochs'\] from the"):
+        recipe.fit(model, x, y, epochs=2)
+
+
+def test_fit_validates_the_averaged_weights():
+    x, y = _data()
+    x_val, y_val = _data(200, seed=1)
+    model = _model()
+    history = Recipe(1e-2, batch_size=100, epochs=2, ema_momentum=0.5).fit(
+        model, x, y, validation_data=(x_val, y_val), verbose=0
+    )
+    # Validation saw the averaged weights, which `fit` left in the model.
+    rmse = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["rmse"]
+    assert history.history["val_rmse"][-1] == pytest.approx(rmse, rel=1e-5)
+
+
+def test_train_fits_a_preset(tmp_path):
+    from keras_catembed import cli
+    from tests.synthetic_movielens import write_synthetic_100k
+
+    data_dir = write_synthetic_100k(str(tmp_path))
+    ratings = keras_catembed.datasets.movielens.load_ratings(
+        "ml-100k", data_dir=data_dir
+    )
+    train, test = ratings.official_split("u1")
+    model, history = training.train(
+        train,
+        "course",
+        validation=test,
+        validation_name="test",
+        verbose=0,
+        seed=3,
+        epochs=2,
+        hidden_units=[4],
+    )
+    assert model.recipe == Recipe(
+        0.005, batch_size=1024, epochs=2, optimizer="adam"
+    )
+    assert model.hidden_units == [4]
+    assert len(history.history["test_rmse"]) == 2
+    # The deprecated name gives the same model for the same seed.
+    with pytest.warns(DeprecationWarning, match="cli.train_model"):
+        again, _ = cli.train_model(
+            train, "course", verbose=0, seed=3, epochs=2, hidden_units=[4]
+        )
+    x = keras_catembed.datasets.movielens.inputs(test)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), again.predict(x, verbose=0), rtol=1e-5
+    )
+
+
+def test_moved_cli_names_warn_and_work(tmp_path):
+    from keras_catembed import cli
+    from tests.synthetic_movielens import write_synthetic_100k
+
+    data_dir = write_synthetic_100k(str(tmp_path))
+    ratings = keras_catembed.datasets.movielens.load_ratings(
+        "ml-100k", data_dir=data_dir
+    )
+    train, test = ratings.official_split("u1")
+    with pytest.warns(DeprecationWarning, match="datasets.movielens.inputs"):
+        x = cli.inputs(test)
+    assert sorted(x) == ["movie_id", "user_id"]
+    np.testing.assert_array_equal(x["user_id"], test.user_id)
+    with pytest.warns(DeprecationWarning, match="evaluation.baselines"):
+        rows = cli.baselines(train, test)
+    assert rows == keras_catembed.evaluation.baselines(train, test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert callable(cli.main)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cli.nope  # noqa: B018
