@@ -1,5 +1,7 @@
 """Exporting a `RatingModel` for serving (`RatingModel.export`)."""
 
+from typing import Any
+
 import keras
 
 from keras_catembed import _checks
@@ -53,12 +55,12 @@ class Exportable:
 
     def export(
         self,
-        filepath,
-        format="tf_saved_model",
-        verbose=None,
-        input_signature=None,
-        **kwargs,
-    ):
+        filepath: Any,
+        format: str = "tf_saved_model",
+        verbose: bool | None = None,
+        input_signature: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Exports the model for inference; see `keras.Model.export`.
 
         Without `input_signature`, the served function takes one dict of

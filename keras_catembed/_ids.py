@@ -10,6 +10,35 @@ from keras_catembed import _checks
 from keras_catembed import backend
 
 
+def table_rows(layer: Any, ids: Any) -> tuple:
+    """Maps int32 ids to rows of `layer`'s table; returns (rows, known)."""
+    if layer.vocabulary is None:
+        known = ops.logical_and(
+            ops.greater_equal(ids, 0), ops.less(ids, layer.input_dim)
+        )
+        rows = ids
+    else:
+        sorted_vocabulary = ops.convert_to_tensor(
+            layer._sorted_vocabulary, dtype="int32"
+        )
+        position = ops.searchsorted(
+            sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
+        )
+        position = ops.reshape(
+            ops.minimum(position, layer.num_ids - 1), ops.shape(ids)
+        )
+        position = ops.cast(position, "int32")
+        known = ops.equal(ops.take(sorted_vocabulary, position), ids)
+        rows = ops.take(
+            ops.convert_to_tensor(layer._sorted_rows, dtype="int32"),
+            position,
+        )
+    if layer.num_oov_indices > 0:
+        oov = layer.num_ids + ops.mod(ids, layer.num_oov_indices)
+        rows = ops.where(known, rows, oov)
+    return rows, known
+
+
 def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple:
     """Table rows of ids inside a compiled graph, with graph assertions.
 

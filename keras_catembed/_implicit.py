@@ -58,17 +58,17 @@ class ImplicitFeedback(keras.layers.Layer):
 
     def __init__(
         self,
-        num_targets,
-        num_sources,
-        output_dim,
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
-        dense=None,
-        rated=False,
-        max_pairs_per_id=None,
-        seed=0,
-        **kwargs,
-    ):
+        num_targets: int,
+        num_sources: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        dense: bool | None = None,
+        rated: bool = False,
+        max_pairs_per_id: int | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.rated = bool(rated)
         self.num_targets = int(num_targets)
@@ -94,12 +94,11 @@ class ImplicitFeedback(keras.layers.Layer):
             self.max_pairs_per_id or DEFAULT_MAX_PAIRS_PER_ID,
         )
         self._adapted = False
-        # Whether the regularizer applies to the rows read (under a
-        # sparse optimizer) instead of the table: `set_row_regularization`.
+        # See `set_row_regularization`.
         self._row_regularization = False
 
     @property
-    def adapted(self):
+    def adapted(self) -> bool:
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
         if not self._adapted and self.built:
             # Pairs may also arrive through `set_weights`.
@@ -161,7 +160,9 @@ class ImplicitFeedback(keras.layers.Layer):
             name="pair_counts",
         )
 
-    def adapt(self, target_rows, source_rows, ratings=None):
+    def adapt(
+        self, target_rows: Any, source_rows: Any, ratings: Any = None
+    ) -> None:
         """Records the distinct `(target, source)` row pairs.
 
         Everything is checked before any weight changes: a rejected call
@@ -209,7 +210,7 @@ class ImplicitFeedback(keras.layers.Layer):
         weights = weights[targets] * (1.0 if values is None else values)
         if not self.built:
             self.build()
-        self._write_pairs(targets, sources, rank, weights, counts)
+        _pairs.write(self, targets, sources, rank, weights, counts)
         self._adapted = True
 
     def call(
@@ -294,7 +295,7 @@ class ImplicitFeedback(keras.layers.Layer):
             own_vectors = ops.take(self.embeddings, source_rows, axis=0)
         return sums - own * ops.cast(own_vectors, self.compute_dtype)
 
-    def sums(self, rows):
+    def sums(self, rows: Any) -> Any:
         """The whole weighted sum of each row's pairs (nothing left out).
 
         What `explore` shows for an id. Eager use only.
@@ -312,7 +313,9 @@ class ImplicitFeedback(keras.layers.Layer):
         vectors = ops.take(self.embeddings, sources, axis=0)
         return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
 
-    def rows_needed(self, rows, source_rows, pair_sources):
+    def rows_needed(
+        self, rows: Any, source_rows: Any, pair_sources: Any
+    ) -> Any:
         """The table rows a lists-layout step reads, as one flat tensor.
 
         The sources listed for `rows` (row-major, padding slots included),
@@ -375,10 +378,7 @@ class ImplicitFeedback(keras.layers.Layer):
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
 
-    def _write_pairs(self, targets, sources, rank, weights, counts):
-        _pairs.write(self, targets, sources, rank, weights, counts)
-
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

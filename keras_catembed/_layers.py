@@ -17,18 +17,22 @@ from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
 
 
-def tables(
+def add_tables(
+    embedding_layers: dict,
+    bias_layers: dict,
     columns: list[str],
     embeddings: Mapping[str, Any],
     bias_terms: bool,
     dtype: Any,
-) -> tuple[dict, dict, dict]:
-    """`(embedding_layers, bias_layers, cardinalities)` by column.
+) -> dict[str, int]:
+    """Fills `embedding_layers` and `bias_layers`; returns cardinalities.
 
-    A column given as a bare cardinality gets an `EntityEmbedding` of the
-    `"auto"` size, and is saved in the config as that integer.
+    The model's (tracked) dicts are filled column by column, table then
+    bias, as the saved files expect. A column given as a bare cardinality
+    gets an `EntityEmbedding` of the `"auto"` size, and is saved in the
+    config as that integer (the returned dict).
     """
-    embedding_layers, bias_layers, cardinalities = {}, {}, {}
+    cardinalities = {}
     for column in columns:
         spec = embeddings[column]
         if isinstance(spec, EntityEmbedding):
@@ -38,7 +42,7 @@ def tables(
             layer = EntityEmbedding(
                 input_dim=spec, name=f"{column}_embedding", dtype=dtype
             )
-        layer._column = column
+        layer.set_column(column)
         embedding_layers[column] = layer
         if bias_terms:
             bias = EntityEmbedding(
@@ -50,9 +54,9 @@ def tables(
                 name=f"{column}_bias",
                 dtype=dtype,
             )
-            bias._column = column
+            bias.set_column(column)
             bias_layers[column] = bias
-    return embedding_layers, bias_layers, cardinalities
+    return cardinalities
 
 
 def pair_layers(
@@ -87,11 +91,15 @@ def pair_layers(
     return layers
 
 
-def hidden(
-    hidden_units: list[int], activation: Any, dropout: float, dtype: Any
-) -> tuple[list, list]:
-    """`(hidden_layers, dropout_layers)`: the MLP head."""
-    hidden_layers, dropout_layers = [], []
+def add_hidden(
+    hidden_layers: list,
+    dropout_layers: list,
+    hidden_units: list[int],
+    activation: Any,
+    dropout: float,
+    dtype: Any,
+) -> None:
+    """Fills the model's (tracked) lists of the MLP head, layer by layer."""
     for index, units in enumerate(hidden_units):
         hidden_layers.append(
             keras.layers.Dense(

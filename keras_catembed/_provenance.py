@@ -19,6 +19,7 @@ import base64
 import collections.abc
 import hashlib
 import warnings
+from typing import Any
 
 import numpy as np
 from keras import ops
@@ -267,7 +268,7 @@ class TrainingProvenance:
     """What `RatingModel` knows of the data it was trained on."""
 
     @property
-    def training_fingerprint(self):
+    def training_fingerprint(self) -> dict | None:
         """A fixed-size summary of the rows `fit` trained on, or None.
 
         Each `fit` call on in-memory arrays adds its training rows (ids in
@@ -280,7 +281,7 @@ class TrainingProvenance:
         return self.__dict__.get("_training_fingerprint")
 
     @property
-    def data_source(self):
+    def data_source(self) -> dict | None:
         """A dict naming the data the model was trained on, or None.
 
         Free-form JSON values set by the caller (`catembed train` records
@@ -293,7 +294,7 @@ class TrainingProvenance:
     def data_source(self, value):
         self.__dict__["_data_source"] = check_data_source(value)
 
-    def training_overlap(self, x, y):
+    def training_overlap(self, x: Any, y: Any) -> float | None:
         """Estimates the share of rows `(x, y)` the model was trained on.
 
         A row counts when its ids and rating equal those of a row `fit`

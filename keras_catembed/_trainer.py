@@ -87,8 +87,8 @@ class RatingTrainer:
         validation_batch_size=None,
         validation_freq=1,
         *,
-        fast="auto",
-    ):
+        fast: bool | str = "auto",
+    ) -> keras.callbacks.History:
         """Trains the model; see `keras.Model.fit` for the arguments.
 
         Arrays are checked before training (see the class docstring). With

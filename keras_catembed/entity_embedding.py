@@ -1,5 +1,6 @@
 """The `EntityEmbedding` layer: one categorical id column to dense vectors."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -13,7 +14,7 @@ from keras_catembed import backend
 MAX_AUTO_OUTPUT_DIM = 600
 
 
-def auto_output_dim(num_rows):
+def auto_output_dim(num_rows: int) -> int:
     """Embedding size for a table of `num_rows` rows (fastai's rule).
 
     `min(600, round(1.6 * num_rows ** 0.56))`, the rule of thumb used by
@@ -114,17 +115,17 @@ class EntityEmbedding(keras.layers.Layer):
 
     def __init__(
         self,
-        input_dim=None,
-        output_dim="auto",
+        input_dim: int | None = None,
+        output_dim: int | str = "auto",
         *,
-        vocabulary=None,
-        num_oov_indices=0,
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
-        embeddings_constraint=None,
-        dropout=0.0,
-        **kwargs,
-    ):
+        vocabulary: Sequence[int] | None = None,
+        num_oov_indices: int = 0,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if (input_dim is None) == (vocabulary is None):
             raise ValueError(
@@ -210,7 +211,7 @@ class EntityEmbedding(keras.layers.Layer):
             )
         return f"an integer id in [0, {self.input_dim - 1}]"
 
-    def check_ids(self, ids):
+    def check_ids(self, ids: Any) -> None:
         """Checks concrete ids and raises on any the layer cannot embed.
 
         This is what eager calls run before the lookup. Call it on data
@@ -256,31 +257,11 @@ class EntityEmbedding(keras.layers.Layer):
 
     def _rows(self, ids):
         """Maps int32 ids to table rows; returns (rows, known mask)."""
-        if self.vocabulary is None:
-            known = ops.logical_and(
-                ops.greater_equal(ids, 0), ops.less(ids, self.input_dim)
-            )
-            rows = ids
-        else:
-            sorted_vocabulary = ops.convert_to_tensor(
-                self._sorted_vocabulary, dtype="int32"
-            )
-            position = ops.searchsorted(
-                sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
-            )
-            position = ops.reshape(
-                ops.minimum(position, self.num_ids - 1), ops.shape(ids)
-            )
-            position = ops.cast(position, "int32")
-            known = ops.equal(ops.take(sorted_vocabulary, position), ids)
-            rows = ops.take(
-                ops.convert_to_tensor(self._sorted_rows, dtype="int32"),
-                position,
-            )
-        if self.num_oov_indices > 0:
-            oov = self.num_ids + ops.mod(ids, self.num_oov_indices)
-            rows = ops.where(known, rows, oov)
-        return rows, known
+        return _ids.table_rows(self, ids)
+
+    def set_column(self, column: str | None) -> None:
+        """Names the input column this layer embeds, in its errors."""
+        self._column = column
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         # Keras converts NumPy inputs to tensors before `call`; JAX keeps
@@ -376,7 +357,7 @@ class EntityEmbedding(keras.layers.Layer):
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -1,5 +1,7 @@
 """Optimizers that update only the embedding rows a batch touches."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -61,13 +63,13 @@ class SparseAdam(keras.optimizers.Adam):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        name="sparse_adam",
-        **kwargs,
-    ):
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        name: str = "sparse_adam",
+        **kwargs: Any,
+    ) -> None:
         for key in (
             "amsgrad",
             "weight_decay",

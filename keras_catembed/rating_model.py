@@ -134,9 +134,16 @@ class RatingModel(
         self.bias_terms = _inputs.check_bool("bias_terms", bias_terms)
         self.rating_range = _check_rating_range(rating_range)
         dtype = self.dtype_policy
-        # Saved files name the weights by these attributes: keep them.
-        self.embedding_layers, self.bias_layers, self._cardinalities = (
-            _layers.tables(self.columns, embeddings, bias_terms, dtype)
+        # Saved files name the weights by these attributes, and the order
+        # in which the layers join them orders the optimizer's variables.
+        self.embedding_layers, self.bias_layers = {}, {}
+        self._cardinalities = _layers.add_tables(
+            self.embedding_layers,
+            self.bias_layers,
+            self.columns,
+            embeddings,
+            bias_terms,
+            dtype,
         )
         self.implicit = _inputs.check_implicit(implicit, self.columns)
         self.neighborhood = _inputs.check_implicit(
@@ -155,8 +162,14 @@ class RatingModel(
                 dtype=dtype,
             )
             setattr(self, name, layers)
-        self.hidden_layers, self.dropout_layers = _layers.hidden(
-            self.hidden_units, self.activation, self.dropout, dtype
+        self.hidden_layers, self.dropout_layers = [], []
+        _layers.add_hidden(
+            self.hidden_layers,
+            self.dropout_layers,
+            self.hidden_units,
+            self.activation,
+            self.dropout,
+            dtype,
         )
         self.output_layer = _layers.output_unit(dtype)
 

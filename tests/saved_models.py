@@ -21,6 +21,7 @@ NAMES = (
     "neighborhood",
     "capped",
     "vocabulary",
+    "dropout",
 )
 
 _USERS = np.arange(40) % 8
@@ -59,7 +60,10 @@ def build(name):
             ),
         }
         kwargs = {"bias_terms": True}
-    model = keras_catembed.RatingModel(embeddings, (6,), **kwargs)
+    elif name == "dropout":
+        kwargs = {"dropout": 0.2, "hidden_units": (6, 3), "bias_terms": True}
+    kwargs.setdefault("hidden_units", (6,))
+    model = keras_catembed.RatingModel(embeddings, **kwargs)
     model.compile(optimizer="adam", loss="mse")
     x, y = data(name)
     if model.implicit or model.neighborhood:
