@@ -2,10 +2,13 @@
 
 import contextlib
 import numbers
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
+
+from keras_catembed import backend
 
 INT32_MIN = int(np.iinfo(np.int32).min)
 INT32_MAX = int(np.iinfo(np.int32).max)
@@ -50,26 +53,9 @@ def rate(name, value):
     return float(value)
 
 
-def is_concrete(x):
+def is_concrete(x: Any) -> bool:
     """True when `x` holds values now (not a symbolic or traced tensor)."""
-    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
-        return True
-    if isinstance(x, keras.KerasTensor):
-        return False
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.executing_eagerly() and not tf.is_symbolic_tensor(x)
-    if backend == "jax":
-        import jax
-
-        return not isinstance(x, jax.core.Tracer)
-    if backend == "torch":
-        import torch
-
-        return not torch.compiler.is_compiling()
-    return True
+    return backend.current.is_concrete(x)
 
 
 def id_dtype_error(where, dtype):
@@ -149,46 +135,34 @@ def without_host_callbacks():
         _HOST_CALLBACKS[0] = previous
 
 
-def graph_assert(where, bad, values, expected, problem="unknown id"):
+def graph_assert(
+    where: str,
+    bad: Any,
+    values: Any,
+    expected: str,
+    problem: str = "unknown id",
+) -> Any:
     """Makes a compiled graph fail when any entry of `bad` is True.
 
     `bad` is a boolean tensor and `values` the ids it describes. On
     TensorFlow this adds an assertion op (kept because the layer opts out of
-    XLA); on JAX a host callback raises. Both errors carry the same message
-    as the eager `ValueError`. `problem` names what is wrong ("unknown id",
-    "non-integer id"). Keras runs torch eagerly (the layer opts out of
-    `torch.compile`), where the eager check has already run.
+    XLA) and returns it; on JAX a host callback raises. Both errors carry
+    the same message as the eager `ValueError`. `problem` names what is
+    wrong ("unknown id", "non-integer id"). Keras runs torch eagerly (the
+    layer opts out of `torch.compile`), where the eager check has already
+    run.
     """
-    backend = keras.backend.backend()
     article = "an" if problem[0] in "aeiou" else "a"
     message = f"{where} received {article} {problem}. Expected {expected}."
-    if backend == "tensorflow":
-        import tensorflow as tf
 
-        flat_bad = tf.reshape(bad, [-1])
-        flat_values = tf.reshape(values, [-1])
-        offending = tf.boolean_mask(flat_values, flat_bad)[:1]
-        return tf.debugging.Assert(
-            tf.logical_not(tf.reduce_any(bad)),
-            [message, "First offending id:", offending],
-            name="check_ids",
+    def describe(value):
+        return (
+            f"{where} received the {problem} {value:.10g}. Expected {expected}."
         )
-    if backend == "jax" and _HOST_CALLBACKS[0]:
-        import jax
-        import jax.numpy as jnp
 
-        any_bad = jnp.any(bad)
-        offending = values.reshape(-1)[jnp.argmax(bad.reshape(-1))]
-
-        def _raise(flag, value):
-            if bool(flag):
-                raise ValueError(
-                    f"{where} received the {problem} {value.item():.10g}. "
-                    f"Expected {expected}."
-                )
-
-        jax.debug.callback(_raise, any_bad, offending)
-    return None
+    return backend.current.graph_assert(
+        bad, values, message, describe, _HOST_CALLBACKS[0]
+    )
 
 
 def physical_memory():

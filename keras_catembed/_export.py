@@ -1,9 +1,12 @@
 """Exporting a `RatingModel` for serving (`RatingModel.export`)."""
 
+from typing import Any
+
 import keras
 
 from keras_catembed import _checks
-from keras_catembed import _fast_fit
+from keras_catembed import _step
+from keras_catembed import backend
 
 # Formats whose exporter takes a Keras input signature.
 _SIGNED_FORMATS = ("tf_saved_model", "onnx", "openvino")
@@ -26,18 +29,9 @@ def input_signature(model, dtype="int64"):
 
 def export(model, filepath, format, verbose, signature, **kwargs):
     """Runs `keras.Model.export` with the model's own signature."""
-    if (
-        keras.backend.backend() == "torch"
-        and format == "tf_saved_model"
-        and signature is None
-    ):
-        raise ValueError(
-            "Exporting a RatingModel to a SavedModel needs the TensorFlow "
-            "or JAX backend (Keras exports torch models only through "
-            "torch_xla, with flat inputs). Save the model with "
-            "`model.save('model.keras')`, load it with "
-            "KERAS_BACKEND=tensorflow or jax, and export it there."
-        )
+    error = backend.current.export_error(format, signature)
+    if error is not None:
+        raise ValueError(error)
     if not model.built:
         model.build()
     if signature is None and format in _SIGNED_FORMATS:
@@ -45,7 +39,7 @@ def export(model, filepath, format, verbose, signature, **kwargs):
     # The exported graph checks ids itself (graph assertions on
     # TensorFlow); on JAX, an unknown id gives NaN, since a SavedModel
     # cannot hold the host callback that raises in a compiled step.
-    with _checks.without_host_callbacks(), _fast_fit.trusted_ids(model, False):
+    with _checks.without_host_callbacks(), _step.checked_ids(model, False):
         return keras.Model.export(
             model,
             filepath,
@@ -53,4 +47,39 @@ def export(model, filepath, format, verbose, signature, **kwargs):
             verbose=verbose,
             input_signature=signature,
             **kwargs,
+        )
+
+
+class Exportable:
+    """`RatingModel.export`, with the model's own serving signature."""
+
+    def export(
+        self,
+        filepath: Any,
+        format: str = "tf_saved_model",
+        verbose: bool | None = None,
+        input_signature: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Exports the model for inference; see `keras.Model.export`.
+
+        Without `input_signature`, the served function takes one dict of
+        int64 id vectors of shape `(batch,)`, keyed by column name (raw ids
+        for a column with a `vocabulary`), and returns the ratings, shape
+        `(batch, 1)`. It works after `fit`, `predict` or loading, and on
+        JAX too (through `jax2tf`; TensorFlow must be installed). The
+        served graph checks ids: from TensorFlow an unknown id fails the
+        call; from JAX its rating is NaN (and ids are read as int32). On
+        torch, a SavedModel export raises: export from TensorFlow or JAX.
+
+        Example:
+
+        ```python
+        model.export("rating_model")
+        served = tf.saved_model.load("rating_model")
+        served.serve({"user_id": users, "movie_id": movies})
+        ```
+        """
+        return export(
+            self, filepath, format, verbose, input_signature, **kwargs
         )

@@ -22,15 +22,16 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
-import contextlib
 import time
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _sparse_rows
+from keras_catembed import _step
+from keras_catembed import backend
 from keras_catembed import optimizers
-from keras_catembed.entity_embedding import EntityEmbedding
 
 # Steps per compiled call when the model's `steps_per_execution` is 1.
 # The first epoch of a shape runs calls of 1/BLOCKS_PER_EPOCH of the epoch
@@ -114,16 +115,9 @@ def blocker(model, x, y, kwargs):
         return "the model runs eagerly (`run_eagerly=True`)"
     if keras.distribution.distribution() is not None:
         return "a keras.distribution distribution is set"
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy() or getattr(
-            model, "_distribute_strategy", None
-        ):
-            return "the model uses a tf.distribute strategy"
-    elif keras.backend.backend() not in ("jax", "torch"):
-        return f"the {keras.backend.backend()} backend has no device loop"
-    return None
+    if backend.current.Runner is None:
+        return f"the {backend.NAME} backend has no device loop"
+    return backend.current.loop_blocker(model)
 
 
 def _is_array(value):
@@ -134,59 +128,6 @@ def _is_array(value):
         and hasattr(value, "dtype")
         and not hasattr(value, "element_spec")
     )
-
-
-def table_layers(model):
-    """The EntityEmbedding layers of `model`, embeddings then biases."""
-    layers = list(model.embedding_layers.values())
-    layers += list(model.bias_layers.values())
-    return [layer for layer in layers if isinstance(layer, EntityEmbedding)]
-
-
-def sparse_steps(model):
-    """Whether the sparse-row steps apply (JAX and torch).
-
-    They replace each table lookup by a lookup in the batch's gathered
-    rows, which holds when every EntityEmbedding is called once, on its
-    column, as `RatingModel.call` and `embed` do.
-    """
-    from keras_catembed.rating_model import RatingModel
-
-    return (
-        isinstance(model.optimizer, optimizers.SparseAdam)
-        and type(model).call is RatingModel.call
-        and type(model).embed is RatingModel.embed
-    )
-
-
-def own_code(model):
-    """Whether the forward pass is all RatingModel's (known XLA-safe)."""
-    from keras_catembed.rating_model import RatingModel
-
-    return all(
-        getattr(type(model), name) is getattr(RatingModel, name)
-        for name in ("call", "embed", "interact")
-    )
-
-
-@contextlib.contextmanager
-def trusted_ids(model, trusted=True):
-    """Skips (or, with `trusted=False`, keeps) the per-step id checks.
-
-    Arrays that `RatingModel` has checked need no check per step. The
-    previous setting comes back on exit, so nested calls (validation
-    inside `fit`) each get their own.
-    """
-    layers = table_layers(model)
-    previous = [layer._trusted_ids for layer in layers]
-    for layer in layers:
-        layer._trusted_ids = trusted
-    try:
-        yield
-    finally:
-        for layer, value in zip(layers, previous, strict=True):
-            layer._trusted_ids = value
-            layer._gathered = None
 
 
 def fit(
@@ -248,10 +189,12 @@ def fit(
 
     # The compiled steps are kept until the model is compiled again.
     cache = model.__dict__.setdefault("_fast_fit_runners", {})
-    key = (keras.backend.backend(), sparse_steps(model))
-    if key not in cache:
-        cache[key] = _RUNNERS[key[0]](model)
-    runner = cache[key]
+    sparse = isinstance(
+        model.optimizer, optimizers.SparseAdam
+    ) and _sparse_rows.own_methods(model, ("call", "embed"))
+    if sparse not in cache:
+        cache[sparse] = _runner(model, sparse)
+    runner = cache[sparse]
     runner.ids, runner.targets = ids, targets
     # Calls are timed in the first epoch of each shape, unless the model
     # sets its own `steps_per_execution`.
@@ -273,7 +216,7 @@ def fit(
         )
     # Shuffle where it is fast: on an accelerator, on the device; on a
     # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
-    on_device = _on_accelerator(targets)
+    on_device = backend.current.on_accelerator(targets)
     seed = keras.random.SeedGenerator() if on_device else None
     # Seeded from NumPy's global generator, which
     # `keras.utils.set_random_seed` seeds, so runs repeat.
@@ -353,16 +296,6 @@ def _should_validate(epoch, validation_freq):
     return epoch + 1 in validation_freq
 
 
-def _on_accelerator(tensor):
-    """Whether `tensor` lives on a GPU or TPU rather than the CPU."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        return any(d.platform != "cpu" for d in tensor.devices())
-    if backend == "torch":
-        return tensor.device.type != "cpu"
-    return "CPU" not in tensor.device.upper()
-
-
 def _pythonify(logs):
     return {
         key: float(np.asarray(ops.convert_to_numpy(value)))
@@ -376,324 +309,24 @@ def _build_compiled_state(model, x, y):
         model.optimizer.build(model.trainable_variables)
     sample = {column: x[column][:2].reshape(-1) for column in model.columns}
     sample_y = y[:2].astype(keras.config.floatx())
-    with trusted_ids(model):
+    with _step.checked_ids(model):
         y_pred = model(sample, training=False)
     model.compute_loss(x=sample, y=sample_y, y_pred=y_pred, training=False)
     model.compute_metrics(sample, sample_y, y_pred, None)
     model.reset_metrics()
 
 
-def _batch(ids, targets, index):
-    return (
-        {
-            column: ops.take(values, index, axis=0)
-            for column, values in ids.items()
-        },
-        ops.take(targets, index, axis=0),
-    )
+def _runner(model, sparse):
+    """The backend's device loop for `model`.
 
-
-class _JaxRunner:
-    """Runs blocks of steps as one jitted `lax.scan` over device arrays."""
-
-    def __init__(self, model):
-        import jax
-
-        self.model = model
-        self.ids = self.targets = None
-        # Steps per call by (batch size, full steps), once timed.
-        self.block_steps = {}
-        self.sparse = sparse_steps(model)
-        self.state = None
-        step = self._sparse_step if self.sparse else model.train_step
-
-        def run(state, ids, targets, block):
-            def body(state, index):
-                logs, state = step(state, _batch(ids, targets, index))
-                return state, logs
-
-            with trusted_ids(model):
-                state, logs = jax.lax.scan(body, state, block)
-            return jax.tree.map(lambda value: value[-1], logs), state
-
-        self._run = jax.jit(run, donate_argnums=0)
-
-    def _variables(self):
-        model = self.model
-        return (
-            model.trainable_variables,
-            model.non_trainable_variables,
-            model.optimizer.variables,
-            model.metrics_variables,
-        )
-
-    def begin_epoch(self):
-        self.state = tuple(
-            [variable.value for variable in variables]
-            for variables in self._variables()
-        )
-
-    def run(self, block):
-        # The state is donated to the compiled call (its buffers are
-        # reused in place) and written back to the variables right after,
-        # so callbacks between calls see current, valid values.
-        logs, self.state = self._run(self.state, self.ids, self.targets, block)
-        for variables, values in zip(
-            self._variables(), self.state, strict=True
-        ):
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
-        return logs
-
-    def end_epoch(self):
-        self.state = None
-
-    def _sparse_step(self, state, data):
-        import jax
-        import jax.numpy as jnp
-
-        model = self.model
-        trainable, non_trainable, optimizer_vars, metrics_vars = state
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        tables = _table_indices(model)
-        constants = {
-            id(variable): value
-            for variable, value in zip(
-                model.non_trainable_variables, non_trainable, strict=True
-            )
-        }
-        gathered, uniques = {}, {}
-        for index, layer in tables.items():
-            pairs = getattr(layer, "pair_sources", None)
-            rows, num_rows = _needed_rows(
-                model,
-                layer,
-                x,
-                None if pairs is None else constants[id(pairs)],
-            )
-            unique, positions = jnp.unique(
-                rows,
-                size=rows.shape[0],
-                fill_value=num_rows,
-                return_inverse=True,
-            )
-            uniques[index] = unique
-            gathered[index] = (
-                jnp.take(
-                    trainable[index], unique, axis=0, mode="fill", fill_value=0
-                ),
-                positions.reshape(rows.shape),
-            )
-
-        def loss_fn(dense, rows):
-            values = list(trainable)
-            for index, value in dense.items():
-                values[index] = value
-            for index, layer in tables.items():
-                layer._gathered = (rows[index], gathered[index][1])
-            try:
-                return model.compute_loss_and_updates(
-                    values,
-                    non_trainable,
-                    metrics_vars,
-                    x,
-                    y,
-                    sample_weight,
-                    training=True,
-                    optimizer_variables=optimizer_vars,
-                )
-            finally:
-                for layer in tables.values():
-                    layer._gathered = None
-
-        dense = {
-            index: value
-            for index, value in enumerate(trainable)
-            if index not in tables
-        }
-        rows = {index: gathered[index][0] for index in tables}
-        (_, aux), (dense_grads, row_grads) = jax.value_and_grad(
-            loss_fn, argnums=(0, 1), has_aux=True
-        )(dense, rows)
-        unscaled_loss, y_pred, non_trainable, metrics_vars = aux
-        grads = [
-            optimizers.RowGradient(uniques[index], row_grads[index])
-            if index in tables
-            else dense_grads[index]
-            for index in range(len(trainable))
-        ]
-        trainable, optimizer_vars = model.optimizer.stateless_apply(
-            optimizer_vars, grads, trainable
-        )
-        mapping = list(zip(model.metrics_variables, metrics_vars, strict=True))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            model._loss_tracker.update_state(
-                unscaled_loss, sample_weight=y.shape[0]
-            )
-            logs = model.compute_metrics(x, y, y_pred, sample_weight)
-        metrics_vars = [
-            _current(scope, variable) for variable in model.metrics_variables
-        ]
-        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
-
-
-def _current(scope, variable):
-    value = scope.get_current_value(variable)
-    return variable.value if value is None else value
-
-
-def _table_indices(model):
-    """Maps positions in `trainable_variables` to the layer owning each table.
-
-    The EntityEmbedding tables, and the tables of implicit-feedback and
-    neighbourhood layers in the lists layout (the dense layout reads its
-    whole table at each step).
+    With `sparse` (SparseAdam and the model's own lookups), the JAX and
+    torch steps differentiate with respect to the rows a batch reads. On
+    TensorFlow the loop runs under XLA when the forward pass is all
+    RatingModel's own (a subclass's code may use ops XLA lacks), but not
+    with SparseAdam, whose row updates XLA made 2-9x slower on a CPU.
     """
-    owners = {id(layer.embeddings): layer for layer in table_layers(model)}
-    for layer in list_layers(model):
-        owners[id(layer.embeddings)] = layer
-    return {
-        index: owners[id(variable)]
-        for index, variable in enumerate(model.trainable_variables)
-        if id(variable) in owners
-    }
-
-
-def list_layers(model):
-    layers = list(getattr(model, "implicit_layers", {}).values())
-    layers += list(getattr(model, "neighborhood_layers", {}).values())
-    return [layer for layer in layers if not layer.dense and layer.trainable]
-
-
-def _needed_rows(model, layer, x, pair_sources=None):
-    """The table rows `layer` reads for the batch `x`, and the table size."""
-    if isinstance(layer, EntityEmbedding):
-        return layer._rows(x[layer._column])[0], layer.num_rows
-    for pairs, layers in (
-        (model.implicit, model.implicit_layers),
-        (model.neighborhood, model.neighborhood_layers),
-    ):
-        for target, source in pairs.items():
-            if layers[target] is layer:
-                rows = {
-                    column: model.embedding_layers[column]._clipped_rows(
-                        ops.reshape(x[column], (-1,))
-                    )
-                    for column in (target, source)
-                }
-                if pair_sources is None:
-                    pair_sources = layer.pair_sources.value
-                needed = layer.rows_needed(
-                    rows[target], rows[source], pair_sources
-                )
-                # The table has one more row: the lists' padding.
-                return needed, layer.num_sources + 1
-    raise ValueError(f"{layer.name} is not a table of this model")
-
-
-class _TensorFlowRunner:
-    """Runs blocks of steps in one `tf.function` over device tensors."""
-
-    def __init__(self, model):
-        import tensorflow as tf
-
-        self.model = model
-        self.ids = self.targets = None
-        # Steps per call by (batch size, full steps), once timed.
-        self.block_steps = {}
-
-        def run(ids, targets, block):
-            logs = model.train_step(_batch(ids, targets, block[0]))
-            for step in tf.range(1, tf.shape(block)[0]):
-                logs = model.train_step(_batch(ids, targets, block[step]))
-            return logs
-
-        # The loop runs without id checks (the arrays were checked), so
-        # XLA can fuse each step. A subclass's own `call`, `embed` or
-        # `interact` may use ops XLA lacks: those run without it. So do
-        # SparseAdam's row updates, which XLA made 2-9x slower on a CPU.
-        jit = own_code(model) and not isinstance(
-            model.optimizer, optimizers.SparseAdam
-        )
-        self._run = tf.function(run, jit_compile=jit, reduce_retracing=True)
-
-    def begin_epoch(self):
-        pass
-
-    def run(self, block):
-        with trusted_ids(self.model):
-            return self._run(self.ids, self.targets, block)
-
-    def end_epoch(self):
-        pass
-
-
-class _TorchRunner:
-    """Runs steps eagerly over tensors held on the device."""
-
-    def __init__(self, model):
-        self.model = model
-        self.ids = self.targets = None
-        # Steps per call by (batch size, full steps), once timed.
-        self.block_steps = {}
-        self.sparse = sparse_steps(model)
-
-    def begin_epoch(self):
-        pass
-
-    def end_epoch(self):
-        pass
-
-    def run(self, block):
-        model = self.model
-        step = self._sparse_step if self.sparse else model.train_step
-        with trusted_ids(model):
-            for index in block:
-                logs = step(_batch(self.ids, self.targets, index))
-        return logs
-
-    def _sparse_step(self, data):
-        import torch
-
-        model = self.model
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        tables = _table_indices(model)
-        uniques, rows = {}, {}
-        for index, layer in tables.items():
-            table_rows, _ = _needed_rows(model, layer, x)
-            unique, positions = torch.unique(table_rows, return_inverse=True)
-            gathered = layer.embeddings.value.detach()[unique]
-            gathered.requires_grad_(True)
-            uniques[index], rows[index] = unique, gathered
-            layer._gathered = (gathered, positions)
-        try:
-            y_pred = model(x, training=True)
-        finally:
-            for layer in tables.values():
-                layer._gathered = None
-        loss = model.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-        )
-        model._loss_tracker.update_state(loss, sample_weight=y.shape[0])
-        if model.optimizer is not None:
-            loss = model.optimizer.scale_loss(loss)
-        variables = model.trainable_weights
-        for variable in variables:
-            variable.value.grad = None
-        loss.backward()
-        grads = [
-            optimizers.RowGradient(uniques[index], rows[index].grad)
-            if index in tables
-            else variable.value.grad
-            for index, variable in enumerate(variables)
-        ]
-        with torch.no_grad():
-            model.optimizer.apply(grads, variables)
-        return model.compute_metrics(x, y, y_pred, sample_weight)
-
-
-_RUNNERS = {
-    "jax": _JaxRunner,
-    "tensorflow": _TensorFlowRunner,
-    "torch": _TorchRunner,
-}
+    jit = _sparse_rows.own_methods(
+        model, ("call", "embed", "interact")
+    ) and not isinstance(model.optimizer, optimizers.SparseAdam)
+    tables = _sparse_rows.SparseTables(model) if sparse else None
+    return backend.current.Runner(model, tables=tables, jit=jit)

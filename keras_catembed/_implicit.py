@@ -1,12 +1,14 @@
 """Implicit feedback: an entity described by the ids it co-occurs with."""
 
 import warnings
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _pairs
 
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
@@ -33,8 +35,8 @@ class ImplicitFeedback(keras.layers.Layer):
 
     - dense (the default when `num_targets * num_sources <= DENSE_LIMIT`
       and no cap is set): a `(num_targets, num_sources)` matrix, and the
-      output is a batch of its rows times the table. At ml-1m's size this
-      is the fastest on 2 CPU cores (`benchmarks/implicit_layouts.py`).
+      output is a batch of its rows times the table (the fastest at
+      ml-1m's size: `benchmarks/implicit_layouts.py`).
     - lists: a `(num_targets, max_pairs_per_id)` matrix of source rows and
       one of weights, padded with zero weights (memory grows with the
       targets times the cap, not with the product of the cardinalities).
@@ -51,23 +53,22 @@ class ImplicitFeedback(keras.layers.Layer):
     its own target; a pair absent from the adapted data has no entry, so
     at prediction time nothing is left out.
 
-    `RatingModel` creates these layers from its `implicit` and
-    `neighborhood` arguments.
+    `RatingModel` makes these layers from `implicit` and `neighborhood`.
     """
 
     def __init__(
         self,
-        num_targets,
-        num_sources,
-        output_dim,
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
-        dense=None,
-        rated=False,
-        max_pairs_per_id=None,
-        seed=0,
-        **kwargs,
-    ):
+        num_targets: int,
+        num_sources: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        dense: bool | None = None,
+        rated: bool = False,
+        max_pairs_per_id: int | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.rated = bool(rated)
         self.num_targets = int(num_targets)
@@ -79,7 +80,7 @@ class ImplicitFeedback(keras.layers.Layer):
         self.embeddings_regularizer = keras.regularizers.get(
             embeddings_regularizer
         )
-        self.max_pairs_per_id = check_max_pairs_per_id(max_pairs_per_id)
+        self.max_pairs_per_id = _pairs.check_max_pairs_per_id(max_pairs_per_id)
         self.seed = int(seed)
         if dense is None:
             dense = (
@@ -93,13 +94,11 @@ class ImplicitFeedback(keras.layers.Layer):
             self.max_pairs_per_id or DEFAULT_MAX_PAIRS_PER_ID,
         )
         self._adapted = False
-        # Set by RatingModel's sparse training step: the rows this step
-        # needs, already gathered (see `rows_needed`).
-        self._gathered = None
+        # See `set_row_regularization`.
         self._row_regularization = False
 
     @property
-    def adapted(self):
+    def adapted(self) -> bool:
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
         if not self._adapted and self.built:
             # Pairs may also arrive through `set_weights`.
@@ -161,7 +160,9 @@ class ImplicitFeedback(keras.layers.Layer):
             name="pair_counts",
         )
 
-    def adapt(self, target_rows, source_rows, ratings=None):
+    def adapt(
+        self, target_rows: Any, source_rows: Any, ratings: Any = None
+    ) -> None:
         """Records the distinct `(target, source)` row pairs.
 
         Everything is checked before any weight changes: a rejected call
@@ -175,8 +176,8 @@ class ImplicitFeedback(keras.layers.Layer):
                 pair (averaged over repeated pairs). Required when `rated`,
                 ignored otherwise.
         """
-        targets, sources, ratings = self._check_adapt(
-            target_rows, source_rows, ratings
+        targets, sources, ratings = _pairs.check_adapt(
+            self, target_rows, source_rows, ratings
         )
         pairs, where = np.unique(
             targets * self.num_sources + sources, return_inverse=True
@@ -189,7 +190,7 @@ class ImplicitFeedback(keras.layers.Layer):
             ) / np.bincount(where, minlength=pairs.size)
         targets = pairs // self.num_sources
         sources = pairs % self.num_sources
-        rank = _rank_within_target(targets, self.seed)
+        rank = _pairs.rank_within_target(targets, self.seed)
         limit = self.max_pairs_per_id if self.dense else self.width
         if limit is not None and rank.max() >= limit:
             if not self.dense and self.max_pairs_per_id is None:
@@ -209,50 +210,27 @@ class ImplicitFeedback(keras.layers.Layer):
         weights = weights[targets] * (1.0 if values is None else values)
         if not self.built:
             self.build()
-        self._write_pairs(targets, sources, rank, weights, counts)
+        _pairs.write(self, targets, sources, rank, weights, counts)
         self._adapted = True
 
-    def _check_adapt(self, target_rows, source_rows, ratings):
-        targets = np.asarray(target_rows, dtype="int64").reshape(-1)
-        sources = np.asarray(source_rows, dtype="int64").reshape(-1)
-        if targets.shape != sources.shape:
-            raise ValueError(
-                f"{self.name}: expected as many target rows as source rows. "
-                f"Received {targets.size} and {sources.size}"
-            )
-        if self.rated:
-            if ratings is None:
-                raise ValueError(
-                    f"{self.name} weighs pairs by their ratings: pass the "
-                    "ratings to `adapt`."
-                )
-            ratings = np.asarray(ratings, dtype="float64").reshape(-1)
-            if ratings.shape != targets.shape:
-                raise ValueError(
-                    f"{self.name}: expected one rating per pair. Received "
-                    f"{ratings.size} ratings for {targets.size} pairs"
-                )
-            if not np.all(np.isfinite(ratings)):
-                bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
-                raise ValueError(
-                    f"{self.name}: rating {ratings[bad]} at row {bad} is not "
-                    "finite. Expected finite ratings."
-                )
-        if targets.size == 0:
-            raise ValueError(f"{self.name}: `adapt` received no rows")
-        for name, rows, size in (
-            ("target", targets, self.num_targets),
-            ("source", sources, self.num_sources),
-        ):
-            bad = (rows < 0) | (rows >= size)
-            if bad.any():
-                raise ValueError(
-                    f"{self.name}: {name} row {int(rows[bad][0])} is outside "
-                    f"[0, {size - 1}]"
-                )
-        return targets, sources, ratings
+    def call(
+        self,
+        rows: Any,
+        source_rows: Any = None,
+        training: bool | None = None,
+        gathered: tuple[Any, Any] | None = None,
+    ) -> Any:
+        """The weighted sum of the vectors of each row's pairs.
 
-    def call(self, rows, source_rows=None, training=None):
+        Args:
+            rows: Int tensor of target rows, shape `(batch,)`.
+            source_rows: Int tensor of each row's source row (required
+                when `rated`: that pair is left out).
+            training: Python boolean.
+            gathered: Optional pair `(table_rows, positions)` from a sparse
+                training step: the rows of `rows_needed`, gathered, and
+                the position of each (lists layout only).
+        """
         if self.rated and source_rows is None:
             raise ValueError(
                 f"{self.name} leaves each row's own pair out: pass the "
@@ -278,10 +256,10 @@ class ImplicitFeedback(keras.layers.Layer):
             )
         else:
             sources = ops.take(self.pair_sources, rows, axis=0)
-            if self._gathered is not None:
+            if gathered is not None:
                 # The sparse training step gathered the rows of
                 # `rows_needed`: look them up by position.
-                table, positions = self._gathered
+                table, positions = gathered
                 lists = ops.reshape(
                     positions[: ops.size(sources)], ops.shape(sources)
                 )
@@ -308,8 +286,8 @@ class ImplicitFeedback(keras.layers.Layer):
                 axis=-1,
                 keepdims=True,
             )
-        if self._gathered is not None and not self.dense:
-            table, positions = self._gathered
+        if gathered is not None and not self.dense:
+            table, positions = gathered
             own_vectors = ops.take(
                 table, positions[ops.size(positions) - ops.size(rows) :], axis=0
             )
@@ -317,7 +295,7 @@ class ImplicitFeedback(keras.layers.Layer):
             own_vectors = ops.take(self.embeddings, source_rows, axis=0)
         return sums - own * ops.cast(own_vectors, self.compute_dtype)
 
-    def sums(self, rows):
+    def sums(self, rows: Any) -> Any:
         """The whole weighted sum of each row's pairs (nothing left out).
 
         What `explore` shows for an id. Eager use only.
@@ -335,13 +313,15 @@ class ImplicitFeedback(keras.layers.Layer):
         vectors = ops.take(self.embeddings, sources, axis=0)
         return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
 
-    def rows_needed(self, rows, source_rows, pair_sources):
+    def rows_needed(
+        self, rows: Any, source_rows: Any, pair_sources: Any
+    ) -> Any:
         """The table rows a lists-layout step reads, as one flat tensor.
 
         The sources listed for `rows` (row-major, padding slots included),
         then, when `rated`, the `source_rows` themselves (each row's own
         pair, left out). A sparse training step gathers these rows and
-        passes them back as `_gathered = (gathered_table, positions)`.
+        passes them back as `gathered=(gathered_table, positions)`.
 
         Args:
             rows: Int tensor of target rows, shape `(batch,)`.
@@ -359,7 +339,7 @@ class ImplicitFeedback(keras.layers.Layer):
             )
         return needed
 
-    def _set_row_regularization(self, enabled):
+    def set_row_regularization(self, enabled: bool) -> None:
         """Regularizes the rows a step reads instead of the whole table.
 
         As `EntityEmbedding` does under a sparse optimizer, so that the
@@ -375,7 +355,9 @@ class ImplicitFeedback(keras.layers.Layer):
                 else self.embeddings_regularizer
             )
 
-    def compute_output_spec(self, rows, source_rows=None, training=None):
+    def compute_output_spec(
+        self, rows, source_rows=None, training=None, gathered=None
+    ):
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype
         )
@@ -388,146 +370,15 @@ class ImplicitFeedback(keras.layers.Layer):
             # where nothing is saved: keep the reason of the failure.
             raise rejected
         try:
-            self._load_checked(store, keys)
+            # Saved pairs are checked before any weight is assigned.
+            _pairs.load(self, store, keys, super().load_own_variables)
         except ValueError as error:
             self._rejected = error
             raise
-
-    def _load_checked(self, store, keys):
-        if {"targets", "sources", "weights"} <= keys:
-            self._load_pairs(store)
-        elif len(keys) == len(self.weights) - 1:
-            # Saved before `pair_counts` existed (dense layout): the pairs
-            # are the non-zero entries.
-            self.embeddings.assign(store["0"])
-            self.pair_weights.assign(store["1"])
-            counts = np.count_nonzero(np.asarray(store["1"]), axis=1)
-            self.pair_counts.assign(counts.astype("int32"))
-        else:
-            self._check_saved_pairs(store)
-            super().load_own_variables(store)
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
 
-    def _check_saved_pairs(self, store):
-        """Checks saved pairs before any weight is assigned.
-
-        A damaged or tampered file could hold pair indices outside the
-        tables (read as NaN on JAX, as another row elsewhere) or counts
-        past the lists: they are refused, and the layer keeps its weights.
-        """
-        keys = set(store.keys())
-        saved = {
-            variable.name: np.asarray(store[str(index)])
-            for index, variable in enumerate(self.weights)
-            if str(index) in keys
-        }
-        where = f"{self.name}: the saved"
-        counts = saved.get("pair_counts")
-        if counts is None or counts.shape != (self.num_targets,):
-            return  # Keras reports the missing or mis-shaped weight.
-        limit = self.num_sources if self.dense else self.width
-        bad = np.flatnonzero((counts < 0) | (counts > limit))
-        if bad.size:
-            raise ValueError(
-                f"{where} `pair_counts` of row {bad[0]} is {counts[bad[0]]}, "
-                f"outside [0, {limit}]. The file is damaged."
-            )
-        sources = saved.get("pair_sources")
-        if (
-            self.dense
-            or sources is None
-            or sources.shape
-            != (
-                self.num_targets,
-                self.width,
-            )
-        ):
-            return
-        kept = np.arange(self.width) < counts[:, None]
-        bad = np.argwhere(
-            np.where(
-                kept,
-                (sources < 0) | (sources >= self.num_sources),
-                sources != self.num_sources,
-            )
-        )
-        if bad.size:
-            row, slot = bad[0]
-            expected = (
-                f"an id in [0, {self.num_sources - 1}]"
-                if kept[row, slot]
-                else f"the padding row {self.num_sources}"
-            )
-            raise ValueError(
-                f"{where} `pair_sources[{row}, {slot}]` is "
-                f"{sources[row, slot]}, expected {expected}. The file is "
-                "damaged."
-            )
-
-    def _load_pairs(self, store):
-        """Reads the pair arrays of the former sparse layout."""
-        table = np.asarray(store["0"])
-        if not self.dense:
-            table = np.concatenate([table, np.zeros_like(table[:1])])
-        self.embeddings.assign(table)
-        targets = np.asarray(store["targets"], "int64")
-        sources = np.asarray(store["sources"], "int64")
-        weights = np.asarray(store["weights"], "float32")
-        for name, values, size in (
-            ("targets", targets, self.num_targets),
-            ("sources", sources, self.num_sources),
-        ):
-            bad = np.flatnonzero((values < 0) | (values >= size))
-            if bad.size:
-                raise ValueError(
-                    f"{self.name}: the saved pair {name}[{bad[0]}] is "
-                    f"{values[bad[0]]}, outside [0, {size - 1}]. The file "
-                    "is damaged."
-                )
-        if not targets.shape == sources.shape == weights.shape:
-            raise ValueError(
-                f"{self.name}: the saved pair arrays differ in length "
-                f"({targets.size}, {sources.size}, {weights.size}). The "
-                "file is damaged."
-            )
-        counts = np.bincount(targets, minlength=self.num_targets)
-        if counts.max(initial=0) > self.width:
-            raise ValueError(
-                f"{self.name}: the saved pairs hold up to {counts.max()} "
-                f"pairs per id, more than this layer's {self.width}. Load "
-                f"it with `max_pairs_per_id={counts.max()}`."
-            )
-        order = np.argsort(targets, kind="stable")
-        targets, sources, weights = (
-            targets[order],
-            sources[order],
-            weights[order],
-        )
-        rank = np.arange(targets.size) - np.repeat(
-            np.cumsum(counts) - counts, counts
-        )
-        self._write_pairs(targets, sources, rank, weights, counts)
-        self._adapted = bool(counts.any())
-
-    def _write_pairs(self, targets, sources, rank, weights, counts):
-        """Writes pairs (each with its rank in its target's list)."""
-        if self.dense:
-            matrix = np.zeros((self.num_targets, self.num_sources), "float32")
-            matrix[targets, sources] = weights
-            self.pair_weights.assign(matrix)
-        else:
-            lists = np.full(
-                (self.num_targets, self.width), self.num_sources, "int32"
-            )
-            lists[targets, rank] = sources
-            self.pair_sources.assign(lists)
-            lists = np.zeros((self.num_targets, self.width), "float32")
-            lists[targets, rank] = weights
-            self.pair_weights.assign(lists)
-        self.pair_counts.assign(counts.astype("int32"))
-
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -547,34 +398,3 @@ class ImplicitFeedback(keras.layers.Layer):
             }
         )
         return config
-
-
-def check_max_pairs_per_id(value):
-    """Returns `max_pairs_per_id` (None or a positive int), or raises."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        valid = False
-    else:
-        valid = value >= 1
-    if not valid:
-        raise ValueError(
-            "`max_pairs_per_id` must be None or a positive integer. "
-            f"Received: max_pairs_per_id={value!r}"
-        )
-    return int(value)
-
-
-def _rank_within_target(targets, seed):
-    """A random order of the pairs of each target: 0, 1, ... per target.
-
-    `targets` is sorted. The order is drawn with `seed`, so the same data
-    keeps the same sample.
-    """
-    keys = np.random.default_rng(seed).random(targets.size)
-    order = np.lexsort((keys, targets))
-    counts = np.bincount(targets)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    rank = np.empty(targets.size, "int64")
-    rank[order] = np.arange(targets.size) - starts
-    return rank

@@ -19,9 +19,12 @@ import base64
 import collections.abc
 import hashlib
 import warnings
+from typing import Any
 
 import numpy as np
 from keras import ops
+
+from keras_catembed import _inputs
 
 # Hashes kept of the training rows: 64 KiB, saved as base64 in the config.
 SKETCH_SIZE = 8192
@@ -173,10 +176,9 @@ def warn_overlap(model, x, y, stacklevel=3):
         return None
     if not isinstance(x, collections.abc.Mapping):
         return None
-    from keras_catembed.rating_model import _is_array_like
-
-    if not _is_array_like(y) or not all(
-        _is_array_like(x.get(column)) for column in fingerprint["columns"]
+    if not _inputs.is_array_like(y) or not all(
+        _inputs.is_array_like(x.get(column))
+        for column in fingerprint["columns"]
     ):
         return None
     fraction, sampled = overlap(fingerprint, x, y)
@@ -223,11 +225,13 @@ def record(model, x, y, validation_split=0.0, validation_data=None):
     Only in-memory arrays are recorded; `validation_split` leaves out the
     last rows, as `fit` does.
     """
-    from keras_catembed.rating_model import _is_array_like
-
-    if not isinstance(x, collections.abc.Mapping) or not _is_array_like(y):
+    if not isinstance(x, collections.abc.Mapping) or not _inputs.is_array_like(
+        y
+    ):
         return
-    if not all(_is_array_like(x.get(column)) for column in model.columns):
+    if not all(
+        _inputs.is_array_like(x.get(column)) for column in model.columns
+    ):
         return
     y = np.asarray(ops.convert_to_numpy(y)).reshape(-1)
     x = {column: x[column] for column in model.columns}
@@ -258,3 +262,58 @@ def check_data_source(value):
             f"booleans or None, keyed by strings. Received: {value!r}"
         )
     return dict(value)
+
+
+class TrainingProvenance:
+    """What `RatingModel` knows of the data it was trained on."""
+
+    @property
+    def training_fingerprint(self) -> dict | None:
+        """A fixed-size summary of the rows `fit` trained on, or None.
+
+        Each `fit` call on in-memory arrays adds its training rows (ids in
+        column order and rating; `validation_split` rows excluded): a
+        dict of `columns`, `rows` (count), `exact` and `hashes` (the
+        8192 smallest distinct 64-bit row hashes, a bottom-k sketch). It
+        is saved in the model's config. `training_overlap` and `evaluate`
+        use it.
+        """
+        return self.__dict__.get("_training_fingerprint")
+
+    @property
+    def data_source(self) -> dict | None:
+        """A dict naming the data the model was trained on, or None.
+
+        Free-form JSON values set by the caller (`catembed train` records
+        `dataset`, `data_dir`, `split`, `test_fraction`, `seed` and
+        `max_rows`), saved in the model's config.
+        """
+        return self.__dict__.get("_data_source")
+
+    @data_source.setter
+    def data_source(self, value):
+        self.__dict__["_data_source"] = check_data_source(value)
+
+    def training_overlap(self, x: Any, y: Any) -> float | None:
+        """Estimates the share of rows `(x, y)` the model was trained on.
+
+        A row counts when its ids and rating equal those of a row `fit`
+        trained on. With up to 8192 distinct training rows the answer is
+        exact; beyond, it rests on the test rows whose hash falls under
+        the fingerprint's largest hash (about `8192 / training rows` of
+        them, e.g. 2,000 of 20,000 test rows after training on 80,000).
+
+        Args:
+            x: Dict of id arrays keyed by column name.
+            y: Array of ratings, one per row.
+
+        Returns:
+            A float in [0, 1], or None when the model has no fingerprint
+            (it was not trained on arrays) or no row could be tested.
+        """
+        fingerprint = self.training_fingerprint
+        if fingerprint is None:
+            return None
+        x = _inputs.check_x(self, x, "training_overlap")
+        _inputs.check_y(y)
+        return overlap(fingerprint, x, y)[0]

@@ -14,7 +14,12 @@ import keras
 from keras_catembed.rating_model import RatingModel
 
 
-def layout_map(model, device_mesh, *, model_axis="model"):
+def layout_map(
+    model: RatingModel,
+    device_mesh: keras.distribution.DeviceMesh,
+    *,
+    model_axis: str = "model",
+) -> keras.distribution.LayoutMap:
     """Returns a `LayoutMap` that shards the embedding tables by rows.
 
     Every embedding table of `model` (the `embeddings` variable of each

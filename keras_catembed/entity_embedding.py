@@ -1,17 +1,20 @@
 """The `EntityEmbedding` layer: one categorical id column to dense vectors."""
 
-import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _ids
+from keras_catembed import backend
 
 MAX_AUTO_OUTPUT_DIM = 600
 
 
-def auto_output_dim(num_rows):
+def auto_output_dim(num_rows: int) -> int:
     """Embedding size for a table of `num_rows` rows (fastai's rule).
 
     `min(600, round(1.6 * num_rows ** 0.56))`, the rule of thumb used by
@@ -52,24 +55,12 @@ class EntityEmbedding(keras.layers.Layer):
     The table has `n + num_oov_indices` rows. Unknown ids go to row
     `n + (id mod num_oov_indices)`, which is deterministic.
 
-    Where the check runs: eager calls (and every call on the torch backend)
-    raise a `ValueError`. Inside a compiled graph a `ValueError` cannot be
-    raised, so the layer adds an assertion that fails the step with the same
-    message (a `tf.errors.InvalidArgumentError` on TensorFlow; a
-    `JaxRuntimeError` on JAX). On TensorFlow and torch the layer opts out of
-    compilation by XLA and `torch.compile`, which would drop the check.
-    `keras_catembed.RatingModel` checks array inputs before they enter the
-    graph, so its `fit`, `evaluate` and `predict` raise `ValueError` on every
-    backend. NumPy ids are checked before Keras converts them to tensors, so
-    an int64 id beyond the int32 range raises on JAX too (JAX keeps 32-bit
-    integers and would otherwise wrap `2**32 + 3` to `3`).
-
-    A compiled graph also gives NaN vectors for the ids it cannot embed
-    (unknown, fractional, or beyond int32). Where the assertion runs this
-    changes nothing (the step fails); where it is dropped, in your own
-    `tf.function(jit_compile=True)` (XLA has no assertions), the output is
-    NaN for those ids instead of a clamped row: never a silently wrong
-    vector. OOV rows are unaffected.
+    Eager calls (and every call on torch) raise the `ValueError`; inside a
+    compiled graph the layer adds an assertion with the same message and
+    gives NaN vectors for ids it cannot embed, never a silently wrong row
+    (see the "Safety" guide for each backend). NumPy ids are checked
+    before Keras converts them, so an int64 id beyond the int32 range
+    raises on JAX too.
 
     This layer does no masking.
 
@@ -124,26 +115,26 @@ class EntityEmbedding(keras.layers.Layer):
 
     def __init__(
         self,
-        input_dim=None,
-        output_dim="auto",
+        input_dim: int | None = None,
+        output_dim: int | str = "auto",
         *,
-        vocabulary=None,
-        num_oov_indices=0,
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
-        embeddings_constraint=None,
-        dropout=0.0,
-        **kwargs,
-    ):
+        vocabulary: Sequence[int] | None = None,
+        num_oov_indices: int = 0,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if (input_dim is None) == (vocabulary is None):
             raise ValueError(
                 "Give exactly one of `input_dim` and `vocabulary`. Received: "
                 f"input_dim={input_dim!r}, vocabulary="
-                f"{_short_repr(vocabulary)}"
+                f"{_ids.short_repr(vocabulary)}"
             )
         if vocabulary is not None:
-            self.vocabulary = _check_vocabulary(vocabulary)
+            self.vocabulary = _ids.check_vocabulary(vocabulary)
             self.input_dim = None
             num_ids = len(self.vocabulary)
         else:
@@ -180,18 +171,13 @@ class EntityEmbedding(keras.layers.Layer):
                 self.vocabulary, dtype=np.int32
             )[order]
             self._sorted_rows = order.astype(np.int32)
-        # A compiled graph checks ids with an assertion op (TensorFlow) or
-        # not at all (torch.compile); XLA drops TensorFlow assertions. So on
-        # those two backends the layer keeps Keras's `fit` from compiling.
-        if keras.backend.backend() in ("tensorflow", "torch"):
+        # Compiling would drop the id checks on some backends.
+        if not backend.current.SUPPORTS_JIT:
             self.supports_jit = False
         # Set by RatingModel so that errors name the input column.
         self._column = None
-        # Set by RatingModel's training paths: ids already checked (skip
-        # the per-step checks); rows already gathered (sparse steps); the
-        # regularizer applied to looked-up rows (sparse optimizers).
-        self._trusted_ids = False
-        self._gathered = None
+        # Whether the regularizer applies to looked-up rows (under a
+        # sparse optimizer) instead of the table: `set_row_regularization`.
         self._row_regularization = False
 
     def build(self, input_shape=None):
@@ -225,7 +211,7 @@ class EntityEmbedding(keras.layers.Layer):
             )
         return f"an integer id in [0, {self.input_dim - 1}]"
 
-    def check_ids(self, ids):
+    def check_ids(self, ids: Any) -> None:
         """Checks concrete ids and raises on any the layer cannot embed.
 
         This is what eager calls run before the lookup. Call it on data
@@ -271,107 +257,56 @@ class EntityEmbedding(keras.layers.Layer):
 
     def _rows(self, ids):
         """Maps int32 ids to table rows; returns (rows, known mask)."""
-        if self.vocabulary is None:
-            known = ops.logical_and(
-                ops.greater_equal(ids, 0), ops.less(ids, self.input_dim)
-            )
-            rows = ids
-        else:
-            sorted_vocabulary = ops.convert_to_tensor(
-                self._sorted_vocabulary, dtype="int32"
-            )
-            position = ops.searchsorted(
-                sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
-            )
-            position = ops.reshape(
-                ops.minimum(position, self.num_ids - 1), ops.shape(ids)
-            )
-            position = ops.cast(position, "int32")
-            known = ops.equal(ops.take(sorted_vocabulary, position), ids)
-            rows = ops.take(
-                ops.convert_to_tensor(self._sorted_rows, dtype="int32"),
-                position,
-            )
-        if self.num_oov_indices > 0:
-            oov = self.num_ids + ops.mod(ids, self.num_oov_indices)
-            rows = ops.where(known, rows, oov)
-        return rows, known
+        return _ids.table_rows(self, ids)
 
-    def __call__(self, inputs, *args, **kwargs):
+    def set_column(self, column: str | None) -> None:
+        """Names the input column this layer embeds, in its errors."""
+        self._column = column
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         # Keras converts NumPy inputs to tensors before `call`; JAX keeps
         # 32-bit integers, so an int64 id would wrap (2**32 + 3 becomes 3)
         # before `call` could see it. Check the NumPy value first.
-        if not self._trusted_ids and _is_host_array(inputs):
+        if not kwargs.get("ids_checked") and _ids.is_host_array(inputs):
             self.check_ids(inputs)
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, training=None):
-        if self._gathered is not None:
-            # RatingModel's sparse training step has looked the rows up
-            # already (ids checked before training): index into them.
-            table, positions = self._gathered
+    def call(
+        self,
+        inputs: Any,
+        training: bool | None = None,
+        ids_checked: bool = False,
+        gathered: tuple[Any, Any] | None = None,
+    ) -> Any:
+        """Looks up the vector of each id.
+
+        Args:
+            inputs: Integer tensor of ids.
+            training: Python boolean. Whether entity dropout is active.
+            ids_checked: Python boolean. Whether the caller has checked
+                every id already (the per-call checks are then skipped).
+            gathered: Optional pair `(rows, positions)`: the table rows a
+                sparse training step has gathered (ids checked), and the
+                position in `rows` of each id.
+        """
+        if gathered is not None:
+            table, positions = gathered
             return self._finish(ops.take(table, positions, axis=0), training)
-        trusted = self._trusted_ids
         dtype = _checks.check_id_dtype(self._where, inputs)
-        concrete = not trusted and _checks.is_concrete(inputs)
+        concrete = not ids_checked and _checks.is_concrete(inputs)
         if concrete:
             self.check_ids(inputs)
         # Unchecked ids inside a compiled graph get graph assertions.
-        in_graph = not trusted and not concrete
-        assertions = []
-        # Ids no row stands for. A graph gets NaN rows for them besides the
-        # assertion: XLA (a user's `tf.function(jit_compile=True)`) drops
-        # assertions and would return a clamped row.
-        invalid = None
-        if in_graph and "float" in dtype:
-            values = ops.cast(inputs, "float32")
-            fractional = ops.logical_or(
-                ops.logical_not(ops.isfinite(values)),
-                ops.not_equal(values, ops.floor(values)),
-            )
-            assertions.append(
-                _checks.graph_assert(
-                    self._where,
-                    fractional,
-                    values,
-                    "whole-number ids",
-                    problem="non-integer id",
-                )
-            )
-            invalid = fractional
-        elif in_graph and dtype in ("int64", "uint32", "uint64"):
-            outside = ops.logical_or(
-                ops.less(inputs, _checks.INT32_MIN),
-                ops.greater(inputs, _checks.INT32_MAX),
-            )
-            assertions.append(
-                _checks.graph_assert(
-                    self._where, outside, inputs, "ids in the int32 range"
-                )
-            )
-            invalid = outside
-        ids = ops.cast(inputs, "int32")
-        rows, known = self._rows(ids)
-        if in_graph and self.num_oov_indices == 0:
-            assertions.append(
-                _checks.graph_assert(
-                    self._where,
-                    ops.logical_not(known),
-                    ids,
-                    self._expected,
-                )
-            )
-            unknown = ops.logical_not(known)
-            invalid = (
-                unknown if invalid is None else ops.logical_or(invalid, unknown)
-            )
-        assertions = [a for a in assertions if a is not None]
-        if assertions:
-            import tensorflow as tf
-
-            with tf.control_dependencies(assertions):
-                rows = tf.identity(rows)
-        outputs = _lookup(self.embeddings, rows)
+        in_graph = not ids_checked and not concrete
+        if not in_graph:
+            rows, _ = self._rows(ops.cast(inputs, "int32"))
+            outputs = backend.current.lookup(self.embeddings, rows)
+            return self._finish(outputs, training)
+        rows, invalid = _ids.graph_checked_rows(self, inputs, dtype)
+        outputs = backend.current.lookup(self.embeddings, rows)
+        # Ids no row stands for get NaN rows besides the assertion: XLA
+        # (a user's `tf.function(jit_compile=True)`) drops assertions and
+        # would return a clamped row.
         if invalid is not None:
             outputs = ops.where(
                 ops.expand_dims(invalid, -1),
@@ -398,7 +333,7 @@ class EntityEmbedding(keras.layers.Layer):
             outputs = outputs * ops.expand_dims(keep, -1)
         return outputs
 
-    def _set_row_regularization(self, enabled):
+    def set_row_regularization(self, enabled: bool) -> None:
         """Applies the regularizer to looked-up rows instead of the table.
 
         Sparse optimizers update only the rows of a batch; a regularizer on
@@ -416,13 +351,13 @@ class EntityEmbedding(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs, training=None, **kwargs):
         _checks.check_id_dtype(self._where, inputs)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -443,72 +378,3 @@ class EntityEmbedding(keras.layers.Layer):
             }
         )
         return config
-
-
-def _lookup(table, rows):
-    """Gathers `rows` of the `table` variable.
-
-    On TensorFlow the gather reads the variable's rows directly (a
-    `ResourceGather`), so the gradient is a `tf.IndexedSlices` and the
-    full table is never copied: reading the whole table first would make
-    every sparse update copy it.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.gather(table.value, rows)
-    return ops.take(table, rows, axis=0)
-
-
-def _is_host_array(value):
-    """True for integer NumPy arrays, scalars and (nested) lists of ints.
-
-    Other dtypes (floats, strings, bools) reach `call` as they are.
-    """
-    if not isinstance(value, (np.ndarray, np.generic, list, tuple, int)):
-        return False
-    try:
-        return np.asarray(value).dtype.kind in "iu"
-    except (ValueError, TypeError, OverflowError):
-        return False
-
-
-def _short_repr(value):
-    if value is None:
-        return "None"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_vocabulary(vocabulary):
-    """Returns the vocabulary as a list of distinct int32-range ints."""
-    if isinstance(vocabulary, (str, bytes)) or not hasattr(
-        vocabulary, "__len__"
-    ):
-        raise ValueError(
-            "`vocabulary` must be a sequence of distinct integers. "
-            f"Received: vocabulary={_short_repr(vocabulary)}"
-        )
-    values = []
-    for value in np.asarray(vocabulary, dtype=object).reshape(-1).tolist():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(
-                "`vocabulary` must hold integers only (encode strings as "
-                f"integer ids first). Received the entry {value!r} in "
-                f"vocabulary={_short_repr(vocabulary)}"
-            )
-        if not _checks.INT32_MIN <= value <= _checks.INT32_MAX:
-            raise ValueError(
-                "`vocabulary` entries must fit in int32. Received the entry "
-                f"{value!r}"
-            )
-        values.append(int(value))
-    if not values:
-        raise ValueError("`vocabulary` must not be empty. Received: []")
-    unique, counts = np.unique(np.asarray(values), return_counts=True)
-    if np.any(counts > 1):
-        raise ValueError(
-            "`vocabulary` must not repeat an id. Received the id "
-            f"{int(unique[np.argmax(counts > 1)])} {int(counts.max())} times"
-        )
-    return values

@@ -1,23 +1,14 @@
 """Optimizers that update only the embedding rows a batch touches."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
+from keras_catembed import backend
+from keras_catembed._step import RowGradient
 
-class RowGradient:
-    """The gradient of an embedding table on a few of its rows.
-
-    `indices` is an int32 vector of distinct row numbers (on JAX it may be
-    padded with `num_rows`, an index past the end, whose entries are
-    dropped) and `values` the matching `(len(indices), dim)` gradient rows.
-    `RatingModel.fit` builds these on JAX and torch, where automatic
-    differentiation would otherwise return a dense table-sized gradient;
-    TensorFlow's own `tf.IndexedSlices` plays this role there.
-    """
-
-    def __init__(self, indices, values):
-        self.indices = indices
-        self.values = values
+__all__ = ["RowGradient", "SparseAdam"]
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -72,13 +63,13 @@ class SparseAdam(keras.optimizers.Adam):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        name="sparse_adam",
-        **kwargs,
-    ):
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        name: str = "sparse_adam",
+        **kwargs: Any,
+    ) -> None:
         for key in (
             "amsgrad",
             "weight_decay",
@@ -109,16 +100,9 @@ class SparseAdam(keras.optimizers.Adam):
             return self._sparse_update(
                 gradient.indices, gradient.values, variable, learning_rate
             )
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if isinstance(gradient, tf.IndexedSlices):
-                indices, values = _sum_duplicates(
-                    gradient.indices, gradient.values
-                )
-                return self._sparse_update(
-                    indices, values, variable, learning_rate
-                )
+        rows = backend.current.sparse_gradient(gradient)
+        if rows is not None:
+            return self._sparse_update(*rows, variable, learning_rate)
         return super().update_step(gradient, variable, learning_rate)
 
     def _sparse_update(self, indices, values, variable, learning_rate):
@@ -143,59 +127,14 @@ class SparseAdam(keras.optimizers.Adam):
         _scatter(self, variable, indices, step, "sub")
 
 
-def _sum_duplicates(indices, values):
-    """Sums the rows of a `tf.IndexedSlices` that share an index."""
-    import tensorflow as tf
-
-    unique, position = tf.unique(tf.cast(indices, tf.int32))
-    values = tf.math.unsorted_segment_sum(values, position, tf.shape(unique)[0])
-    return unique, values
-
-
 def _value(variable):
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 def _gather(variable, indices):
-    backend = keras.backend.backend()
-    value = _value(variable)
-    if backend == "jax":
-        import jax.numpy as jnp
-
-        return jnp.take(value, indices, axis=0, mode="fill", fill_value=0)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.gather(value, indices)
-    return value[indices]
+    return backend.current.gather_rows(_value(variable), indices)
 
 
 def _scatter(optimizer, variable, indices, rows, how):
     """Sets or subtracts `rows` at `indices` of `variable`, in place."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        update = tf.IndexedSlices(rows, indices)
-        if how == "set":
-            optimizer.assign(variable, update)
-        else:
-            optimizer.assign_sub(variable, update)
-    elif backend == "jax":
-        at = _value(variable).at[indices]
-        if how == "set":
-            value = at.set(rows, mode="drop")
-        else:
-            value = at.add(-rows, mode="drop")
-        optimizer.assign(variable, value)
-    else:
-        import torch
-
-        value = _value(variable)
-        with torch.no_grad():
-            rows = rows.to(value.dtype)
-            indices = indices.long()
-            if how == "set":
-                value.index_copy_(0, indices, rows)
-            else:
-                value.index_add_(0, indices, rows, alpha=-1)
+    backend.current.scatter_rows(optimizer, variable, indices, rows, how)

@@ -550,9 +550,9 @@ def build_model(config, embeddings, cls=None, *, name="preset", **overrides):
     """
     import keras
 
+    from keras_catembed._inputs import check_columns as _check_columns
     from keras_catembed.entity_embedding import EntityEmbedding
     from keras_catembed.rating_model import RatingModel
-    from keras_catembed.rating_model import _check_columns
 
     cls = cls or RatingModel
     model = copy.deepcopy(config["model"])

@@ -8,6 +8,8 @@ from typing import Any
 import keras
 
 from keras_catembed import _checks
+from keras_catembed._inputs import check_columns as _check_columns
+from keras_catembed._inputs import check_rating_range as _check_rating_range
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.hypermodel import _docs
 from keras_catembed.hypermodel import _recipe
@@ -15,8 +17,6 @@ from keras_catembed.hypermodel import _space
 from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
 from keras_catembed.hypermodel._tuner import keras_tuner
 from keras_catembed.rating_model import RatingModel
-from keras_catembed.rating_model import _check_columns
-from keras_catembed.rating_model import _check_rating_range
 
 OBJECTIVE_METRICS = ("rmse", "mae", "mse")
 

@@ -1,0 +1,118 @@
+"""The forward pass of `RatingModel`: ids -> vectors -> features -> rating.
+
+`embed` looks each column's ids up in its `EntityEmbedding` and adds its
+implicit-feedback and neighbourhood terms, `interact` combines the
+vectors, `call` runs the MLP head, the per-id biases and the rating
+range. The step context (`_step`) of the loop running the model reaches
+the layers as explicit arguments: whether the ids were checked, and the
+rows a sparse step has gathered.
+"""
+
+from typing import Any
+
+from keras import ops
+
+from keras_catembed import _inputs
+from keras_catembed import _step
+from keras_catembed._sparse_rows import builtin_forward
+
+
+class RatingForward:
+    """`embed`, `interact` and `call` of `RatingModel`."""
+
+    @builtin_forward
+    def embed(self, inputs: dict, training: bool | None = None) -> dict:
+        """Looks up the vector of each column.
+
+        Args:
+            inputs: Dict of id tensors of shape `(batch,)`, keyed by column.
+            training: Python boolean. Whether entity dropout is active.
+
+        Returns:
+            Dict of tensors of shape `(batch, output_dim)`, keyed by column.
+            A column with implicit feedback gets the sum of its own vector
+            and its implicit-feedback vector; a column with a
+            `neighborhood` is followed by its neighbourhood vector (shape
+            `(batch, 2 * output_dim)`).
+        """
+        step = _step.current(self)
+        embedded = {}
+        rows = {}
+
+        def rows_of(column):
+            if column not in rows:
+                layer = self.embedding_layers[column]
+                rows[column] = layer._clipped_rows(inputs[column])
+            return rows[column]
+
+        for column in self.columns:
+            layer = self.embedding_layers[column]
+            vector = layer(
+                inputs[column],
+                training=training,
+                ids_checked=step.ids_checked,
+                gathered=step.rows_of(layer),
+            )
+            if column in self.implicit_layers:
+                layer = self.implicit_layers[column]
+                implicit = layer(rows_of(column), gathered=step.rows_of(layer))
+                vector = vector + ops.cast(implicit, vector.dtype)
+            if column in self.neighborhood_layers:
+                layer = self.neighborhood_layers[column]
+                neighbors = layer(
+                    rows_of(column),
+                    rows_of(self.neighborhood[column]),
+                    gathered=step.rows_of(layer),
+                )
+                vector = ops.concatenate(
+                    [vector, ops.cast(neighbors, vector.dtype)], axis=-1
+                )
+            embedded[column] = vector
+        return embedded
+
+    @builtin_forward
+    def interact(self, embedded: dict) -> Any:
+        """Combines the per-column vectors into one feature tensor.
+
+        The default concatenates them in the order of `embeddings`.
+        Override it to build other interactions (dot products, crosses).
+
+        Args:
+            embedded: Dict of tensors of shape `(batch, dim)` from `embed`.
+
+        Returns:
+            A tensor of shape `(batch, features)`.
+        """
+        return ops.concatenate(
+            [embedded[column] for column in self.columns], axis=-1
+        )
+
+    @builtin_forward
+    def call(self, inputs: dict, training: bool | None = None) -> Any:
+        inputs = _inputs.standardize_structure(self.columns, inputs)
+        features = self.interact(self.embed(inputs, training=training))
+        for index, dense in enumerate(self.hidden_layers):
+            features = dense(features)
+            if self.dropout_layers:
+                features = self.dropout_layers[index](
+                    features, training=training
+                )
+        logits = self.output_layer(features)
+        if self.bias_terms:
+            step = _step.current(self)
+            for column in self.columns:
+                layer = self.bias_layers[column]
+                bias = layer(
+                    inputs[column],
+                    ids_checked=step.ids_checked,
+                    gathered=step.rows_of(layer),
+                )
+                logits = logits + ops.cast(bias, logits.dtype)
+        if self.rating_range is not None:
+            low, high = self.rating_range
+            logits = low + (high - low) * ops.sigmoid(logits)
+        return logits
+
+    def compute_output_shape(self, input_shape: dict) -> tuple:
+        first = input_shape[self.columns[0]]
+        return (first[0], 1)

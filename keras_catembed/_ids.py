@@ -1,0 +1,146 @@
+"""Ids to table rows: vocabulary checks and the checks inside a graph."""
+
+import numbers
+from typing import Any
+
+import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+from keras_catembed import backend
+
+
+def table_rows(layer: Any, ids: Any) -> tuple:
+    """Maps int32 ids to rows of `layer`'s table; returns (rows, known)."""
+    if layer.vocabulary is None:
+        known = ops.logical_and(
+            ops.greater_equal(ids, 0), ops.less(ids, layer.input_dim)
+        )
+        rows = ids
+    else:
+        sorted_vocabulary = ops.convert_to_tensor(
+            layer._sorted_vocabulary, dtype="int32"
+        )
+        position = ops.searchsorted(
+            sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
+        )
+        position = ops.reshape(
+            ops.minimum(position, layer.num_ids - 1), ops.shape(ids)
+        )
+        position = ops.cast(position, "int32")
+        known = ops.equal(ops.take(sorted_vocabulary, position), ids)
+        rows = ops.take(
+            ops.convert_to_tensor(layer._sorted_rows, dtype="int32"),
+            position,
+        )
+    if layer.num_oov_indices > 0:
+        oov = layer.num_ids + ops.mod(ids, layer.num_oov_indices)
+        rows = ops.where(known, rows, oov)
+    return rows, known
+
+
+def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple:
+    """Table rows of ids inside a compiled graph, with graph assertions.
+
+    Returns `(rows, invalid)`: the rows, computed after assertions that
+    fail the step for ids `layer` cannot embed (see `_checks.graph_assert`)
+    and the mask of those ids (None when there can be none).
+    """
+    where = layer._where
+    assertions = []
+    invalid = None
+    if "float" in dtype:
+        values = ops.cast(inputs, "float32")
+        fractional = ops.logical_or(
+            ops.logical_not(ops.isfinite(values)),
+            ops.not_equal(values, ops.floor(values)),
+        )
+        assertions.append(
+            _checks.graph_assert(
+                where,
+                fractional,
+                values,
+                "whole-number ids",
+                problem="non-integer id",
+            )
+        )
+        invalid = fractional
+    elif dtype in ("int64", "uint32", "uint64"):
+        outside = ops.logical_or(
+            ops.less(inputs, _checks.INT32_MIN),
+            ops.greater(inputs, _checks.INT32_MAX),
+        )
+        assertions.append(
+            _checks.graph_assert(
+                where, outside, inputs, "ids in the int32 range"
+            )
+        )
+        invalid = outside
+    ids = ops.cast(inputs, "int32")
+    rows, known = layer._rows(ids)
+    if layer.num_oov_indices == 0:
+        unknown = ops.logical_not(known)
+        assertions.append(
+            _checks.graph_assert(where, unknown, ids, layer._expected)
+        )
+        invalid = (
+            unknown if invalid is None else ops.logical_or(invalid, unknown)
+        )
+    assertions = [a for a in assertions if a is not None]
+    if assertions:
+        rows = backend.current.with_dependencies(rows, assertions)
+    return rows, invalid
+
+
+def is_host_array(value):
+    """True for integer NumPy arrays, scalars and (nested) lists of ints.
+
+    Other dtypes (floats, strings, bools) reach `call` as they are.
+    """
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple, int)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def short_repr(value):
+    if value is None:
+        return "None"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_vocabulary(vocabulary):
+    """Returns the vocabulary as a list of distinct int32-range ints."""
+    if isinstance(vocabulary, (str, bytes)) or not hasattr(
+        vocabulary, "__len__"
+    ):
+        raise ValueError(
+            "`vocabulary` must be a sequence of distinct integers. "
+            f"Received: vocabulary={short_repr(vocabulary)}"
+        )
+    values = []
+    for value in np.asarray(vocabulary, dtype=object).reshape(-1).tolist():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(
+                "`vocabulary` must hold integers only (encode strings as "
+                f"integer ids first). Received the entry {value!r} in "
+                f"vocabulary={short_repr(vocabulary)}"
+            )
+        if not _checks.INT32_MIN <= value <= _checks.INT32_MAX:
+            raise ValueError(
+                "`vocabulary` entries must fit in int32. Received the entry "
+                f"{value!r}"
+            )
+        values.append(int(value))
+    if not values:
+        raise ValueError("`vocabulary` must not be empty. Received: []")
+    unique, counts = np.unique(np.asarray(values), return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(
+            "`vocabulary` must not repeat an id. Received the id "
+            f"{int(unique[np.argmax(counts > 1)])} {int(counts.max())} times"
+        )
+    return values

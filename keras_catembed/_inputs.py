@@ -1,0 +1,313 @@
+"""Checks of a `RatingModel`'s arguments and inputs, before any graph.
+
+Constructor arguments (`check_columns`, `check_rating_range`, ...) and
+the inputs of `fit`, `evaluate`, `predict` and the `*_on_batch` methods
+(`check_x`, `check_y`, `check_sample_weight`, `check_validation_data`):
+each error names the argument or column, the bad value and what was
+expected.
+"""
+
+import collections.abc
+import numbers
+
+import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+from keras_catembed import _frames
+from keras_catembed.entity_embedding import EntityEmbedding
+
+
+def check_bool(name, value):
+    """Returns `value` if it is a bool, or raises."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return value
+
+
+def check_implicit(implicit, columns, argument="implicit"):
+    """Returns `implicit` as a dict of target column -> source column."""
+    if implicit is None or implicit is False:
+        return {}
+    if implicit is True:
+        if len(columns) != 2:
+            raise ValueError(
+                f"`{argument}=True` pairs the two columns of a two-column "
+                f"model; this one has the columns {columns}. Pass a dict "
+                "mapping each described column to the column that "
+                f"describes it, e.g. {argument}={{'user_id': 'movie_id'}}"
+            )
+        return {columns[0]: columns[1], columns[1]: columns[0]}
+    if not isinstance(implicit, collections.abc.Mapping):
+        raise ValueError(
+            f"`{argument}` must be None, True or a dict mapping a column to "
+            f"another column. Received: {argument}={implicit!r}"
+        )
+    checked = {}
+    for target, source in implicit.items():
+        for name in (target, source):
+            if name not in columns:
+                raise ValueError(
+                    f"`{argument}` names the column {name!r}, which is not "
+                    f"one of the model's columns {columns}. Received: "
+                    f"{argument}={dict(implicit)!r}"
+                )
+        if target == source:
+            raise ValueError(
+                f"`{argument}` must pair two different columns. Received "
+                f"{target!r}: {source!r}"
+            )
+        checked[target] = source
+    return checked
+
+
+def check_batch_size(name, value):
+    """Raises unless `value` is None or a positive integer."""
+    if value is not None:
+        _checks.positive_int(name, value)
+
+
+def check_finite(name, values, noun, plural):
+    """Raises for entries that are not finite, in float64 or in float32.
+
+    A value finite in float64 but beyond float32 (1e39) becomes infinite
+    once the model casts it, and turns every weight into inf or NaN.
+    """
+    values = np.asarray(values)
+    wide = values.astype(np.float64)
+    with np.errstate(over="ignore"):
+        narrow = wide.astype(np.float32)
+    bad = ~np.isfinite(wide) | ~np.isfinite(narrow)
+    if not np.any(bad):
+        return
+    flat = bad.reshape(len(values), -1) if values.ndim else bad.reshape(1, 1)
+    row = int(np.argwhere(flat.any(axis=1))[0][0])
+    shown = wide.reshape(len(flat), -1)[row].tolist()
+    count = int(np.count_nonzero(bad))
+    if np.all(np.isfinite(wide)):
+        raise ValueError(
+            f"`{name}` holds the {noun} {shown} at row {row}, beyond the "
+            f"float32 range the model computes in ({count} such "
+            f"{noun}{'s' * (count > 1)} in all). {plural} must be finite "
+            "float32 numbers (magnitude below about 3.4e38)."
+        )
+    raise ValueError(
+        f"`{name}` holds the non-finite {noun} {shown} at row {row} "
+        f"({count} non-finite in all). {plural} must be finite numbers."
+    )
+
+
+def check_sample_weight(sample_weight, name="sample_weight"):
+    """Raises for non-numeric, NaN, infinite or float32-overflowing weights."""
+    if sample_weight is None or not is_array_like(sample_weight):
+        return
+    values = np.asarray(ops.convert_to_numpy(sample_weight))
+    if values.dtype.kind not in "iufb":
+        raise ValueError(
+            f"`{name}` must hold numbers. Received dtype {values.dtype}"
+        )
+    if values.ndim == 0:
+        raise ValueError(
+            f"`{name}` must hold one weight per row. Received a scalar"
+        )
+    check_finite(name, values, "weight", "Sample weights")
+
+
+def check_column_shape(column, shape):
+    """Returns `shape` as a tuple if it is `(batch,)` or `(batch, 1)`."""
+    shape = tuple(shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise ValueError(
+            f"Column '{column}' must have shape (batch,) or (batch, 1). "
+            f"Received: shape={shape}"
+        )
+    return shape
+
+
+def is_array_like(value):
+    """True for NumPy arrays, lists and concrete backend tensors."""
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return True
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return False
+    return _checks.is_concrete(value) and not hasattr(value, "element_spec")
+
+
+def check_columns(embeddings):
+    if not isinstance(embeddings, collections.abc.Mapping) or not embeddings:
+        raise ValueError(
+            "`embeddings` must be a non-empty dict mapping column names to "
+            "cardinalities or EntityEmbedding layers. Received: "
+            f"embeddings={embeddings!r}"
+        )
+    for column, spec in embeddings.items():
+        if not isinstance(column, str) or not column or "/" in column:
+            raise ValueError(
+                "Column names in `embeddings` must be non-empty strings "
+                f"without '/'. Received the key {column!r}"
+            )
+        if isinstance(spec, EntityEmbedding):
+            continue
+        if (
+            isinstance(spec, bool)
+            or not isinstance(spec, numbers.Integral)
+            or spec < 1
+        ):
+            raise ValueError(
+                f"`embeddings['{column}']` must be a positive integer "
+                "cardinality or an EntityEmbedding layer. Received: "
+                f"{spec!r}"
+            )
+    return list(embeddings)
+
+
+def check_hidden_units(hidden_units):
+    if isinstance(hidden_units, numbers.Integral) and not isinstance(
+        hidden_units, bool
+    ):
+        hidden_units = [hidden_units]
+    try:
+        units = list(hidden_units)
+    except TypeError:
+        units = None
+    if units is None or any(
+        isinstance(u, bool) or not isinstance(u, numbers.Integral) or u < 1
+        for u in units
+    ):
+        raise ValueError(
+            "`hidden_units` must be a sequence of positive integers. "
+            f"Received: hidden_units={hidden_units!r}"
+        )
+    return [int(u) for u in units]
+
+
+def check_rating_range(rating_range):
+    if rating_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in rating_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if (
+        low is None
+        or not (np.isfinite(low) and np.isfinite(high))
+        or (low >= high)
+    ):
+        raise ValueError(
+            "`rating_range` must be None or a pair (low, high) of finite "
+            f"numbers with low < high. Received: rating_range={rating_range!r}"
+        )
+    return (low, high)
+
+
+def standardize_structure(columns, inputs, shapes=False):
+    """Checks the column keys and returns a dict of `(batch,)` ids."""
+    if not isinstance(inputs, collections.abc.Mapping):
+        raise ValueError(
+            "RatingModel expects a dict keyed by column name, with "
+            f"columns {columns}. Received: {type(inputs).__name__}"
+        )
+    missing = [column for column in columns if column not in inputs]
+    unknown = [key for key in inputs if key not in columns]
+    if missing or unknown:
+        raise ValueError(
+            f"RatingModel expects the columns {columns}. Missing: "
+            f"{missing}; unknown: {unknown}."
+        )
+    if shapes:
+        return inputs
+    standardized = {}
+    for column in columns:
+        value = inputs[column]
+        if len(check_column_shape(column, value.shape)) == 2:
+            value = ops.reshape(value, (-1,))
+        standardized[column] = value
+    return standardized
+
+
+def check_x(model, x, where="predict"):
+    """Checks array inputs before they enter a compiled graph.
+
+    `where` names the calling method in the errors.
+    """
+    columns = model.columns
+    if x is None:
+        return x
+    if _frames.is_dataframe(x):
+        x = _frames.columns(x, columns, where)
+    if not isinstance(x, collections.abc.Mapping):
+        if is_array_like(x):
+            standardize_structure(columns, x)
+        return x
+    standardize_structure(columns, x, shapes=True)
+    for column in columns:
+        value = x[column]
+        if not is_array_like(value):
+            if value is None or not hasattr(value, "shape"):
+                raise ValueError(
+                    f"Column '{column}' is "
+                    f"{'None' if value is None else type(value).__name__}"
+                    ". Expected an array of ids of shape (batch,) or "
+                    "(batch, 1)."
+                )
+            continue
+        shape = check_column_shape(column, np.shape(value))
+        if shape[0] == 0:
+            raise ValueError(
+                f"`{where}` received no samples: column '{column}' has "
+                "0 rows. Expected at least one row."
+            )
+        model.embedding_layers[column].check_ids(value)
+    return x
+
+
+def check_y(y, name="y"):
+    if y is None or not is_array_like(y):
+        return
+    values = np.asarray(ops.convert_to_numpy(y))
+    if values.dtype.kind not in "iufb":
+        raise ValueError(
+            f"`{name}` must hold numeric ratings. Received dtype {values.dtype}"
+        )
+    if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+        raise ValueError(
+            f"`{name}` must have shape (n,) or (n, 1): one rating per "
+            f"row. Received: shape={values.shape}"
+        )
+    check_finite(name, values, "target", "Targets")
+
+
+def check_validation_data(model, validation_data):
+    if validation_data is None or not isinstance(
+        validation_data, (tuple, list)
+    ):
+        # A dataset or generator: Keras checks its structure.
+        return validation_data
+    if not 2 <= len(validation_data) <= 3 or validation_data[1] is None:
+        raise ValueError(
+            "`validation_data` must be a tuple (x, y) or (x, y, "
+            "sample_weight), with `y` the ratings, or a dataset. "
+            f"Received a {type(validation_data).__name__} of "
+            f"{len(validation_data)} item(s)"
+            + (" with y=None" if len(validation_data) > 1 else "")
+        )
+    x_val = check_x(model, validation_data[0], "fit")
+    rest = [
+        _frames.values(value, name)
+        for value, name in zip(
+            validation_data[1:],
+            ["validation_data y", "validation_data sample_weight"],
+            strict=False,
+        )
+    ]
+    check_y(rest[0], "validation_data y")
+    if len(rest) == 2:
+        check_sample_weight(rest[1], "validation_data sample_weight")
+    return (x_val, *rest)
+
+
+def checked(columns, x):
+    """Whether `check_x` has checked every column of `x`."""
+    return isinstance(x, collections.abc.Mapping) and all(
+        is_array_like(x.get(column)) for column in columns
+    )

@@ -1,0 +1,152 @@
+"""The sublayers of a `RatingModel`, made from its checked arguments.
+
+Keras saves a subclassed model's weights under its attribute names and
+its layers' names, and the order of creation fixes the order of the
+optimizer's variables: these functions create the layers in the order
+the saved files expect (each column's table then its bias, the implicit
+then the neighbourhood layers, each hidden layer then its dropout, the
+output unit).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from keras_catembed._implicit import ImplicitFeedback
+from keras_catembed.entity_embedding import EntityEmbedding
+
+
+def add_tables(
+    embedding_layers: dict,
+    bias_layers: dict,
+    columns: list[str],
+    embeddings: Mapping[str, Any],
+    bias_terms: bool,
+    dtype: Any,
+) -> dict[str, int]:
+    """Fills `embedding_layers` and `bias_layers`; returns cardinalities.
+
+    The model's (tracked) dicts are filled column by column, table then
+    bias, as the saved files expect. A column given as a bare cardinality
+    gets an `EntityEmbedding` of the `"auto"` size, and is saved in the
+    config as that integer (the returned dict).
+    """
+    cardinalities = {}
+    for column in columns:
+        spec = embeddings[column]
+        if isinstance(spec, EntityEmbedding):
+            layer = spec
+        else:
+            cardinalities[column] = int(spec)
+            layer = EntityEmbedding(
+                input_dim=spec, name=f"{column}_embedding", dtype=dtype
+            )
+        layer.set_column(column)
+        embedding_layers[column] = layer
+        if bias_terms:
+            bias = EntityEmbedding(
+                input_dim=layer.input_dim,
+                output_dim=1,
+                vocabulary=layer.vocabulary,
+                num_oov_indices=layer.num_oov_indices,
+                embeddings_initializer="zeros",
+                name=f"{column}_bias",
+                dtype=dtype,
+            )
+            bias.set_column(column)
+            bias_layers[column] = bias
+    return cardinalities
+
+
+def pair_layers(
+    pairs: Mapping[str, str],
+    embedding_layers: Mapping[str, EntityEmbedding],
+    *,
+    rated: bool,
+    max_pairs_per_id: int | None,
+    dtype: Any,
+) -> dict:
+    """An `ImplicitFeedback` layer per described column of `pairs`.
+
+    Each gets a table of source-id vectors of its column's embedding
+    size, initializer and regularizer.
+    """
+    layers = {}
+    for target, source in pairs.items():
+        layer = embedding_layers[target]
+        layers[target] = ImplicitFeedback(
+            num_targets=layer.num_rows,
+            num_sources=embedding_layers[source].num_rows,
+            output_dim=layer.output_dim,
+            embeddings_initializer=keras.initializers.get(
+                keras.initializers.serialize(layer.embeddings_initializer)
+            ),
+            embeddings_regularizer=layer.embeddings_regularizer,
+            rated=rated,
+            max_pairs_per_id=max_pairs_per_id,
+            name=f"{target}_{'neighborhood' if rated else 'implicit'}",
+            dtype=dtype,
+        )
+    return layers
+
+
+def add_hidden(
+    hidden_layers: list,
+    dropout_layers: list,
+    hidden_units: list[int],
+    activation: Any,
+    dropout: float,
+    dtype: Any,
+) -> None:
+    """Fills the model's (tracked) lists of the MLP head, layer by layer."""
+    for index, units in enumerate(hidden_units):
+        hidden_layers.append(
+            keras.layers.Dense(
+                units,
+                activation=activation,
+                name=f"hidden_{index}",
+                dtype=dtype,
+            )
+        )
+        if dropout > 0:
+            dropout_layers.append(
+                keras.layers.Dropout(
+                    dropout, name=f"hidden_{index}_dropout", dtype=dtype
+                )
+            )
+    return hidden_layers, dropout_layers
+
+
+def output_unit(dtype: Any) -> keras.layers.Dense:
+    """The linear output unit: float32 under a mixed precision policy."""
+    compute_dtype = keras.backend.standardize_dtype(dtype.compute_dtype)
+    mixed = compute_dtype in ("float16", "bfloat16")
+    return keras.layers.Dense(
+        1, name="rating", dtype="float32" if mixed else dtype
+    )
+
+
+def weight_sizes(model: Any) -> dict[str, int]:
+    """A lower bound of each weight's number of values, before build."""
+    sizes = {}
+    for column, layer in model.embedding_layers.items():
+        sizes[f"the embedding of '{column}'"] = (
+            layer.num_rows * layer.output_dim
+        )
+    for kind, layers in (
+        ("implicit", model.implicit_layers),
+        ("neighborhood", model.neighborhood_layers),
+    ):
+        for column, layer in layers.items():
+            pairs = layer.num_sources if layer.dense else 2 * layer.width
+            sizes[f"the {kind} pairs of '{column}'"] = layer.num_targets * pairs
+            sizes[f"the {kind} table of '{column}'"] = (
+                layer.num_sources * layer.output_dim
+            )
+    # Each hidden layer reads at least one value per input column.
+    width = len(model.columns)
+    for index, units in enumerate(model.hidden_units):
+        sizes[f"hidden layer {index}"] = width * units
+        width = units
+    return sizes

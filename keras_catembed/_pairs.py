@@ -1,0 +1,218 @@
+"""The pairs of an `ImplicitFeedback` layer: checked, sampled, stored.
+
+`ImplicitFeedback.adapt` checks its rows here, ranks each target's pairs
+in a seeded random order (to keep a sample), and writes them in the
+layer's layout; loading a file checks the saved pairs before any weight
+is assigned, and reads the layouts of earlier versions.
+"""
+
+import numpy as np
+
+
+def check_adapt(layer, target_rows, source_rows, ratings):
+    """The pairs of `ImplicitFeedback.adapt`, checked, as int64 arrays."""
+    targets = np.asarray(target_rows, dtype="int64").reshape(-1)
+    sources = np.asarray(source_rows, dtype="int64").reshape(-1)
+    if targets.shape != sources.shape:
+        raise ValueError(
+            f"{layer.name}: expected as many target rows as source rows. "
+            f"Received {targets.size} and {sources.size}"
+        )
+    if layer.rated:
+        if ratings is None:
+            raise ValueError(
+                f"{layer.name} weighs pairs by their ratings: pass the "
+                "ratings to `adapt`."
+            )
+        ratings = np.asarray(ratings, dtype="float64").reshape(-1)
+        if ratings.shape != targets.shape:
+            raise ValueError(
+                f"{layer.name}: expected one rating per pair. Received "
+                f"{ratings.size} ratings for {targets.size} pairs"
+            )
+        if not np.all(np.isfinite(ratings)):
+            bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
+            raise ValueError(
+                f"{layer.name}: rating {ratings[bad]} at row {bad} is not "
+                "finite. Expected finite ratings."
+            )
+    if targets.size == 0:
+        raise ValueError(f"{layer.name}: `adapt` received no rows")
+    for name, rows, size in (
+        ("target", targets, layer.num_targets),
+        ("source", sources, layer.num_sources),
+    ):
+        bad = (rows < 0) | (rows >= size)
+        if bad.any():
+            raise ValueError(
+                f"{layer.name}: {name} row {int(rows[bad][0])} is outside "
+                f"[0, {size - 1}]"
+            )
+    return targets, sources, ratings
+
+
+def load(layer, store, keys, load_variables):
+    """Loads saved pairs of any former layout; checks them first."""
+    if {"targets", "sources", "weights"} <= keys:
+        _load_former_pairs(layer, store)
+    elif len(keys) == len(layer.weights) - 1:
+        # Saved before `pair_counts` existed (dense layout): the pairs
+        # are the non-zero entries.
+        layer.embeddings.assign(store["0"])
+        layer.pair_weights.assign(store["1"])
+        counts = np.count_nonzero(np.asarray(store["1"]), axis=1)
+        layer.pair_counts.assign(counts.astype("int32"))
+    else:
+        _check_saved_pairs(layer, store)
+        load_variables(store)
+
+
+def _check_saved_pairs(layer, store):
+    """Checks saved pairs before any weight is assigned.
+
+    A damaged or tampered file could hold pair indices outside the
+    tables (read as NaN on JAX, as another row elsewhere) or counts
+    past the lists: they are refused, and the layer keeps its weights.
+    """
+    keys = set(store.keys())
+    saved = {
+        variable.name: np.asarray(store[str(index)])
+        for index, variable in enumerate(layer.weights)
+        if str(index) in keys
+    }
+    where = f"{layer.name}: the saved"
+    counts = saved.get("pair_counts")
+    if counts is None or counts.shape != (layer.num_targets,):
+        return  # Keras reports the missing or mis-shaped weight.
+    limit = layer.num_sources if layer.dense else layer.width
+    bad = np.flatnonzero((counts < 0) | (counts > limit))
+    if bad.size:
+        raise ValueError(
+            f"{where} `pair_counts` of row {bad[0]} is {counts[bad[0]]}, "
+            f"outside [0, {limit}]. The file is damaged."
+        )
+    sources = saved.get("pair_sources")
+    if (
+        layer.dense
+        or sources is None
+        or sources.shape
+        != (
+            layer.num_targets,
+            layer.width,
+        )
+    ):
+        return
+    kept = np.arange(layer.width) < counts[:, None]
+    bad = np.argwhere(
+        np.where(
+            kept,
+            (sources < 0) | (sources >= layer.num_sources),
+            sources != layer.num_sources,
+        )
+    )
+    if bad.size:
+        row, slot = bad[0]
+        expected = (
+            f"an id in [0, {layer.num_sources - 1}]"
+            if kept[row, slot]
+            else f"the padding row {layer.num_sources}"
+        )
+        raise ValueError(
+            f"{where} `pair_sources[{row}, {slot}]` is "
+            f"{sources[row, slot]}, expected {expected}. The file is "
+            "damaged."
+        )
+
+
+def _load_former_pairs(layer, store):
+    """Reads the pair arrays of the former sparse layout."""
+    table = np.asarray(store["0"])
+    if not layer.dense:
+        table = np.concatenate([table, np.zeros_like(table[:1])])
+    layer.embeddings.assign(table)
+    targets = np.asarray(store["targets"], "int64")
+    sources = np.asarray(store["sources"], "int64")
+    weights = np.asarray(store["weights"], "float32")
+    for name, values, size in (
+        ("targets", targets, layer.num_targets),
+        ("sources", sources, layer.num_sources),
+    ):
+        bad = np.flatnonzero((values < 0) | (values >= size))
+        if bad.size:
+            raise ValueError(
+                f"{layer.name}: the saved pair {name}[{bad[0]}] is "
+                f"{values[bad[0]]}, outside [0, {size - 1}]. The file "
+                "is damaged."
+            )
+    if not targets.shape == sources.shape == weights.shape:
+        raise ValueError(
+            f"{layer.name}: the saved pair arrays differ in length "
+            f"({targets.size}, {sources.size}, {weights.size}). The "
+            "file is damaged."
+        )
+    counts = np.bincount(targets, minlength=layer.num_targets)
+    if counts.max(initial=0) > layer.width:
+        raise ValueError(
+            f"{layer.name}: the saved pairs hold up to {counts.max()} "
+            f"pairs per id, more than this layer's {layer.width}. Load "
+            f"it with `max_pairs_per_id={counts.max()}`."
+        )
+    order = np.argsort(targets, kind="stable")
+    targets, sources, weights = (
+        targets[order],
+        sources[order],
+        weights[order],
+    )
+    rank = np.arange(targets.size) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+    write(layer, targets, sources, rank, weights, counts)
+
+
+def write(layer, targets, sources, rank, weights, counts):
+    """Writes pairs (each with its rank in its target's list)."""
+    if layer.dense:
+        matrix = np.zeros((layer.num_targets, layer.num_sources), "float32")
+        matrix[targets, sources] = weights
+        layer.pair_weights.assign(matrix)
+    else:
+        lists = np.full(
+            (layer.num_targets, layer.width), layer.num_sources, "int32"
+        )
+        lists[targets, rank] = sources
+        layer.pair_sources.assign(lists)
+        lists = np.zeros((layer.num_targets, layer.width), "float32")
+        lists[targets, rank] = weights
+        layer.pair_weights.assign(lists)
+    layer.pair_counts.assign(counts.astype("int32"))
+
+
+def rank_within_target(targets, seed):
+    """A random order of the pairs of each target: 0, 1, ... per target.
+
+    `targets` is sorted. The order is drawn with `seed`, so the same data
+    keeps the same sample.
+    """
+    keys = np.random.default_rng(seed).random(targets.size)
+    order = np.lexsort((keys, targets))
+    counts = np.bincount(targets)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    rank = np.empty(targets.size, "int64")
+    rank[order] = np.arange(targets.size) - starts
+    return rank
+
+
+def check_max_pairs_per_id(value):
+    """Returns `max_pairs_per_id` (None or a positive int), or raises."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        valid = False
+    else:
+        valid = value >= 1
+    if not valid:
+        raise ValueError(
+            "`max_pairs_per_id` must be None or a positive integer. "
+            f"Received: max_pairs_per_id={value!r}"
+        )
+    return int(value)

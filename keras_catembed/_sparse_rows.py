@@ -1,0 +1,103 @@
+"""Which table rows a training step reads, for the sparse-row steps.
+
+Under `keras_catembed.optimizers.SparseAdam`, the JAX and torch device
+loops differentiate with respect to the rows of each table a batch reads
+rather than the whole tables. `SparseTables` names those tables and
+computes the rows of a batch; `builtin_forward` marks the forward-pass
+methods whose table lookups it knows.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from keras import ops
+
+_BUILTIN = "_keras_catembed_builtin_forward"
+
+
+def builtin_forward(method: Callable) -> Callable:
+    """Marks a forward-pass method of `RatingModel` (not a subclass's).
+
+    The sparse steps replace each table lookup by a lookup in the batch's
+    gathered rows, which holds when the lookups are the model's own; the
+    TensorFlow loop compiles the model's own code with XLA.
+    """
+    setattr(method, _BUILTIN, True)
+    return method
+
+
+def own_methods(model: Any, names: tuple[str, ...]) -> bool:
+    """Whether `model` keeps RatingModel's own methods `names`."""
+    return all(
+        getattr(getattr(type(model), name), _BUILTIN, False) for name in names
+    )
+
+
+def table_layers(model: Any) -> list:
+    """The EntityEmbedding tables of `model`, embeddings then biases."""
+    layers = list(model.embedding_layers.values())
+    layers += list(model.bias_layers.values())
+    return [layer for layer in layers if hasattr(layer, "check_ids")]
+
+
+def list_layers(model: Any) -> list:
+    """The trainable pair layers of `model` in the lists layout."""
+    layers = list(getattr(model, "implicit_layers", {}).values())
+    layers += list(getattr(model, "neighborhood_layers", {}).values())
+    return [layer for layer in layers if not layer.dense and layer.trainable]
+
+
+class SparseTables:
+    """The tables of a model whose rows a sparse step gathers.
+
+    The EntityEmbedding tables, and the tables of implicit-feedback and
+    neighbourhood layers in the lists layout (the dense layout reads its
+    whole table at each step).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def by_index(self) -> dict[int, Any]:
+        """Maps positions in `trainable_variables` to each table's layer."""
+        model = self.model
+        owners = {id(layer.embeddings): layer for layer in table_layers(model)}
+        for layer in list_layers(model):
+            owners[id(layer.embeddings)] = layer
+        return {
+            index: owners[id(variable)]
+            for index, variable in enumerate(model.trainable_variables)
+            if id(variable) in owners
+        }
+
+    def needed_rows(
+        self, layer: Any, x: dict, pair_sources: Any = None
+    ) -> tuple[Any, int]:
+        """The rows `layer` reads for the batch `x`, and the table size."""
+        model = self.model
+        for column, table in [
+            *model.embedding_layers.items(),
+            *model.bias_layers.items(),
+        ]:
+            if table is layer:
+                return layer._rows(x[column])[0], layer.num_rows
+        for pairs, layers in (
+            (model.implicit, model.implicit_layers),
+            (model.neighborhood, model.neighborhood_layers),
+        ):
+            for target, source in pairs.items():
+                if layers[target] is layer:
+                    rows = {
+                        column: model.embedding_layers[column]._clipped_rows(
+                            ops.reshape(x[column], (-1,))
+                        )
+                        for column in (target, source)
+                    }
+                    if pair_sources is None:
+                        pair_sources = layer.pair_sources.value
+                    needed = layer.rows_needed(
+                        rows[target], rows[source], pair_sources
+                    )
+                    # The table has one more row: the lists' padding.
+                    return needed, layer.num_sources + 1
+        raise ValueError(f"{layer.name} is not a table of this model")

@@ -1,0 +1,281 @@
+"""`RatingTrainer`: the training and inference loops of `RatingModel`.
+
+As Keras composes `keras.Model` from a per-backend `Trainer`,
+`RatingModel` inherits its loops from this class: `compile`, `fit` (the
+device loop of `_fast_fit` for in-memory arrays, Keras's `fit`
+otherwise), `evaluate`, `predict` and the `*_on_batch` methods. Each
+checks its inputs first (`_inputs`), runs checked arrays without the
+per-step id checks, and leaves the model as it was when it fails.
+"""
+
+import collections.abc
+import functools
+
+import keras
+import numpy as np
+
+from keras_catembed import _fast_fit
+from keras_catembed import _frames
+from keras_catembed import _inputs
+from keras_catembed import _provenance
+from keras_catembed import _sparse_rows
+from keras_catembed import _step
+from keras_catembed import backend
+from keras_catembed import optimizers
+
+
+class RatingTrainer:
+    """The loops of `RatingModel`; mixed in before `keras.Model`.
+
+    The model provides `columns` and `embedding_layers`.
+    """
+
+    def _reset_compiled(self):
+        self.train_function = None
+        self.test_function = None
+        self.predict_function = None
+        self.__dict__["_fast_fit_runners"] = {}
+        self.__dict__["_step_functions"] = {}
+        self.__dict__["_step_modes"] = {}
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras converts NumPy inputs to tensors before `call` (int64 ids
+        # would wrap to 32 bits on JAX): check them as they are first.
+        checked = _step.current(self).ids_checked
+        if isinstance(inputs, collections.abc.Mapping) and not checked:
+            for column, layer in self.embedding_layers.items():
+                value = inputs.get(column)
+                if isinstance(value, (np.ndarray, np.generic, list)):
+                    layer.check_ids(value)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def compile(self, optimizer="rmsprop", *args, **kwargs):
+        super().compile(optimizer, *args, **kwargs)
+        # Compiled steps belong to this compilation.
+        self._reset_compiled()
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        sparse = isinstance(inner, optimizers.SparseAdam)
+        for layer in _sparse_rows.table_layers(self):
+            layer.set_row_regularization(sparse)
+        for layer in _sparse_rows.list_layers(self):
+            layer.set_row_regularization(sparse)
+
+    def compile_from_config(self, config):
+        # `compile` above only adds to `keras.Model.compile`, so a saved
+        # compile config restores as `keras.Model` restores it (Keras skips
+        # that for a model with its own `compile`).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+        *,
+        fast: bool | str = "auto",
+    ) -> keras.callbacks.History:
+        """Trains the model; see `keras.Model.fit` for the arguments.
+
+        Arrays are checked before training (see the class docstring). With
+        a dict of in-memory arrays, `fit` then runs a device loop: the data
+        stays on the device, each epoch is shuffled there, many steps run
+        per compiled call (the model's `steps_per_execution`, or, when that
+        is 1, a twentieth of the epoch in the first epoch, which is timed,
+        then about a second of steps, at most half the epoch and about
+        2**20 samples), and the per-step id checks are skipped. With
+        `keras_catembed.optimizers.SparseAdam` each step touches only the
+        table rows of its batch. Callbacks, the History, the progress bar
+        and validation behave as in `keras.Model.fit` with that
+        `steps_per_execution`: the bar and `on_train_batch_end` (with the
+        index of each call's last step) advance after every call.
+
+        Args:
+            fast: `"auto"` (default) uses the device loop where it applies:
+                array inputs without `sample_weight`, `class_weight` or
+                `steps_per_epoch`, no eager mode, and no distribution or
+                `tf.distribute` strategy; other calls run the stock
+                `keras.Model.fit`. `True` requires the device loop (a
+                `ValueError` says why it cannot run); `False` always runs
+                the stock `fit`.
+        """
+        _inputs.check_batch_size("batch_size", batch_size)
+        _inputs.check_batch_size("validation_batch_size", validation_batch_size)
+        x = _inputs.check_x(self, x, "fit")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
+        _inputs.check_y(y)
+        _inputs.check_sample_weight(sample_weight)
+        validation_data = _inputs.check_validation_data(self, validation_data)
+        kwargs = dict(
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            validation_batch_size=validation_batch_size,
+            validation_freq=validation_freq,
+        )
+        slow = dict(
+            class_weight=class_weight,
+            sample_weight=sample_weight,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+        )
+        if not (fast is True or fast is False or fast == "auto"):
+            raise ValueError(
+                f'`fast` must be "auto", True or False. Received: fast={fast!r}'
+            )
+        reason = None if fast is False else _fast_fit.blocker(self, x, y, slow)
+        if fast is True and reason is not None:
+            raise ValueError(
+                f"`fast=True` needs in-memory array inputs and a plain "
+                f"training set-up, but {reason}."
+            )
+        if fast is False or reason is not None:
+            history = self._run("train", x, super().fit, x, y, **kwargs, **slow)
+        else:
+            history = _fast_fit.fit(self, x, y, **kwargs)
+        backend.current.unshare_ema_buffers(self)
+        _provenance.record(self, x, y, validation_split, validation_data)
+        return history
+
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        *args,
+        **kwargs,
+    ):
+        _inputs.check_batch_size("batch_size", batch_size)
+        x = _inputs.check_x(self, x, "evaluate")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
+        _inputs.check_y(y)
+        _inputs.check_sample_weight(sample_weight)
+        _provenance.warn_overlap(self, x, y)
+        return self._run(
+            "test",
+            x,
+            super().evaluate,
+            x,
+            y,
+            batch_size,
+            verbose,
+            sample_weight,
+            *args,
+            **kwargs,
+        )
+
+    def predict(self, x, batch_size=None, *args, **kwargs):
+        _inputs.check_batch_size("batch_size", batch_size)
+        x = _inputs.check_x(self, x, "predict")
+        return self._run(
+            "predict", x, super().predict, x, batch_size, *args, **kwargs
+        )
+
+    def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
+        x = _inputs.check_x(self, x, "train_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
+        _inputs.check_y(y)
+        _inputs.check_sample_weight(sample_weight)
+        return self._run(
+            "train",
+            x,
+            super().train_on_batch,
+            x,
+            y,
+            sample_weight,
+            *args,
+            **kwargs,
+        )
+
+    def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
+        x = _inputs.check_x(self, x, "test_on_batch")
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
+        _inputs.check_y(y)
+        _inputs.check_sample_weight(sample_weight)
+        return self._run(
+            "test",
+            x,
+            super().test_on_batch,
+            x,
+            y,
+            sample_weight,
+            *args,
+            **kwargs,
+        )
+
+    def predict_on_batch(self, x):
+        x = _inputs.check_x(self, x, "predict_on_batch")
+        return self._run("predict", x, super().predict_on_batch, x)
+
+    def _run(self, kind, x, method, *args, **kwargs):
+        """Runs a Keras loop, without per-step id checks for checked arrays.
+
+        Keras caches one compiled function per kind (`train`, `test`,
+        `predict`); this keeps two, one traced with the in-graph id checks
+        (for datasets and generators, which `check_x` cannot see) and one
+        without (for arrays `check_x` has checked), and installs the one
+        the input needs.
+
+        A call that fails leaves the model as it was. Keras's JAX trainer
+        detaches the variables' values while its loop runs and donates them
+        to each compiled step, so an error inside a step (an in-graph id
+        check, say) would otherwise leave every variable empty. Inputs that
+        were not checked up front can fail in the graph, so their call
+        first copies the variables (and restores them on failure, on every
+        backend: a stream that fails at its tenth batch trains nothing).
+        """
+        trusted = _inputs.checked(self.columns, x)
+        attribute = f"{kind}_function"
+        functions = self.__dict__.setdefault("_step_functions", {})
+        modes = self.__dict__.setdefault("_step_modes", {})
+        if modes.get(kind, trusted) != trusted:
+            functions[(kind, modes[kind])] = getattr(self, attribute)
+            setattr(self, attribute, functions.pop((kind, trusted), None))
+        modes[kind] = trusted
+        # JAX caches traces by function, and Keras jits the bound step
+        # method: build the unchecked variant from a distinct function.
+        step = f"{kind}_step"
+        override = (
+            trusted
+            and backend.current.DISTINCT_STEP_FUNCTIONS
+            and getattr(self, attribute) is None
+        )
+        if override:
+            self.__dict__[step] = functools.partial(
+                getattr(type(self), step), self
+            )
+        saved = backend.current.save_state(self, copy=not trusted)
+        try:
+            with _step.checked_ids(self, trusted):
+                return method(*args, **kwargs)
+        except BaseException:
+            backend.current.restore_state(self, saved)
+            raise
+        finally:
+            if override:
+                del self.__dict__[step]

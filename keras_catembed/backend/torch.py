@@ -1,0 +1,131 @@
+"""torch: eager id checks, in-place row updates, an eager device loop."""
+
+import keras
+import numpy as np
+import torch
+
+from keras_catembed import _step
+from keras_catembed.backend import generic
+from keras_catembed.backend.generic import lookup  # noqa: F401
+from keras_catembed.backend.generic import restore_state  # noqa: F401
+from keras_catembed.backend.generic import save_state  # noqa: F401
+from keras_catembed.backend.generic import sparse_gradient  # noqa: F401
+from keras_catembed.backend.generic import state_variables  # noqa: F401
+from keras_catembed.backend.generic import unshare_ema_buffers  # noqa: F401
+from keras_catembed.backend.generic import with_dependencies  # noqa: F401
+
+# `torch.compile` would drop the id checks: a layer checking ids keeps
+# Keras from compiling it.
+SUPPORTS_JIT = False
+DISTINCT_STEP_FUNCTIONS = False
+
+
+def is_concrete(x):
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+        return True
+    if isinstance(x, keras.KerasTensor):
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def graph_assert(bad, values, message, describe, host_callbacks):
+    """None: Keras runs torch eagerly, where the eager check has run."""
+    return None
+
+
+def gather_rows(value, indices):
+    return value[indices]
+
+
+def scatter_rows(optimizer, variable, indices, rows, how):
+    value = variable.value if isinstance(variable, keras.Variable) else variable
+    with torch.no_grad():
+        rows = rows.to(value.dtype)
+        indices = indices.long()
+        if how == "set":
+            value.index_copy_(0, indices, rows)
+        else:
+            value.index_add_(0, indices, rows, alpha=-1)
+
+
+def loop_blocker(model):
+    return None
+
+
+def on_accelerator(tensor):
+    return tensor.device.type != "cpu"
+
+
+def export_error(format, signature):
+    if format == "tf_saved_model" and signature is None:
+        return (
+            "Exporting a RatingModel to a SavedModel needs the TensorFlow "
+            "or JAX backend (Keras exports torch models only through "
+            "torch_xla, with flat inputs). Save the model with "
+            "`model.save('model.keras')`, load it with "
+            "KERAS_BACKEND=tensorflow or jax, and export it there."
+        )
+    return None
+
+
+class Runner:
+    """Runs steps eagerly over tensors held on the device.
+
+    With `tables` (a `keras_catembed._sparse_rows.SparseTables`), each
+    step differentiates with respect to the batch's unique table rows.
+    """
+
+    def __init__(self, model, *, tables=None, jit=False):
+        self.model = model
+        self.ids = self.targets = None
+        # Steps per call by (batch size, full steps), once timed.
+        self.block_steps = {}
+        self.tables = tables
+
+    def begin_epoch(self):
+        pass
+
+    def end_epoch(self):
+        pass
+
+    def run(self, block):
+        model = self.model
+        step = model.train_step if self.tables is None else self._sparse_step
+        with _step.checked_ids(model):
+            for index in block:
+                logs = step(generic.batch(self.ids, self.targets, index))
+        return logs
+
+    def _sparse_step(self, data):
+        model = self.model
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        tables = self.tables.by_index()
+        uniques, rows, context = {}, {}, {}
+        for index, layer in tables.items():
+            table_rows, _ = self.tables.needed_rows(layer, x)
+            unique, positions = torch.unique(table_rows, return_inverse=True)
+            gathered = layer.embeddings.value.detach()[unique]
+            gathered.requires_grad_(True)
+            uniques[index], rows[index] = unique, gathered
+            context[id(layer)] = (gathered, positions)
+        with _step.gathered_rows(model, context):
+            y_pred = model(x, training=True)
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+        model._loss_tracker.update_state(loss, sample_weight=y.shape[0])
+        if model.optimizer is not None:
+            loss = model.optimizer.scale_loss(loss)
+        variables = model.trainable_weights
+        for variable in variables:
+            variable.value.grad = None
+        loss.backward()
+        grads = [
+            _step.RowGradient(uniques[index], rows[index].grad)
+            if index in tables
+            else variable.value.grad
+            for index, variable in enumerate(variables)
+        ]
+        with torch.no_grad():
+            model.optimizer.apply(grads, variables)
+        return model.compute_metrics(x, y, y_pred, sample_weight)
