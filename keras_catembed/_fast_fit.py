@@ -264,6 +264,15 @@ def fit(
             )
             timed = True
         epoch_logs = dict(_pythonify(logs))
+        # Rows that skipped steps take the decay they owe, so validation
+        # and the epoch-end callbacks see the weights as they are.
+        owed = getattr(
+            getattr(model.optimizer, "inner_optimizer", model.optimizer),
+            "apply_owed_decay",
+            None,
+        )
+        if owed is not None:
+            owed(model.trainable_weights)
         if validation_data is not None and _should_validate(
             epoch, validation_freq
         ):

@@ -1,5 +1,6 @@
 """Optimizers that update only the embedding rows a batch touches."""
 
+import math
 from typing import Any
 
 import keras
@@ -39,6 +40,20 @@ class SparseAdam(keras.optimizers.Adam):
     gradient matrix factorization) instead of to the whole table each step,
     which would make every step dense again.
 
+    `weight_decay` is the decoupled weight decay of
+    `keras.optimizers.AdamW`: each step multiplies every variable by
+    `1 - learning_rate * weight_decay` before its Adam update. For the rows
+    a step does not touch, that product is applied lazily: the optimizer
+    keeps the running product of the factors (as a sum of logarithms) and,
+    per table row, where it stood when the row was last decayed; a row
+    takes the factors of the steps it missed when it is next touched, and
+    every row takes them when training ends (`finalize_variable_values`,
+    which `fit` calls). The values are then those of decaying every row at
+    every step, at the cost of one extra float per table row. Exclude
+    variables with `exclude_from_weight_decay`, as with any Keras
+    optimizer. With `use_ema`, the average sees each row as it was last
+    written.
+
     Args:
         learning_rate: Float, schedule or callable. Defaults to `0.001`.
         beta_1: Float. Decay of the first-moment estimates. Defaults to
@@ -47,10 +62,11 @@ class SparseAdam(keras.optimizers.Adam):
             `0.999`.
         epsilon: Float. Added to the denominator. Defaults to `1e-7`, as in
             `keras.optimizers.Adam`.
+        weight_decay: Optional float >= 0. Decoupled weight decay, applied
+            lazily to skipped rows (see above). Defaults to `None` (none).
         **kwargs: Base optimizer arguments (`name`, `loss_scale_factor`,
-            `use_ema`, ...). `amsgrad`, `weight_decay`, gradient clipping
-            and gradient accumulation are not supported: each would touch
-            every row.
+            `use_ema`, ...). `amsgrad`, gradient clipping and gradient
+            accumulation are not supported: each would touch every row.
 
     Example:
 
@@ -67,12 +83,12 @@ class SparseAdam(keras.optimizers.Adam):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        weight_decay: float | None = None,
         name: str = "sparse_adam",
         **kwargs: Any,
     ) -> None:
         for key in (
             "amsgrad",
-            "weight_decay",
             "clipnorm",
             "clipvalue",
             "global_clipnorm",
@@ -86,24 +102,111 @@ class SparseAdam(keras.optimizers.Adam):
                     "keras.optimizers.Adam instead."
                 )
             kwargs.pop(key, None)
+        if weight_decay is not None and not (
+            isinstance(weight_decay, (int, float))
+            and not isinstance(weight_decay, bool)
+            and math.isfinite(weight_decay)
+            and weight_decay >= 0
+        ):
+            raise ValueError(
+                "`weight_decay` must be None or a finite number >= 0. "
+                f"Received: weight_decay={weight_decay!r}"
+            )
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
+            weight_decay=weight_decay,
             name=name,
             **kwargs,
         )
 
+    def build(self, variables: list[Any]) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self._decay_marks: list[Any] = []
+        if self.weight_decay is None:
+            return
+        # The log of the product of every step's decay factor so far, and
+        # per row of each decayed matrix its value when the row was last
+        # decayed: a row owes `exp(sum - mark)`.
+        self._decay_log_sum = self.add_variable(
+            (), initializer="zeros", dtype="float32", name="decay_log_sum"
+        )
+        for variable in variables:
+            decayed = len(variable.shape) == 2 and self._use_weight_decay(
+                variable
+            )
+            self._decay_marks.append(
+                self.add_variable(
+                    (variable.shape[0],),
+                    initializer="zeros",
+                    dtype="float32",
+                    name="decay_mark",
+                )
+                if decayed
+                else None
+            )
+
+    def _apply_weight_decay(self, variables: list[Any]) -> None:
+        # Keras would multiply every row of every variable each step: the
+        # decay is applied in `update_step` instead, lazily for the rows a
+        # step skips.
+        return
+
+    def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+        if self.weight_decay is None:
+            return super().apply(grads, trainable_variables)
+        # This step's factor, at the rate of this step.
+        step_log = self._step_log(self.learning_rate)
+        result = super().apply(grads, trainable_variables)
+        self.assign(self._decay_log_sum, self._decay_log_sum + step_log)
+        return result
+
+    def _step_log(self, learning_rate: Any) -> Any:
+        rate = ops.cast(learning_rate, "float32")
+        return ops.log1p(-rate * ops.cast(self.weight_decay, "float32"))
+
     def update_step(self, gradient, variable, learning_rate):
         if isinstance(gradient, RowGradient):
-            return self._sparse_update(
-                gradient.indices, gradient.values, variable, learning_rate
+            rows = gradient.indices, gradient.values
+        else:
+            rows = backend.current.sparse_gradient(gradient)
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            self._decay(
+                variable, None if rows is None else rows[0], learning_rate
             )
-        rows = backend.current.sparse_gradient(gradient)
         if rows is not None:
             return self._sparse_update(*rows, variable, learning_rate)
         return super().update_step(gradient, variable, learning_rate)
+
+    def _decay(self, variable, indices, learning_rate):
+        """Decays `variable`: the given rows, or every row, by what it owes."""
+        step_log = self._step_log(learning_rate)
+        marks = self._decay_marks[self._get_variable_index(variable)]
+        if marks is None:
+            factor = ops.cast(ops.exp(step_log), variable.dtype)
+            self.assign(variable, variable * factor)
+            return
+        total = self._decay_log_sum + step_log
+        if indices is None:
+            factor = ops.cast(ops.exp(total - marks), variable.dtype)
+            self.assign(variable, variable * factor[:, None])
+            self.assign(marks, ops.broadcast_to(total, ops.shape(marks)))
+            return
+        last = _gather(marks, indices)
+        rows = _gather(variable, indices)
+        owed = 1 - ops.cast(ops.exp(total - last), rows.dtype)
+        _scatter(self, variable, indices, rows * owed[:, None], "sub")
+        _scatter(
+            self,
+            marks,
+            indices,
+            ops.broadcast_to(total, ops.shape(last)),
+            "set",
+        )
 
     def _sparse_update(self, indices, values, variable, learning_rate):
         dtype = variable.dtype
@@ -125,6 +228,36 @@ class SparseAdam(keras.optimizers.Adam):
         _scatter(self, m, indices, m_rows, "set")
         _scatter(self, v, indices, v_rows, "set")
         _scatter(self, variable, indices, step, "sub")
+
+    def finalize_variable_values(self, var_list: list[Any]) -> None:
+        """Applies the decay that skipped rows still owe, then Keras's own."""
+        self.apply_owed_decay(var_list)
+        super().finalize_variable_values(var_list)
+
+    def apply_owed_decay(self, var_list: list[Any]) -> None:
+        """Decays every row by the factors of the steps it skipped.
+
+        Afterwards the variables hold the values of decaying every row at
+        every step. `finalize_variable_values` (called when `fit` ends)
+        calls it, and so does the device loop of `RatingModel.fit` at the
+        end of each epoch, before validation and the epoch-end callbacks.
+        Without `weight_decay` it does nothing.
+
+        Args:
+            var_list: The variables to settle (those not decayed lazily
+                are left as they are).
+        """
+        if self.weight_decay is None or not self.built:
+            return
+        for variable in var_list:
+            marks = self._decay_marks[self._get_variable_index(variable)]
+            if marks is None:
+                continue
+            owed = ops.exp(self._decay_log_sum - marks)
+            variable.assign(variable * ops.cast(owed, variable.dtype)[:, None])
+            marks.assign(
+                ops.broadcast_to(self._decay_log_sum, ops.shape(marks))
+            )
 
 
 def _value(variable):

@@ -114,7 +114,6 @@ def test_sparse_adam_updates_dense_gradients_like_adam():
     "kwargs",
     [
         {"amsgrad": True},
-        {"weight_decay": 0.01},
         {"clipnorm": 1.0},
         {"global_clipnorm": 1.0},
         {"gradient_accumulation_steps": 2},

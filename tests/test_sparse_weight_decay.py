@@ -163,3 +163,38 @@ def test_weight_decay_round_trips_through_the_config():
 def test_weight_decay_must_be_a_finite_non_negative_number(value):
     with pytest.raises(ValueError, match="weight_decay"):
         optimizers.SparseAdam(1e-3, weight_decay=value)
+
+
+def test_validation_sees_the_owed_decay():
+    # Validation rows of a user never trained on: its row is decayed at
+    # the end of each epoch, so the last epoch's validation loss is what
+    # `evaluate` gives after `fit`.
+    rng = np.random.default_rng(4)
+    x = {
+        "user_id": rng.integers(0, 5, 64).astype("int32"),
+        "movie_id": rng.integers(0, 4, 64).astype("int32"),
+    }
+    y = rng.uniform(1, 5, 64).astype("float32")
+    x_val = {
+        "user_id": np.full(8, 5, "int32"),
+        "movie_id": np.arange(8, dtype="int32") % 4,
+    }
+    y_val = rng.uniform(1, 5, 8).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = RatingModel({"user_id": 6, "movie_id": 4})
+    model.compile(
+        optimizer=optimizers.SparseAdam(0.05, weight_decay=5.0), loss="mse"
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        validation_data=(x_val, y_val),
+        verbose=0,
+        fast=True,
+    )
+    after = model.evaluate(x_val, y_val, verbose=0)
+    np.testing.assert_allclose(
+        history.history["val_loss"][-1], after, rtol=1e-5
+    )
