@@ -29,3 +29,24 @@ from keras_catembed.hypermodel._hyperparameters import SCHEDULES
 from keras_catembed.hypermodel._hyperparameters import output_dim_choices
 from keras_catembed.hypermodel._recipe import OPTIMIZERS
 from keras_catembed.hypermodel._tuner import keras_tuner
+
+__all__ = [
+    "OBJECTIVE_METRICS",
+    "RatingHyperModel",
+    "Hyperparameter",
+    "ACTIVATION_CHOICES",
+    "BATCH_SIZE_CHOICES",
+    "EMA_MOMENTUM_CHOICES",
+    "EMBEDDINGS_INITIALIZERS",
+    "EMBEDDINGS_L2_CHOICES",
+    "HIDDEN_UNITS_CHOICES",
+    "HIDDEN_UNITS_DEFAULTS",
+    "HYPERPARAMETERS",
+    "MAX_HIDDEN_LAYERS",
+    "OPTIMIZER_CHOICES",
+    "OUTPUT_DIM_FACTORS",
+    "SCHEDULES",
+    "output_dim_choices",
+    "OPTIMIZERS",
+    "keras_tuner",
+]
