@@ -1,0 +1,329 @@
+"""Preset names and folders: loading, building a model, saving."""
+
+import collections.abc
+import copy
+import json
+import os
+
+from keras_catembed._preset_legacy import _upgrade_overrides
+from keras_catembed._preset_legacy import upgrade
+from keras_catembed._preset_table import CONFIG_FILE
+from keras_catembed._preset_table import EMBEDDING_KEYS
+from keras_catembed._preset_table import FORMAT
+from keras_catembed._preset_table import MODEL_KEYS
+from keras_catembed._preset_table import PRESETS
+from keras_catembed._preset_table import WEIGHTS_FILE
+
+
+def get(name):
+    """Returns a deep copy of the preset `name`.
+
+    Args:
+        name: String. One of `keras_catembed.presets.PRESETS`.
+
+    Returns:
+        Dict with keys `"description"`, `"model"` and `"recipe"` (and
+        `"user_features"` for a preset that embeds them).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {name!r}. Known presets: {sorted(PRESETS)}"
+        )
+    return upgrade(copy.deepcopy(PRESETS[name]), warn=True)
+
+
+def _is_folder_path(preset):
+    return isinstance(preset, (str, os.PathLike)) and (
+        os.path.isdir(preset) or os.sep in str(preset)
+    )
+
+
+def load(preset):
+    """The config of a preset: a name, a folder, or a preset dict.
+
+    Args:
+        preset: A name in `PRESETS`, a folder written by `save_to_preset`
+            (or holding such a `config.json`), or a preset dict.
+
+    Returns:
+        A deep copy in the current vocabulary: a dict with `"model"` and
+        `"recipe"` (and `"description"`, `"user_features"`, and for a
+        folder `"embeddings"`, the saved cardinalities, and
+        `"weights"`, the path of the saved weights or `None`).
+
+    Raises:
+        ValueError: for an unknown name or a folder without a preset.
+    """
+    if isinstance(preset, collections.abc.Mapping):
+        return upgrade(copy.deepcopy(dict(preset)), warn=True)
+    if isinstance(preset, str) and preset in PRESETS:
+        return get(preset)
+    if _is_folder_path(preset):
+        folder = os.fspath(preset)
+        path = os.path.join(folder, CONFIG_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"No preset in {folder!r}: expected a {CONFIG_FILE} written "
+                "by keras_catembed.presets.save_to_preset."
+            )
+        try:
+            with open(path, encoding="utf-8") as file:
+                config = json.load(file)
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"Cannot read the preset {path}: {error}"
+            ) from None
+        if not isinstance(config, dict) or "model" not in config:
+            raise ValueError(
+                f"{path} is not a preset: expected a JSON object with a "
+                "'model' part."
+            )
+        config = upgrade(config, warn=True)
+        weights = os.path.join(folder, WEIGHTS_FILE)
+        config["weights"] = weights if os.path.isfile(weights) else None
+        return config
+    raise ValueError(
+        f"Unknown preset {preset!r}. Known presets: {sorted(PRESETS)}, or a "
+        "folder written by keras_catembed.presets.save_to_preset."
+    )
+
+
+def recipe(preset):
+    """The `keras_catembed.training.Recipe` of a preset (name or folder)."""
+    from keras_catembed.training import Recipe
+
+    config = load(preset).get("recipe")
+    return None if config is None else Recipe.from_config(config)
+
+
+def build_model(config, embeddings, cls=None, *, name="preset", **overrides):
+    """Builds the model of a preset config (`load`'s result).
+
+    Args:
+        config: A preset dict in the current vocabulary.
+        embeddings: Dict mapping each column name to its cardinality.
+        cls: The model class. Defaults to `keras_catembed.RatingModel`.
+        name: How errors name the preset.
+        **overrides: `RatingModel` arguments (`hidden_units=[64]`) or
+            `EntityEmbedding` ones (`output_dim=16`), which replace the
+            preset's for every column.
+
+    Returns:
+        An unbuilt, uncompiled model.
+    """
+    import keras
+
+    from keras_catembed._inputs import check_columns as _check_columns
+    from keras_catembed.entity_embedding import EntityEmbedding
+    from keras_catembed.rating_model import RatingModel
+
+    cls = cls or RatingModel
+    model = copy.deepcopy(config["model"])
+    shared = model.pop("embedding", {})
+    by_column = model.pop("embeddings", None) or {}
+    legacy, overrides = _upgrade_overrides(overrides, name)
+    legacy_by_column = legacy.pop("embeddings", None)
+    embedding_overrides = dict(legacy.get("embedding", {}))
+    model_overrides = {}
+    unknown = []
+    for key, value in overrides.items():
+        if key in MODEL_KEYS or key in ("name", "dtype"):
+            model_overrides[key] = value
+        elif key in EMBEDDING_KEYS:
+            embedding_overrides[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"Unknown overrides {sorted(unknown)} for preset {name!r}. "
+            f"Expected some of {sorted({*MODEL_KEYS, *EMBEDDING_KEYS})}"
+        )
+    if legacy_by_column is not None:
+        by_column = legacy_by_column
+    elif "output_dim" in embedding_overrides:
+        # One size for every column replaces the preset's sizes by column.
+        by_column = {
+            column: {k: v for k, v in values.items() if k != "output_dim"}
+            for column, values in by_column.items()
+        }
+    model.update(model_overrides)
+    columns = _check_columns(embeddings)
+    if by_column and "output_dim" not in {**shared, **embedding_overrides}:
+        missing = [column for column in columns if column not in by_column]
+        if missing:
+            raise ValueError(
+                f"Preset {name!r} sets the embeddings per column for "
+                f"{sorted(by_column)}, not for {missing}. Pass "
+                "`output_dim=` (an integer or 'auto') to override it."
+            )
+    layers = {}
+    for column in columns:
+        n = embeddings[column]
+        if isinstance(n, EntityEmbedding):
+            raise ValueError(
+                "`from_preset` builds the embedding layers itself: pass "
+                f"cardinalities. Received a layer for column {column!r}"
+            )
+        kwargs = {
+            **shared,
+            **by_column.get(column, {}),
+            **embedding_overrides,
+        }
+        kwargs = {
+            key: (
+                keras.initializers.get(copy.deepcopy(value))
+                if key == "embeddings_initializer"
+                and isinstance(value, collections.abc.Mapping)
+                else value
+            )
+            for key, value in kwargs.items()
+        }
+        if kwargs.get("vocabulary") is None:
+            kwargs.pop("vocabulary", None)
+            kwargs["input_dim"] = n
+        layers[column] = EntityEmbedding(
+            name=f"{column}_embedding",
+            dtype=model.get("dtype"),
+            **kwargs,
+        )
+    return cls(layers, **model)
+
+
+def from_preset(preset, embeddings=None, cls=None, load_weights=True, **kw):
+    """Builds a preset's model; see `RatingModel.from_preset`."""
+    config = load(preset)
+    name = preset if isinstance(preset, (str, os.PathLike)) else "dict"
+    name = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if embeddings is None:
+        embeddings = config.get("embeddings")
+        if embeddings is None:
+            raise ValueError(
+                f"Preset {name!r} does not record its cardinalities: pass "
+                "`embeddings`, a dict of the number of ids by column."
+            )
+    if not isinstance(embeddings, collections.abc.Mapping):
+        raise ValueError(
+            "`embeddings` must be a dict mapping each column name to its "
+            f"cardinality. Received: {type(embeddings).__name__}"
+        )
+    features = config.get("user_features") or []
+    missing = [feature for feature in features if feature not in embeddings]
+    if missing:
+        raise ValueError(
+            f"Preset {name!r} also embeds the user features "
+            f"{features}: add the columns {missing} to `embeddings` "
+            "(their sizes are in "
+            "`keras_catembed.datasets.movielens.USER_FEATURES`)."
+        )
+    model = build_model(config, embeddings, cls, name=name, **kw)
+    recipe_config = config.get("recipe")
+    if recipe_config is not None:
+        from keras_catembed.training import Recipe
+
+        model.recipe = Recipe.from_config(recipe_config)
+    weights = config.get("weights")
+    if load_weights and weights is not None:
+        saved = config.get("embeddings") or {}
+        if kw or dict(embeddings) != saved:
+            raise ValueError(
+                f"Preset {name!r} holds trained weights for the "
+                f"cardinalities {saved} and its own settings: pass no "
+                "overrides and the same `embeddings` (or leave it out), or "
+                "`load_weights=False` to start from fresh weights. "
+                f"Received: embeddings={dict(embeddings)}, overrides="
+                f"{sorted(kw)}"
+            )
+        model.build()
+        model.load_weights(weights)
+    return model
+
+
+def _model_part(model):
+    """The preset model part that rebuilds `model` (current vocabulary)."""
+    config = model.get_config()
+    part = {key: config[key] for key in MODEL_KEYS if key in config}
+    if isinstance(part.get("rating_range"), tuple):
+        part["rating_range"] = list(part["rating_range"])
+    by_column = {}
+    cardinalities = {}
+    for column in model.columns:
+        layer = model.embedding_layers[column]
+        layer_config = layer.get_config()
+        by_column[column] = {
+            key: layer_config[key]
+            for key in EMBEDDING_KEYS
+            if key in layer_config
+            and not (key == "vocabulary" and layer_config[key] is None)
+        }
+        if layer.vocabulary is None:
+            cardinalities[column] = layer.input_dim
+    part["embedding"] = {}
+    part["embeddings"] = by_column
+    return part, cardinalities
+
+
+def save_to_preset(model, preset_dir, recipe=None, *, description=None):
+    """Writes `model` (and its recipe) as a preset folder.
+
+    The folder holds `config.json` (the model part as `RatingModel` and
+    `EntityEmbedding` arguments, the recipe's config, the cardinalities,
+    the description) and, for a built model, `model.weights.h5`. Read it
+    with `RatingModel.from_preset(preset_dir)` or `catembed train --preset
+    preset_dir`, as in keras-hub's `save_to_preset` / `from_preset`.
+
+    Args:
+        model: A `keras_catembed.RatingModel`.
+        preset_dir: Folder to write (created if missing; its
+            `config.json` and `model.weights.h5` are replaced).
+        recipe: Optional `keras_catembed.training.Recipe` (or its config).
+            Defaults to `model.recipe` where set (`from_preset` and
+            `training.train` set it).
+        description: Optional string.
+
+    Returns:
+        The folder's path.
+    """
+    from keras_catembed.rating_model import RatingModel
+    from keras_catembed.training import Recipe
+
+    if not isinstance(model, RatingModel):
+        raise ValueError(
+            "`save_to_preset` writes a RatingModel. Received: "
+            f"{type(model).__name__}"
+        )
+    if recipe is None:
+        recipe = getattr(model, "recipe", None)
+    if isinstance(recipe, dict):
+        recipe = Recipe.from_config(recipe)
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise ValueError(
+            "`recipe` must be a keras_catembed.training.Recipe, its config "
+            f"or None. Received: {type(recipe).__name__}"
+        )
+    if description is not None and not isinstance(description, str):
+        raise ValueError(
+            "`description` must be a string. Received: "
+            f"{type(description).__name__}"
+        )
+    part, cardinalities = _model_part(model)
+    config = {
+        "format": FORMAT,
+        "format_version": 1,
+        "description": description or "",
+        "model": part,
+        "recipe": None if recipe is None else recipe.get_config(),
+        "embeddings": cardinalities,
+    }
+    text = json.dumps(config, indent=2)  # Fails before anything is written.
+    os.makedirs(preset_dir, exist_ok=True)
+    weights = os.path.join(preset_dir, WEIGHTS_FILE)
+    if model.built:
+        model.save_weights(weights, overwrite=True)
+    elif os.path.exists(weights):
+        os.remove(weights)
+    with open(os.path.join(preset_dir, CONFIG_FILE), "w") as file:
+        file.write(text + "\n")
+    return os.fspath(preset_dir)
