@@ -13,16 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 
-# Optimizers that a fixed `optimizer` may name (the search chooses among
-# `OPTIMIZER_CHOICES`).
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "rmsprop": keras.optimizers.RMSprop,
-    "nadam": keras.optimizers.Nadam,
-    "adagrad": keras.optimizers.Adagrad,
-    "sgd": keras.optimizers.SGD,
-}
+# The optimizers that a fixed `optimizer` may name (the search chooses
+# among `OPTIMIZER_CHOICES`) are those of a training recipe.
+from keras_catembed.training import OPTIMIZERS
 
 
 class TrainingRecipe(typing.NamedTuple):
