@@ -33,9 +33,10 @@ def add_parser(commands):
     similar.add_argument(
         "--center",
         action="store_true",
-        help="subtract the mean vector of the candidate movies (those "
-        "with --min-ratings ratings) before measuring; spreads out cosine "
-        "scores that all sit near 1, as with implicit feedback",
+        help="remove the mean vector of the candidate movies (those "
+        "with --min-ratings ratings) and each vector's part along it "
+        "before measuring; spreads out cosine scores that all sit near 1, "
+        "as with implicit feedback",
     )
     similar.add_argument(
         "--min-ratings",
