@@ -6,6 +6,8 @@ import pytest
 from keras import ops
 
 import keras_catembed
+from keras_catembed import RatingModel
+from keras_catembed import optimizers
 from keras_catembed import training
 from keras_catembed.training import Recipe
 
@@ -36,6 +38,7 @@ def test_config_round_trip_and_plain_values():
         epochs=3,
         ema_momentum=0.99,
         optimizer="adamw",
+        table_decay=0.5,
     )
     config = recipe.get_config()
     assert config == {
@@ -45,6 +48,7 @@ def test_config_round_trip_and_plain_values():
         "batch_size": 64,
         "epochs": 3,
         "ema_momentum": 0.99,
+        "table_decay": 0.5,
     }
     assert Recipe.from_config(config) == recipe
     assert recipe.replace(epochs=5).epochs == 5
@@ -180,3 +184,62 @@ def test_moved_cli_names_warn_and_work(tmp_path):
         assert callable(cli.main)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         cli.nope  # noqa: B018
+
+
+def test_table_decay_reaches_only_the_embedding_tables():
+    # With a constant rate, the row of a user never trained on is its
+    # initial value times (1 - rate * decay) per step; its bias row (zero)
+    # and the dense layers are not decayed.
+    rng = np.random.default_rng(5)
+    x = {
+        "user_id": rng.integers(0, 5, 32).astype("int32"),
+        "movie_id": rng.integers(0, 4, 32).astype("int32"),
+    }
+    y = rng.uniform(1, 5, 32).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = RatingModel({"user_id": 6, "movie_id": 4}, bias_terms=True)
+    model.build()
+    initial = np.array(
+        keras.ops.convert_to_numpy(model.embedding_layers["user_id"].embeddings)
+    )
+    recipe = Recipe(
+        0.01,
+        batch_size=8,
+        epochs=2,
+        optimizer="sparse_adam",
+        table_decay=2.0,
+    )
+    recipe.fit(model, x, y, verbose=0)
+    assert isinstance(model.optimizer, optimizers.SparseAdam)
+    assert model.optimizer.weight_decay == 2.0
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(
+            model.embedding_layers["user_id"].embeddings
+        )[5],
+        initial[5] * (1 - 0.01 * 2.0) ** 8,
+        rtol=1e-5,
+    )
+    excluded = model.optimizer._exclude_from_weight_decay
+    kernel = model.hidden_layers[0].kernel
+    assert model.optimizer._var_key(kernel) in excluded
+    bias = model.bias_layers["user_id"].embeddings
+    assert model.optimizer._var_key(bias) in excluded
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"table_decay": -1.0, "optimizer": "sparse_adam"}, "table_decay"),
+        ({"table_decay": 1.0, "optimizer": "adam"}, "sparse_adam"),
+    ],
+)
+def test_table_decay_is_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Recipe(**kwargs)
+
+
+def test_table_decay_needs_a_rating_model():
+    model = keras.Sequential([keras.layers.Dense(1)])
+    recipe = Recipe(optimizer="sparse_adam", table_decay=1.0)
+    with pytest.raises(ValueError, match="embedding tables of a RatingModel"):
+        recipe.compile(model, 10)

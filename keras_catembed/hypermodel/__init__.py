@@ -27,8 +27,8 @@ from keras_catembed.hypermodel._hyperparameters import OPTIMIZER_CHOICES
 from keras_catembed.hypermodel._hyperparameters import OUTPUT_DIM_FACTORS
 from keras_catembed.hypermodel._hyperparameters import SCHEDULES
 from keras_catembed.hypermodel._hyperparameters import output_dim_choices
-from keras_catembed.hypermodel._recipe import OPTIMIZERS
 from keras_catembed.hypermodel._tuner import keras_tuner
+from keras_catembed.training import OPTIMIZERS
 
 __all__ = [
     "OBJECTIVE_METRICS",

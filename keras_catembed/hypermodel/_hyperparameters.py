@@ -20,7 +20,7 @@ from keras_catembed.hypermodel._hyperparameter import finite_float
 from keras_catembed.hypermodel._hyperparameter import needs_rating_range
 from keras_catembed.hypermodel._hyperparameter import needs_two_columns
 from keras_catembed.hypermodel._hyperparameter import one_of
-from keras_catembed.hypermodel._recipe import OPTIMIZERS
+from keras_catembed.training import OPTIMIZERS
 
 # Search ranges, also importable from `keras_catembed.hypermodel`.
 OUTPUT_DIM_FACTORS = (0.25, 0.5, 1.0, 2.0)
