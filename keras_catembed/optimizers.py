@@ -192,9 +192,7 @@ class SparseAdam(keras.optimizers.Adam):
             return
         total = self._decay_log_sum + step_log
         if indices is None:
-            factor = ops.cast(ops.exp(total - marks), variable.dtype)
-            self.assign(variable, variable * factor[:, None])
-            self.assign(marks, ops.broadcast_to(total, ops.shape(marks)))
+            self._settle(variable, marks, total)
             return
         last = _gather(marks, indices)
         rows = _gather(variable, indices)
@@ -251,13 +249,14 @@ class SparseAdam(keras.optimizers.Adam):
             return
         for variable in var_list:
             marks = self._decay_marks[self._get_variable_index(variable)]
-            if marks is None:
-                continue
-            owed = ops.exp(self._decay_log_sum - marks)
-            variable.assign(variable * ops.cast(owed, variable.dtype)[:, None])
-            marks.assign(
-                ops.broadcast_to(self._decay_log_sum, ops.shape(marks))
-            )
+            if marks is not None:
+                self._settle(variable, marks, self._decay_log_sum)
+
+    def _settle(self, variable, marks, total):
+        """Decays every row by what it owes up to the log-sum `total`."""
+        owed = ops.cast(ops.exp(total - marks), variable.dtype)
+        self.assign(variable, variable * owed[:, None])
+        self.assign(marks, ops.broadcast_to(total, ops.shape(marks)))
 
 
 def _value(variable):

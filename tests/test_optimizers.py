@@ -9,12 +9,17 @@ from keras_catembed import optimizers
 BETA_1, BETA_2, EPSILON, LR = 0.9, 0.999, 1e-7, 0.1
 
 
-def lazy_adam_reference(table, steps):
-    """NumPy lazy Adam: `steps` is a list of (row indices, row grads)."""
+def lazy_adam_reference(table, steps, decay=0.0):
+    """NumPy lazy Adam: `steps` is a list of (row indices, row grads).
+
+    With `decay`, every row is first multiplied by `1 - LR * decay` at
+    every step (AdamW's decoupled weight decay).
+    """
     table = table.astype(np.float64).copy()
     m = np.zeros_like(table)
     v = np.zeros_like(table)
     for t, (rows, grads) in enumerate(steps, start=1):
+        table *= 1 - LR * decay
         summed = np.zeros_like(table)
         np.add.at(summed, rows, grads)
         rows = np.unique(rows)
