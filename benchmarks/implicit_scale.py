@@ -47,7 +47,6 @@ def worker(args):
     import numpy as np
 
     import keras_catembed
-    from keras_catembed import optimizers
 
     data = np.load(args.data)
     x = {"user_id": data["user_id"], "movie_id": data["movie_id"]}
@@ -61,15 +60,36 @@ def worker(args):
     start = time.perf_counter()
     model.adapt(x)
     adapt_s = time.perf_counter() - start
+    # One adapt, then one fit call per batch size (each with its own
+    # optimizer; the weights carry on, which does not change the timing).
+    results = [
+        train(model, x, y, recipe, batch_size, adapt_s, sizes, args)
+        for batch_size in args.batch_sizes or [recipe.batch_size]
+    ]
+    print("RESULTS " + json.dumps(results))
+
+
+def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
+    """One `fit` call of `args.epochs` epochs at `batch_size`, timed."""
+    import keras
+
+    from keras_catembed import optimizers
+
     optimizer = (
         optimizers.SparseAdam(recipe.learning_rate)
         if args.optimizer == "sparse_adam"
         else keras.optimizers.Adam(recipe.learning_rate)
     )
     model.compile(optimizer=optimizer, loss="mse")
-    blocks = []
+    blocks, epochs = [], []
 
     class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epochs.append(time.perf_counter() - self.epoch_begin)
+
         def on_train_batch_begin(self, batch, logs=None):
             self.begin = time.perf_counter()
             self.first_step = batch
@@ -86,14 +106,18 @@ def worker(args):
             if args.budget and now - fit_start > args.budget:
                 self.model.stop_training = True
 
-    batch_size = recipe.batch_size
     fit_start = time.perf_counter()
     model.fit(
-        x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[Timer()]
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[Timer()],
     )
     fit_s = time.perf_counter() - fit_start
     steps_done = sum(b["steps"] for b in blocks)
-    steps_total = -(-len(y) // batch_size)
+    steps_total = -(-len(y) // batch_size) * args.epochs
     complete = steps_done >= steps_total
     # Steady rate: full blocks after the first (which compiles); the last,
     # shorter block of an epoch compiles its own step and is left out.
@@ -110,9 +134,12 @@ def worker(args):
         if rate
         else None
     )
+    if complete:
+        projected /= args.epochs
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    result = {
+    return {
         "backend": keras.backend.backend(),
+        "device": _device(),
         "rows": int(len(y)),
         "users": sizes["user_id"],
         "movies": sizes["movie_id"],
@@ -121,16 +148,49 @@ def worker(args):
         "batch_size": batch_size,
         "adapt_s": adapt_s,
         "fit_call_s": fit_s,
+        "epochs": args.epochs,
+        "epoch_times": epochs,
         "epoch_complete": complete,
-        "epoch_s": fit_s if complete else None,
+        # One epoch's time: the whole call when it ran one epoch, else the
+        # median of the epochs after the first (which compiles).
+        "epoch_s": (
+            (fit_s if args.epochs == 1 else _median(epochs[1:]))
+            if complete
+            else None
+        ),
         "epoch_s_projected": projected,
         "steady_rows_per_s": rate * batch_size if rate else None,
         "steps_timed": steps_done,
         "first_block_s": blocks[0]["seconds"] if blocks else None,
         "last_loss": blocks[-1]["loss"] if blocks else None,
         "peak_rss_gb": peak,
+        "peak_device_gb": _peak_device_gb(),
     }
-    print("RESULTS " + json.dumps([result]))
+
+
+def _device():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    return "cpu"
+
+
+def _peak_device_gb():
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**30
 
 
 def main(argv=None):
@@ -149,6 +209,24 @@ def main(argv=None):
         default=0.0,
         help="seconds of training after which the epoch is projected",
     )
+    parser.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=int,
+        help="batch sizes to time, one fit call each (default: the preset's)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="epochs per fit call"
+    )
+    parser.add_argument(
+        "--cache",
+        help="folder keeping the generated ratings (<rows>.npz) between runs",
+    )
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="only generate the ratings into --cache",
+    )
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -157,16 +235,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.generate_only and not args.cache:
+        parser.error("--generate-only needs --cache")
     results, shapes = [], {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.cache or temporary
         for rows in args.rows:
-            users, movies, rating = _ml20m_shape.ratings(rows)
-            shapes[rows] = _ml20m_shape.describe(users, movies)
-            path = os.path.join(folder, f"{rows}.npz")
-            import numpy as np
-
-            np.savez(path, user_id=users, movie_id=movies, rating=rating)
-            del users, movies, rating
+            path, shapes[rows] = _data(folder, rows)
+            if args.generate_only:
+                continue
             for backend in args.backends:
                 arguments = [
                     "--data",
@@ -177,27 +254,39 @@ def main(argv=None):
                     args.optimizer,
                     "--budget",
                     args.budget,
+                    "--epochs",
+                    args.epochs,
                 ]
-                results += _results.run_worker(__file__, backend, arguments)
-                print(json.dumps(results[-1]), flush=True)
+                if args.batch_sizes:
+                    arguments += ["--batch-sizes", *args.batch_sizes]
+                rows_results = _results.run_worker(__file__, backend, arguments)
+                results += rows_results
+                for r in rows_results:
+                    print(json.dumps(r), flush=True)
+    if args.generate_only:
+        return []
     lines = [
-        "| backend | rows | max pairs per id | adapt s | fit call s "
-        "| epoch s | rows/s (steady) | peak GB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | device | rows | max pairs per id | batch | adapt s "
+        "| fit call s | epoch s | rows/s (steady) | peak GB "
+        "| peak device GB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         epoch = (
-            f"{r['epoch_s']:.0f}"
+            _seconds(r["epoch_s"])
             if r["epoch_complete"]
-            else f"{r['epoch_s_projected']:.0f} (projected)"
+            else f"{_seconds(r['epoch_s_projected'])} (projected)"
         )
         steady = r["steady_rows_per_s"]
+        device = r.get("peak_device_gb")
         lines.append(
-            f"| {r['backend']} | {r['rows']:,} | {r['max_pairs_per_id']} "
+            f"| {r['backend']} | {r.get('device', 'cpu')} | {r['rows']:,} "
+            f"| {r['max_pairs_per_id']} | {r['batch_size']} "
             f"| {r['adapt_s']:.1f} "
-            f"| {r['fit_call_s']:.0f} | {epoch} "
+            f"| {_seconds(r['fit_call_s'])} | {epoch} "
             f"| {'-' if steady is None else f'{steady:,.0f}'} "
-            f"| {r['peak_rss_gb']:.2f} |"
+            f"| {r['peak_rss_gb']:.2f} "
+            f"| {'-' if device is None else f'{device:.2f}'} |"
         )
     table = "\n".join(lines)
     print(table)
@@ -209,6 +298,35 @@ def main(argv=None):
     )
     _results.write(args.out, table, results, machine)
     return results
+
+
+def _data(folder, rows):
+    """The path of `rows` generated ratings in `folder`, and their shape."""
+    import numpy as np
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{rows}.npz")
+    if os.path.exists(path):
+        data = np.load(path)
+        users, movies = data["user_id"], data["movie_id"]
+    else:
+        users, movies, rating = _ml20m_shape.ratings(rows)
+        np.savez(
+            path + ".tmp.npz", user_id=users, movie_id=movies, rating=rating
+        )
+        os.replace(path + ".tmp.npz", path)
+    return path, _ml20m_shape.describe(users, movies)
+
+
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def _seconds(value):
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 10 else f"{value:.2f}"
 
 
 if __name__ == "__main__":
