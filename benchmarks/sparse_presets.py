@@ -87,7 +87,7 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
 
 def label(decay):
     return (
-        "dense Adam + L2" if decay is None else f"SparseAdam, decay {decay:g}"
+        "preset (dense Adam)" if decay is None else f"SparseAdam, decay {decay:g}"
     )
 
 
