@@ -86,9 +86,9 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
 
 
 def label(decay):
-    return (
-        "preset (dense Adam)" if decay is None else f"SparseAdam, decay {decay:g}"
-    )
+    if decay is None:
+        return "preset (dense Adam)"
+    return f"SparseAdam, decay {decay:g}"
 
 
 def main(argv=None):

@@ -471,7 +471,9 @@ def test_preset_embedding_dim_per_column(monkeypatch):
 
 def test_auto_embedding_dim_keeps_the_preset_regularization():
     model = keras_catembed.RatingModel.from_preset(
-        "recommended", {"user": 943, "movie": 40}, embedding_dim="auto"
+        "tuned-ml-100k-neighborhood",
+        {"user": 943, "movie": 40},
+        embedding_dim="auto",
     )
     layer = model.embedding_layers["user"]
     assert layer.output_dim == 74
