@@ -76,7 +76,9 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
         recipe = recipe.replace(optimizer="sparse_adam", table_decay=decay)
     x = inputs(train_part)
     start = time.perf_counter()
-    if model.implicit or model.neighborhood:
+    if model.neighborhood:
+        model.adapt(x, train_part.rating)
+    elif model.implicit:
         model.adapt(x)
     recipe.fit(model, x, train_part.rating, verbose=0)
     fit_time = time.perf_counter() - start
