@@ -14,6 +14,7 @@ import functools
 import keras
 import numpy as np
 
+from keras_catembed import _auto
 from keras_catembed import _fast_fit
 from keras_catembed import _frames
 from keras_catembed import _inputs
@@ -50,6 +51,8 @@ class RatingTrainer:
         return super().__call__(inputs, *args, **kwargs)
 
     def compile(self, optimizer="rmsprop", *args, **kwargs):
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = _auto.auto_optimizer(self)
         super().compile(optimizer, *args, **kwargs)
         # Compiled steps belong to this compilation.
         self._reset_compiled()

@@ -64,6 +64,10 @@ class SparseAdam(keras.optimizers.Adam):
             `keras.optimizers.Adam`.
         weight_decay: Optional float >= 0. Decoupled weight decay, applied
             lazily to skipped rows (see above). Defaults to `None` (none).
+        exclude_from_weight_decay_paths: Optional list of variable paths
+            (`variable.path`) that the decay skips. The variables passed
+            to `exclude_from_weight_decay(var_list=...)` are recorded here,
+            so that the config, and a saved model's optimizer, keep them.
         **kwargs: Base optimizer arguments (`name`, `loss_scale_factor`,
             `use_ema`, ...). `amsgrad`, gradient clipping and gradient
             accumulation are not supported: each would touch every row.
@@ -85,6 +89,7 @@ class SparseAdam(keras.optimizers.Adam):
         epsilon: float = 1e-7,
         weight_decay: float | None = None,
         name: str = "sparse_adam",
+        exclude_from_weight_decay_paths: Any = None,
         **kwargs: Any,
     ) -> None:
         for key in (
@@ -121,10 +126,36 @@ class SparseAdam(keras.optimizers.Adam):
             name=name,
             **kwargs,
         )
+        # The paths of the variables excluded from the decay, kept in the
+        # config so that a loaded model's optimizer excludes them too.
+        self._excluded_paths = sorted(exclude_from_weight_decay_paths or [])
+
+    def exclude_from_weight_decay(
+        self, var_list: Any = None, var_names: Any = None
+    ) -> None:
+        super().exclude_from_weight_decay(var_list, var_names)
+        self._excluded_paths = sorted(v.path for v in var_list or [])
+        self._excluded_names = list(var_names or [])
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        if self._excluded_paths:
+            config["exclude_from_weight_decay_paths"] = self._excluded_paths
+        return config
 
     def build(self, variables: list[Any]) -> None:
         if self.built:
             return
+        if self._excluded_paths and not getattr(
+            self, "_exclude_from_weight_decay", None
+        ):
+            # Exclusions from the config (a loaded model): the variables
+            # are known now.
+            paths = set(self._excluded_paths)
+            self.exclude_from_weight_decay(
+                var_list=[v for v in variables if v.path in paths],
+                var_names=getattr(self, "_excluded_names", None),
+            )
         super().build(variables)
         self._decay_marks: list[Any] = []
         if self.weight_decay is None:

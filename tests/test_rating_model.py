@@ -471,11 +471,15 @@ def test_preset_embedding_dim_per_column(monkeypatch):
 
 def test_auto_embedding_dim_keeps_the_preset_regularization():
     model = keras_catembed.RatingModel.from_preset(
-        "tuned-ml-100k-neighborhood",
+        "recommended",
         {"user": 943, "movie": 40},
         embedding_dim="auto",
+        embeddings_regularizer="l2",
     )
     layer = model.embedding_layers["user"]
     assert layer.output_dim == 74
     assert isinstance(layer.embeddings_regularizer, keras.regularizers.L2)
+    assert isinstance(
+        layer.embeddings_initializer, keras.initializers.RandomNormal
+    )
     assert layer.dropout == 0.1
