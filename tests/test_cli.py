@@ -1018,7 +1018,16 @@ def test_seed_repeats_a_training_run(data_dir, tmp_path, capsys):
     outputs, predictions = [], []
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         path = str(tmp_path / f"{name}.keras")
-        out = _train_quick(data_dir, capsys, "--seed", seed, "--save", path)
+        out = _train_quick(
+            data_dir,
+            capsys,
+            "--max-rows",
+            "640",
+            "--seed",
+            seed,
+            "--save",
+            path,
+        )
         outputs.append(out.replace(path, ""))
         model = keras.saving.load_model(path)
         predictions.append(model.predict(x, verbose=0))
