@@ -1,6 +1,9 @@
 """Loads a .keras file in a fresh process and saves its predictions.
 
-Usage: python -m tests._load_and_predict MODEL.keras INPUTS.npz OUT.npy
+Usage: python -m tests._load_and_predict MODEL.keras INPUTS.npz OUT.npy ...
+
+Takes one or more (model, inputs, output) triples; prints each model's class
+name on its own line, in order.
 """
 
 import sys
@@ -21,4 +24,8 @@ def main(model_path, inputs_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    arguments = sys.argv[1:]
+    if not arguments or len(arguments) % 3:
+        sys.exit(__doc__)
+    for i in range(0, len(arguments), 3):
+        main(*arguments[i : i + 3])

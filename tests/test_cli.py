@@ -87,6 +87,7 @@ def test_train_prints_baselines_and_model(trained):
         assert file.read(4) == b"\x89PNG"
 
 
+@pytest.mark.one_backend
 def test_baselines_match_numpy(data_dir):
     from keras_catembed.datasets import movielens
 
@@ -235,6 +236,7 @@ def test_python_m_alias_prints_help():
         assert command in result.stdout
 
 
+@pytest.mark.one_backend
 def test_auto_preset_follows_training_size(data_dir, capsys):
     status, out, _ = _run(
         [
@@ -255,6 +257,7 @@ def test_auto_preset_follows_training_size(data_dir, capsys):
     assert "RatingModel (recommended)" in out
 
 
+@pytest.mark.one_backend
 def test_recommended_for():
     from keras_catembed import presets
 
@@ -443,6 +446,7 @@ def test_train_with_weight_average_keeps_and_saves_it(
     assert _model_rmse(evaluated) == pytest.approx(_model_rmse(out), abs=1e-4)
 
 
+@pytest.mark.one_backend
 def test_train_max_rows_keeps_the_first_training_rows(data_dir, capsys):
     status, out, _ = _run(
         ["train", "--preset", "course", "--max-rows", "150", "--epochs", "1"]
@@ -504,6 +508,7 @@ def test_train_model_takes_ema_momentum_as_a_training_setting(data_dir):
     assert not off.optimizer.use_ema
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "preset, recorded",
     [
@@ -557,6 +562,7 @@ def keras_catembed_model(preset):
     )
 
 
+@pytest.mark.one_backend
 def test_inputs_add_the_user_features_a_model_names(data_dir):
     from keras_catembed.datasets import movielens
 
@@ -814,6 +820,7 @@ def test_unknown_similar_title_stops_before_training(
     assert not model_path.exists()
 
 
+@pytest.mark.one_backend
 def test_train_saves_the_model_before_the_extras(
     data_dir, tmp_path, capsys, monkeypatch
 ):
@@ -840,6 +847,7 @@ def test_train_saves_the_model_before_the_extras(
     assert isinstance(keras.saving.load_model(model_path), RatingModel)
 
 
+@pytest.mark.one_backend
 def test_train_labels_the_held_out_metrics_as_test(data_dir, capsys):
     status, out, _ = _run(
         ["train", "--data-dir", data_dir, "--preset", "course"]
@@ -926,6 +934,7 @@ def test_offline_error_names_the_options(tmp_path, capsys, monkeypatch):
     assert "data_dir" not in error
 
 
+@pytest.mark.one_backend
 def test_model_of_another_release_is_one_line(data_dir, tmp_path, capsys):
     from keras_catembed import RatingModel
 
@@ -1016,7 +1025,16 @@ def test_seed_repeats_a_training_run(data_dir, tmp_path, capsys):
     outputs, predictions = [], []
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         path = str(tmp_path / f"{name}.keras")
-        out = _train_quick(data_dir, capsys, "--seed", seed, "--save", path)
+        out = _train_quick(
+            data_dir,
+            capsys,
+            "--max-rows",
+            "640",
+            "--seed",
+            seed,
+            "--save",
+            path,
+        )
         outputs.append(out.replace(path, ""))
         model = keras.saving.load_model(path)
         predictions.append(model.predict(x, verbose=0))
@@ -1102,6 +1120,7 @@ def test_model_alone_says_what_is_missing(trained, tmp_path, capsys):
     )
 
 
+@pytest.mark.one_backend
 def test_history_plot_draws_rmse_per_epoch(data_dir, tmp_path, capsys):
     from matplotlib import image
 

@@ -62,8 +62,6 @@ def test_is_a_keras_tuner_hypermodel():
 
 
 def test_rejects_bad_embeddings():
-    # Cases are looped, not parametrized: each test pays for a Keras
-    # clear_session in the autouse fixture.
     for embeddings in (
         {},
         [("user_id", 3)],

@@ -27,16 +27,6 @@ REAL_DATA = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_state():
-    """Overrides conftest's fixture of the same name for this module.
-
-    The loader creates no Keras state, and `keras.utils.clear_session()`
-    costs about half a second per test.
-    """
-    yield
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """An empty Keras cache; returns its `datasets` folder."""

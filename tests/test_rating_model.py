@@ -208,8 +208,8 @@ def _train(seed=0, epochs=10):
     model = keras_catembed.RatingModel(
         CARDINALITIES, bias_terms=True, rating_range=(-1.0, 7.0)
     )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    history = model.fit(x, y, batch_size=128, epochs=epochs, verbose=0)
     return history.history["loss"]
 
 
@@ -227,20 +227,52 @@ def test_set_random_seed_makes_training_repeatable():
 # Saving ---------------------------------------------------------------------
 
 
-def _save_and_predict_in_fresh_process(model, x, tmp_path):
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    np.savez(tmp_path / "inputs.npz", **x)
+SAVED_CLASSES = [keras_catembed.RatingModel, DotRatingModel]
+
+
+@pytest.fixture(scope="module")
+def fresh_process_predictions(tmp_path_factory):
+    """Trains, saves and predicts with one model per class in SAVED_CLASSES,
+    then loads every file and predicts again in one fresh process.
+
+    Returns {class name: (name the fresh process printed, its predictions,
+    the predictions before saving)}.
+    """
+    folder = tmp_path_factory.mktemp("fresh_process")
+    keras.utils.set_random_seed(0)
+    x, y = _low_rank_data(500)
+    x = {"user": x["user"], "movie": x["movie"] + 100}
+    np.savez(folder / "inputs.npz", **x)
+    expected, arguments = {}, []
+    for cls in SAVED_CLASSES:
+        model = cls(
+            {
+                "user": keras_catembed.EntityEmbedding(
+                    60, 3, name="user_table"
+                ),
+                "movie": keras_catembed.EntityEmbedding(
+                    vocabulary=list(range(100, 140)),
+                    output_dim=3,
+                    num_oov_indices=2,
+                ),
+            },
+            hidden_units=[8, 4],
+            bias_terms=True,
+            rating_range=(0.5, 5.5),
+        )
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, epochs=1, verbose=0)
+        expected[cls.__name__] = model.predict(x, verbose=0)
+        path = folder / f"{cls.__name__}.keras"
+        model.save(str(path))
+        arguments += [
+            str(path),
+            str(folder / "inputs.npz"),
+            str(folder / f"{cls.__name__}.npy"),
+        ]
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests._load_and_predict",
-            path,
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "out.npy"),
-        ],
+        [sys.executable, "-m", "tests._load_and_predict", *arguments],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -248,30 +280,20 @@ def _save_and_predict_in_fresh_process(model, x, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1], np.load(tmp_path / "out.npy")
+    names = result.stdout.strip().splitlines()[-len(SAVED_CLASSES) :]
+    return {
+        cls.__name__: (
+            printed,
+            np.load(folder / f"{cls.__name__}.npy"),
+            expected[cls.__name__],
+        )
+        for cls, printed in zip(SAVED_CLASSES, names, strict=True)
+    }
 
 
-@pytest.mark.parametrize("cls", [keras_catembed.RatingModel, DotRatingModel])
-def test_save_and_load_in_fresh_process(cls, tmp_path):
-    x, y = _low_rank_data(500)
-    model = cls(
-        {
-            "user": keras_catembed.EntityEmbedding(60, 3, name="user_table"),
-            "movie": keras_catembed.EntityEmbedding(
-                vocabulary=list(range(100, 140)),
-                output_dim=3,
-                num_oov_indices=2,
-            ),
-        },
-        hidden_units=[8, 4],
-        bias_terms=True,
-        rating_range=(0.5, 5.5),
-    )
-    x = {"user": x["user"], "movie": x["movie"] + 100}
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(x, y, epochs=1, verbose=0)
-    expected = model.predict(x, verbose=0)
-    name, actual = _save_and_predict_in_fresh_process(model, x, tmp_path)
+@pytest.mark.parametrize("cls", SAVED_CLASSES)
+def test_save_and_load_in_fresh_process(cls, fresh_process_predictions):
+    name, actual, expected = fresh_process_predictions[cls.__name__]
     assert name == cls.__name__
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
 
