@@ -1,8 +1,13 @@
 """The search space, the names and the checks, derived from the table."""
 
+import collections.abc
+import numbers
+
 from keras_catembed.hypermodel._hyperparameter import COLUMN
 from keras_catembed.hypermodel._hyperparameter import LAYER
 from keras_catembed.hypermodel._hyperparameters import HYPERPARAMETERS
+from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
+from keras_catembed.hypermodel._tuner import keras_tuner
 
 
 def expand(hypermodel, max_layers):
@@ -103,3 +108,43 @@ def check_requirements(hypermodel, values):
             message = row.unavailable(hypermodel)
             if message:
                 raise ValueError(message)
+
+
+def check_fixed(hypermodel, fixed):
+    """The checked values of the hyperparameters to fix, by name."""
+    layers = fixed.get("num_hidden_layers")
+    is_int = isinstance(layers, numbers.Integral) and not isinstance(
+        layers, bool
+    )
+    checked = check_values(
+        hypermodel,
+        fixed,
+        max(MAX_HIDDEN_LAYERS, layers if is_int else 0),
+        "Unknown hyperparameters to fix",
+    )
+    check_requirements(hypermodel, checked)
+    return checked
+
+
+def as_hyperparameters(hypermodel, hp, max_layers):
+    """`hp`, or a `keras_tuner.HyperParameters` of a dict of values."""
+    if isinstance(hp, keras_tuner.HyperParameters):
+        return hp
+    if not isinstance(hp, collections.abc.Mapping):
+        raise ValueError(
+            "`hp` must be a keras_tuner.HyperParameters or a dict of "
+            f"values by name. Received: hp={hp!r}"
+        )
+    values = check_values(
+        hypermodel, hp, max_layers, "Unknown hyperparameters", skip_none=True
+    )
+    layers = values.get("num_hidden_layers", 0)
+    if layers > max_layers:
+        raise ValueError(
+            f"`num_hidden_layers` must be at most {max_layers} "
+            "unless the hypermodel fixes it. Received: "
+            f"num_hidden_layers={layers}"
+        )
+    hyperparameters = keras_tuner.HyperParameters()
+    hyperparameters.values.update(values)
+    return hyperparameters
