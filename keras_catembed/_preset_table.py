@@ -1,6 +1,7 @@
 """The named presets: their table and the rule that picks one by size."""
 
 import copy
+from typing import Any
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -37,19 +38,19 @@ LEGACY_KEYS = (
 )
 
 
-def _l2(value):
+def _l2(value: float | None) -> dict[str, Any] | None:
     """An L2 regularizer as a Keras config, or `None` for 0."""
     return {"class_name": "L2", "config": {"l2": value}} if value else None
 
 
-def _normal(stddev):
+def _normal(stddev: float | None) -> str | dict[str, Any]:
     """A normal initializer as a Keras config, or `"uniform"` for `None`."""
     if stddev is None:
         return "uniform"
     return {"class_name": "RandomNormal", "config": {"stddev": stddev}}
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # The model of Kaggle's "Embeddings" course, with its training settings.
     "course": {
         "description": (
@@ -296,7 +297,7 @@ PRESETS["tuned-ml-100k-demographics"] = {
 LARGE = 500_000
 
 
-def recommended_for(num_ratings, *, implicit=True):
+def recommended_for(num_ratings: int, *, implicit: bool = True) -> str:
     """Name of the recommended preset for a training set of this size.
 
     Args:

@@ -103,6 +103,7 @@ def test_a_malformed_row_is_rejected():
         ),
         ({"kind": "choice"}, r"values=\(\) for 'x'"),
         ({"kind": "int", "min_value": 0}, "max_value=None for 'x'"),
+        ({"kind": "choice", "values": len}, "values_doc=None for 'x'"),
     ):
         with pytest.raises(ValueError, match=match):
             Hyperparameter(name="x", **fields, **common)

@@ -3,6 +3,7 @@
 import collections.abc
 from collections.abc import Mapping
 from typing import Any
+from typing import TypeAlias
 
 import keras
 
@@ -19,10 +20,11 @@ from keras_catembed.rating_model import RatingModel
 
 OBJECTIVE_METRICS = ("rmse", "mae", "mse")
 
-HyperParametersLike = keras_tuner.HyperParameters | Mapping[str, Any]
+HyperParametersLike: TypeAlias = keras_tuner.HyperParameters | Mapping[str, Any]
 
 
-class RatingHyperModel(keras_tuner.HyperModel):
+# KerasTuner has no type information: its classes are `Any`.
+class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
     """A KerasTuner search space of compiled `RatingModel`s.
 
     `build(hp)` declares the hyperparameters below, then returns a
@@ -123,7 +125,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
         **fixed: Any,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        self.columns = _check_columns(embeddings)
+        self.columns: list[str] = _check_columns(embeddings)
         for column in self.columns:
             if isinstance(embeddings[column], EntityEmbedding):
                 raise ValueError(
@@ -141,7 +143,9 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 f" Received: objective_metric={objective_metric!r}"
             )
         self.objective_metric = objective_metric
-        self.rating_range = _check_rating_range(rating_range)
+        self.rating_range: tuple[float, float] | None = _check_rating_range(
+            rating_range
+        )
         self.fixed = _space.check_fixed(self, fixed)
 
     # Public helpers ----------------------------------------------------------
@@ -367,7 +371,9 @@ class RatingHyperModel(keras_tuner.HyperModel):
     # Private -----------------------------------------------------------------
 
     def _max_layers(self) -> int:
-        return max(MAX_HIDDEN_LAYERS, self.fixed.get("num_hidden_layers", 0))
+        return max(
+            MAX_HIDDEN_LAYERS, int(self.fixed.get("num_hidden_layers", 0))
+        )
 
 
 # `help(RatingHyperModel)` lists the hyperparameters.
