@@ -261,8 +261,7 @@ class Recipe:
         num_rows: int | None = None,
         model: Any = None,
         *,
-        steps: int | None = None,
-        learning_rate: Any = None,
+        optimizer: Any = None,
         metrics: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """The `model.compile` arguments of this recipe.
@@ -271,26 +270,21 @@ class Recipe:
             num_rows: Optional positive integer. Number of training rows,
                 which sets the length of the `"cosine"` schedule.
             model: The model to compile; needed with `table_decay`.
-            steps: Optional positive integer, instead of `num_rows`: the
-                number of training steps (see `learning_rate_for`).
-            learning_rate: Optional result of `learning_rate_for`, instead
-                of `num_rows` or `steps` (see `make_optimizer`).
+            optimizer: Optional optimizer of `make_optimizer` (one made
+                for a number of steps, or with a schedule to set later),
+                instead of a new one for `num_rows`.
             metrics: Optional list of metrics. Defaults to `rmse`
                 (`keras.metrics.RootMeanSquaredError`) and `"mae"`.
 
         Returns:
-            Dict with a new `optimizer` (`make_optimizer`), the loss
-            `"mse"` and the `metrics`.
+            Dict with the `optimizer` (by default `make_optimizer(num_rows,
+            model)`), the loss `"mse"` and the `metrics`.
         """
+        if optimizer is None:
+            optimizer = self.make_optimizer(num_rows, model)
         if metrics is None:
             metrics = [keras.metrics.RootMeanSquaredError(name="rmse"), "mae"]
-        return {
-            "optimizer": self.make_optimizer(
-                num_rows, model, steps=steps, learning_rate=learning_rate
-            ),
-            "loss": "mse",
-            "metrics": list(metrics),
-        }
+        return {"optimizer": optimizer, "loss": "mse", "metrics": list(metrics)}
 
     def compile(self, model: Any, num_rows: int, **kwargs: Any) -> Any:
         """Compiles `model` with this recipe.

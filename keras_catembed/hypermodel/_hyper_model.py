@@ -268,8 +268,10 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             `recipe(hp)`), the loss `"mse"` and the metrics `rmse`, `mae`
             and `mse`.
         """
-        return self.recipe(hp).compile_kwargs(
-            steps=steps, metrics=_recipe.metrics()
+        recipe = self.recipe(hp)
+        return recipe.compile_kwargs(
+            optimizer=recipe.make_optimizer(steps=steps),
+            metrics=_recipe.metrics(),
         )
 
     def fit_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:
@@ -289,9 +291,10 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
         model = RatingModel(**self.model_kwargs(hp))
         recipe = self.recipe(hp)
         rate = recipe.learning_rate_for()
+        optimizer = recipe.make_optimizer(learning_rate=rate)
         model.compile(
             **recipe.compile_kwargs(
-                learning_rate=rate, metrics=_recipe.metrics()
+                optimizer=optimizer, metrics=_recipe.metrics()
             )
         )
         # `fit` sets the length of a "cosine" schedule.
