@@ -4,6 +4,12 @@ import collections.abc
 import copy
 import json
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from keras_catembed.training import Recipe
 
 from keras_catembed._preset_legacy import _upgrade_overrides
 from keras_catembed._preset_legacy import upgrade
@@ -15,7 +21,7 @@ from keras_catembed._preset_table import PRESETS
 from keras_catembed._preset_table import WEIGHTS_FILE
 
 
-def get(name):
+def get(name: str) -> dict[str, Any]:
     """Returns a deep copy of the preset `name`.
 
     Args:
@@ -35,13 +41,13 @@ def get(name):
     return upgrade(copy.deepcopy(PRESETS[name]), warn=True)
 
 
-def _is_folder_path(preset):
+def _is_folder_path(preset: object) -> bool:
     return isinstance(preset, (str, os.PathLike)) and (
         os.path.isdir(preset) or os.sep in str(preset)
     )
 
 
-def load(preset):
+def load(preset: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
     """The config of a preset: a name, a folder, or a preset dict.
 
     Args:
@@ -91,7 +97,9 @@ def load(preset):
     )
 
 
-def recipe(preset):
+def recipe(
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+) -> "Recipe | None":
     """The `keras_catembed.training.Recipe` of a preset (name or folder)."""
     from keras_catembed.training import Recipe
 
@@ -99,7 +107,14 @@ def recipe(preset):
     return None if config is None else Recipe.from_config(config)
 
 
-def build_model(config, embeddings, cls=None, *, name="preset", **overrides):
+def build_model(
+    config: Mapping[str, Any],
+    embeddings: Mapping[str, Any],
+    cls: Any = None,
+    *,
+    name: str = "preset",
+    **overrides: Any,
+) -> Any:
     """Builds the model of a preset config (`load`'s result).
 
     Args:
@@ -192,7 +207,13 @@ def build_model(config, embeddings, cls=None, *, name="preset", **overrides):
     return cls(layers, **model)
 
 
-def from_preset(preset, embeddings=None, cls=None, load_weights=True, **kw):
+def from_preset(
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+    embeddings: Mapping[str, Any] | None = None,
+    cls: Any = None,
+    load_weights: bool = True,
+    **kw: Any,
+) -> Any:
     """Builds a preset's model; see `RatingModel.from_preset`."""
     config = load(preset)
     name = preset if isinstance(preset, (str, os.PathLike)) else "dict"
@@ -241,7 +262,7 @@ def from_preset(preset, embeddings=None, cls=None, load_weights=True, **kw):
     return model
 
 
-def _model_part(model):
+def _model_part(model: Any) -> tuple[dict[str, Any], dict[str, int]]:
     """The preset model part that rebuilds `model` (current vocabulary)."""
     config = model.get_config()
     part = {key: config[key] for key in MODEL_KEYS if key in config}
@@ -265,7 +286,13 @@ def _model_part(model):
     return part, cardinalities
 
 
-def save_to_preset(model, preset_dir, recipe=None, *, description=None):
+def save_to_preset(
+    model: Any,
+    preset_dir: str | os.PathLike[str],
+    recipe: "Recipe | Mapping[str, Any] | None" = None,
+    *,
+    description: str | None = None,
+) -> str:
     """Writes `model` (and its recipe) as a preset folder.
 
     The folder holds `config.json` (the model part as `RatingModel` and

@@ -2,13 +2,15 @@
 
 import collections.abc
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from keras_catembed._preset_table import LEGACY_KEYS
 from keras_catembed._preset_table import _l2
 from keras_catembed._preset_table import _normal
 
 
-def upgrade(config, warn=False):
+def upgrade(config: dict[str, Any], warn: bool = False) -> dict[str, Any]:
     """Translates a preset of the first vocabulary into the current one.
 
     The model part's `embedding_dim` (an integer, `"auto"` or a dict by
@@ -27,8 +29,9 @@ def upgrade(config, warn=False):
         `config`.
     """
     model = config.get("model")
-    legacy = isinstance(model, dict) and any(k in model for k in LEGACY_KEYS)
-    if legacy:
+    legacy = False
+    if isinstance(model, dict) and any(k in model for k in LEGACY_KEYS):
+        legacy = True
         embedding = dict(model.get("embedding", {}))
         if "embedding_dim" in model:
             dim = model.pop("embedding_dim")
@@ -79,10 +82,12 @@ _LEGACY_OVERRIDES = {
 }
 
 
-def _upgrade_overrides(overrides, name):
+def _upgrade_overrides(
+    overrides: Mapping[str, Any], name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     old = [key for key in overrides if key in _LEGACY_OVERRIDES]
     if not old:
-        return {}, overrides
+        return {}, dict(overrides)
     warnings.warn(
         f"The overrides {old} are deprecated: pass EntityEmbedding "
         f"arguments ({[_LEGACY_OVERRIDES[k] for k in old]}) instead.",

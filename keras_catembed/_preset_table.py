@@ -1,6 +1,7 @@
 """The named presets: their table and the rule that picks one by size."""
 
 import copy
+from typing import Any
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -37,12 +38,12 @@ LEGACY_KEYS = (
 )
 
 
-def _l2(value):
+def _l2(value: float | None) -> dict[str, Any] | None:
     """An L2 regularizer as a Keras config, or `None` for 0."""
     return {"class_name": "L2", "config": {"l2": value}} if value else None
 
 
-def _dense(recipe):
+def _dense(recipe: dict[str, Any]) -> dict[str, Any]:
     """A copy of `recipe` with dense Adam and no table decay."""
     recipe = copy.deepcopy(recipe)
     recipe["optimizer"] = "adam"
@@ -50,7 +51,7 @@ def _dense(recipe):
     return recipe
 
 
-def _normal(stddev):
+def _normal(stddev: float | None) -> str | dict[str, Any]:
     """A normal initializer as a Keras config, or `"uniform"` for `None`."""
     if stddev is None:
         return "uniform"
@@ -66,7 +67,7 @@ def _normal(stddev):
 # ml-1m fold 1; on those folds' test parts the sparse presets scored as
 # well as or better than the dense ones (benchmarks/sparse_presets.py,
 # benchmarks/results/sparse_presets_*.json).
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # The model of Kaggle's "Embeddings" course, with its training settings.
     "course": {
         "description": (
@@ -320,7 +321,7 @@ PRESETS["tuned-ml-100k-demographics"]["model"]["embedding"][
 LARGE = 500_000
 
 
-def recommended_for(num_ratings, *, implicit=True):
+def recommended_for(num_ratings: int, *, implicit: bool = True) -> str:
     """Name of the recommended preset for a training set of this size.
 
     Args:

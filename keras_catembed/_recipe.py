@@ -1,14 +1,20 @@
 """The `Recipe` class: training settings, and how they compile and fit."""
 
+import collections.abc
 import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Self
 
 import keras
+import numpy as np
 
 from keras_catembed import _checks
 from keras_catembed import optimizers
 
 # The optimizers a recipe may name.
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, Any] = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,
     "rmsprop": keras.optimizers.RMSprop,
@@ -63,15 +69,15 @@ class Recipe:
 
     def __init__(
         self,
-        learning_rate=1e-3,
+        learning_rate: float = 1e-3,
         *,
-        schedule="constant",
-        batch_size=256,
-        epochs=10,
-        ema_momentum=None,
-        optimizer="adam",
-        table_decay=None,
-    ):
+        schedule: str = "constant",
+        batch_size: int = 256,
+        epochs: int = 10,
+        ema_momentum: float | None = None,
+        optimizer: str = "adam",
+        table_decay: float | None = None,
+    ) -> None:
         if (
             isinstance(learning_rate, bool)
             or not isinstance(learning_rate, (int, float))
@@ -102,12 +108,12 @@ class Recipe:
                 )
             ema_momentum = _checks.rate("ema_momentum", ema_momentum)
         self.learning_rate = float(learning_rate)
-        self.schedule = schedule
-        self.batch_size = _checks.positive_int("batch_size", batch_size)
-        self.epochs = _checks.positive_int("epochs", epochs)
+        self.schedule: str = schedule
+        self.batch_size: int = _checks.positive_int("batch_size", batch_size)
+        self.epochs: int = _checks.positive_int("epochs", epochs)
         # 0 means no average, as in RatingHyperModel.
         self.ema_momentum = float(ema_momentum) if ema_momentum else None
-        self.optimizer = optimizer
+        self.optimizer: str = optimizer
         if table_decay is not None:
             if (
                 isinstance(table_decay, bool)
@@ -126,50 +132,120 @@ class Recipe:
                     f"optimizer={optimizer!r}"
                 )
             table_decay = float(table_decay)
-        self.table_decay = table_decay
+        self.table_decay: float | None = table_decay
 
     # Building blocks ---------------------------------------------------------
 
-    def steps(self, num_rows):
+    def steps(self, num_rows: int) -> int:
         """Number of training steps: batches per epoch times epochs."""
         num_rows = _checks.positive_int("num_rows", num_rows)
         return max(1, -(-num_rows // self.batch_size) * self.epochs)
 
-    def learning_rate_for(self, num_rows):
-        """The learning rate, or the schedule over `num_rows` rows.
+    def fit_steps(self, x: Any) -> int:
+        """Number of training steps of `fit` on the inputs `x`.
 
         Args:
-            num_rows: Positive integer. Number of training rows, which
-                sets the length of the `"cosine"` schedule.
+            x: Inputs that `fit` batches itself (arrays, a dict of arrays,
+                a data frame), which have `batch_size` rows per step, or a
+                dataset or `keras.utils.PyDataset` with a length (its
+                number of batches).
+
+        Returns:
+            Batches per epoch times `epochs`.
+        """
+        if is_unbatched(x):
+            first = next(iter(x.values())) if isinstance(x, Mapping) else x
+            batches = -(-len(first) // self.batch_size)
+        elif hasattr(x, "__len__"):
+            batches = len(x)
+        else:
+            raise ValueError(
+                "The 'cosine' schedule needs the number of steps per epoch: "
+                "pass arrays, or a dataset or PyDataset with a length. "
+                f"Received: {type(x).__name__}"
+            )
+        return max(1, batches * self.epochs)
+
+    def learning_rate_for(
+        self, num_rows: int | None = None, *, steps: int | None = None
+    ) -> Any:
+        """The learning rate, or the schedule over the training steps.
+
+        Args:
+            num_rows: Optional positive integer. Number of training rows,
+                which sets the length of the `"cosine"` schedule.
+            steps: Optional positive integer, instead of `num_rows`: the
+                number of training steps. Without either, a `"cosine"`
+                schedule spans one step until `set_schedule_steps` sets its
+                length (for a model compiled before its data is known).
 
         Returns:
             A float for `"constant"`, else a
             `keras.optimizers.schedules.CosineDecay`.
         """
-        steps = self.steps(num_rows)
+        total = self._total_steps(num_rows, steps)
         if self.schedule == "constant":
             return self.learning_rate
-        warmup = steps // 5
-        rate = self.learning_rate
         return keras.optimizers.schedules.CosineDecay(
-            rate / 10 if warmup else rate,
-            decay_steps=steps - warmup,
-            warmup_target=rate if warmup else None,
-            warmup_steps=warmup,
+            **_cosine_settings(self.learning_rate, total)
         )
 
-    def make_optimizer(self, num_rows, model=None):
+    def set_schedule_steps(self, schedule: Any, steps: int) -> None:
+        """Sets the length of this recipe's `"cosine"` schedule.
+
+        Args:
+            schedule: The `CosineDecay` of `learning_rate_for` (or of the
+                optimizer of `make_optimizer`), before training starts.
+            steps: Integer. The number of training steps (at least 1 is
+                used).
+        """
+        if not isinstance(schedule, keras.optimizers.schedules.CosineDecay):
+            raise ValueError(
+                "`schedule` must be the CosineDecay of a 'cosine' recipe. "
+                f"Received: schedule={schedule!r}"
+            )
+        for name, value in _cosine_settings(self.learning_rate, steps).items():
+            setattr(schedule, name, value)
+
+    def make_optimizer(
+        self,
+        num_rows: int | None = None,
+        model: Any = None,
+        *,
+        steps: int | None = None,
+        learning_rate: Any = None,
+    ) -> Any:
         """A new Keras optimizer for `num_rows` training rows.
 
         With `table_decay`, `model` (a `RatingModel`) is needed: it is
         built, and every variable but its embedding tables is excluded
         from the decay.
+
+        Args:
+            num_rows: Optional positive integer. Number of training rows.
+            model: The model to train; needed with `table_decay`.
+            steps: Optional positive integer, instead of `num_rows`: the
+                number of training steps (see `learning_rate_for`).
+            learning_rate: Optional result of `learning_rate_for`, instead
+                of `num_rows` or `steps`: the optimizer then uses this
+                schedule, whose length `set_schedule_steps` can still set.
+
+        Returns:
+            The optimizer, with the rate or schedule and the moving
+            average of the weights.
         """
-        extra = {}
+        if learning_rate is None:
+            learning_rate = self.learning_rate_for(num_rows, steps=steps)
+        elif num_rows is not None or steps is not None:
+            raise ValueError(
+                "Pass `learning_rate`, or `num_rows` or `steps`, not both. "
+                f"Received: num_rows={num_rows!r}, steps={steps!r}"
+            )
+        extra: dict[str, float] = {}
         if self.table_decay is not None:
             extra["weight_decay"] = self.table_decay
         optimizer = OPTIMIZERS[self.optimizer](
-            self.learning_rate_for(num_rows),
+            learning_rate,
             use_ema=self.ema_momentum is not None,
             ema_momentum=self.ema_momentum or 0.99,
             **extra,
@@ -180,7 +256,37 @@ class Recipe:
 
     # Compile and fit ---------------------------------------------------------
 
-    def compile(self, model, num_rows, **kwargs):
+    def compile_kwargs(
+        self,
+        num_rows: int | None = None,
+        model: Any = None,
+        *,
+        optimizer: Any = None,
+        metrics: Sequence[Any] | None = None,
+    ) -> dict[str, Any]:
+        """The `model.compile` arguments of this recipe.
+
+        Args:
+            num_rows: Optional positive integer. Number of training rows,
+                which sets the length of the `"cosine"` schedule.
+            model: The model to compile; needed with `table_decay`.
+            optimizer: Optional optimizer of `make_optimizer` (one made
+                for a number of steps, or with a schedule to set later),
+                instead of a new one for `num_rows`.
+            metrics: Optional list of metrics. Defaults to `rmse`
+                (`keras.metrics.RootMeanSquaredError`) and `"mae"`.
+
+        Returns:
+            Dict with the `optimizer` (by default `make_optimizer(num_rows,
+            model)`), the loss `"mse"` and the `metrics`.
+        """
+        if optimizer is None:
+            optimizer = self.make_optimizer(num_rows, model)
+        if metrics is None:
+            metrics = [keras.metrics.RootMeanSquaredError(name="rmse"), "mae"]
+        return {"optimizer": optimizer, "loss": "mse", "metrics": list(metrics)}
+
+    def compile(self, model: Any, num_rows: int, **kwargs: Any) -> Any:
         """Compiles `model` with this recipe.
 
         The recipe's optimizer, the loss `"mse"`, and the metrics `rmse`
@@ -203,26 +309,60 @@ class Recipe:
                 f"`Recipe.compile` sets {taken} itself. Received: "
                 + ", ".join(f"{name}={kwargs[name]!r}" for name in taken)
             )
-        optimizer = self.make_optimizer(num_rows, model)
-        model.compile(
-            optimizer=optimizer,
-            loss="mse",
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), "mae"],
-            **kwargs,
-        )
+        model.compile(**self.compile_kwargs(num_rows, model), **kwargs)
         return model
+
+    def fit_kwargs(
+        self,
+        model: Any,
+        x: Any,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        swap_on_epoch: bool = False,
+    ) -> dict[str, Any]:
+        """The `model.fit` arguments of this recipe.
+
+        Args:
+            model: The compiled model to train.
+            x: The training inputs.
+            callbacks: Optional list of Keras callbacks.
+            swap_on_epoch: Boolean. With a moving average of the weights,
+                `False` swaps the averaged weights in for validation only;
+                `True` also leaves them in the model at the end of each
+                epoch, so that the callbacks after it (checkpoints) see
+                them (`keras.callbacks.SwapEMAWeights(swap_on_epoch)`).
+                Defaults to `False`.
+
+        Returns:
+            Dict with `epochs`, `callbacks` (a new list: with a moving
+            average of the weights, a `keras.callbacks.SwapEMAWeights`
+            comes first unless `callbacks` has one) and, for inputs that
+            `fit` batches itself (arrays, dicts, data frames),
+            `batch_size`.
+        """
+        callbacks = list(callbacks or [])
+        if getattr(model.optimizer, "use_ema", False) and not any(
+            isinstance(c, keras.callbacks.SwapEMAWeights) for c in callbacks
+        ):
+            # First, so that validation and the callbacks after it see the
+            # averaged weights, which `fit` keeps.
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch))
+        kwargs: dict[str, Any] = {"epochs": self.epochs, "callbacks": callbacks}
+        if is_unbatched(x):
+            kwargs["batch_size"] = self.batch_size
+        return kwargs
 
     def fit(
         self,
-        model,
-        x,
-        y,
+        model: Any,
+        x: Any,
+        y: Any,
         *,
-        validation_data=None,
-        callbacks=None,
-        verbose="auto",
-        **kwargs,
-    ):
+        validation_data: Any = None,
+        callbacks: Sequence[Any] | None = None,
+        verbose: str | int = "auto",
+        **kwargs: Any,
+    ) -> Any:
         """Trains `model` with this recipe's batch size and epochs.
 
         An uncompiled model is first compiled with `compile(model,
@@ -260,30 +400,20 @@ class Recipe:
             )
         if not getattr(model, "compiled", False):
             self.compile(model, len(y))
-        callbacks = list(callbacks or [])
-        if (
-            validation_data is not None
-            and getattr(model.optimizer, "use_ema", False)
-            and not any(
-                isinstance(c, keras.callbacks.SwapEMAWeights) for c in callbacks
-            )
-        ):
-            # Validation metrics of the averaged weights, which `fit` keeps.
-            callbacks.insert(0, keras.callbacks.SwapEMAWeights())
+        fit_kwargs = self.fit_kwargs(model, x, callbacks=callbacks)
+        fit_kwargs["batch_size"] = self.batch_size
         return model.fit(
             x,
             y,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
             validation_data=validation_data,
-            callbacks=callbacks,
             verbose=verbose,
+            **fit_kwargs,
             **kwargs,
         )
 
     # Serialization -----------------------------------------------------------
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The recipe as a dict of plain values (JSON-serializable)."""
         return {
             "optimizer": self.optimizer,
@@ -296,7 +426,7 @@ class Recipe:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         """A recipe from `get_config()`'s dict (or a preset's recipe).
 
         Missing keys take their defaults; unknown keys are an error.
@@ -315,31 +445,64 @@ class Recipe:
             )
         return cls(**config)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         """A copy of the recipe with some settings changed."""
         return self.from_config({**self.get_config(), **changes})
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Recipe):
             return NotImplemented
         return self.get_config() == other.get_config()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         values = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"Recipe({values})"
 
+    # Private -----------------------------------------------------------------
 
-def _not_tables(model):
+    def _total_steps(self, num_rows: int | None, steps: int | None) -> int:
+        if num_rows is not None and steps is not None:
+            raise ValueError(
+                "Pass `num_rows` or `steps`, not both. Received: "
+                f"num_rows={num_rows!r}, steps={steps!r}"
+            )
+        if steps is not None:
+            return int(_checks.positive_int("steps", steps))
+        return 1 if num_rows is None else self.steps(num_rows)
+
+
+def _cosine_settings(rate: float, steps: int) -> dict[str, Any]:
+    """The `CosineDecay` arguments of the `"cosine"` schedule.
+
+    A linear warm-up over the first fifth of the `steps`, from a tenth of
+    the rate, then cosine decay to 0; no warm-up under 5 steps.
+    """
+    steps = max(1, steps)
+    warmup = steps // 5
+    return {
+        "initial_learning_rate": rate / 10 if warmup else rate,
+        "decay_steps": steps - warmup,
+        "warmup_target": rate if warmup else None,
+        "warmup_steps": warmup,
+    }
+
+
+def is_unbatched(x: Any) -> bool:
+    """True for inputs that `fit` batches itself (arrays, dicts, frames)."""
+    if isinstance(x, (collections.abc.Mapping, np.ndarray, list, tuple)):
+        return True
+    if hasattr(x, "columns") and hasattr(x, "to_numpy"):
+        return True
+    # Backend tensors; a `tf.data.Dataset` has no `dtype`.
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _not_tables(model: Any) -> list[Any]:
     """The trainable variables of `model` other than its embedding tables."""
-    layers = [
-        getattr(model, name, None)
-        for name in (
-            "embedding_layers",
-            "implicit_layers",
-            "neighborhood_layers",
-        )
-    ]
-    if any(not isinstance(group, dict) for group in layers):
+    names = ("embedding_layers", "implicit_layers", "neighborhood_layers")
+    groups = [getattr(model, name, None) for name in names]
+    layers = [group for group in groups if isinstance(group, dict)]
+    if len(layers) < len(groups):
         raise ValueError(
             "`table_decay` decays the embedding tables of a RatingModel. "
             f"Received: {type(model).__name__}"

@@ -9,6 +9,11 @@ num_rows)` compiles a model with them (MSE loss, RMSE and MAE metrics) and
 on MovieLens ratings.
 """
 
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
 import keras
 
 from keras_catembed import _checks
@@ -16,19 +21,22 @@ from keras_catembed._recipe import OPTIMIZERS
 from keras_catembed._recipe import SCHEDULES
 from keras_catembed._recipe import Recipe
 
+if TYPE_CHECKING:
+    from keras_catembed.datasets.movielens import Ratings
+
 __all__ = ["OPTIMIZERS", "SCHEDULES", "Recipe", "train"]
 
 
 def train(
-    train,
-    preset="recommended",
+    train: "Ratings",
+    preset: str | os.PathLike[str] | Mapping[str, Any] = "recommended",
     *,
-    validation=None,
-    validation_name="val",
-    verbose=2,
-    seed=None,
-    **overrides,
-):
+    validation: "Ratings | None" = None,
+    validation_name: str = "val",
+    verbose: str | int = 2,
+    seed: int | None = None,
+    **overrides: Any,
+) -> tuple[Any, Any]:
     """Builds, compiles and fits a preset's model on MovieLens ratings.
 
     The model comes from `RatingModel.from_preset(preset, ...)` with the
@@ -78,7 +86,7 @@ def train(
         # Implicit feedback describes ids by the training pairs only.
         model.adapt(x_train, train.rating)
     recipe.compile(model, len(train))
-    callbacks = []
+    callbacks: list[Any] = []
     if validation is not None and validation_name != "val":
         callbacks.append(_rename_metrics("val_", f"{validation_name}_"))
     history = recipe.fit(
@@ -100,16 +108,21 @@ def train(
     return model, history
 
 
-def _rename_metrics(old, new):
+def _rename_metrics(old: str, new: str) -> Any:
     """A callback that renames the epoch metrics starting with `old`.
 
     The progress log and the history, which run after it, see the new
     names.
     """
 
-    class RenameMetrics(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            for name in [n for n in logs or () if n.startswith(old)]:
+    # Keras has no type information: its classes are `Any`.
+    class RenameMetrics(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(
+            self, epoch: int, logs: dict[str, Any] | None = None
+        ) -> None:
+            if logs is None:
+                return
+            for name in [n for n in logs if n.startswith(old)]:
                 logs[new + name[len(old) :]] = logs.pop(name)
 
     return RenameMetrics()

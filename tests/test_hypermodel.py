@@ -576,6 +576,64 @@ def test_cosine_schedule_spans_the_trial():
         assert float(optimizer.learning_rate) == pytest.approx(rate, abs=1e-7)
 
 
+def _settings(optimizer):
+    """The config of `optimizer` but its name (unique per instance)."""
+    config = optimizer.get_config()
+    del config["name"]
+    return config
+
+
+@pytest.mark.parametrize(
+    "values, num_rows, epochs",
+    [
+        ({}, 5 * BATCH_SIZE, 1),
+        (
+            {
+                "optimizer": "adamw",
+                "learning_rate": 0.01,
+                "schedule": "cosine",
+                "ema_momentum": 0.99,
+            },
+            5 * BATCH_SIZE,
+            3,
+        ),
+        # Under 5 steps the cosine schedule has no warm-up.
+        (
+            {"optimizer": "rmsprop", "schedule": "cosine", "batch_size": 128},
+            2 * BATCH_SIZE,
+            2,
+        ),
+        ({"optimizer": "sgd", "ema_momentum": 0.999}, BATCH_SIZE, 2),
+    ],
+)
+def test_trials_compile_the_optimizer_of_their_recipe(values, num_rows, epochs):
+    hypermodel = small_hypermodel()
+    hp = _with_values(**values)
+    model = hypermodel.build(hp)
+    x, y = make_ratings(num_rows=num_rows)
+    hypermodel.fit(hp, model, x, y, epochs=epochs, verbose=0)
+    settings = {**hypermodel.values(hp), **values}
+    recipe = keras_catembed.training.Recipe(
+        settings["learning_rate"],
+        schedule=settings["schedule"],
+        batch_size=settings["batch_size"],
+        epochs=epochs,
+        ema_momentum=settings["ema_momentum"],
+        optimizer=settings["optimizer"],
+    )
+    assert hypermodel.recipe(hp, epochs=epochs) == recipe
+    # The optimizer, its rate or schedule (with the step counts that `fit`
+    # set) and its moving average are the recipe's.
+    expected = recipe.make_optimizer(num_rows)
+    assert type(model.optimizer) is type(expected)
+    assert _settings(model.optimizer) == _settings(expected)
+    # So is what `compile_kwargs` gives for the same number of steps.
+    kwargs = hypermodel.compile_kwargs(hp, steps=recipe.steps(num_rows))
+    assert _settings(kwargs["optimizer"]) == _settings(expected)
+    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    assert steps == recipe.steps(num_rows)
+
+
 def test_ema_momentum_averages_the_weights_that_validation_sees():
     hypermodel = small_hypermodel()
     model = hypermodel.build(_with_values(ema_momentum=0.9))

@@ -103,6 +103,7 @@ def test_a_malformed_row_is_rejected():
         ),
         ({"kind": "choice"}, r"values=\(\) for 'x'"),
         ({"kind": "int", "min_value": 0}, "max_value=None for 'x'"),
+        ({"kind": "choice", "values": len}, "values_doc=None for 'x'"),
     ):
         with pytest.raises(ValueError, match=match):
             Hyperparameter(name="x", **fields, **common)
@@ -244,39 +245,49 @@ def _recipe_values(**values):
     }
 
 
-def test_training_recipe_constant_rate():
-    recipe = _recipe.training_recipe(_recipe_values(optimizer="sgd"))
-    assert isinstance(recipe.optimizer, keras.optimizers.SGD)
-    assert recipe.schedule is None
-    assert recipe.batch_size == 256
-    assert not recipe.optimizer.use_ema
-    assert math.isclose(
-        float(recipe.optimizer.learning_rate), 1e-3, rel_tol=1e-6
+def test_training_hyperparameters_make_a_recipe():
+    recipe = _recipe.recipe(_recipe_values(optimizer="sgd"))
+    assert recipe == keras_catembed.training.Recipe(
+        1e-3, optimizer="sgd", batch_size=256, epochs=1
     )
+    # An `ema_momentum` of 0 is no average.
+    assert recipe.ema_momentum is None
+    optimizer = recipe.make_optimizer(100)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert not optimizer.use_ema
+    assert math.isclose(float(optimizer.learning_rate), 1e-3, rel_tol=1e-6)
 
 
-def test_training_recipe_cosine_schedule_and_ema():
-    recipe = _recipe.training_recipe(
-        _recipe_values(
-            optimizer="adamw",
-            learning_rate=0.01,
-            schedule="cosine",
-            ema_momentum=0.999,
-            batch_size=64,
-        ),
-        steps=50,
+def test_recipe_of_the_hypermodel_has_the_cosine_schedule_and_ema():
+    hypermodel = RatingHyperModel(EMBEDDINGS, batch_size=64)
+    values = _recipe_values(
+        optimizer="adamw",
+        learning_rate=0.01,
+        schedule="cosine",
+        ema_momentum=0.999,
     )
-    assert isinstance(recipe.optimizer, keras.optimizers.AdamW)
-    assert recipe.optimizer.use_ema
-    assert recipe.optimizer.ema_momentum == pytest.approx(0.999)
-    assert recipe.batch_size == 64
-    schedule = recipe.schedule
-    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    del values["batch_size"]
+    recipe = hypermodel.recipe(values, epochs=5)
+    assert recipe.get_config() == {
+        "optimizer": "adamw",
+        "learning_rate": 0.01,
+        "schedule": "cosine",
+        "batch_size": 64,
+        "epochs": 5,
+        "ema_momentum": 0.999,
+        "table_decay": None,
+    }
+    # 640 rows: 10 batches of 64 per epoch, 50 steps.
+    optimizer = recipe.make_optimizer(640)
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert optimizer.use_ema
+    assert optimizer.ema_momentum == pytest.approx(0.999)
     # A fifth of the steps warm up from a tenth of the rate.
-    assert (schedule.warmup_steps, schedule.decay_steps) == (10, 40)
-    assert float(schedule(0)) == pytest.approx(1e-3)
-    assert float(schedule(10)) == pytest.approx(1e-2)
-    assert float(schedule(50)) == pytest.approx(0.0, abs=1e-9)
+    for step, rate in ((0, 1e-3), (10, 1e-2), (50, 0.0)):
+        optimizer.iterations.assign(step)
+        assert float(optimizer.learning_rate) == pytest.approx(rate, abs=1e-9)
+    with pytest.raises(ValueError, match="epochs=0"):
+        hypermodel.recipe(values, epochs=0)
 
 
 def test_compile_kwargs_rejects_bad_steps():

@@ -93,6 +93,71 @@ def test_cosine_schedule_warms_up_then_decays():
     assert Recipe(1e-2).learning_rate_for(100) == 1e-2
 
 
+def _schedule_config(schedule):
+    config = schedule.get_config()
+    del config["name"]
+    return config
+
+
+def test_schedule_length_from_rows_steps_or_set_later():
+    recipe = Recipe(1e-2, schedule="cosine", batch_size=10, epochs=5)
+    by_rows = _schedule_config(recipe.learning_rate_for(100))
+    assert by_rows["decay_steps"] == 40 and by_rows["warmup_steps"] == 10
+    assert _schedule_config(recipe.learning_rate_for(steps=50)) == by_rows
+    # Without a length, set later (a model compiled before its data).
+    schedule = recipe.learning_rate_for()
+    assert schedule.decay_steps == 1
+    recipe.set_schedule_steps(schedule, 50)
+    assert _schedule_config(schedule) == by_rows
+    # Under 5 steps there is no warm-up: the rate itself decays.
+    recipe.set_schedule_steps(schedule, 4)
+    assert (schedule.warmup_steps, schedule.warmup_target) == (0, None)
+    assert float(ops.convert_to_numpy(schedule(0))) == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="not both"):
+        recipe.learning_rate_for(100, steps=50)
+    with pytest.raises(ValueError, match="steps=0"):
+        recipe.learning_rate_for(steps=0)
+    with pytest.raises(ValueError, match="CosineDecay of a 'cosine'"):
+        Recipe(1e-2).set_schedule_steps(1e-2, 10)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+def test_fit_steps_count_rows_or_batches():
+    recipe = Recipe(batch_size=10, epochs=5)
+    x, _ = _data(95)
+    assert recipe.fit_steps(x) == 50
+    assert recipe.fit_steps(x["user_id"]) == 50
+    assert recipe.fit_steps(_Batches()) == 35
+    with pytest.raises(ValueError, match="Received: generator"):
+        recipe.fit_steps(x for x in ())
+
+
+def test_fit_kwargs_swap_the_averaged_weights_in_first():
+    model = _model()
+    recipe = Recipe(batch_size=10, epochs=3, ema_momentum=0.9)
+    recipe.compile(model, 100)
+    stop = keras.callbacks.TerminateOnNaN()
+    x, _ = _data(100)
+    kwargs = recipe.fit_kwargs(model, x, callbacks=[stop], swap_on_epoch=True)
+    assert set(kwargs) == {"epochs", "callbacks", "batch_size"}
+    assert (kwargs["epochs"], kwargs["batch_size"]) == (3, 10)
+    swap, after = kwargs["callbacks"]
+    assert isinstance(swap, keras.callbacks.SwapEMAWeights)
+    assert swap.swap_on_epoch and after is stop
+    # Batched inputs keep their batches; no average, no swap.
+    model = _model()
+    Recipe(epochs=2).compile(model, 100)
+    kwargs = Recipe(epochs=2).fit_kwargs(model, _Batches())
+    assert kwargs == {"epochs": 2, "callbacks": []}
+
+
 def test_compile_sets_the_optimizer_loss_and_metrics():
     model = _model()
     Recipe(3e-3, ema_momentum=0.9, optimizer="rmsprop").compile(model, 100)

@@ -6,9 +6,9 @@ This package needs KerasTuner, the optional `[tuner]` extra:
 Modules: `_hyperparameters` holds the table of hyperparameters
 (`HYPERPARAMETERS`), from which `_space` derives the search space, the
 names and the checks, and `_docs` the documentation; `_recipe` turns the
-training hyperparameters into an optimizer, a schedule and a batch size;
-`_tuner` imports KerasTuner (or says how to install it), and
-`_hyper_model` is the `RatingHyperModel` class.
+training hyperparameters into a `keras_catembed.training.Recipe`, which
+compiles and fits a trial; `_tuner` imports KerasTuner (or says how to
+install it), and `_hyper_model` is the `RatingHyperModel` class.
 """
 
 from keras_catembed.hypermodel._hyper_model import OBJECTIVE_METRICS

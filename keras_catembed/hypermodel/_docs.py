@@ -6,11 +6,13 @@ the page (and prints the expected table when they differ).
 """
 
 import textwrap
+from collections.abc import Iterable
 
+from keras_catembed.hypermodel._hyperparameter import Hyperparameter
 from keras_catembed.hypermodel._hyperparameters import HYPERPARAMETERS
 
 
-def _number(value):
+def _number(value: object) -> str:
     if isinstance(value, float) and value != 0 and abs(value) <= 1e-3:
         mantissa, exponent = f"{value:e}".split("e")
         mantissa = mantissa.rstrip("0").rstrip(".")
@@ -18,24 +20,24 @@ def _number(value):
     return repr(value)
 
 
-def _literal(value):
+def _literal(value: object) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return _number(value)
 
 
-def _listing(items, last=" and "):
+def _listing(items: Iterable[str], last: str = " and ") -> str:
     items = list(items)
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + last + items[-1]
 
 
-def _default_doc(row):
+def _default_doc(row: Hyperparameter) -> str:
     return row.default_doc or f"`{_literal(row.default)}`"
 
 
-def _active_doc(row):
+def _active_doc(row: Hyperparameter) -> str:
     if not row.with_hidden_layers:
         return ""
     if row.per_layer:
@@ -43,7 +45,7 @@ def _active_doc(row):
     return "Active only with hidden layers."
 
 
-def _search_doc(row):
+def _search_doc(row: Hyperparameter) -> str:
     """The kind and the searched values, as a sentence of the docstring."""
     if row.kind == "bool":
         return "Boolean."
@@ -64,7 +66,7 @@ def _search_doc(row):
     return text + "."
 
 
-def docstring_list(indent="    "):
+def docstring_list(indent: str = "    ") -> str:
     """The list of hyperparameters for `RatingHyperModel`'s docstring."""
     items = []
     for row in HYPERPARAMETERS:
@@ -83,12 +85,12 @@ def docstring_list(indent="    "):
     return "\n".join(items) + "\n"
 
 
-def _searched_cell(row):
+def _searched_cell(row: Hyperparameter) -> str:
     if row.kind == "bool":
         return "False, True"
     if row.kind == "choice":
         if callable(row.values):
-            return row.values_doc
+            return str(row.values_doc)
         return ", ".join(
             _number(v) if not isinstance(v, str) else v for v in row.values
         )
@@ -100,7 +102,7 @@ def _searched_cell(row):
     return text
 
 
-def markdown_table():
+def markdown_table() -> str:
     """The table of hyperparameters in `docs/tuning.md`."""
     lines = [
         "| Name | Searched values | Default | What it sets |",
@@ -133,9 +135,9 @@ _POINTER = (
 )
 
 
-def list_hyperparameters(cls):
+def list_hyperparameters(cls: type) -> None:
     """Replaces the pointer in `cls.__doc__` with `docstring_list()`."""
-    if _POINTER not in cls.__doc__:
+    if cls.__doc__ is None or _POINTER not in cls.__doc__:
         raise AssertionError(f"{cls.__name__}'s docstring lost its pointer")
     cls.__doc__ = cls.__doc__.replace(
         _POINTER,

@@ -1,15 +1,15 @@
 """`RatingHyperModel`: a KerasTuner search space over `RatingModel`s."""
 
 import collections.abc
-import numbers
 from collections.abc import Mapping
 from typing import Any
+from typing import TypeAlias
 
 import keras
 
-from keras_catembed import _checks
 from keras_catembed._inputs import check_columns as _check_columns
 from keras_catembed._inputs import check_rating_range as _check_rating_range
+from keras_catembed._recipe import Recipe
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.hypermodel import _docs
 from keras_catembed.hypermodel import _recipe
@@ -20,10 +20,11 @@ from keras_catembed.rating_model import RatingModel
 
 OBJECTIVE_METRICS = ("rmse", "mae", "mse")
 
-HyperParametersLike = keras_tuner.HyperParameters | Mapping[str, Any]
+HyperParametersLike: TypeAlias = keras_tuner.HyperParameters | Mapping[str, Any]
 
 
-class RatingHyperModel(keras_tuner.HyperModel):
+# KerasTuner has no type information: its classes are `Any`.
+class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
     """A KerasTuner search space of compiled `RatingModel`s.
 
     `build(hp)` declares the hyperparameters below, then returns a
@@ -124,7 +125,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
         **fixed: Any,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        self.columns = _check_columns(embeddings)
+        self.columns: list[str] = _check_columns(embeddings)
         for column in self.columns:
             if isinstance(embeddings[column], EntityEmbedding):
                 raise ValueError(
@@ -142,8 +143,10 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 f" Received: objective_metric={objective_metric!r}"
             )
         self.objective_metric = objective_metric
-        self.rating_range = _check_rating_range(rating_range)
-        self.fixed = self._check_fixed(fixed)
+        self.rating_range: tuple[float, float] | None = _check_rating_range(
+            rating_range
+        )
+        self.fixed = _space.check_fixed(self, fixed)
 
     # Public helpers ----------------------------------------------------------
 
@@ -175,7 +178,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
             hyperparameter (`hidden_units_2` with two hidden layers) is
             `None`.
         """
-        hp = self._as_hyperparameters(hp)
+        hp = _space.as_hyperparameters(self, hp, self._max_layers())
         return _space.declare(hp, self, self.fixed, self._max_layers())
 
     def model_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:
@@ -229,6 +232,25 @@ class RatingHyperModel(keras_tuner.HyperModel):
             "implicit": values["implicit"],
         }
 
+    def recipe(self, hp: HyperParametersLike, *, epochs: int = 1) -> Recipe:
+        """Turns the training hyperparameters into a training recipe.
+
+        `optimizer`, `learning_rate`, `schedule`, `ema_momentum` and
+        `batch_size` make a `keras_catembed.training.Recipe`, the one that
+        `build` and `fit` train a trial with: save it with the best model
+        (`keras_catembed.presets.save_to_preset(model, path, recipe)`), or
+        train again with `recipe.fit`.
+
+        Args:
+            hp: A `keras_tuner.HyperParameters` or a dict of values by name.
+            epochs: Positive integer. The recipe's number of epochs.
+                Defaults to 1 (`fit` uses the `epochs` it is given).
+
+        Returns:
+            A `keras_catembed.training.Recipe`.
+        """
+        return _recipe.recipe(self.values(hp), epochs=epochs)
+
     def compile_kwargs(
         self, hp: HyperParametersLike, steps: int | None = None
     ) -> dict[str, Any]:
@@ -242,14 +264,15 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 counts, which `fit` sets.
 
         Returns:
-            Dict with a new `optimizer` (with the tuned learning rate or
-            schedule), the loss `"mse"` and the metrics `rmse`, `mae` and
-            `mse`.
+            Dict with a new `optimizer` (`Recipe.make_optimizer` of
+            `recipe(hp)`), the loss `"mse"` and the metrics `rmse`, `mae`
+            and `mse`.
         """
-        if steps is not None:
-            steps = _checks.positive_int("steps", steps)
-        recipe = _recipe.training_recipe(self.values(hp), steps=steps)
-        return _recipe.compile_kwargs(recipe.optimizer)
+        recipe = self.recipe(hp)
+        return recipe.compile_kwargs(
+            optimizer=recipe.make_optimizer(steps=steps),
+            metrics=_recipe.metrics(),
+        )
 
     def fit_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:
         """Turns hyperparameters into `model.fit` kwargs.
@@ -266,10 +289,16 @@ class RatingHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> RatingModel:
         model = RatingModel(**self.model_kwargs(hp))
-        recipe = _recipe.training_recipe(self.values(hp))
-        # `fit` sets its step counts.
-        model._hypermodel_schedule = recipe.schedule
-        model.compile(**_recipe.compile_kwargs(recipe.optimizer))
+        recipe = self.recipe(hp)
+        rate = recipe.learning_rate_for()
+        optimizer = recipe.make_optimizer(learning_rate=rate)
+        model.compile(
+            **recipe.compile_kwargs(
+                optimizer=optimizer, metrics=_recipe.metrics()
+            )
+        )
+        # `fit` sets the length of a "cosine" schedule.
+        model._hypermodel_schedule = None if isinstance(rate, float) else rate
         model.build()
         # Creating the optimizer's variables now lets a checkpoint written
         # during training load into a model from `build` without skipping
@@ -313,7 +342,7 @@ class RatingHyperModel(keras_tuner.HyperModel):
                 f"passing it to `search`. Received: batch_size="
                 f"{kwargs['batch_size']!r}"
             )
-        batch_size = self.fit_kwargs(hp)["batch_size"]
+        recipe = self.recipe(hp, epochs=kwargs.pop("epochs", 1))
         x = args[0] if args else kwargs.get("x")
         if model.implicit:
             if not isinstance(x, collections.abc.Mapping):
@@ -325,17 +354,14 @@ class RatingHyperModel(keras_tuner.HyperModel):
             model.adapt(x)
         schedule = getattr(model, "_hypermodel_schedule", None)
         if schedule is not None:
-            _recipe.set_schedule_steps(
-                schedule,
-                _recipe.steps_per_epoch(x, batch_size)
-                * kwargs.get("epochs", 1),
-            )
-        if _recipe.is_unbatched(x):
-            kwargs["batch_size"] = batch_size
-        callbacks = _recipe.fit_callbacks(
-            model.optimizer, kwargs.pop("callbacks", None)
+            recipe.set_schedule_steps(schedule, recipe.fit_steps(x))
+        callbacks = _recipe.stop_on_nan(kwargs.pop("callbacks", None))
+        # The averaged weights at the end of each epoch: the objective and
+        # the tuner's checkpoints are those of the average.
+        kwargs.update(
+            recipe.fit_kwargs(model, x, callbacks=callbacks, swap_on_epoch=True)
         )
-        history = model.fit(*args, callbacks=callbacks, **kwargs)
+        history = model.fit(*args, **kwargs)
         if _recipe.diverged(history):
             losses = history.history["loss"]
             raise keras_tuner.errors.FailedTrialError(
@@ -347,48 +373,10 @@ class RatingHyperModel(keras_tuner.HyperModel):
 
     # Private -----------------------------------------------------------------
 
-    def _max_layers(self):
-        return max(MAX_HIDDEN_LAYERS, self.fixed.get("num_hidden_layers", 0))
-
-    def _as_hyperparameters(self, hp):
-        if isinstance(hp, keras_tuner.HyperParameters):
-            return hp
-        if not isinstance(hp, collections.abc.Mapping):
-            raise ValueError(
-                "`hp` must be a keras_tuner.HyperParameters or a dict of "
-                f"values by name. Received: hp={hp!r}"
-            )
-        values = _space.check_values(
-            self,
-            hp,
-            self._max_layers(),
-            "Unknown hyperparameters",
-            skip_none=True,
+    def _max_layers(self) -> int:
+        return max(
+            MAX_HIDDEN_LAYERS, int(self.fixed.get("num_hidden_layers", 0))
         )
-        layers = values.get("num_hidden_layers", 0)
-        if layers > self._max_layers():
-            raise ValueError(
-                f"`num_hidden_layers` must be at most {self._max_layers()} "
-                "unless the hypermodel fixes it. Received: "
-                f"num_hidden_layers={layers}"
-            )
-        hyperparameters = keras_tuner.HyperParameters()
-        hyperparameters.values.update(values)
-        return hyperparameters
-
-    def _check_fixed(self, fixed):
-        layers = fixed.get("num_hidden_layers")
-        is_int = isinstance(layers, numbers.Integral) and not isinstance(
-            layers, bool
-        )
-        checked = _space.check_values(
-            self,
-            fixed,
-            max(MAX_HIDDEN_LAYERS, layers if is_int else 0),
-            "Unknown hyperparameters to fix",
-        )
-        _space.check_requirements(self, checked)
-        return checked
 
 
 # `help(RatingHyperModel)` lists the hyperparameters.

@@ -8,7 +8,10 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -18,14 +21,27 @@ COLUMN = "<column>"
 LAYER = "<i>"
 
 
-def boolean(name, value):
+class HyperModelLike(Protocol):
+    """What the table and the search space read of a `RatingHyperModel`."""
+
+    @property
+    def columns(self) -> Sequence[str]: ...
+
+    @property
+    def embeddings(self) -> Mapping[str, int]: ...
+
+    @property
+    def rating_range(self) -> tuple[float, float] | None: ...
+
+
+def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
     return bool(value)
 
 
-def finite_float(strictly_positive):
-    def check(name, value):
+def finite_float(strictly_positive: bool) -> Callable[[str, Any], float]:
+    def check(name: str, value: Any) -> float:
         if (
             isinstance(value, bool)
             or not isinstance(value, numbers.Real)
@@ -43,8 +59,8 @@ def finite_float(strictly_positive):
     return check
 
 
-def one_of(choices):
-    def check(name, value):
+def one_of(choices: Sequence[str]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
             raise ValueError(
                 f"`{name}` must be one of {list(choices)}. Received: "
@@ -55,7 +71,7 @@ def one_of(choices):
     return check
 
 
-def activation(name, value):
+def activation(name: str, value: Any) -> str:
     message = (
         f"`{name}` must be the name of a Keras activation. Received: "
         f"{name}={value!r}"
@@ -69,7 +85,7 @@ def activation(name, value):
     return value
 
 
-def needs_rating_range(hypermodel):
+def needs_rating_range(hypermodel: HyperModelLike) -> str | None:
     if hypermodel.rating_range is None:
         return (
             "`bounded_output=True` needs a `rating_range`. Received: "
@@ -78,7 +94,7 @@ def needs_rating_range(hypermodel):
     return None
 
 
-def needs_two_columns(hypermodel):
+def needs_two_columns(hypermodel: HyperModelLike) -> str | None:
     if len(hypermodel.columns) != 2:
         return (
             "`implicit=True` needs exactly two columns (each described by "
@@ -133,9 +149,9 @@ class Hyperparameter:
     values_doc: str | None = None
     default_doc: str | None = None
     with_hidden_layers: bool = False
-    unavailable: Callable[[Any], str | None] | None = None
+    unavailable: Callable[[HyperModelLike], str | None] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         kinds = ("int", "float", "choice", "bool")
         if self.kind not in kinds:
             raise ValueError(
@@ -153,6 +169,11 @@ class Hyperparameter:
             raise ValueError(
                 f"A 'choice' needs `values`. Received: values={self.values!r} "
                 f"for {self.name!r}"
+            )
+        if callable(self.values) and self.values_doc is None:
+            raise ValueError(
+                "Choices computed by a function need `values_doc`, how the "
+                f"docs show them. Received: values_doc=None for {self.name!r}"
             )
         if self.kind in ("int", "float") and None in (
             self.min_value,

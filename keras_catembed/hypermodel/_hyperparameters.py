@@ -6,7 +6,7 @@ a fixed value and its documentation. `_space` derives the search space
 (`declare`), the names and the checks of fixed values from it, and `_docs`
 the list in `RatingHyperModel`'s docstring and the table of the Tuning
 guide. To add a hyperparameter, add a row (and use its value in
-`RatingHyperModel.model_kwargs` or `_recipe.training_recipe`).
+`RatingHyperModel.model_kwargs` or `_recipe.recipe`).
 """
 
 from keras_catembed import _checks

@@ -1,11 +1,23 @@
 """The search space, the names and the checks, derived from the table."""
 
+import collections.abc
+import numbers
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Any
+
 from keras_catembed.hypermodel._hyperparameter import COLUMN
 from keras_catembed.hypermodel._hyperparameter import LAYER
+from keras_catembed.hypermodel._hyperparameter import HyperModelLike
+from keras_catembed.hypermodel._hyperparameter import Hyperparameter
 from keras_catembed.hypermodel._hyperparameters import HYPERPARAMETERS
+from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
+from keras_catembed.hypermodel._tuner import keras_tuner
 
 
-def expand(hypermodel, max_layers):
+def expand(
+    hypermodel: HyperModelLike, max_layers: int
+) -> Iterator[tuple[str, Hyperparameter, int | None]]:
     """Yields `(name, row, argument)` for every hyperparameter, in order.
 
     `argument` is the column's cardinality for a per-column row, the
@@ -22,14 +34,18 @@ def expand(hypermodel, max_layers):
             yield row.name, row, None
 
 
-def names(hypermodel, max_layers):
+def names(hypermodel: HyperModelLike, max_layers: int) -> list[str]:
     """The names of every hyperparameter, in declaration order."""
     return [name for name, _, _ in expand(hypermodel, max_layers)]
 
 
 def check_values(
-    hypermodel, values, max_layers, unknown_message, skip_none=False
-):
+    hypermodel: HyperModelLike,
+    values: Mapping[str, Any],
+    max_layers: int,
+    unknown_message: str,
+    skip_none: bool = False,
+) -> dict[str, Any]:
     """Checks a dict of values by name and returns the checked values.
 
     Raises a `ValueError` starting with `unknown_message` for names that
@@ -50,11 +66,16 @@ def check_values(
     }
 
 
-def _resolve(value, argument):
+def _resolve(value: Any, argument: int | None) -> Any:
     return value(argument) if callable(value) else value
 
 
-def declare(hp, hypermodel, fixed, max_layers):
+def declare(
+    hp: Any,
+    hypermodel: HyperModelLike,
+    fixed: Mapping[str, Any],
+    max_layers: int,
+) -> dict[str, Any]:
     """Declares every hyperparameter on `hp` and returns their values.
 
     A name in `fixed` is declared with `hp.Fixed`, and so is a row that
@@ -63,7 +84,7 @@ def declare(hp, hypermodel, fixed, max_layers):
     values = {}
     for name, row, arg in expand(hypermodel, max_layers):
         # Hidden layer `i` exists when `num_hidden_layers > i`.
-        first = arg + 1 if row.per_layer else 1
+        first = (arg or 0) + 1 if row.per_layer else 1
         if not row.with_hidden_layers:
             values[name] = _declare(hp, hypermodel, fixed, name, row, arg)
             continue
@@ -74,7 +95,14 @@ def declare(hp, hypermodel, fixed, max_layers):
     return values
 
 
-def _declare(hp, hypermodel, fixed, name, row, argument):
+def _declare(
+    hp: Any,
+    hypermodel: HyperModelLike,
+    fixed: Mapping[str, Any],
+    name: str,
+    row: Hyperparameter,
+    argument: int | None,
+) -> Any:
     default = _resolve(row.default, argument)
     if name in fixed:
         return hp.Fixed(name, fixed[name])
@@ -96,10 +124,56 @@ def _declare(hp, hypermodel, fixed, name, row, argument):
     )
 
 
-def check_requirements(hypermodel, values):
+def check_requirements(
+    hypermodel: HyperModelLike, values: Mapping[str, Any]
+) -> None:
     """Raises when a fixed `True` needs what the hypermodel lacks."""
     for row in HYPERPARAMETERS:
         if row.unavailable is not None and values.get(row.name):
             message = row.unavailable(hypermodel)
             if message:
                 raise ValueError(message)
+
+
+def check_fixed(
+    hypermodel: HyperModelLike, fixed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The checked values of the hyperparameters to fix, by name."""
+    layers = fixed.get("num_hidden_layers", 0)
+    # A bad number of layers is reported by its check.
+    if isinstance(layers, bool) or not isinstance(layers, numbers.Integral):
+        layers = 0
+    checked = check_values(
+        hypermodel,
+        fixed,
+        max(MAX_HIDDEN_LAYERS, int(layers)),
+        "Unknown hyperparameters to fix",
+    )
+    check_requirements(hypermodel, checked)
+    return checked
+
+
+def as_hyperparameters(
+    hypermodel: HyperModelLike, hp: Any, max_layers: int
+) -> Any:
+    """`hp`, or a `keras_tuner.HyperParameters` of a dict of values."""
+    if isinstance(hp, keras_tuner.HyperParameters):
+        return hp
+    if not isinstance(hp, collections.abc.Mapping):
+        raise ValueError(
+            "`hp` must be a keras_tuner.HyperParameters or a dict of "
+            f"values by name. Received: hp={hp!r}"
+        )
+    values = check_values(
+        hypermodel, hp, max_layers, "Unknown hyperparameters", skip_none=True
+    )
+    layers = values.get("num_hidden_layers", 0)
+    if layers > max_layers:
+        raise ValueError(
+            f"`num_hidden_layers` must be at most {max_layers} "
+            "unless the hypermodel fixes it. Received: "
+            f"num_hidden_layers={layers}"
+        )
+    hyperparameters = keras_tuner.HyperParameters()
+    hyperparameters.values.update(values)
+    return hyperparameters

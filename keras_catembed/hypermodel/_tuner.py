@@ -17,6 +17,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - tested in a copy
         'installed. Install it with: pip install "keras-catembed[tuner]"'
     ) from error
 
+__all__ = ["keras_tuner"]
+
 # On the TensorFlow backend, KerasTuner 1.4 imports `tensorboard` in every
 # trial (`Tuner._configure_tensorboard_dir`), and TensorFlow no longer
 # installs it: without it every trial fails.
