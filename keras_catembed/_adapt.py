@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_catembed import _frames
 from keras_catembed import _inputs
+from keras_catembed._model_base import ModelBase
 
 
 def adapt(model: Any, x: Any, y: Any = None) -> None:
@@ -86,7 +87,7 @@ def adapt(model: Any, x: Any, y: Any = None) -> None:
             )
 
 
-class PairAdapting:
+class PairAdapting(ModelBase):
     """`RatingModel.adapt`."""
 
     def adapt(self, x: Any, y: Any = None) -> None:

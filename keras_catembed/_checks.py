@@ -2,7 +2,10 @@
 
 import contextlib
 import numbers
+from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
+from typing import NoReturn
 
 import keras
 import numpy as np
@@ -14,7 +17,7 @@ INT32_MIN = int(np.iinfo(np.int32).min)
 INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-def positive_int(name, value):
+def positive_int(name: str, value: Any) -> int:
     """Returns `value` as an int, or raises if it is not a positive integer."""
     if (
         isinstance(value, bool)
@@ -27,7 +30,7 @@ def positive_int(name, value):
     return int(value)
 
 
-def non_negative_int(name, value):
+def non_negative_int(name: str, value: Any) -> int:
     """Returns `value` as an int, or raises if it is not an integer >= 0."""
     if (
         isinstance(value, bool)
@@ -40,12 +43,12 @@ def non_negative_int(name, value):
     return int(value)
 
 
-def rate(name, value):
+def rate(name: str, value: Any) -> float:
     """Returns `value` as a float in [0, 1), or raises."""
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
+        or not 0.0 <= float(value) < 1.0
     ):
         raise ValueError(
             f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
@@ -58,7 +61,7 @@ def is_concrete(x: Any) -> bool:
     return backend.current.is_concrete(x)
 
 
-def id_dtype_error(where, dtype):
+def id_dtype_error(where: str, dtype: Any) -> NoReturn:
     """Raises the error for a tensor whose dtype cannot hold ids."""
     raise ValueError(
         f"{where} received ids of dtype {dtype}. Expected integer ids "
@@ -67,15 +70,17 @@ def id_dtype_error(where, dtype):
     )
 
 
-def check_id_dtype(where, x):
+def check_id_dtype(where: str, x: Any) -> str:
     """Raises for bool or string ids; returns the standardized dtype name."""
-    dtype = keras.backend.standardize_dtype(getattr(x, "dtype", None) or "int")
+    dtype: str = keras.backend.standardize_dtype(
+        getattr(x, "dtype", None) or "int"
+    )
     if dtype == "bool" or dtype == "string" or dtype.startswith("str"):
         id_dtype_error(where, dtype)
     return dtype
 
 
-def ids_to_numpy(where, values):
+def ids_to_numpy(where: str, values: Any) -> np.ndarray:
     """Converts concrete ids to an int64 NumPy array, rejecting bad dtypes.
 
     Floats must hold whole numbers; NaN, infinite or fractional values raise a
@@ -101,11 +106,11 @@ def ids_to_numpy(where, values):
     id_dtype_error(where, array.dtype)
 
 
-def _format_index(index):
+def _format_index(index: tuple[int, ...]) -> int | tuple[int, ...]:
     return index[0] if len(index) == 1 else index
 
 
-def first_bad(where, ids, bad, expected):
+def first_bad(where: str, ids: Any, bad: Any, expected: str) -> None:
     """Raises a `ValueError` for the first True entry of the mask `bad`."""
     if not np.any(bad):
         return
@@ -125,7 +130,7 @@ _HOST_CALLBACKS = [True]
 
 
 @contextlib.contextmanager
-def without_host_callbacks():
+def without_host_callbacks() -> Iterator[None]:
     """Traces JAX id checks without host callbacks (for export)."""
     previous = _HOST_CALLBACKS[0]
     _HOST_CALLBACKS[0] = False
@@ -155,7 +160,7 @@ def graph_assert(
     article = "an" if problem[0] in "aeiou" else "a"
     message = f"{where} received {article} {problem}. Expected {expected}."
 
-    def describe(value):
+    def describe(value: Any) -> str:
         return (
             f"{where} received the {problem} {value:.10g}. Expected {expected}."
         )
@@ -165,7 +170,7 @@ def graph_assert(
     )
 
 
-def physical_memory():
+def physical_memory() -> int | None:
     """Bytes of physical memory of this machine, or None when unknown."""
     import os
 
@@ -175,7 +180,7 @@ def physical_memory():
         return None
 
 
-def check_weight_bytes(where, parts):
+def check_weight_bytes(where: str, parts: Mapping[str, Any]) -> None:
     """Raises when the weights of a config cannot fit in this machine.
 
     A saved config is read before any weight is allocated: a damaged or
@@ -193,7 +198,7 @@ def check_weight_bytes(where, parts):
     total = 4 * sum(int(size) for size in parts.values())
     if total <= limit:
         return
-    largest = max(parts, key=parts.get)
+    largest = max(parts, key=lambda part: int(parts[part]))
     raise ValueError(
         f"{where}: its config asks for {total / 2**30:,.1f} GiB of weights "
         f"(the largest, {largest}, holds {int(parts[largest]):,} values), "

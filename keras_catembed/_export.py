@@ -7,12 +7,13 @@ import keras
 from keras_catembed import _checks
 from keras_catembed import _step
 from keras_catembed import backend
+from keras_catembed._model_base import ModelBase
 
 # Formats whose exporter takes a Keras input signature.
 _SIGNED_FORMATS = ("tf_saved_model", "onnx", "openvino")
 
 
-def input_signature(model, dtype="int64"):
+def input_signature(model: Any, dtype: str = "int64") -> list[dict[str, Any]]:
     """The serving signature: one dict of integer id vectors by column.
 
     Each column takes a `(batch,)` vector of the ids the model is called
@@ -27,7 +28,14 @@ def input_signature(model, dtype="int64"):
     ]
 
 
-def export(model, filepath, format, verbose, signature, **kwargs):
+def export(
+    model: Any,
+    filepath: Any,
+    format: str,
+    verbose: bool | None,
+    signature: Any,
+    **kwargs: Any,
+) -> Any:
     """Runs `keras.Model.export` with the model's own signature."""
     error = backend.current.export_error(format, signature)
     if error is not None:
@@ -50,7 +58,7 @@ def export(model, filepath, format, verbose, signature, **kwargs):
         )
 
 
-class Exportable:
+class Exportable(ModelBase):
     """`RatingModel.export`, with the model's own serving signature."""
 
     def export(

@@ -23,6 +23,8 @@ set to the number of steps per compiled call.
 
 import collections.abc
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -32,6 +34,7 @@ from keras_catembed import _sparse_rows
 from keras_catembed import _step
 from keras_catembed import backend
 from keras_catembed import optimizers
+from keras_catembed.backend import generic
 
 # Steps per compiled call when the model's `steps_per_execution` is 1.
 # The first epoch of a shape runs calls of 1/BLOCKS_PER_EPOCH of the epoch
@@ -47,12 +50,12 @@ MAX_STEPS_PER_EXECUTION = 1024
 SECONDS_PER_EXECUTION = 1.0
 
 
-def steps_per_call(model, full_steps, batch_size):
+def steps_per_call(model: Any, full_steps: int, batch_size: int) -> int:
     """Steps per compiled call in an epoch not yet timed.
 
     The model's own `steps_per_execution` wins when it is set above 1.
     """
-    per_call = model.steps_per_execution
+    per_call: int = model.steps_per_execution
     if per_call <= 1:
         per_call = -(-full_steps // BLOCKS_PER_EPOCH)
         per_call = max(per_call, MIN_STEPS_PER_EXECUTION)
@@ -64,7 +67,9 @@ def steps_per_call(model, full_steps, batch_size):
     return max(1, min(per_call, full_steps))
 
 
-def timed_steps_per_call(seconds_per_step, full_steps, batch_size):
+def timed_steps_per_call(
+    seconds_per_step: float, full_steps: int, batch_size: int
+) -> int:
     """Steps per call once a step is timed: about SECONDS_PER_EXECUTION.
 
     A power of two (few distinct compiled lengths), at least
@@ -75,7 +80,7 @@ def timed_steps_per_call(seconds_per_step, full_steps, batch_size):
     within a second).
     """
     wanted = SECONDS_PER_EXECUTION / max(seconds_per_step, 1e-9)
-    steps = 2 ** int(np.floor(np.log2(max(wanted, 1.0))))
+    steps: int = 2 ** int(np.floor(np.log2(max(wanted, 1.0))))
     ceiling = max(1, SAMPLES_PER_EXECUTION // batch_size)
     if full_steps * seconds_per_step > SECONDS_PER_EXECUTION:
         ceiling = min(ceiling, -(-full_steps // 2))
@@ -85,7 +90,9 @@ def timed_steps_per_call(seconds_per_step, full_steps, batch_size):
     return max(1, min(steps, full_steps))
 
 
-def _executions(per_call, full_steps, remainder, batch_size):
+def _executions(
+    per_call: int, full_steps: int, remainder: int, batch_size: int
+) -> list[tuple[int, int, int]]:
     """(first step, number of steps, batch size) of each compiled call."""
     executions = [
         (start, min(per_call, full_steps - start), batch_size)
@@ -96,7 +103,9 @@ def _executions(per_call, full_steps, remainder, batch_size):
     return executions
 
 
-def blocker(model, x, y, kwargs):
+def blocker(
+    model: Any, x: Any, y: Any, kwargs: Mapping[str, Any]
+) -> str | None:
     """Why the device loop cannot run this `fit` call, or None if it can."""
     if not isinstance(x, collections.abc.Mapping):
         return "`x` is not a dict of arrays"
@@ -120,7 +129,7 @@ def blocker(model, x, y, kwargs):
     return backend.current.loop_blocker(model)
 
 
-def _is_array(value):
+def _is_array(value: Any) -> bool:
     if isinstance(value, (np.ndarray, list, tuple)):
         return True
     return (
@@ -131,21 +140,21 @@ def _is_array(value):
 
 
 def fit(
-    model,
-    x,
-    y,
+    model: Any,
+    x: Mapping[str, Any],
+    y: Any,
     *,
-    batch_size=None,
-    epochs=1,
-    verbose="auto",
-    callbacks=None,
-    validation_split=0.0,
-    validation_data=None,
-    shuffle=True,
-    initial_epoch=0,
-    validation_batch_size=None,
-    validation_freq=1,
-):
+    batch_size: int | None = None,
+    epochs: int = 1,
+    verbose: Any = "auto",
+    callbacks: Any = None,
+    validation_split: float = 0.0,
+    validation_data: Any = None,
+    shuffle: bool = True,
+    initial_epoch: int = 0,
+    validation_batch_size: int | None = None,
+    validation_freq: Any = 1,
+) -> Any:
     """Trains `model` on checked in-memory arrays; returns its History."""
     columns = model.columns
     x = {column: np.asarray(ops.convert_to_numpy(x[column])) for column in x}
@@ -298,21 +307,23 @@ def fit(
     return model.history
 
 
-def _should_validate(epoch, validation_freq):
+def _should_validate(epoch: int, validation_freq: Any) -> bool:
     """Keras's rule: every `validation_freq` epochs, or those listed."""
     if isinstance(validation_freq, int):
         return (epoch + 1) % validation_freq == 0
     return epoch + 1 in validation_freq
 
 
-def _pythonify(logs):
+def _pythonify(logs: Mapping[str, Any]) -> dict[str, float]:
     return {
         key: float(np.asarray(ops.convert_to_numpy(value)))
         for key, value in logs.items()
     }
 
 
-def _build_compiled_state(model, x, y):
+def _build_compiled_state(
+    model: Any, x: Mapping[str, np.ndarray], y: np.ndarray
+) -> None:
     """Builds the optimizer, compiled loss and metrics on two samples."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
@@ -325,7 +336,7 @@ def _build_compiled_state(model, x, y):
     model.reset_metrics()
 
 
-def _runner(model, sparse):
+def _runner(model: Any, sparse: bool) -> generic.Runner:
     """The backend's device loop for `model`.
 
     With `sparse` (SparseAdam and the model's own lookups), the JAX and
@@ -338,4 +349,6 @@ def _runner(model, sparse):
         model, ("call", "embed", "interact")
     ) and not isinstance(model.optimizer, optimizers.SparseAdam)
     tables = _sparse_rows.SparseTables(model) if sparse else None
-    return backend.current.Runner(model, tables=tables, jit=jit)
+    runner = backend.current.Runner
+    assert runner is not None  # `blocker` has said the loop can run.
+    return runner(model, tables=tables, jit=jit)

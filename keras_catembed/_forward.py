@@ -8,20 +8,24 @@ the layers as explicit arguments: whether the ids were checked, and the
 rows a sparse step has gathered.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from keras import ops
 
 from keras_catembed import _inputs
 from keras_catembed import _step
+from keras_catembed._model_base import ModelBase
 from keras_catembed._sparse_rows import builtin_forward
 
 
-class RatingForward:
+class RatingForward(ModelBase):
     """`embed`, `interact` and `call` of `RatingModel`."""
 
     @builtin_forward
-    def embed(self, inputs: dict, training: bool | None = None) -> dict:
+    def embed(
+        self, inputs: Mapping[str, Any], training: bool | None = None
+    ) -> dict[str, Any]:
         """Looks up the vector of each column.
 
         Args:
@@ -36,10 +40,10 @@ class RatingForward:
             `(batch, 2 * output_dim)`).
         """
         step = _step.current(self)
-        embedded = {}
-        rows = {}
+        embedded: dict[str, Any] = {}
+        rows: dict[str, Any] = {}
 
-        def rows_of(column):
+        def rows_of(column: str) -> Any:
             if column not in rows:
                 layer = self.embedding_layers[column]
                 rows[column] = layer._clipped_rows(inputs[column])
@@ -71,7 +75,7 @@ class RatingForward:
         return embedded
 
     @builtin_forward
-    def interact(self, embedded: dict) -> Any:
+    def interact(self, embedded: Mapping[str, Any]) -> Any:
         """Combines the per-column vectors into one feature tensor.
 
         The default concatenates them in the order of `embeddings`.
@@ -88,7 +92,9 @@ class RatingForward:
         )
 
     @builtin_forward
-    def call(self, inputs: dict, training: bool | None = None) -> Any:
+    def call(
+        self, inputs: Mapping[str, Any], training: bool | None = None
+    ) -> Any:
         inputs = _inputs.standardize_structure(self.columns, inputs)
         features = self.interact(self.embed(inputs, training=training))
         for index, dense in enumerate(self.hidden_layers):
@@ -113,6 +119,8 @@ class RatingForward:
             logits = low + (high - low) * ops.sigmoid(logits)
         return logits
 
-    def compute_output_shape(self, input_shape: dict) -> tuple:
+    def compute_output_shape(
+        self, input_shape: Mapping[str, Any]
+    ) -> tuple[Any, int]:
         first = input_shape[self.columns[0]]
         return (first[0], 1)

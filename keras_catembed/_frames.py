@@ -5,27 +5,30 @@ Series if pandas is already imported, so `sys.modules` tells.
 """
 
 import sys
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 
-def _pandas():
+def _pandas() -> ModuleType | None:
     return sys.modules.get("pandas")
 
 
-def is_dataframe(value):
+def is_dataframe(value: Any) -> bool:
     """Whether `value` is a `pandas.DataFrame` (False without pandas)."""
     pandas = _pandas()
     return pandas is not None and isinstance(value, pandas.DataFrame)
 
 
-def is_series(value):
+def is_series(value: Any) -> bool:
     """Whether `value` is a `pandas.Series` (False without pandas)."""
     pandas = _pandas()
     return pandas is not None and isinstance(value, pandas.Series)
 
 
-def _column_values(name, series):
+def _column_values(name: str, series: Any) -> np.ndarray:
     """The NumPy values of a column, rejecting missing values (NA, NaN)."""
     missing = np.asarray(series.isna())
     if missing.any():
@@ -37,7 +40,7 @@ def _column_values(name, series):
             f"{label!r}); {int(missing.sum())} in all. Expected "
             "a value in every row."
         )
-    values = series.to_numpy()
+    values: np.ndarray = series.to_numpy()
     if values.dtype == object:
         # Nullable integer columns come back as objects.
         try:
@@ -47,7 +50,9 @@ def _column_values(name, series):
     return values
 
 
-def columns(frame, wanted, where):
+def columns(
+    frame: Any, wanted: Iterable[str], where: str
+) -> dict[str, np.ndarray]:
     """A dict of the `wanted` columns of `frame`, as NumPy arrays.
 
     Other columns of `frame` are ignored; a missing one raises a
@@ -67,7 +72,7 @@ def columns(frame, wanted, where):
     }
 
 
-def known_columns(frame, known):
+def known_columns(frame: Any, known: Iterable[str]) -> dict[str, np.ndarray]:
     """A dict of the columns of `frame` that are in `known`."""
     return {
         column: _column_values(f"Column '{column}'", frame[column])
@@ -76,7 +81,7 @@ def known_columns(frame, known):
     }
 
 
-def values(value, name="y"):
+def values(value: Any, name: str = "y") -> Any:
     """A Series (or one-column DataFrame) as a NumPy array; else `value`."""
     if is_series(value):
         return _column_values(f"`{name}`", value)

@@ -10,7 +10,7 @@ from keras_catembed import _checks
 from keras_catembed import backend
 
 
-def table_rows(layer: Any, ids: Any) -> tuple:
+def table_rows(layer: Any, ids: Any) -> tuple[Any, Any]:
     """Maps int32 ids to rows of `layer`'s table; returns (rows, known)."""
     if layer.vocabulary is None:
         known = ops.logical_and(
@@ -39,7 +39,7 @@ def table_rows(layer: Any, ids: Any) -> tuple:
     return rows, known
 
 
-def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple:
+def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
     """Table rows of ids inside a compiled graph, with graph assertions.
 
     Returns `(rows, invalid)`: the rows, computed after assertions that
@@ -92,7 +92,7 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple:
     return rows, invalid
 
 
-def is_host_array(value):
+def is_host_array(value: Any) -> bool:
     """True for integer NumPy arrays, scalars and (nested) lists of ints.
 
     Other dtypes (floats, strings, bools) reach `call` as they are.
@@ -105,14 +105,14 @@ def is_host_array(value):
         return False
 
 
-def short_repr(value):
+def short_repr(value: Any) -> str:
     if value is None:
         return "None"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_vocabulary(vocabulary):
+def check_vocabulary(vocabulary: Any) -> list[int]:
     """Returns the vocabulary as a list of distinct int32-range ints."""
     if isinstance(vocabulary, (str, bytes)) or not hasattr(
         vocabulary, "__len__"
@@ -121,7 +121,7 @@ def check_vocabulary(vocabulary):
             "`vocabulary` must be a sequence of distinct integers. "
             f"Received: vocabulary={short_repr(vocabulary)}"
         )
-    values = []
+    values: list[int] = []
     for value in np.asarray(vocabulary, dtype=object).reshape(-1).tolist():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(
@@ -129,7 +129,7 @@ def check_vocabulary(vocabulary):
                 f"integer ids first). Received the entry {value!r} in "
                 f"vocabulary={short_repr(vocabulary)}"
             )
-        if not _checks.INT32_MIN <= value <= _checks.INT32_MAX:
+        if not _checks.INT32_MIN <= int(value) <= _checks.INT32_MAX:
             raise ValueError(
                 "`vocabulary` entries must fit in int32. Received the entry "
                 f"{value!r}"

@@ -107,7 +107,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 self._adapted = bool(np.any(ops.convert_to_numpy(counts)))
         return self._adapted
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         # The lists layout pads short lists with the row `num_sources`, a
         # zero row that no pair reads: its gradient is always zero, so it
         # stays zero under any optimizer, and a lazy one leaves every real
@@ -356,13 +356,17 @@ class ImplicitFeedback(keras.layers.Layer):
             )
 
     def compute_output_spec(
-        self, rows, source_rows=None, training=None, gathered=None
-    ):
+        self,
+        rows: Any,
+        source_rows: Any = None,
+        training: bool | None = None,
+        gathered: Any = None,
+    ) -> Any:
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype
         )
 
-    def load_own_variables(self, store):
+    def load_own_variables(self, store: Any) -> None:
         keys = set(store.keys())
         rejected, self._rejected = getattr(self, "_rejected", None), None
         if not keys and rejected is not None:
@@ -378,8 +382,8 @@ class ImplicitFeedback(keras.layers.Layer):
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
 
-    def get_config(self) -> dict:
-        config = super().get_config()
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
         config.update(
             {
                 "num_targets": self.num_targets,

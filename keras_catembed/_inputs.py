@@ -9,6 +9,9 @@ expected.
 
 import collections.abc
 import numbers
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from keras import ops
@@ -18,14 +21,16 @@ from keras_catembed import _frames
 from keras_catembed.entity_embedding import EntityEmbedding
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: Any) -> bool:
     """Returns `value` if it is a bool, or raises."""
     if not isinstance(value, bool):
         raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
     return value
 
 
-def check_implicit(implicit, columns, argument="implicit"):
+def check_implicit(
+    implicit: Any, columns: Sequence[str], argument: str = "implicit"
+) -> dict[str, str]:
     """Returns `implicit` as a dict of target column -> source column."""
     if implicit is None or implicit is False:
         return {}
@@ -43,7 +48,7 @@ def check_implicit(implicit, columns, argument="implicit"):
             f"`{argument}` must be None, True or a dict mapping a column to "
             f"another column. Received: {argument}={implicit!r}"
         )
-    checked = {}
+    checked: dict[str, str] = {}
     for target, source in implicit.items():
         for name in (target, source):
             if name not in columns:
@@ -61,13 +66,13 @@ def check_implicit(implicit, columns, argument="implicit"):
     return checked
 
 
-def check_batch_size(name, value):
+def check_batch_size(name: str, value: Any) -> None:
     """Raises unless `value` is None or a positive integer."""
     if value is not None:
         _checks.positive_int(name, value)
 
 
-def check_finite(name, values, noun, plural):
+def check_finite(name: str, values: Any, noun: str, plural: str) -> None:
     """Raises for entries that are not finite, in float64 or in float32.
 
     A value finite in float64 but beyond float32 (1e39) becomes infinite
@@ -97,7 +102,9 @@ def check_finite(name, values, noun, plural):
     )
 
 
-def check_sample_weight(sample_weight, name="sample_weight"):
+def check_sample_weight(
+    sample_weight: Any, name: str = "sample_weight"
+) -> None:
     """Raises for non-numeric, NaN, infinite or float32-overflowing weights."""
     if sample_weight is None or not is_array_like(sample_weight):
         return
@@ -113,18 +120,18 @@ def check_sample_weight(sample_weight, name="sample_weight"):
     check_finite(name, values, "weight", "Sample weights")
 
 
-def check_column_shape(column, shape):
+def check_column_shape(column: str, shape: Any) -> tuple[int, ...]:
     """Returns `shape` as a tuple if it is `(batch,)` or `(batch, 1)`."""
-    shape = tuple(shape)
-    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+    checked: tuple[int, ...] = tuple(shape)
+    if not (len(checked) == 1 or (len(checked) == 2 and checked[1] == 1)):
         raise ValueError(
             f"Column '{column}' must have shape (batch,) or (batch, 1). "
-            f"Received: shape={shape}"
+            f"Received: shape={checked}"
         )
-    return shape
+    return checked
 
 
-def is_array_like(value):
+def is_array_like(value: Any) -> bool:
     """True for NumPy arrays, lists and concrete backend tensors."""
     if isinstance(value, (np.ndarray, list, tuple)):
         return True
@@ -133,7 +140,7 @@ def is_array_like(value):
     return _checks.is_concrete(value) and not hasattr(value, "element_spec")
 
 
-def check_columns(embeddings):
+def check_columns(embeddings: Any) -> list[str]:
     if not isinstance(embeddings, collections.abc.Mapping) or not embeddings:
         raise ValueError(
             "`embeddings` must be a non-empty dict mapping column names to "
@@ -161,9 +168,9 @@ def check_columns(embeddings):
     return list(embeddings)
 
 
-def check_hidden_units(hidden_units):
-    if isinstance(hidden_units, numbers.Integral) and not isinstance(
-        hidden_units, bool
+def check_hidden_units(hidden_units: Any) -> list[int]:
+    if not isinstance(hidden_units, bool) and isinstance(
+        hidden_units, numbers.Integral
     ):
         hidden_units = [hidden_units]
     try:
@@ -181,18 +188,14 @@ def check_hidden_units(hidden_units):
     return [int(u) for u in units]
 
 
-def check_rating_range(rating_range):
+def check_rating_range(rating_range: Any) -> tuple[float, float] | None:
     if rating_range is None:
         return None
     try:
         low, high = (float(v) for v in rating_range)
     except (TypeError, ValueError):
-        low = high = None
-    if (
-        low is None
-        or not (np.isfinite(low) and np.isfinite(high))
-        or (low >= high)
-    ):
+        low = high = float("nan")
+    if not (np.isfinite(low) and np.isfinite(high)) or (low >= high):
         raise ValueError(
             "`rating_range` must be None or a pair (low, high) of finite "
             f"numbers with low < high. Received: rating_range={rating_range!r}"
@@ -200,7 +203,9 @@ def check_rating_range(rating_range):
     return (low, high)
 
 
-def standardize_structure(columns, inputs, shapes=False):
+def standardize_structure(
+    columns: Sequence[str], inputs: Any, shapes: bool = False
+) -> Mapping[str, Any]:
     """Checks the column keys and returns a dict of `(batch,)` ids."""
     if not isinstance(inputs, collections.abc.Mapping):
         raise ValueError(
@@ -216,7 +221,7 @@ def standardize_structure(columns, inputs, shapes=False):
         )
     if shapes:
         return inputs
-    standardized = {}
+    standardized: dict[str, Any] = {}
     for column in columns:
         value = inputs[column]
         if len(check_column_shape(column, value.shape)) == 2:
@@ -225,7 +230,7 @@ def standardize_structure(columns, inputs, shapes=False):
     return standardized
 
 
-def check_x(model, x, where="predict"):
+def check_x(model: Any, x: Any, where: str = "predict") -> Any:
     """Checks array inputs before they enter a compiled graph.
 
     `where` names the calling method in the errors.
@@ -261,7 +266,7 @@ def check_x(model, x, where="predict"):
     return x
 
 
-def check_y(y, name="y"):
+def check_y(y: Any, name: str = "y") -> None:
     if y is None or not is_array_like(y):
         return
     values = np.asarray(ops.convert_to_numpy(y))
@@ -277,7 +282,7 @@ def check_y(y, name="y"):
     check_finite(name, values, "target", "Targets")
 
 
-def check_validation_data(model, validation_data):
+def check_validation_data(model: Any, validation_data: Any) -> Any:
     if validation_data is None or not isinstance(
         validation_data, (tuple, list)
     ):
@@ -306,7 +311,7 @@ def check_validation_data(model, validation_data):
     return (x_val, *rest)
 
 
-def checked(columns, x):
+def checked(columns: Sequence[str], x: Any) -> bool:
     """Whether `check_x` has checked every column of `x`."""
     return isinstance(x, collections.abc.Mapping) and all(
         is_array_like(x.get(column)) for column in columns

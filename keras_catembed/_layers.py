@@ -18,8 +18,8 @@ from keras_catembed.entity_embedding import EntityEmbedding
 
 
 def add_tables(
-    embedding_layers: dict,
-    bias_layers: dict,
+    embedding_layers: dict[str, Any],
+    bias_layers: dict[str, Any],
     columns: list[str],
     embeddings: Mapping[str, Any],
     bias_terms: bool,
@@ -66,7 +66,7 @@ def pair_layers(
     rated: bool,
     max_pairs_per_id: int | None,
     dtype: Any,
-) -> dict:
+) -> dict[str, ImplicitFeedback]:
     """An `ImplicitFeedback` layer per described column of `pairs`.
 
     Each gets a table of source-id vectors of its column's embedding
@@ -92,8 +92,8 @@ def pair_layers(
 
 
 def add_hidden(
-    hidden_layers: list,
-    dropout_layers: list,
+    hidden_layers: list[Any],
+    dropout_layers: list[Any],
     hidden_units: list[int],
     activation: Any,
     dropout: float,
@@ -115,7 +115,6 @@ def add_hidden(
                     dropout, name=f"hidden_{index}_dropout", dtype=dtype
                 )
             )
-    return hidden_layers, dropout_layers
 
 
 def output_unit(dtype: Any) -> keras.layers.Dense:

@@ -6,10 +6,16 @@ layer's layout; loading a file checks the saved pairs before any weight
 is assigned, and reads the layouts of earlier versions.
 """
 
+from collections.abc import Callable
+from collections.abc import Set
+from typing import Any
+
 import numpy as np
 
 
-def check_adapt(layer, target_rows, source_rows, ratings):
+def check_adapt(
+    layer: Any, target_rows: Any, source_rows: Any, ratings: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The pairs of `ImplicitFeedback.adapt`, checked, as int64 arrays."""
     targets = np.asarray(target_rows, dtype="int64").reshape(-1)
     sources = np.asarray(source_rows, dtype="int64").reshape(-1)
@@ -51,7 +57,12 @@ def check_adapt(layer, target_rows, source_rows, ratings):
     return targets, sources, ratings
 
 
-def load(layer, store, keys, load_variables):
+def load(
+    layer: Any,
+    store: Any,
+    keys: Set[str],
+    load_variables: Callable[[Any], None],
+) -> None:
     """Loads saved pairs of any former layout; checks them first."""
     if {"targets", "sources", "weights"} <= keys:
         _load_former_pairs(layer, store)
@@ -67,7 +78,7 @@ def load(layer, store, keys, load_variables):
         load_variables(store)
 
 
-def _check_saved_pairs(layer, store):
+def _check_saved_pairs(layer: Any, store: Any) -> None:
     """Checks saved pairs before any weight is assigned.
 
     A damaged or tampered file could hold pair indices outside the
@@ -103,15 +114,15 @@ def _check_saved_pairs(layer, store):
     ):
         return
     kept = np.arange(layer.width) < counts[:, None]
-    bad = np.argwhere(
+    misplaced = np.argwhere(
         np.where(
             kept,
             (sources < 0) | (sources >= layer.num_sources),
             sources != layer.num_sources,
         )
     )
-    if bad.size:
-        row, slot = bad[0]
+    if misplaced.size:
+        row, slot = misplaced[0]
         expected = (
             f"an id in [0, {layer.num_sources - 1}]"
             if kept[row, slot]
@@ -124,7 +135,7 @@ def _check_saved_pairs(layer, store):
         )
 
 
-def _load_former_pairs(layer, store):
+def _load_former_pairs(layer: Any, store: Any) -> None:
     """Reads the pair arrays of the former sparse layout."""
     table = np.asarray(store["0"])
     if not layer.dense:
@@ -169,7 +180,14 @@ def _load_former_pairs(layer, store):
     write(layer, targets, sources, rank, weights, counts)
 
 
-def write(layer, targets, sources, rank, weights, counts):
+def write(
+    layer: Any,
+    targets: np.ndarray,
+    sources: np.ndarray,
+    rank: np.ndarray,
+    weights: np.ndarray,
+    counts: np.ndarray,
+) -> None:
     """Writes pairs (each with its rank in its target's list)."""
     if layer.dense:
         matrix = np.zeros((layer.num_targets, layer.num_sources), "float32")
@@ -187,7 +205,7 @@ def write(layer, targets, sources, rank, weights, counts):
     layer.pair_counts.assign(counts.astype("int32"))
 
 
-def rank_within_target(targets, seed):
+def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:
     """A random order of the pairs of each target: 0, 1, ... per target.
 
     `targets` is sorted. The order is drawn with `seed`, so the same data
@@ -202,14 +220,14 @@ def rank_within_target(targets, seed):
     return rank
 
 
-def check_max_pairs_per_id(value):
+def check_max_pairs_per_id(value: Any) -> int | None:
     """Returns `max_pairs_per_id` (None or a positive int), or raises."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         valid = False
     else:
-        valid = value >= 1
+        valid = bool(value >= 1)
     if not valid:
         raise ValueError(
             "`max_pairs_per_id` must be None or a positive integer. "

@@ -19,12 +19,14 @@ import base64
 import collections.abc
 import hashlib
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from keras import ops
 
 from keras_catembed import _inputs
+from keras_catembed._model_base import ModelBase
 
 # Hashes kept of the training rows: 64 KiB, saved as base64 in the config.
 SKETCH_SIZE = 8192
@@ -32,7 +34,7 @@ SKETCH_SIZE = 8192
 OVERLAP_THRESHOLD = 0.01
 
 
-def _mix(z, shifted):
+def _mix(z: np.ndarray, shifted: np.ndarray) -> np.ndarray:
     """SplitMix64's finalizer, in place on a uint64 array; returns it.
 
     `shifted` is a scratch array of the same shape: fresh arrays of this
@@ -49,21 +51,24 @@ def _mix(z, shifted):
     return z
 
 
-def _numpy(values):
+def _numpy(values: Any) -> np.ndarray:
     """`values` as a flat NumPy array (a backend tensor is converted)."""
-    if not isinstance(values, np.ndarray):
-        values = np.asarray(ops.convert_to_numpy(values))
-    return values.reshape(-1)
+    array = (
+        values
+        if isinstance(values, np.ndarray)
+        else np.asarray(ops.convert_to_numpy(values))
+    )
+    return array.reshape(-1)
 
 
-def _column_words(values):
+def _column_words(values: Any) -> np.ndarray:
     """One uint64 per row of a column of ids (integers, else strings)."""
-    values = _numpy(values)
-    if values.dtype.kind in "iub":
-        return values.astype(np.int64).view(np.uint64)
-    if values.dtype.kind == "f":
-        return values.astype(np.float64).astype(np.int64).view(np.uint64)
-    unique, inverse = np.unique(values.astype(str), return_inverse=True)
+    array = _numpy(values)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64).view(np.uint64)
+    if array.dtype.kind == "f":
+        return array.astype(np.float64).astype(np.int64).view(np.uint64)
+    unique, inverse = np.unique(array.astype(str), return_inverse=True)
     words = np.array(
         [
             int.from_bytes(
@@ -77,7 +82,7 @@ def _column_words(values):
     return words[inverse.reshape(-1)]
 
 
-def row_hashes(columns, x, y):
+def row_hashes(columns: Sequence[str], x: Any, y: Any) -> np.ndarray:
     """The 64-bit hash of each row `(x[c] for c in columns..., y)`."""
     targets = _numpy(y)
     hashes = np.full(len(targets), 0x9E3779B97F4A7C15, dtype=np.uint64)
@@ -93,7 +98,12 @@ def row_hashes(columns, x, y):
     return hashes
 
 
-def sketch(columns, x, y, previous=None):
+def sketch(
+    columns: Sequence[str],
+    x: Any,
+    y: Any,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The fingerprint of the rows `(x, y)`, merged with `previous`.
 
     Returns a dict: `columns`, `rows` (rows recorded in all, repeats and
@@ -118,7 +128,7 @@ def sketch(columns, x, y, previous=None):
     }
 
 
-def _smallest_distinct(hashes):
+def _smallest_distinct(hashes: np.ndarray) -> np.ndarray:
     """The smallest distinct hashes, sorted: all, or more than a sketch.
 
     Many rows are cut down with a partition first, so that not every
@@ -133,7 +143,9 @@ def _smallest_distinct(hashes):
     return np.unique(hashes)
 
 
-def overlap(fingerprint, x, y):
+def overlap(
+    fingerprint: dict[str, Any], x: Any, y: Any
+) -> tuple[float | None, int]:
     """Estimates the share of the rows `(x, y)` that `fingerprint` holds.
 
     Returns `(fraction, sampled)`: the estimated share of the rows that
@@ -151,7 +163,7 @@ def overlap(fingerprint, x, y):
     return float(found.mean()), int(hashes.size)
 
 
-def overlap_message(fraction, sampled, exact):
+def overlap_message(fraction: float, sampled: int, exact: bool) -> str:
     """The sentence that reports an overlap with the training rows."""
     basis = (
         "exactly"
@@ -166,7 +178,9 @@ def overlap_message(fraction, sampled, exact):
     )
 
 
-def warn_overlap(model, x, y, stacklevel=3):
+def warn_overlap(
+    model: Any, x: Any, y: Any, stacklevel: int = 3
+) -> float | None:
     """Warns when `(x, y)` overlaps the model's training rows.
 
     Returns the estimated share of overlapping rows (None if unknown).
@@ -191,7 +205,7 @@ def warn_overlap(model, x, y, stacklevel=3):
     return fraction
 
 
-def to_config(fingerprint):
+def to_config(fingerprint: dict[str, Any] | None) -> dict[str, Any] | None:
     """The fingerprint as JSON-ready values (hashes as base64)."""
     if fingerprint is None:
         return None
@@ -204,7 +218,7 @@ def to_config(fingerprint):
     }
 
 
-def from_config(config):
+def from_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
     """The inverse of `to_config`."""
     if config is None:
         return None
@@ -219,7 +233,13 @@ def from_config(config):
     }
 
 
-def record(model, x, y, validation_split=0.0, validation_data=None):
+def record(
+    model: Any,
+    x: Any,
+    y: Any,
+    validation_split: float = 0.0,
+    validation_data: Any = None,
+) -> None:
     """Adds the rows `fit` trained on to the model's fingerprint.
 
     Only in-memory arrays are recorded; `validation_split` leaves out the
@@ -249,7 +269,7 @@ def record(model, x, y, validation_split=0.0, validation_data=None):
     )
 
 
-def check_data_source(value):
+def check_data_source(value: Any) -> dict[str, Any] | None:
     """Returns `value` if it is None or a dict of JSON scalars."""
     if value is None:
         return None
@@ -264,11 +284,11 @@ def check_data_source(value):
     return dict(value)
 
 
-class TrainingProvenance:
+class TrainingProvenance(ModelBase):
     """What `RatingModel` knows of the data it was trained on."""
 
     @property
-    def training_fingerprint(self) -> dict | None:
+    def training_fingerprint(self) -> dict[str, Any] | None:
         """A fixed-size summary of the rows `fit` trained on, or None.
 
         Each `fit` call on in-memory arrays adds its training rows (ids in
@@ -281,7 +301,7 @@ class TrainingProvenance:
         return self.__dict__.get("_training_fingerprint")
 
     @property
-    def data_source(self) -> dict | None:
+    def data_source(self) -> dict[str, Any] | None:
         """A dict naming the data the model was trained on, or None.
 
         Free-form JSON values set by the caller (`catembed train` records
@@ -291,7 +311,7 @@ class TrainingProvenance:
         return self.__dict__.get("_data_source")
 
     @data_source.setter
-    def data_source(self, value):
+    def data_source(self, value: Any) -> None:
         self.__dict__["_data_source"] = check_data_source(value)
 
     def training_overlap(self, x: Any, y: Any) -> float | None:

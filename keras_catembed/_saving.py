@@ -5,18 +5,22 @@ The config holds each column's cardinality (or its serialized
 training fingerprint and data source (`_provenance`).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import keras
 
 from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _layers
 from keras_catembed import _provenance
+from keras_catembed._model_base import ModelBase
 
 
-class RatingSaving:
+class RatingSaving(ModelBase):
     """`build`, `get_config` and `from_config` of `RatingModel`."""
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         """Builds every sublayer by tracing `call` on symbolic int ids.
 
         The input shapes follow from the columns, so `input_shape` may be
@@ -35,15 +39,15 @@ class RatingSaving:
         }
         self.call(symbolic)
 
-    def build_from_config(self, config):
+    def build_from_config(self, config: Any) -> None:
         # Keras's default turns a failed build into a warning and then
         # loads the weights that fit: a silently partial model. A saved
         # model is built from its columns alone, and a failure is raised.
         self.build()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        embeddings = {}
+        embeddings: dict[str, Any] = {}
         for column in self.columns:
             if column in self._cardinalities:
                 embeddings[column] = self._cardinalities[column]
@@ -78,7 +82,7 @@ class RatingSaving:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
         config = dict(config)
         config["embeddings"] = {
             column: (

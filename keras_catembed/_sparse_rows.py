@@ -15,7 +15,7 @@ from keras import ops
 _BUILTIN = "_keras_catembed_builtin_forward"
 
 
-def builtin_forward(method: Callable) -> Callable:
+def builtin_forward(method: Callable[..., Any]) -> Callable[..., Any]:
     """Marks a forward-pass method of `RatingModel` (not a subclass's).
 
     The sparse steps replace each table lookup by a lookup in the batch's
@@ -33,14 +33,14 @@ def own_methods(model: Any, names: tuple[str, ...]) -> bool:
     )
 
 
-def table_layers(model: Any) -> list:
+def table_layers(model: Any) -> list[Any]:
     """The EntityEmbedding tables of `model`, embeddings then biases."""
     layers = list(model.embedding_layers.values())
     layers += list(model.bias_layers.values())
     return [layer for layer in layers if hasattr(layer, "check_ids")]
 
 
-def list_layers(model: Any) -> list:
+def list_layers(model: Any) -> list[Any]:
     """The trainable pair layers of `model` in the lists layout."""
     layers = list(getattr(model, "implicit_layers", {}).values())
     layers += list(getattr(model, "neighborhood_layers", {}).values())
@@ -71,7 +71,7 @@ class SparseTables:
         }
 
     def needed_rows(
-        self, layer: Any, x: dict, pair_sources: Any = None
+        self, layer: Any, x: dict[str, Any], pair_sources: Any = None
     ) -> tuple[Any, int]:
         """The rows `layer` reads for the batch `x`, and the table size."""
         model = self.model

@@ -84,6 +84,6 @@ def checked_ids(model: Any, checked: bool = True) -> Any:
     return _replaced(model, ids_checked=bool(checked))
 
 
-def gathered_rows(model: Any, gathered: Mapping[int, tuple]) -> Any:
+def gathered_rows(model: Any, gathered: Mapping[int, tuple[Any, Any]]) -> Any:
     """Steps of `model` inside read the tables' rows from `gathered`."""
     return _replaced(model, gathered=dict(gathered))

@@ -10,6 +10,8 @@ per-step id checks, and leaves the model as it was when it fails.
 
 import collections.abc
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -23,15 +25,16 @@ from keras_catembed import _sparse_rows
 from keras_catembed import _step
 from keras_catembed import backend
 from keras_catembed import optimizers
+from keras_catembed._model_base import ModelBase
 
 
-class RatingTrainer:
+class RatingTrainer(ModelBase):
     """The loops of `RatingModel`; mixed in before `keras.Model`.
 
     The model provides `columns` and `embedding_layers`.
     """
 
-    def _reset_compiled(self):
+    def _reset_compiled(self) -> None:
         self.train_function = None
         self.test_function = None
         self.predict_function = None
@@ -39,7 +42,7 @@ class RatingTrainer:
         self.__dict__["_step_functions"] = {}
         self.__dict__["_step_modes"] = {}
 
-    def __call__(self, inputs, *args, **kwargs):
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         # Keras converts NumPy inputs to tensors before `call` (int64 ids
         # would wrap to 32 bits on JAX): check them as they are first.
         checked = _step.current(self).ids_checked
@@ -50,7 +53,9 @@ class RatingTrainer:
                     layer.check_ids(value)
         return super().__call__(inputs, *args, **kwargs)
 
-    def compile(self, optimizer="rmsprop", *args, **kwargs):
+    def compile(
+        self, optimizer: Any = "rmsprop", *args: Any, **kwargs: Any
+    ) -> None:
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = _auto.auto_optimizer(self)
         super().compile(optimizer, *args, **kwargs)
@@ -63,7 +68,7 @@ class RatingTrainer:
         for layer in _sparse_rows.list_layers(self):
             layer.set_row_regularization(sparse)
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: Any) -> None:
         # `compile` above only adds to `keras.Model.compile`, so a saved
         # compile config restores as `keras.Model` restores it (Keras skips
         # that for a model with its own `compile`).
@@ -73,22 +78,22 @@ class RatingTrainer:
 
     def fit(
         self,
-        x=None,
-        y=None,
-        batch_size=None,
-        epochs=1,
-        verbose="auto",
-        callbacks=None,
-        validation_split=0.0,
-        validation_data=None,
-        shuffle=True,
-        class_weight=None,
-        sample_weight=None,
-        initial_epoch=0,
-        steps_per_epoch=None,
-        validation_steps=None,
-        validation_batch_size=None,
-        validation_freq=1,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: Any = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
         *,
         fast: bool | str = "auto",
     ) -> keras.callbacks.History:
@@ -118,11 +123,7 @@ class RatingTrainer:
         """
         _inputs.check_batch_size("batch_size", batch_size)
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)
-        x = _inputs.check_x(self, x, "fit")
-        y = _frames.values(y)
-        sample_weight = _frames.values(sample_weight, "sample_weight")
-        _inputs.check_y(y)
-        _inputs.check_sample_weight(sample_weight)
+        x, y, sample_weight = self._check_labelled("fit", x, y, sample_weight)
         validation_data = _inputs.check_validation_data(self, validation_data)
         kwargs = dict(
             batch_size=batch_size,
@@ -162,20 +163,18 @@ class RatingTrainer:
 
     def evaluate(
         self,
-        x=None,
-        y=None,
-        batch_size=None,
-        verbose="auto",
-        sample_weight=None,
-        *args,
-        **kwargs,
-    ):
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         _inputs.check_batch_size("batch_size", batch_size)
-        x = _inputs.check_x(self, x, "evaluate")
-        y = _frames.values(y)
-        sample_weight = _frames.values(sample_weight, "sample_weight")
-        _inputs.check_y(y)
-        _inputs.check_sample_weight(sample_weight)
+        x, y, sample_weight = self._check_labelled(
+            "evaluate", x, y, sample_weight
+        )
         _provenance.warn_overlap(self, x, y)
         return self._run(
             "test",
@@ -190,52 +189,57 @@ class RatingTrainer:
             **kwargs,
         )
 
-    def predict(self, x, batch_size=None, *args, **kwargs):
+    def predict(
+        self, x: Any, batch_size: int | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         _inputs.check_batch_size("batch_size", batch_size)
         x = _inputs.check_x(self, x, "predict")
         return self._run(
             "predict", x, super().predict, x, batch_size, *args, **kwargs
         )
 
-    def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        x = _inputs.check_x(self, x, "train_on_batch")
-        y = _frames.values(y)
-        sample_weight = _frames.values(sample_weight, "sample_weight")
-        _inputs.check_y(y)
-        _inputs.check_sample_weight(sample_weight)
-        return self._run(
-            "train",
-            x,
-            super().train_on_batch,
-            x,
-            y,
-            sample_weight,
-            *args,
-            **kwargs,
-        )
-
-    def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        x = _inputs.check_x(self, x, "test_on_batch")
-        y = _frames.values(y)
-        sample_weight = _frames.values(sample_weight, "sample_weight")
-        _inputs.check_y(y)
-        _inputs.check_sample_weight(sample_weight)
-        return self._run(
-            "test",
-            x,
-            super().test_on_batch,
-            x,
-            y,
-            sample_weight,
-            *args,
-            **kwargs,
-        )
-
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: Any) -> Any:
         x = _inputs.check_x(self, x, "predict_on_batch")
         return self._run("predict", x, super().predict_on_batch, x)
 
-    def _run(self, kind, x, method, *args, **kwargs):
+    def _check_labelled(
+        self, method: str, x: Any, y: Any, sample_weight: Any
+    ) -> tuple[Any, Any, Any]:
+        """`x`, `y` and `sample_weight` of the loop `method`, checked."""
+        x = _inputs.check_x(self, x, method)
+        y = _frames.values(y)
+        sample_weight = _frames.values(sample_weight, "sample_weight")
+        _inputs.check_y(y)
+        _inputs.check_sample_weight(sample_weight)
+        return x, y, sample_weight
+
+    def _on_batch(
+        self,
+        method: str,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Keras's `train_on_batch` or `test_on_batch`, inputs checked."""
+        x, y, sample_weight = self._check_labelled(method, x, y, sample_weight)
+        kind = "train" if method == "train_on_batch" else "test"
+        run = getattr(super(), method)
+        return self._run(kind, x, run, x, y, sample_weight, *args, **kwargs)
+
+    # Keras's loops over one batch, their inputs checked first.
+    train_on_batch = functools.partialmethod(_on_batch, "train_on_batch")
+    test_on_batch = functools.partialmethod(_on_batch, "test_on_batch")
+
+    def _run(
+        self,
+        kind: str,
+        x: Any,
+        method: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         """Runs a Keras loop, without per-step id checks for checked arrays.
 
         Keras caches one compiled function per kind (`train`, `test`,

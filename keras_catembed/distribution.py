@@ -8,6 +8,7 @@ strategy) needs no layout map. See the "Multiple devices" guide.
 """
 
 import re
+from typing import Any
 
 import keras
 
@@ -126,7 +127,7 @@ def layout_map(
     return layouts
 
 
-def _table_key(layer):
+def _table_key(layer: Any) -> str:
     """The regex matching the path of `layer`'s table, after any prefix."""
     variable = getattr(layer, "embeddings", None)
     if isinstance(variable, keras.Variable):

@@ -3,6 +3,9 @@
 import collections.abc
 import itertools
 import numbers
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import ops
@@ -58,15 +61,20 @@ class DotRatingModel(RatingModel):
     """
 
     def __init__(
-        self, embeddings, hidden_units=(), *, embedding_dim=None, **kwargs
-    ):
+        self,
+        embeddings: Mapping[str, int | EntityEmbedding],
+        hidden_units: int | Sequence[int] = (),
+        *,
+        embedding_dim: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         if embedding_dim is not None:
             embedding_dim = _checks.positive_int("embedding_dim", embedding_dim)
             if isinstance(embeddings, collections.abc.Mapping):
                 embeddings = {
                     column: (
                         EntityEmbedding(
-                            input_dim=spec,
+                            input_dim=int(spec),
                             output_dim=embedding_dim,
                             name=f"{column}_embedding",
                         )
@@ -88,7 +96,7 @@ class DotRatingModel(RatingModel):
                 "`EntityEmbedding`s of one `output_dim`)"
             )
 
-    def interact(self, embedded):
+    def interact(self, embedded: Mapping[str, Any]) -> Any:
         """The sum of the dot products of every pair of column vectors.
 
         Args:

@@ -27,7 +27,8 @@ def auto_output_dim(num_rows: int) -> int:
         Integer, at least 1.
     """
     num_rows = _checks.positive_int("num_rows", num_rows)
-    return max(1, min(MAX_AUTO_OUTPUT_DIM, round(1.6 * num_rows**0.56)))
+    size: int = round(1.6 * num_rows**0.56)
+    return max(1, min(MAX_AUTO_OUTPUT_DIM, size))
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -133,6 +134,8 @@ class EntityEmbedding(keras.layers.Layer):
                 f"input_dim={input_dim!r}, vocabulary="
                 f"{_ids.short_repr(vocabulary)}"
             )
+        self.vocabulary: list[int] | None
+        self.input_dim: int | None
         if vocabulary is not None:
             self.vocabulary = _ids.check_vocabulary(vocabulary)
             self.input_dim = None
@@ -175,12 +178,12 @@ class EntityEmbedding(keras.layers.Layer):
         if not backend.current.SUPPORTS_JIT:
             self.supports_jit = False
         # Set by RatingModel so that errors name the input column.
-        self._column = None
+        self._column: str | None = None
         # Whether the regularizer applies to looked-up rows (under a
         # sparse optimizer) instead of the table: `set_row_regularization`.
         self._row_regularization = False
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         _checks.check_weight_bytes(
             self._where, {"the table": self.num_rows * self.output_dim}
         )
@@ -195,13 +198,13 @@ class EntityEmbedding(keras.layers.Layer):
             self.embeddings.regularizer = None
 
     @property
-    def _where(self):
+    def _where(self) -> str:
         if self._column is not None:
             return f"Column '{self._column}' (EntityEmbedding '{self.name}')"
         return f"EntityEmbedding '{self.name}'"
 
     @property
-    def _expected(self):
+    def _expected(self) -> str:
         if self.vocabulary is not None:
             head = ", ".join(str(v) for v in self.vocabulary[:5])
             more = ", ..." if len(self.vocabulary) > 5 else ""
@@ -209,7 +212,7 @@ class EntityEmbedding(keras.layers.Layer):
                 f"one of the {len(self.vocabulary)} ids of the vocabulary "
                 f"[{head}{more}]"
             )
-        return f"an integer id in [0, {self.input_dim - 1}]"
+        return f"an integer id in [0, {self.num_ids - 1}]"
 
     def check_ids(self, ids: Any) -> None:
         """Checks concrete ids and raises on any the layer cannot embed.
@@ -240,12 +243,12 @@ class EntityEmbedding(keras.layers.Layer):
                 self._where, values, outside_int32, "ids in the int32 range"
             )
 
-    def _known_numpy(self, values):
+    def _known_numpy(self, values: np.ndarray) -> np.ndarray:
         if self.vocabulary is None:
-            return (values >= 0) & (values < self.input_dim)
+            return (values >= 0) & (values < self.num_ids)
         return np.isin(values, self._sorted_vocabulary)
 
-    def _clipped_rows(self, ids):
+    def _clipped_rows(self, ids: Any) -> Any:
         """Table rows of ids of any integer dtype, clipped into the table.
 
         For the other tables of a column (implicit feedback, the
@@ -255,7 +258,7 @@ class EntityEmbedding(keras.layers.Layer):
         rows, _ = self._rows(ops.cast(ids, "int32"))
         return ops.clip(rows, 0, self.num_rows - 1)
 
-    def _rows(self, ids):
+    def _rows(self, ids: Any) -> tuple[Any, Any]:
         """Maps int32 ids to table rows; returns (rows, known mask)."""
         return _ids.table_rows(self, ids)
 
@@ -315,7 +318,7 @@ class EntityEmbedding(keras.layers.Layer):
             )
         return self._finish(outputs, training)
 
-    def _finish(self, outputs, training):
+    def _finish(self, outputs: Any, training: bool | None) -> Any:
         """Row regularization, compute dtype and entity dropout."""
         if (
             training
@@ -348,17 +351,19 @@ class EntityEmbedding(keras.layers.Layer):
                 None if enabled else self.embeddings_regularizer
             )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         return (*input_shape, self.output_dim)
 
-    def compute_output_spec(self, inputs, training=None, **kwargs):
+    def compute_output_spec(
+        self, inputs: Any, training: bool | None = None, **kwargs: Any
+    ) -> Any:
         _checks.check_id_dtype(self._where, inputs)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
 
-    def get_config(self) -> dict:
-        config = super().get_config()
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
         config.update(
             {
                 "input_dim": self.input_dim,

@@ -200,7 +200,10 @@ class SparseAdam(keras.optimizers.Adam):
         rate = ops.cast(learning_rate, "float32")
         return ops.log1p(-rate * ops.cast(self.weight_decay, "float32"))
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(
+        self, gradient: Any, variable: Any, learning_rate: Any
+    ) -> Any:
+        rows: tuple[Any, Any] | None
         if isinstance(gradient, RowGradient):
             rows = gradient.indices, gradient.values
         else:
@@ -213,7 +216,7 @@ class SparseAdam(keras.optimizers.Adam):
             return self._sparse_update(*rows, variable, learning_rate)
         return super().update_step(gradient, variable, learning_rate)
 
-    def _decay(self, variable, indices, learning_rate):
+    def _decay(self, variable: Any, indices: Any, learning_rate: Any) -> None:
         """Decays `variable`: the given rows, or every row, by what it owes."""
         step_log = self._step_log(learning_rate)
         marks = self._decay_marks[self._get_variable_index(variable)]
@@ -237,7 +240,9 @@ class SparseAdam(keras.optimizers.Adam):
             "set",
         )
 
-    def _sparse_update(self, indices, values, variable, learning_rate):
+    def _sparse_update(
+        self, indices: Any, values: Any, variable: Any, learning_rate: Any
+    ) -> None:
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         values = ops.cast(values, dtype)
@@ -283,21 +288,23 @@ class SparseAdam(keras.optimizers.Adam):
             if marks is not None:
                 self._settle(variable, marks, self._decay_log_sum)
 
-    def _settle(self, variable, marks, total):
+    def _settle(self, variable: Any, marks: Any, total: Any) -> None:
         """Decays every row by what it owes up to the log-sum `total`."""
         owed = ops.cast(ops.exp(total - marks), variable.dtype)
         self.assign(variable, variable * owed[:, None])
         self.assign(marks, ops.broadcast_to(total, ops.shape(marks)))
 
 
-def _value(variable):
+def _value(variable: Any) -> Any:
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
-def _gather(variable, indices):
+def _gather(variable: Any, indices: Any) -> Any:
     return backend.current.gather_rows(_value(variable), indices)
 
 
-def _scatter(optimizer, variable, indices, rows, how):
+def _scatter(
+    optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
+) -> None:
     """Sets or subtracts `rows` at `indices` of `variable`, in place."""
     backend.current.scatter_rows(optimizer, variable, indices, rows, how)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from keras_catembed import _checks
 from keras_catembed import _inputs
@@ -174,14 +175,14 @@ class RatingModel(
 
     def recommend(
         self,
-        users,
-        k=10,
+        users: Any,
+        k: int = 10,
         *,
-        exclude=None,
-        candidates=None,
-        user_column=None,
-        item_column=None,
-    ):
+        exclude: Any = None,
+        candidates: Any = None,
+        user_column: str | None = None,
+        item_column: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Returns the `k` best-scored items for each user, best first.
 
         Every candidate item is scored for every user, the pairs of
@@ -245,7 +246,7 @@ class RatingModel(
         """
         from keras_catembed import _recommend
 
-        return _recommend.recommend(
+        ranked: tuple[np.ndarray, np.ndarray] = _recommend.recommend(
             self,
             users,
             k,
@@ -254,9 +255,15 @@ class RatingModel(
             user_column=user_column,
             item_column=item_column,
         )
+        return ranked
 
     @classmethod
-    def from_preset(cls, preset, embeddings=None, **overrides):
+    def from_preset(
+        cls,
+        preset: str,
+        embeddings: Mapping[str, int] | None = None,
+        **overrides: Any,
+    ) -> "RatingModel":
         """Creates a model from a preset: a name, or a preset folder.
 
         See `keras_catembed.presets` for the names. The model part of a
@@ -291,4 +298,7 @@ class RatingModel(
         """
         from keras_catembed import presets
 
-        return presets.from_preset(preset, embeddings, cls, **overrides)
+        model: RatingModel = presets.from_preset(
+            preset, embeddings, cls, **overrides
+        )
+        return model

@@ -1,7 +1,9 @@
 """Backend-specific code, one module per backend, chosen once at import.
 
-Each of `tensorflow`, `jax` and `torch` implements the same small
-interface, and `current` is the module of the active Keras backend:
+`generic.Backend` is the interface, implemented the way most backends do
+it; the `tensorflow`, `jax` and `torch` modules extend it, overriding
+only what differs, and `current` is the instance for the active Keras
+backend:
 
 - ids: `SUPPORTS_JIT` (whether a layer checking ids may be compiled by
   XLA or `torch.compile`), `is_concrete`, `graph_assert`,
@@ -13,20 +15,24 @@ interface, and `current` is the module of the active Keras backend:
 - the device loop: `loop_blocker`, `on_accelerator`, `Runner`;
 - export: `export_error`.
 
-Any other Keras backend gets `generic`, which has no device loop.
+Any other Keras backend gets `generic.Backend` itself, which has no
+device loop.
 """
 
 import keras
 
-NAME = keras.backend.backend()
+from keras_catembed.backend.generic import Backend
 
+NAME: str = keras.backend.backend()
+
+current: Backend
 if NAME == "tensorflow":
-    from keras_catembed.backend import tensorflow as current
+    from keras_catembed.backend.tensorflow import BACKEND as current
 elif NAME == "jax":
-    from keras_catembed.backend import jax as current
+    from keras_catembed.backend.jax import BACKEND as current
 elif NAME == "torch":
-    from keras_catembed.backend import torch as current
+    from keras_catembed.backend.torch import BACKEND as current
 else:
-    from keras_catembed.backend import generic as current
+    from keras_catembed.backend.generic import BACKEND as current
 
 __all__ = ["NAME", "current"]

@@ -1,121 +1,175 @@
-"""Backend code shared by the backends, and the fallback for any other.
+"""The shared base of the backends, and the fallback for any other.
 
-The backend modules import what they do the same way from here.
+`Backend` implements the interface of `keras_catembed.backend` the way
+most backends do it; `backend/tensorflow.py`, `backend/jax.py` and
+`backend/torch.py` extend it and override only what differs. `Runner`
+is the shared base of their device loops. Any other Keras backend gets
+`Backend` itself, which has no device loop.
 """
 
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
-SUPPORTS_JIT = True
-DISTINCT_STEP_FUNCTIONS = False
+# Values that hold data whatever the backend (never symbolic or traced).
+CONCRETE_TYPES = (np.ndarray, np.generic, list, tuple, int, float)
+
+# What `save_state` keeps: the variables, their values, and whether the
+# values are copies.
+SavedState = tuple[list[Any], list[Any], bool]
+
+# What `graph_assert` raises for the first bad id, given that id.
+Describe = Callable[[Any], str]
 
 
-def is_concrete(x: Any) -> bool:
-    """True when `x` holds values now (not a symbolic or traced tensor)."""
-    return not isinstance(x, keras.KerasTensor)
+class Runner:
+    """The shared part of a backend's device loop.
 
-
-def graph_assert(bad, values, message, describe, host_callbacks):
-    """An op failing a compiled step when any `bad` is True, or None."""
-    return None
-
-
-def with_dependencies(tensor, assertions):
-    """`tensor`, computed after the `assertions` ops."""
-    return tensor
-
-
-def lookup(table, rows):
-    """Gathers `rows` of the `table` variable."""
-    return ops.take(table, rows, axis=0)
-
-
-def sparse_gradient(gradient):
-    """`(indices, values)` of a backend's own sparse gradient, or None."""
-    return None
-
-
-def gather_rows(value, indices):
-    """The `indices` rows of an array."""
-    return ops.take(value, indices, axis=0)
-
-
-def scatter_rows(optimizer, variable, indices, rows, how):
-    """Sets (`how="set"`) or subtracts `rows` at `indices`, in place."""
-    value = variable.value
-    current = ops.take(value, indices, axis=0)
-    new = rows if how == "set" else current - rows
-    optimizer.assign(
-        variable, ops.scatter_update(value, ops.expand_dims(indices, -1), new)
-    )
-
-
-def state_variables(model):
-    """Every variable a Keras loop reads or writes, each once."""
-    variables = list(model.variables)
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        variables += list(optimizer.variables)
-    variables += list(getattr(model, "metrics_variables", []))
-    unique = {}
-    for variable in variables:
-        unique.setdefault(id(variable), variable)
-    return list(unique.values())
-
-
-def copy_value(value):
-    return ops.copy(value)
-
-
-def save_state(model, copy, copy_value=copy_value):
-    """The variables' values before a Keras loop, to restore on failure.
-
-    With `copy`, the values are copied (a compiled step may fail after
-    earlier steps changed them); without, nothing is kept.
+    `_fast_fit` sets `ids` (a dict of id columns) and `targets` on the
+    device, then calls `begin_epoch`, `run(block)` for each block of
+    batch indices, and `end_epoch`. With `tables` (a
+    `keras_catembed._sparse_rows.SparseTables`), the steps of the JAX and
+    torch loops differentiate with respect to the batch's table rows.
     """
-    if not model.built or not copy:
+
+    def __init__(
+        self, model: Any, *, tables: Any = None, jit: bool = False
+    ) -> None:
+        self.model = model
+        self.ids: Any = None
+        self.targets: Any = None
+        # Steps per call by (batch size, full steps), once timed.
+        self.block_steps: dict[Any, int] = {}
+        self.tables = tables
+
+    def begin_epoch(self) -> None:
+        """Called before the first block of an epoch."""
+
+    def run(self, block: Any) -> Any:
+        """Runs the steps of `block` (batch indices); returns the logs."""
+        raise NotImplementedError
+
+    def end_epoch(self) -> None:
+        """Called after the last block of an epoch."""
+
+
+class Backend:
+    """The interface of `keras_catembed.backend`, as most backends do it.
+
+    - ids: `SUPPORTS_JIT` (whether a layer checking ids may be compiled
+      by XLA or `torch.compile`), `is_concrete`, `graph_assert`,
+      `with_dependencies`, `lookup` (a table gather that keeps the
+      gradient sparse where the backend can);
+    - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`;
+    - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
+      `DISTINCT_STEP_FUNCTIONS`;
+    - the device loop: `loop_blocker`, `on_accelerator`, `Runner`;
+    - export: `export_error`.
+    """
+
+    SUPPORTS_JIT: ClassVar[bool] = True
+    DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = False
+    # The device loop's class, or None where the backend has none.
+    Runner: ClassVar[type[Runner] | None] = None
+
+    def is_concrete(self, x: Any) -> bool:
+        """True when `x` holds values now (not a symbolic or traced tensor)."""
+        if isinstance(x, CONCRETE_TYPES):
+            return True
+        if isinstance(x, keras.KerasTensor):
+            return False
+        return not self.is_traced(x)
+
+    def is_traced(self, x: Any) -> bool:
+        """True when the tensor `x` is being traced or compiled."""
+        return False
+
+    def graph_assert(
+        self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
+    ) -> Any:
+        """An op failing a compiled step when any `bad` is True, or None.
+
+        `bad` flags the `ids` that fail; `message` is the error, and
+        `describe(first bad id)` the error naming the id, where `host`
+        callbacks may raise it.
+        """
         return None
-    variables = state_variables(model)
-    return variables, [copy_value(v.value) for v in variables], True
+
+    def with_dependencies(self, tensor: Any, assertions: list[Any]) -> Any:
+        """`tensor`, computed after the `assertions` ops."""
+        return tensor
+
+    def lookup(self, table: Any, rows: Any) -> Any:
+        """Gathers `rows` of the `table` variable."""
+        return ops.take(table, rows, axis=0)
+
+    def sparse_gradient(self, gradient: Any) -> tuple[Any, Any] | None:
+        """`(indices, values)` of a backend's own sparse gradient, or None."""
+        return None
+
+    def gather_rows(self, value: Any, indices: Any) -> Any:
+        """The `indices` rows of an array."""
+        return ops.take(value, indices, axis=0)
+
+    def scatter_rows(
+        self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
+    ) -> None:
+        """Sets (`how="set"`) or subtracts `rows` at `indices`, in place."""
+        value = variable.value
+        current = ops.take(value, indices, axis=0)
+        new = rows if how == "set" else current - rows
+        optimizer.assign(
+            variable,
+            ops.scatter_update(value, ops.expand_dims(indices, -1), new),
+        )
+
+    def copy_value(self, value: Any) -> Any:
+        """A copy of a variable's value that later steps leave alone."""
+        return ops.copy(value)
+
+    def save_state(self, model: Any, copy: bool) -> SavedState | None:
+        """The variables' values before a Keras loop, to restore on failure.
+
+        With `copy`, the values are copied (a compiled step may fail after
+        earlier steps changed them); without, nothing is kept.
+        """
+        if not model.built or not copy:
+            return None
+        variables = state_variables(model)
+        return variables, [self.copy_value(v.value) for v in variables], True
+
+    def restore_state(self, model: Any, saved: SavedState | None) -> None:
+        """Puts back the values `save_state` kept, after a failed loop."""
+        if saved is not None:
+            for variable, value in zip(saved[0], saved[1], strict=True):
+                variable.assign(value)
+
+    def unshare_ema_buffers(self, model: Any) -> None:
+        """Nothing to do: only JAX shares weight and average buffers."""
+
+    def loop_blocker(self, model: Any) -> str | None:
+        """Why the device loop cannot run on this backend, or None."""
+        if self.Runner is None:
+            return f"the {keras.backend.backend()} backend has no device loop"
+        return None
+
+    def on_accelerator(self, tensor: Any) -> bool:
+        """Whether `tensor` lives on a GPU or TPU rather than the CPU."""
+        return False
+
+    def export_error(self, format: str, signature: Any) -> str | None:
+        """Why `RatingModel.export` cannot run here, or None."""
+        return None
 
 
-def restore_state(model, saved):
-    """Puts back the values `save_state` kept, after a failed loop."""
-    if saved is not None:
-        for variable, value in zip(saved[0], saved[1], strict=True):
-            variable.assign(value)
-
-
-def unshare_ema_buffers(model):
-    """Nothing to do: only JAX shares weight and average buffers."""
-
-
-def loop_blocker(model):
-    """Why the device loop cannot run on this backend, or None."""
-    return f"the {keras.backend.backend()} backend has no device loop"
-
-
-def on_accelerator(tensor):
-    """Whether `tensor` lives on a GPU or TPU rather than the CPU."""
-    return False
-
-
-def export_error(format, signature):
-    """Why `RatingModel.export` cannot run here, or None."""
-    return None
-
-
-def to_numpy(value):
-    return np.asarray(ops.convert_to_numpy(value))
-
-
-Runner = None
-
-
-def batch(ids, targets, index):
+def batch(
+    ids: Mapping[str, Any], targets: Any, index: Any
+) -> tuple[dict[str, Any], Any]:
     """The rows `index` of the id columns and of the targets."""
     return (
         {
@@ -124,3 +178,19 @@ def batch(ids, targets, index):
         },
         ops.take(targets, index, axis=0),
     )
+
+
+def state_variables(model: Any) -> list[Any]:
+    """Every variable a Keras loop reads or writes, each once."""
+    variables = list(model.variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    variables += list(getattr(model, "metrics_variables", []))
+    unique: dict[int, Any] = {}
+    for variable in variables:
+        unique.setdefault(id(variable), variable)
+    return list(unique.values())
+
+
+BACKEND = Backend()

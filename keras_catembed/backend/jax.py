@@ -1,63 +1,19 @@
 """JAX: host-callback id checks, buffer-safe loop state, a `lax.scan` loop."""
 
+from typing import Any
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import keras
-import numpy as np
 from keras import ops
 
 from keras_catembed import _step
 from keras_catembed.backend import generic
-from keras_catembed.backend.generic import export_error  # noqa: F401
-from keras_catembed.backend.generic import lookup  # noqa: F401
-from keras_catembed.backend.generic import sparse_gradient  # noqa: F401
-from keras_catembed.backend.generic import state_variables
-from keras_catembed.backend.generic import with_dependencies  # noqa: F401
-
-SUPPORTS_JIT = True
-# JAX caches traces by function, and Keras jits the bound step method:
-# a step traced without id checks needs a distinct function.
-DISTINCT_STEP_FUNCTIONS = True
+from keras_catembed.backend.generic import Describe
 
 
-def is_concrete(x):
-    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
-        return True
-    if isinstance(x, keras.KerasTensor):
-        return False
-    return not isinstance(x, jax.core.Tracer)
-
-
-def graph_assert(bad, values, message, describe, host_callbacks):
-    """A host callback raising `describe(first bad value)`; returns None."""
-    if not host_callbacks:
-        return None
-    any_bad = jnp.any(bad)
-    offending = values.reshape(-1)[jnp.argmax(bad.reshape(-1))]
-
-    def _raise(flag, value):
-        if bool(flag):
-            raise ValueError(describe(value.item()))
-
-    jax.debug.callback(_raise, any_bad, offending)
-    return None
-
-
-def gather_rows(value, indices):
-    return jnp.take(value, indices, axis=0, mode="fill", fill_value=0)
-
-
-def scatter_rows(optimizer, variable, indices, rows, how):
-    value = variable.value if isinstance(variable, keras.Variable) else variable
-    at = value.at[indices]
-    if how == "set":
-        value = at.set(rows, mode="drop")
-    else:
-        value = at.add(-rows, mode="drop")
-    optimizer.assign(variable, value)
-
-
-def _live(value):
+def _live(value: Any) -> bool:
     """Whether `value` holds data (not None, not a donated buffer)."""
     if value is None:
         return False
@@ -65,83 +21,12 @@ def _live(value):
     return not (callable(is_deleted) and is_deleted())
 
 
-def save_state(model, copy):
-    """The variables' values before a Keras loop, to restore on failure.
-
-    With `copy`, the values are copied: a compiled step may fail after
-    earlier steps changed them, or after its inputs were donated. Without,
-    the values are only referenced, for a loop that fails before its first
-    step runs.
-    """
-    if not model.built:
-        return None
-    variables = state_variables(model)
-    if copy:
-        return variables, [ops.copy(v.value) for v in variables], True
-    return variables, [variable.value for variable in variables], False
+def _gather_rows(value: Any, indices: Any) -> Any:
+    """The `indices` rows of `value`; rows past its end read as zeros."""
+    return jnp.take(value, indices, axis=0, mode="fill", fill_value=0)
 
 
-def restore_state(model, saved):
-    """Puts back the values `save_state` kept, after a failed loop.
-
-    Keras's JAX loop keeps the current values in `_jax_state` and leaves
-    the variables empty until the loop ends; a value it has donated to a
-    step is deleted. Copies are restored as they are; otherwise each empty
-    variable gets the loop's latest value, or the one it had before.
-    """
-    state = getattr(model, "_jax_state", None) or {}
-    model._jax_state = None
-    model._jax_state_synced = True
-    if saved is None:
-        return
-    latest = {}
-    for key, variables in (
-        ("trainable_variables", model.trainable_variables),
-        ("non_trainable_variables", model.non_trainable_variables),
-        ("optimizer_variables", getattr(model.optimizer, "variables", [])),
-        ("metrics_variables", model.metrics_variables),
-    ):
-        for variable, value in zip(
-            variables, state.get(key) or [], strict=False
-        ):
-            latest[id(variable)] = value
-    variables, values, copied = saved
-    for variable, value in zip(variables, values, strict=True):
-        if not copied:
-            if _live(getattr(variable, "_value", None)):
-                continue
-            candidate = latest.get(id(variable))
-            value = candidate if _live(candidate) else value
-        if _live(value):
-            variable.assign(value)
-
-
-def unshare_ema_buffers(model):
-    """Gives the optimizer's weight averages buffers of their own.
-
-    With `use_ema=True`, the end of `fit` assigns the averages to the
-    weights; a JAX variable's assignment shares the array, and the next
-    compiled call donates the weights' arrays, which would delete the
-    averages' too (saving the optimizer would then fail).
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if not getattr(optimizer, "use_ema", False):
-        return
-    weights = {id(variable.value) for variable in model.variables}
-    for variable in optimizer.variables:
-        if id(variable.value) in weights:
-            variable.assign(ops.copy(variable.value))
-
-
-def loop_blocker(model):
-    return None
-
-
-def on_accelerator(tensor):
-    return any(d.platform != "cpu" for d in tensor.devices())
-
-
-class Runner:
+class Runner(generic.Runner):
     """Runs blocks of steps as one jitted `lax.scan` over device arrays.
 
     With `tables` (a `keras_catembed._sparse_rows.SparseTables`), each
@@ -149,17 +34,15 @@ class Runner:
     rather than the whole tables.
     """
 
-    def __init__(self, model, *, tables=None, jit=True):
-        self.model = model
-        self.ids = self.targets = None
-        # Steps per call by (batch size, full steps), once timed.
-        self.block_steps = {}
-        self.tables = tables
-        self.state = None
+    def __init__(
+        self, model: Any, *, tables: Any = None, jit: bool = True
+    ) -> None:
+        super().__init__(model, tables=tables)
+        self.state: Any = None
         step = model.train_step if tables is None else self._sparse_step
 
-        def run(state, ids, targets, block):
-            def body(state, index):
+        def run(state: Any, ids: Any, targets: Any, block: Any) -> Any:
+            def body(state: Any, index: Any) -> tuple[Any, Any]:
                 logs, state = step(state, generic.batch(ids, targets, index))
                 return state, logs
 
@@ -169,7 +52,7 @@ class Runner:
 
         self._run = jax.jit(run, donate_argnums=0)
 
-    def _variables(self):
+    def _variables(self) -> tuple[Any, Any, Any, Any]:
         model = self.model
         return (
             model.trainable_variables,
@@ -178,13 +61,13 @@ class Runner:
             model.metrics_variables,
         )
 
-    def begin_epoch(self):
+    def begin_epoch(self) -> None:
         self.state = tuple(
             [variable.value for variable in variables]
             for variables in self._variables()
         )
 
-    def run(self, block):
+    def run(self, block: Any) -> Any:
         # The state is donated to the compiled call (its buffers are
         # reused in place) and written back to the variables right after,
         # so callbacks between calls see current, valid values.
@@ -196,10 +79,10 @@ class Runner:
                 variable.assign(value)
         return logs
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         self.state = None
 
-    def _sparse_step(self, state, data):
+    def _sparse_step(self, state: Any, data: Any) -> tuple[Any, Any]:
         model = self.model
         trainable, non_trainable, optimizer_vars, metrics_vars = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -210,7 +93,8 @@ class Runner:
                 model.non_trainable_variables, non_trainable, strict=True
             )
         }
-        gathered, uniques = {}, {}
+        gathered: dict[int, tuple[Any, Any]] = {}
+        uniques: dict[int, Any] = {}
         for index, layer in tables.items():
             pairs = getattr(layer, "pair_sources", None)
             rows, num_rows = self.tables.needed_rows(
@@ -224,11 +108,11 @@ class Runner:
             )
             uniques[index] = unique
             gathered[index] = (
-                gather_rows(trainable[index], unique),
+                _gather_rows(trainable[index], unique),
                 positions.reshape(rows.shape),
             )
 
-        def loss_fn(dense, rows):
+        def loss_fn(dense: dict[int, Any], rows: dict[int, Any]) -> Any:
             values = list(trainable)
             for index, value in dense.items():
                 values[index] = value
@@ -279,6 +163,121 @@ class Runner:
         return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
 
 
-def _current(scope, variable):
+def _current(scope: Any, variable: Any) -> Any:
     value = scope.get_current_value(variable)
     return variable.value if value is None else value
+
+
+class JaxBackend(generic.Backend):
+    # JAX caches traces by function, and Keras jits the bound step method:
+    # a step traced without id checks needs a distinct function.
+    DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = True
+    Runner: ClassVar[type[generic.Runner] | None] = Runner
+
+    def is_traced(self, x: Any) -> bool:
+        return isinstance(x, jax.core.Tracer)
+
+    def graph_assert(
+        self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
+    ) -> Any:
+        """A host callback raising `describe(first bad value)`; returns None."""
+        if not host:
+            return None
+        any_bad = jnp.any(bad)
+        offending = ids.reshape(-1)[jnp.argmax(bad.reshape(-1))]
+
+        def _raise(flag: Any, value: Any) -> None:
+            if bool(flag):
+                raise ValueError(describe(value.item()))
+
+        jax.debug.callback(_raise, any_bad, offending)
+        return None
+
+    def gather_rows(self, value: Any, indices: Any) -> Any:
+        return _gather_rows(value, indices)
+
+    def scatter_rows(
+        self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
+    ) -> None:
+        value = (
+            variable.value if isinstance(variable, keras.Variable) else variable
+        )
+        at = value.at[indices]
+        if how == "set":
+            value = at.set(rows, mode="drop")
+        else:
+            value = at.add(-rows, mode="drop")
+        optimizer.assign(variable, value)
+
+    def save_state(self, model: Any, copy: bool) -> generic.SavedState | None:
+        """The variables' values before a Keras loop, to restore on failure.
+
+        With `copy`, the values are copied: a compiled step may fail after
+        earlier steps changed them, or after its inputs were donated. Without,
+        the values are only referenced, for a loop that fails before its first
+        step runs.
+        """
+        if not model.built:
+            return None
+        variables = generic.state_variables(model)
+        if copy:
+            return variables, [ops.copy(v.value) for v in variables], True
+        return variables, [variable.value for variable in variables], False
+
+    def restore_state(
+        self, model: Any, saved: generic.SavedState | None
+    ) -> None:
+        """Puts back the values `save_state` kept, after a failed loop.
+
+        Keras's JAX loop keeps the current values in `_jax_state` and leaves
+        the variables empty until the loop ends; a value it has donated to a
+        step is deleted. Copies are restored as they are; otherwise each empty
+        variable gets the loop's latest value, or the one it had before.
+        """
+        state = getattr(model, "_jax_state", None) or {}
+        model._jax_state = None
+        model._jax_state_synced = True
+        if saved is None:
+            return
+        latest: dict[int, Any] = {}
+        for key, variables in (
+            ("trainable_variables", model.trainable_variables),
+            ("non_trainable_variables", model.non_trainable_variables),
+            ("optimizer_variables", getattr(model.optimizer, "variables", [])),
+            ("metrics_variables", model.metrics_variables),
+        ):
+            for variable, value in zip(
+                variables, state.get(key) or [], strict=False
+            ):
+                latest[id(variable)] = value
+        variables, values, copied = saved
+        for variable, value in zip(variables, values, strict=True):
+            if not copied:
+                if _live(getattr(variable, "_value", None)):
+                    continue
+                candidate = latest.get(id(variable))
+                value = candidate if _live(candidate) else value
+            if _live(value):
+                variable.assign(value)
+
+    def unshare_ema_buffers(self, model: Any) -> None:
+        """Gives the optimizer's weight averages buffers of their own.
+
+        With `use_ema=True`, the end of `fit` assigns the averages to the
+        weights; a JAX variable's assignment shares the array, and the next
+        compiled call donates the weights' arrays, which would delete the
+        averages' too (saving the optimizer would then fail).
+        """
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None or not getattr(optimizer, "use_ema", False):
+            return
+        weights = {id(variable.value) for variable in model.variables}
+        for variable in optimizer.variables:
+            if id(variable.value) in weights:
+                variable.assign(ops.copy(variable.value))
+
+    def on_accelerator(self, tensor: Any) -> bool:
+        return any(d.platform != "cpu" for d in tensor.devices())
+
+
+BACKEND = JaxBackend()

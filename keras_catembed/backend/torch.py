@@ -1,94 +1,23 @@
 """torch: eager id checks, in-place row updates, an eager device loop."""
 
+from typing import Any
+from typing import ClassVar
+
 import keras
-import numpy as np
 import torch
 
 from keras_catembed import _step
 from keras_catembed.backend import generic
-from keras_catembed.backend.generic import lookup  # noqa: F401
-from keras_catembed.backend.generic import restore_state  # noqa: F401
-from keras_catembed.backend.generic import save_state  # noqa: F401
-from keras_catembed.backend.generic import sparse_gradient  # noqa: F401
-from keras_catembed.backend.generic import state_variables  # noqa: F401
-from keras_catembed.backend.generic import unshare_ema_buffers  # noqa: F401
-from keras_catembed.backend.generic import with_dependencies  # noqa: F401
-
-# `torch.compile` would drop the id checks: a layer checking ids keeps
-# Keras from compiling it.
-SUPPORTS_JIT = False
-DISTINCT_STEP_FUNCTIONS = False
 
 
-def is_concrete(x):
-    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
-        return True
-    if isinstance(x, keras.KerasTensor):
-        return False
-    return not torch.compiler.is_compiling()
-
-
-def graph_assert(bad, values, message, describe, host_callbacks):
-    """None: Keras runs torch eagerly, where the eager check has run."""
-    return None
-
-
-def gather_rows(value, indices):
-    return value[indices]
-
-
-def scatter_rows(optimizer, variable, indices, rows, how):
-    value = variable.value if isinstance(variable, keras.Variable) else variable
-    with torch.no_grad():
-        rows = rows.to(value.dtype)
-        indices = indices.long()
-        if how == "set":
-            value.index_copy_(0, indices, rows)
-        else:
-            value.index_add_(0, indices, rows, alpha=-1)
-
-
-def loop_blocker(model):
-    return None
-
-
-def on_accelerator(tensor):
-    return tensor.device.type != "cpu"
-
-
-def export_error(format, signature):
-    if format == "tf_saved_model" and signature is None:
-        return (
-            "Exporting a RatingModel to a SavedModel needs the TensorFlow "
-            "or JAX backend (Keras exports torch models only through "
-            "torch_xla, with flat inputs). Save the model with "
-            "`model.save('model.keras')`, load it with "
-            "KERAS_BACKEND=tensorflow or jax, and export it there."
-        )
-    return None
-
-
-class Runner:
+class Runner(generic.Runner):
     """Runs steps eagerly over tensors held on the device.
 
     With `tables` (a `keras_catembed._sparse_rows.SparseTables`), each
     step differentiates with respect to the batch's unique table rows.
     """
 
-    def __init__(self, model, *, tables=None, jit=False):
-        self.model = model
-        self.ids = self.targets = None
-        # Steps per call by (batch size, full steps), once timed.
-        self.block_steps = {}
-        self.tables = tables
-
-    def begin_epoch(self):
-        pass
-
-    def end_epoch(self):
-        pass
-
-    def run(self, block):
+    def run(self, block: Any) -> Any:
         model = self.model
         step = model.train_step if self.tables is None else self._sparse_step
         with _step.checked_ids(model):
@@ -96,7 +25,7 @@ class Runner:
                 logs = step(generic.batch(self.ids, self.targets, index))
         return logs
 
-    def _sparse_step(self, data):
+    def _sparse_step(self, data: Any) -> Any:
         model = self.model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         tables = self.tables.by_index()
@@ -129,3 +58,47 @@ class Runner:
         with torch.no_grad():
             model.optimizer.apply(grads, variables)
         return model.compute_metrics(x, y, y_pred, sample_weight)
+
+
+class TorchBackend(generic.Backend):
+    # `torch.compile` would drop the id checks: a layer checking ids keeps
+    # Keras from compiling it.
+    SUPPORTS_JIT: ClassVar[bool] = False
+    Runner: ClassVar[type[generic.Runner] | None] = Runner
+
+    def is_traced(self, x: Any) -> bool:
+        return bool(torch.compiler.is_compiling())
+
+    def gather_rows(self, value: Any, indices: Any) -> Any:
+        return value[indices]
+
+    def scatter_rows(
+        self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
+    ) -> None:
+        value = (
+            variable.value if isinstance(variable, keras.Variable) else variable
+        )
+        with torch.no_grad():
+            rows = rows.to(value.dtype)
+            indices = indices.long()
+            if how == "set":
+                value.index_copy_(0, indices, rows)
+            else:
+                value.index_add_(0, indices, rows, alpha=-1)
+
+    def on_accelerator(self, tensor: Any) -> bool:
+        return bool(tensor.device.type != "cpu")
+
+    def export_error(self, format: str, signature: Any) -> str | None:
+        if format == "tf_saved_model" and signature is None:
+            return (
+                "Exporting a RatingModel to a SavedModel needs the TensorFlow "
+                "or JAX backend (Keras exports torch models only through "
+                "torch_xla, with flat inputs). Save the model with "
+                "`model.save('model.keras')`, load it with "
+                "KERAS_BACKEND=tensorflow or jax, and export it there."
+            )
+        return None
+
+
+BACKEND = TorchBackend()
