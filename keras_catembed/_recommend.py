@@ -2,6 +2,7 @@
 
 import collections.abc
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,26 +30,19 @@ def recommend(
     over the grid) or `"retrieval"` (keras-rs top-k of a dot product). By
     default the fastest one that applies to `model` is used.
     """
-    user_column, item_column = _check_columns(model, user_column, item_column)
-    k = _check_k(k)
-    if _frames.is_dataframe(users):
-        others = [
-            c for c in model.columns if c not in (user_column, item_column)
-        ]
-        users = _frames.columns(users, [user_column, *others], "users")
-    if _frames.is_dataframe(exclude):
-        exclude = _frames.columns(
-            exclude, [user_column, item_column], "exclude"
-        )
-    users = _check_users(model, users, user_column, item_column)
+    request = check_request(
+        model,
+        users,
+        k,
+        exclude=exclude,
+        candidates=candidates,
+        user_column=user_column,
+        item_column=item_column,
+        read_users=_model_users,
+        read_candidates=_check_candidates,
+    )
+    user_column, item_column, k, users, candidates, excluded = request
     num_users = len(users[user_column])
-    candidates = _check_candidates(model, candidates, item_column)
-    if k > candidates.size:
-        raise ValueError(
-            f"`k` must be at most the number of candidates "
-            f"({candidates.size}). Received: k={k}"
-        )
-    excluded = _excluded(exclude, user_column, item_column, users[user_column])
     # Every id is checked here, before any compiled call.
     for column, values in users.items():
         model.embedding_layers[column].check_ids(values)
@@ -77,6 +71,71 @@ def recommend(
         item_ids[start:stop] = np.where(valid, candidates[top], -1)
         scores[start:stop] = np.where(valid, top_scores, np.nan)
     return item_ids, scores
+
+
+class Request(NamedTuple):
+    """The checked arguments of a `recommend` call."""
+
+    user_column: str
+    item_column: str
+    k: int
+    users: dict[str, np.ndarray]
+    candidates: np.ndarray
+    excluded: dict[int, list[int]]
+
+
+def check_request(
+    recommender,
+    users,
+    k,
+    *,
+    exclude,
+    candidates,
+    user_column,
+    item_column,
+    read_users,
+    read_candidates,
+):
+    """Checks the arguments of a `recommend` method, before any scoring.
+
+    Shared by `RatingModel.recommend` and `MostPopular.recommend`: the
+    columns, `k`, the users, the candidates (at least `k` of them) and the
+    `exclude` pairs, in that order. What a recommender accepts as users and
+    candidates is its own: `read_users(recommender, users, exclude,
+    user_column, item_column)` returns the users as a dict of id arrays
+    holding `user_column`, and `exclude` (both may be converted, e.g. from
+    a DataFrame); `read_candidates(recommender, candidates, item_column)`
+    returns the candidate ids.
+    """
+    user_column, item_column = _check_columns(
+        recommender, user_column, item_column
+    )
+    k = _check_k(k)
+    users, exclude = read_users(
+        recommender, users, exclude, user_column, item_column
+    )
+    candidates = read_candidates(recommender, candidates, item_column)
+    if k > candidates.size:
+        raise ValueError(
+            f"`k` must be at most the number of candidates "
+            f"({candidates.size}). Received: k={k}"
+        )
+    excluded = _excluded(exclude, user_column, item_column, users[user_column])
+    return Request(user_column, item_column, k, users, candidates, excluded)
+
+
+def _model_users(model, users, exclude, user_column, item_column):
+    """A model's users (one id per column per user) and `exclude`."""
+    if _frames.is_dataframe(users):
+        others = [
+            c for c in model.columns if c not in (user_column, item_column)
+        ]
+        users = _frames.columns(users, [user_column, *others], "users")
+    if _frames.is_dataframe(exclude):
+        exclude = _frames.columns(
+            exclude, [user_column, item_column], "exclude"
+        )
+    return _check_users(model, users, user_column, item_column), exclude
 
 
 def _seen(excluded, users, position):

@@ -268,7 +268,33 @@ def _load_for_model(args, model):
     return _load(args)
 
 
-def _load_model(path):
+def _add_model_command(commands, name, *, from_model=True, **kwargs):
+    """Adds the command `name` that reads `--model` and MovieLens data.
+
+    With `from_model`, `--dataset` and `--data-dir` default to the data
+    the model records (see `_load_model`); `kwargs` go to `add_parser`.
+    """
+    parser = commands.add_parser(name, **kwargs)
+    parser.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _add_data_arguments(parser, from_model=from_model)
+    return parser
+
+
+def _load_model(args):
+    """The `--model` of `args` and the data it is to be used on.
+
+    Returns `(model, ratings)`: the ratings `--dataset` names (by default,
+    those the model was trained on), checked to fit the model.
+    """
+    model = _read_model(args.model)
+    ratings = _load_for_model(args, model)
+    _check_model_fits(model, ratings)
+    return model, ratings
+
+
+def _read_model(path):
     import keras
 
     from keras_catembed.rating_model import RatingModel

@@ -11,18 +11,16 @@ from keras_catembed.evaluation import ranking_report
 
 def add_parser(commands):
     """Adds the `evaluate` command to the subparsers `commands`."""
-    evaluate = commands.add_parser(
+    evaluate = _common._add_model_command(
+        commands,
         "evaluate",
+        from_model=False,
         help="evaluate a saved model on a held-out part",
         description="Print the test RMSE and MAE of a model saved by "
         "catembed train next to the baselines; with --ranking, also the "
         "ranking metrics of its top-k lists next to the most-popular "
         "baseline (needs the [ranking] extra).",
     )
-    evaluate.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(evaluate)
     _common._add_split_arguments(evaluate)
     evaluate.add_argument(
         "--ranking",
@@ -62,9 +60,7 @@ def run(args, out):
         from keras_catembed.evaluation import ranking
 
         ranking._keras_rs_metrics()  # Before any work, if it is missing.
-    model = _common._load_model(args.model)
-    ratings = _common._load(args)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     split, (train, test) = _common._split(ratings, args)
     rows = error_baselines.baselines(train, test)
     rows["model"] = error_baselines.errors(

@@ -114,33 +114,23 @@ class MostPopular:
             `k` candidates remain for a user, the last places hold the id
             `-1` and NaN.
         """
-        user_column, item_column = _recommend._check_columns(
-            self, user_column, item_column
+        request = _recommend.check_request(
+            self,
+            users,
+            k,
+            exclude=exclude,
+            candidates=candidates,
+            user_column=user_column,
+            item_column=item_column,
+            read_users=_users,
+            read_candidates=_candidates,
         )
-        k = _recommend._check_k(k)
-        if not isinstance(users, collections.abc.Mapping):
-            users = {user_column: users}
-        if user_column not in users:
-            raise ValueError(
-                f"`users` must hold the column {user_column!r}. Received "
-                f"the columns {sorted(users)}"
-            )
-        users = _recommend._as_ids(
-            f"users[{user_column!r}]", users[user_column]
+        k, candidates, excluded = (
+            request.k,
+            request.candidates,
+            request.excluded,
         )
-        candidates = (
-            self.candidates
-            if candidates is None
-            else check_candidate_ids(candidates)
-        )
-        if k > candidates.size:
-            raise ValueError(
-                f"`k` must be at most the number of candidates "
-                f"({candidates.size}). Received: k={k}"
-            )
-        excluded = _recommend._excluded(
-            exclude, user_column, item_column, users
-        )
+        users = request.users[request.user_column]
         counts = self._count(candidates)
         ranked = np.lexsort((candidates, -counts))
         ranked_items, ranked_counts = candidates[ranked], counts[ranked]
@@ -154,3 +144,23 @@ class MostPopular:
             item_ids[row, : chosen.size] = chosen
             scores[row, : chosen.size] = ranked_counts[head][keep][:k]
         return item_ids, scores
+
+
+def _users(recommender, users, exclude, user_column, item_column):
+    """The ids of `user_column` (other columns of a dict are ignored)."""
+    if not isinstance(users, collections.abc.Mapping):
+        users = {user_column: users}
+    if user_column not in users:
+        raise ValueError(
+            f"`users` must hold the column {user_column!r}. Received "
+            f"the columns {sorted(users)}"
+        )
+    ids = _recommend._as_ids(f"users[{user_column!r}]", users[user_column])
+    return {user_column: ids}, exclude
+
+
+def _candidates(recommender, candidates, item_column):
+    """`candidates`, or the constructor's."""
+    if candidates is None:
+        return recommender.candidates
+    return check_candidate_ids(candidates)
