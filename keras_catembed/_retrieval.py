@@ -1,22 +1,29 @@
 """Exact top-k by keras-rs brute-force retrieval, for dot-product models."""
 
 import itertools
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from keras import ops
+from numpy.typing import NDArray
 
 from keras_catembed import _grid
+from keras_catembed._recommend import Excluded
+from keras_catembed._recommend import Ranked
+from keras_catembed._recommend import Users
 
 # Users whose queries are scored at once.
 QUERIES_PER_CALL = 4096
 
 
-def _keras_rs():
+def _keras_rs() -> ModuleType | None:
     try:
         import keras_rs
     except ImportError:
         return None
-    return keras_rs
+    module: ModuleType = keras_rs
+    return module
 
 
 class DotRetrieval:
@@ -34,7 +41,7 @@ class DotRetrieval:
     rows_per_call = _grid.ROWS_PER_CALL
 
     @staticmethod
-    def applies(model):
+    def applies(model: Any) -> bool:
         from keras_catembed.dot_model import DotRatingModel
 
         return (
@@ -47,7 +54,14 @@ class DotRetrieval:
             and model.output_layer.use_bias
         )
 
-    def __init__(self, model, users, candidates, user_column, item_column):
+    def __init__(
+        self,
+        model: Any,
+        users: Users,
+        candidates: NDArray[Any],
+        user_column: str,
+        item_column: str,
+    ) -> None:
         self.model = model
         self.candidates = candidates
         self.item_column = item_column
@@ -86,8 +100,10 @@ class DotRetrieval:
             axis=-1,
         ).astype("float32")
 
-    def top_k(self, k, excluded):
+    def top_k(self, k: int, excluded: Excluded) -> Ranked:
         keras_rs = _keras_rs()
+        if keras_rs is None:  # `applies` said it is installed.
+            raise ImportError("DotRetrieval needs keras-rs")
         count = self.candidates.size
         position = {int(item): i for i, item in enumerate(self.candidates)}
         item_ids = np.full((len(self.users), k), -1, self.candidates.dtype)

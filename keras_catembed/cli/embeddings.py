@@ -1,12 +1,16 @@
 """`catembed similar`, `recommend`, `plot` and `projector`: what a saved
 model's embeddings say."""
 
+import argparse
 import json
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli import _common
+from keras_catembed.datasets.movielens import Ratings
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds `similar`, `recommend`, `plot` and `projector` to `commands`."""
     similar = _common._add_model_command(
         commands,
@@ -111,7 +115,7 @@ def add_parser(commands):
     )
 
 
-def run_similar(args, out):
+def run_similar(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed similar`."""
     model, ratings = _common._load_model(args)
     return print_similar(
@@ -127,8 +131,15 @@ def run_similar(args, out):
 
 
 def print_similar(
-    model, ratings, title, k, metric, out, min_ratings, center=False
-):
+    model: Any,
+    ratings: Ratings,
+    title: str,
+    k: int,
+    metric: str,
+    out: TextIO,
+    min_ratings: int,
+    center: bool = False,
+) -> list[str]:
     import numpy as np
 
     from keras_catembed import explore
@@ -151,7 +162,7 @@ def print_similar(
     return [ratings.titles[i] for i in indices]
 
 
-def run_recommend(args, out):
+def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed recommend`."""
     import numpy as np
 
@@ -194,7 +205,9 @@ def run_recommend(args, out):
     return [ratings.titles[i] for i in items[0]]
 
 
-def plot(model, ratings, counted, path, num_labels):
+def plot(
+    model: Any, ratings: Ratings, counted: Ratings, path: str, num_labels: int
+) -> str:
     import numpy as np
 
     from keras_catembed import explore
@@ -211,15 +224,18 @@ def plot(model, ratings, counted, path, num_labels):
     )
 
 
-def run_plot(args, out):
+def run_plot(args: argparse.Namespace, out: TextIO) -> str:
     """Runs `catembed plot`."""
     model, ratings = _common._load_model(args)
     plot(model, ratings, ratings, args.out, args.num_labels)
     print(f"Wrote the embedding map to {args.out}", file=out)
-    return args.out
+    path: str = args.out
+    return path
 
 
-def run_projector(args, out):
+def run_projector(
+    args: argparse.Namespace, out: TextIO
+) -> dict[str, str | None]:
     """Runs `catembed projector`."""
     from keras_catembed import explore
 

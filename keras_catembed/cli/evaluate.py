@@ -1,15 +1,19 @@
 """`catembed evaluate`: errors (and ranking metrics) of a saved model."""
 
+import argparse
 import math
 import sys
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli import _common
 from keras_catembed.datasets import movielens
+from keras_catembed.datasets.movielens import Ratings
 from keras_catembed.evaluation import error_baselines
 from keras_catembed.evaluation import ranking_report
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds the `evaluate` command to the subparsers `commands`."""
     evaluate = _common._add_model_command(
         commands,
@@ -45,7 +49,7 @@ def add_parser(commands):
     )
 
 
-def run(args, out):
+def run(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
     """Runs `catembed evaluate`; returns the rows it printed."""
     if not args.ranking and args.k is not None:
         raise _common.CommandError(
@@ -62,7 +66,7 @@ def run(args, out):
         ranking._keras_rs_metrics()  # Before any work, if it is missing.
     model, ratings = _common._load_model(args)
     split, (train, test) = _common._split(ratings, args)
-    rows = error_baselines.baselines(train, test)
+    rows: dict[str, Any] = dict(error_baselines.baselines(train, test))
     rows["model"] = error_baselines.errors(
         model.predict(
             movielens.inputs(test, model.columns), batch_size=8192, verbose=0
@@ -96,7 +100,7 @@ def run(args, out):
     return rows
 
 
-def _report_overlap(model, test, out):
+def _report_overlap(model: Any, test: Ratings, out: TextIO) -> float | None:
     """Says, in the output and on stderr, if test rows trained the model."""
     from keras_catembed import _provenance
 
@@ -104,6 +108,7 @@ def _report_overlap(model, test, out):
     if fingerprint is None or set(fingerprint["columns"]) - set(model.columns):
         return None
     x = movielens.inputs(test, model.columns)
+    fraction: float | None
     fraction, sampled = _provenance.overlap(fingerprint, x, test.rating)
     if fraction is None or fraction <= _provenance.OVERLAP_THRESHOLD:
         return fraction

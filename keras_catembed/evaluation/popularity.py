@@ -1,8 +1,12 @@
 """`MostPopular`: the most-rated-items baseline of the ranking metrics."""
 
 import collections.abc
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed import _recommend
 from keras_catembed.evaluation._ids import check_candidate_ids
@@ -38,7 +42,14 @@ class MostPopular:
     ```
     """
 
-    def __init__(self, x, *, user_column, item_column, candidates=None):
+    def __init__(
+        self,
+        x: Mapping[str, ArrayLike],
+        *,
+        user_column: str,
+        item_column: str,
+        candidates: ArrayLike | None = None,
+    ) -> None:
         for name, value in (
             ("user_column", user_column),
             ("item_column", item_column),
@@ -75,7 +86,7 @@ class MostPopular:
             candidates = self._items
         self.candidates = check_candidate_ids(candidates)
 
-    def _count(self, items):
+    def _count(self, items: NDArray[Any]) -> NDArray[np.int64]:
         """The number of training pairs of each of `items` (0 if unseen)."""
         where = np.searchsorted(self._items, items)
         found = where < self._items.size
@@ -86,14 +97,14 @@ class MostPopular:
 
     def recommend(
         self,
-        users,
-        k=10,
+        users: Any,
+        k: int = 10,
         *,
-        exclude=None,
-        candidates=None,
-        user_column=None,
-        item_column=None,
-    ):
+        exclude: Mapping[str, ArrayLike] | None = None,
+        candidates: ArrayLike | None = None,
+        user_column: str | None = None,
+        item_column: str | None = None,
+    ) -> _recommend.Ranked:
         """Returns the `k` most rated items per user, not in `exclude`.
 
         Args:
@@ -146,7 +157,13 @@ class MostPopular:
         return item_ids, scores
 
 
-def _users(recommender, users, exclude, user_column, item_column):
+def _users(
+    recommender: Any,
+    users: Any,
+    exclude: Any,
+    user_column: str,
+    item_column: str,
+) -> tuple[_recommend.Users, Any]:
     """The ids of `user_column` (other columns of a dict are ignored)."""
     if not isinstance(users, collections.abc.Mapping):
         users = {user_column: users}
@@ -159,7 +176,9 @@ def _users(recommender, users, exclude, user_column, item_column):
     return {user_column: ids}, exclude
 
 
-def _candidates(recommender, candidates, item_column):
+def _candidates(
+    recommender: MostPopular, candidates: ArrayLike | None, item_column: str
+) -> NDArray[np.int64]:
     """`candidates`, or the constructor's."""
     if candidates is None:
         return recommender.candidates
