@@ -136,12 +136,8 @@ class MostPopular:
             read_users=_users,
             read_candidates=_candidates,
         )
-        k, candidates, excluded = (
-            request.k,
-            request.candidates,
-            request.excluded,
-        )
-        users = request.users[request.user_column]
+        user_column, _, k, columns, candidates, excluded = request
+        users = columns[user_column]
         counts = self._count(candidates)
         ranked = np.lexsort((candidates, -counts))
         ranked_items, ranked_counts = candidates[ranked], counts[ranked]
