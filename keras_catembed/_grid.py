@@ -21,8 +21,7 @@ from keras import ops
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
-from keras_catembed._recommend import Excluded
-from keras_catembed._recommend import Ranked
+from keras_catembed._recommend import Scorer
 from keras_catembed._recommend import Users
 
 # Rows of the user x item grid run through the head at once.
@@ -39,7 +38,7 @@ def _base_class() -> type:
     return RatingModel
 
 
-class VectorGrid:
+class VectorGrid(Scorer):
     """The head over the grid of per-column vectors computed once."""
 
     rows_per_call = ROWS_PER_CALL
@@ -67,10 +66,7 @@ class VectorGrid:
         user_column: str,
         item_column: str,
     ) -> None:
-        self.model = model
-        self.users = users
-        self.candidates = candidates
-        self.item_column = item_column
+        super().__init__(model, users, candidates, user_column, item_column)
         self.user_side = [c for c in model.columns if c != item_column]
         first = {c: users[c][:1] for c in self.user_side}
         dummy_users = {
@@ -105,9 +101,6 @@ class VectorGrid:
                 )
             self.item_bias = _bias(model, item_column, candidates)
         self.candidate_rows = _rows(model, item_column, candidates)
-
-    def top_k(self, k: int, excluded: Excluded) -> Ranked | None:
-        return None
 
     def scores(
         self, start: int, stop: int, seen: NDArray[np.bool_]

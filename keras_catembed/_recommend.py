@@ -164,12 +164,52 @@ def _seen(
     return seen
 
 
-def _scorer_kind(model: Any, path: str | None = None) -> Any:
+class Scorer:
+    """Scores the candidate items of users; what `recommend` asks of a path.
+
+    A scorer either ranks by itself (`top_k`) or scores blocks of users
+    (`scores`, about `rows_per_call` user-item rows at a time), which
+    `recommend` ranks.
+    """
+
+    rows_per_call = ROWS_PER_CALL
+
+    @staticmethod
+    def applies(model: Any) -> bool:
+        """Whether this scorer is proven equal to scoring through `model`."""
+        return True
+
+    def __init__(
+        self,
+        model: Any,
+        users: Users,
+        candidates: NDArray[Any],
+        user_column: str,
+        item_column: str,
+    ) -> None:
+        self.model = model
+        self.users = users
+        self.candidates = candidates
+        self.user_column = user_column
+        self.item_column = item_column
+
+    def top_k(self, k: int, excluded: Excluded) -> Ranked | None:
+        """Every user's top `k` items and scores, or None to use `scores`."""
+        return None
+
+    def scores(
+        self, start: int, stop: int, seen: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
+        """Scores of users `start:stop`, `(stop - start, candidates)`."""
+        raise NotImplementedError
+
+
+def _scorer_kind(model: Any, path: str | None = None) -> type[Scorer]:
     """The fastest scorer proven equal to scoring through the model."""
     from keras_catembed import _grid
     from keras_catembed import _retrieval
 
-    kinds: dict[str, Any] = {
+    kinds: dict[str, type[Scorer]] = {
         "retrieval": _retrieval.DotRetrieval,
         "grid": _grid.VectorGrid,
         "predict": PredictGrid,
@@ -185,30 +225,8 @@ def _scorer_kind(model: Any, path: str | None = None) -> Any:
     return kinds[path]
 
 
-class PredictGrid:
+class PredictGrid(Scorer):
     """Scores every user-item row through `model.predict`: always exact."""
-
-    rows_per_call = ROWS_PER_CALL
-
-    @staticmethod
-    def applies(model: Any) -> bool:
-        return True
-
-    def __init__(
-        self,
-        model: Any,
-        users: Users,
-        candidates: NDArray[Any],
-        user_column: str,
-        item_column: str,
-    ) -> None:
-        self.model = model
-        self.users = users
-        self.candidates = candidates
-        self.item_column = item_column
-
-    def top_k(self, k: int, excluded: Excluded) -> Ranked | None:
-        return None
 
     def scores(
         self, start: int, stop: int, seen: NDArray[np.bool_]
