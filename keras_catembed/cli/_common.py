@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 from typing import NoReturn
+from typing import TypeAlias
 
 from keras_catembed.datasets.movielens import Ratings
 
@@ -32,8 +33,9 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see {self.prog} --help)")
 
 
-# The subparsers of `catembed`, one per command.
-Commands = argparse._SubParsersAction[_Parser]
+# The subparsers of `catembed`, one per command (a string: the class is
+# not subscriptable at run time).
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 class _ShowVersion(Exception):
