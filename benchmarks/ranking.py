@@ -30,34 +30,21 @@ import os
 import sys
 import time
 
-import keras
 import numpy as np
 
 from keras_catembed import _recommend
 from keras_catembed import evaluation
 from keras_catembed import presets
-from keras_catembed import training
-from keras_catembed.datasets import movielens
 from keras_catembed.datasets.movielens import inputs
 from keras_catembed.evaluation import METRICS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import _results  # noqa: E402
-import movielens_accuracy  # noqa: E402
+import _preset_runs  # noqa: E402
+from _preset_runs import PRESET  # noqa: E402
 
-PRESET = "recommended"
 RELEVANCE_THRESHOLD = 4.0
-
-
-def splits(data_dir, datasets):
-    if "ml-100k" in datasets:
-        ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
-        yield "ml-100k", "u1", ratings.official_split("u1")
-    if "ml-1m" in datasets:
-        name, split = next(movielens_accuracy.folds_1m(data_dir))
-        yield "ml-1m", name, split
 
 
 def sample_users(test, num_users, seed):
@@ -76,11 +63,9 @@ def sample_users(test, num_users, seed):
 
 
 def run(dataset, split, train, test, *, k, epochs, num_users, seed):
-    keras.utils.set_random_seed(seed)
-    overrides = {} if epochs is None else {"epochs": epochs}
-    start = time.perf_counter()
-    model, _ = training.train(train, PRESET, verbose=0, **overrides)
-    train_seconds = time.perf_counter() - start
+    model, train_seconds = _preset_runs.train_preset(
+        train, seed=seed, epochs=epochs
+    )
     rmse = evaluation.errors(
         model.predict(inputs(test, model.columns), batch_size=8192, verbose=0),
         test.rating,
@@ -164,10 +149,10 @@ def main():
         "--out", default=os.path.join(HERE, "results", "ranking")
     )
     args = parser.parse_args()
-    results = []
-    for dataset, split, (train, test) in splits(args.data_dir, args.datasets):
+
+    def run_split(dataset, split, train, test):
         is_1m = dataset == "ml-1m"
-        result = run(
+        return run(
             dataset,
             split,
             train,
@@ -177,16 +162,8 @@ def main():
             num_users=args.users_1m if is_1m else None,
             seed=args.seed,
         )
-        print(result, flush=True)
-        results.append(result)
-    text = table(results)
-    print(text)
-    machine = _results.machine_info(
-        backend=keras.backend.backend(),
-        keras=keras.__version__,
-        command="python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
-    )
-    _results.write(args.out, text, results, machine)
+
+    _preset_runs.run_and_write("ranking.py", args, run_split, table)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,16 @@ import os
 import sys
 import time
 
-import keras
 import numpy as np
 
 from keras_catembed import _recommend
-from keras_catembed import cli
+from keras_catembed.datasets import movielens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import _results  # noqa: E402
-import ranking  # noqa: E402
+import _preset_runs  # noqa: E402
+from _preset_runs import PRESET  # noqa: E402
 
 
 def timed(model, users, exclude, path, k):
@@ -49,9 +48,8 @@ def timed(model, users, exclude, path, k):
 
 
 def run(dataset, split, train, *, epochs, num_users, k, seed):
-    keras.utils.set_random_seed(seed)
-    model, _ = cli.train_model(train, "recommended", verbose=0, epochs=epochs)
-    exclude = cli.inputs(train)
+    model, _ = _preset_runs.train_preset(train, seed=seed, epochs=epochs)
+    exclude = movielens.inputs(train)
     users = np.unique(train.user_id)
     chosen = np.random.default_rng(seed).choice(
         users, min(num_users, users.size), replace=False
@@ -69,7 +67,7 @@ def run(dataset, split, train, *, epochs, num_users, k, seed):
     return {
         "dataset": dataset,
         "split": split,
-        "preset": "recommended",
+        "preset": PRESET,
         "epochs": epochs,
         "movies": int(train.num_movies),
         "k": k,
@@ -115,11 +113,9 @@ def main():
         "--out", default=os.path.join(HERE, "results", "recommend")
     )
     args = parser.parse_args()
-    results = []
-    for dataset, split, (train, _) in ranking.splits(
-        args.data_dir, args.datasets
-    ):
-        result = run(
+
+    def run_split(dataset, split, train, test):
+        return run(
             dataset,
             split,
             train,
@@ -128,16 +124,8 @@ def main():
             k=args.k,
             seed=args.seed,
         )
-        print(result, flush=True)
-        results.append(result)
-    text = table(results)
-    print(text)
-    machine = _results.machine_info(
-        backend=keras.backend.backend(),
-        keras=keras.__version__,
-        command="python benchmarks/recommend.py " + " ".join(sys.argv[1:]),
-    )
-    _results.write(args.out, text, results, machine)
+
+    _preset_runs.run_and_write("recommend.py", args, run_split, table)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,17 @@ and the few grid pairs whose own pair is in the adapted data (where the
 model would leave it out) are scored through `model.predict` instead.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
+
+from keras_catembed._recommend import Scorer
+from keras_catembed._recommend import Users
 
 # Rows of the user x item grid run through the head at once.
 ROWS_PER_CALL = 2**18
@@ -24,19 +32,19 @@ HEAD_BATCH = 65536
 EMBED_BLOCK = 4096
 
 
-def _base_class():
+def _base_class() -> type:
     from keras_catembed.rating_model import RatingModel
 
     return RatingModel
 
 
-class VectorGrid:
+class VectorGrid(Scorer):
     """The head over the grid of per-column vectors computed once."""
 
     rows_per_call = ROWS_PER_CALL
 
     @staticmethod
-    def applies(model):
+    def applies(model: Any) -> bool:
         """Whether this scorer is proven equal to scoring through `model`.
 
         True when the model's class does not override `embed`, `call` or
@@ -50,11 +58,15 @@ class VectorGrid:
             for name in ("embed", "call", "__call__")
         )
 
-    def __init__(self, model, users, candidates, user_column, item_column):
-        self.model = model
-        self.users = users
-        self.candidates = candidates
-        self.item_column = item_column
+    def __init__(
+        self,
+        model: Any,
+        users: Users,
+        candidates: NDArray[Any],
+        user_column: str,
+        item_column: str,
+    ) -> None:
+        super().__init__(model, users, candidates, user_column, item_column)
         self.user_side = [c for c in model.columns if c != item_column]
         first = {c: users[c][:1] for c in self.user_side}
         dummy_users = {
@@ -67,7 +79,7 @@ class VectorGrid:
             model, {**dummy_users, item_column: candidates}
         )[item_column]
         # Neighbourhood columns described across the grid: whole sums.
-        self.crossing = []
+        self.crossing: list[tuple[str, str, NDArray[np.int64]]] = []
         for target, source in getattr(model, "neighborhood", {}).items():
             if (target == item_column) == (source == item_column):
                 continue
@@ -90,10 +102,9 @@ class VectorGrid:
             self.item_bias = _bias(model, item_column, candidates)
         self.candidate_rows = _rows(model, item_column, candidates)
 
-    def top_k(self, k, excluded):
-        return None
-
-    def scores(self, start, stop, seen):
+    def scores(
+        self, start: int, stop: int, seen: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
         """Scores `(stop - start, candidates)`; `seen` pairs may be -inf."""
         size = stop - start
         count = self.candidates.size
@@ -109,7 +120,13 @@ class VectorGrid:
         self._rescore_own_pairs(block, start, stop, seen)
         return block
 
-    def _rescore_own_pairs(self, block, start, stop, seen):
+    def _rescore_own_pairs(
+        self,
+        block: NDArray[np.float32],
+        start: int,
+        stop: int,
+        seen: NDArray[np.bool_],
+    ) -> None:
         """Scores through the model the pairs whose own pair is adapted."""
         own = np.zeros(block.shape, dtype=bool)
         for target, source, keys in self.crossing:
@@ -143,13 +160,13 @@ class VectorGrid:
         block[rows, columns] = np.asarray(predicted, "float32").reshape(-1)
 
 
-def _rows(model, column, ids):
+def _rows(model: Any, column: str, ids: ArrayLike) -> NDArray[Any]:
     layer = model.embedding_layers[column]
     tensor = ops.convert_to_tensor(np.asarray(ids).astype("int32"))
     return np.asarray(ops.convert_to_numpy(layer._clipped_rows(tensor)))
 
 
-def _embed(model, inputs):
+def _embed(model: Any, inputs: Users) -> dict[str, NDArray[Any]]:
     """`model.embed` of every row of `inputs`, as NumPy (compiled)."""
     embed = _function(model, ("embed",), lambda: _embed_model(model))
     inputs = {c: np.asarray(v).astype("int32") for c, v in inputs.items()}
@@ -157,7 +174,9 @@ def _embed(model, inputs):
     return {c: np.array(v) for c, v in embedded.items()}
 
 
-def _function(model, key, build):
+def _function(
+    model: Any, key: tuple[Any, ...], build: Callable[[], Any]
+) -> Any:
     """A functional model sharing `model`'s layers, built once per model.
 
     Its `predict` is compiled once per input shape, whereas eager calls
@@ -169,14 +188,16 @@ def _function(model, key, build):
     return cache[key]
 
 
-def _embed_model(model):
+def _embed_model(model: Any) -> Any:
     inputs = {
         c: keras.Input(shape=(), dtype="int32", name=c) for c in model.columns
     }
     return keras.Model(inputs, model.embed(inputs, training=False))
 
 
-def _head_model(model, specs):
+def _head_model(
+    model: Any, specs: tuple[tuple[str, tuple[int, str]], ...]
+) -> Any:
     inputs = {
         c: keras.Input(shape=(width,), dtype=dtype, name=c)
         for c, (width, dtype) in specs
@@ -189,7 +210,7 @@ def _head_model(model, specs):
     return keras.Model(inputs, model.output_layer(features))
 
 
-def _whole_sums(layer, rows):
+def _whole_sums(layer: Any, rows: NDArray[Any]) -> NDArray[Any]:
     """The neighbourhood sums of `rows` with nothing left out."""
     parts = []
     for start in range(0, len(rows), EMBED_BLOCK):
@@ -199,7 +220,7 @@ def _whole_sums(layer, rows):
     return np.concatenate(parts)
 
 
-def _pair_keys(layer):
+def _pair_keys(layer: Any) -> NDArray[np.int64]:
     """Sorted `target_row * num_sources + source_row` of non-zero pairs.
 
     Only these pairs are left out of their own sum with an effect.
@@ -216,13 +237,13 @@ def _pair_keys(layer):
     )
 
 
-def _bias(model, column, ids):
+def _bias(model: Any, column: str, ids: ArrayLike) -> NDArray[np.float32]:
     tensor = ops.convert_to_tensor(np.asarray(ids).astype("int32"))
     bias = model.bias_layers[column](tensor)
     return np.asarray(ops.convert_to_numpy(bias), "float32").reshape(-1)
 
 
-def _head(model, embedded):
+def _head(model: Any, embedded: dict[str, NDArray[Any]]) -> NDArray[np.float32]:
     """`interact`, the hidden layers and the output unit, as NumPy logits."""
     specs = tuple(
         (c, (v.shape[-1], str(v.dtype))) for c, v in sorted(embedded.items())
@@ -232,9 +253,12 @@ def _head(model, embedded):
     return np.asarray(logits, "float32").reshape(-1)
 
 
-def _output_range(model, logits):
+def _output_range(model: Any, logits: NDArray[Any]) -> NDArray[np.float32]:
     if model.rating_range is None:
         return logits.astype("float32")
     low, high = model.rating_range
     sigmoid = 1.0 / (1.0 + np.exp(-logits.astype("float64")))
-    return (low + (high - low) * sigmoid).astype("float32")
+    scores: NDArray[np.float32] = (low + (high - low) * sigmoid).astype(
+        "float32"
+    )
+    return scores

@@ -1,25 +1,33 @@
 """Exact top-k by keras-rs brute-force retrieval, for dot-product models."""
 
 import itertools
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from keras import ops
+from numpy.typing import NDArray
 
 from keras_catembed import _grid
+from keras_catembed._recommend import Excluded
+from keras_catembed._recommend import Ranked
+from keras_catembed._recommend import Scorer
+from keras_catembed._recommend import Users
 
 # Users whose queries are scored at once.
 QUERIES_PER_CALL = 4096
 
 
-def _keras_rs():
+def _keras_rs() -> ModuleType | None:
     try:
         import keras_rs
     except ImportError:
         return None
-    return keras_rs
+    module: ModuleType = keras_rs
+    return module
 
 
-class DotRetrieval:
+class DotRetrieval(Scorer):
     """Ranks with `keras_rs.layers.BruteForceRetrieval` on exact scores.
 
     For a `DotRatingModel` with no hidden layers and no `neighborhood`, the
@@ -34,7 +42,7 @@ class DotRetrieval:
     rows_per_call = _grid.ROWS_PER_CALL
 
     @staticmethod
-    def applies(model):
+    def applies(model: Any) -> bool:
         from keras_catembed.dot_model import DotRatingModel
 
         return (
@@ -47,11 +55,16 @@ class DotRetrieval:
             and model.output_layer.use_bias
         )
 
-    def __init__(self, model, users, candidates, user_column, item_column):
-        self.model = model
-        self.candidates = candidates
-        self.item_column = item_column
-        self.users = users[user_column]
+    def __init__(
+        self,
+        model: Any,
+        users: Users,
+        candidates: NDArray[Any],
+        user_column: str,
+        item_column: str,
+    ) -> None:
+        super().__init__(model, users, candidates, user_column, item_column)
+        self.user_ids = users[user_column]
         grid = _grid.VectorGrid(
             model, users, candidates, user_column, item_column
         )
@@ -73,7 +86,7 @@ class DotRetrieval:
                 vectors[a].astype("float64") * vectors[b], axis=-1
             )
         total = sum(vectors[c].astype("float64") for c in side)
-        ones = np.ones((len(self.users), 1))
+        ones = np.ones((len(self.user_ids), 1))
         self.queries = np.concatenate(
             [weight * total, ones, constant[:, None]], axis=-1
         ).astype("float32")
@@ -86,17 +99,19 @@ class DotRetrieval:
             axis=-1,
         ).astype("float32")
 
-    def top_k(self, k, excluded):
+    def top_k(self, k: int, excluded: Excluded) -> Ranked:
         keras_rs = _keras_rs()
+        if keras_rs is None:  # `applies` said it is installed.
+            raise ImportError("DotRetrieval needs keras-rs")
         count = self.candidates.size
         position = {int(item): i for i, item in enumerate(self.candidates)}
-        item_ids = np.full((len(self.users), k), -1, self.candidates.dtype)
-        scores = np.full((len(self.users), k), np.nan, "float32")
-        for start in range(0, len(self.users), QUERIES_PER_CALL):
-            stop = min(start + QUERIES_PER_CALL, len(self.users))
+        item_ids = np.full((len(self.user_ids), k), -1, self.candidates.dtype)
+        scores = np.full((len(self.user_ids), k), np.nan, "float32")
+        for start in range(0, len(self.user_ids), QUERIES_PER_CALL):
+            stop = min(start + QUERIES_PER_CALL, len(self.user_ids))
             seen = [
                 {position[i] for i in excluded.get(int(u), ()) if i in position}
-                for u in self.users[start:stop].tolist()
+                for u in self.user_ids[start:stop].tolist()
             ]
             wanted = min(count, k + max(len(s) for s in seen))
             retrieval = keras_rs.layers.BruteForceRetrieval(

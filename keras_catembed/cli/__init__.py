@@ -18,6 +18,10 @@ functions that lived here moved: `train_model` is
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli._common import COLUMNS
 from keras_catembed.cli._common import SPLITS
@@ -33,7 +37,7 @@ from keras_catembed.cli.tune import _typed
 __all__ = ["COLUMNS", "COMMANDS", "SPLITS", "TUNERS", "CommandError", "main"]
 
 
-def main(argv=None, out=None):
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Runs the `catembed` command; returns its exit status.
 
     Every mistake (a bad option value, a missing file, a model that does
@@ -70,14 +74,14 @@ _MOVED = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Callable[..., Any]:
     if name in _MOVED:
         import importlib
 
         module, new = _MOVED[name]
         function = getattr(importlib.import_module(module), new)
 
-        def moved(*args, **kwargs):
+        def moved(*args: Any, **kwargs: Any) -> Any:
             warnings.warn(
                 f"keras_catembed.cli.{name} is deprecated: use {module}.{new}.",
                 DeprecationWarning,

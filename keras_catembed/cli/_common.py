@@ -4,6 +4,13 @@ import argparse
 import math
 import os
 import re
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import NoReturn
+from typing import TypeAlias
+
+from keras_catembed.datasets.movielens import Ratings
 
 COLUMNS = ("user_id", "movie_id")
 
@@ -22,8 +29,13 @@ class _Parser(argparse.ArgumentParser):
     status 2), like every other mistake, instead of argparse's usage block.
     """
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+# The subparsers of `catembed`, one per command (a string: the class is
+# not subscriptable at run time).
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 class _ShowVersion(Exception):
@@ -31,7 +43,9 @@ class _ShowVersion(Exception):
 
 
 class _VersionAction(argparse.Action):
-    def __init__(self, option_strings, dest, **kwargs):
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, **kwargs: Any
+    ) -> None:
         super().__init__(
             option_strings,
             dest,
@@ -40,11 +54,19 @@ class _VersionAction(argparse.Action):
             help="print the version of keras-catembed and exit",
         )
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
         raise _ShowVersion()
 
 
-def _add_data_arguments(parser, from_model=False):
+def _add_data_arguments(
+    parser: argparse.ArgumentParser, from_model: bool = False
+) -> None:
     if from_model:
         # Defaults to what `catembed train` recorded in the model.
         parser.add_argument(
@@ -77,7 +99,7 @@ def _add_data_arguments(parser, from_model=False):
     )
 
 
-def _add_split_arguments(parser):
+def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         default=None,
@@ -111,7 +133,7 @@ _LOADER_WORDS = (
 )
 
 
-def _load(args):
+def _load(args: argparse.Namespace) -> Ratings:
     from keras_catembed.datasets import movielens
 
     try:
@@ -125,7 +147,9 @@ def _load(args):
         raise CommandError(message) from error
 
 
-def _split(ratings, args):
+def _split(
+    ratings: Ratings, args: argparse.Namespace
+) -> tuple[str, tuple[Ratings, Ratings]]:
     split = args.split or ("u1" if ratings.name == "ml-100k" else "random")
     if split == "random":
         return split, ratings.random_split(args.test_fraction, seed=args.seed)
@@ -134,7 +158,7 @@ def _split(ratings, args):
     return split, ratings.official_split(split)
 
 
-def _int(option, text):
+def _int(option: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -143,7 +167,7 @@ def _int(option, text):
         ) from None
 
 
-def _positive_int(option, text):
+def _positive_int(option: str, text: str) -> int:
     value = _int(option, text)
     if value < 1:
         raise CommandError(
@@ -152,7 +176,7 @@ def _positive_int(option, text):
     return value
 
 
-def _float(option, text):
+def _float(option: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -161,17 +185,17 @@ def _float(option, text):
         ) from None
 
 
-def _is_positive(value):
+def _is_positive(value: float) -> bool:
     return value >= 1
 
 
-def _is_non_negative(value):
+def _is_non_negative(value: float) -> bool:
     return value >= 0
 
 
 # What each option accepts, checked before any data is loaded. NaN fails
 # every comparison, so it is rejected too.
-_LIMITS = {
+_LIMITS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "epochs": ("a positive integer", _is_positive),
     "batch_size": ("a positive integer", _is_positive),
     "max_rows": ("a positive integer", _is_positive),
@@ -191,11 +215,13 @@ _LIMITS = {
 }
 
 
-def _option(dest):
+def _option(dest: str) -> str:
     return "-k" if dest == "k" else "--" + dest.replace("_", "-")
 
 
-def _check_output(option, path, suffixes=None):
+def _check_output(
+    option: str, path: str | None, suffixes: Sequence[str] | None = None
+) -> None:
     """Checks that `path` can be written, before any work is done."""
     if path is None:
         return
@@ -220,7 +246,7 @@ def _check_output(option, path, suffixes=None):
         )
 
 
-def _check_image(option, path):
+def _check_image(option: str, path: str | None) -> None:
     """Checks an image path: writable, in a format matplotlib writes."""
     if path is None:
         return
@@ -241,7 +267,7 @@ def _check_image(option, path):
     _check_output(option, path)
 
 
-def _load_for_model(args, model):
+def _load_for_model(args: argparse.Namespace, model: Any) -> Ratings:
     """Loads the data a model was trained on, or the data the options name.
 
     `--dataset` and `--data-dir` default to what `catembed train` recorded
@@ -268,7 +294,35 @@ def _load_for_model(args, model):
     return _load(args)
 
 
-def _load_model(path):
+def _add_model_command(
+    commands: Commands, name: str, *, from_model: bool = True, **kwargs: Any
+) -> _Parser:
+    """Adds the command `name` that reads `--model` and MovieLens data.
+
+    With `from_model`, `--dataset` and `--data-dir` default to the data
+    the model records (see `_load_model`); `kwargs` go to `add_parser`.
+    """
+    parser = commands.add_parser(name, **kwargs)
+    parser.add_argument(
+        "--model", required=True, help="a .keras file saved by catembed train"
+    )
+    _add_data_arguments(parser, from_model=from_model)
+    return parser
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, Ratings]:
+    """The `--model` of `args` and the data it is to be used on.
+
+    Returns `(model, ratings)`: the ratings `--dataset` names (by default,
+    those the model was trained on), checked to fit the model.
+    """
+    model = _read_model(args.model)
+    ratings = _load_for_model(args, model)
+    _check_model_fits(model, ratings)
+    return model, ratings
+
+
+def _read_model(path: str) -> Any:
     import keras
 
     from keras_catembed.rating_model import RatingModel
@@ -289,7 +343,7 @@ def _load_model(path):
     return model
 
 
-def _check_model_fits(model, ratings):
+def _check_model_fits(model: Any, ratings: Ratings) -> None:
     layer = model.embedding_layers.get("movie_id")
     if layer is None or layer.num_ids != ratings.num_movies:
         raise CommandError(
@@ -299,7 +353,7 @@ def _check_model_fits(model, ratings):
         )
 
 
-def _movie_index(ratings, title):
+def _movie_index(ratings: Ratings, title: str) -> int:
     matches = [i for i, t in enumerate(ratings.titles) if t == title]
     if not matches:
         lowered = title.lower()

@@ -1,5 +1,10 @@
 """The `catembed` argument parser and the checks run before a command."""
 
+import argparse
+from collections.abc import Callable
+from typing import Any
+from typing import TextIO
+
 from keras_catembed.cli import _common
 from keras_catembed.cli import embeddings
 from keras_catembed.cli import evaluate
@@ -7,7 +12,7 @@ from keras_catembed.cli import train
 from keras_catembed.cli import tune
 
 
-def build_parser():
+def build_parser() -> _common._Parser:
     """The `catembed` parser, one subparser per command."""
     parser = _common._Parser(
         prog="catembed",
@@ -23,7 +28,7 @@ def build_parser():
 
 
 # Each command's function, `run(args, out)`.
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Any]] = {
     "tune": tune.run,
     "train": train.run,
     "evaluate": evaluate.run,
@@ -34,7 +39,7 @@ COMMANDS = {
 }
 
 
-def check_arguments(args):
+def check_arguments(args: argparse.Namespace) -> None:
     """Rejects option values that cannot work, before anything runs."""
     for dest, (expected, accepts) in _common._LIMITS.items():
         value = getattr(args, dest, None)

@@ -1,20 +1,22 @@
 """`catembed similar`, `recommend`, `plot` and `projector`: what a saved
 model's embeddings say."""
 
+import argparse
 import json
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli import _common
+from keras_catembed.datasets.movielens import Ratings
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds `similar`, `recommend`, `plot` and `projector` to `commands`."""
-    similar = commands.add_parser(
-        "similar", help="movies whose embeddings are nearest to a movie"
+    similar = _common._add_model_command(
+        commands,
+        "similar",
+        help="movies whose embeddings are nearest to a movie",
     )
-    similar.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(similar, from_model=True)
     similar.add_argument(
         "--movie", required=True, help='a title, e.g. "Toy Story (1995)"'
     )
@@ -46,17 +48,15 @@ def add_parser(commands):
         "20; rarely rated movies have noisy vectors)",
     )
 
-    recommend = commands.add_parser(
+    recommend = _common._add_model_command(
+        commands,
         "recommend",
         help="the movies a model predicts a user will rate highest",
         description="List the k movies with the highest predicted rating "
         "for one user, among the movies the user has not rated in the "
         "loaded release.",
+        from_model=False,
     )
-    recommend.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(recommend)
     recommend.add_argument(
         "--user",
         required=True,
@@ -77,13 +77,11 @@ def add_parser(commands):
         "(default: 20)",
     )
 
-    plot = commands.add_parser(
-        "plot", help="2-D map of the movie embeddings (PNG)"
+    plot = _common._add_model_command(
+        commands,
+        "plot",
+        help="2-D map of the movie embeddings (PNG)",
     )
-    plot.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(plot, from_model=True)
     plot.add_argument(
         "--out",
         default="embedding_map.png",
@@ -98,13 +96,11 @@ def add_parser(commands):
         help="label this many of the most rated movies (default: 30)",
     )
 
-    projector = commands.add_parser(
-        "projector", help="export embeddings for TensorBoard's projector"
+    projector = _common._add_model_command(
+        commands,
+        "projector",
+        help="export embeddings for TensorBoard's projector",
     )
-    projector.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(projector, from_model=True)
     projector.add_argument(
         "--log-dir",
         required=True,
@@ -119,11 +115,9 @@ def add_parser(commands):
     )
 
 
-def run_similar(args, out):
+def run_similar(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed similar`."""
-    model = _common._load_model(args.model)
-    ratings = _common._load_for_model(args, model)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     return print_similar(
         model,
         ratings,
@@ -137,8 +131,15 @@ def run_similar(args, out):
 
 
 def print_similar(
-    model, ratings, title, k, metric, out, min_ratings, center=False
-):
+    model: Any,
+    ratings: Ratings,
+    title: str,
+    k: int,
+    metric: str,
+    out: TextIO,
+    min_ratings: int,
+    center: bool = False,
+) -> list[str]:
     import numpy as np
 
     from keras_catembed import explore
@@ -161,13 +162,11 @@ def print_similar(
     return [ratings.titles[i] for i in indices]
 
 
-def run_recommend(args, out):
+def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed recommend`."""
     import numpy as np
 
-    model = _common._load_model(args.model)
-    ratings = _common._load(args)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     found = np.flatnonzero(ratings.user_ids == args.user)
     if found.size == 0:
         raise _common.CommandError(
@@ -206,7 +205,9 @@ def run_recommend(args, out):
     return [ratings.titles[i] for i in items[0]]
 
 
-def plot(model, ratings, counted, path, num_labels):
+def plot(
+    model: Any, ratings: Ratings, counted: Ratings, path: str, num_labels: int
+) -> str:
     import numpy as np
 
     from keras_catembed import explore
@@ -223,23 +224,22 @@ def plot(model, ratings, counted, path, num_labels):
     )
 
 
-def run_plot(args, out):
+def run_plot(args: argparse.Namespace, out: TextIO) -> str:
     """Runs `catembed plot`."""
-    model = _common._load_model(args.model)
-    ratings = _common._load_for_model(args, model)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     plot(model, ratings, ratings, args.out, args.num_labels)
     print(f"Wrote the embedding map to {args.out}", file=out)
-    return args.out
+    path: str = args.out
+    return path
 
 
-def run_projector(args, out):
+def run_projector(
+    args: argparse.Namespace, out: TextIO
+) -> dict[str, str | None]:
     """Runs `catembed projector`."""
     from keras_catembed import explore
 
-    model = _common._load_model(args.model)
-    ratings = _common._load_for_model(args, model)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     if args.column == "movie_id":
         metadata = {
             "title": list(ratings.titles),

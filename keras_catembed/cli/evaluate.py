@@ -1,28 +1,30 @@
 """`catembed evaluate`: errors (and ranking metrics) of a saved model."""
 
+import argparse
 import math
 import sys
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli import _common
 from keras_catembed.datasets import movielens
+from keras_catembed.datasets.movielens import Ratings
 from keras_catembed.evaluation import error_baselines
 from keras_catembed.evaluation import ranking_report
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds the `evaluate` command to the subparsers `commands`."""
-    evaluate = commands.add_parser(
+    evaluate = _common._add_model_command(
+        commands,
         "evaluate",
+        from_model=False,
         help="evaluate a saved model on a held-out part",
         description="Print the test RMSE and MAE of a model saved by "
         "catembed train next to the baselines; with --ranking, also the "
         "ranking metrics of its top-k lists next to the most-popular "
         "baseline (needs the [ranking] extra).",
     )
-    evaluate.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _common._add_data_arguments(evaluate)
     _common._add_split_arguments(evaluate)
     evaluate.add_argument(
         "--ranking",
@@ -47,7 +49,7 @@ def add_parser(commands):
     )
 
 
-def run(args, out):
+def run(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
     """Runs `catembed evaluate`; returns the rows it printed."""
     if not args.ranking and args.k is not None:
         raise _common.CommandError(
@@ -62,11 +64,9 @@ def run(args, out):
         from keras_catembed.evaluation import ranking
 
         ranking._keras_rs_metrics()  # Before any work, if it is missing.
-    model = _common._load_model(args.model)
-    ratings = _common._load(args)
-    _common._check_model_fits(model, ratings)
+    model, ratings = _common._load_model(args)
     split, (train, test) = _common._split(ratings, args)
-    rows = error_baselines.baselines(train, test)
+    rows: dict[str, Any] = dict(error_baselines.baselines(train, test))
     rows["model"] = error_baselines.errors(
         model.predict(
             movielens.inputs(test, model.columns), batch_size=8192, verbose=0
@@ -100,7 +100,7 @@ def run(args, out):
     return rows
 
 
-def _report_overlap(model, test, out):
+def _report_overlap(model: Any, test: Ratings, out: TextIO) -> float | None:
     """Says, in the output and on stderr, if test rows trained the model."""
     from keras_catembed import _provenance
 
@@ -108,6 +108,7 @@ def _report_overlap(model, test, out):
     if fingerprint is None or set(fingerprint["columns"]) - set(model.columns):
         return None
     x = movielens.inputs(test, model.columns)
+    fraction: float | None
     fraction, sampled = _provenance.overlap(fingerprint, x, test.rating)
     if fraction is None or fraction <= _provenance.OVERLAP_THRESHOLD:
         return fraction

@@ -3,6 +3,8 @@
 import argparse
 import os
 import sys
+from typing import Any
+from typing import TextIO
 
 import numpy as np
 
@@ -14,7 +16,7 @@ from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import error_baselines
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds the `train` command to the subparsers `commands`."""
     train = commands.add_parser(
         "train",
@@ -122,7 +124,7 @@ def add_parser(commands):
     )
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed train` before anything runs."""
     # Parsed here so that a malformed value stops the run early.
     args.model_overrides = _model_overrides(args)
@@ -139,8 +141,8 @@ def check(args):
     _common._check_image("--history-plot", args.history_plot)
 
 
-def _model_overrides(args):
-    overrides = {}
+def _model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
     if args.embedding_dim is not None:
         overrides["output_dim"] = (
             "auto"
@@ -179,7 +181,7 @@ def _model_overrides(args):
     return overrides
 
 
-def run(args, out):
+def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
     """Runs `catembed train`; returns the table's rows."""
     ratings = _common._load(args)
     split, (train, test) = _common._split(ratings, args)
@@ -248,7 +250,9 @@ def run(args, out):
     return rows
 
 
-def _plot_history(history, path, dataset):
+def _plot_history(
+    history: dict[str, list[float]], path: str, dataset: str
+) -> str:
     """Draws the RMSE of each epoch, one line per series, to `path`."""
     from matplotlib.figure import Figure
 

@@ -1,10 +1,14 @@
 """`catembed tune`: a KerasTuner search of RatingHyperModel."""
 
+import argparse
 import json
 import os
+from typing import Any
+from typing import TextIO
 
 from keras_catembed.cli import _common
 from keras_catembed.datasets import movielens
+from keras_catembed.datasets.movielens import Ratings
 
 TUNERS = {
     "random": "RandomSearch",
@@ -14,7 +18,7 @@ TUNERS = {
 }
 
 
-def add_parser(commands):
+def add_parser(commands: _common.Commands) -> None:
     """Adds the `tune` command to the subparsers `commands`."""
     tune = commands.add_parser(
         "tune",
@@ -92,7 +96,7 @@ def add_parser(commands):
     )
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed tune` before anything runs."""
     _common._check_output("--best-out", args.best_out, (".json",))
     if args.preset_out is not None and os.path.isfile(args.preset_out):
@@ -102,8 +106,8 @@ def check(args):
         )
 
 
-def _fixed(pairs):
-    fixed = {}
+def _fixed(pairs: list[str]) -> dict[str, Any]:
+    fixed: dict[str, Any] = {}
     for pair in pairs:
         name, equals, text = pair.partition("=")
         if not equals or not name:
@@ -117,7 +121,7 @@ def _fixed(pairs):
     return fixed
 
 
-def _typed(value):
+def _typed(value: object) -> str:
     """A hyperparameter value as one would type it after `--fix NAME=`.
 
     Floats are rounded to 6 significant digits (0.3, not
@@ -130,15 +134,16 @@ def _typed(value):
     return str(value)
 
 
-def _reporting(tuner_class, out):
+def _reporting(tuner_class: Any, out: TextIO) -> Any:
     """A subclass of `tuner_class` that prints each trial as it ends.
 
     One line per finished trial: its number, hyperparameters, score and
     the best score so far (KerasTuner's `on_trial_end` hook).
     """
 
-    class Reporting(tuner_class):
-        def on_trial_end(self, trial):
+    # KerasTuner has no type information: its classes are `Any`.
+    class Reporting(tuner_class):  # type: ignore[misc]
+        def on_trial_end(self, trial: Any) -> None:
             super().on_trial_end(trial)
             objective = self.oracle.objective
             score = "failed" if trial.score is None else f"{trial.score:.4f}"
@@ -164,7 +169,7 @@ def _reporting(tuner_class, out):
     return Reporting
 
 
-def run(args, out):
+def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
     """Runs `catembed tune`; returns its trials, best first."""
     from keras_catembed.hypermodel import RatingHyperModel
     from keras_catembed.hypermodel import keras_tuner
@@ -208,7 +213,9 @@ def run(args, out):
         validation_data=(movielens.inputs(validation), validation.rating),
         verbose=0,
     )
-    trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
+    trials: list[Any] = tuner.oracle.get_best_trials(
+        num_trials=len(tuner.oracle.trials)
+    )
     objective = hypermodel.objective.name
     print(f"{'trial':<8} {objective:>10}  hyperparameters", file=out)
     for trial in trials:
@@ -243,7 +250,15 @@ def run(args, out):
     return trials
 
 
-def _write_preset(args, tuner, hypermodel, best, trial, ratings, split):
+def _write_preset(
+    args: argparse.Namespace,
+    tuner: Any,
+    hypermodel: Any,
+    best: Any,
+    trial: Any,
+    ratings: Ratings,
+    split: str,
+) -> None:
     """Writes the best trial as a preset folder (`save_to_preset`)."""
     from keras_catembed import presets
     from keras_catembed.training import Recipe

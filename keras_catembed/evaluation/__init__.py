@@ -10,3 +10,15 @@ from keras_catembed.evaluation.popularity import MostPopular
 from keras_catembed.evaluation.ranking import METRICS
 from keras_catembed.evaluation.ranking import ranking_metrics
 from keras_catembed.evaluation.ranking_report import ranking_rows
+
+__all__ = [
+    "METRICS",
+    "MostPopular",
+    "baselines",
+    "cross_validate",
+    "errors",
+    "nested_cross_validate",
+    "protocols",
+    "ranking_metrics",
+    "ranking_rows",
+]

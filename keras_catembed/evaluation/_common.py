@@ -155,7 +155,7 @@ def model_data(
     """The model inputs and ratings of a data part."""
     columns = getattr(model, "columns", None)
     if not isinstance(part, collections.abc.Mapping):
-        from keras_catembed.cli import inputs
+        from keras_catembed.datasets.movielens import inputs
 
         return inputs(part, columns or ("user_id", "movie_id")), part.rating
     y = column(part, target, "target")

@@ -1,21 +1,23 @@
 """Checks of item-id arrays shared by the ranking tools."""
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed import _recommend
 
 
-def check_candidate_ids(candidates):
-    candidates = _recommend._as_ids("candidates", candidates)
-    if candidates.size == 0:
+def check_candidate_ids(candidates: ArrayLike) -> NDArray[np.int64]:
+    ids = _recommend._as_ids("candidates", candidates)
+    if ids.size == 0:
         raise ValueError("`candidates` must hold at least one id")
-    if np.unique(candidates).size != candidates.size:
+    if np.unique(ids).size != ids.size:
         raise ValueError("`candidates` must not repeat an id")
-    return integer_ids("candidates", candidates)
+    return integer_ids("candidates", ids)
 
 
-def integer_ids(name, values):
-    values = _recommend._as_ids(name, values)
+def integer_ids(name: str, ids: ArrayLike) -> NDArray[np.int64]:
+    values = _recommend._as_ids(name, ids)
     if values.size and (
         values.dtype == bool or not np.issubdtype(values.dtype, np.number)
     ):
@@ -35,5 +37,5 @@ def integer_ids(name, values):
     return values.astype("int64", copy=False)
 
 
-def describe(value):
+def describe(value: object) -> str:
     return type(value).__name__

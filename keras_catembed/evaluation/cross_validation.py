@@ -12,10 +12,17 @@ would choose on rows that are later reported as test.
 import collections.abc
 import tempfile
 import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+from typing import cast
 
 import numpy as np
 
 from keras_catembed.evaluation import protocols as _protocols
+from keras_catembed.evaluation._common import Data
+from keras_catembed.evaluation._common import Results
 from keras_catembed.evaluation._common import empty_results as _empty_results
 from keras_catembed.evaluation._common import finish as _finish
 from keras_catembed.evaluation._common import model_data as _xy
@@ -26,16 +33,16 @@ __all__ = ["cross_validate", "nested_cross_validate"]
 
 
 def cross_validate(
-    build,
-    data,
+    build: str | Callable[[Data], Any],
+    data: Data,
     *,
-    protocol=5,
-    inner_validation=None,
-    target="rating",
-    seed=0,
-    verbose=False,
-    fit_verbose=0,
-):
+    protocol: Any = 5,
+    inner_validation: float | _protocols.Protocol | None = None,
+    target: str = "rating",
+    seed: int = 0,
+    verbose: bool = False,
+    fit_verbose: int | str = 0,
+) -> Results:
     """Cross-validates a rating model, like Surprise's `cross_validate`.
 
     For each split of `protocol`, a fresh model is built and trained on the
@@ -101,7 +108,11 @@ def cross_validate(
     ```
     """
     protocol = _protocols.get(protocol)
-    inner = _inner_protocol(inner_validation, seed, "inner_validation")
+    inner = (
+        None
+        if inner_validation is None
+        else _inner_protocol(inner_validation, seed, "inner_validation")
+    )
     if isinstance(build, str):
         build = _preset_builder(build, data, target)
     elif not callable(build):
@@ -129,22 +140,22 @@ def cross_validate(
 
 
 def nested_cross_validate(
-    hypermodel,
-    data,
+    hypermodel: Any,
+    data: Data,
     *,
-    outer=5,
-    inner=0.2,
-    tuner="random",
-    max_trials=10,
-    epochs=1,
-    objective=None,
-    directory=None,
-    target="rating",
-    seed=0,
-    tuner_kwargs=None,
-    verbose=False,
-    fit_verbose=0,
-):
+    outer: Any = 5,
+    inner: float | _protocols.Protocol = 0.2,
+    tuner: str | type = "random",
+    max_trials: int = 10,
+    epochs: int = 1,
+    objective: Any = None,
+    directory: str | None = None,
+    target: str = "rating",
+    seed: int = 0,
+    tuner_kwargs: Mapping[str, Any] | None = None,
+    verbose: bool = False,
+    fit_verbose: int | str = 0,
+) -> Results:
     """Nested cross-validation: a KerasTuner search inside each outer fold.
 
     For each split of `outer`, the search sees only the outer training
@@ -194,7 +205,7 @@ def nested_cross_validate(
     import keras_tuner
 
     outer = _protocols.get(outer)
-    inner = _inner_protocol(inner, seed, "inner", one_split=False)
+    splits = _inner_protocol(inner, seed, "inner", one_split=False)
     tuner_class = _tuner_class(tuner, keras_tuner)
     if objective is None:
         objective = getattr(hypermodel, "objective", "val_loss")
@@ -210,7 +221,7 @@ def nested_cross_validate(
     with tempfile.TemporaryDirectory() as scratch:
         for fold, (train, test) in enumerate(outer.split_data(data)):
             _set_seed(seed)
-            search = _inner_search(hypermodel, train, inner, target)
+            search = _inner_search(hypermodel, train, splits, target)
             kwargs = dict(
                 hypermodel=search,
                 objective=objective,
@@ -243,14 +254,16 @@ def nested_cross_validate(
     return _finish(results, verbose)
 
 
-def _set_seed(seed):
+def _set_seed(seed: int) -> None:
     """Seeds Python, NumPy and the backend (`keras.utils.set_random_seed`)."""
     import keras
 
     keras.utils.set_random_seed(seed)
 
 
-def _inner_search(hypermodel, train, inner, target):
+def _inner_search(
+    hypermodel: Any, train: Data, inner: _protocols.Protocol, target: str
+) -> Any:
     """A hypermodel whose trials train and validate on the inner splits.
 
     It ignores the data given to `search`: it only ever sees `train`, the
@@ -258,11 +271,12 @@ def _inner_search(hypermodel, train, inner, target):
     """
     import keras_tuner
 
-    class InnerSearch(keras_tuner.HyperModel):
-        def build(self, hp):
+    # KerasTuner has no type information: its classes are `Any`.
+    class InnerSearch(keras_tuner.HyperModel):  # type: ignore[misc]
+        def build(self, hp: Any) -> Any:
             return hypermodel.build(hp)
 
-        def fit(self, hp, model, *args, **kwargs):
+        def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
             histories = []
             for index, (fit_part, validation) in enumerate(
                 inner.split_data(train)
@@ -284,17 +298,17 @@ def _inner_search(hypermodel, train, inner, target):
     return InnerSearch(name=getattr(hypermodel, "name", None))
 
 
-def _function_hypermodel(build):
+def _function_hypermodel(build: Callable[[Any], Any]) -> Any:
     import keras_tuner
 
-    class FunctionHyperModel(keras_tuner.HyperModel):
-        def build(self, hp):
+    class FunctionHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
+        def build(self, hp: Any) -> Any:
             return build(hp)
 
     return FunctionHyperModel()
 
 
-def _tuner_class(tuner, keras_tuner):
+def _tuner_class(tuner: str | type, keras_tuner: ModuleType) -> Any:
     tuners = {
         "random": keras_tuner.RandomSearch,
         "bayesian": keras_tuner.BayesianOptimization,
@@ -311,11 +325,11 @@ def _tuner_class(tuner, keras_tuner):
     )
 
 
-def _inner_protocol(inner, seed, argument, one_split=True):
+def _inner_protocol(
+    inner: object, seed: int, argument: str, one_split: bool = True
+) -> _protocols.Protocol:
     if inner is None:
-        if not one_split:
-            raise ValueError(f"`{argument}` must not be None.")
-        return None
+        raise ValueError(f"`{argument}` must not be None.")
     if isinstance(inner, _protocols.Protocol):
         if one_split and not isinstance(
             inner,
@@ -328,7 +342,8 @@ def _inner_protocol(inner, seed, argument, one_split=True):
             )
         return inner
     try:
-        return _protocols.HoldOut(inner, seed=seed)
+        # HoldOut rejects what is not a fraction in (0, 1).
+        return _protocols.HoldOut(cast(float, inner), seed=seed)
     except ValueError:
         raise ValueError(
             f"`{argument}` must be a fraction in (0, 1) or a protocol. "
@@ -336,7 +351,9 @@ def _inner_protocol(inner, seed, argument, one_split=True):
         ) from None
 
 
-def _preset_builder(name, data, target):
+def _preset_builder(
+    name: str, data: Data, target: str
+) -> Callable[[Data], tuple[Any, dict[str, Any]]]:
     """A `build` function for the preset `name` (`cross_validate`)."""
 
     from keras_catembed import presets
@@ -348,15 +365,16 @@ def _preset_builder(name, data, target):
     recipe = Recipe.from_config(config["recipe"])
     if isinstance(data, collections.abc.Mapping):
         columns = [key for key in data if key not in (target, "timestamp")]
+        values = {c: np.asarray(data[c]) for c in columns}
         embeddings = {
-            c: int(np.max(data[c])) + 1 if len(data[c]) else 1 for c in columns
+            c: int(np.max(v)) + 1 if len(v) else 1 for c, v in values.items()
         }
     else:
         embeddings = {"user_id": data.num_users, "movie_id": data.num_movies}
         for feature in config.get("user_features", ()):
             embeddings[feature] = movielens.USER_FEATURES[feature]
 
-    def build(train):
+    def build(train: Data) -> tuple[Any, dict[str, Any]]:
         model = presets.build_model(config, embeddings, RatingModel, name=name)
         model.recipe = recipe
         if model.implicit or model.neighborhood:

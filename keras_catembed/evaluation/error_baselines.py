@@ -1,9 +1,14 @@
 """Rating errors and the mean baselines a rating model is compared with."""
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+from keras_catembed.datasets.movielens import Ratings
 
 
-def errors(prediction, target):
+def errors(prediction: ArrayLike, target: ArrayLike) -> dict[str, float]:
     """RMSE and MAE of predictions against ratings.
 
     Args:
@@ -13,22 +18,22 @@ def errors(prediction, target):
     Returns:
         Dict `{"rmse": float, "mae": float}`.
     """
-    prediction = np.asarray(prediction, "float64").reshape(-1)
-    target = np.asarray(target, "float64").reshape(-1)
-    if prediction.shape != target.shape:
+    predicted = np.asarray(prediction, "float64").reshape(-1)
+    true = np.asarray(target, "float64").reshape(-1)
+    if predicted.shape != true.shape:
         raise ValueError(
             "`prediction` and `target` must hold one value per rating. "
-            f"Received: {prediction.shape[0]} predictions for "
-            f"{target.shape[0]} ratings"
+            f"Received: {predicted.shape[0]} predictions for "
+            f"{true.shape[0]} ratings"
         )
-    error = prediction - target
+    error = predicted - true
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
     }
 
 
-def baselines(train, test):
+def baselines(train: Ratings, test: Ratings) -> dict[str, dict[str, float]]:
     """RMSE and MAE of the global-mean and per-movie-mean predictors.
 
     The per-movie mean falls back to the global mean for movies with no
@@ -58,7 +63,7 @@ def baselines(train, test):
     }
 
 
-def table(rows):
+def table(rows: Mapping[str, Mapping[str, float]]) -> str:
     """The rows' errors on the test part, in aligned columns (text)."""
     width = max([28, *(len(name) for name in rows)])
     lines = [f"{'model':<{width}} {'test RMSE':>9} {'test MAE':>9}"]

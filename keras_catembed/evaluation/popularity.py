@@ -1,8 +1,12 @@
 """`MostPopular`: the most-rated-items baseline of the ranking metrics."""
 
 import collections.abc
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed import _recommend
 from keras_catembed.evaluation._ids import check_candidate_ids
@@ -38,7 +42,14 @@ class MostPopular:
     ```
     """
 
-    def __init__(self, x, *, user_column, item_column, candidates=None):
+    def __init__(
+        self,
+        x: Mapping[str, ArrayLike],
+        *,
+        user_column: str,
+        item_column: str,
+        candidates: ArrayLike | None = None,
+    ) -> None:
         for name, value in (
             ("user_column", user_column),
             ("item_column", item_column),
@@ -75,7 +86,7 @@ class MostPopular:
             candidates = self._items
         self.candidates = check_candidate_ids(candidates)
 
-    def _count(self, items):
+    def _count(self, items: NDArray[Any]) -> NDArray[np.int64]:
         """The number of training pairs of each of `items` (0 if unseen)."""
         where = np.searchsorted(self._items, items)
         found = where < self._items.size
@@ -86,14 +97,14 @@ class MostPopular:
 
     def recommend(
         self,
-        users,
-        k=10,
+        users: Any,
+        k: int = 10,
         *,
-        exclude=None,
-        candidates=None,
-        user_column=None,
-        item_column=None,
-    ):
+        exclude: Mapping[str, ArrayLike] | None = None,
+        candidates: ArrayLike | None = None,
+        user_column: str | None = None,
+        item_column: str | None = None,
+    ) -> _recommend.Ranked:
         """Returns the `k` most rated items per user, not in `exclude`.
 
         Args:
@@ -114,33 +125,19 @@ class MostPopular:
             `k` candidates remain for a user, the last places hold the id
             `-1` and NaN.
         """
-        user_column, item_column = _recommend._check_columns(
-            self, user_column, item_column
+        request = _recommend.check_request(
+            self,
+            users,
+            k,
+            exclude=exclude,
+            candidates=candidates,
+            user_column=user_column,
+            item_column=item_column,
+            read_users=_users,
+            read_candidates=_candidates,
         )
-        k = _recommend._check_k(k)
-        if not isinstance(users, collections.abc.Mapping):
-            users = {user_column: users}
-        if user_column not in users:
-            raise ValueError(
-                f"`users` must hold the column {user_column!r}. Received "
-                f"the columns {sorted(users)}"
-            )
-        users = _recommend._as_ids(
-            f"users[{user_column!r}]", users[user_column]
-        )
-        candidates = (
-            self.candidates
-            if candidates is None
-            else check_candidate_ids(candidates)
-        )
-        if k > candidates.size:
-            raise ValueError(
-                f"`k` must be at most the number of candidates "
-                f"({candidates.size}). Received: k={k}"
-            )
-        excluded = _recommend._excluded(
-            exclude, user_column, item_column, users
-        )
+        user_column, _, k, columns, candidates, excluded = request
+        users = columns[user_column]
         counts = self._count(candidates)
         ranked = np.lexsort((candidates, -counts))
         ranked_items, ranked_counts = candidates[ranked], counts[ranked]
@@ -154,3 +151,31 @@ class MostPopular:
             item_ids[row, : chosen.size] = chosen
             scores[row, : chosen.size] = ranked_counts[head][keep][:k]
         return item_ids, scores
+
+
+def _users(
+    recommender: Any,
+    users: Any,
+    exclude: Any,
+    user_column: str,
+    item_column: str,
+) -> tuple[_recommend.Users, Any]:
+    """The ids of `user_column` (other columns of a dict are ignored)."""
+    if not isinstance(users, collections.abc.Mapping):
+        users = {user_column: users}
+    if user_column not in users:
+        raise ValueError(
+            f"`users` must hold the column {user_column!r}. Received "
+            f"the columns {sorted(users)}"
+        )
+    ids = _recommend._as_ids(f"users[{user_column!r}]", users[user_column])
+    return {user_column: ids}, exclude
+
+
+def _candidates(
+    recommender: MostPopular, candidates: ArrayLike | None, item_column: str
+) -> NDArray[np.int64]:
+    """`candidates`, or the constructor's."""
+    if candidates is None:
+        return recommender.candidates
+    return check_candidate_ids(candidates)

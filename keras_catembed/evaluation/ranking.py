@@ -38,9 +38,15 @@ dependency: `pip install "keras-catembed[ranking]"`.
 import collections.abc
 import math
 import numbers
+from collections.abc import Mapping
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed import _recommend
 from keras_catembed.evaluation._ids import check_candidate_ids
@@ -61,7 +67,7 @@ METRICS = (
 )
 
 
-def _keras_rs_metrics():
+def _keras_rs_metrics() -> ModuleType:
     try:
         import keras_rs
     except ImportError:
@@ -69,21 +75,22 @@ def _keras_rs_metrics():
             "Ranking metrics need KerasRS (keras-rs), which is not "
             'installed. Install it with: pip install "keras-catembed[ranking]"'
         ) from None
-    return keras_rs.metrics
+    metrics: ModuleType = keras_rs.metrics
+    return metrics
 
 
 def ranking_metrics(
-    recommender,
-    x,
-    y=None,
+    recommender: Any,
+    x: Mapping[str, ArrayLike],
+    y: ArrayLike | None = None,
     *,
-    k=10,
-    exclude=None,
-    relevance_threshold=4.0,
-    candidates=None,
-    user_column=None,
-    item_column=None,
-):
+    k: int = 10,
+    exclude: Any = None,
+    relevance_threshold: float | None = 4.0,
+    candidates: ArrayLike | None = None,
+    user_column: str | None = None,
+    item_column: str | None = None,
+) -> dict[str, float]:
     """Precision, recall, NDCG, MAP, MRR, hit rate@k and coverage.
 
     Every user of `x` with at least one relevant test pair gets the `k`
@@ -216,7 +223,12 @@ def ranking_metrics(
     return results
 
 
-def _hits(users, relevant_users, relevant_items, item_ids):
+def _hits(
+    users: NDArray[Any],
+    relevant_users: NDArray[Any],
+    relevant_items: NDArray[Any],
+    item_ids: NDArray[Any],
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     """Which recommended items are relevant; each user's number of them."""
     order = np.argsort(relevant_users, kind="stable")
     relevant_users = relevant_users[order]
@@ -232,7 +244,9 @@ def _hits(users, relevant_users, relevant_items, item_ids):
     return hits, num_relevant
 
 
-def _lists(hits, num_relevant, limit):
+def _lists(
+    hits: NDArray[np.bool_], num_relevant: NDArray[np.int64], limit: int | None
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """One ranked list per user, in the layout `keras_rs.metrics` scores.
 
     The first `k` places hold the recommendations (labels: relevant or
@@ -257,7 +271,7 @@ def _lists(hits, num_relevant, limit):
     return labels, scores
 
 
-def _check_x(x, columns):
+def _check_x(x: object, columns: Sequence[str]) -> dict[str, NDArray[Any]]:
     if not isinstance(x, collections.abc.Mapping):
         raise ValueError(
             f"`x` must be a dict of id arrays with the columns "
@@ -268,18 +282,20 @@ def _check_x(x, columns):
         raise ValueError(
             f"`x` must hold the columns {list(columns)}. Missing: {missing}"
         )
-    x = {c: _recommend._as_ids(f"x[{c!r}]", x[c]) for c in columns}
-    lengths = {c: len(v) for c, v in x.items()}
+    ids = {c: _recommend._as_ids(f"x[{c!r}]", x[c]) for c in columns}
+    lengths = {c: len(v) for c, v in ids.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(
             f"The columns of `x` must have one length. Received {lengths}"
         )
     if not any(lengths.values()):
         raise ValueError("`x` must hold at least one pair. Received 0 rows")
-    return x
+    return ids
 
 
-def _relevant_rows(y, relevance_threshold, num_rows):
+def _relevant_rows(
+    y: ArrayLike | None, relevance_threshold: object, num_rows: int
+) -> NDArray[np.bool_]:
     """A boolean mask of the relevant rows of `x`."""
     if relevance_threshold is None:
         return np.ones(num_rows, dtype=bool)
@@ -319,7 +335,9 @@ def _relevant_rows(y, relevance_threshold, num_rows):
     return y >= relevance_threshold
 
 
-def _resolve_candidates(recommender, candidates, item_column):
+def _resolve_candidates(
+    recommender: Any, candidates: ArrayLike | None, item_column: str
+) -> NDArray[Any]:
     if candidates is not None:
         return check_candidate_ids(candidates)
     own = getattr(recommender, "candidates", None)

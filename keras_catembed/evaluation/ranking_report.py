@@ -5,7 +5,12 @@
 columns (`catembed evaluate --ranking`).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+
+from keras_catembed.datasets.movielens import Ratings
 
 # The metrics of `ranking_rows`, in table order, with their headings.
 COLUMNS = (
@@ -19,7 +24,14 @@ COLUMNS = (
 )
 
 
-def ranking_rows(model, train, test, *, k=10, relevance_threshold=4.0):
+def ranking_rows(
+    model: Any,
+    train: Ratings,
+    test: Ratings,
+    *,
+    k: int = 10,
+    relevance_threshold: float | None = 4.0,
+) -> dict[str, dict[str, float]]:
     """Ranking metrics of `model` and of the most-popular baseline.
 
     Each test user with a relevant test rating gets `k` movies among all
@@ -44,7 +56,7 @@ def ranking_rows(model, train, test, *, k=10, relevance_threshold=4.0):
 
     candidates = np.arange(train.num_movies)
     x_train = inputs(train)
-    options = {
+    options: dict[str, Any] = {
         "k": k,
         "exclude": x_train,
         "relevance_threshold": relevance_threshold,
@@ -68,7 +80,7 @@ def ranking_rows(model, train, test, *, k=10, relevance_threshold=4.0):
     }
 
 
-def ranking_table(rows, k):
+def ranking_table(rows: Mapping[str, Mapping[str, float]], k: int) -> str:
     """The rows' ranking metrics (`ranking_rows`), in aligned columns."""
     width = max([28, *(len(name) for name in rows)])
     heads = [head.format(k=k) for _, head in COLUMNS]

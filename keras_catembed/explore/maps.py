@@ -1,8 +1,11 @@
 """A 2-D map (PCA) of a column's learned vectors, saved as a PNG."""
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keras_catembed import _checks
 from keras_catembed.explore import vectors
@@ -10,25 +13,25 @@ from keras_catembed.explore import vectors
 __all__ = ["plot_map"]
 
 
-def _pca_2d(matrix):
+def _pca_2d(matrix: NDArray[Any]) -> NDArray[Any]:
     centered = matrix - matrix.mean(axis=0)
     _, _, components = np.linalg.svd(centered, full_matrices=False)
-    projected = centered @ components[:2].T
+    projected: NDArray[Any] = centered @ components[:2].T
     if projected.shape[1] < 2:
         projected = np.pad(projected, ((0, 0), (0, 2 - projected.shape[1])))
     return projected
 
 
 def plot_map(
-    model,
-    column,
-    labels=None,
-    path="embedding_map.png",
+    model: Any,
+    column: str,
+    labels: Sequence[str] | None = None,
+    path: str = "embedding_map.png",
     *,
-    counts=None,
-    num_labels=25,
-    title=None,
-):
+    counts: Sequence[float] | NDArray[Any] | None = None,
+    num_labels: int = 25,
+    title: str | None = None,
+) -> str:
     """Draws a 2-D map (PCA) of one column's vectors and saves it as PNG.
 
     Points are coloured by `counts` (e.g. number of ratings) when given,
@@ -61,8 +64,8 @@ def plot_map(
         ) from error
     matrix = vectors.embedding_matrix(model, column)
     num_ids = matrix.shape[0]
-    labels = vectors.per_id("labels", labels, num_ids)
-    counts = vectors.per_id("counts", counts, num_ids)
+    vectors.per_id("labels", labels, num_ids)
+    vectors.per_id("counts", counts, num_ids)
     num_labels = _checks.non_negative_int("num_labels", num_labels)
     points = _pca_2d(matrix)
     if counts is not None:
@@ -103,7 +106,9 @@ def plot_map(
 _LABEL_OFFSETS = ((3, 3), (3, -9), (-3, 3), (-3, -9), (3, 12), (3, -18))
 
 
-def _place_labels(axes, points, texts, fontsize=7):
+def _place_labels(
+    axes: Any, points: Any, texts: Sequence[str], fontsize: float = 7
+) -> list[Any]:
     """Labels `points` with `texts`, greedily, inside the axes, unoverlapped.
 
     Each label, in the order given (most important first), takes the first
@@ -123,8 +128,8 @@ def _place_labels(axes, points, texts, fontsize=7):
     renderer = figure.canvas.get_renderer()
     inside = axes.get_window_extent(renderer)
     points_per_pixel = 72.0 / figure.dpi
-    placed = []
-    boxes = []
+    placed: list[Any] = []
+    boxes: list[Any] = []
     for point, text in zip(points, texts, strict=True):
         for dx, dy in _LABEL_OFFSETS:
             label = axes.annotate(
@@ -159,7 +164,9 @@ def _place_labels(axes, points, texts, fontsize=7):
     return placed
 
 
-def _shift_inside(low, high, lowest, highest):
+def _shift_inside(
+    low: float, high: float, lowest: float, highest: float
+) -> float:
     """The move (in pixels) that brings `[low, high]` inside the bounds."""
     if high - low > highest - lowest:
         return 0.0

@@ -1,6 +1,10 @@
 """Nearest neighbours of an id among a column's learned vectors."""
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
+from numpy.typing import NDArray
 
 from keras_catembed import _checks
 from keras_catembed.explore import vectors
@@ -10,25 +14,30 @@ __all__ = ["METRICS", "nearest"]
 METRICS = ("cosine", "euclidean", "dot")
 
 
-def _scores(matrix, query, metric):
+def _scores(
+    matrix: NDArray[Any], query: NDArray[Any], metric: str
+) -> NDArray[Any]:
+    scores: NDArray[Any]
     if metric == "cosine":
         norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
-        return (matrix @ query) / np.maximum(norms, 1e-12)
-    if metric == "dot":
-        return matrix @ query
-    return np.linalg.norm(matrix - query, axis=1)
+        scores = (matrix @ query) / np.maximum(norms, 1e-12)
+    elif metric == "dot":
+        scores = matrix @ query
+    else:
+        scores = np.linalg.norm(matrix - query, axis=1)
+    return scores
 
 
 def nearest(
-    model,
-    column,
-    index,
-    k=10,
-    metric="cosine",
+    model: Any,
+    column: str,
+    index: int,
+    k: int = 10,
+    metric: str = "cosine",
     *,
-    candidates=None,
-    center=False,
-):
+    candidates: ArrayLike | None = None,
+    center: bool = False,
+) -> tuple[NDArray[np.intp], NDArray[Any]]:
     """Finds the `k` ids whose vectors are closest to that of `index`.
 
     Args:
@@ -127,7 +136,7 @@ def nearest(
     return order, scores[order]
 
 
-def _centred(matrix, used):
+def _centred(matrix: NDArray[Any], used: NDArray[Any]) -> NDArray[Any]:
     """`matrix` less the mean of its `used` rows and the mean's direction."""
     mean = matrix[used].mean(axis=0)
     matrix = matrix - mean

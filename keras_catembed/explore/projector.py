@@ -1,6 +1,9 @@
 """Files for TensorBoard's embedding projector."""
 
 import os
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -9,11 +12,16 @@ from keras_catembed.explore import vectors
 __all__ = ["to_projector"]
 
 
-def _tsv_cell(value):
+def _tsv_cell(value: object) -> str:
     return str(value).replace("\t", " ").replace("\n", " ")
 
 
-def to_projector(model, column, log_dir, metadata=None):
+def to_projector(
+    model: Any,
+    column: str,
+    log_dir: str,
+    metadata: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None,
+) -> dict[str, str | None]:
     """Writes files that TensorBoard's embedding projector opens.
 
     Writes `<column>_vectors.tsv`, `<column>_metadata.tsv` (when `metadata`

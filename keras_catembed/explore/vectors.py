@@ -1,15 +1,20 @@
 """The learned vector of every id of a column, as the model uses it."""
 
+from collections.abc import Sized
+from typing import Any
+from typing import TypeVar
+
 import keras
 import numpy as np
 from keras import ops
+from numpy.typing import NDArray
 
 from keras_catembed.entity_embedding import EntityEmbedding
 
 __all__ = ["embedding_matrix"]
 
 
-def _embedding_layer(model, column):
+def _embedding_layer(model: Any, column: str) -> Any:
     layers = getattr(model, "embedding_layers", None)
     if isinstance(layers, dict) and column in layers:
         return layers[column]
@@ -33,7 +38,7 @@ def _embedding_layer(model, column):
     )
 
 
-def embedding_matrix(model, column):
+def embedding_matrix(model: Any, column: str) -> NDArray[np.float32]:
     """Returns the learned vectors of one column as a NumPy array.
 
     Args:
@@ -68,7 +73,9 @@ def embedding_matrix(model, column):
     return matrix[:num_ids]
 
 
-def _whole_sums(layer, num_rows, block=4096):
+def _whole_sums(
+    layer: Any, num_rows: int, block: int = 4096
+) -> NDArray[np.float32]:
     """`layer.sums` of rows `0..num_rows-1`, a block of rows at a time."""
     parts = []
     for start in range(0, num_rows, block):
@@ -78,7 +85,10 @@ def _whole_sums(layer, num_rows, block=4096):
     return np.concatenate(parts)
 
 
-def per_id(name, values, num_ids):
+_Values = TypeVar("_Values", bound=Sized)
+
+
+def per_id(name: str, values: _Values | None, num_ids: int) -> _Values | None:
     if values is None:
         return None
     if len(values) != num_ids:

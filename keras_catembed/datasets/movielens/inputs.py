@@ -1,9 +1,17 @@
 """Model inputs from `Ratings`: a dict of id arrays keyed by column."""
 
+from collections.abc import Sequence
+from typing import Any
+
+from numpy.typing import NDArray
+
+from keras_catembed.datasets.movielens.ratings import Ratings
 from keras_catembed.datasets.movielens.releases import USER_FEATURES
 
 
-def inputs(ratings, columns=("user_id", "movie_id")):
+def inputs(
+    ratings: Ratings, columns: Sequence[str] = ("user_id", "movie_id")
+) -> dict[str, NDArray[Any]]:
     """The model inputs of a `Ratings`: a dict keyed by column name.
 
     Args:
@@ -16,7 +24,10 @@ def inputs(ratings, columns=("user_id", "movie_id")):
     Returns:
         Dict of arrays of one id per rating, keyed by column.
     """
-    x = {"user_id": ratings.user_id, "movie_id": ratings.movie_id}
+    x: dict[str, NDArray[Any]] = {
+        "user_id": ratings.user_id,
+        "movie_id": ratings.movie_id,
+    }
     unknown = [c for c in columns if c not in x and c not in USER_FEATURES]
     if unknown:
         raise ValueError(
