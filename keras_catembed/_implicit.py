@@ -367,18 +367,7 @@ class ImplicitFeedback(keras.layers.Layer):
         )
 
     def load_own_variables(self, store: Any) -> None:
-        keys = set(store.keys())
-        rejected, self._rejected = getattr(self, "_rejected", None), None
-        if not keys and rejected is not None:
-            # Keras retries a layer that failed to load at an older path,
-            # where nothing is saved: keep the reason of the failure.
-            raise rejected
-        try:
-            # Saved pairs are checked before any weight is assigned.
-            _pairs.load(self, store, keys, super().load_own_variables)
-        except ValueError as error:
-            self._rejected = error
-            raise
+        _pairs.load_retried(self, store, super().load_own_variables)
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
 

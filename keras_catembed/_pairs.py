@@ -234,3 +234,21 @@ def check_max_pairs_per_id(value: Any) -> int | None:
             f"Received: max_pairs_per_id={value!r}"
         )
     return int(value)
+
+
+def load_retried(layer: Any, store: Any, base_load: Any) -> None:
+    """`load`, keeping the reason of a failure for Keras's retry.
+
+    Keras retries a layer that failed to load at an older path, where
+    nothing is saved: that retry raises the first failure again.
+    """
+    keys = set(store.keys())
+    rejected, layer._rejected = getattr(layer, "_rejected", None), None
+    if not keys and rejected is not None:
+        raise rejected
+    try:
+        # Saved pairs are checked before any weight is assigned.
+        load(layer, store, keys, base_load)
+    except ValueError as error:
+        layer._rejected = error
+        raise

@@ -1,30 +1,15 @@
 """The `Recipe` class: training settings, and how they compile and fit."""
 
-import collections.abc
-import math
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 from typing import Self
 
 import keras
-import numpy as np
 
 from keras_catembed import _checks
-from keras_catembed import optimizers
-
-# The optimizers a recipe may name.
-OPTIMIZERS: dict[str, Any] = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "rmsprop": keras.optimizers.RMSprop,
-    "nadam": keras.optimizers.Nadam,
-    "adagrad": keras.optimizers.Adagrad,
-    "sgd": keras.optimizers.SGD,
-    "sparse_adam": optimizers.SparseAdam,
-}
-
-SCHEDULES = ("constant", "cosine")
+from keras_catembed import _recipe_parts
+from keras_catembed._recipe_parts import OPTIMIZERS
 
 
 class Recipe:
@@ -78,61 +63,23 @@ class Recipe:
         optimizer: str = "adam",
         table_decay: float | None = None,
     ) -> None:
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, (int, float))
-            or not math.isfinite(learning_rate)
-            or learning_rate <= 0
-        ):
-            raise ValueError(
-                "`learning_rate` must be a finite number > 0. Received: "
-                f"learning_rate={learning_rate!r}"
-            )
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f"`schedule` must be one of {list(SCHEDULES)}. Received: "
-                f"schedule={schedule!r}"
-            )
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"`optimizer` must be one of {sorted(OPTIMIZERS)}. "
-                f"Received: optimizer={optimizer!r}"
-            )
-        if ema_momentum is not None:
-            if isinstance(ema_momentum, bool) or not isinstance(
-                ema_momentum, (int, float)
-            ):
-                raise ValueError(
-                    "`ema_momentum` must be None or a number in [0, 1). "
-                    f"Received: ema_momentum={ema_momentum!r}"
-                )
-            ema_momentum = _checks.rate("ema_momentum", ema_momentum)
-        self.learning_rate = float(learning_rate)
-        self.schedule: str = schedule
-        self.batch_size: int = _checks.positive_int("batch_size", batch_size)
-        self.epochs: int = _checks.positive_int("epochs", epochs)
+        settings = _recipe_parts.check_settings(
+            learning_rate=learning_rate,
+            schedule=schedule,
+            batch_size=batch_size,
+            epochs=epochs,
+            ema_momentum=ema_momentum,
+            optimizer=optimizer,
+            table_decay=table_decay,
+        )
+        self.learning_rate: float = settings["learning_rate"]
+        self.schedule: str = settings["schedule"]
+        self.batch_size: int = settings["batch_size"]
+        self.epochs: int = settings["epochs"]
         # 0 means no average, as in RatingHyperModel.
-        self.ema_momentum = float(ema_momentum) if ema_momentum else None
-        self.optimizer: str = optimizer
-        if table_decay is not None:
-            if (
-                isinstance(table_decay, bool)
-                or not isinstance(table_decay, (int, float))
-                or not math.isfinite(table_decay)
-                or table_decay < 0
-            ):
-                raise ValueError(
-                    "`table_decay` must be None or a finite number >= 0. "
-                    f"Received: table_decay={table_decay!r}"
-                )
-            if optimizer not in ("sparse_adam", "adamw"):
-                raise ValueError(
-                    "`table_decay` is the optimizer's weight decay: use "
-                    "optimizer='sparse_adam' or 'adamw'. Received: "
-                    f"optimizer={optimizer!r}"
-                )
-            table_decay = float(table_decay)
-        self.table_decay: float | None = table_decay
+        self.ema_momentum: float | None = settings["ema_momentum"]
+        self.optimizer: str = settings["optimizer"]
+        self.table_decay: float | None = settings["table_decay"]
 
     # Building blocks ---------------------------------------------------------
 
@@ -153,17 +100,7 @@ class Recipe:
         Returns:
             Batches per epoch times `epochs`.
         """
-        if is_unbatched(x):
-            first = next(iter(x.values())) if isinstance(x, Mapping) else x
-            batches = -(-len(first) // self.batch_size)
-        elif hasattr(x, "__len__"):
-            batches = len(x)
-        else:
-            raise ValueError(
-                "The 'cosine' schedule needs the number of steps per epoch: "
-                "pass arrays, or a dataset or PyDataset with a length. "
-                f"Received: {type(x).__name__}"
-            )
+        batches = _recipe_parts.batches_per_epoch(x, self.batch_size)
         return max(1, batches * self.epochs)
 
     def learning_rate_for(
@@ -183,11 +120,11 @@ class Recipe:
             A float for `"constant"`, else a
             `keras.optimizers.schedules.CosineDecay`.
         """
-        total = self._total_steps(num_rows, steps)
+        total = _recipe_parts.total_steps(self, num_rows, steps)
         if self.schedule == "constant":
             return self.learning_rate
         return keras.optimizers.schedules.CosineDecay(
-            **_cosine_settings(self.learning_rate, total)
+            **_recipe_parts.cosine_settings(self.learning_rate, total)
         )
 
     def set_schedule_steps(self, schedule: Any, steps: int) -> None:
@@ -204,7 +141,9 @@ class Recipe:
                 "`schedule` must be the CosineDecay of a 'cosine' recipe. "
                 f"Received: schedule={schedule!r}"
             )
-        for name, value in _cosine_settings(self.learning_rate, steps).items():
+        for name, value in _recipe_parts.cosine_settings(
+            self.learning_rate, steps
+        ).items():
             setattr(schedule, name, value)
 
     def make_optimizer(
@@ -251,7 +190,9 @@ class Recipe:
             **extra,
         )
         if self.table_decay is not None:
-            optimizer.exclude_from_weight_decay(var_list=_not_tables(model))
+            optimizer.exclude_from_weight_decay(
+                var_list=_recipe_parts.not_tables(model)
+            )
         return optimizer
 
     # Compile and fit ---------------------------------------------------------
@@ -303,12 +244,9 @@ class Recipe:
         Returns:
             `model`, compiled.
         """
-        taken = sorted({"optimizer", "loss", "metrics"} & set(kwargs))
-        if taken:
-            raise ValueError(
-                f"`Recipe.compile` sets {taken} itself. Received: "
-                + ", ".join(f"{name}={kwargs[name]!r}" for name in taken)
-            )
+        _recipe_parts.reject_taken(
+            kwargs, ("optimizer", "loss", "metrics"), "`Recipe.compile` sets"
+        )
         model.compile(**self.compile_kwargs(num_rows, model), **kwargs)
         return model
 
@@ -348,7 +286,7 @@ class Recipe:
             # averaged weights, which `fit` keeps.
             callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch))
         kwargs: dict[str, Any] = {"epochs": self.epochs, "callbacks": callbacks}
-        if is_unbatched(x):
+        if _recipe_parts.is_unbatched(x):
             kwargs["batch_size"] = self.batch_size
         return kwargs
 
@@ -386,13 +324,12 @@ class Recipe:
         Returns:
             The `keras.callbacks.History` of `model.fit`.
         """
-        taken = sorted({"batch_size", "epochs"} & set(kwargs))
-        if taken:
-            raise ValueError(
-                f"`Recipe.fit` takes {taken} from the recipe: build a "
-                "Recipe with other values instead. Received: "
-                + ", ".join(f"{name}={kwargs[name]!r}" for name in taken)
-            )
+        _recipe_parts.reject_taken(
+            kwargs,
+            ("batch_size", "epochs"),
+            "`Recipe.fit` takes",
+            "from the recipe: build a Recipe with other values instead.",
+        )
         if y is None or not hasattr(y, "__len__"):
             raise ValueError(
                 "`Recipe.fit` expects `y`, an array of ratings. Received: "
@@ -457,59 +394,3 @@ class Recipe:
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"Recipe({values})"
-
-    # Private -----------------------------------------------------------------
-
-    def _total_steps(self, num_rows: int | None, steps: int | None) -> int:
-        if num_rows is not None and steps is not None:
-            raise ValueError(
-                "Pass `num_rows` or `steps`, not both. Received: "
-                f"num_rows={num_rows!r}, steps={steps!r}"
-            )
-        if steps is not None:
-            return int(_checks.positive_int("steps", steps))
-        return 1 if num_rows is None else self.steps(num_rows)
-
-
-def _cosine_settings(rate: float, steps: int) -> dict[str, Any]:
-    """The `CosineDecay` arguments of the `"cosine"` schedule.
-
-    A linear warm-up over the first fifth of the `steps`, from a tenth of
-    the rate, then cosine decay to 0; no warm-up under 5 steps.
-    """
-    steps = max(1, steps)
-    warmup = steps // 5
-    return {
-        "initial_learning_rate": rate / 10 if warmup else rate,
-        "decay_steps": steps - warmup,
-        "warmup_target": rate if warmup else None,
-        "warmup_steps": warmup,
-    }
-
-
-def is_unbatched(x: Any) -> bool:
-    """True for inputs that `fit` batches itself (arrays, dicts, frames)."""
-    if isinstance(x, (collections.abc.Mapping, np.ndarray, list, tuple)):
-        return True
-    if hasattr(x, "columns") and hasattr(x, "to_numpy"):
-        return True
-    # Backend tensors; a `tf.data.Dataset` has no `dtype`.
-    return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-def _not_tables(model: Any) -> list[Any]:
-    """The trainable variables of `model` other than its embedding tables."""
-    names = ("embedding_layers", "implicit_layers", "neighborhood_layers")
-    groups = [getattr(model, name, None) for name in names]
-    layers = [group for group in groups if isinstance(group, dict)]
-    if len(layers) < len(groups):
-        raise ValueError(
-            "`table_decay` decays the embedding tables of a RatingModel. "
-            f"Received: {type(model).__name__}"
-        )
-    if not model.built:
-        model.build()
-    tables = {
-        id(layer.embeddings) for group in layers for layer in group.values()
-    }
-    return [v for v in model.trainable_variables if id(v) not in tables]

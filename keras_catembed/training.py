@@ -17,9 +17,9 @@ from typing import Any
 import keras
 
 from keras_catembed import _checks
-from keras_catembed._recipe import OPTIMIZERS
-from keras_catembed._recipe import SCHEDULES
 from keras_catembed._recipe import Recipe
+from keras_catembed._recipe_parts import OPTIMIZERS
+from keras_catembed._recipe_parts import SCHEDULES
 
 if TYPE_CHECKING:
     from keras_catembed.datasets.movielens import Ratings
