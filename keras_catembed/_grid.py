@@ -58,15 +58,9 @@ class VectorGrid(Scorer):
             for name in ("embed", "call", "__call__")
         )
 
-    def __init__(
-        self,
-        model: Any,
-        users: Users,
-        candidates: NDArray[Any],
-        user_column: str,
-        item_column: str,
-    ) -> None:
-        super().__init__(model, users, candidates, user_column, item_column)
+    def prepare(self) -> None:
+        model, users, candidates = self.model, self.users, self.candidates
+        user_column, item_column = self.user_column, self.item_column
         self.user_side = [c for c in model.columns if c != item_column]
         first = {c: users[c][:1] for c in self.user_side}
         dummy_users = {

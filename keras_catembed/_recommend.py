@@ -192,6 +192,10 @@ class Scorer:
         self.candidates = candidates
         self.user_column = user_column
         self.item_column = item_column
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Computes once what scoring needs (a subclass's set-up)."""
 
     def top_k(self, k: int, excluded: Excluded) -> Ranked | None:
         """Every user's top `k` items and scores, or None to use `scores`."""

@@ -6,13 +6,11 @@ from typing import Any
 
 import numpy as np
 from keras import ops
-from numpy.typing import NDArray
 
 from keras_catembed import _grid
 from keras_catembed._recommend import Excluded
 from keras_catembed._recommend import Ranked
 from keras_catembed._recommend import Scorer
-from keras_catembed._recommend import Users
 
 # Users whose queries are scored at once.
 QUERIES_PER_CALL = 4096
@@ -55,15 +53,9 @@ class DotRetrieval(Scorer):
             and model.output_layer.use_bias
         )
 
-    def __init__(
-        self,
-        model: Any,
-        users: Users,
-        candidates: NDArray[Any],
-        user_column: str,
-        item_column: str,
-    ) -> None:
-        super().__init__(model, users, candidates, user_column, item_column)
+    def prepare(self) -> None:
+        model, users, candidates = self.model, self.users, self.candidates
+        user_column, item_column = self.user_column, self.item_column
         self.user_ids = users[user_column]
         grid = _grid.VectorGrid(
             model, users, candidates, user_column, item_column
