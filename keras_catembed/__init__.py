@@ -7,6 +7,7 @@ from keras_catembed import explore
 from keras_catembed import optimizers
 from keras_catembed import presets
 from keras_catembed import training
+from keras_catembed.column_encoder import ColumnEncoder
 from keras_catembed.dot_model import DotRatingModel
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 # RatingHyperModel is left out of __all__: it needs the optional
 # keras-tuner, and `from keras_catembed import *` must work without it.
 __all__ = [
+    "ColumnEncoder",
     "DotRatingModel",
     "EntityEmbedding",
     "RatingModel",

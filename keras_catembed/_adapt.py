@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_catembed import _frames
 from keras_catembed import _inputs
+from keras_catembed import column_encoder
 from keras_catembed._model_base import ModelBase
 
 
@@ -66,25 +67,12 @@ def adapt(model: Any, x: Any, y: Any = None) -> None:
             "`adapt` expects columns of one length. Received lengths "
             f"{ {column: len(rows[column]) for column in needed} }"
         )
-    for target, source in model.implicit.items():
-        model.implicit_layers[target].adapt(rows[target], rows[source])
+    # Checked whole (finite, one per row) before any layer changes.
+    ratings = None
     if model.neighborhood:
-        if not _inputs.is_array_like(y):
-            raise ValueError(
-                "`adapt` expects `y` to be an array of ratings. "
-                f"Received: {type(y).__name__}"
-            )
-        ratings = np.asarray(ops.convert_to_numpy(y), "float64")
-        ratings = ratings.reshape(-1)
-        if ratings.size != sizes.pop():
-            raise ValueError(
-                f"`adapt` expects one rating per row: {ratings.size} "
-                f"ratings for {len(rows[needed[0]])} rows"
-            )
-        for target, source in model.neighborhood.items():
-            model.neighborhood_layers[target].adapt(
-                rows[target], rows[source], ratings
-            )
+        ratings = column_encoder._ratings(y, sizes.pop())
+    for encoder in model._encoders.values():
+        encoder._adapt_rows(rows, ratings)
 
 
 class PairAdapting(ModelBase):

@@ -22,6 +22,17 @@ from keras_catembed._sparse_rows import builtin_forward
 class RatingForward(ModelBase):
     """`embed`, `interact` and `call` of `RatingModel`."""
 
+    @property
+    def encoders(self) -> Mapping[str, Any]:
+        """The `keras_catembed.ColumnEncoder` of each column, in order.
+
+        A read-only mapping. Each encodes its column as `embed` does (its
+        table, implicit feedback and neighbourhood term; with
+        `bias_terms`, its `bias_layer` is the column's per-id bias). They
+        share this model's layers, so training one trains the other.
+        """
+        return self._encoders
+
     @builtin_forward
     def embed(
         self, inputs: Mapping[str, Any], training: bool | None = None
@@ -32,6 +43,8 @@ class RatingForward(ModelBase):
             inputs: Dict of id tensors of shape `(batch,)`, keyed by column.
             training: Python boolean. Whether entity dropout is active.
 
+        Each column's `ColumnEncoder` (`encoders`) computes its vector.
+
         Returns:
             Dict of tensors of shape `(batch, output_dim)`, keyed by column.
             A column with implicit feedback gets the sum of its own vector
@@ -40,39 +53,12 @@ class RatingForward(ModelBase):
             `(batch, 2 * output_dim)`).
         """
         step = _step.current(self)
-        embedded: dict[str, Any] = {}
-        rows: dict[str, Any] = {}
-
-        def rows_of(column: str) -> Any:
-            if column not in rows:
-                layer = self.embedding_layers[column]
-                rows[column] = layer._clipped_rows(inputs[column])
-            return rows[column]
-
-        for column in self.columns:
-            layer = self.embedding_layers[column]
-            vector = layer(
-                inputs[column],
-                training=training,
-                ids_checked=step.ids_checked,
-                gathered=step.rows_of(layer),
+        return {
+            column: self._encoders[column].encode(
+                inputs, training=training, step=step
             )
-            if column in self.implicit_layers:
-                layer = self.implicit_layers[column]
-                implicit = layer(rows_of(column), gathered=step.rows_of(layer))
-                vector = vector + ops.cast(implicit, vector.dtype)
-            if column in self.neighborhood_layers:
-                layer = self.neighborhood_layers[column]
-                neighbors = layer(
-                    rows_of(column),
-                    rows_of(self.neighborhood[column]),
-                    gathered=step.rows_of(layer),
-                )
-                vector = ops.concatenate(
-                    [vector, ops.cast(neighbors, vector.dtype)], axis=-1
-                )
-            embedded[column] = vector
-        return embedded
+            for column in self.columns
+        }
 
     @builtin_forward
     def interact(self, embedded: Mapping[str, Any]) -> Any:

@@ -8,6 +8,7 @@ then the neighbourhood layers, each hidden layer then its dropout, the
 output unit).
 """
 
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,18 +46,24 @@ def add_tables(
         layer.set_column(column)
         embedding_layers[column] = layer
         if bias_terms:
-            bias = EntityEmbedding(
-                input_dim=layer.input_dim,
-                output_dim=1,
-                vocabulary=layer.vocabulary,
-                num_oov_indices=layer.num_oov_indices,
-                embeddings_initializer="zeros",
-                name=f"{column}_bias",
-                dtype=dtype,
-            )
-            bias.set_column(column)
-            bias_layers[column] = bias
+            bias_layers[column] = bias_table(layer, dtype)
     return cardinalities
+
+
+def bias_table(table: EntityEmbedding, dtype: Any) -> EntityEmbedding:
+    """A learned scalar per id of `table`'s column, zeros at first."""
+    column = table._column
+    bias = EntityEmbedding(
+        input_dim=table.input_dim,
+        output_dim=1,
+        vocabulary=table.vocabulary,
+        num_oov_indices=table.num_oov_indices,
+        embeddings_initializer="zeros",
+        name=f"{column}_bias",
+        dtype=dtype,
+    )
+    bias.set_column(column)
+    return bias
 
 
 def pair_layers(
@@ -72,23 +79,68 @@ def pair_layers(
     Each gets a table of source-id vectors of its column's embedding
     size, initializer and regularizer.
     """
-    layers = {}
-    for target, source in pairs.items():
-        layer = embedding_layers[target]
-        layers[target] = ImplicitFeedback(
-            num_targets=layer.num_rows,
-            num_sources=embedding_layers[source].num_rows,
-            output_dim=layer.output_dim,
-            embeddings_initializer=keras.initializers.get(
-                keras.initializers.serialize(layer.embeddings_initializer)
-            ),
-            embeddings_regularizer=layer.embeddings_regularizer,
+    return {
+        target: pair_layer(
+            embedding_layers[target],
+            embedding_layers[source],
             rated=rated,
             max_pairs_per_id=max_pairs_per_id,
-            name=f"{target}_{'neighborhood' if rated else 'implicit'}",
             dtype=dtype,
         )
-    return layers
+        for target, source in pairs.items()
+    }
+
+
+def pair_layer(
+    table: EntityEmbedding,
+    source: EntityEmbedding,
+    *,
+    rated: bool,
+    max_pairs_per_id: int | None,
+    dtype: Any,
+) -> ImplicitFeedback:
+    """An `ImplicitFeedback` layer describing `table`'s ids by `source`'s.
+
+    Its table of source-id vectors has the size, initializer and
+    regularizer of the described column's embedding.
+    """
+    return ImplicitFeedback(
+        num_targets=table.num_rows,
+        num_sources=source.num_rows,
+        output_dim=table.output_dim,
+        embeddings_initializer=keras.initializers.get(
+            keras.initializers.serialize(table.embeddings_initializer)
+        ),
+        embeddings_regularizer=table.embeddings_regularizer,
+        rated=rated,
+        max_pairs_per_id=max_pairs_per_id,
+        name=f"{table._column}_{'neighborhood' if rated else 'implicit'}",
+        dtype=dtype,
+    )
+
+
+def encoders(model: Any) -> Mapping[str, Any]:
+    """A `ColumnEncoder` per column over the layers `model` holds."""
+    from keras_catembed.column_encoder import ColumnEncoder
+
+    result = {}
+    for column in model.columns:
+        pairs = {}
+        for kind, sources, layers in (
+            ("implicit", model.implicit, model.implicit_layers),
+            ("neighborhood", model.neighborhood, model.neighborhood_layers),
+        ):
+            if column in layers:
+                source = sources[column]
+                table = model.embedding_layers[source]
+                pairs[kind] = (layers[column], source, table)
+        result[column] = ColumnEncoder._of_layers(
+            column,
+            model.embedding_layers[column],
+            model.bias_layers.get(column),
+            pairs,
+        )
+    return types.MappingProxyType(result)
 
 
 def add_hidden(

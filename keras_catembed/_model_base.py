@@ -8,6 +8,7 @@ members of `keras.Model` (or of another mixin) the mixins use. At run
 time it is an empty class, so every name resolves as before.
 """
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -39,6 +40,7 @@ class ModelBase:
         hidden_layers: list[Any]
         dropout_layers: list[Any]
         output_layer: Any
+        _encoders: Mapping[str, Any]
 
         # `keras.Model`'s state, read and reset by the loops.
         name: str

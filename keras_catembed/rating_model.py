@@ -172,6 +172,10 @@ class RatingModel(
             dtype,
         )
         self.output_layer = _layers.output_unit(dtype)
+        # Views over the layers above, in a read-only mapping that saved
+        # files do not follow: they name the weights by the attributes
+        # above.
+        self._encoders = _layers.encoders(self)
 
     def recommend(
         self,

@@ -1,6 +1,7 @@
 import importlib.util
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -49,3 +50,19 @@ def test_movielens_example_load_data_keeps_the_first_rows(tmp_path):
     np.testing.assert_array_equal(train.rating, full.rating[:40])
     np.testing.assert_array_equal(train.user_id, full.user_id[:40])
     assert len(test) > 0
+
+
+def test_functional_encoders_example_trains_svdpp(tmp_path):
+    data_dir = write_synthetic_100k(str(tmp_path))
+    example = _load_example("functional_encoders")
+    results = example.main(["--data-dir", data_dir, "--epochs", "2"])
+    assert 0 < results["rmse"] < 2.0
+    model = results["model"]
+    users = model.get_layer("user_id_encoder")
+    assert users.implicit_layer.adapted
+    assert users.source_columns == {"implicit": "movie_id"}
+    # The biases and the implicit table trained (they start at zeros and
+    # random values; one step of Adam moves every read row).
+    assert np.any(
+        np.abs(keras.ops.convert_to_numpy(users.bias_layer.embeddings)) > 0
+    )
