@@ -65,6 +65,7 @@ PRESET_FAMILY = (
     ("bias_terms", True),
     ("bounded_output", True),
     ("optimizer", "adam"),
+    ("table_decay", 0.0),
     ("schedule", "cosine"),
     ("num_hidden_layers", 1),
     ("activation", "relu"),

@@ -63,6 +63,7 @@ def small_hypermodel():
         bounded_output=False,
         implicit=False,
         optimizer="adam",
+        table_decay=0.0,
         schedule="constant",
         batch_size=BATCH_SIZE,
     )

@@ -300,6 +300,10 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
         "batch_size=512",
         "--fix",
         "bias_terms=true",
+        "--fix",
+        "table_decay=0.3",
+        "--fix",
+        "optimizer=sparse_adam",
         "--best-out",
         str(tmp_path / "best.json"),
         "--preset-out",
@@ -354,6 +358,8 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert recipe.learning_rate == pytest.approx(
         best["hyperparameters"]["learning_rate"]
     )
+    # The whole training recipe of the trial, its table decay included.
+    assert (recipe.optimizer, recipe.table_decay) == ("sparse_adam", 0.3)
     assert RatingModel.from_preset(folder).bias_terms is True
     status, out, err = _run(
         ["train", "--data-dir", data_dir, "--preset", folder]

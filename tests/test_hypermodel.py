@@ -191,7 +191,8 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "bias_terms": False,
         "bounded_output": False,
         "implicit": False,
-        "optimizer": "adam",
+        "optimizer": "sparse_adam",
+        "table_decay": 0.0,
         "learning_rate": 1e-3,
         "schedule": "constant",
         "ema_momentum": 0.0,
@@ -634,6 +635,49 @@ def test_trials_compile_the_optimizer_of_their_recipe(values, num_rows, epochs):
     assert steps == recipe.steps(num_rows)
 
 
+def test_table_decay_decays_the_tables_of_the_sparse_default():
+    hypermodel = RatingHyperModel(EMBEDDINGS, num_hidden_layers=1)
+    hp = _with_values(table_decay=1.0)
+    assert hypermodel.values(hp)["optimizer"] == "sparse_adam"
+    recipe = hypermodel.recipe(hp)
+    assert recipe.optimizer == "sparse_adam"
+    assert recipe.table_decay == 1.0
+    model = hypermodel.build(hp)
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras_catembed.optimizers.SparseAdam)
+    assert optimizer.weight_decay == pytest.approx(1.0)
+    hidden = model.hidden_layers[0].kernel
+    assert not optimizer._use_weight_decay(hidden)
+    assert optimizer._use_weight_decay(
+        model.embedding_layers["user_id"].embeddings
+    )
+    # Tables decay: the rows of ids that never occur shrink while training.
+    x, y = make_ratings(num_rows=2 * BATCH_SIZE)
+    x["user_id"] = x["user_id"] % (NUM_USERS - 1)
+    table = model.embedding_layers["user_id"]
+    before = abs(keras.ops.convert_to_numpy(table.embeddings)[-1]).sum()
+    hypermodel.fit(hp, model, x, y, epochs=2, verbose=0)
+    after = abs(keras.ops.convert_to_numpy(table.embeddings)[-1]).sum()
+    assert after < before
+    # compile_kwargs needs the model whose tables decay.
+    with pytest.raises(ValueError, match="pass the model"):
+        hypermodel.compile_kwargs(hp, steps=10)
+    kwargs = hypermodel.compile_kwargs(hp, steps=10, model=model)
+    assert kwargs["optimizer"].weight_decay == pytest.approx(1.0)
+
+
+def test_table_decay_is_ignored_or_refused_by_other_optimizers():
+    hypermodel = RatingHyperModel(EMBEDDINGS)
+    # A searched value with an optimizer that has no decay: ignored.
+    hp = _with_values(optimizer="rmsprop", table_decay=3.0)
+    assert hypermodel.recipe(hp).table_decay is None
+    # A fixed pair that cannot hold: refused, naming both.
+    with pytest.raises(ValueError, match=r"table_decay.*'adam'"):
+        RatingHyperModel(EMBEDDINGS, optimizer="adam", table_decay=1.0)
+    fixed = RatingHyperModel(EMBEDDINGS, optimizer="adamw", table_decay=0.3)
+    assert fixed.recipe(keras_tuner.HyperParameters()).table_decay == 0.3
+
+
 def test_ema_momentum_averages_the_weights_that_validation_sees():
     hypermodel = small_hypermodel()
     model = hypermodel.build(_with_values(ema_momentum=0.9))
@@ -712,6 +756,7 @@ def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
         "bounded_output": False,
         "implicit": False,
         "optimizer": "adam",
+        "table_decay": 0.0,
         "learning_rate": 1e-3,
         "schedule": "constant",
         "ema_momentum": 0.0,

@@ -261,17 +261,8 @@ def _write_preset(
 ) -> None:
     """Writes the best trial as a preset folder (`save_to_preset`)."""
     from keras_catembed import presets
-    from keras_catembed.training import Recipe
 
-    values = hypermodel.values(best)
-    recipe = Recipe(
-        values["learning_rate"],
-        schedule=values["schedule"],
-        batch_size=values["batch_size"],
-        epochs=args.epochs,
-        ema_momentum=values["ema_momentum"],
-        optimizer=values["optimizer"],
-    )
+    recipe = hypermodel.recipe(best, epochs=args.epochs)
     score = "failed" if trial.score is None else f"{trial.score:.4f}"
     presets.save_to_preset(
         tuner.get_best_models()[0],

@@ -235,8 +235,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
     def recipe(self, hp: HyperParametersLike, *, epochs: int = 1) -> Recipe:
         """Turns the training hyperparameters into a training recipe.
 
-        `optimizer`, `learning_rate`, `schedule`, `ema_momentum` and
-        `batch_size` make a `keras_catembed.training.Recipe`, the one that
+        `optimizer`, `learning_rate`, `schedule`, `ema_momentum`,
+        `table_decay` and `batch_size` make a
+        `keras_catembed.training.Recipe`, the one that
         `build` and `fit` train a trial with: save it with the best model
         (`keras_catembed.presets.save_to_preset(model, path, recipe)`), or
         train again with `recipe.fit`.
@@ -252,7 +253,11 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
         return _recipe.recipe(self.values(hp), epochs=epochs)
 
     def compile_kwargs(
-        self, hp: HyperParametersLike, steps: int | None = None
+        self,
+        hp: HyperParametersLike,
+        steps: int | None = None,
+        *,
+        model: Any = None,
     ) -> dict[str, Any]:
         """Turns hyperparameters into `model.compile` kwargs.
 
@@ -262,6 +267,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
                 per epoch times epochs), which the `"cosine"` schedule
                 needs. Without it that schedule has placeholder step
                 counts, which `fit` sets.
+            model: The `RatingModel` to compile (of `model_kwargs(hp)`).
+                Needed when `table_decay` applies: the decay reaches its
+                embedding tables only.
 
         Returns:
             Dict with a new `optimizer` (`Recipe.make_optimizer` of
@@ -269,8 +277,14 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             and `mse`.
         """
         recipe = self.recipe(hp)
+        if recipe.table_decay is not None and model is None:
+            raise ValueError(
+                f"`table_decay={recipe.table_decay}` decays the model's "
+                "embedding tables only: pass the model to compile, "
+                "`compile_kwargs(hp, steps, model=model)`."
+            )
         return recipe.compile_kwargs(
-            optimizer=recipe.make_optimizer(steps=steps),
+            optimizer=recipe.make_optimizer(steps=steps, model=model),
             metrics=_recipe.metrics(),
         )
 
@@ -291,7 +305,7 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
         model = RatingModel(**self.model_kwargs(hp))
         recipe = self.recipe(hp)
         rate = recipe.learning_rate_for()
-        optimizer = recipe.make_optimizer(learning_rate=rate)
+        optimizer = recipe.make_optimizer(learning_rate=rate, model=model)
         model.compile(
             **recipe.compile_kwargs(
                 optimizer=optimizer, metrics=_recipe.metrics()

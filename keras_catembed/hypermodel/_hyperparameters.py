@@ -29,7 +29,11 @@ HIDDEN_UNITS_CHOICES = (4, 8, 16, 32, 64, 128)
 HIDDEN_UNITS_DEFAULTS = (32, 4, 4)
 ACTIVATION_CHOICES = ("relu", "gelu", "silu", "tanh")
 EMBEDDINGS_L2_CHOICES = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
-OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop")
+OPTIMIZER_CHOICES = ("sparse_adam", "adam", "adamw", "rmsprop")
+# Decoupled decay of the embedding tables (0.0: none); see `table_decay`.
+TABLE_DECAY_CHOICES = (0.0, 0.3, 1.0, 3.0)
+# The optimizers that apply `table_decay`.
+DECAYING_OPTIMIZERS = ("sparse_adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 # "uniform": Keras's default, U(-0.05, 0.05); "normal": N(0, 0.01**2), the
 # presets' smaller start.
@@ -198,17 +202,36 @@ HYPERPARAMETERS = (
         name="optimizer",
         kind="choice",
         values=OPTIMIZER_CHOICES,
-        default="adam",
+        default="sparse_adam",
         check=one_of(tuple(OPTIMIZERS)),
-        summary="the optimizer",
+        summary="the optimizer (sparse_adam: only the rows a batch reads)",
         doc=(
-            "The optimizer (a fixed value may also be "
+            '`"sparse_adam"` (`keras_catembed.optimizers.SparseAdam`, the '
+            "presets' optimizer: Adam on the table rows a batch reads, the "
+            "fast path of `RatingModel.fit`) or a Keras optimizer (a fixed "
+            "value may also be "
             + ", ".join(
                 f'`"{name}"`'
                 for name in OPTIMIZERS
                 if name not in OPTIMIZER_CHOICES
             )
             + ")."
+        ),
+    ),
+    Hyperparameter(
+        name="table_decay",
+        kind="choice",
+        values=TABLE_DECAY_CHOICES,
+        default=0.0,
+        check=finite_float(strictly_positive=False),
+        summary="decoupled decay of the tables (sparse_adam, adamw; 0: none)",
+        doc=(
+            "A decoupled weight decay of the embedding tables (the "
+            "presets' regularization, `Recipe(table_decay=...)`): with "
+            '`"sparse_adam"` it reaches the rows a step skips lazily. '
+            'Applied by `"sparse_adam"` and `"adamw"`; the other '
+            "optimizers ignore it, and fixing a value above 0 with one of "
+            "them is an error. `0.0`: none."
         ),
     ),
     Hyperparameter(

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from keras_catembed._recipe import Recipe
+from keras_catembed.hypermodel._hyperparameters import DECAYING_OPTIMIZERS
 
 # The hyperparameters of the recipe.
 TRAINING = ("optimizer", "learning_rate", "schedule", "ema_momentum")
@@ -24,11 +25,15 @@ def recipe(values: Mapping[str, Any], epochs: int = 1) -> Recipe:
 
     Args:
         values: The hyperparameter values by name (`optimizer`,
-            `learning_rate`, `schedule`, `ema_momentum`, `batch_size`).
+            `learning_rate`, `schedule`, `ema_momentum`, `batch_size` and
+            `table_decay`, used by the optimizers that apply it).
         epochs: Positive integer. The epochs of `fit`, which set the
             length of the `"cosine"` schedule. Defaults to 1.
     """
     settings = {name: values[name] for name in TRAINING}
+    decay = values.get("table_decay") or 0.0
+    if decay > 0 and values["optimizer"] in DECAYING_OPTIMIZERS:
+        settings["table_decay"] = decay
     return Recipe(batch_size=values["batch_size"], epochs=epochs, **settings)
 
 

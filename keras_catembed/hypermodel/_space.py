@@ -10,6 +10,7 @@ from keras_catembed.hypermodel._hyperparameter import COLUMN
 from keras_catembed.hypermodel._hyperparameter import LAYER
 from keras_catembed.hypermodel._hyperparameter import HyperModelLike
 from keras_catembed.hypermodel._hyperparameter import Hyperparameter
+from keras_catembed.hypermodel._hyperparameters import DECAYING_OPTIMIZERS
 from keras_catembed.hypermodel._hyperparameters import HYPERPARAMETERS
 from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
 from keras_catembed.hypermodel._tuner import keras_tuner
@@ -150,6 +151,19 @@ def check_fixed(
         "Unknown hyperparameters to fix",
     )
     check_requirements(hypermodel, checked)
+    optimizer = checked.get("optimizer")
+    if (
+        checked.get("table_decay")
+        and optimizer is not None
+        and optimizer not in DECAYING_OPTIMIZERS
+    ):
+        raise ValueError(
+            f"`table_decay` is applied by the optimizers "
+            f"{list(DECAYING_OPTIMIZERS)}, and the fixed optimizer is "
+            f"{optimizer!r}. Received: table_decay="
+            f"{checked['table_decay']!r}; fix `table_decay` to 0.0 or "
+            "choose one of those optimizers."
+        )
     return checked
 
 
