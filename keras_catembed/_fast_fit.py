@@ -39,8 +39,9 @@ from keras_catembed.backend import generic
 # Steps per compiled call when the model's `steps_per_execution` is 1.
 # The first epoch of a shape runs calls of 1/BLOCKS_PER_EPOCH of the epoch
 # (MIN_STEPS_PER_EXECUTION to MAX_STEPS_PER_EXECUTION steps) and times
-# them; later epochs run calls of about SECONDS_PER_EXECUTION (a power of
-# two of steps, at most half the epoch and about 2**20 samples). So the
+# them; when a call took under SECONDS_TO_KEEP_EXECUTION, later epochs run
+# calls of about SECONDS_PER_EXECUTION (a power of two of steps, at most
+# half the epoch and about 2**20 samples). So the
 # progress bar and the batch callbacks move within every epoch, and a
 # call is long enough for its fixed cost not to slow the steady state.
 SAMPLES_PER_EXECUTION = 2**20
@@ -48,6 +49,9 @@ BLOCKS_PER_EPOCH = 20
 MIN_STEPS_PER_EXECUTION = 8
 MAX_STEPS_PER_EXECUTION = 1024
 SECONDS_PER_EXECUTION = 1.0
+# Calls of the first epoch at least this long are kept as they are: their
+# fixed cost is already small, and another length would be compiled anew.
+SECONDS_TO_KEEP_EXECUTION = 0.05
 
 
 def steps_per_call(model: Any, full_steps: int, batch_size: int) -> int:
@@ -266,7 +270,8 @@ def fit(
         if len(ends) >= 3:
             # The first call may include compilation: time the others.
             seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
-            per_call = timed_steps_per_call(seconds, full_steps, batch_size)
+            if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
+                per_call = timed_steps_per_call(seconds, full_steps, batch_size)
             runner.block_steps[shape] = per_call
             executions = _executions(
                 per_call, full_steps, remainder, batch_size

@@ -239,6 +239,8 @@ def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
     # The aimed seconds per call decide whether an epoch counts as long
     # (over that: at least two calls, each at least 8 steps) or short.
     monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", seconds)
+    # However slow the machine, the first epoch's calls count as short.
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
     # 3,210 rows in batches of 16: 200 full steps and one of 10 rows.
     x, y = data(n=3210)
     model = make_model()
@@ -261,6 +263,51 @@ def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
     assert second == [*calls, 200]
     for ends in epochs:
         assert all(np.isfinite(loss) for _, loss in ends)
+
+
+def test_calls_long_enough_keep_their_length(monkeypatch):
+    # First-epoch calls that already take long enough are not retimed, so
+    # no other block length is compiled.
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", 0.0)
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    x, y = data(n=3210)
+    model = make_model()
+    epochs = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert runner.block_steps[(16, 200)] == 10
+    assert [b for b, _ in epochs[1]] == [*range(9, 200, 10), 200]
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs on the JAX backend"
+)
+@pytest.mark.parametrize("optimizer", ["adam", "sparse"])
+def test_jax_pads_short_blocks_instead_of_compiling_them(optimizer):
+    # 11 full steps of 16 and one of 6 rows: blocks of 4, 4 and 3 steps
+    # (the 3 padded to 4 and skipped), then the short batch.
+    x, y = data(n=182)
+    padded, exact = twin_models(optimizer, optimizer, steps_per_execution=4)
+    # The reference runs the 11 full steps as one block: nothing padded.
+    exact.compile(
+        optimizer=exact.optimizer.__class__.from_config(
+            exact.optimizer.get_config()
+        ),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        steps_per_execution=11,
+    )
+    kwargs = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)
+    history = padded.fit(x, y, fast=True, **kwargs)
+    reference = exact.fit(x, y, fast=True, **kwargs)
+    for a, b in zip(padded.get_weights(), exact.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        history.history["loss"], reference.history["loss"], rtol=1e-5
+    )
+    (runner,) = padded.__dict__["_fast_fit_runners"].values()
+    # One compiled length per batch size: 4 steps of 16, 1 step of 6.
+    assert runner._lengths == {16: 4, 6: 1}
+    assert runner._run._cache_size() == 2
 
 
 def test_progress_bar_advances_within_the_epoch(monkeypatch):

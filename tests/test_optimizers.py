@@ -140,3 +140,34 @@ def test_sparse_adam_config_round_trip():
     assert float(keras.ops.convert_to_numpy(restored.learning_rate)) == (
         pytest.approx(0.01)
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs on the JAX backend"
+)
+@pytest.mark.parametrize("scratch", [True, False])
+def test_jax_unique_rows_matches_a_sorted_unique(scratch, monkeypatch):
+    import jax.numpy as jnp
+
+    from keras_catembed.backend import jax as jax_backend
+
+    if not scratch:
+        # Tables beyond the scratch limit take the sort.
+        monkeypatch.setattr(jax_backend, "_SCRATCH_ROWS", -(10**9))
+    rng = np.random.default_rng(0)
+    num_rows = 50
+    rows = (rng.zipf(1.3, 300) % num_rows).astype("int32")
+    rows[:3] = [7, 7, 49]
+    unique, positions = jax_backend.unique_rows(jnp.asarray(rows), num_rows)
+    unique, positions = np.asarray(unique), np.asarray(positions)
+    assert unique.shape == positions.shape == rows.shape
+    np.testing.assert_array_equal(unique[positions], rows)
+    distinct = np.unique(rows)
+    real = unique[unique < num_rows]
+    # Each distinct row once, then only the past-the-end padding.
+    np.testing.assert_array_equal(np.sort(real), distinct)
+    assert np.all(unique[len(distinct) :] == num_rows)
+    if scratch:
+        # First occurrences come first, in order.
+        _, first = np.unique(rows, return_index=True)
+        np.testing.assert_array_equal(real, rows[np.sort(first)])

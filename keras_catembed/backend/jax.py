@@ -26,6 +26,41 @@ def _gather_rows(value: Any, indices: Any) -> Any:
     return jnp.take(value, indices, axis=0, mode="fill", fill_value=0)
 
 
+# Largest table (in rows, beyond 32 per batch row) whose rows a step
+# deduplicates through a table-sized scratch array rather than a sort.
+_SCRATCH_ROWS = 2**20
+
+
+def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
+    """The distinct values of `rows` and the position of each element.
+
+    Returns `(unique, positions)`: `unique` has the length of `rows`, its
+    distinct values first (in order of first occurrence) and then
+    `num_rows` (an index past the table's end, dropped by the updates),
+    and `unique[positions] == rows`. Like `jnp.unique(rows, size=n,
+    fill_value=num_rows, return_inverse=True)` up to the order, without
+    its sort (which XLA runs slowly on CPU): each row's first position is
+    a scatter-min into a table-sized scratch array, and a cumulative sum
+    numbers the first occurrences. Very large tables use the sort.
+    """
+    n = rows.shape[0]
+    if num_rows > _SCRATCH_ROWS + 32 * n:
+        unique, positions = jnp.unique(
+            rows, size=n, fill_value=num_rows, return_inverse=True
+        )
+        return unique, positions.reshape(rows.shape)
+    order = jnp.arange(n, dtype=jnp.int32)
+    first = jnp.full((num_rows + 1,), n, jnp.int32).at[rows].min(order)[rows]
+    is_first = first == order
+    rank = jnp.cumsum(is_first.astype(jnp.int32)) - 1
+    unique = (
+        jnp.full((n,), num_rows, rows.dtype)
+        .at[jnp.where(is_first, rank, n)]
+        .set(rows, mode="drop")
+    )
+    return unique, rank[first]
+
+
 class Runner(generic.Runner):
     """Runs blocks of steps as one jitted `lax.scan` over device arrays.
 
@@ -39,16 +74,39 @@ class Runner(generic.Runner):
     ) -> None:
         super().__init__(model, tables=tables)
         self.state: Any = None
+        # The longest block compiled so far, by batch size: shorter blocks
+        # (an epoch's last) are padded to it rather than compiled anew.
+        self._lengths: dict[int, int] = {}
         step = model.train_step if tables is None else self._sparse_step
 
-        def run(state: Any, ids: Any, targets: Any, block: Any) -> Any:
-            def body(state: Any, index: Any) -> tuple[Any, Any]:
+        def run(
+            state: Any, ids: Any, targets: Any, block: Any, steps: Any
+        ) -> Any:
+            def take(state: Any, index: Any) -> tuple[Any, Any]:
                 logs, state = step(state, generic.batch(ids, targets, index))
                 return state, logs
 
             with _step.checked_ids(model):
-                state, logs = jax.lax.scan(body, state, block)
-            return jax.tree.map(lambda value: value[-1], logs), state
+                shapes = jax.eval_shape(take, state, block[0])[1]
+
+                def body(state: Any, item: Any) -> tuple[Any, Any]:
+                    index, live = item
+
+                    def skip(state: Any, index: Any) -> tuple[Any, Any]:
+                        zeros = jax.tree.map(
+                            lambda s: jnp.zeros(s.shape, s.dtype), shapes
+                        )
+                        return state, zeros
+
+                    # The padding's steps leave the state as it is.
+                    carried: tuple[Any, Any] = jax.lax.cond(
+                        live, take, skip, state, index
+                    )
+                    return carried
+
+                live = jnp.arange(block.shape[0]) < steps
+                state, logs = jax.lax.scan(body, state, (block, live))
+            return jax.tree.map(lambda value: value[steps - 1], logs), state
 
         self._run = jax.jit(run, donate_argnums=0)
 
@@ -71,7 +129,14 @@ class Runner(generic.Runner):
         # The state is donated to the compiled call (its buffers are
         # reused in place) and written back to the variables right after,
         # so callbacks between calls see current, valid values.
-        logs, self.state = self._run(self.state, self.ids, self.targets, block)
+        steps, size = block.shape
+        length = max(self._lengths.get(size, 0), steps)
+        self._lengths[size] = length
+        if steps < length:
+            block = jnp.pad(block, ((0, length - steps), (0, 0)))
+        logs, self.state = self._run(
+            self.state, self.ids, self.targets, block, jnp.int32(steps)
+        )
         for variables, values in zip(
             self._variables(), self.state, strict=True
         ):
@@ -100,16 +165,11 @@ class Runner(generic.Runner):
             rows, num_rows = self.tables.needed_rows(
                 layer, x, None if pairs is None else constants[id(pairs)]
             )
-            unique, positions = jnp.unique(
-                rows,
-                size=rows.shape[0],
-                fill_value=num_rows,
-                return_inverse=True,
-            )
+            unique, positions = unique_rows(rows, num_rows)
             uniques[index] = unique
             gathered[index] = (
                 _gather_rows(trainable[index], unique),
-                positions.reshape(rows.shape),
+                positions,
             )
 
         def loss_fn(dense: dict[int, Any], rows: dict[int, Any]) -> Any:
