@@ -139,6 +139,7 @@ def encoders(model: Any) -> Mapping[str, Any]:
             model.embedding_layers[column],
             model.bias_layers.get(column),
             pairs,
+            model.max_pairs_per_id,
         )
     return types.MappingProxyType(result)
 

@@ -179,13 +179,19 @@ class ColumnEncoder(keras.layers.Layer):
         embedding: EntityEmbedding,
         bias_layer: EntityEmbedding | None,
         pair_layers: Mapping[str, tuple[ImplicitFeedback, str, Any]],
+        max_pairs_per_id: int | None = None,
     ) -> "ColumnEncoder":
         """An encoder over layers a `RatingModel` already holds.
 
         The model's saved files name its weights by its own attributes, so
         its encoders share its layers rather than own them.
         """
-        encoder = cls(embedding, column=column, dtype=embedding.dtype_policy)
+        encoder = cls(
+            embedding,
+            column=column,
+            max_pairs_per_id=max_pairs_per_id,
+            dtype=embedding.dtype_policy,
+        )
         encoder.bias = bias_layer is not None
         encoder.bias_layer = bias_layer
         sources = {}

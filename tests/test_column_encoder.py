@@ -60,6 +60,7 @@ def test_model_encoders_compute_embed_and_share_its_layers():
         bias_terms=True,
         implicit={"user_id": "movie_id"},
         neighborhood={"movie_id": "user_id"},
+        max_pairs_per_id=5,
     )
     model.adapt(x, y)
     model.build()
@@ -71,6 +72,7 @@ def test_model_encoders_compute_embed_and_share_its_layers():
     assert users.implicit_layer is model.implicit_layers["user_id"]
     assert movies.neighborhood_layer is model.neighborhood_layers["movie_id"]
     assert users.source_columns == {"implicit": "movie_id"}
+    assert users.max_pairs_per_id == 5
     assert movies.output_dim == 2 * movies.embedding.output_dim
     embedded = model.embed(
         {column: ops.convert_to_tensor(v) for column, v in x.items()}
