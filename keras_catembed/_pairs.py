@@ -13,6 +13,16 @@ from typing import Any
 import numpy as np
 
 
+def check_finite(where: str, ratings: np.ndarray) -> None:
+    """Raises, naming the first, when a rating is NaN or infinite."""
+    if not np.all(np.isfinite(ratings)):
+        bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
+        raise ValueError(
+            f"{where}: rating {ratings[bad]} at row {bad} is not finite. "
+            "Expected finite ratings."
+        )
+
+
 def check_adapt(
     layer: Any, target_rows: Any, source_rows: Any, ratings: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -36,12 +46,7 @@ def check_adapt(
                 f"{layer.name}: expected one rating per pair. Received "
                 f"{ratings.size} ratings for {targets.size} pairs"
             )
-        if not np.all(np.isfinite(ratings)):
-            bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
-            raise ValueError(
-                f"{layer.name}: rating {ratings[bad]} at row {bad} is not "
-                "finite. Expected finite ratings."
-            )
+        check_finite(layer.name, ratings)
     if targets.size == 0:
         raise ValueError(f"{layer.name}: `adapt` received no rows")
     for name, rows, size in (

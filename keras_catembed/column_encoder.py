@@ -279,24 +279,27 @@ class ColumnEncoder(keras.layers.Layer):
         return vector, self.bias_layer(inputs[self.column])
 
     def _standardize(self, inputs: Any) -> dict[str, Any]:
-        if not isinstance(inputs, Mapping):
-            raise ValueError(
-                f"{self.name} expects a dict of id tensors holding the "
-                f"columns {self.input_columns}. Received: "
-                f"{type(inputs).__name__}"
-            )
-        missing = [c for c in self.input_columns if c not in inputs]
-        if missing:
-            raise ValueError(
-                f"{self.name} reads the columns {self.input_columns}. "
-                f"Missing: {missing}"
-            )
+        self._check_columns(inputs, self.name, "a dict of id tensors")
         return {
             column: ops.reshape(inputs[column], (-1,))
             if len(getattr(inputs[column], "shape", ())) == 2
             else inputs[column]
             for column in self.input_columns
         }
+
+    def _check_columns(self, inputs: Any, where: str, expected: str) -> None:
+        """Raises unless `inputs` is a mapping holding `input_columns`."""
+        if not isinstance(inputs, Mapping):
+            raise ValueError(
+                f"{where} expects {expected} holding the columns "
+                f"{self.input_columns}. Received: {type(inputs).__name__}"
+            )
+        missing = [c for c in self.input_columns if c not in inputs]
+        if missing:
+            raise ValueError(
+                f"{where} reads the columns {self.input_columns}. "
+                f"Missing: {missing}"
+            )
 
     def adapt(self, x: Any, y: Any = None) -> None:
         """Records the pairs of `implicit` and `neighborhood` from data.
@@ -323,17 +326,7 @@ class ColumnEncoder(keras.layers.Layer):
             )
         if _frames.is_dataframe(x):
             x = _frames.known_columns(x, self.input_columns)
-        if not isinstance(x, Mapping):
-            raise ValueError(
-                "`adapt` expects a dict of id arrays keyed by column name. "
-                f"Received: {type(x).__name__}"
-            )
-        missing = [c for c in self.input_columns if c not in x]
-        if missing:
-            raise ValueError(
-                f"`adapt` needs the columns {self.input_columns}. "
-                f"Missing: {missing}"
-            )
+        self._check_columns(x, "`adapt`", "a dict of id arrays")
         tables = {self.column: self.embedding}
         tables.update(dict(self._sources.values()))
         rows = {
@@ -433,10 +426,5 @@ def _ratings(y: Any, size: int) -> np.ndarray:
             f"`adapt` expects one rating per row: {ratings.size} "
             f"ratings for {size} rows"
         )
-    if not np.all(np.isfinite(ratings)):
-        bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
-        raise ValueError(
-            f"`adapt`: rating {ratings[bad]} at row {bad} is not finite. "
-            "Expected finite ratings."
-        )
+    _pairs.check_finite("`adapt`", ratings)
     return ratings
