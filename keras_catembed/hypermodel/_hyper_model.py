@@ -48,8 +48,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
     A hyperparameter's default is used by `GridSearch`'s first trial and
     when KerasTuner needs a value without searching. With every default,
     the model is `keras_catembed.RatingModel(embeddings)` with its own
-    defaults, trained with Adam at a learning rate of 0.001 on batches of
-    256.
+    defaults, trained with `keras_catembed.optimizers.SparseAdam` (Adam on
+    the table rows a batch reads) at a learning rate of 0.001 on batches
+    of 256, without table decay.
 
     The hyperparameters, their search ranges and their defaults are listed
     in the table of the [Tuning guide](../tuning.md#the-search-space).
