@@ -8,7 +8,6 @@ then the neighbourhood layers, each hidden layer then its dropout, the
 output unit).
 """
 
-import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,31 +116,6 @@ def pair_layer(
         name=f"{table._column}_{'neighborhood' if rated else 'implicit'}",
         dtype=dtype,
     )
-
-
-def encoders(model: Any) -> Mapping[str, Any]:
-    """A `ColumnEncoder` per column over the layers `model` holds."""
-    from keras_catembed.column_encoder import ColumnEncoder
-
-    result = {}
-    for column in model.columns:
-        pairs = {}
-        for kind, sources, layers in (
-            ("implicit", model.implicit, model.implicit_layers),
-            ("neighborhood", model.neighborhood, model.neighborhood_layers),
-        ):
-            if column in layers:
-                source = sources[column]
-                table = model.embedding_layers[source]
-                pairs[kind] = (layers[column], source, table)
-        result[column] = ColumnEncoder._of_layers(
-            column,
-            model.embedding_layers[column],
-            model.bias_layers.get(column),
-            pairs,
-            model.max_pairs_per_id,
-        )
-    return types.MappingProxyType(result)
 
 
 def add_hidden(

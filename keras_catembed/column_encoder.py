@@ -391,6 +391,29 @@ class ColumnEncoder(keras.layers.Layer):
         return cls(**config)
 
 
+def model_encoders(model: Any) -> Mapping[str, "ColumnEncoder"]:
+    """A `ColumnEncoder` per column over the layers `model` holds."""
+    result = {}
+    for column in model.columns:
+        pairs = {}
+        for kind, sources, layers in (
+            ("implicit", model.implicit, model.implicit_layers),
+            ("neighborhood", model.neighborhood, model.neighborhood_layers),
+        ):
+            if column in layers:
+                source = sources[column]
+                table = model.embedding_layers[source]
+                pairs[kind] = (layers[column], source, table)
+        result[column] = ColumnEncoder._of_layers(
+            column,
+            model.embedding_layers[column],
+            model.bias_layers.get(column),
+            pairs,
+            model.max_pairs_per_id,
+        )
+    return types.MappingProxyType(result)
+
+
 def _table_rows(column: str, table: EntityEmbedding, ids: Any) -> np.ndarray:
     """Checked table rows of a column's ids, as a NumPy array."""
     if not _inputs.is_array_like(ids):

@@ -11,6 +11,7 @@ from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _layers
 from keras_catembed import _pairs
+from keras_catembed import column_encoder
 from keras_catembed._adapt import PairAdapting
 from keras_catembed._export import Exportable
 from keras_catembed._forward import RatingForward
@@ -175,7 +176,7 @@ class RatingModel(
         # Views over the layers above, in a read-only mapping that saved
         # files do not follow: they name the weights by the attributes
         # above.
-        self._encoders = _layers.encoders(self)
+        self._encoders = column_encoder.model_encoders(self)
 
     def recommend(
         self,
