@@ -114,7 +114,7 @@ def sketch(
     rows = len(_numpy(y))
     exact = True
     if previous is not None and list(previous["columns"]) == list(columns):
-        hashes = np.union1d(hashes, previous["hashes"])
+        hashes = _distinct(np.concatenate([hashes, previous["hashes"]]))
         rows += previous["rows"]
         exact = previous["exact"]
     if hashes.size > SKETCH_SIZE:
@@ -132,15 +132,29 @@ def _smallest_distinct(hashes: np.ndarray) -> np.ndarray:
     """The smallest distinct hashes, sorted: all, or more than a sketch.
 
     Many rows are cut down with a partition first, so that not every
-    row's hash is sorted.
+    row's hash is sorted; a head with too few distinct hashes (repeated
+    rows) is widened fourfold until it has enough.
     """
-    if hashes.size > 4 * SKETCH_SIZE:
-        head = np.unique(
-            np.partition(hashes, 2 * SKETCH_SIZE)[: 2 * SKETCH_SIZE]
-        )
+    head_size = 2 * SKETCH_SIZE
+    while 2 * head_size < hashes.size:
+        head = _distinct(np.partition(hashes, head_size)[:head_size])
         if head.size > SKETCH_SIZE:
             return head
-    return np.unique(hashes)
+        head_size *= 4
+    return _distinct(hashes)
+
+
+def _distinct(hashes: np.ndarray) -> np.ndarray:
+    """The distinct values of `hashes`, sorted.
+
+    Sorting and comparing neighbours: many times faster than `np.unique`
+    on unsigned 64-bit values in NumPy 2.4.
+    """
+    ordered = np.sort(hashes)
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def overlap(
@@ -159,7 +173,10 @@ def overlap(
         hashes = hashes[hashes <= kept[-1]]
     if hashes.size == 0:
         return None, 0
-    found = np.isin(hashes, kept)
+    # `kept` is sorted: a binary search finds each hash's place in it.
+    place = np.searchsorted(kept, hashes)
+    place[place == kept.size] = 0
+    found = kept[place] == hashes if kept.size else np.zeros(hashes.size, bool)
     return float(found.mean()), int(hashes.size)
 
 

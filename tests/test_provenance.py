@@ -115,6 +115,24 @@ def test_overlap_estimate_of_many_rows():
     assert model.training_overlap(*_take(x, y, slice(0, 20000))) == 1.0
 
 
+@pytest.mark.parametrize("copies", [1, 3, 40])
+def test_sketch_keeps_the_smallest_distinct_hashes_of_repeated_rows(copies):
+    # Rows repeated `copies` times: the partitioned head of the hashes has
+    # too few distinct values at 40 copies and must be widened.
+    x, y = _rows(1000, 500, 30000, seed=5)
+    order = np.random.default_rng(0).permutation(30000 * copies) % 30000
+    x, y = _take(x, y, order)
+    hashes = _provenance.row_hashes(["user", "movie"], x, y)
+    expected = np.unique(hashes)[: _provenance.SKETCH_SIZE]
+    fingerprint = _provenance.sketch(["user", "movie"], x, y)
+    np.testing.assert_array_equal(fingerprint["hashes"], expected)
+    assert not fingerprint["exact"]
+    # Merging the same rows again changes the hashes in no way.
+    merged = _provenance.sketch(["user", "movie"], x, y, previous=fingerprint)
+    np.testing.assert_array_equal(merged["hashes"], expected)
+    assert merged["rows"] == 2 * y.size
+
+
 def test_evaluate_warns_on_training_rows_only():
     x, y = _rows(50, 40, 1200, seed=3)
     train, train_y = _take(x, y, slice(0, 800))
