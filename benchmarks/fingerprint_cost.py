@@ -2,7 +2,8 @@
 
 `fit` hashes every training row and keeps a bottom-k sketch of the hashes
 (`keras_catembed._provenance`). This measures, on synthetic two-column
-ratings, the seconds `sketch` takes (NumPy only: no backend involved) for
+ratings (all rows distinct, and many repeats of a few rows), the
+seconds `sketch` takes (NumPy only: no backend involved) for
 several training sizes, and the overlap estimate of a test set of which
 30% are training rows.
 
@@ -26,13 +27,21 @@ sys.path.insert(0, HERE)
 import _results  # noqa: E402
 
 
-def measure(num_rows, repeats=3):
+def measure(num_rows, distinct=None, repeats=3):
+    """Rows drawn from `distinct` different rows (all distinct if None)."""
     rng = np.random.default_rng(0)
+    num_distinct = num_rows if distinct is None else distinct
     x = {
-        "user_id": rng.integers(0, 2**31 - 1, num_rows),
-        "movie_id": rng.integers(0, 2**31 - 1, num_rows),
+        "user_id": rng.integers(0, 2**31 - 1, num_distinct),
+        "movie_id": rng.integers(0, 2**31 - 1, num_distinct),
     }
-    y = rng.integers(1, 6, num_rows).astype("float32")
+    y = rng.integers(1, 6, num_distinct).astype("float32")
+    if distinct is not None:
+        # Each row repeated about num_rows / distinct times (as a data set
+        # of many repeated ratings, or one listed once per epoch).
+        rows = rng.integers(0, distinct, num_rows)
+        x = {column: values[rows] for column, values in x.items()}
+        y = y[rows]
     columns = list(x)
     times = []
     for _ in range(repeats):
@@ -53,6 +62,9 @@ def measure(num_rows, repeats=3):
     estimate, sampled = _provenance.overlap(fingerprint, test_x, test_y)
     return {
         "rows": num_rows,
+        "distinct_rows": (
+            num_rows if distinct is None else int(np.unique(rows).size)
+        ),
         "sketch_seconds": min(times),
         "test_rows": num_test,
         "true_overlap": seen.size / num_test,
@@ -66,16 +78,29 @@ def main():
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000]
     )
+    parser.add_argument(
+        "--repeated",
+        type=int,
+        nargs=2,
+        action="append",
+        metavar=("ROWS", "DISTINCT"),
+        default=None,
+        help="also ROWS rows drawn from DISTINCT different rows "
+        "(default: 1000000 20000)",
+    )
     args = parser.parse_args()
+    repeated = args.repeated or [(1_000_000, 20_000)]
     results = [measure(n) for n in args.sizes]
+    results += [measure(n, distinct) for n, distinct in repeated]
     lines = [
-        "| training rows | sketch (s) | test rows | true overlap | "
+        "| training rows | distinct | sketch (s) | test rows | true overlap | "
         "estimate | sampled test rows |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['rows']:,} | {r['sketch_seconds']:.3f} | "
+            f"| {r['rows']:,} | {r['distinct_rows']:,} | "
+            f"{r['sketch_seconds']:.3f} | "
             f"{r['test_rows']:,} | {r['true_overlap']:.3f} | "
             f"{r['estimated_overlap']:.3f} | {r['sampled_test_rows']:,} |"
         )
