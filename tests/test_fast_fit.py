@@ -310,6 +310,25 @@ def test_jax_pads_short_blocks_instead_of_compiling_them(optimizer):
     assert runner._run._cache_size() == 2
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="runs on the TensorFlow backend",
+)
+@pytest.mark.parametrize("optimizer", ["adam", "sparse"])
+def test_tensorflow_traces_one_loop_for_every_block_and_batch(optimizer):
+    # Blocks of 4, 4 and 3 steps of 16 rows, then one step of 6 rows, in
+    # two fit calls on data of two sizes: a trace costs seconds, so
+    # one loop serves every shape.
+    x, y = data(n=182)
+    model, _ = twin_models(optimizer, optimizer, steps_per_execution=4)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, fast=True)
+    short = {column: values[:100] for column, values in x.items()}
+    model.fit(short, y[:100], batch_size=16, epochs=1, verbose=0, fast=True)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    (function,) = runner._runs.values()
+    assert function.experimental_get_tracing_count() == 1
+
+
 def test_progress_bar_advances_within_the_epoch(monkeypatch):
     updates = []
     update = keras.utils.Progbar.update

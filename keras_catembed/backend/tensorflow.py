@@ -30,11 +30,29 @@ class Runner(generic.Runner):
                 logs = model.train_step(batch(ids, targets, block[step]))
             return logs
 
-        self._run = tf.function(run, jit_compile=jit, reduce_retracing=True)
+        self._function = run
+        self._jit = jit
+        # Compiled loops by the dtypes of the inputs. Each is traced once,
+        # for any number of rows, block length and batch size: a trace
+        # costs seconds, and an epoch's calls differ in length (its last
+        # block) and batch size (its last batch).
+        self._runs: dict[Any, Any] = {}
 
     def run(self, block: Any) -> Any:
+        inputs = (self.ids, self.targets, block)
+        key = tuple(tensor.dtype for tensor in tf.nest.flatten(inputs))
+        if key not in self._runs:
+            signature = tf.nest.map_structure(
+                lambda tensor: tf.TensorSpec(
+                    [None] * len(tensor.shape), tensor.dtype
+                ),
+                inputs,
+            )
+            self._runs[key] = tf.function(
+                self._function, input_signature=signature, jit_compile=self._jit
+            )
         with _step.checked_ids(self.model):
-            return self._run(self.ids, self.targets, block)
+            return self._runs[key](*inputs)
 
 
 class TensorFlowBackend(generic.Backend):
