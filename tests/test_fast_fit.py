@@ -329,6 +329,35 @@ def test_tensorflow_traces_one_loop_for_every_block_and_batch(optimizer):
     assert function.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="runs on the TensorFlow backend",
+)
+def test_tensorflow_xla_loop_pads_short_blocks():
+    # Dense Adam runs under XLA, which compiles each shape anew: the block
+    # of 3 steps runs padded to 4, its padding skipped. Same training as
+    # one block of all 11 steps.
+    x, y = data(n=182)
+    padded, exact = twin_models("adam", "adam", steps_per_execution=4)
+    exact.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        steps_per_execution=11,
+    )
+    kwargs = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)
+    history = padded.fit(x, y, fast=True, **kwargs)
+    reference = exact.fit(x, y, fast=True, **kwargs)
+    for a, b in zip(padded.get_weights(), exact.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        history.history["loss"], reference.history["loss"], rtol=1e-5
+    )
+    (runner,) = padded.__dict__["_fast_fit_runners"].values()
+    assert runner._jit
+    assert runner._lengths == {16: 4, 6: 1}
+
+
 def test_progress_bar_advances_within_the_epoch(monkeypatch):
     updates = []
     update = keras.utils.Progbar.update

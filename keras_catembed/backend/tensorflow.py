@@ -23,11 +23,19 @@ class Runner(generic.Runner):
     ) -> None:
         super().__init__(model)
 
-        def run(ids: Any, targets: Any, block: Any) -> Any:
-            batch = generic.batch
-            logs = model.train_step(batch(ids, targets, block[0]))
-            for step in tf.range(1, tf.shape(block)[0]):
-                logs = model.train_step(batch(ids, targets, block[step]))
+        def run(ids: Any, targets: Any, block: Any, steps: Any) -> Any:
+            def step(index: Any) -> Any:
+                return model.train_step(
+                    generic.batch(ids, targets, block[index])
+                )
+
+            # A while loop on the `steps` tensor: XLA would compile a
+            # `tf.range` bound as a constant, anew for each value.
+            _, logs = tf.while_loop(
+                lambda index, logs: index < steps,
+                lambda index, logs: (index + 1, step(index)),
+                (tf.constant(1), step(0)),
+            )
             return logs
 
         self._function = run
@@ -37,9 +45,18 @@ class Runner(generic.Runner):
         # costs seconds, and an epoch's calls differ in length (its last
         # block) and batch size (its last batch).
         self._runs: dict[Any, Any] = {}
+        # The longest block so far, by batch size: under XLA (which
+        # compiles each shape anew, for seconds) a shorter block is padded
+        # to it, its padding steps skipped.
+        self._lengths: dict[int, int] = {}
 
     def run(self, block: Any) -> Any:
-        inputs = (self.ids, self.targets, block)
+        steps, size = block.shape
+        if self._jit:
+            length = max(self._lengths.get(size, 0), steps)
+            self._lengths[size] = length
+            block = tf.pad(block, [[0, length - steps], [0, 0]])
+        inputs = (self.ids, self.targets, block, tf.constant(steps, tf.int32))
         key = tuple(tensor.dtype for tensor in tf.nest.flatten(inputs))
         if key not in self._runs:
             signature = tf.nest.map_structure(
