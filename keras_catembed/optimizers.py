@@ -216,6 +216,35 @@ class SparseAdam(keras.optimizers.Adam):
             return self._sparse_update(*rows, variable, learning_rate)
         return super().update_step(gradient, variable, learning_rate)
 
+    def _backend_update_step(
+        self, grads: Any, trainable_variables: Any, learning_rate: Any
+    ) -> None:
+        # Keras's loop over `update_step`, except that on a backend that
+        # runs eagerly (torch), where one `update_step` per variable costs
+        # more than its arithmetic, the dense gradients' Adam updates run
+        # together.
+        pairs = list(zip(grads, trainable_variables, strict=True))
+        dense = [
+            (gradient, variable)
+            for gradient, variable in pairs
+            if gradient is not None and not isinstance(gradient, RowGradient)
+        ]
+        if (
+            not backend.current.ADAM_TOGETHER
+            or self.weight_decay is not None
+            or len(dense) < 2
+        ):
+            super()._backend_update_step(
+                grads, trainable_variables, learning_rate
+            )
+            return
+        backend.current.adam_together(
+            self, [g for g, _ in dense], [v for _, v in dense], learning_rate
+        )
+        for gradient, variable in pairs:
+            if isinstance(gradient, RowGradient):
+                self.update_step(gradient, variable, learning_rate)
+
     def _decay(self, variable: Any, indices: Any, learning_rate: Any) -> None:
         """Decays `variable`: the given rows, or every row, by what it owes."""
         step_log = self._step_log(learning_rate)

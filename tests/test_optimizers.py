@@ -99,20 +99,39 @@ def test_sparse_adam_first_step_equals_adam_and_later_steps_are_lazy():
     np.testing.assert_allclose(lazy_now[1], adam_now[1], rtol=1e-6)
 
 
-def test_sparse_adam_updates_dense_gradients_like_adam():
+@pytest.mark.parametrize("shapes", [[(4, 3)], [(4, 3), (3,), (3, 2)]])
+def test_sparse_adam_updates_dense_gradients_like_adam(shapes):
+    # One variable, or several (which torch updates all at once).
     rng = np.random.default_rng(2)
-    initial = rng.normal(size=(4, 3)).astype(np.float32)
-    a, b = keras.Variable(initial), keras.Variable(initial)
+    initial = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    a = [keras.Variable(value) for value in initial]
+    b = [keras.Variable(value) for value in initial]
     sparse_opt, adam_opt = optimizers.SparseAdam(LR), keras.optimizers.Adam(LR)
     for _ in range(3):
-        grad = keras.ops.convert_to_tensor(
-            rng.normal(size=(4, 3)).astype(np.float32)
+        grads = [
+            keras.ops.convert_to_tensor(
+                rng.normal(size=shape).astype(np.float32)
+            )
+            for shape in shapes
+        ]
+        sparse_opt.apply(grads, a)
+        adam_opt.apply(grads, b)
+    for left, right in zip(a, b, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(left),
+            keras.ops.convert_to_numpy(right),
+            rtol=1e-6,
         )
-        sparse_opt.apply([grad], [a])
-        adam_opt.apply([grad], [b])
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-6
-    )
+    # The moments too (up to the order of float32 rounding).
+    for left, right in zip(
+        sparse_opt.variables, adam_opt.variables, strict=True
+    ):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(left),
+            keras.ops.convert_to_numpy(right),
+            rtol=1e-5,
+            atol=1e-8,
+        )
 
 
 @pytest.mark.parametrize(

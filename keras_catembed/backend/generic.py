@@ -73,6 +73,8 @@ class Backend:
     """
 
     SUPPORTS_JIT: ClassVar[bool] = True
+    # Whether `adam_together` updates many dense variables at once.
+    ADAM_TOGETHER: ClassVar[bool] = False
     DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = False
     # The device loop's class, or None where the backend has none.
     Runner: ClassVar[type[Runner] | None] = None
@@ -111,6 +113,15 @@ class Backend:
     def sparse_gradient(self, gradient: Any) -> tuple[Any, Any] | None:
         """`(indices, values)` of a backend's own sparse gradient, or None."""
         return None
+
+    def adam_together(
+        self, optimizer: Any, grads: Any, variables: Any, learning_rate: Any
+    ) -> None:
+        """Adam's update of dense `variables`, all in a few operations.
+
+        Only where `ADAM_TOGETHER` is set (see `SparseAdam`).
+        """
+        raise NotImplementedError
 
     def gather_rows(self, value: Any, indices: Any) -> Any:
         """The `indices` rows of an array."""

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import keras
 import torch
+from keras import ops
 
 from keras_catembed import _step
 from keras_catembed.backend import generic
@@ -68,6 +69,52 @@ class TorchBackend(generic.Backend):
 
     def is_traced(self, x: Any) -> bool:
         return bool(torch.compiler.is_compiling())
+
+    ADAM_TOGETHER: ClassVar[bool] = True
+
+    def adam_together(
+        self, optimizer: Any, grads: Any, variables: Any, learning_rate: Any
+    ) -> None:
+        """`keras.optimizers.Adam.update_step` of every variable at once.
+
+        The same arithmetic, in `torch._foreach_*` operations over the
+        lists of variables, moments and gradients.
+        """
+        values = [variable.value for variable in variables]
+        dtype = values[0].dtype
+        lr = ops.cast(learning_rate, dtype)
+        local_step = ops.cast(optimizer.iterations + 1, dtype)
+        beta_1_power = ops.power(ops.cast(optimizer.beta_1, dtype), local_step)
+        beta_2_power = ops.power(ops.cast(optimizer.beta_2, dtype), local_step)
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        index = optimizer._get_variable_index
+        moments = [optimizer._momentums[index(x)].value for x in variables]
+        velocities = [optimizer._velocities[index(x)].value for x in variables]
+        with torch.no_grad():
+            grads = [
+                grad.to(value.dtype)
+                for grad, value in zip(grads, values, strict=True)
+            ]
+            torch._foreach_add_(
+                moments,
+                torch._foreach_sub(grads, moments),
+                alpha=1 - optimizer.beta_1,
+            )
+            torch._foreach_add_(
+                velocities,
+                torch._foreach_sub(
+                    torch._foreach_mul(grads, grads), velocities
+                ),
+                alpha=1 - optimizer.beta_2,
+            )
+            steps = torch._foreach_mul(moments, alpha)
+            torch._foreach_div_(
+                steps,
+                torch._foreach_add(
+                    torch._foreach_sqrt(velocities), optimizer.epsilon
+                ),
+            )
+            torch._foreach_sub_(values, steps)
 
     def gather_rows(self, value: Any, indices: Any) -> Any:
         return value[indices]
