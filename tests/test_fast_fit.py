@@ -278,13 +278,15 @@ def test_calls_long_enough_keep_their_length(monkeypatch):
     assert [b for b, _ in epochs[1]] == [*range(9, 200, 10), 200]
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax", reason="runs on the JAX backend"
-)
 @pytest.mark.parametrize("optimizer", ["adam", "sparse"])
-def test_jax_pads_short_blocks_instead_of_compiling_them(optimizer):
+def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(optimizer):
     # 11 full steps of 16 and one of 6 rows: blocks of 4, 4 and 3 steps
-    # (the 3 padded to 4 and skipped), then the short batch.
+    # (the 3 padded to 4 and skipped), then the short batch. On JAX, and
+    # on TensorFlow under XLA (dense Adam), which compile each shape anew.
+    if keras.backend.backend() not in ("jax", "tensorflow"):
+        pytest.skip("torch runs its loop eagerly")
+    if keras.backend.backend() == "tensorflow" and optimizer == "sparse":
+        pytest.skip("SparseAdam's TensorFlow loop runs without XLA")
     x, y = data(n=182)
     padded, exact = twin_models(optimizer, optimizer, steps_per_execution=4)
     # The reference runs the 11 full steps as one block: nothing padded.
@@ -307,7 +309,8 @@ def test_jax_pads_short_blocks_instead_of_compiling_them(optimizer):
     (runner,) = padded.__dict__["_fast_fit_runners"].values()
     # One compiled length per batch size: 4 steps of 16, 1 step of 6.
     assert runner._lengths == {16: 4, 6: 1}
-    assert runner._run._cache_size() == 2
+    if keras.backend.backend() == "jax":
+        assert runner._run._cache_size() == 2
 
 
 @pytest.mark.skipif(
@@ -327,35 +330,6 @@ def test_tensorflow_traces_one_loop_for_every_block_and_batch(optimizer):
     (runner,) = model.__dict__["_fast_fit_runners"].values()
     (function,) = runner._runs.values()
     assert function.experimental_get_tracing_count() == 1
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="runs on the TensorFlow backend",
-)
-def test_tensorflow_xla_loop_pads_short_blocks():
-    # Dense Adam runs under XLA, which compiles each shape anew: the block
-    # of 3 steps runs padded to 4, its padding skipped. Same training as
-    # one block of all 11 steps.
-    x, y = data(n=182)
-    padded, exact = twin_models("adam", "adam", steps_per_execution=4)
-    exact.compile(
-        optimizer=keras.optimizers.Adam(0.01),
-        loss="mse",
-        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
-        steps_per_execution=11,
-    )
-    kwargs = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)
-    history = padded.fit(x, y, fast=True, **kwargs)
-    reference = exact.fit(x, y, fast=True, **kwargs)
-    for a, b in zip(padded.get_weights(), exact.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
-    np.testing.assert_allclose(
-        history.history["loss"], reference.history["loss"], rtol=1e-5
-    )
-    (runner,) = padded.__dict__["_fast_fit_runners"].values()
-    assert runner._jit
-    assert runner._lengths == {16: 4, 6: 1}
 
 
 def test_progress_bar_advances_within_the_epoch(monkeypatch):

@@ -65,12 +65,12 @@ class TorchBackend(generic.Backend):
     # `torch.compile` would drop the id checks: a layer checking ids keeps
     # Keras from compiling it.
     SUPPORTS_JIT: ClassVar[bool] = False
+    # Eager: one Keras `update_step` per weight costs more than its math.
+    ADAM_TOGETHER: ClassVar[bool] = True
     Runner: ClassVar[type[generic.Runner] | None] = Runner
 
     def is_traced(self, x: Any) -> bool:
         return bool(torch.compiler.is_compiling())
-
-    ADAM_TOGETHER: ClassVar[bool] = True
 
     def adam_together(
         self, optimizer: Any, grads: Any, variables: Any, learning_rate: Any
