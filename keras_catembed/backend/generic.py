@@ -65,7 +65,8 @@ class Backend:
       by XLA or `torch.compile`), `is_concrete`, `graph_assert`,
       `with_dependencies`, `lookup` (a table gather that keeps the
       gradient sparse where the backend can);
-    - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`;
+    - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`,
+      `ADAM_TOGETHER` and `adam_together` (dense Adam updates at once);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
       `DISTINCT_STEP_FUNCTIONS`;
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`;
