@@ -126,8 +126,6 @@ def blocker(
         return "the model is not compiled"
     if model.run_eagerly:
         return "the model runs eagerly (`run_eagerly=True`)"
-    if keras.distribution.distribution() is not None:
-        return "a keras.distribution distribution is set"
     if backend.current.Runner is None:
         return f"the {backend.NAME} backend has no device loop"
     return backend.current.loop_blocker(model)

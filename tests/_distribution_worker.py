@@ -1,13 +1,15 @@
 """Trains a `RatingModel` on one device and across devices; saves both.
 
-Usage: python -m tests._distribution_worker CASE OUT.npz
+Usage: python -m tests._distribution_worker CASE OUT.npz [OPTIMIZER]
 
 CASE is `data_parallel` or `model_parallel` (JAX, with
-`XLA_FLAGS=--xla_force_host_platform_device_count=4`) or `mirrored`
-(TensorFlow, two logical CPUs). Device counts are fixed when the backend
+`XLA_FLAGS=--xla_force_host_platform_device_count=8`) or `mirrored`
+(TensorFlow, two logical CPUs). OPTIMIZER is `adam` (the default) or
+`sparse_adam`. Device counts are fixed when the backend
 starts, hence a fresh process. OUT.npz holds, for the single-device run
 (`single_*`) and the distributed run (`dist_*`), the trained weights, the
-predictions and the evaluation loss; for JAX also the shard shapes of each
+predictions, the evaluation loss and whether `fit` ran the device loop;
+for JAX also the shard shapes of each
 variable (and of the optimizer's table slots, and of the variables of the
 model saved and loaded under the distribution), as JSON. The test compares them.
 """
@@ -31,7 +33,11 @@ import keras_catembed  # noqa: E402
 
 NUM_USERS = 16
 NUM_MOVIES = 12
-NUM_ROWS = 256
+# `fit` trains on eight batches of 32 and a last one of 4, which 8 devices
+# do not divide; Keras's `predict` and `evaluate` under `DataParallel`
+# need batches the devices divide, so they read the first 256 rows.
+NUM_ROWS = 260
+NUM_PREDICTED = 256
 BATCH_SIZE = 32
 EPOCHS = 3
 
@@ -61,18 +67,34 @@ def make_model(name):
     )
 
 
-def train(model, initial_weights, x, y):
+def make_optimizer(name):
+    if name == "adam":
+        return keras.optimizers.Adam(0.01)
+    if name == "sparse_adam":
+        return keras_catembed.optimizers.SparseAdam(0.01)
+    raise ValueError(f"Unknown optimizer {name!r}")
+
+
+def train(model, initial_weights, x, y, optimizer):
     model.build()
     model.set_weights(initial_weights)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.compile(optimizer=make_optimizer(optimizer), loss="mse")
     model.fit(
         x, y, batch_size=BATCH_SIZE, epochs=EPOCHS, shuffle=False, verbose=0
     )
     return {
+        # The device loop keeps its compiled steps on the model.
+        "fast_loop": bool(model.__dict__.get("_fast_fit_runners")),
         "weights": [np.asarray(w) for w in model.get_weights()],
-        "predictions": model.predict(x, batch_size=BATCH_SIZE, verbose=0),
-        "loss": model.evaluate(x, y, batch_size=BATCH_SIZE, verbose=0),
+        "predictions": model.predict(head(x), batch_size=BATCH_SIZE, verbose=0),
+        "loss": model.evaluate(
+            head(x), y[:NUM_PREDICTED], batch_size=BATCH_SIZE, verbose=0
+        ),
     }
+
+
+def head(x):
+    return {column: ids[:NUM_PREDICTED] for column, ids in x.items()}
 
 
 def shard_shapes(model):
@@ -83,20 +105,20 @@ def shard_shapes(model):
     }
 
 
-def main(case, out_path):
+def main(case, out_path, optimizer="adam"):
     x, y = make_data()
     keras.utils.set_random_seed(0)
     reference = make_model("single")
     reference.build()
     initial_weights = reference.get_weights()
-    single = train(reference, initial_weights, x, y)
+    single = train(reference, initial_weights, x, y, optimizer)
     extra = {}
 
     if case == "data_parallel":
         distribution = keras.distribution.DataParallel()
         with distribution.scope():
             model = make_model("distributed")
-            dist = train(model, initial_weights, x, y)
+            dist = train(model, initial_weights, x, y, optimizer)
             # Ids already split over the devices pass the input checks.
             import jax
 
@@ -106,7 +128,7 @@ def main(case, out_path):
             )
             sharded = {
                 column: jax.device_put(ids, batch_sharding)
-                for column, ids in x.items()
+                for column, ids in head(x).items()
             }
             extra["sharded_input_predictions"] = model.predict(
                 sharded, batch_size=BATCH_SIZE, verbose=0
@@ -115,7 +137,7 @@ def main(case, out_path):
         shapes = shard_shapes(model)
     elif case == "model_parallel":
         mesh = keras.distribution.DeviceMesh(
-            shape=(2, 2), axis_names=("batch", "model")
+            shape=(2, 4), axis_names=("batch", "model")
         )
         # Unbuilt: the tables are first created, sharded, under the scope.
         model = make_model("distributed")
@@ -124,7 +146,7 @@ def main(case, out_path):
             batch_dim_name="batch",
         )
         with distribution.scope():
-            dist = train(model, initial_weights, x, y)
+            dist = train(model, initial_weights, x, y, optimizer)
         shapes = shard_shapes(model)
         # A model loaded under the distribution is sharded the same way,
         # although it builds the user-given layer outside its name scope.
@@ -133,7 +155,7 @@ def main(case, out_path):
         with distribution.scope():
             loaded = keras.saving.load_model(path)
             extra["loaded_predictions"] = loaded.predict(
-                x, batch_size=BATCH_SIZE, verbose=0
+                head(x), batch_size=BATCH_SIZE, verbose=0
             )
         extra["loaded_shard_shapes"] = np.array(
             json.dumps(shard_shapes(loaded))
@@ -150,7 +172,7 @@ def main(case, out_path):
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             model = make_model("distributed")
-            dist = train(model, initial_weights, x, y)
+            dist = train(model, initial_weights, x, y, optimizer)
         extra["num_devices"] = strategy.num_replicas_in_sync
         # Each variable is mirrored: one copy per replica device.
         shapes = {
@@ -171,6 +193,7 @@ def main(case, out_path):
             arrays[f"{prefix}_weight_{index}"] = weight
         arrays[f"{prefix}_predictions"] = result["predictions"]
         arrays[f"{prefix}_loss"] = np.float64(result["loss"])
+        arrays[f"{prefix}_fast_loop"] = np.bool_(result["fast_loop"])
     arrays["paths"] = np.array([v.path for v in model.weights])
     arrays["shard_shapes"] = np.array(json.dumps(shapes))
     np.savez(out_path, **arrays)

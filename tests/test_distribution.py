@@ -147,19 +147,26 @@ def test_layout_map_rejects_tables_the_axis_does_not_divide():
 # Training across devices -----------------------------------------------------
 
 
-def _run_worker(case, tmp_path):
+def _run_worker(case, tmp_path, optimizer="adam"):
     """Runs the worker for `case` on this backend; returns its results."""
-    out = tmp_path / f"{case}.npz"
+    out = tmp_path / f"{case}_{optimizer}.npz"
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND=BACKEND,
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
         JAX_PLATFORMS="cpu",
         CUDA_VISIBLE_DEVICES="",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "tests._distribution_worker", case, str(out)],
+        [
+            sys.executable,
+            "-m",
+            "tests._distribution_worker",
+            case,
+            str(out),
+            optimizer,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -195,14 +202,20 @@ def _assert_matches_single_device(results):
     )
 
 
+OPTIMIZERS = ["adam", "sparse_adam"]
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
-def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
-    results = _run_worker("data_parallel", tmp_path)
-    assert int(results["num_devices"]) == 4
-    # Every variable is replicated whole on each of the four devices.
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_data_parallel_on_eight_devices_matches_one_device(tmp_path, optimizer):
+    results = _run_worker("data_parallel", tmp_path, optimizer)
+    assert int(results["num_devices"]) == 8
+    # The device loop ran, with each batch split over the devices.
+    assert results["dist_fast_loop"]
+    # Every variable is replicated whole on each of the eight devices.
     shapes = json.loads(str(results["shard_shapes"]))
-    assert shapes["distributed/user_embedding/embeddings"] == [[16, 8]] * 4
-    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 4
+    assert shapes["distributed/user_embedding/embeddings"] == [[16, 8]] * 8
+    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 8
     _assert_matches_single_device(results)
     # Ids given as arrays split over the devices predict the same.
     np.testing.assert_allclose(
@@ -213,21 +226,25 @@ def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_model_parallel_shards_tables_by_rows_and_matches_one_device(
-    tmp_path,
+    tmp_path, optimizer
 ):
-    results = _run_worker("model_parallel", tmp_path)
+    results = _run_worker("model_parallel", tmp_path, optimizer)
+    # The device loop ran and left every table split as it was.
+    assert results["dist_fast_loop"]
     shapes = json.loads(str(results["shard_shapes"]))
-    # On a 2x2 ("batch", "model") mesh each device holds half of the rows
-    # of every table (and of its Adam slots); the dense layers are whole.
-    half_rows = {
-        "user_embedding": [8, 8],
-        "user_bias": [8, 1],
-        "movie_table": [6, 4],
-        "movie_bias": [6, 1],
+    # On a 2x4 ("batch", "model") mesh each device holds a quarter of the
+    # rows of every table (and of its Adam slots); the dense layers are
+    # whole.
+    quarter_rows = {
+        "user_embedding": [4, 8],
+        "user_bias": [4, 1],
+        "movie_table": [3, 4],
+        "movie_bias": [3, 1],
     }
-    for layer, shard in half_rows.items():
-        assert shapes[f"distributed/{layer}/embeddings"] == [shard] * 4
+    for layer, shard in quarter_rows.items():
+        assert shapes[f"distributed/{layer}/embeddings"] == [shard] * 8
         slots = [
             path
             for path in shapes
@@ -235,17 +252,17 @@ def test_model_parallel_shards_tables_by_rows_and_matches_one_device(
         ]
         assert len(slots) == 2, slots  # momentum and velocity
         for path in slots:
-            assert shapes[path] == [shard] * 4, path
-    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 4
-    assert shapes["distributed/hidden_0/bias"] == [[8]] * 4
-    assert shapes["distributed/rating/kernel"] == [[8, 1]] * 4
+            assert shapes[path] == [shard] * 8, path
+    assert shapes["distributed/hidden_0/kernel"] == [[12, 8]] * 8
+    assert shapes["distributed/hidden_0/bias"] == [[8]] * 8
+    assert shapes["distributed/rating/kernel"] == [[8, 1]] * 8
     _assert_matches_single_device(results)
     # Loaded under the distribution, the model is sharded alike and
     # predicts alike.
     loaded = json.loads(str(results["loaded_shard_shapes"]))
-    assert loaded["movie_table/embeddings"] == [[6, 4]] * 4
-    assert loaded["distributed/user_embedding/embeddings"] == [[8, 8]] * 4
-    assert loaded["distributed/hidden_0/kernel"] == [[12, 8]] * 4
+    assert loaded["movie_table/embeddings"] == [[3, 4]] * 8
+    assert loaded["distributed/user_embedding/embeddings"] == [[4, 8]] * 8
+    assert loaded["distributed/hidden_0/kernel"] == [[12, 8]] * 8
     np.testing.assert_allclose(
         results["loaded_predictions"], results["dist_predictions"], atol=1e-6
     )
@@ -264,4 +281,7 @@ def test_mirrored_strategy_on_two_cpus_matches_one_device(tmp_path):
     ]
     shapes = json.loads(str(results["shard_shapes"]))
     assert shapes["distributed/user_embedding/embeddings"] == [[16, 8]] * 2
+    # A strategy runs the stock Keras loop; one device, the device loop.
+    assert not results["dist_fast_loop"]
+    assert results["single_fast_loop"]
     _assert_matches_single_device(results)

@@ -168,6 +168,8 @@ class Backend:
         """Why the device loop cannot run on this backend, or None."""
         if self.Runner is None:
             return f"the {keras.backend.backend()} backend has no device loop"
+        if keras.distribution.distribution() is not None:
+            return "a keras.distribution distribution is set"
         return None
 
     def on_accelerator(self, tensor: Any) -> bool:

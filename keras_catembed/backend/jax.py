@@ -61,6 +61,62 @@ def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
     return unique, rank[first]
 
 
+class _Mesh:
+    """Where the device loop's arrays live under a `keras.distribution`.
+
+    Each variable keeps the layout Keras gave it (tables split by rows
+    under `ModelParallel` with `keras_catembed.distribution.layout_map`,
+    copies on every device otherwise). The id columns and targets are
+    copied to every device, and each batch of a block is split over the
+    distribution's batch axis, so every device gathers and trains on its
+    part of each batch; XLA adds the reductions that make a step equal to
+    the one-device step.
+    """
+
+    def __init__(self, distribution: Any) -> None:
+        mesh = distribution.device_mesh.backend_mesh
+        self.mesh = mesh
+        self.replicated = jax.sharding.NamedSharding(
+            mesh, jax.sharding.PartitionSpec()
+        )
+        self.batch_axis = distribution.batch_dim_name
+        self.batch_devices = mesh.shape[self.batch_axis]
+        self.split = jax.sharding.NamedSharding(
+            mesh, jax.sharding.PartitionSpec(None, self.batch_axis)
+        )
+        self.state_shardings: Any = None
+
+    @classmethod
+    def current(cls) -> "_Mesh | None":
+        distribution = keras.distribution.distribution()
+        return None if distribution is None else cls(distribution)
+
+    def _on_mesh(self, value: Any) -> Any:
+        sharding = getattr(value, "sharding", None)
+        if (
+            isinstance(sharding, jax.sharding.NamedSharding)
+            and sharding.mesh == self.mesh
+        ):
+            return value
+        return jax.device_put(value, self.replicated)
+
+    def place_state(self, state: Any) -> Any:
+        """`state` with every array on the mesh; keeps their shardings."""
+        state = jax.tree.map(self._on_mesh, state)
+        self.state_shardings = jax.tree.map(lambda v: v.sharding, state)
+        return state
+
+    def replicate(self, values: Any) -> Any:
+        return jax.tree.map(self._on_mesh, values)
+
+    def split_batches(self, block: Any) -> Any:
+        """`block` (steps, batch) with each batch split over the devices."""
+        if block.shape[1] % self.batch_devices:
+            # An uneven last batch: each device reads all of it.
+            return jax.device_put(block, self.replicated)
+        return jax.device_put(block, self.split)
+
+
 class Runner(generic.Runner):
     """Runs blocks of steps as one jitted `lax.scan` over device arrays.
 
@@ -77,6 +133,8 @@ class Runner(generic.Runner):
         # The longest block compiled so far, by batch size: shorter blocks
         # (an epoch's last) are padded to it rather than compiled anew.
         self._lengths: dict[int, int] = {}
+        # The devices of the `keras.distribution` set for this epoch.
+        self._mesh: _Mesh | None = None
         step = model.train_step if tables is None else self._sparse_step
 
         def run(
@@ -106,6 +164,11 @@ class Runner(generic.Runner):
 
                 live = jnp.arange(block.shape[0]) < steps
                 state, logs = jax.lax.scan(body, state, (block, live))
+            if self._mesh is not None:
+                # Each variable keeps its layout from call to call.
+                state = jax.lax.with_sharding_constraint(
+                    state, self._mesh.state_shardings
+                )
             return jax.tree.map(lambda value: value[steps - 1], logs), state
 
         self._run = jax.jit(run, donate_argnums=0)
@@ -124,6 +187,11 @@ class Runner(generic.Runner):
             [variable.value for variable in variables]
             for variables in self._variables()
         )
+        self._mesh = _Mesh.current()
+        if self._mesh is not None:
+            self.state = self._mesh.place_state(self.state)
+            self.ids = self._mesh.replicate(self.ids)
+            self.targets = self._mesh.replicate(self.targets)
 
     def run(self, block: Any) -> Any:
         # The state is donated to the compiled call (its buffers are
@@ -134,6 +202,8 @@ class Runner(generic.Runner):
         self._lengths[size] = length
         if steps < length:
             block = jnp.pad(block, ((0, length - steps), (0, 0)))
+        if self._mesh is not None:
+            block = self._mesh.split_batches(block)
         logs, self.state = self._run(
             self.state, self.ids, self.targets, block, jnp.int32(steps)
         )
@@ -338,6 +408,13 @@ class JaxBackend(generic.Backend):
 
     def on_accelerator(self, tensor: Any) -> bool:
         return any(d.platform != "cpu" for d in tensor.devices())
+
+    def loop_blocker(self, model: Any) -> str | None:
+        """The loop runs under a `keras.distribution` in one process."""
+        distribution = keras.distribution.distribution()
+        if distribution is not None and jax.process_count() > 1:
+            return "a keras.distribution spans several processes"
+        return None
 
 
 BACKEND = JaxBackend()

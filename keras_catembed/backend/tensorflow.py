@@ -138,7 +138,7 @@ class TensorFlowBackend(generic.Backend):
             model, "_distribute_strategy", None
         ):
             return "the model uses a tf.distribute strategy"
-        return None
+        return super().loop_blocker(model)
 
     def on_accelerator(self, tensor: Any) -> bool:
         return "CPU" not in tensor.device.upper()
