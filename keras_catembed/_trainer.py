@@ -115,11 +115,12 @@ class RatingTrainer(ModelBase):
         Args:
             fast: `"auto"` (default) uses the device loop where it applies:
                 array inputs without `sample_weight`, `class_weight` or
-                `steps_per_epoch`, no eager mode, and no distribution or
-                `tf.distribute` strategy; other calls run the stock
-                `keras.Model.fit`. `True` requires the device loop (a
-                `ValueError` says why it cannot run); `False` always runs
-                the stock `fit`.
+                `steps_per_epoch`, no eager mode, no `tf.distribute`
+                strategy, and no `keras.distribution` except on JAX in one
+                process (`DataParallel`, `ModelParallel`); other calls run
+                the stock `keras.Model.fit`. `True` requires the device
+                loop (a `ValueError` says why it cannot run); `False`
+                always runs the stock `fit`.
         """
         _inputs.check_batch_size("batch_size", batch_size)
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)

@@ -85,6 +85,12 @@ class _Mesh:
             mesh, jax.sharding.PartitionSpec(None, self.batch_axis)
         )
         self.state_shardings: Any = None
+        # XLA's CPU devices meet at each collective on a shared pool of
+        # threads: two calls in flight at once can each hold some of the
+        # threads the other waits for, and never finish.
+        self.one_call_at_a_time = all(
+            device.platform == "cpu" for device in mesh.devices.flat
+        )
 
     @classmethod
     def current(cls) -> "_Mesh | None":
@@ -204,6 +210,8 @@ class Runner(generic.Runner):
             block = jnp.pad(block, ((0, length - steps), (0, 0)))
         if self._mesh is not None:
             block = self._mesh.split_batches(block)
+            if self._mesh.one_call_at_a_time:
+                jax.block_until_ready(self.state)
         logs, self.state = self._run(
             self.state, self.ids, self.targets, block, jnp.int32(steps)
         )
