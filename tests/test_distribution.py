@@ -285,3 +285,54 @@ def test_mirrored_strategy_on_two_cpus_matches_one_device(tmp_path):
     assert not results["dist_fast_loop"]
     assert results["single_fast_loop"]
     _assert_matches_single_device(results)
+
+
+@pytest.mark.skipif(
+    BACKEND == "torch", reason="keras.distribution has no torch devices"
+)
+def test_fit_under_a_distribution_runs_the_device_loop_on_jax_only():
+    """On this process's devices; JAX's loop trains as without one."""
+    rng = np.random.default_rng(0)
+    x = {
+        "user": rng.integers(0, 16, 64).astype("int32"),
+        "movie": rng.integers(0, 12, 64).astype("int32"),
+    }
+    y = rng.normal(3.0, 1.0, 64).astype("float32")
+
+    def train(distribution):
+        keras.utils.set_random_seed(0)
+        model = keras_catembed.RatingModel(
+            {"user": 16, "movie": 12}, hidden_units=(4,)
+        )
+        model.build()
+        weights = model.get_weights()
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        args = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)
+        if distribution is None:
+            model.fit(x, y, fast=True, **args)
+            return model, weights
+        with distribution.scope():
+            if BACKEND != "jax":
+                with pytest.raises(
+                    ValueError,
+                    match=r"`fast=True`.*a keras.distribution distribution "
+                    r"is set",
+                ):
+                    model.fit(x, y, fast=True, **args)
+                # The refused call left the model as it was.
+                for before, after in zip(
+                    weights, model.get_weights(), strict=True
+                ):
+                    np.testing.assert_array_equal(after, before)
+                return None, weights
+            model.fit(x, y, fast=True, **args)
+        return model, weights
+
+    plain, initial = train(None)
+    distributed, _ = train(keras.distribution.DataParallel())
+    if distributed is None:
+        return
+    trained = plain.get_weights()
+    assert np.abs(trained[0] - initial[0]).max() > 1e-2
+    for got, expected in zip(distributed.get_weights(), trained, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
