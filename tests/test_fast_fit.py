@@ -279,7 +279,9 @@ def test_calls_long_enough_keep_their_length(monkeypatch):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sparse"])
-def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(optimizer):
+def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(
+    optimizer, monkeypatch
+):
     # 11 full steps of 16 and one of 6 rows: blocks of 4, 4 and 3 steps
     # (the 3 padded to 4 and skipped), then the short batch. On JAX, and
     # on TensorFlow under XLA (dense Adam), which compile each shape anew.
@@ -287,6 +289,8 @@ def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(optimizer):
         pytest.skip("torch runs its loop eagerly")
     if keras.backend.backend() == "tensorflow" and optimizer == "sparse":
         pytest.skip("SparseAdam's TensorFlow loop runs without XLA")
+    # TensorFlow compiles these short calls with XLA too.
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 1)
     x, y = data(n=182)
     padded, exact = twin_models(optimizer, optimizer, steps_per_execution=4)
     # The reference runs the 11 full steps as one block: nothing padded.
@@ -330,6 +334,29 @@ def test_tensorflow_traces_one_loop_for_every_block_and_batch(optimizer):
     (runner,) = model.__dict__["_fast_fit_runners"].values()
     (function,) = runner._runs.values()
     assert function.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="XLA is optional on the TensorFlow backend only",
+)
+def test_tensorflow_loop_compiles_with_xla_only_for_long_calls(monkeypatch):
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 24)
+    x, y = data(n=160)  # 10 steps of 16 per epoch
+    dense, sparse = twin_models("adam", "sparse")
+    kwargs = dict(batch_size=16, verbose=0, fast=True)
+    dense.fit(x, y, epochs=2, **kwargs)  # 20 steps: a graph
+    dense.fit(x, y, epochs=3, **kwargs)  # 30 steps: XLA
+    dense.fit(x, y, epochs=5, initial_epoch=3, **kwargs)  # 20: the graph
+    runners = dense.__dict__["_fast_fit_runners"]
+    assert sorted(runners) == [(False, False), (False, True)]
+    for (_, jit), runner in runners.items():
+        assert runner._jit == jit
+        (function,) = runner._runs.values()
+        assert function.experimental_get_tracing_count() == 1
+    # SparseAdam's loop never runs under XLA.
+    sparse.fit(x, y, epochs=3, **kwargs)
+    assert list(sparse.__dict__["_fast_fit_runners"]) == [(True, False)]
 
 
 def test_progress_bar_advances_within_the_epoch(monkeypatch):

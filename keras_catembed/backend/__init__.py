@@ -12,7 +12,8 @@ backend:
 - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`;
 - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
   `DISTINCT_STEP_FUNCTIONS`;
-- the device loop: `loop_blocker`, `on_accelerator`, `Runner`;
+- the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
+  `OPTIONAL_JIT`;
 - export: `export_error`.
 
 Any other Keras backend gets `generic.Backend` itself, which has no

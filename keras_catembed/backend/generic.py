@@ -69,7 +69,8 @@ class Backend:
       `ADAM_TOGETHER` and `adam_together` (dense Adam updates at once);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
       `DISTINCT_STEP_FUNCTIONS`;
-    - the device loop: `loop_blocker`, `on_accelerator`, `Runner`;
+    - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
+      `OPTIONAL_JIT`;
     - export: `export_error`.
     """
 
@@ -77,6 +78,9 @@ class Backend:
     # Whether `adam_together` updates many dense variables at once.
     ADAM_TOGETHER: ClassVar[bool] = False
     DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = False
+    # Whether the device loop runs with or without XLA as its `jit` says
+    # (elsewhere it is always compiled, or always eager).
+    OPTIONAL_JIT: ClassVar[bool] = False
     # The device loop's class, or None where the backend has none.
     Runner: ClassVar[type[Runner] | None] = None
 

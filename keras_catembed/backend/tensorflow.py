@@ -76,6 +76,7 @@ class TensorFlowBackend(generic.Backend):
     # A compiled graph checks ids with an assertion op, which XLA drops: a
     # layer checking ids keeps Keras's `fit` from compiling with XLA.
     SUPPORTS_JIT: ClassVar[bool] = False
+    OPTIONAL_JIT: ClassVar[bool] = True
     Runner: ClassVar[type[generic.Runner] | None] = Runner
 
     def is_traced(self, x: Any) -> bool:
