@@ -54,10 +54,9 @@ SECONDS_PER_EXECUTION = 1.0
 SECONDS_TO_KEEP_EXECUTION = 0.05
 # Steps of a `fit` call (all its epochs) from which the TensorFlow loop
 # compiles with XLA. XLA compiles the loop for seconds per batch size and
-# then runs steps faster than a graph without it. Timed on 2 CPU cores
-# (1M rows, dense Adam, 3 epochs), the whole call under XLA took 5.6 s
-# against 3.1 s for the graph at 183 steps of 16384 rows, and 12.5 s
-# against 12.9 s at 2,930 steps of 1024 rows.
+# then runs steps faster than a graph without it; on 2 CPU cores it repays
+# its compilation over a few thousand steps of 1024 rows, fewer of larger
+# batches (`benchmarks/tensorflow_xla.py`).
 XLA_MIN_STEPS = 2000
 
 
