@@ -173,11 +173,11 @@ def overlap(
         hashes = hashes[hashes <= kept[-1]]
     if hashes.size == 0:
         return None, 0
+    if kept.size == 0:
+        return 0.0, int(hashes.size)
     # `kept` is sorted: a binary search finds each hash's place in it.
-    place = np.searchsorted(kept, hashes)
-    place[place == kept.size] = 0
-    found = kept[place] == hashes if kept.size else np.zeros(hashes.size, bool)
-    return float(found.mean()), int(hashes.size)
+    place = np.minimum(np.searchsorted(kept, hashes), kept.size - 1)
+    return float((kept[place] == hashes).mean()), int(hashes.size)
 
 
 def overlap_message(fraction: float, sampled: int, exact: bool) -> str:
