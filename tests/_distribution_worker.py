@@ -2,7 +2,8 @@
 
 Usage: python -m tests._distribution_worker CASE OUT.npz [OPTIMIZER]
 
-CASE is `data_parallel` or `model_parallel` (JAX, with
+CASE is `data_parallel`, `data_parallel_implicit` (with implicit feedback
+and a neighbourhood, at most 8 pairs per id) or `model_parallel` (JAX, with
 `XLA_FLAGS=--xla_force_host_platform_device_count=8`) or `mirrored`
 (TensorFlow, two logical CPUs). OPTIMIZER is `adam` (the default) or
 `sparse_adam`. Device counts are fixed when the backend
@@ -52,9 +53,9 @@ def make_data(seed=0):
     return {"user": users, "movie": movies}, ratings.astype("float32")
 
 
-def make_model(name):
+def make_model(name, implicit=False):
     # One table named by default, one user layer with its own name.
-    return keras_catembed.RatingModel(
+    model = keras_catembed.RatingModel(
         {
             "user": NUM_USERS,
             "movie": keras_catembed.EntityEmbedding(
@@ -63,8 +64,14 @@ def make_model(name):
         },
         hidden_units=(8,),
         bias_terms=True,
+        implicit=implicit,
+        neighborhood=implicit,
+        max_pairs_per_id=8 if implicit else None,
         name=name,
     )
+    if implicit:
+        model.adapt(*make_data())
+    return model
 
 
 def make_optimizer(name):
@@ -108,13 +115,20 @@ def shard_shapes(model):
 def main(case, out_path, optimizer="adam"):
     x, y = make_data()
     keras.utils.set_random_seed(0)
-    reference = make_model("single")
+    implicit = case == "data_parallel_implicit"
+    reference = make_model("single", implicit)
     reference.build()
     initial_weights = reference.get_weights()
     single = train(reference, initial_weights, x, y, optimizer)
     extra = {}
 
-    if case == "data_parallel":
+    if case == "data_parallel_implicit":
+        distribution = keras.distribution.DataParallel()
+        with distribution.scope():
+            model = make_model("distributed", implicit)
+            dist = train(model, initial_weights, x, y, optimizer)
+        shapes = shard_shapes(model)
+    elif case == "data_parallel":
         distribution = keras.distribution.DataParallel()
         with distribution.scope():
             model = make_model("distributed")

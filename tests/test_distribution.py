@@ -226,6 +226,37 @@ def test_data_parallel_on_eight_devices_matches_one_device(tmp_path, optimizer):
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
+def test_data_parallel_with_implicit_feedback_matches_one_device(tmp_path):
+    # SparseAdam's step gathers the pair lists of each batch's rows too.
+    results = _run_worker("data_parallel_implicit", tmp_path, "sparse_adam")
+    assert results["dist_fast_loop"]
+    paths = [str(path) for path in results["paths"]]
+    assert any("neighborhood" in path for path in paths)
+    for index in range(len(paths)):
+        np.testing.assert_allclose(
+            results[f"dist_weight_{index}"],
+            results[f"single_weight_{index}"],
+            atol=1e-4,
+            rtol=1e-4,
+            err_msg=paths[index],
+        )
+    moved = [
+        np.abs(
+            results[f"dist_weight_{i}"] - results[f"initial_weight_{i}"]
+        ).max()
+        for i, path in enumerate(paths)
+        if path.endswith("implicit/embeddings")
+    ]
+    assert len(moved) == 2 and min(moved) > 1e-3
+    np.testing.assert_allclose(
+        results["dist_predictions"],
+        results["single_predictions"],
+        atol=1e-4,
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_model_parallel_shards_tables_by_rows_and_matches_one_device(
     tmp_path, optimizer
