@@ -122,16 +122,10 @@ def main(case, out_path, optimizer="adam"):
     single = train(reference, initial_weights, x, y, optimizer)
     extra = {}
 
-    if case == "data_parallel_implicit":
+    if case in ("data_parallel", "data_parallel_implicit"):
         distribution = keras.distribution.DataParallel()
         with distribution.scope():
             model = make_model("distributed", implicit)
-            dist = train(model, initial_weights, x, y, optimizer)
-        shapes = shard_shapes(model)
-    elif case == "data_parallel":
-        distribution = keras.distribution.DataParallel()
-        with distribution.scope():
-            model = make_model("distributed")
             dist = train(model, initial_weights, x, y, optimizer)
             # Ids already split over the devices pass the input checks.
             import jax
