@@ -254,7 +254,9 @@ class ColumnEncoder(keras.layers.Layer):
         rows = table._clipped_rows(inputs[self.column])
         if self.implicit_layer is not None:
             layer = self.implicit_layer
-            implicit = layer(rows, gathered=step.rows_of(layer))
+            implicit = layer(
+                rows, training=training, gathered=step.rows_of(layer)
+            )
             vector = vector + ops.cast(implicit, vector.dtype)
         if self.neighborhood_layer is not None:
             layer = self.neighborhood_layer
@@ -262,6 +264,7 @@ class ColumnEncoder(keras.layers.Layer):
             neighbors = layer(
                 rows,
                 source._clipped_rows(inputs[column]),
+                training=training,
                 gathered=step.rows_of(layer),
             )
             vector = ops.concatenate(

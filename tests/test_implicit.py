@@ -503,3 +503,41 @@ def test_sparse_adam_regularizes_the_rows_the_lists_read(layout):
     np.testing.assert_allclose(row_losses[0], expected, rtol=1e-5)
     model.compile(keras.optimizers.Adam(0.01), "mse")
     assert layer.embeddings.regularizer is not None
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fit_adds_the_row_penalty_of_the_lists_to_the_loss(layout, fast):
+    # Every `fit` path passes `training` down to the pair layers (JAX's
+    # stateless calls have no call context to inherit it from), so the
+    # loss of a SparseAdam step holds the penalty of the rows it reads.
+    if layout == "dense":
+        pytest.skip("the dense layout keeps the table's own regularizer")
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": keras_catembed.EntityEmbedding(
+                USERS, 4, embeddings_regularizer=keras.regularizers.L2(0.5)
+            ),
+            "movie_id": MOVIES,
+        },
+        implicit={"user_id": "movie_id"},
+    )
+    x, y = data()
+    batch = {k: v[:5] for k, v in x.items()}
+    model.build()
+    model.adapt(x)
+    model.compile(optimizers.SparseAdam(0.01), "mse")
+    tensors = {k: ops.convert_to_tensor(v) for k, v in batch.items()}
+    predictions = _np(model(tensors, training=True))[:, 0]
+    penalties = {
+        layer.name: float(sum(_np(loss) for loss in layer.losses))
+        for layer in (
+            model.embedding_layers["user_id"],
+            model.implicit_layers["user_id"],
+        )
+    }
+    assert all(value > 0 for value in penalties.values()), penalties
+    expected = np.mean((predictions - y[:5]) ** 2) + sum(penalties.values())
+    history = model.fit(
+        batch, y[:5], batch_size=5, epochs=1, fast=fast, verbose=0
+    )
+    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-4)
