@@ -473,8 +473,9 @@ def test_pairs_saved_by_the_former_sparse_layout_still_load(layout):
     )
 
 
-def test_sparse_adam_regularizes_the_rows_the_lists_read(layout):
-    model = keras_catembed.RatingModel(
+def regularized_model():
+    """User vectors described by movies; the users' tables under L2."""
+    return keras_catembed.RatingModel(
         {
             "user_id": keras_catembed.EntityEmbedding(
                 USERS, 4, embeddings_regularizer=keras.regularizers.L2(0.5)
@@ -483,6 +484,10 @@ def test_sparse_adam_regularizes_the_rows_the_lists_read(layout):
         },
         implicit={"user_id": "movie_id"},
     )
+
+
+def test_sparse_adam_regularizes_the_rows_the_lists_read(layout):
+    model = regularized_model()
     x, _ = data()
     model.build()
     model.adapt(x)
@@ -512,15 +517,7 @@ def test_fit_adds_the_row_penalty_of_the_lists_to_the_loss(layout, fast):
     # loss of a SparseAdam step holds the penalty of the rows it reads.
     if layout == "dense":
         pytest.skip("the dense layout keeps the table's own regularizer")
-    model = keras_catembed.RatingModel(
-        {
-            "user_id": keras_catembed.EntityEmbedding(
-                USERS, 4, embeddings_regularizer=keras.regularizers.L2(0.5)
-            ),
-            "movie_id": MOVIES,
-        },
-        implicit={"user_id": "movie_id"},
-    )
+    model = regularized_model()
     x, y = data()
     batch = {k: v[:5] for k, v in x.items()}
     model.build()
