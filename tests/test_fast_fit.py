@@ -91,6 +91,36 @@ def test_device_loop_trains_like_stock_fit():
     assert len(h_fast.history["val_rmse"]) == 3
 
 
+def test_weights_a_callback_sets_between_calls_are_trained_on():
+    # As in `keras.Model.fit`: a callback may set weights between calls
+    # (within an epoch too), and the next steps start from them.
+    x, y = data(n=80)
+    torch = keras.backend.backend() == "torch"
+    # Torch's device loop runs an epoch per call: set the weights at the
+    # start of the second epoch there, at the third step elsewhere.
+    when = (1, 0) if torch else (0, 2)
+
+    class SetTable(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if (self.epoch, batch) == when:
+                table = self.model.embedding_layers["user_id"].embeddings
+                table.assign(keras.ops.ones(table.shape))
+
+    stock, fast = twin_models(steps_per_execution=1 if torch else 2)
+    args = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)
+    stock.fit(x, y, fast=False, callbacks=[SetTable()], **args)
+    fast.fit(x, y, fast=True, callbacks=[SetTable()], **args)
+    assert_same_weights(stock, fast, rtol=1e-4, atol=1e-5)
+    # The table was trained on from the ones.
+    table = keras.ops.convert_to_numpy(
+        fast.embedding_layers["user_id"].embeddings
+    )
+    assert np.abs(table - 1).max() < 0.1
+
+
 def test_sparse_adam_equals_adam_when_every_row_is_in_every_batch():
     # Each batch holds every id of both columns exactly once: lazy and dense
     # Adam then agree, so this checks the sparse steps' gathering,

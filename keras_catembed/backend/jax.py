@@ -128,20 +128,23 @@ class Runner(generic.Runner):
         )
 
     def begin_epoch(self) -> None:
-        self.state = tuple(
-            [variable.value for variable in variables]
-            for variables in self._variables()
-        )
         self._mesh = Mesh.current()
         if self._mesh is not None:
-            self.state = self._mesh.place_state(self.state)
             self.ids = self._mesh.replicate(self.ids)
             self.targets = self._mesh.replicate(self.targets)
 
     def run(self, block: Any) -> Any:
-        # The state is donated to the compiled call (its buffers are
-        # reused in place) and written back to the variables right after,
-        # so callbacks between calls see current, valid values.
+        # The state is read from the variables before every call (a
+        # callback between calls may have set some, as `keras.Model.fit`
+        # allows), donated to the compiled call (its buffers are reused
+        # in place) and written back to the variables right after, so
+        # callbacks between calls see current, valid values.
+        self.state = tuple(
+            [variable.value for variable in variables]
+            for variables in self._variables()
+        )
+        if self._mesh is not None:
+            self.state = self._mesh.place_state(self.state)
         steps, size = block.shape
         length = max(self._lengths.get(size, 0), steps)
         self._lengths[size] = length
