@@ -5,7 +5,9 @@ feedback for users and movies, 64-dim embeddings, batch 2048) on synthetic
 ratings shaped like MovieLens-20M (`_ml20m_shape.py`: per-user and
 per-movie counts like the real set, distinct pairs), at each `--rows`.
 The pairs are held as per-id lists of at most `--max-pairs-per-id` ids
-(`RatingModel(max_pairs_per_id=...)`).
+(`RatingModel(max_pairs_per_id=...)`); with `--pairs-per-step`, training
+steps read a moving window of that many of them
+(`RatingModel(pairs_per_step=...)`, anchors refreshed every epoch).
 
 For each backend (own process) and size it records:
 - `adapt_s`: `model.adapt(x)` on all rows (pairs deduplicated, sampled
@@ -54,7 +56,10 @@ def worker(args):
     sizes = {c: int(v.max()) + 1 for c, v in x.items()}
     keras.utils.set_random_seed(0)
     model = keras_catembed.RatingModel.from_preset(
-        "recommended-large", sizes, max_pairs_per_id=args.max_pairs_per_id
+        "recommended-large",
+        sizes,
+        max_pairs_per_id=args.max_pairs_per_id,
+        pairs_per_step=args.pairs_per_step,
     )
     recipe = keras_catembed.presets.recipe("recommended-large")
     start = time.perf_counter()
@@ -144,6 +149,7 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "users": sizes["user_id"],
         "movies": sizes["movie_id"],
         "max_pairs_per_id": args.max_pairs_per_id,
+        "pairs_per_step": args.pairs_per_step,
         "optimizer": args.optimizer,
         "batch_size": batch_size,
         "adapt_s": adapt_s,
@@ -201,6 +207,11 @@ def main(argv=None):
     )
     parser.add_argument("--max-pairs-per-id", type=int, default=32)
     parser.add_argument(
+        "--pairs-per-step",
+        type=int,
+        help="read a moving window of this many pairs per training step",
+    )
+    parser.add_argument(
         "--optimizer", choices=["sparse_adam", "adam"], default="sparse_adam"
     )
     parser.add_argument(
@@ -257,6 +268,8 @@ def main(argv=None):
                     "--epochs",
                     args.epochs,
                 ]
+                if args.pairs_per_step:
+                    arguments += ["--pairs-per-step", args.pairs_per_step]
                 if args.batch_sizes:
                     arguments += ["--batch-sizes", *args.batch_sizes]
                 rows_results = _results.run_worker(__file__, backend, arguments)
@@ -266,10 +279,11 @@ def main(argv=None):
     if args.generate_only:
         return []
     lines = [
-        "| backend | device | rows | max pairs per id | batch | adapt s "
+        "| backend | device | rows | max pairs per id | pairs per step "
+        "| batch | adapt s "
         "| fit call s | epoch s | rows/s (steady) | peak GB "
         "| peak device GB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         epoch = (
@@ -281,7 +295,8 @@ def main(argv=None):
         device = r.get("peak_device_gb")
         lines.append(
             f"| {r['backend']} | {r.get('device', 'cpu')} | {r['rows']:,} "
-            f"| {r['max_pairs_per_id']} | {r['batch_size']} "
+            f"| {r['max_pairs_per_id']} | {r.get('pairs_per_step') or '-'} "
+            f"| {r['batch_size']} "
             f"| {r['adapt_s']:.1f} "
             f"| {_seconds(r['fit_call_s'])} | {epoch} "
             f"| {'-' if steady is None else f'{steady:,.0f}'} "
@@ -292,6 +307,7 @@ def main(argv=None):
     print(table)
     machine = _results.machine_info(
         max_pairs_per_id=args.max_pairs_per_id,
+        pairs_per_step=args.pairs_per_step,
         optimizer=args.optimizer,
         budget=args.budget,
         shapes={str(k): v for k, v in shapes.items()},

@@ -1,6 +1,7 @@
 """Implicit feedback: an entity described by the ids it co-occurs with."""
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -8,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _pair_windows
 from keras_catembed import _pairs
 
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
@@ -29,6 +31,20 @@ class ImplicitFeedback(keras.layers.Layer):
     With `max_pairs_per_id=k`, `N(t)` is a fixed random sample of at most
     `k` of the source rows `t` occurs with (drawn in `adapt` with `seed`),
     so a step costs at most `k` lookups per row however popular an id is.
+
+    With `pairs_per_step=m` (lists layout), a training step reads only a
+    window of `m` of each row's listed pairs, so a step costs `m` lookups
+    per row however long the lists. The layer keeps an anchor: a copy
+    `y0` of its table and the whole sums `A(t)` over it, which
+    `RatingModel.fit` refreshes (`refresh_anchor`) at the start of every
+    epoch and, within one, whenever the steps since the last refresh have
+    read about as many pairs as the layer lists. A training
+    step computes `A(t) + |N(t)| / m * sum(w * (y[s] - y0[s]))` over the
+    window: the whole sum exactly while the table is at its anchor, and
+    an unbiased estimate of it (of its gradient too) as the table moves
+    away from it. The window moves by `m` at every step (a per-layer
+    step counter, saved with the model), so every listed pair is read.
+    Prediction and evaluation read every listed pair.
 
     The pairs are set by `adapt` and saved with the model as non-trainable
     weights. Two layouts:
@@ -66,6 +82,7 @@ class ImplicitFeedback(keras.layers.Layer):
         dense: bool | None = None,
         rated: bool = False,
         max_pairs_per_id: int | None = None,
+        pairs_per_step: int | None = None,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -81,18 +98,29 @@ class ImplicitFeedback(keras.layers.Layer):
             embeddings_regularizer
         )
         self.max_pairs_per_id = _pairs.check_max_pairs_per_id(max_pairs_per_id)
+        self.pairs_per_step = _pairs.check_count(
+            "pairs_per_step", pairs_per_step
+        )
         self.seed = int(seed)
         if dense is None:
             dense = (
                 self.max_pairs_per_id is None
+                and self.pairs_per_step is None
                 and self.num_targets * self.num_sources <= DENSE_LIMIT
             )
         self.dense = bool(dense)
+        if self.dense and self.pairs_per_step is not None:
+            raise ValueError(
+                f"{self.name}: `pairs_per_step` reads a window of each "
+                "id's pair list, which the dense layout does not have. "
+                f"Received: dense=True, pairs_per_step={pairs_per_step}"
+            )
         # Width of the lists layout: the cap, never wider than needed.
         self.width = min(
             self.num_sources,
             self.max_pairs_per_id or DEFAULT_MAX_PAIRS_PER_ID,
         )
+        _pairs.check_window(self)
         self._adapted = False
         # See `set_row_regularization`.
         self._row_regularization = False
@@ -158,6 +186,36 @@ class ImplicitFeedback(keras.layers.Layer):
             dtype="int32",
             trainable=False,
             name="pair_counts",
+        )
+        if self.sampled:
+            # Training steps taken: where each row's window starts.
+            self.sample_step = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                dtype="int32",
+                trainable=False,
+                name="sample_step",
+            )
+            # The anchor: a copy of the table and the whole sums over it
+            # (zeros are a consistent start: the sums over a zero table).
+            self.anchor = self.add_weight(
+                shape=tuple(self.embeddings.shape),
+                initializer="zeros",
+                trainable=False,
+                name="anchor",
+            )
+            self.anchor_sums = self.add_weight(
+                shape=(self.num_targets, self.output_dim),
+                initializer="zeros",
+                trainable=False,
+                name="anchor_sums",
+            )
+
+    @property
+    def sampled(self) -> bool:
+        """Whether training steps read a window of each list."""
+        return self.pairs_per_step is not None and (
+            self.pairs_per_step < self.width
         )
 
     def adapt(
@@ -243,10 +301,10 @@ class ImplicitFeedback(keras.layers.Layer):
                 "model with the training inputs before training or "
                 f"predicting (e.g. `model.adapt({example})`)."
             )
-        weights = ops.cast(
-            ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
-        )
         if self.dense:
+            weights = ops.cast(
+                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
+            )
             embeddings = ops.cast(self.embeddings, self.compute_dtype)
             sums = ops.matmul(weights, embeddings)
             if not self.rated:
@@ -255,7 +313,12 @@ class ImplicitFeedback(keras.layers.Layer):
                 weights, ops.expand_dims(source_rows, -1), axis=1
             )
         else:
+            if training and self.sampled:
+                return _pair_windows.anchored(self, rows, source_rows, gathered)
             sources = ops.take(self.pair_sources, rows, axis=0)
+            weights = ops.cast(
+                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
+            )
             if gathered is not None:
                 # The sparse training step gathered the rows of
                 # `rows_needed`: look them up by position.
@@ -314,22 +377,41 @@ class ImplicitFeedback(keras.layers.Layer):
         return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
 
     def rows_needed(
-        self, rows: Any, source_rows: Any, pair_sources: Any
+        self,
+        rows: Any,
+        source_rows: Any,
+        value: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """The table rows a lists-layout step reads, as one flat tensor.
+        """The table rows a lists-layout training step reads, flat.
 
-        The sources listed for `rows` (row-major, padding slots included),
-        then, when `rated`, the `source_rows` themselves (each row's own
-        pair, left out). A sparse training step gathers these rows and
-        passes them back as `gathered=(gathered_table, positions)`.
+        The sources listed for `rows` (row-major, padding slots included;
+        with `pairs_per_step`, each row's window), then, when `rated`, the
+        `source_rows` themselves (each row's own pair, left out). A sparse
+        training step gathers these rows and passes them back as
+        `gathered=(gathered_table, positions)`.
 
         Args:
             rows: Int tensor of target rows, shape `(batch,)`.
             source_rows: Int tensor of the rows' source rows (used when
                 `rated`).
-            pair_sources: The current value of `pair_sources`.
+            value: Optional function giving the current value of one of
+                this layer's variables (inside a stateless step); defaults
+                to the variable's own value.
         """
-        needed = ops.reshape(ops.take(pair_sources, rows, axis=0), (-1,))
+        if value is None:
+            value = _own_value
+        if self.sampled:
+            sources, _ = _pair_windows.window(
+                self,
+                rows,
+                value(self.pair_sources),
+                value(self.pair_weights),
+                value(self.pair_counts),
+                value(self.sample_step),
+            )
+        else:
+            sources = ops.take(value(self.pair_sources), rows, axis=0)
+        needed = ops.reshape(sources, (-1,))
         if self.rated:
             needed = ops.concatenate(
                 [
@@ -338,6 +420,19 @@ class ImplicitFeedback(keras.layers.Layer):
                 ]
             )
         return needed
+
+    def listed_pairs(self) -> int:
+        """How many pairs the layer holds (eager use)."""
+        return int(np.sum(ops.convert_to_numpy(self.pair_counts)))
+
+    def refresh_anchor(self) -> None:
+        """Anchors the windows at the table as it is (eager use).
+
+        Copies the table to `anchor` and writes the whole sum of every
+        row's pairs over it to `anchor_sums`, a bounded slice of rows at a
+        time. `RatingModel.fit` calls it as training moves the table.
+        """
+        _pair_windows.refresh(self)
 
     def set_row_regularization(self, enabled: bool) -> None:
         """Regularizes the rows a step reads instead of the whole table.
@@ -387,7 +482,12 @@ class ImplicitFeedback(keras.layers.Layer):
                 "dense": self.dense,
                 "rated": self.rated,
                 "max_pairs_per_id": self.max_pairs_per_id,
+                "pairs_per_step": self.pairs_per_step,
                 "seed": self.seed,
             }
         )
         return config
+
+
+def _own_value(variable: Any) -> Any:
+    return variable.value

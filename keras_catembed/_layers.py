@@ -71,6 +71,7 @@ def pair_layers(
     *,
     rated: bool,
     max_pairs_per_id: int | None,
+    pairs_per_step: int | None = None,
     dtype: Any,
 ) -> dict[str, ImplicitFeedback]:
     """An `ImplicitFeedback` layer per described column of `pairs`.
@@ -84,6 +85,7 @@ def pair_layers(
             embedding_layers[source],
             rated=rated,
             max_pairs_per_id=max_pairs_per_id,
+            pairs_per_step=pairs_per_step,
             dtype=dtype,
         )
         for target, source in pairs.items()
@@ -96,6 +98,7 @@ def pair_layer(
     *,
     rated: bool,
     max_pairs_per_id: int | None,
+    pairs_per_step: int | None = None,
     dtype: Any,
 ) -> ImplicitFeedback:
     """An `ImplicitFeedback` layer describing `table`'s ids by `source`'s.
@@ -113,6 +116,7 @@ def pair_layer(
         embeddings_regularizer=table.embeddings_regularizer,
         rated=rated,
         max_pairs_per_id=max_pairs_per_id,
+        pairs_per_step=pairs_per_step,
         name=f"{table._column}_{'neighborhood' if rated else 'implicit'}",
         dtype=dtype,
     )

@@ -35,6 +35,7 @@ class ModelBase:
         implicit: dict[str, str]
         neighborhood: dict[str, str]
         max_pairs_per_id: int | None
+        pairs_per_step: int | None
         implicit_layers: dict[str, ImplicitFeedback]
         neighborhood_layers: dict[str, ImplicitFeedback]
         hidden_layers: list[Any]

@@ -71,7 +71,7 @@ def load(
     """Loads saved pairs of any former layout; checks them first."""
     if {"targets", "sources", "weights"} <= keys:
         _load_former_pairs(layer, store)
-    elif len(keys) == len(layer.weights) - 1:
+    elif layer.dense and len(keys) == len(layer.weights) - 1:
         # Saved before `pair_counts` existed (dense layout): the pairs
         # are the non-zero entries.
         layer.embeddings.assign(store["0"])
@@ -227,6 +227,11 @@ def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:
 
 def check_max_pairs_per_id(value: Any) -> int | None:
     """Returns `max_pairs_per_id` (None or a positive int), or raises."""
+    return check_count("max_pairs_per_id", value)
+
+
+def check_count(name: str, value: Any) -> int | None:
+    """Returns the argument `name` (None or a positive int), or raises."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -235,10 +240,26 @@ def check_max_pairs_per_id(value: Any) -> int | None:
         valid = bool(value >= 1)
     if not valid:
         raise ValueError(
-            "`max_pairs_per_id` must be None or a positive integer. "
-            f"Received: max_pairs_per_id={value!r}"
+            f"`{name}` must be None or a positive integer. "
+            f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_window(layer: Any) -> None:
+    """Raises when a layer's windows would overflow int32 indices."""
+    if layer.pairs_per_step is None:
+        return
+    if (
+        max(layer.num_targets * layer.width, layer.width * layer.pairs_per_step)
+        >= 2**31
+    ):
+        raise ValueError(
+            f"{layer.name}: {layer.num_targets} ids with lists of "
+            f"{layer.width} pairs and pairs_per_step={layer.pairs_per_step} "
+            "exceed int32 indices. Expected num_targets * max_pairs_per_id "
+            "and max_pairs_per_id * pairs_per_step below 2**31."
+        )
 
 
 def load_retried(layer: Any, store: Any, base_load: Any) -> None:

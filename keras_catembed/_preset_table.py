@@ -17,6 +17,7 @@ MODEL_KEYS = (
     "implicit",
     "neighborhood",
     "max_pairs_per_id",
+    "pairs_per_step",
 )
 # `EntityEmbedding` arguments a preset may set (`input_dim` comes from the
 # cardinalities passed to `from_preset`).

@@ -72,7 +72,9 @@ class RatingSaving(ModelBase):
                 "max_pairs_per_id": self.max_pairs_per_id,
             }
         )
-        # Saved only when set, so untrained configs stay as they were.
+        # Saved only when set, so configs stay as they were.
+        if self.pairs_per_step is not None:
+            config["pairs_per_step"] = self.pairs_per_step
         if self.training_fingerprint is not None:
             config["training_fingerprint"] = _provenance.to_config(
                 self.training_fingerprint

@@ -71,9 +71,16 @@ class SparseTables:
         }
 
     def needed_rows(
-        self, layer: Any, x: dict[str, Any], pair_sources: Any = None
+        self,
+        layer: Any,
+        x: dict[str, Any],
+        value: Callable[[Any], Any] | None = None,
     ) -> tuple[Any, int]:
-        """The rows `layer` reads for the batch `x`, and the table size."""
+        """The rows `layer` reads for the batch `x`, and the table size.
+
+        `value` gives the current value of a variable inside a stateless
+        step (the pair lists and the window's step counter).
+        """
         model = self.model
         for column, table in [
             *model.embedding_layers.items(),
@@ -93,10 +100,8 @@ class SparseTables:
                         )
                         for column in (target, source)
                     }
-                    if pair_sources is None:
-                        pair_sources = layer.pair_sources.value
                     needed = layer.rows_needed(
-                        rows[target], rows[source], pair_sources
+                        rows[target], rows[source], value
                     )
                     # The table has one more row: the lists' padding.
                     return needed, layer.num_sources + 1

@@ -20,6 +20,7 @@ from keras_catembed import _auto
 from keras_catembed import _fast_fit
 from keras_catembed import _frames
 from keras_catembed import _inputs
+from keras_catembed import _pair_windows
 from keras_catembed import _provenance
 from keras_catembed import _sparse_rows
 from keras_catembed import _step
@@ -130,7 +131,7 @@ class RatingTrainer(ModelBase):
             batch_size=batch_size,
             epochs=epochs,
             verbose=verbose,
-            callbacks=callbacks,
+            callbacks=_pair_windows.with_refresh(self, callbacks, batch_size),
             validation_split=validation_split,
             validation_data=validation_data,
             shuffle=shuffle,

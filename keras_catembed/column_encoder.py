@@ -79,6 +79,9 @@ class ColumnEncoder(keras.layers.Layer):
         max_pairs_per_id: Optional positive integer. Caps the pairs kept
             per id of `implicit` and `neighborhood` (a fixed random sample
             drawn in `adapt`). Defaults to `None` (see `RatingModel`).
+        pairs_per_step: Optional positive integer. Training steps read a
+            moving window of this many of each id's listed pairs (see
+            `RatingModel` and `refresh_anchor`). Defaults to `None`.
         **kwargs: Base layer arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -118,6 +121,7 @@ class ColumnEncoder(keras.layers.Layer):
         implicit: Any = None,
         neighborhood: Any = None,
         max_pairs_per_id: int | None = None,
+        pairs_per_step: int | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(column, str) or not column:
@@ -144,6 +148,9 @@ class ColumnEncoder(keras.layers.Layer):
                 self.embedding, self.dtype_policy
             )
         self.max_pairs_per_id = _pairs.check_max_pairs_per_id(max_pairs_per_id)
+        self.pairs_per_step = _pairs.check_count(
+            "pairs_per_step", pairs_per_step
+        )
         self.implicit_layer: ImplicitFeedback | None = None
         self.neighborhood_layer: ImplicitFeedback | None = None
         # The sources' tables map their ids to rows; they belong to their
@@ -167,6 +174,7 @@ class ColumnEncoder(keras.layers.Layer):
                 sources[kind][1],
                 rated=kind == "neighborhood",
                 max_pairs_per_id=self.max_pairs_per_id,
+                pairs_per_step=self.pairs_per_step,
                 dtype=self.dtype_policy,
             )
             setattr(self, f"{kind}_layer", layer)
@@ -180,6 +188,7 @@ class ColumnEncoder(keras.layers.Layer):
         bias_layer: EntityEmbedding | None,
         pair_layers: Mapping[str, tuple[ImplicitFeedback, str, Any]],
         max_pairs_per_id: int | None = None,
+        pairs_per_step: int | None = None,
     ) -> "ColumnEncoder":
         """An encoder over layers a `RatingModel` already holds.
 
@@ -190,6 +199,7 @@ class ColumnEncoder(keras.layers.Layer):
             embedding,
             column=column,
             max_pairs_per_id=max_pairs_per_id,
+            pairs_per_step=pairs_per_step,
             dtype=embedding.dtype_policy,
         )
         encoder.bias = bias_layer is not None
@@ -304,6 +314,21 @@ class ColumnEncoder(keras.layers.Layer):
                 f"Missing: {missing}"
             )
 
+    def refresh_anchor(self) -> None:
+        """Anchors the `pairs_per_step` windows at the tables as they are.
+
+        `RatingModel.fit` does this at the start of every epoch and
+        within one as the tables move. In a model of your own, call it
+        at least every epoch, for example with
+        `keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_:
+        encoder.refresh_anchor())`; the further the tables move from
+        their anchor, the noisier a step's sums (right on average all
+        the same). Does nothing without `pairs_per_step`.
+        """
+        for layer in (self.implicit_layer, self.neighborhood_layer):
+            if layer is not None:
+                layer.refresh_anchor()
+
     def adapt(self, x: Any, y: Any = None) -> None:
         """Records the pairs of `implicit` and `neighborhood` from data.
 
@@ -379,6 +404,7 @@ class ColumnEncoder(keras.layers.Layer):
                 "column": self.column,
                 "bias": self.bias,
                 "max_pairs_per_id": self.max_pairs_per_id,
+                "pairs_per_step": self.pairs_per_step,
             }
         )
         for kind, (column, table) in self._sources.items():
@@ -413,6 +439,7 @@ def model_encoders(model: Any) -> Mapping[str, "ColumnEncoder"]:
             model.bias_layers.get(column),
             pairs,
             model.max_pairs_per_id,
+            model.pairs_per_step,
         )
     return types.MappingProxyType(result)
 

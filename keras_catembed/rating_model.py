@@ -87,6 +87,13 @@ class RatingModel(
             so a step costs at most this many lookups per row. `None`
             keeps every pair (a dense matrix when it is small, else lists
             of at most 256 pairs per id). Defaults to `None`.
+        pairs_per_step: Optional positive integer. A training step of
+            `implicit` and `neighborhood` reads a moving window of this
+            many of each id's listed pairs (per-id lists, as with
+            `max_pairs_per_id`) and corrects the sums `fit` computed over
+            all of them at the start of the epoch; prediction reads every
+            listed pair. Bounds the cost of a step however many pairs are
+            kept. Defaults to `None` (every step reads every pair).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -125,6 +132,7 @@ class RatingModel(
         implicit: Mapping[str, str] | bool | None = None,
         neighborhood: Mapping[str, str] | bool | None = None,
         max_pairs_per_id: int | None = None,
+        pairs_per_step: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -151,6 +159,9 @@ class RatingModel(
             neighborhood, self.columns, "neighborhood"
         )
         self.max_pairs_per_id = _pairs.check_max_pairs_per_id(max_pairs_per_id)
+        self.pairs_per_step = _pairs.check_count(
+            "pairs_per_step", pairs_per_step
+        )
         for name, pairs, rated in (
             ("implicit_layers", self.implicit, False),
             ("neighborhood_layers", self.neighborhood, True),
@@ -160,6 +171,7 @@ class RatingModel(
                 self.embedding_layers,
                 rated=rated,
                 max_pairs_per_id=self.max_pairs_per_id,
+                pairs_per_step=self.pairs_per_step,
                 dtype=dtype,
             )
             setattr(self, name, layers)

@@ -181,9 +181,8 @@ class Runner(generic.Runner):
         gathered: dict[int, tuple[Any, Any]] = {}
         uniques: dict[int, Any] = {}
         for index, layer in tables.items():
-            pairs = getattr(layer, "pair_sources", None)
             rows, num_rows = self.tables.needed_rows(
-                layer, x, None if pairs is None else constants[id(pairs)]
+                layer, x, lambda variable: constants[id(variable)]
             )
             unique, positions = unique_rows(rows, num_rows)
             uniques[index] = unique

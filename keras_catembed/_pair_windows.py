@@ -1,0 +1,189 @@
+"""Pair windows: training steps that read a few of each id's pairs.
+
+With `pairs_per_step=m`, an `ImplicitFeedback` layer's training step reads
+a moving window of `m` of each row's listed pairs and corrects the whole
+sums of an anchor (a copy of the table and the sums over it) by what the
+window's rows moved since; `RatingModel.fit` refreshes the anchor as
+training moves the table (`RefreshAnchors`).
+"""
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+# `sample_step` counts modulo this, so that `step * pairs_per_step` stays
+# within int32.
+STEP_PERIOD = 2**20
+# A refresh of the anchors reads every listed pair; within an epoch it
+# runs once the steps since the last one have read this many times that.
+REFRESH_AFTER_READS = 1.0
+
+
+def anchored(layer: Any, rows: Any, source_rows: Any, gathered: Any) -> Any:
+    """A training step's sums from the anchor and a window of pairs."""
+    sources, weights = window(
+        layer,
+        rows,
+        layer.pair_sources.value,
+        layer.pair_weights.value,
+        layer.pair_counts.value,
+        layer.sample_step.value,
+    )
+    layer.sample_step.assign(ops.mod(layer.sample_step.value + 1, STEP_PERIOD))
+    if gathered is not None:
+        table, positions = gathered
+        vectors = ops.take(
+            table,
+            ops.reshape(positions[: ops.size(sources)], ops.shape(sources)),
+            axis=0,
+        )
+    else:
+        vectors = ops.take(layer.embeddings, sources, axis=0)
+    anchor = ops.take(layer.anchor, sources, axis=0)
+    if layer._row_regularization and layer.embeddings_regularizer is not None:
+        # Once per pair read; the padding row is zero.
+        layer.add_loss(layer.embeddings_regularizer(vectors))
+    moved = ops.cast(vectors - anchor, layer.compute_dtype)
+    weights = ops.cast(weights, layer.compute_dtype)
+    sums = ops.cast(
+        ops.take(layer.anchor_sums, rows, axis=0), layer.compute_dtype
+    ) + ops.sum(moved * ops.expand_dims(weights, -1), axis=-2)
+    if not layer.rated:
+        return sums
+    # The own pair's whole weight, from the row's whole list.
+    mine = ops.equal(
+        ops.take(layer.pair_sources, rows, axis=0),
+        ops.expand_dims(source_rows, -1),
+    )
+    own = ops.sum(
+        ops.where(
+            mine,
+            ops.take(layer.pair_weights, rows, axis=0),
+            ops.zeros((), layer.pair_weights.dtype),
+        ),
+        axis=-1,
+        keepdims=True,
+    )
+    if gathered is not None:
+        table, positions = gathered
+        own_vectors = ops.take(
+            table, positions[ops.size(positions) - ops.size(rows) :], axis=0
+        )
+    else:
+        own_vectors = ops.take(layer.embeddings, source_rows, axis=0)
+    return sums - ops.cast(own, layer.compute_dtype) * ops.cast(
+        own_vectors, layer.compute_dtype
+    )
+
+
+def window(
+    layer: Any,
+    rows: Any,
+    pair_sources: Any,
+    pair_weights: Any,
+    pair_counts: Any,
+    step: Any,
+) -> tuple[Any, Any]:
+    """The sources and weights (scaled by `n / m`) of each window.
+
+    Row `t` with `n` listed pairs reads the slots `(start + j) % n`
+    for `j < m` (`m = pairs_per_step`), `start = (step * m + t) % n`,
+    with weights scaled by `n / m`; when `n <= m`, its `n` pairs once
+    each (the other slots read the padding row, with weight zero).
+    """
+    m = layer.pairs_per_step
+    rows = ops.cast(rows, "int32")
+    counts = ops.take(pair_counts, rows, axis=0)
+    size = ops.expand_dims(ops.maximum(counts, 1), -1)
+    start = ops.mod(
+        ops.mod(step, size) * m + ops.mod(ops.expand_dims(rows, -1), size),
+        size,
+    )
+    offsets = ops.expand_dims(ops.arange(m, dtype="int32"), 0)
+    flat = ops.expand_dims(rows, -1) * layer.width + ops.mod(
+        start + offsets, size
+    )
+    sources = ops.take(ops.reshape(pair_sources, (-1,)), flat, axis=0)
+    weights = ops.take(ops.reshape(pair_weights, (-1,)), flat, axis=0)
+    scale = ops.cast(size, weights.dtype) / ops.cast(
+        ops.minimum(size, m), weights.dtype
+    )
+    read = ops.less(offsets, size)
+    sources = ops.where(
+        read, sources, ops.full_like(sources, layer.num_sources)
+    )
+    weights = ops.where(read, weights * scale, ops.zeros_like(weights))
+    return sources, weights
+
+
+def refresh(layer: Any) -> None:
+    """Anchors the windows at the table as it is (eager use).
+
+    Copies the table to `anchor` and writes the whole sum of every
+    row's pairs over it to `anchor_sums`, a bounded slice of rows at a
+    time. `RatingModel.fit` calls it as training moves the table.
+    """
+    if not layer.sampled:
+        return
+    table = layer.embeddings.value
+    # About 2**24 gathered values at a time.
+    chunk = max(1, 2**24 // (layer.width * layer.output_dim))
+    parts = []
+    for start in range(0, layer.num_targets, chunk):
+        sources = layer.pair_sources[start : start + chunk]
+        weights = layer.pair_weights[start : start + chunk]
+        vectors = ops.take(table, sources, axis=0)
+        parts.append(ops.sum(vectors * ops.expand_dims(weights, -1), axis=1))
+    layer.anchor_sums.assign(ops.concatenate(parts, axis=0))
+    # A copy: JAX's training steps donate each variable's own buffer.
+    layer.anchor.assign(ops.copy(table))
+
+
+class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
+    """Re-anchors the windows of pair layers as training moves the tables.
+
+    At the first step of every epoch, and at the first step of a compiled
+    call once the steps since the last refresh have read about as many
+    pairs as a refresh reads (every listed pair): refreshing then costs
+    about as much as the window reads between two refreshes.
+    """
+
+    def __init__(self, layers: list[Any], batch_size: int) -> None:
+        super().__init__()
+        self.layers = layers
+        listed = sum(layer.listed_pairs() for layer in layers)
+        read = batch_size * sum(layer.pairs_per_step for layer in layers)
+        self.interval = max(
+            1, int(np.ceil(REFRESH_AFTER_READS * listed / read))
+        )
+        self.last: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.last = None
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        if self.last is None or batch - self.last >= self.interval:
+            for layer in self.layers:
+                layer.refresh_anchor()
+            self.last = batch
+
+
+def with_refresh(model: Any, callbacks: Any, batch_size: int | None) -> Any:
+    """`callbacks` plus the anchors' refresh when a pair layer needs it."""
+    layers = [
+        layer
+        for layer in [
+            *getattr(model, "implicit_layers", {}).values(),
+            *getattr(model, "neighborhood_layers", {}).values(),
+        ]
+        if not layer.dense and layer.sampled
+    ]
+    if not layers:
+        return callbacks
+    refresh = RefreshAnchors(layers, batch_size or 32)
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks.append(refresh)
+        return callbacks
+    return [*(callbacks or []), refresh]

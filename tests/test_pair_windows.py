@@ -1,0 +1,328 @@
+"""`pairs_per_step`: training steps read a moving window of each pair list."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_catembed
+from keras_catembed import _pair_windows
+from keras_catembed import optimizers
+from keras_catembed._implicit import ImplicitFeedback
+
+TARGETS, SOURCES = 4, 12
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def adapted_layer(rated=False, pairs_per_step=2, seed=0):
+    """Target t occurs with 3 + 2t sources (t=0..2); target 3 with none."""
+    rng = np.random.default_rng(seed)
+    targets, sources = [], []
+    for t in range(TARGETS - 1):
+        chosen = rng.choice(SOURCES, 3 + 2 * t, replace=False)
+        targets += [t] * chosen.size
+        sources += chosen.tolist()
+    layer = ImplicitFeedback(
+        TARGETS,
+        SOURCES,
+        3,
+        embeddings_initializer="normal",
+        rated=rated,
+        max_pairs_per_id=8,
+        pairs_per_step=pairs_per_step,
+    )
+    ratings = 1 + 4 * rng.random(len(targets)) if rated else None
+    layer.adapt(np.array(targets), np.array(sources), ratings)
+    return layer, np.array(targets), np.array(sources)
+
+
+def test_a_step_reads_its_window_against_the_anchor():
+    layer, targets, sources = adapted_layer()
+    lists, counts = _np(layer.pair_sources), _np(layer.pair_counts)
+    np.testing.assert_array_equal(counts, [3, 5, 7, 0])
+    rows = ops.convert_to_tensor(np.arange(TARGETS, dtype="int32"))
+
+    def whole_sums(table):
+        out = np.zeros((TARGETS, 3))
+        for t, n in enumerate(counts[:3]):
+            out[t] = table[sources[targets == t]].sum(0) / np.sqrt(n)
+        return out
+
+    # Prediction reads every listed pair and leaves the counter alone.
+    table = _np(layer.embeddings)
+    np.testing.assert_allclose(_np(layer(rows)), whole_sums(table), rtol=1e-5)
+    assert int(_np(layer.sample_step)) == 0
+    # Right after `refresh_anchor`, a step computes the whole sums.
+    layer.refresh_anchor()
+    np.testing.assert_array_equal(_np(layer.anchor), table)
+    np.testing.assert_allclose(
+        _np(layer(rows, training=True)), whole_sums(table), rtol=1e-5
+    )
+    # Once the table moves, a step adds its window's moves, scaled n / m.
+    moved = table + np.random.default_rng(1).normal(size=table.shape)
+    moved[-1] = 0  # the padding row
+    layer.embeddings.assign(moved)
+    for step in (1, 2, 3):
+        assert int(_np(layer.sample_step)) == step
+        out = _np(layer(rows, training=True))
+        expected = whole_sums(table)
+        for t, n in enumerate(counts[:3]):
+            start = (step * 2 + t) % n
+            window = lists[t, [(start + j) % n for j in range(2)]]
+            change = (moved - table)[window].sum(0) / np.sqrt(n) * n / 2
+            expected[t] += change
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert int(_np(layer.sample_step)) == 4
+
+
+@pytest.mark.parametrize("rated", [False, True])
+def test_windows_average_to_the_whole_sum(rated):
+    # Over n steps every slot of a list of n pairs is read m times, so the
+    # mean of the steps is the whole sum, own pair left out too, however
+    # far the table moved from its anchor.
+    layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
+    layer.refresh_anchor()
+    table = _np(layer.embeddings)
+    table[:-1] += np.random.default_rng(2).normal(size=table[:-1].shape)
+    layer.embeddings.assign(table)
+    rows = ops.convert_to_tensor(np.array([0, 1, 2, 1], "int32"))
+    own = ops.convert_to_tensor(
+        np.array([sources[targets == t][0] for t in (0, 1, 2, 1)], "int32")
+    )
+    args = (rows, own) if rated else (rows,)
+    whole = _np(layer(*args))
+    steps = 3 * 5 * 7
+    windows = np.mean(
+        [_np(layer(*args, training=True)) for _ in range(steps)], axis=0
+    )
+    np.testing.assert_allclose(windows, whole, rtol=1e-4, atol=1e-5)
+    # One window alone is not the whole sum.
+    assert np.abs(_np(layer(*args, training=True)) - whole).max() > 1e-3
+
+
+def test_lists_no_longer_than_the_window_are_read_whole():
+    layer, targets, sources = adapted_layer(pairs_per_step=5)
+    table = _np(layer.embeddings)
+    rows = ops.convert_to_tensor(np.arange(TARGETS, dtype="int32"))
+    whole = _np(layer(rows))
+    # Targets 0 and 1 hold 3 and 5 pairs: every step reads them whole
+    # (against the zero anchor); the repeated slots read the zero padding
+    # row.
+    for t in (0, 1):
+        seen = sources[targets == t]
+        np.testing.assert_allclose(
+            whole[t], table[seen].sum(0) / np.sqrt(seen.size), rtol=1e-5
+        )
+    for _ in range(3):
+        out = _np(layer(rows, training=True))
+        np.testing.assert_allclose(out[:2], whole[:2], rtol=1e-5, atol=1e-6)
+    # A window as wide as the lists is no window at all.
+    wide, _, _ = adapted_layer(pairs_per_step=8)
+    assert not wide.sampled
+    assert "sample_step" not in [w.name for w in wide.weights]
+
+
+def make_model(**kwargs):
+    return keras_catembed.RatingModel(
+        {"user_id": 30, "movie_id": 40},
+        hidden_units=[8],
+        max_pairs_per_id=16,
+        pairs_per_step=3,
+        **kwargs,
+    )
+
+
+def data(n=200, seed=3):
+    rng = np.random.default_rng(seed)
+    x = {
+        "user_id": rng.integers(0, 30, n).astype("int32"),
+        "movie_id": rng.integers(0, 40, n).astype("int32"),
+    }
+    return x, rng.integers(1, 6, n).astype("float32")
+
+
+@pytest.mark.parametrize("kind", ["implicit", "neighborhood"])
+@pytest.mark.parametrize("optimizer", ["adam", "sparse_adam"])
+def test_device_loop_reads_the_same_windows_as_stock_fit(
+    kind, optimizer, monkeypatch
+):
+    # The device loop (with SparseAdam: a sparse step that gathers only
+    # the rows of each window) trains exactly as stock `fit`. Stock `fit`
+    # applies SparseAdam to whole-table gradients, like Adam: the same as
+    # lazy updates for one step only, so SparseAdam takes one step (from
+    # a counter past zero) and Adam two epochs.
+    x, y = data()
+    if optimizer == "sparse_adam":
+        x, y = {k: v[:64] for k, v in x.items()}, y[:64]
+    # Stock `fit` calls one step at a time, the device loop several: the
+    # anchors are refreshed at the start of each epoch only, alike.
+    monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 1e9)
+    models = [make_model(**{kind: True}) for _ in range(2)]
+    for model in models:
+        model.build()
+        model.adapt(x, y)
+        model.compile(
+            keras.optimizers.Adam(0.02, epsilon=1e-3)
+            if optimizer == "adam"
+            else optimizers.SparseAdam(0.02, epsilon=1e-3),
+            "mse",
+        )
+    stock, fast = models
+    layers = [getattr(m, f"{kind}_layers")["user_id"] for m in models]
+    layers[0].sample_step.assign(5)
+    fast.set_weights(stock.get_weights())
+    steps = 14 if optimizer == "adam" else 1
+    args = dict(
+        batch_size=32 if optimizer == "adam" else 64,
+        epochs=2 if optimizer == "adam" else 1,
+        shuffle=False,
+        verbose=0,
+    )
+    stock.fit(x, y, fast=False, **args)
+    fast.fit(x, y, fast=True, **args)
+    for left, right in zip(stock.weights, fast.weights, strict=True):
+        np.testing.assert_allclose(
+            _np(left), _np(right), rtol=1e-4, atol=1e-5, err_msg=left.path
+        )
+    # Adam: 7 steps an epoch (200 rows, batch 32), 2 epochs.
+    assert int(_np(layers[1].sample_step)) == 5 + steps
+
+
+def test_sparse_steps_move_only_the_rows_of_the_windows():
+    x, y = data()
+    model = make_model(implicit={"user_id": "movie_id"})
+    model.adapt(x)
+    model.compile(optimizers.SparseAdam(0.05, epsilon=1e-3), "mse")
+    model.build()
+    layer = model.implicit_layers["user_id"]
+    lists, counts = _np(layer.pair_sources), _np(layer.pair_counts)
+    before = _np(layer.embeddings).copy()
+    batch = {k: v[:4] for k, v in x.items()}
+    model.fit(batch, y[:4], batch_size=4, epochs=1, verbose=0)
+    read = set()
+    for t in batch["user_id"]:
+        n = counts[t]
+        start = int(t) % n
+        read |= {int(lists[t, (start + j) % n]) for j in range(min(3, n))}
+    moved = set(np.flatnonzero(np.abs(_np(layer.embeddings) - before).max(1)))
+    assert moved and moved <= read
+    assert len(read) < len(
+        {int(s) for t in batch["user_id"] for s in lists[t, : counts[t]]}
+    )
+
+
+def test_save_and_load_keep_the_windows(tmp_path):
+    x, y = data()
+    model = make_model(neighborhood=True)
+    model.adapt(x, y)
+    model.compile("adam", "mse")
+    model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    path = str(tmp_path / "windows.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.pairs_per_step == 3
+    assert loaded.get_config()["pairs_per_step"] == 3
+    layer = loaded.neighborhood_layers["user_id"]
+    assert layer.pairs_per_step == 3
+    assert int(_np(layer.sample_step)) == 4
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+    encoder = loaded.encoders["user_id"]
+    assert encoder.pairs_per_step == 3
+    assert encoder.get_config()["pairs_per_step"] == 3
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "4", True])
+def test_bad_pairs_per_step(value):
+    with pytest.raises(ValueError, match=r"`pairs_per_step` must be None"):
+        keras_catembed.RatingModel(
+            {"user_id": 3, "movie_id": 4}, implicit=True, pairs_per_step=value
+        )
+
+
+def test_the_dense_layout_has_no_windows():
+    with pytest.raises(ValueError, match=r"dense=True, pairs_per_step=2"):
+        ImplicitFeedback(3, 4, 2, dense=True, pairs_per_step=2)
+    # Asking for windows picks the lists layout.
+    assert not ImplicitFeedback(3, 4, 2, pairs_per_step=2).dense
+
+
+def test_a_column_encoder_refreshes_its_anchors():
+    x, _ = data()
+    movies = keras_catembed.ColumnEncoder(40, column="movie_id")
+    users = keras_catembed.ColumnEncoder(
+        30,
+        column="user_id",
+        implicit=movies,
+        max_pairs_per_id=16,
+        pairs_per_step=3,
+    )
+    users.adapt(x)
+    layer = users.implicit_layer
+    assert layer.sampled
+    assert not np.any(_np(layer.anchor))
+    users.refresh_anchor()
+    np.testing.assert_array_equal(_np(layer.anchor), _np(layer.embeddings))
+    # Right after the refresh a training step encodes as prediction does.
+    inputs = {k: ops.convert_to_tensor(v[:20]) for k, v in x.items()}
+    np.testing.assert_allclose(
+        _np(users(inputs, training=True)), _np(users(inputs)), atol=1e-6
+    )
+
+
+class _CountingLayer:
+    def __init__(self, listed, pairs_per_step):
+        self.listed, self.pairs_per_step = listed, pairs_per_step
+        self.refreshed = 0
+
+    def listed_pairs(self):
+        return self.listed
+
+    def refresh_anchor(self):
+        self.refreshed += 1
+
+
+def test_anchors_are_refreshed_each_epoch_and_as_reads_add_up():
+    # 2 layers list 1000 + 600 pairs; a step of 20 rows reads 20 * (3 + 5)
+    # pairs: a refresh is due after 10 steps.
+    layers = [_CountingLayer(1000, 3), _CountingLayer(600, 5)]
+    refresh = _pair_windows.RefreshAnchors(layers, batch_size=20)
+    assert refresh.interval == 10
+    refreshed_at = []
+    for epoch in range(2):
+        refresh.on_epoch_begin(epoch)
+        # Calls of 4 steps (the device loop), then a last one of 1.
+        for step in (0, 4, 8, 12, 16, 20, 24):
+            before = layers[0].refreshed
+            refresh.on_train_batch_begin(step)
+            if layers[0].refreshed > before:
+                refreshed_at.append((epoch, step))
+    assert refreshed_at == [(0, 0), (0, 12), (0, 24), (1, 0), (1, 12), (1, 24)]
+    assert layers[1].refreshed == layers[0].refreshed == 6
+
+
+def test_fit_refreshes_the_anchors():
+    x, y = data()
+    model = make_model(implicit={"user_id": "movie_id"})
+    model.adapt(x)
+    model.compile("adam", "mse")
+    layer = model.implicit_layers["user_id"]
+    model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    # `fit` anchored the table (the anchor starts as zeros), and the
+    # anchor's sums are the whole sums over it.
+    anchor = _np(layer.anchor)
+    assert np.any(anchor)
+    lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
+    expected = np.einsum("tj,tjd->td", weights, anchor[lists])
+    np.testing.assert_allclose(
+        _np(layer.anchor_sums), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_windows_past_int32_indices_are_refused():
+    with pytest.raises(ValueError, match=r"exceed int32 indices"):
+        ImplicitFeedback(2**24, 1000, 2, max_pairs_per_id=256, pairs_per_step=8)
