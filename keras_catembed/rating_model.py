@@ -90,10 +90,11 @@ class RatingModel(
         pairs_per_step: Optional positive integer. A training step of
             `implicit` and `neighborhood` reads a moving window of this
             many of each id's listed pairs (per-id lists, as with
-            `max_pairs_per_id`) and corrects the sums `fit` computed over
-            all of them at the start of the epoch; prediction reads every
-            listed pair. Bounds the cost of a step however many pairs are
-            kept. Defaults to `None` (every step reads every pair).
+            `max_pairs_per_id`) and corrects the whole sums of an anchor
+            that `fit` refreshes as the tables move; prediction reads
+            every listed pair. Bounds the cost of a step however many
+            pairs are kept. Defaults to `None` (every step reads every
+            pair).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
