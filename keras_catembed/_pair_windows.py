@@ -178,7 +178,7 @@ def with_refresh(model: Any, callbacks: Any, batch_size: int | None) -> Any:
             *getattr(model, "implicit_layers", {}).values(),
             *getattr(model, "neighborhood_layers", {}).values(),
         ]
-        if not layer.dense and layer.sampled
+        if not layer.dense and layer.sampled and layer.built
     ]
     if not layers:
         return callbacks

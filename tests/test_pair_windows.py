@@ -326,3 +326,11 @@ def test_fit_refreshes_the_anchors():
 def test_windows_past_int32_indices_are_refused():
     with pytest.raises(ValueError, match=r"exceed int32 indices"):
         ImplicitFeedback(2**24, 1000, 2, max_pairs_per_id=256, pairs_per_step=8)
+
+
+def test_fit_before_adapt_says_to_adapt():
+    x, y = data()
+    model = make_model(implicit=True)
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match=r"call `adapt`"):
+        model.fit(x, y, epochs=1, verbose=0)
