@@ -188,28 +188,7 @@ class ImplicitFeedback(keras.layers.Layer):
             name="pair_counts",
         )
         if self.sampled:
-            # Training steps taken: where each row's window starts.
-            self.sample_step = self.add_weight(
-                shape=(),
-                initializer="zeros",
-                dtype="int32",
-                trainable=False,
-                name="sample_step",
-            )
-            # The anchor: a copy of the table and the whole sums over it
-            # (zeros are a consistent start: the sums over a zero table).
-            self.anchor = self.add_weight(
-                shape=tuple(self.embeddings.shape),
-                initializer="zeros",
-                trainable=False,
-                name="anchor",
-            )
-            self.anchor_sums = self.add_weight(
-                shape=(self.num_targets, self.output_dim),
-                initializer="zeros",
-                trainable=False,
-                name="anchor_sums",
-            )
+            _pair_windows.build(self)
 
     @property
     def sampled(self) -> bool:
@@ -313,12 +292,18 @@ class ImplicitFeedback(keras.layers.Layer):
                 weights, ops.expand_dims(source_rows, -1), axis=1
             )
         else:
-            if training and self.sampled:
-                return _pair_windows.anchored(self, rows, source_rows, gathered)
-            sources = ops.take(self.pair_sources, rows, axis=0)
-            weights = ops.cast(
-                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
-            )
+            windowed = training and self.sampled
+            if windowed:
+                sources, weights = _pair_windows.window(self, rows)
+                self.sample_step.assign(
+                    ops.mod(
+                        self.sample_step.value + 1, _pair_windows.STEP_PERIOD
+                    )
+                )
+            else:
+                sources = ops.take(self.pair_sources, rows, axis=0)
+                weights = ops.take(self.pair_weights, rows, axis=0)
+            weights = ops.cast(weights, self.compute_dtype)
             if gathered is not None:
                 # The sparse training step gathered the rows of
                 # `rows_needed`: look them up by position.
@@ -336,12 +321,26 @@ class ImplicitFeedback(keras.layers.Layer):
                 and self._row_regularization
                 and self.embeddings_regularizer is not None
             ):
-                # Once per listed pair; the padding row is zero.
+                # Once per pair read; the padding row is zero.
                 self.add_loss(self.embeddings_regularizer(vectors))
+            if windowed:
+                # What the window's rows moved since the anchor.
+                vectors = vectors - ops.take(self.anchor, sources, axis=0)
             vectors = ops.cast(vectors, self.compute_dtype)
             sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
+            if windowed:
+                sums = sums + ops.cast(
+                    ops.take(self.anchor_sums, rows, axis=0), self.compute_dtype
+                )
             if not self.rated:
                 return sums
+            if windowed:
+                # The own pair's whole weight, from the row's whole list.
+                sources = ops.take(self.pair_sources, rows, axis=0)
+                weights = ops.cast(
+                    ops.take(self.pair_weights, rows, axis=0),
+                    self.compute_dtype,
+                )
             # Each pair is listed once; padding reads the zero row.
             mine = ops.equal(sources, ops.expand_dims(source_rows, -1))
             own = ops.sum(
@@ -380,7 +379,7 @@ class ImplicitFeedback(keras.layers.Layer):
         self,
         rows: Any,
         source_rows: Any,
-        value: Callable[[Any], Any] | None = None,
+        value: Callable[[Any], Any] = _pair_windows.own_value,
     ) -> Any:
         """The table rows a lists-layout training step reads, flat.
 
@@ -394,21 +393,12 @@ class ImplicitFeedback(keras.layers.Layer):
             rows: Int tensor of target rows, shape `(batch,)`.
             source_rows: Int tensor of the rows' source rows (used when
                 `rated`).
-            value: Optional function giving the current value of one of
-                this layer's variables (inside a stateless step); defaults
-                to the variable's own value.
+            value: Function giving the current value of one of this
+                layer's variables (inside a stateless step, its traced
+                value); defaults to the variable's own value.
         """
-        if value is None:
-            value = _own_value
         if self.sampled:
-            sources, _ = _pair_windows.window(
-                self,
-                rows,
-                value(self.pair_sources),
-                value(self.pair_weights),
-                value(self.pair_counts),
-                value(self.sample_step),
-            )
+            sources, _ = _pair_windows.window(self, rows, value)
         else:
             sources = ops.take(value(self.pair_sources), rows, axis=0)
         needed = ops.reshape(sources, (-1,))
@@ -487,7 +477,3 @@ class ImplicitFeedback(keras.layers.Layer):
             }
         )
         return config
-
-
-def _own_value(variable: Any) -> Any:
-    return variable.value

@@ -71,7 +71,7 @@ def pair_layers(
     *,
     rated: bool,
     max_pairs_per_id: int | None,
-    pairs_per_step: int | None = None,
+    pairs_per_step: int | None,
     dtype: Any,
 ) -> dict[str, ImplicitFeedback]:
     """An `ImplicitFeedback` layer per described column of `pairs`.
@@ -98,7 +98,7 @@ def pair_layer(
     *,
     rated: bool,
     max_pairs_per_id: int | None,
-    pairs_per_step: int | None = None,
+    pairs_per_step: int | None,
     dtype: Any,
 ) -> ImplicitFeedback:
     """An `ImplicitFeedback` layer describing `table`'s ids by `source`'s.

@@ -1,12 +1,13 @@
 """Pair windows: training steps that read a few of each id's pairs.
 
 With `pairs_per_step=m`, an `ImplicitFeedback` layer's training step reads
-a moving window of `m` of each row's listed pairs and corrects the whole
-sums of an anchor (a copy of the table and the sums over it) by what the
-window's rows moved since; `RatingModel.fit` refreshes the anchor as
-training moves the table (`RefreshAnchors`).
+a moving window of `m` of each row's listed pairs (`window`) and corrects
+the whole sums of an anchor (a copy of the table and the sums over it) by
+what the window's rows moved since; `RatingModel.fit` refreshes the
+anchor as training moves the table (`RefreshAnchors`).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -21,81 +22,52 @@ STEP_PERIOD = 2**20
 REFRESH_AFTER_READS = 1.0
 
 
-def anchored(layer: Any, rows: Any, source_rows: Any, gathered: Any) -> Any:
-    """A training step's sums from the anchor and a window of pairs."""
-    sources, weights = window(
-        layer,
-        rows,
-        layer.pair_sources.value,
-        layer.pair_weights.value,
-        layer.pair_counts.value,
-        layer.sample_step.value,
+def build(layer: Any) -> None:
+    """Adds a layer's window variables: its step counter and anchor."""
+    # Training steps taken: where each row's window starts.
+    layer.sample_step = layer.add_weight(
+        shape=(),
+        initializer="zeros",
+        dtype="int32",
+        trainable=False,
+        name="sample_step",
     )
-    layer.sample_step.assign(ops.mod(layer.sample_step.value + 1, STEP_PERIOD))
-    if gathered is not None:
-        table, positions = gathered
-        vectors = ops.take(
-            table,
-            ops.reshape(positions[: ops.size(sources)], ops.shape(sources)),
-            axis=0,
-        )
-    else:
-        vectors = ops.take(layer.embeddings, sources, axis=0)
-    anchor = ops.take(layer.anchor, sources, axis=0)
-    if layer._row_regularization and layer.embeddings_regularizer is not None:
-        # Once per pair read; the padding row is zero.
-        layer.add_loss(layer.embeddings_regularizer(vectors))
-    moved = ops.cast(vectors - anchor, layer.compute_dtype)
-    weights = ops.cast(weights, layer.compute_dtype)
-    sums = ops.cast(
-        ops.take(layer.anchor_sums, rows, axis=0), layer.compute_dtype
-    ) + ops.sum(moved * ops.expand_dims(weights, -1), axis=-2)
-    if not layer.rated:
-        return sums
-    # The own pair's whole weight, from the row's whole list.
-    mine = ops.equal(
-        ops.take(layer.pair_sources, rows, axis=0),
-        ops.expand_dims(source_rows, -1),
+    # The anchor: a copy of the table and the whole sums over it
+    # (zeros are a consistent start: the sums over a zero table).
+    layer.anchor = layer.add_weight(
+        shape=tuple(layer.embeddings.shape),
+        initializer="zeros",
+        trainable=False,
+        name="anchor",
     )
-    own = ops.sum(
-        ops.where(
-            mine,
-            ops.take(layer.pair_weights, rows, axis=0),
-            ops.zeros((), layer.pair_weights.dtype),
-        ),
-        axis=-1,
-        keepdims=True,
+    layer.anchor_sums = layer.add_weight(
+        shape=(layer.num_targets, layer.output_dim),
+        initializer="zeros",
+        trainable=False,
+        name="anchor_sums",
     )
-    if gathered is not None:
-        table, positions = gathered
-        own_vectors = ops.take(
-            table, positions[ops.size(positions) - ops.size(rows) :], axis=0
-        )
-    else:
-        own_vectors = ops.take(layer.embeddings, source_rows, axis=0)
-    return sums - ops.cast(own, layer.compute_dtype) * ops.cast(
-        own_vectors, layer.compute_dtype
-    )
+
+
+def own_value(variable: Any) -> Any:
+    """A variable's current value (inside a stateless step, its traced one)."""
+    return variable.value
 
 
 def window(
-    layer: Any,
-    rows: Any,
-    pair_sources: Any,
-    pair_weights: Any,
-    pair_counts: Any,
-    step: Any,
+    layer: Any, rows: Any, value: Callable[[Any], Any] = own_value
 ) -> tuple[Any, Any]:
-    """The sources and weights (scaled by `n / m`) of each window.
+    """The sources and weights (scaled by `n / m`) of each row's window.
 
     Row `t` with `n` listed pairs reads the slots `(start + j) % n`
     for `j < m` (`m = pairs_per_step`), `start = (step * m + t) % n`,
     with weights scaled by `n / m`; when `n <= m`, its `n` pairs once
     each (the other slots read the padding row, with weight zero).
+    `value` gives the layer's variables' values (see `rows_needed`).
     """
     m = layer.pairs_per_step
+    step = value(layer.sample_step)
     rows = ops.cast(rows, "int32")
-    counts = ops.take(pair_counts, rows, axis=0)
+    counts = ops.take(value(layer.pair_counts), rows, axis=0)
     size = ops.expand_dims(ops.maximum(counts, 1), -1)
     start = ops.mod(
         ops.mod(step, size) * m + ops.mod(ops.expand_dims(rows, -1), size),
@@ -105,8 +77,12 @@ def window(
     flat = ops.expand_dims(rows, -1) * layer.width + ops.mod(
         start + offsets, size
     )
-    sources = ops.take(ops.reshape(pair_sources, (-1,)), flat, axis=0)
-    weights = ops.take(ops.reshape(pair_weights, (-1,)), flat, axis=0)
+    sources = ops.take(
+        ops.reshape(value(layer.pair_sources), (-1,)), flat, axis=0
+    )
+    weights = ops.take(
+        ops.reshape(value(layer.pair_weights), (-1,)), flat, axis=0
+    )
     scale = ops.cast(size, weights.dtype) / ops.cast(
         ops.minimum(size, m), weights.dtype
     )
@@ -170,16 +146,15 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
             self.last = batch
 
 
-def with_refresh(model: Any, callbacks: Any, batch_size: int | None) -> Any:
-    """`callbacks` plus the anchors' refresh when a pair layer needs it."""
-    layers = [
-        layer
-        for layer in [
-            *getattr(model, "implicit_layers", {}).values(),
-            *getattr(model, "neighborhood_layers", {}).values(),
-        ]
-        if not layer.dense and layer.sampled and layer.built
-    ]
+def with_refresh(
+    layers: list[Any], callbacks: Any, batch_size: int | None
+) -> Any:
+    """`callbacks` plus the anchors' refresh when one of `layers` needs it.
+
+    `layers`: a model's pair layers; those with windows (built, so
+    adapted or about to fail `fit` with their own error) are refreshed.
+    """
+    layers = [layer for layer in layers if layer.sampled and layer.built]
     if not layers:
         return callbacks
     refresh = RefreshAnchors(layers, batch_size or 32)

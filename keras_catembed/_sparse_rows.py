@@ -12,6 +12,8 @@ from typing import Any
 
 from keras import ops
 
+from keras_catembed import _pair_windows
+
 _BUILTIN = "_keras_catembed_builtin_forward"
 
 
@@ -40,11 +42,19 @@ def table_layers(model: Any) -> list[Any]:
     return [layer for layer in layers if hasattr(layer, "check_ids")]
 
 
+def pair_layers(model: Any) -> list[Any]:
+    """The implicit-feedback and neighbourhood layers of `model`."""
+    layers = list(getattr(model, "implicit_layers", {}).values())
+    return layers + list(getattr(model, "neighborhood_layers", {}).values())
+
+
 def list_layers(model: Any) -> list[Any]:
     """The trainable pair layers of `model` in the lists layout."""
-    layers = list(getattr(model, "implicit_layers", {}).values())
-    layers += list(getattr(model, "neighborhood_layers", {}).values())
-    return [layer for layer in layers if not layer.dense and layer.trainable]
+    return [
+        layer
+        for layer in pair_layers(model)
+        if not layer.dense and layer.trainable
+    ]
 
 
 class SparseTables:
@@ -74,7 +84,7 @@ class SparseTables:
         self,
         layer: Any,
         x: dict[str, Any],
-        value: Callable[[Any], Any] | None = None,
+        value: Callable[[Any], Any] = _pair_windows.own_value,
     ) -> tuple[Any, int]:
         """The rows `layer` reads for the batch `x`, and the table size.
 

@@ -131,7 +131,9 @@ class RatingTrainer(ModelBase):
             batch_size=batch_size,
             epochs=epochs,
             verbose=verbose,
-            callbacks=_pair_windows.with_refresh(self, callbacks, batch_size),
+            callbacks=_pair_windows.with_refresh(
+                _sparse_rows.pair_layers(self), callbacks, batch_size
+            ),
             validation_split=validation_split,
             validation_data=validation_data,
             shuffle=shuffle,
