@@ -7,7 +7,8 @@ per-movie counts like the real set, distinct pairs), at each `--rows`.
 The pairs are held as per-id lists of at most `--max-pairs-per-id` ids
 (`RatingModel(max_pairs_per_id=...)`); with `--pairs-per-step`, training
 steps read a moving window of that many of them
-(`RatingModel(pairs_per_step=...)`, anchors refreshed every epoch).
+(`RatingModel(pairs_per_step=...)`, whose anchors `fit` refreshes as
+the tables move).
 
 For each backend (own process) and size it records:
 - `adapt_s`: `model.adapt(x)` on all rows (pairs deduplicated, sampled
