@@ -98,21 +98,43 @@ def refresh(layer: Any) -> None:
     """Anchors the windows at the table as it is (eager use).
 
     Copies the table to `anchor` and writes the whole sum of every
-    row's pairs over it to `anchor_sums`, a bounded slice of rows at a
-    time. `RatingModel.fit` calls it as training moves the table.
+    row's pairs over it to `anchor_sums`. Rows are summed in groups of
+    about the same count, each group over as many slots as its longest
+    list (rounded up to a sixteenth of the width), a bounded slice of
+    rows at a time, so the work follows the listed pairs rather than
+    the padded width. `RatingModel.fit` calls it as training moves the
+    table.
     """
     if not layer.sampled:
         return
     table = layer.embeddings.value
-    # About 2**24 gathered values at a time.
-    chunk = max(1, 2**24 // (layer.width * layer.output_dim))
+    counts = ops.convert_to_numpy(layer.pair_counts).astype("int64")
+    step = max(1, layer.width // 16)
+    slots = np.maximum(-(-counts // step) * step, 1)
+    order = np.argsort(slots, kind="stable")
+    bounds = np.flatnonzero(np.diff(slots[order])) + 1
     parts = []
-    for start in range(0, layer.num_targets, chunk):
-        sources = layer.pair_sources[start : start + chunk]
-        weights = layer.pair_weights[start : start + chunk]
-        vectors = ops.take(table, sources, axis=0)
-        parts.append(ops.sum(vectors * ops.expand_dims(weights, -1), axis=1))
-    layer.anchor_sums.assign(ops.concatenate(parts, axis=0))
+    for group in np.split(order, bounds):
+        width = int(slots[group[0]])
+        # About 2**24 gathered values at a time.
+        chunk = max(1, 2**24 // (width * layer.output_dim))
+        for start in range(0, len(group), chunk):
+            rows = ops.convert_to_tensor(
+                group[start : start + chunk].astype("int32")
+            )
+            sources = ops.take(layer.pair_sources, rows, axis=0)[:, :width]
+            weights = ops.take(layer.pair_weights, rows, axis=0)[:, :width]
+            vectors = ops.take(table, sources, axis=0)
+            parts.append(ops.einsum("rwd,rw->rd", vectors, weights))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    layer.anchor_sums.assign(
+        ops.take(
+            ops.concatenate(parts, axis=0),
+            ops.convert_to_tensor(inverse.astype("int32")),
+            axis=0,
+        )
+    )
     # A copy: JAX's training steps donate each variable's own buffer.
     layer.anchor.assign(ops.copy(table))
 

@@ -323,6 +323,35 @@ def test_fit_refreshes_the_anchors():
     )
 
 
+def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length():
+    # Lists of 64 slots: rows are summed in groups rounded up to 4 slots;
+    # counts from 0 (nothing listed) to a full list, unequal weights.
+    rng = np.random.default_rng(5)
+    counts = [0, 1, 3, 4, 5, 17, 63, 64, 64, 2]
+    targets = np.repeat(np.arange(len(counts)), counts)
+    sources = np.concatenate([rng.choice(80, n, replace=False) for n in counts])
+    layer = ImplicitFeedback(
+        len(counts),
+        80,
+        3,
+        embeddings_initializer="normal",
+        rated=True,
+        max_pairs_per_id=64,
+        pairs_per_step=4,
+    )
+    layer.adapt(targets, sources, 1 + 4 * rng.random(targets.size))
+    np.testing.assert_array_equal(_np(layer.pair_counts), counts)
+    layer.refresh_anchor()
+    table = _np(layer.embeddings)
+    lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
+    expected = np.einsum("tj,tjd->td", weights, table[lists])
+    assert not np.any(expected[0]) and np.all(np.any(expected[1:], axis=1))
+    np.testing.assert_allclose(
+        _np(layer.anchor_sums), expected, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(_np(layer.anchor), table)
+
+
 def test_windows_past_int32_indices_are_refused():
     with pytest.raises(ValueError, match=r"exceed int32 indices"):
         ImplicitFeedback(2**24, 1000, 2, max_pairs_per_id=256, pairs_per_step=8)
