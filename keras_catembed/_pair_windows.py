@@ -20,6 +20,11 @@ STEP_PERIOD = 2**20
 # A refresh of the anchors reads every listed pair; within an epoch it
 # runs once the steps since the last one have read this many times that.
 REFRESH_AFTER_READS = 1.0
+# Layers whose padded lists hold at least this many values (rows x width x
+# dimensions) are refreshed in at most `GROUPS` groups of rows of like
+# count; smaller ones in one pass over the padded lists.
+GROUPED_VALUES = 2**28
+GROUPS = 8
 
 
 def build(layer: Any) -> None:
@@ -98,45 +103,87 @@ def refresh(layer: Any) -> None:
     """Anchors the windows at the table as it is (eager use).
 
     Copies the table to `anchor` and writes the whole sum of every
-    row's pairs over it to `anchor_sums`. Rows are summed in groups of
-    about the same count, each group over as many slots as its longest
-    list (rounded up to a sixteenth of the width), a bounded slice of
-    rows at a time, so the work follows the listed pairs rather than
-    the padded width. `RatingModel.fit` calls it as training moves the
+    row's pairs over it to `anchor_sums`, a bounded slice of rows at a
+    time. Large layers sum their rows in a few groups of like count,
+    each over as many slots as its longest list, so that the work
+    follows the listed pairs rather than the padded lists (`row_groups`);
+    small ones read the padded lists in one pass (fewer shapes for the
+    backend to compile). `RatingModel.fit` calls it as training moves the
     table.
     """
     if not layer.sampled:
         return
     table = layer.embeddings.value
-    counts = ops.convert_to_numpy(layer.pair_counts).astype("int64")
-    step = max(1, layer.width // 16)
-    slots = np.maximum(-(-counts // step) * step, 1)
-    order = np.argsort(slots, kind="stable")
-    bounds = np.flatnonzero(np.diff(slots[order])) + 1
+    # Groups of rows (`None`: all, in order) and their slots.
+    groups: list[tuple[np.ndarray | None, int]]
+    if layer.num_targets * layer.width * layer.output_dim < GROUPED_VALUES:
+        groups = [(None, layer.width)]
+    else:
+        counts = ops.convert_to_numpy(layer.pair_counts)
+        groups = list(row_groups(counts, GROUPS))
     parts = []
-    for group in np.split(order, bounds):
-        width = int(slots[group[0]])
+    for rows, width in groups:
+        size = layer.num_targets if rows is None else len(rows)
         # About 2**24 gathered values at a time.
         chunk = max(1, 2**24 // (width * layer.output_dim))
-        for start in range(0, len(group), chunk):
-            rows = ops.convert_to_tensor(
-                group[start : start + chunk].astype("int32")
-            )
-            sources = ops.take(layer.pair_sources, rows, axis=0)[:, :width]
-            weights = ops.take(layer.pair_weights, rows, axis=0)[:, :width]
-            vectors = ops.take(table, sources, axis=0)
-            parts.append(ops.einsum("rwd,rw->rd", vectors, weights))
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    layer.anchor_sums.assign(
-        ops.take(
-            ops.concatenate(parts, axis=0),
-            ops.convert_to_tensor(inverse.astype("int32")),
-            axis=0,
-        )
-    )
+        for start in range(0, size, chunk):
+            if rows is None:
+                sources = layer.pair_sources[start : start + chunk]
+                weights = layer.pair_weights[start : start + chunk]
+            else:
+                part = ops.convert_to_tensor(rows[start : start + chunk])
+                sources = ops.take(layer.pair_sources, part, axis=0)
+                weights = ops.take(layer.pair_weights, part, axis=0)
+            vectors = ops.take(table, sources[:, :width], axis=0)
+            parts.append(ops.einsum("rwd,rw->rd", vectors, weights[:, :width]))
+    sums = ops.concatenate(parts, axis=0)
+    grouped = [rows for rows, _ in groups if rows is not None]
+    if grouped:
+        # Back from the groups' order to the rows' own.
+        order = np.concatenate(grouped)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size, dtype=order.dtype)
+        sums = ops.take(sums, ops.convert_to_tensor(inverse), axis=0)
+    layer.anchor_sums.assign(sums)
     # A copy: JAX's training steps donate each variable's own buffer.
     layer.anchor.assign(ops.copy(table))
+
+
+def row_groups(counts: np.ndarray, parts: int) -> list[tuple[np.ndarray, int]]:
+    """Rows in at most `parts` groups of like count, fewest slots in all.
+
+    Returns `(rows, width)` pairs (int32 row numbers; `width` the group's
+    longest count, at least 1) that split the rows so that the sum of
+    `len(rows) * width` is smallest: an exact partition of the sorted
+    distinct counts, by dynamic programming.
+    """
+    counts = np.maximum(np.asarray(counts, dtype=np.int64), 1)
+    values, sizes = np.unique(counts, return_counts=True)
+    before = np.concatenate([[0], np.cumsum(sizes)])
+    n = values.size
+    parts = min(parts, n)
+    # slots[g, j]: fewest slots for the j smallest values in g groups;
+    # first[g, j]: where the last of those groups starts.
+    slots = np.full((parts + 1, n + 1), np.inf)
+    slots[0, 0] = 0
+    first = np.zeros((parts + 1, n + 1), dtype=np.int64)
+    for g in range(1, parts + 1):
+        for j in range(g, n + 1):
+            options = (
+                slots[g - 1, :j] + (before[j] - before[:j]) * values[j - 1]
+            )
+            first[g, j] = np.argmin(options)
+            slots[g, j] = options[first[g, j]]
+    widths, j = [], n
+    for g in range(parts, 0, -1):
+        widths.append(int(values[j - 1]))
+        j = int(first[g, j])
+    widths.reverse()
+    group = np.searchsorted(widths, counts)
+    return [
+        (np.flatnonzero(group == g).astype("int32"), width)
+        for g, width in enumerate(widths)
+    ]
 
 
 class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]

@@ -323,9 +323,15 @@ def test_fit_refreshes_the_anchors():
     )
 
 
-def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length():
-    # Lists of 64 slots: rows are summed in groups rounded up to 4 slots;
-    # counts from 0 (nothing listed) to a full list, unequal weights.
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length(
+    grouped, monkeypatch
+):
+    # Counts from 0 (nothing listed) to a full list of 64, unequal
+    # weights; in one pass over the padded lists, or in 3 groups of rows.
+    if grouped:
+        monkeypatch.setattr(_pair_windows, "GROUPED_VALUES", 0)
+        monkeypatch.setattr(_pair_windows, "GROUPS", 3)
     rng = np.random.default_rng(5)
     counts = [0, 1, 3, 4, 5, 17, 63, 64, 64, 2]
     targets = np.repeat(np.arange(len(counts)), counts)
@@ -350,6 +356,37 @@ def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length():
         _np(layer.anchor_sums), expected, rtol=1e-5, atol=1e-6
     )
     np.testing.assert_array_equal(_np(layer.anchor), table)
+
+
+def test_row_groups_split_the_rows_with_fewest_slots():
+    counts = np.array([0, 5, 1, 64, 3, 5, 2, 64, 17, 1, 40, 3])
+    groups = _pair_windows.row_groups(counts, 3)
+    rows = np.concatenate([r for r, _ in groups])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(counts.size))
+    for r, width in groups:
+        assert width == max(1, counts[r].max())
+    slots = sum(len(r) * width for r, width in groups)
+    # Against every split of the distinct counts into 3 runs.
+    clipped = np.maximum(counts, 1)
+    values = np.unique(clipped)
+
+    def cost(highs):
+        lows = (0, *highs[:-1])
+        return sum(
+            np.sum((clipped > low) & (clipped <= high)) * high
+            for low, high in zip(lows, highs, strict=True)
+        )
+
+    best = min(
+        cost((values[i], values[j], values[-1]))
+        for i in range(len(values) - 2)
+        for j in range(i + 1, len(values) - 1)
+    )
+    # Counts up to 5, 17 and 40, the two full lists.
+    assert slots == best == 8 * 5 + 2 * 40 + 2 * 64
+    # Fewer distinct counts than groups: one group each.
+    groups = _pair_windows.row_groups(np.array([4, 4, 9]), 8)
+    assert [(list(r), w) for r, w in groups] == [([0, 1], 4), ([2], 9)]
 
 
 def test_windows_past_int32_indices_are_refused():
