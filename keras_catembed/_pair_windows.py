@@ -114,33 +114,24 @@ def refresh(layer: Any) -> None:
     if not layer.sampled:
         return
     table = layer.embeddings.value
-    # Groups of rows (`None`: all, in order) and their slots.
-    groups: list[tuple[np.ndarray | None, int]]
     if layer.num_targets * layer.width * layer.output_dim < GROUPED_VALUES:
-        groups = [(None, layer.width)]
+        groups = [(np.arange(layer.num_targets, dtype="int32"), layer.width)]
     else:
-        counts = ops.convert_to_numpy(layer.pair_counts)
-        groups = list(row_groups(counts, GROUPS))
+        groups = row_groups(ops.convert_to_numpy(layer.pair_counts), GROUPS)
     parts = []
     for rows, width in groups:
-        size = layer.num_targets if rows is None else len(rows)
         # About 2**24 gathered values at a time.
         chunk = max(1, 2**24 // (width * layer.output_dim))
-        for start in range(0, size, chunk):
-            if rows is None:
-                sources = layer.pair_sources[start : start + chunk]
-                weights = layer.pair_weights[start : start + chunk]
-            else:
-                part = ops.convert_to_tensor(rows[start : start + chunk])
-                sources = ops.take(layer.pair_sources, part, axis=0)
-                weights = ops.take(layer.pair_weights, part, axis=0)
-            vectors = ops.take(table, sources[:, :width], axis=0)
-            parts.append(ops.einsum("rwd,rw->rd", vectors, weights[:, :width]))
+        for start in range(0, len(rows), chunk):
+            part = ops.convert_to_tensor(rows[start : start + chunk])
+            sources = ops.take(layer.pair_sources, part, axis=0)[:, :width]
+            weights = ops.take(layer.pair_weights, part, axis=0)[:, :width]
+            vectors = ops.take(table, sources, axis=0)
+            parts.append(ops.einsum("rwd,rw->rd", vectors, weights))
     sums = ops.concatenate(parts, axis=0)
-    grouped = [rows for rows, _ in groups if rows is not None]
-    if grouped:
+    if len(groups) > 1:
         # Back from the groups' order to the rows' own.
-        order = np.concatenate(grouped)
+        order = np.concatenate([rows for rows, _ in groups])
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size, dtype=order.dtype)
         sums = ops.take(sums, ops.convert_to_tensor(inverse), axis=0)
