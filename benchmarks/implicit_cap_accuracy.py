@@ -48,6 +48,16 @@ def main(argv=None):
     )
     parser.add_argument("--epochs", type=int, help="override the preset")
     parser.add_argument(
+        "--refresh-after-reads",
+        type=float,
+        help=(
+            "diagnostic: refresh the windows' anchors after the steps have "
+            "read this many times the listed pairs (the library's default "
+            "otherwise), with compiled calls of at most 8 steps so that "
+            "the refreshes can come that often"
+        ),
+    )
+    parser.add_argument(
         "--out",
         default=os.path.join(HERE, "results", "implicit_cap_accuracy"),
     )
@@ -56,9 +66,13 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from keras_catembed import training
+    from keras_catembed import _fast_fit, _pair_windows, training
     from keras_catembed.datasets.movielens import inputs
 
+    if args.refresh_after_reads is not None:
+        _pair_windows.REFRESH_AFTER_READS = args.refresh_after_reads
+        _fast_fit.MAX_STEPS_PER_EXECUTION = 8
+        _fast_fit.SECONDS_PER_EXECUTION = 0.0
     _, (train, _) = next(movielens_accuracy.folds_1m(args.data_dir))
     order = np.random.default_rng(0).permutation(len(train))
     held = len(train) // 10
@@ -89,6 +103,8 @@ def main(argv=None):
                     None if cap in ("floor", "none") else int(cap)
                 ),
                 "pairs_per_step": int(step) if step else None,
+                "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
+                "max_steps_per_execution": _fast_fit.MAX_STEPS_PER_EXECUTION,
                 "val_rmse": rmse,
                 "val_mae": mae,
                 "fit_s": seconds,
@@ -121,6 +137,7 @@ def write(args, results):
     machine = _results.machine_info(
         epochs=args.epochs,
         protocol="ml-1m fold-1 training part, 10% held out (seed 0)",
+        refresh_after_reads=args.refresh_after_reads,
     )
     _results.write(args.out, table, results, machine)
 
