@@ -66,7 +66,9 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from keras_catembed import _fast_fit, _pair_windows, training
+    from keras_catembed import _fast_fit
+    from keras_catembed import _pair_windows
+    from keras_catembed import training
     from keras_catembed.datasets.movielens import inputs
 
     if args.refresh_after_reads is not None:
