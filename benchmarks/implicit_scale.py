@@ -13,7 +13,10 @@ the tables move).
 For each backend (own process) and size it records:
 - `adapt_s`: `model.adapt(x)` on all rows (pairs deduplicated, sampled
   and written to the layers);
-- the `fit` call: one epoch with the device loop, timed per compiled block
+- the `fit` call (`--optimizer`: by default SparseAdam at the preset's
+  learning rate, without the preset's decay of the tables and moving
+  average of the weights; `recipe` for the preset's own optimizer): one
+  epoch with the device loop, timed per compiled block
   (about 2**20 rows). The first block includes compiling. With
   `--budget S` the epoch stops after the first block that ends past S
   seconds; the epoch time is then projected from the blocks after the
@@ -81,11 +84,14 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
 
     from keras_catembed import optimizers
 
-    optimizer = (
-        optimizers.SparseAdam(recipe.learning_rate)
-        if args.optimizer == "sparse_adam"
-        else keras.optimizers.Adam(recipe.learning_rate)
-    )
+    if args.optimizer == "recipe":
+        # The preset's own: SparseAdam with the decay of the tables, the
+        # cosine schedule over its epochs and the moving average.
+        optimizer = recipe.make_optimizer(len(y), model)
+    elif args.optimizer == "sparse_adam":
+        optimizer = optimizers.SparseAdam(recipe.learning_rate)
+    else:
+        optimizer = keras.optimizers.Adam(recipe.learning_rate)
     model.compile(optimizer=optimizer, loss="mse")
     blocks, epochs = [], []
 
@@ -213,7 +219,15 @@ def main(argv=None):
         help="read a moving window of this many pairs per training step",
     )
     parser.add_argument(
-        "--optimizer", choices=["sparse_adam", "adam"], default="sparse_adam"
+        "--optimizer",
+        choices=["sparse_adam", "adam", "recipe"],
+        default="sparse_adam",
+        help=(
+            "SparseAdam or Adam at the preset's learning rate (no decay, "
+            "no moving average), or 'recipe': the preset's own optimizer "
+            "(SparseAdam, decay of the tables, cosine schedule, moving "
+            "average of the weights)"
+        ),
     )
     parser.add_argument(
         "--budget",
