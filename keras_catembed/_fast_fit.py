@@ -22,6 +22,7 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -41,9 +42,12 @@ from keras_catembed.backend import generic
 # (MIN_STEPS_PER_EXECUTION to MAX_STEPS_PER_EXECUTION steps) and times
 # them; when a call took under SECONDS_TO_KEEP_EXECUTION, later epochs run
 # calls of about SECONDS_PER_EXECUTION (a power of two of steps, at most
-# half the epoch and about 2**20 samples). So the
-# progress bar and the batch callbacks move within every epoch, and a
-# call is long enough for its fixed cost not to slow the steady state.
+# half the epoch and about 2**20 samples), as soon as that length costs
+# nothing to compile, or else once the calls it spares would have cost
+# about its compilation (`BlockPlan`). So the progress bar and the batch
+# callbacks move within every epoch, a long training's calls are long
+# enough for their fixed cost not to slow it, and a short one compiles
+# no length it would not repay.
 SAMPLES_PER_EXECUTION = 2**20
 BLOCKS_PER_EPOCH = 20
 MIN_STEPS_PER_EXECUTION = 8
@@ -52,6 +56,12 @@ SECONDS_PER_EXECUTION = 1.0
 # Calls of the first epoch at least this long are kept as they are: their
 # fixed cost is already small, and another length would be compiled anew.
 SECONDS_TO_KEEP_EXECUTION = 0.05
+# What a compiled call costs beyond its steps (the dispatch, the state in
+# and out, the callbacks): about 2 ms on JAX on 2 CPU cores, at 1024 to
+# 16384 rows a batch. A longer call that must be compiled anew is adopted
+# once the calls it would spare have cost about its compilation
+# (`BlockPlan`).
+CALL_SECONDS = 0.002
 # Steps of a `fit` call (all its epochs) from which the TensorFlow loop
 # compiles with XLA. XLA compiles the loop for seconds per batch size and
 # then runs steps faster than a graph without it; on 2 CPU cores it repays
@@ -98,6 +108,32 @@ def timed_steps_per_call(
         steps = full_steps
     steps = min(max(steps, MIN_STEPS_PER_EXECUTION), ceiling)
     return max(1, min(steps, full_steps))
+
+
+@dataclasses.dataclass
+class BlockPlan:
+    """Longer calls for an epoch's steps, adopted once they pay off.
+
+    Calls of `steps` steps would spare `saved_seconds` an epoch (the fixed
+    cost of the calls they replace) but must first be compiled, for about
+    `compile_seconds` (what the first call of the shorter ones took beyond
+    its steps). The shorter calls run until the time they have lost, the
+    timing epoch's included, reaches the compilation: the rule of the
+    ski-rental problem, which never waits more than twice as long as the
+    better choice in hindsight. A short `fit` call (what a user waits for
+    whole) thus compiles nothing more, and a long one, or a later call,
+    switches.
+    """
+
+    steps: int
+    saved_seconds: float
+    compile_seconds: float
+    lost_seconds: float = 0.0
+
+    def pay(self) -> bool:
+        """Counts one epoch of the shorter calls; True once they paid off."""
+        self.lost_seconds += self.saved_seconds
+        return self.lost_seconds >= self.compile_seconds
 
 
 def _executions(
@@ -258,16 +294,20 @@ def fit(
             order = ops.arange(num_samples, dtype="int32")
         runner.begin_epoch()
         ends = []  # (time, steps done) after each full-length call
+        first_call = 0.0  # seconds, compilation included
         for start, steps, size in executions:
             callbacks.on_train_batch_begin(start)
             block = ops.reshape(
                 order[start * batch_size : start * batch_size + steps * size],
                 (steps, size),
             )
+            called = time.perf_counter()
             logs = runner.run(block)
             if not timed and steps == per_call:
                 _pythonify(logs)  # waits for the call to finish
                 ends.append((time.perf_counter(), start + steps))
+                if len(ends) == 1:
+                    first_call = ends[0][0] - called
             callbacks.on_train_batch_end(start + steps - 1, logs)
             if model.stop_training:
                 break
@@ -275,13 +315,25 @@ def fit(
         if len(ends) >= 3:
             # The first call may include compilation: time the others.
             seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
-            if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
-                per_call = timed_steps_per_call(seconds, full_steps, batch_size)
             runner.block_steps[shape] = per_call
+            if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
+                runner.block_plans[shape] = _plan(
+                    runner,
+                    timed_steps_per_call(seconds, full_steps, batch_size),
+                    per_call,
+                    full_steps,
+                    remainder,
+                    batch_size,
+                    max(0.0, first_call - seconds * per_call),
+                )
+            timed = True
+        plan = runner.block_plans.get(shape)
+        if plan is not None and plan.pay():
+            per_call = runner.block_steps[shape] = plan.steps
+            del runner.block_plans[shape]
             executions = _executions(
                 per_call, full_steps, remainder, batch_size
             )
-            timed = True
         epoch_logs = dict(_pythonify(logs))
         # Rows that skipped steps take the decay they owe, so validation
         # and the epoch-end callbacks see the weights as they are.
@@ -315,6 +367,29 @@ def fit(
     model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=training_logs)
     return model.history
+
+
+def _plan(
+    runner: generic.Runner,
+    steps: int,
+    per_call: int,
+    full_steps: int,
+    remainder: int,
+    batch_size: int,
+    first_call_beyond_steps: float,
+) -> BlockPlan:
+    """The plan to run calls of `steps` steps rather than `per_call`."""
+    spared = len(
+        _executions(per_call, full_steps, remainder, batch_size)
+    ) - len(_executions(steps, full_steps, remainder, batch_size))
+    compiles = runner.compiles(steps, batch_size)
+    return BlockPlan(
+        steps=steps,
+        # A length that compiles nothing (shorter calls are padded; a
+        # graph takes any length) is taken at once.
+        saved_seconds=CALL_SECONDS * spared if compiles else float("inf"),
+        compile_seconds=first_call_beyond_steps if compiles else 0.0,
+    )
 
 
 def _should_validate(epoch: int, validation_freq: Any) -> bool:

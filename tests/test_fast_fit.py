@@ -269,8 +269,10 @@ def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
     # The aimed seconds per call decide whether an epoch counts as long
     # (over that: at least two calls, each at least 8 steps) or short.
     monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", seconds)
-    # However slow the machine, the first epoch's calls count as short.
+    # However slow the machine, the first epoch's calls count as short,
+    # and a longer call pays off at once, compiled or not.
     monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
+    monkeypatch.setattr(_fast_fit, "CALL_SECONDS", float("inf"))
     # 3,210 rows in batches of 16: 200 full steps and one of 10 rows.
     x, y = data(n=3210)
     model = make_model()
@@ -306,6 +308,98 @@ def test_calls_long_enough_keep_their_length(monkeypatch):
     (runner,) = model.__dict__["_fast_fit_runners"].values()
     assert runner.block_steps[(16, 200)] == 10
     assert [b for b, _ in epochs[1]] == [*range(9, 200, 10), 200]
+
+
+def test_block_plan_switches_once_the_spared_calls_cost_the_compilation():
+    plan = _fast_fit.BlockPlan(
+        steps=64, saved_seconds=0.04, compile_seconds=0.1
+    )
+    assert [plan.pay() for _ in range(3)] == [False, False, True]
+    assert plan.lost_seconds == pytest.approx(0.12)
+    # Nothing to compile: the first epoch pays it off.
+    free = _fast_fit.BlockPlan(steps=64, saved_seconds=0.0, compile_seconds=0.0)
+    assert free.pay()
+
+
+def _compiles_new_lengths():
+    # JAX compiles each block length; a TensorFlow graph (no XLA for so
+    # few steps) takes any length, and torch runs eagerly.
+    return keras.backend.backend() == "jax"
+
+
+def test_longer_calls_wait_until_they_repay_their_compilation(monkeypatch):
+    # The first epoch times calls of 10 steps and finds a whole epoch's
+    # call (200 steps) better. Where that length must be compiled, the
+    # calls of 10 go on until the calls spared would have cost the
+    # compilation: here, with the spared calls free, never, over epochs
+    # and `fit` calls. Elsewhere the longer call is taken at once.
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    monkeypatch.setattr(_fast_fit, "CALL_SECONDS", 0.0)
+    x, y = data(n=3210)
+    model = make_model()
+    first = _batch_ends(model, x, y, epochs=3, batch_size=16, fast=True)
+    later = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    short = [*range(9, 200, 10), 200]
+    if _compiles_new_lengths():
+        assert runner.block_steps[(16, 200)] == 10
+        plan = runner.block_plans[(16, 200)]
+        assert plan.steps == 200
+        assert plan.compile_seconds > 0
+        assert plan.lost_seconds == 0
+        expected = [short] * 5
+    else:
+        assert runner.block_steps[(16, 200)] == 200
+        assert runner.block_plans == {}
+        expected = [short] + [[199, 200]] * 4
+    assert [[b for b, _ in epoch] for epoch in first + later] == expected
+
+
+def test_longer_calls_are_adopted_once_they_have_paid_off(monkeypatch):
+    # The spared calls' cost adds up epoch after epoch (the timing epoch
+    # included): with a compilation worth 2.5 epochs of it, the calls of
+    # 10 steps run three epochs and the whole-epoch call the fourth.
+    if not _compiles_new_lengths():
+        pytest.skip("only JAX compiles each block length here")
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    x, y = data(n=3210)
+    model = make_model()
+
+    class Price(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            (runner,) = model.__dict__["_fast_fit_runners"].values()
+            plan = runner.block_plans.get((16, 200))
+            if epoch == 0:
+                # 21 calls an epoch become 2: 19 spared, 2 ms each.
+                assert plan.saved_seconds == pytest.approx(19 * 0.002)
+                assert plan.lost_seconds == pytest.approx(plan.saved_seconds)
+                plan.compile_seconds = 2.5 * plan.saved_seconds
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append([])
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen[-1].append(batch)
+
+    model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=16,
+        fast=True,
+        verbose=0,
+        callbacks=[Price(), Record()],
+    )
+    short = [*range(9, 200, 10), 200]
+    assert seen == [short, short, short, [199, 200]]
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert runner.block_steps[(16, 200)] == 200
+    assert runner.block_plans == {}
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sparse"])

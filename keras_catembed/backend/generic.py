@@ -45,7 +45,14 @@ class Runner:
         self.targets: Any = None
         # Steps per call by (batch size, full steps), once timed.
         self.block_steps: dict[Any, int] = {}
+        # A longer call not compiled yet, by (batch size, full steps): see
+        # `keras_catembed._fast_fit.BlockPlan`.
+        self.block_plans: dict[Any, Any] = {}
         self.tables = tables
+
+    def compiles(self, steps: int, batch_size: int) -> bool:
+        """Whether a call of `steps` steps of `batch_size` compiles anew."""
+        return False
 
     def begin_epoch(self) -> None:
         """Called before the first block of an epoch."""

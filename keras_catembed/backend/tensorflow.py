@@ -50,6 +50,10 @@ class Runner(generic.Runner):
         # to it, its padding steps skipped.
         self._lengths: dict[int, int] = {}
 
+    def compiles(self, steps: int, batch_size: int) -> bool:
+        # Only XLA compiles each block shape (a graph takes any length).
+        return self._jit and steps > self._lengths.get(batch_size, 0)
+
     def run(self, block: Any) -> Any:
         steps, size = block.shape
         if self._jit:
