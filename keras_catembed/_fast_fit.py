@@ -287,20 +287,23 @@ def fit(
                 ops.arange(num_samples, dtype="int32"), seed=seed
             )
         elif shuffle:
-            order = ops.convert_to_tensor(
-                rng.permutation(num_samples).astype(np.int32)
-            )
-        else:
+            # Kept in NumPy: each call's block is sliced there and copied
+            # once (slicing a device array costs two dispatches a call).
+            order = rng.permutation(num_samples).astype(np.int32)
+        elif on_device:
             order = ops.arange(num_samples, dtype="int32")
+        else:
+            order = np.arange(num_samples, dtype=np.int32)
         runner.begin_epoch()
         ends = []  # (time, steps done) after each full-length call
         first_call = 0.0  # seconds, compilation included
         for start, steps, size in executions:
             callbacks.on_train_batch_begin(start)
-            block = ops.reshape(
-                order[start * batch_size : start * batch_size + steps * size],
-                (steps, size),
-            )
+            rows = order[start * batch_size : start * batch_size + steps * size]
+            if isinstance(rows, np.ndarray):
+                block = ops.convert_to_tensor(rows.reshape(steps, size))
+            else:
+                block = ops.reshape(rows, (steps, size))
             called = time.perf_counter()
             logs = runner.run(block)
             if not timed and steps == per_call:

@@ -78,6 +78,9 @@ class Runner(generic.Runner):
         # The longest block compiled so far, by batch size: shorter blocks
         # (an epoch's last) are padded to it rather than compiled anew.
         self._lengths: dict[int, int] = {}
+        # Each call's step count as a device scalar, made once per value
+        # (making one costs more than a short call's dispatch).
+        self._counts: dict[int, Any] = {}
         # The devices of the `keras.distribution` set for this epoch.
         self._mesh: Mesh | None = None
         step = model.train_step if tables is None else self._sparse_step
@@ -159,7 +162,7 @@ class Runner(generic.Runner):
             if self._mesh.one_call_at_a_time:
                 jax.block_until_ready(self.state)
         logs, self.state = self._run(
-            self.state, self.ids, self.targets, block, jnp.int32(steps)
+            self.state, self.ids, self.targets, block, self._count(steps)
         )
         for variables, values in zip(
             self._variables(), self.state, strict=True
@@ -170,6 +173,11 @@ class Runner(generic.Runner):
 
     def end_epoch(self) -> None:
         self.state = None
+
+    def _count(self, steps: int) -> Any:
+        if steps not in self._counts:
+            self._counts[steps] = jnp.asarray(steps, jnp.int32)
+        return self._counts[steps]
 
     def _sparse_step(self, state: Any, data: Any) -> tuple[Any, Any]:
         model = self.model
