@@ -11,6 +11,7 @@ from keras import ops
 from keras_catembed import _checks
 from keras_catembed import _pair_windows
 from keras_catembed import _pairs
+from keras_catembed import backend
 
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
@@ -311,7 +312,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 lists = ops.reshape(
                     positions[: ops.size(sources)], ops.shape(sources)
                 )
-                vectors = ops.take(table, lists, axis=0)
+                vectors = backend.current.gather_rows(table, lists)
             else:
                 # Gathered from the variable itself, so that the gradient
                 # touches only these rows (a TensorFlow `IndexedSlices`).
@@ -350,8 +351,8 @@ class ImplicitFeedback(keras.layers.Layer):
             )
         if gathered is not None and not self.dense:
             table, positions = gathered
-            own_vectors = ops.take(
-                table, positions[ops.size(positions) - ops.size(rows) :], axis=0
+            own_vectors = backend.current.gather_rows(
+                table, positions[ops.size(positions) - ops.size(rows) :]
             )
         else:
             own_vectors = ops.take(self.embeddings, source_rows, axis=0)

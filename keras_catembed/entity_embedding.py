@@ -294,7 +294,9 @@ class EntityEmbedding(keras.layers.Layer):
         """
         if gathered is not None:
             table, positions = gathered
-            return self._finish(ops.take(table, positions, axis=0), training)
+            return self._finish(
+                backend.current.gather_rows(table, positions), training
+            )
         dtype = _checks.check_id_dtype(self._where, inputs)
         concrete = not ids_checked and _checks.is_concrete(inputs)
         if concrete:

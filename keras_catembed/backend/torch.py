@@ -117,7 +117,12 @@ class TorchBackend(generic.Backend):
             torch._foreach_sub_(values, steps)
 
     def gather_rows(self, value: Any, indices: Any) -> Any:
-        return value[indices]
+        # `index_select`, whose gradient is one `index_add_`: about twice
+        # as fast on a CPU as the sort of `embedding`'s (`ops.take`) or
+        # the accumulating `index_put_` of `value[indices]`.
+        indices = torch.as_tensor(indices, device=value.device).long()
+        rows = torch.index_select(value, 0, indices.reshape(-1))
+        return rows.reshape(*indices.shape, *value.shape[1:])
 
     def scatter_rows(
         self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
