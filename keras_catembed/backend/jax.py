@@ -83,6 +83,10 @@ class Runner(generic.Runner):
         self._counts: dict[int, Any] = {}
         # The devices of the `keras.distribution` set for this epoch.
         self._mesh: Mesh | None = None
+        # The shapes of a step's logs (metric results: the same for any
+        # batch size and block length), traced once for every compiled
+        # block rather than once more for each.
+        self._log_shapes: Any = None
         step = model.train_step if tables is None else self._sparse_step
 
         def run(
@@ -93,7 +97,9 @@ class Runner(generic.Runner):
                 return state, logs
 
             with _step.checked_ids(model):
-                shapes = jax.eval_shape(take, state, block[0])[1]
+                if self._log_shapes is None:
+                    self._log_shapes = jax.eval_shape(take, state, block[0])[1]
+                shapes = self._log_shapes
 
                 def body(state: Any, item: Any) -> tuple[Any, Any]:
                     index, live = item
