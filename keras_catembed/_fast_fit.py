@@ -119,10 +119,10 @@ class BlockPlan:
     `compile_seconds` (what the first call of the shorter ones took beyond
     its steps). The shorter calls run until the time they have lost, the
     timing epoch's included, reaches the compilation: the rule of the
-    ski-rental problem, which never waits more than twice as long as the
-    better choice in hindsight. A short `fit` call (what a user waits for
-    whole) thus compiles nothing more, and a long one, or a later call,
-    switches.
+    ski-rental problem, which with exact costs never loses more than
+    twice what the better choice in hindsight would (here both costs are
+    estimates). A short `fit` call (what a user waits for whole) thus
+    compiles nothing more, and a long one, or a later call, switches.
     """
 
     steps: int
