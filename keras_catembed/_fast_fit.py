@@ -296,7 +296,6 @@ def fit(
             order = np.arange(num_samples, dtype=np.int32)
         runner.begin_epoch()
         ends = []  # (time, steps done) after each full-length call
-        first_call = 0.0  # seconds, compilation included
         for start, steps, size in executions:
             callbacks.on_train_batch_begin(start)
             rows = order[start * batch_size : start * batch_size + steps * size]
@@ -304,13 +303,16 @@ def fit(
                 block = ops.convert_to_tensor(rows.reshape(steps, size))
             else:
                 block = ops.reshape(rows, (steps, size))
+            compiling = runner.compiles(steps, size)
             called = time.perf_counter()
             logs = runner.run(block)
             if not timed and steps == per_call:
                 _pythonify(logs)  # waits for the call to finish
                 ends.append((time.perf_counter(), start + steps))
-                if len(ends) == 1:
-                    first_call = ends[0][0] - called
+                if compiling:
+                    # Kept for the plan, even if this `fit` stops before
+                    # it can time the calls: a later one won't compile.
+                    runner.compiling_calls[shape] = ends[-1][0] - called
             callbacks.on_train_batch_end(start + steps - 1, logs)
             if model.stop_training:
                 break
@@ -319,19 +321,26 @@ def fit(
             # The first call may include compilation: time the others.
             seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
             runner.block_steps[shape] = per_call
+            plan = None
             if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
-                runner.block_plans[shape] = _plan(
+                # What the call that compiled this length took beyond its
+                # steps: about what compiling another length costs.
+                compiling = runner.compiling_calls.get(shape, 0.0)
+                plan = _plan(
                     runner,
                     timed_steps_per_call(seconds, full_steps, batch_size),
                     per_call,
                     full_steps,
                     remainder,
                     batch_size,
-                    max(0.0, first_call - seconds * per_call),
+                    max(0.0, compiling - seconds * per_call),
                 )
+            if plan is not None:
+                runner.block_plans[shape] = plan
             timed = True
         plan = runner.block_plans.get(shape)
-        if plan is not None and plan.pay():
+        # An epoch cut short (`stop_training`) is not counted.
+        if plan is not None and not model.stop_training and plan.pay():
             per_call = runner.block_steps[shape] = plan.steps
             del runner.block_plans[shape]
             executions = _executions(
@@ -379,20 +388,22 @@ def _plan(
     full_steps: int,
     remainder: int,
     batch_size: int,
-    first_call_beyond_steps: float,
-) -> BlockPlan:
-    """The plan to run calls of `steps` steps rather than `per_call`."""
+    compile_seconds: float,
+) -> BlockPlan | None:
+    """The plan to run calls of `steps` steps rather than `per_call`.
+
+    None when those calls must be compiled and spare none.
+    """
     spared = len(
         _executions(per_call, full_steps, remainder, batch_size)
     ) - len(_executions(steps, full_steps, remainder, batch_size))
-    compiles = runner.compiles(steps, batch_size)
-    return BlockPlan(
-        steps=steps,
+    if not runner.compiles(steps, batch_size):
         # A length that compiles nothing (shorter calls are padded; a
         # graph takes any length) is taken at once.
-        saved_seconds=CALL_SECONDS * spared if compiles else float("inf"),
-        compile_seconds=first_call_beyond_steps if compiles else 0.0,
-    )
+        return BlockPlan(steps, saved_seconds=0.0, compile_seconds=0.0)
+    if spared <= 0:
+        return None
+    return BlockPlan(steps, CALL_SECONDS * spared, compile_seconds)
 
 
 def _should_validate(epoch: int, validation_freq: Any) -> bool:

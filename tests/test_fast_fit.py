@@ -356,6 +356,44 @@ def test_longer_calls_wait_until_they_repay_their_compilation(monkeypatch):
     assert [[b for b, _ in epoch] for epoch in first + later] == expected
 
 
+def test_the_compilation_is_measured_where_it_happens(monkeypatch):
+    # A `fit` stopped before it could time its calls has compiled them: the
+    # next one, whose calls compile nothing, prices a longer call with
+    # that first compilation. An epoch cut short does not count.
+    if not _compiles_new_lengths():
+        pytest.skip("only JAX compiles each block length here")
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    x, y = data(n=3210)
+    model = make_model()
+
+    class StopAt(keras.callbacks.Callback):
+        def __init__(self, batch):
+            super().__init__()
+            self.stop = batch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch >= self.stop:
+                self.model.stop_training = True
+
+    args = dict(batch_size=16, fast=True, verbose=0)
+    model.fit(x, y, epochs=1, callbacks=[StopAt(19)], **args)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert runner.block_plans == {}
+    compiling = runner.compiling_calls[(16, 200)]
+    assert compiling > 0
+    model.fit(x, y, epochs=1, **args)
+    plan = runner.block_plans[(16, 200)]
+    assert plan.steps == 200
+    assert 0 < plan.compile_seconds < compiling
+    # Spared calls of 2 ms each do not repay it in one epoch.
+    assert plan.saved_seconds == pytest.approx(19 * 0.002)
+    assert plan.lost_seconds == pytest.approx(plan.saved_seconds)
+    model.fit(x, y, epochs=1, callbacks=[StopAt(99)], **args)
+    assert plan.lost_seconds == pytest.approx(plan.saved_seconds)
+    assert runner.block_steps[(16, 200)] == 10
+
+
 def test_longer_calls_are_adopted_once_they_have_paid_off(monkeypatch):
     # The spared calls' cost adds up epoch after epoch (the timing epoch
     # included): with a compilation worth 2.5 epochs of it, the calls of
