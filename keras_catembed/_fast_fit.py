@@ -116,8 +116,8 @@ class BlockPlan:
 
     Calls of `steps` steps would spare `saved_seconds` an epoch (the fixed
     cost of the calls they replace) but must first be compiled, for about
-    `compile_seconds` (what the first call of the shorter ones took beyond
-    its steps). The shorter calls run until the time they have lost, the
+    `compile_seconds` (what the call that compiled the shorter ones took
+    beyond its steps). The shorter calls run until the time they have lost, the
     timing epoch's included, reaches the compilation: the rule of the
     ski-rental problem, which with exact costs never loses more than
     twice what the better choice in hindsight would (here both costs are
@@ -303,10 +303,11 @@ def fit(
                 block = ops.convert_to_tensor(rows.reshape(steps, size))
             else:
                 block = ops.reshape(rows, (steps, size))
-            compiling = runner.compiles(steps, size)
+            timing = not timed and steps == per_call
+            compiling = timing and runner.compiles(steps, size)
             called = time.perf_counter()
             logs = runner.run(block)
-            if not timed and steps == per_call:
+            if timing:
                 _pythonify(logs)  # waits for the call to finish
                 ends.append((time.perf_counter(), start + steps))
                 if compiling:
@@ -321,11 +322,10 @@ def fit(
             # The first call may include compilation: time the others.
             seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
             runner.block_steps[shape] = per_call
-            plan = None
             if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
                 # What the call that compiled this length took beyond its
                 # steps: about what compiling another length costs.
-                compiling = runner.compiling_calls.get(shape, 0.0)
+                compiled = runner.compiling_calls.get(shape, 0.0)
                 plan = _plan(
                     runner,
                     timed_steps_per_call(seconds, full_steps, batch_size),
@@ -333,10 +333,10 @@ def fit(
                     full_steps,
                     remainder,
                     batch_size,
-                    max(0.0, compiling - seconds * per_call),
+                    max(0.0, compiled - seconds * per_call),
                 )
-            if plan is not None:
-                runner.block_plans[shape] = plan
+                if plan is not None:
+                    runner.block_plans[shape] = plan
             timed = True
         plan = runner.block_plans.get(shape)
         # An epoch cut short (`stop_training`) is not counted.
@@ -394,13 +394,13 @@ def _plan(
 
     None when those calls must be compiled and spare none.
     """
-    spared = len(
-        _executions(per_call, full_steps, remainder, batch_size)
-    ) - len(_executions(steps, full_steps, remainder, batch_size))
     if not runner.compiles(steps, batch_size):
         # A length that compiles nothing (shorter calls are padded; a
         # graph takes any length) is taken at once.
         return BlockPlan(steps, saved_seconds=0.0, compile_seconds=0.0)
+    spared = len(
+        _executions(per_call, full_steps, remainder, batch_size)
+    ) - len(_executions(steps, full_steps, remainder, batch_size))
     if spared <= 0:
         return None
     return BlockPlan(steps, CALL_SECONDS * spared, compile_seconds)

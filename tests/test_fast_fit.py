@@ -245,7 +245,7 @@ def test_progress_bar_counts_steps(capsys):
     assert "4/4" in capsys.readouterr().out
 
 
-def _batch_ends(model, x, y, epochs=1, **kwargs):
+def _batch_ends(model, x, y, epochs=1, callbacks=(), **kwargs):
     seen = []
 
     class Record(keras.callbacks.Callback):
@@ -256,7 +256,14 @@ def _batch_ends(model, x, y, epochs=1, **kwargs):
             loss = float(keras.ops.convert_to_numpy(logs["loss"]))
             seen[-1].append((batch, loss))
 
-    model.fit(x, y, epochs=epochs, verbose=0, callbacks=[Record()], **kwargs)
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[*callbacks, Record()],
+        **kwargs,
+    )
     return seen
 
 
@@ -327,17 +334,23 @@ def _compiles_new_lengths():
     return keras.backend.backend() == "jax"
 
 
+def _short_calls_timed(monkeypatch):
+    """A model whose first epoch of 200 steps (batch 16) times calls of
+    10 steps and finds a whole epoch's call better; its data."""
+    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
+    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    x, y = data(n=3210)
+    return make_model(), x, y
+
+
 def test_longer_calls_wait_until_they_repay_their_compilation(monkeypatch):
     # The first epoch times calls of 10 steps and finds a whole epoch's
     # call (200 steps) better. Where that length must be compiled, the
     # calls of 10 go on until the calls spared would have cost the
     # compilation: here, with the spared calls free, never, over epochs
     # and `fit` calls. Elsewhere the longer call is taken at once.
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    model, x, y = _short_calls_timed(monkeypatch)
     monkeypatch.setattr(_fast_fit, "CALL_SECONDS", 0.0)
-    x, y = data(n=3210)
-    model = make_model()
     first = _batch_ends(model, x, y, epochs=3, batch_size=16, fast=True)
     later = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
     (runner,) = model.__dict__["_fast_fit_runners"].values()
@@ -362,10 +375,7 @@ def test_the_compilation_is_measured_where_it_happens(monkeypatch):
     # that first compilation. An epoch cut short does not count.
     if not _compiles_new_lengths():
         pytest.skip("only JAX compiles each block length here")
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
-    x, y = data(n=3210)
-    model = make_model()
+    model, x, y = _short_calls_timed(monkeypatch)
 
     class StopAt(keras.callbacks.Callback):
         def __init__(self, batch):
@@ -400,10 +410,7 @@ def test_longer_calls_are_adopted_once_they_have_paid_off(monkeypatch):
     # 10 steps run three epochs and the whole-epoch call the fourth.
     if not _compiles_new_lengths():
         pytest.skip("only JAX compiles each block length here")
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
-    x, y = data(n=3210)
-    model = make_model()
+    model, x, y = _short_calls_timed(monkeypatch)
 
     class Price(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -415,26 +422,16 @@ def test_longer_calls_are_adopted_once_they_have_paid_off(monkeypatch):
                 assert plan.lost_seconds == pytest.approx(plan.saved_seconds)
                 plan.compile_seconds = 2.5 * plan.saved_seconds
 
-    seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append([])
-
-        def on_train_batch_end(self, batch, logs=None):
-            seen[-1].append(batch)
-
-    model.fit(
-        x,
-        y,
-        epochs=4,
-        batch_size=16,
-        fast=True,
-        verbose=0,
-        callbacks=[Price(), Record()],
+    seen = _batch_ends(
+        model, x, y, epochs=4, batch_size=16, fast=True, callbacks=[Price()]
     )
     short = [*range(9, 200, 10), 200]
-    assert seen == [short, short, short, [199, 200]]
+    assert [[b for b, _ in epoch] for epoch in seen] == [
+        short,
+        short,
+        short,
+        [199, 200],
+    ]
     (runner,) = model.__dict__["_fast_fit_runners"].values()
     assert runner.block_steps[(16, 200)] == 200
     assert runner.block_plans == {}
