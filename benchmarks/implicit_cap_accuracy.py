@@ -66,15 +66,15 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from keras_catembed import _fast_fit
+    from keras_catembed import _call_lengths
     from keras_catembed import _pair_windows
     from keras_catembed import training
     from keras_catembed.datasets.movielens import inputs
 
     if args.refresh_after_reads is not None:
         _pair_windows.REFRESH_AFTER_READS = args.refresh_after_reads
-        _fast_fit.MAX_STEPS_PER_EXECUTION = 8
-        _fast_fit.SECONDS_PER_EXECUTION = 0.0
+        _call_lengths.MAX_STEPS_PER_EXECUTION = 8
+        _call_lengths.SECONDS_PER_EXECUTION = 0.0
     _, (train, _) = next(movielens_accuracy.folds_1m(args.data_dir))
     order = np.random.default_rng(0).permutation(len(train))
     held = len(train) // 10
@@ -106,7 +106,9 @@ def main(argv=None):
                 ),
                 "pairs_per_step": int(step) if step else None,
                 "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
-                "max_steps_per_execution": _fast_fit.MAX_STEPS_PER_EXECUTION,
+                "max_steps_per_execution": (
+                    _call_lengths.MAX_STEPS_PER_EXECUTION
+                ),
                 "val_rmse": rmse,
                 "val_mae": mae,
                 "fit_s": seconds,

@@ -10,7 +10,8 @@ For ids and ratings that fit in memory this loop instead:
   gathers each batch there;
 - runs many steps per compiled call (`lax.scan` on JAX, a `tf.while_loop`
   on TensorFlow; torch runs eagerly), about a second of steps, so that
-  the progress bar and batch callbacks move within an epoch;
+  the progress bar and batch callbacks move within an epoch (the
+  lengths are chosen in `_call_lengths`);
 - with `SparseAdam`, on JAX and torch, differentiates with respect to the
   batch's unique table rows rather than the whole table, so a step costs
   time proportional to the batch (TensorFlow's gather gradient is already
@@ -22,8 +23,6 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
-import dataclasses
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,122 +30,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _call_lengths
 from keras_catembed import _sparse_rows
 from keras_catembed import _step
 from keras_catembed import backend
 from keras_catembed import optimizers
 from keras_catembed.backend import generic
 
-# Steps per compiled call when the model's `steps_per_execution` is 1.
-# The first epoch of a shape runs calls of 1/BLOCKS_PER_EPOCH of the epoch
-# (MIN_STEPS_PER_EXECUTION to MAX_STEPS_PER_EXECUTION steps) and times
-# them; when a call took under SECONDS_TO_KEEP_EXECUTION, later epochs run
-# calls of about SECONDS_PER_EXECUTION (a power of two of steps, at most
-# half the epoch and about 2**20 samples), as soon as that length costs
-# nothing to compile, or else once the calls it spares would have cost
-# about its compilation (`BlockPlan`). So the progress bar and the batch
-# callbacks move within every epoch, a long training's calls are long
-# enough for their fixed cost not to slow it, and a short one compiles
-# no length it would not repay.
-SAMPLES_PER_EXECUTION = 2**20
-BLOCKS_PER_EPOCH = 20
-MIN_STEPS_PER_EXECUTION = 8
-MAX_STEPS_PER_EXECUTION = 1024
-SECONDS_PER_EXECUTION = 1.0
-# Calls of the first epoch at least this long are kept as they are: their
-# fixed cost is already small, and another length would be compiled anew.
-SECONDS_TO_KEEP_EXECUTION = 0.05
-# What a compiled call costs beyond its steps (the dispatch, the state in
-# and out, the callbacks): about 2 ms on JAX on 2 CPU cores, at 1024 to
-# 16384 rows a batch. A longer call that must be compiled anew is adopted
-# once the calls it would spare have cost about its compilation
-# (`BlockPlan`).
-CALL_SECONDS = 0.002
 # Steps of a `fit` call (all its epochs) from which the TensorFlow loop
 # compiles with XLA. XLA compiles the loop for seconds per batch size and
 # then runs steps faster than a graph without it; on 2 CPU cores it repays
 # its compilation over a few thousand steps of 1024 rows, fewer of larger
 # batches (`benchmarks/tensorflow_xla.py`).
 XLA_MIN_STEPS = 2000
-
-
-def steps_per_call(model: Any, full_steps: int, batch_size: int) -> int:
-    """Steps per compiled call in an epoch not yet timed.
-
-    The model's own `steps_per_execution` wins when it is set above 1.
-    """
-    per_call: int = model.steps_per_execution
-    if per_call <= 1:
-        per_call = -(-full_steps // BLOCKS_PER_EPOCH)
-        per_call = max(per_call, MIN_STEPS_PER_EXECUTION)
-        per_call = min(
-            per_call,
-            MAX_STEPS_PER_EXECUTION,
-            max(1, SAMPLES_PER_EXECUTION // batch_size),
-        )
-    return max(1, min(per_call, full_steps))
-
-
-def timed_steps_per_call(
-    seconds_per_step: float, full_steps: int, batch_size: int
-) -> int:
-    """Steps per call once a step is timed: about SECONDS_PER_EXECUTION.
-
-    A power of two (few distinct compiled lengths), at least
-    MIN_STEPS_PER_EXECUTION and at most about 2**20 samples. An epoch
-    longer than SECONDS_PER_EXECUTION takes at least two calls, so the bar
-    moves within it (a power of two of steps each); a shorter one runs as
-    one call (each call costs a dispatch, and the bar has nothing to show
-    within a second).
-    """
-    wanted = SECONDS_PER_EXECUTION / max(seconds_per_step, 1e-9)
-    steps: int = 2 ** int(np.floor(np.log2(max(wanted, 1.0))))
-    ceiling = max(1, SAMPLES_PER_EXECUTION // batch_size)
-    if full_steps * seconds_per_step > SECONDS_PER_EXECUTION:
-        ceiling = min(ceiling, -(-full_steps // 2))
-    else:
-        steps = full_steps
-    steps = min(max(steps, MIN_STEPS_PER_EXECUTION), ceiling)
-    return max(1, min(steps, full_steps))
-
-
-@dataclasses.dataclass
-class BlockPlan:
-    """Longer calls for an epoch's steps, adopted once they pay off.
-
-    Calls of `steps` steps would spare `saved_seconds` an epoch (the fixed
-    cost of the calls they replace) but must first be compiled, for about
-    `compile_seconds` (what the call that compiled the shorter ones took
-    beyond its steps). The shorter calls run until the time they have lost, the
-    timing epoch's included, reaches the compilation: the rule of the
-    ski-rental problem, which with exact costs never loses more than
-    twice what the better choice in hindsight would (here both costs are
-    estimates). A short `fit` call (what a user waits for whole) thus
-    compiles nothing more, and a long one, or a later call, switches.
-    """
-
-    steps: int
-    saved_seconds: float
-    compile_seconds: float
-    lost_seconds: float = 0.0
-
-    def pay(self) -> bool:
-        """Counts one epoch of the shorter calls; True once they paid off."""
-        self.lost_seconds += self.saved_seconds
-        return self.lost_seconds >= self.compile_seconds
-
-
-def _executions(
-    per_call: int, full_steps: int, remainder: int, batch_size: int
-) -> list[tuple[int, int, int]]:
-    """(first step, number of steps, batch size) of each compiled call."""
-    executions = [
-        (start, min(per_call, full_steps - start), batch_size)
-        for start in range(0, full_steps, per_call)
-    ]
-    if remainder:
-        executions.append((full_steps, 1, remainder))
-    return executions
 
 
 def blocker(
@@ -238,7 +134,6 @@ def fit(
 
     full_steps, remainder = divmod(num_samples, batch_size)
     steps_per_epoch = full_steps + (remainder > 0)
-    per_call = steps_per_call(model, full_steps, batch_size)
 
     # The compiled steps are kept until the model is compiled again.
     cache = model.__dict__.setdefault("_fast_fit_runners", {})
@@ -250,12 +145,9 @@ def fit(
         cache[sparse, jit] = _runner(model, sparse, jit)
     runner = cache[sparse, jit]
     runner.ids, runner.targets = ids, targets
-    # Calls are timed in the first epoch of each shape, unless the model
-    # sets its own `steps_per_execution`.
-    shape = (batch_size, full_steps)
-    timed = model.steps_per_execution > 1 or shape in runner.block_steps
-    per_call = runner.block_steps.get(shape, per_call)
-    executions = _executions(per_call, full_steps, remainder, batch_size)
+    calls = _call_lengths.CallLengths(
+        model, runner, full_steps, remainder, batch_size
+    )
     if verbose == "auto":
         verbose = 1
     if not isinstance(callbacks, keras.callbacks.CallbackList):
@@ -295,57 +187,19 @@ def fit(
         else:
             order = np.arange(num_samples, dtype=np.int32)
         runner.begin_epoch()
-        ends = []  # (time, steps done) after each full-length call
-        for start, steps, size in executions:
+        for start, steps, size in calls.executions:
             callbacks.on_train_batch_begin(start)
             rows = order[start * batch_size : start * batch_size + steps * size]
             if isinstance(rows, np.ndarray):
                 block = ops.convert_to_tensor(rows.reshape(steps, size))
             else:
                 block = ops.reshape(rows, (steps, size))
-            timing = not timed and steps == per_call
-            compiling = timing and runner.compiles(steps, size)
-            called = time.perf_counter()
-            logs = runner.run(block)
-            if timing:
-                _pythonify(logs)  # waits for the call to finish
-                ends.append((time.perf_counter(), start + steps))
-                if compiling:
-                    # Kept for the plan, even if this `fit` stops before
-                    # it can time the calls: a later one won't compile.
-                    runner.compiling_calls[shape] = ends[-1][0] - called
+            logs = calls.run(block, start + steps)
             callbacks.on_train_batch_end(start + steps - 1, logs)
             if model.stop_training:
                 break
         runner.end_epoch()
-        if len(ends) >= 3:
-            # The first call may include compilation: time the others.
-            seconds = (ends[-1][0] - ends[0][0]) / (ends[-1][1] - ends[0][1])
-            runner.block_steps[shape] = per_call
-            if seconds * per_call < SECONDS_TO_KEEP_EXECUTION:
-                # What the call that compiled this length took beyond its
-                # steps: about what compiling another length costs.
-                compiled = runner.compiling_calls.get(shape, 0.0)
-                plan = _plan(
-                    runner,
-                    timed_steps_per_call(seconds, full_steps, batch_size),
-                    per_call,
-                    full_steps,
-                    remainder,
-                    batch_size,
-                    max(0.0, compiled - seconds * per_call),
-                )
-                if plan is not None:
-                    runner.block_plans[shape] = plan
-            timed = True
-        plan = runner.block_plans.get(shape)
-        # An epoch cut short (`stop_training`) is not counted.
-        if plan is not None and not model.stop_training and plan.pay():
-            per_call = runner.block_steps[shape] = plan.steps
-            del runner.block_plans[shape]
-            executions = _executions(
-                per_call, full_steps, remainder, batch_size
-            )
+        calls.end_epoch(stopped=model.stop_training)
         epoch_logs = dict(_pythonify(logs))
         # Rows that skipped steps take the decay they owe, so validation
         # and the epoch-end callbacks see the weights as they are.
@@ -379,31 +233,6 @@ def fit(
     model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=training_logs)
     return model.history
-
-
-def _plan(
-    runner: generic.Runner,
-    steps: int,
-    per_call: int,
-    full_steps: int,
-    remainder: int,
-    batch_size: int,
-    compile_seconds: float,
-) -> BlockPlan | None:
-    """The plan to run calls of `steps` steps rather than `per_call`.
-
-    None when those calls must be compiled and spare none.
-    """
-    if not runner.compiles(steps, batch_size):
-        # A length that compiles nothing (shorter calls are padded; a
-        # graph takes any length) is taken at once.
-        return BlockPlan(steps, saved_seconds=0.0, compile_seconds=0.0)
-    spared = len(
-        _executions(per_call, full_steps, remainder, batch_size)
-    ) - len(_executions(steps, full_steps, remainder, batch_size))
-    if spared <= 0:
-        return None
-    return BlockPlan(steps, CALL_SECONDS * spared, compile_seconds)
 
 
 def _should_validate(epoch: int, validation_freq: Any) -> bool:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_catembed
+from keras_catembed import _call_lengths
 from keras_catembed import _fast_fit
 from keras_catembed import optimizers
 
@@ -275,17 +276,19 @@ def _batch_ends(model, x, y, epochs=1, callbacks=(), **kwargs):
 def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
     # The aimed seconds per call decide whether an epoch counts as long
     # (over that: at least two calls, each at least 8 steps) or short.
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", seconds)
+    monkeypatch.setattr(_call_lengths, "SECONDS_PER_EXECUTION", seconds)
     # However slow the machine, the first epoch's calls count as short,
     # and a longer call pays off at once, compiled or not.
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
-    monkeypatch.setattr(_fast_fit, "CALL_SECONDS", float("inf"))
+    monkeypatch.setattr(
+        _call_lengths, "SECONDS_TO_KEEP_EXECUTION", float("inf")
+    )
+    monkeypatch.setattr(_call_lengths, "CALL_SECONDS", float("inf"))
     # 3,210 rows in batches of 16: 200 full steps and one of 10 rows.
     x, y = data(n=3210)
     model = make_model()
     epochs = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
     assert len(epochs) == 2
-    assert _fast_fit.steps_per_call(model, 200, 16) == 10
+    assert _call_lengths.steps_per_call(model, 200, 16) == 10
     # The first epoch runs one call per 10 steps (a twentieth of the
     # epoch), then the short last batch: 9, 19, ..., 199, 200.
     first = [batch for batch, _ in epochs[0]]
@@ -307,8 +310,8 @@ def test_batch_callbacks_move_within_each_epoch(monkeypatch, seconds, per_call):
 def test_calls_long_enough_keep_their_length(monkeypatch):
     # First-epoch calls that already take long enough are not retimed, so
     # no other block length is compiled.
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", 0.0)
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    monkeypatch.setattr(_call_lengths, "SECONDS_TO_KEEP_EXECUTION", 0.0)
+    monkeypatch.setattr(_call_lengths, "SECONDS_PER_EXECUTION", 1e9)
     x, y = data(n=3210)
     model = make_model()
     epochs = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
@@ -318,13 +321,15 @@ def test_calls_long_enough_keep_their_length(monkeypatch):
 
 
 def test_block_plan_switches_once_the_spared_calls_cost_the_compilation():
-    plan = _fast_fit.BlockPlan(
+    plan = _call_lengths.BlockPlan(
         steps=64, saved_seconds=0.04, compile_seconds=0.1
     )
     assert [plan.pay() for _ in range(3)] == [False, False, True]
     assert plan.lost_seconds == pytest.approx(0.12)
     # Nothing to compile: the first epoch pays it off.
-    free = _fast_fit.BlockPlan(steps=64, saved_seconds=0.0, compile_seconds=0.0)
+    free = _call_lengths.BlockPlan(
+        steps=64, saved_seconds=0.0, compile_seconds=0.0
+    )
     assert free.pay()
 
 
@@ -337,8 +342,10 @@ def _compiles_new_lengths():
 def _short_calls_timed(monkeypatch):
     """A model whose first epoch of 200 steps (batch 16) times calls of
     10 steps and finds a whole epoch's call better; its data."""
-    monkeypatch.setattr(_fast_fit, "SECONDS_TO_KEEP_EXECUTION", float("inf"))
-    monkeypatch.setattr(_fast_fit, "SECONDS_PER_EXECUTION", 1e9)
+    monkeypatch.setattr(
+        _call_lengths, "SECONDS_TO_KEEP_EXECUTION", float("inf")
+    )
+    monkeypatch.setattr(_call_lengths, "SECONDS_PER_EXECUTION", 1e9)
     x, y = data(n=3210)
     return make_model(), x, y
 
@@ -350,7 +357,7 @@ def test_longer_calls_wait_until_they_repay_their_compilation(monkeypatch):
     # compilation: here, with the spared calls free, never, over epochs
     # and `fit` calls. Elsewhere the longer call is taken at once.
     model, x, y = _short_calls_timed(monkeypatch)
-    monkeypatch.setattr(_fast_fit, "CALL_SECONDS", 0.0)
+    monkeypatch.setattr(_call_lengths, "CALL_SECONDS", 0.0)
     first = _batch_ends(model, x, y, epochs=3, batch_size=16, fast=True)
     later = _batch_ends(model, x, y, epochs=2, batch_size=16, fast=True)
     (runner,) = model.__dict__["_fast_fit_runners"].values()
@@ -539,7 +546,7 @@ def test_progress_bar_advances_within_the_epoch(monkeypatch):
 
 def test_block_size_is_bounded_and_respects_steps_per_execution():
     model = make_model()
-    steps = _fast_fit.steps_per_call
+    steps = _call_lengths.steps_per_call
     assert steps(model, 3, 32) == 3
     assert steps(model, 100, 32) == 8
     assert steps(model, 20_000, 1024) == 1000
@@ -550,7 +557,7 @@ def test_block_size_is_bounded_and_respects_steps_per_execution():
     # Once timed: a power of two of steps of about a second, at
     # least 8 and at most 2**20 samples; at most half of an epoch that
     # takes over a second, the whole of a shorter one.
-    timed = _fast_fit.timed_steps_per_call
+    timed = _call_lengths.timed_steps_per_call
     assert timed(1e-3, 10_000, 256) == 512
     assert timed(1e-6, 10_000, 256) == 4096
     assert timed(1e-6, 100, 32) == 100

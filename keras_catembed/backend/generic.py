@@ -46,7 +46,7 @@ class Runner:
         # Steps per call by (batch size, full steps), once timed.
         self.block_steps: dict[Any, int] = {}
         # A longer call not compiled yet, by (batch size, full steps): see
-        # `keras_catembed._fast_fit.BlockPlan`; and the seconds of the
+        # `keras_catembed._call_lengths.BlockPlan`; and the seconds of the
         # call that compiled the timed length (steps included).
         self.block_plans: dict[Any, Any] = {}
         self.compiling_calls: dict[Any, float] = {}
