@@ -66,6 +66,9 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
     """
     keras.utils.set_random_seed(seed)
     embeddings = {"user_id": sizes[0], "movie_id": sizes[1]}
+    # A preset that embeds the users' features gets their columns too.
+    for feature in presets.load(preset).get("user_features", ()):
+        embeddings[feature] = movielens.USER_FEATURES[feature]
     recipe = presets.recipe(preset)
     if decay is None:
         model = RatingModel.from_preset(preset, embeddings)
@@ -74,7 +77,7 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
             preset, embeddings, embeddings_regularizer=None
         )
         recipe = recipe.replace(optimizer="sparse_adam", table_decay=decay)
-    x = inputs(train_part)
+    x = inputs(train_part, model.columns)
     start = time.perf_counter()
     if model.neighborhood:
         model.adapt(x, train_part.rating)
@@ -82,7 +85,9 @@ def train(preset, decay, train_part, test_part, sizes, seed=0):
         model.adapt(x)
     recipe.fit(model, x, train_part.rating, verbose=0)
     fit_time = time.perf_counter() - start
-    prediction = model.predict(inputs(test_part), batch_size=8192, verbose=0)
+    prediction = model.predict(
+        inputs(test_part, model.columns), batch_size=8192, verbose=0
+    )
     error = np.asarray(prediction, "float64").reshape(-1) - test_part.rating
     return float(np.sqrt(np.mean(error**2))), fit_time
 

@@ -90,11 +90,13 @@ def test_auto_takes_a_preset_recipe_rate_decay_and_average():
 
 
 def test_auto_keeps_dense_adam_for_a_penalized_table():
+    # A preset on the sparse path, given an L2 penalty on its tables.
     model = keras_catembed.RatingModel.from_preset(
         "tuned-ml-100k-demographics",
         {**SIZES, "age": 7, "gender": 2, "occupation": 21},
+        embeddings_regularizer="l2",
     )
-    assert model.recipe.optimizer == "adam"
+    assert model.recipe.optimizer == "sparse_adam"
     model.compile(optimizer="auto", loss="mse")
     assert _dense_adam(model.optimizer)
     assert model.optimizer.use_ema

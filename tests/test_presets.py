@@ -39,6 +39,7 @@ SPARSE = {
     "recommended": 3.0,
     "tuned-ml-100k": 3.0,
     "tuned-ml-100k-neighborhood": 3.0,
+    "tuned-ml-100k-demographics": 3.0,
     "mlp-large": 1.0,
     "recommended-large": 1.0,
     "tuned-ml-1m": 1.0,
