@@ -32,26 +32,19 @@ HEAD_BATCH = 65536
 EMBED_BLOCK = 4096
 
 
-def _base_class() -> type:
-    from keras_catembed.rating_model import RatingModel
-
-    return RatingModel
-
-
 class VectorGrid(Scorer):
     """The head over the grid of per-column vectors computed once."""
 
     rows_per_call = ROWS_PER_CALL
 
     @staticmethod
-    def applies(model: Any) -> bool:
+    def applies(model: Any, base: type) -> bool:
         """Whether this scorer is proven equal to scoring through `model`.
 
-        True when the model's class does not override `embed`, `call` or
-        `__call__` (an overridden `interact` is fine: it runs over the
-        grid).
+        True when the model's class does not override the `embed`, `call`
+        or `__call__` of `base` (`RatingModel`'s; an overridden `interact`
+        is fine: it runs over the grid).
         """
-        base = _base_class()
         cls = type(model)
         return isinstance(model, base) and all(
             getattr(cls, name) is getattr(base, name)

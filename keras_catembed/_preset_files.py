@@ -5,12 +5,11 @@ import copy
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from typing import Any
 
-if TYPE_CHECKING:
-    from keras_catembed.training import Recipe
+import keras
 
+from keras_catembed._inputs import check_columns as _check_columns
 from keras_catembed._preset_legacy import _upgrade_overrides
 from keras_catembed._preset_legacy import upgrade
 from keras_catembed._preset_table import CONFIG_FILE
@@ -19,6 +18,8 @@ from keras_catembed._preset_table import FORMAT
 from keras_catembed._preset_table import MODEL_KEYS
 from keras_catembed._preset_table import PRESETS
 from keras_catembed._preset_table import WEIGHTS_FILE
+from keras_catembed._recipe import Recipe
+from keras_catembed.entity_embedding import EntityEmbedding
 
 
 def get(name: str) -> dict[str, Any]:
@@ -99,10 +100,8 @@ def load(preset: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
 
 def recipe(
     preset: str | os.PathLike[str] | Mapping[str, Any],
-) -> "Recipe | None":
+) -> Recipe | None:
     """The `keras_catembed.training.Recipe` of a preset (name or folder)."""
-    from keras_catembed.training import Recipe
-
     config = load(preset).get("recipe")
     return None if config is None else Recipe.from_config(config)
 
@@ -110,7 +109,7 @@ def recipe(
 def build_model(
     config: Mapping[str, Any],
     embeddings: Mapping[str, Any],
-    cls: Any = None,
+    cls: Any,
     *,
     name: str = "preset",
     **overrides: Any,
@@ -120,7 +119,7 @@ def build_model(
     Args:
         config: A preset dict in the current vocabulary.
         embeddings: Dict mapping each column name to its cardinality.
-        cls: The model class. Defaults to `keras_catembed.RatingModel`.
+        cls: The model class: `keras_catembed.RatingModel` or a subclass.
         name: How errors name the preset.
         **overrides: `RatingModel` arguments (`hidden_units=[64]`) or
             `EntityEmbedding` ones (`output_dim=16`), which replace the
@@ -129,13 +128,6 @@ def build_model(
     Returns:
         An unbuilt, uncompiled model.
     """
-    import keras
-
-    from keras_catembed._inputs import check_columns as _check_columns
-    from keras_catembed.entity_embedding import EntityEmbedding
-    from keras_catembed.rating_model import RatingModel
-
-    cls = cls or RatingModel
     model = copy.deepcopy(config["model"])
     shared = model.pop("embedding", {})
     by_column = model.pop("embeddings", None) or {}
@@ -209,12 +201,12 @@ def build_model(
 
 def from_preset(
     preset: str | os.PathLike[str] | Mapping[str, Any],
-    embeddings: Mapping[str, Any] | None = None,
-    cls: Any = None,
+    embeddings: Mapping[str, Any] | None,
+    cls: Any,
     load_weights: bool = True,
     **kw: Any,
 ) -> Any:
-    """Builds a preset's model; see `RatingModel.from_preset`."""
+    """Builds a preset's model of class `cls`; see `RatingModel.from_preset`."""
     config = load(preset)
     name = preset if isinstance(preset, (str, os.PathLike)) else "dict"
     name = os.fspath(name) if isinstance(name, os.PathLike) else name
@@ -242,8 +234,6 @@ def from_preset(
     model = build_model(config, embeddings, cls, name=name, **kw)
     recipe_config = config.get("recipe")
     if recipe_config is not None:
-        from keras_catembed.training import Recipe
-
         model.recipe = Recipe.from_config(recipe_config)
     weights = config.get("weights")
     if load_weights and weights is not None:
@@ -289,38 +279,11 @@ def _model_part(model: Any) -> tuple[dict[str, Any], dict[str, int]]:
 def save_to_preset(
     model: Any,
     preset_dir: str | os.PathLike[str],
-    recipe: "Recipe | Mapping[str, Any] | None" = None,
+    recipe: Recipe | Mapping[str, Any] | None = None,
     *,
     description: str | None = None,
 ) -> str:
-    """Writes `model` (and its recipe) as a preset folder.
-
-    The folder holds `config.json` (the model part as `RatingModel` and
-    `EntityEmbedding` arguments, the recipe's config, the cardinalities,
-    the description) and, for a built model, `model.weights.h5`. Read it
-    with `RatingModel.from_preset(preset_dir)` or `catembed train --preset
-    preset_dir`, as in keras-hub's `save_to_preset` / `from_preset`.
-
-    Args:
-        model: A `keras_catembed.RatingModel`.
-        preset_dir: Folder to write (created if missing; its
-            `config.json` and `model.weights.h5` are replaced).
-        recipe: Optional `keras_catembed.training.Recipe` (or its config).
-            Defaults to `model.recipe` where set (`from_preset` and
-            `training.train` set it).
-        description: Optional string.
-
-    Returns:
-        The folder's path.
-    """
-    from keras_catembed.rating_model import RatingModel
-    from keras_catembed.training import Recipe
-
-    if not isinstance(model, RatingModel):
-        raise ValueError(
-            "`save_to_preset` writes a RatingModel. Received: "
-            f"{type(model).__name__}"
-        )
+    """Writes `model` as a preset folder; see `presets.save_to_preset`."""
     if recipe is None:
         recipe = getattr(model, "recipe", None)
     if isinstance(recipe, dict):

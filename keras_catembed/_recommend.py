@@ -175,8 +175,12 @@ class Scorer:
     rows_per_call = ROWS_PER_CALL
 
     @staticmethod
-    def applies(model: Any) -> bool:
-        """Whether this scorer is proven equal to scoring through `model`."""
+    def applies(model: Any, base: type) -> bool:
+        """Whether this scorer is proven equal to scoring through `model`.
+
+        `base` is the model class that offers the scorer (see
+        `_scorer_kind`): the proof holds for its own methods.
+        """
         return True
 
     def __init__(
@@ -209,24 +213,29 @@ class Scorer:
 
 
 def _scorer_kind(model: Any, path: str | None = None) -> type[Scorer]:
-    """The fastest scorer proven equal to scoring through the model."""
-    from keras_catembed import _grid
-    from keras_catembed import _retrieval
+    """The fastest scorer proven equal to scoring through the model.
 
-    kinds: dict[str, type[Scorer]] = {
-        "retrieval": _retrieval.DotRetrieval,
-        "grid": _grid.VectorGrid,
-        "predict": PredictGrid,
+    The model's class offers its fast scorers, fastest first, each with
+    the class whose methods it was proven on (`_recommend_scorers`:
+    `{name: (scorer, class)}`); `"predict"` applies to any model.
+    """
+    offered: dict[str, tuple[type[Scorer], type]] = getattr(
+        model, "_recommend_scorers", dict
+    )()
+    offered["predict"] = (PredictGrid, object)
+    usable: dict[str, type[Scorer]] = {
+        name: kind
+        for name, (kind, base) in offered.items()
+        if kind.applies(model, base)
     }
     if path is None:
-        return next(kind for kind in kinds.values() if kind.applies(model))
-    if path not in kinds or not kinds[path].applies(model):
-        usable = [name for name, kind in kinds.items() if kind.applies(model)]
+        return next(iter(usable.values()))
+    if path not in usable:
         raise ValueError(
-            f"`path` must be one of {usable} for this model. Received: "
-            f"path={path!r}"
+            f"`path` must be one of {list(usable)} for this model. "
+            f"Received: path={path!r}"
         )
-    return kinds[path]
+    return usable[path]
 
 
 class PredictGrid(Scorer):

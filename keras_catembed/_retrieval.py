@@ -40,14 +40,12 @@ class DotRetrieval(Scorer):
     rows_per_call = _grid.ROWS_PER_CALL
 
     @staticmethod
-    def applies(model: Any) -> bool:
-        from keras_catembed.dot_model import DotRatingModel
-
+    def applies(model: Any, base: Any) -> bool:
+        # `base` (`DotRatingModel`) keeps RatingModel's `embed` and `call`.
         return (
             _keras_rs() is not None
-            and isinstance(model, DotRatingModel)
-            and _grid.VectorGrid.applies(model)
-            and type(model).interact is DotRatingModel.interact
+            and _grid.VectorGrid.applies(model, base)
+            and type(model).interact is base.interact
             and not model.hidden_layers
             and not model.neighborhood
             and model.output_layer.use_bias

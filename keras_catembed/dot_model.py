@@ -11,6 +11,8 @@ import keras
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _recommend
+from keras_catembed import _retrieval
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
 
@@ -95,6 +97,15 @@ class DotRatingModel(RatingModel):
                 f"the widths {widths} (pass `embedding_dim`, or "
                 "`EntityEmbedding`s of one `output_dim`)"
             )
+
+    def _recommend_scorers(
+        self,
+    ) -> dict[str, tuple[type[_recommend.Scorer], type]]:
+        # Exact keras-rs retrieval of the dot product first.
+        return {
+            "retrieval": (_retrieval.DotRetrieval, DotRatingModel),
+            **super()._recommend_scorers(),
+        }
 
     def interact(self, embedded: Mapping[str, Any]) -> Any:
         """The sum of the dot products of every pair of column vectors.

@@ -32,12 +32,14 @@ presets still load, with a `DeprecationWarning` (`upgrade` translates
 them).
 """
 
-from keras_catembed._preset_files import build_model
-from keras_catembed._preset_files import from_preset
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from keras_catembed import _preset_files
 from keras_catembed._preset_files import get
 from keras_catembed._preset_files import load
 from keras_catembed._preset_files import recipe
-from keras_catembed._preset_files import save_to_preset
 from keras_catembed._preset_legacy import upgrade
 from keras_catembed._preset_table import CONFIG_FILE
 from keras_catembed._preset_table import EMBEDDING_KEYS
@@ -48,6 +50,8 @@ from keras_catembed._preset_table import MODEL_KEYS
 from keras_catembed._preset_table import PRESETS
 from keras_catembed._preset_table import WEIGHTS_FILE
 from keras_catembed._preset_table import recommended_for
+from keras_catembed._recipe import Recipe
+from keras_catembed.rating_model import RatingModel
 
 __all__ = [
     "CONFIG_FILE",
@@ -67,3 +71,80 @@ __all__ = [
     "save_to_preset",
     "upgrade",
 ]
+
+
+def build_model(
+    config: Mapping[str, Any],
+    embeddings: Mapping[str, Any],
+    cls: Any = None,
+    *,
+    name: str = "preset",
+    **overrides: Any,
+) -> Any:
+    """Builds the model of a preset config (`load`'s result).
+
+    Args:
+        config: A preset dict in the current vocabulary.
+        embeddings: Dict mapping each column name to its cardinality.
+        cls: The model class. Defaults to `keras_catembed.RatingModel`.
+        name: How errors name the preset.
+        **overrides: `RatingModel` arguments (`hidden_units=[64]`) or
+            `EntityEmbedding` ones (`output_dim=16`), which replace the
+            preset's for every column.
+
+    Returns:
+        An unbuilt, uncompiled model.
+    """
+    return _preset_files.build_model(
+        config, embeddings, cls or RatingModel, name=name, **overrides
+    )
+
+
+def from_preset(
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+    embeddings: Mapping[str, Any] | None = None,
+    cls: Any = None,
+    load_weights: bool = True,
+    **overrides: Any,
+) -> Any:
+    """Builds a preset's model; see `RatingModel.from_preset`."""
+    return _preset_files.from_preset(
+        preset, embeddings, cls or RatingModel, load_weights, **overrides
+    )
+
+
+def save_to_preset(
+    model: Any,
+    preset_dir: str | os.PathLike[str],
+    recipe: Recipe | Mapping[str, Any] | None = None,
+    *,
+    description: str | None = None,
+) -> str:
+    """Writes `model` (and its recipe) as a preset folder.
+
+    The folder holds `config.json` (the model part as `RatingModel` and
+    `EntityEmbedding` arguments, the recipe's config, the cardinalities,
+    the description) and, for a built model, `model.weights.h5`. Read it
+    with `RatingModel.from_preset(preset_dir)` or `catembed train --preset
+    preset_dir`, as in keras-hub's `save_to_preset` / `from_preset`.
+
+    Args:
+        model: A `keras_catembed.RatingModel`.
+        preset_dir: Folder to write (created if missing; its
+            `config.json` and `model.weights.h5` are replaced).
+        recipe: Optional `keras_catembed.training.Recipe` (or its config).
+            Defaults to `model.recipe` where set (`from_preset` and
+            `training.train` set it).
+        description: Optional string.
+
+    Returns:
+        The folder's path.
+    """
+    if not isinstance(model, RatingModel):
+        raise ValueError(
+            "`save_to_preset` writes a RatingModel. Received: "
+            f"{type(model).__name__}"
+        )
+    return _preset_files.save_to_preset(
+        model, preset_dir, recipe, description=description
+    )

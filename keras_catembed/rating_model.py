@@ -8,9 +8,12 @@ import keras
 import numpy as np
 
 from keras_catembed import _checks
+from keras_catembed import _grid
 from keras_catembed import _inputs
 from keras_catembed import _layers
 from keras_catembed import _pairs
+from keras_catembed import _preset_files
+from keras_catembed import _recommend
 from keras_catembed import column_encoder
 from keras_catembed._adapt import PairAdapting
 from keras_catembed._export import Exportable
@@ -262,8 +265,6 @@ class RatingModel(
         )
         ```
         """
-        from keras_catembed import _recommend
-
         ranked: tuple[np.ndarray, np.ndarray] = _recommend.recommend(
             self,
             users,
@@ -274,6 +275,16 @@ class RatingModel(
             item_column=item_column,
         )
         return ranked
+
+    def _recommend_scorers(
+        self,
+    ) -> dict[str, tuple[type[_recommend.Scorer], type]]:
+        """The fast scorers of `recommend` for this class, fastest first.
+
+        Each with the class whose methods it was proven on; a scorer
+        applies to a model whose class keeps those methods.
+        """
+        return {"grid": (_grid.VectorGrid, RatingModel)}
 
     @classmethod
     def from_preset(
@@ -314,9 +325,7 @@ class RatingModel(
         model.recipe.fit(model, x_train, y_train)
         ```
         """
-        from keras_catembed import presets
-
-        model: RatingModel = presets.from_preset(
+        model: RatingModel = _preset_files.from_preset(
             preset, embeddings, cls, **overrides
         )
         return model
