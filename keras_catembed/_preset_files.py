@@ -114,20 +114,7 @@ def build_model(
     name: str = "preset",
     **overrides: Any,
 ) -> Any:
-    """Builds the model of a preset config (`load`'s result).
-
-    Args:
-        config: A preset dict in the current vocabulary.
-        embeddings: Dict mapping each column name to its cardinality.
-        cls: The model class: `keras_catembed.RatingModel` or a subclass.
-        name: How errors name the preset.
-        **overrides: `RatingModel` arguments (`hidden_units=[64]`) or
-            `EntityEmbedding` ones (`output_dim=16`), which replace the
-            preset's for every column.
-
-    Returns:
-        An unbuilt, uncompiled model.
-    """
+    """Builds a preset's model of class `cls`; see `presets.build_model`."""
     model = copy.deepcopy(config["model"])
     shared = model.pop("embedding", {})
     by_column = model.pop("embeddings", None) or {}
