@@ -55,6 +55,7 @@ class PresetSearch(keras_tuner.Tuner):
         max_trials,
         seed,
         num_initial_points=None,
+        space="preset",
         **kwargs,
     ):
         oracle = tune_presets.DefaultsFirstOracle(
@@ -62,7 +63,7 @@ class PresetSearch(keras_tuner.Tuner):
             max_trials=max_trials,
             num_initial_points=num_initial_points,
             seed=seed,
-            hyperparameters=tune_presets.space("preset"),
+            hyperparameters=tune_presets.space(space),
             tune_new_entries=False,
         )
         super().__init__(oracle, hypermodel, **kwargs)
@@ -76,8 +77,16 @@ def main(argv=None):
     parser.add_argument("--executions-per-trial", type=int, default=2)
     parser.add_argument("--initial-points", type=int, default=5)
     parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--directory", default="/tmp/catembed-nested")
+    parser.add_argument("--directory", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--space",
+        choices=["preset", "preset-sparse"],
+        default="preset",
+        help="tune_presets.py's space: 'preset' is search 3 as it ran "
+        "(dense Adam, L2); 'preset-sparse' the same search on the presets' "
+        "current recipe (SparseAdam, decay of the tables)",
+    )
     args = parser.parse_args(argv)
 
     ratings = movielens.load_ratings("ml-100k", data_dir=args.data_dir)
@@ -95,11 +104,12 @@ def main(argv=None):
             tuner=PresetSearch,
             max_trials=args.max_trials,
             epochs=args.epochs,
-            directory=args.directory,
+            directory=args.directory or f"/tmp/catembed-nested-{args.space}",
             seed=args.seed,
             tuner_kwargs={
                 "num_initial_points": args.initial_points,
                 "executions_per_trial": args.executions_per_trial,
+                "space": args.space,
             },
             verbose=True,
         )
@@ -123,6 +133,7 @@ def main(argv=None):
             f"{args.initial_points} random, preset's defaults first"
         ),
         seed=args.seed,
+        space=args.space,
     )
     chosen = "\n".join(
         f"- u{fold + 1}: `{json.dumps(values)}`"
@@ -133,7 +144,10 @@ def main(argv=None):
         + f"\n\nWhole run: {seconds / 60:.1f} min.\n\nChosen per fold:\n\n"
         + chosen
     )
-    out = os.path.join(HERE, "results", "nested_tuning_ml-100k")
+    name = "nested_tuning_ml-100k"
+    if args.space != "preset":
+        name += f"_{args.space}"
+    out = os.path.join(HERE, "results", name)
     _results.write(out, text, figures, machine)
     return figures
 

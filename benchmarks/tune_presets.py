@@ -85,8 +85,12 @@ def space(kind):
     if kind == "full":
         return hp
     large = kind == "preset-large"
+    sparse = kind == "preset-sparse"
     for name, value in PRESET_FAMILY:
-        hp.Fixed(name, value)
+        if sparse and name == "optimizer":
+            value = "sparse_adam"
+        if not (sparse and name == "table_decay"):
+            hp.Fixed(name, value)
     if large:
         hp.Fixed("batch_size", 2048)
     hp.Choice("user_id_output_dim", [32, 64, 128], default=64)
@@ -97,7 +101,11 @@ def space(kind):
         l2 = ([2.5e-5, 5e-5, 1e-4, 2e-4, 4e-4], 1e-4)
     else:
         l2 = ([5e-4, 1e-3, 2e-3, 4e-3, 8e-3], 2e-3)
-    hp.Choice("embeddings_l2", l2[0], default=l2[1])
+    if sparse:
+        hp.Fixed("embeddings_l2", 0.0)
+        hp.Choice("table_decay", [1.0, 3.0, 10.0], default=3.0)
+    else:
+        hp.Choice("embeddings_l2", l2[0], default=l2[1])
     hp.Float("entity_dropout", 0.0, 0.3, step=0.1, default=0.1)
     low, default = (2e-3, 4e-3) if large else (1e-3, 2e-3)
     hp.Float("learning_rate", low, 8e-3, sampling="log", default=default)
@@ -148,6 +156,8 @@ def as_preset(values, epochs):
             "epochs": epochs,
             "schedule": values["schedule"],
             "ema_momentum": values.get("ema_momentum") or None,
+            "optimizer": values.get("optimizer") or "adam",
+            "table_decay": values.get("table_decay") or 0.0,
         },
     }
 
@@ -181,7 +191,9 @@ def main(argv=None):
     parser.add_argument("--max-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--space", choices=["full", "preset", "preset-large"], default="full"
+        "--space",
+        choices=["full", "preset", "preset-sparse", "preset-large"],
+        default="full",
     )
     args = parser.parse_args(argv)
 

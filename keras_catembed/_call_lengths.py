@@ -153,14 +153,15 @@ class CallLengths:
             per_call, self.full_steps, self.remainder, self.batch_size
         )
 
-    def run(self, block: Any, end_step: int) -> Any:
+    def run(self, block: Any, end_step: int, rows: int | None = None) -> Any:
         """Runs `block` on the runner, timing it in an epoch not yet timed.
 
-        `end_step` is the epoch's step count once the call is done.
+        `end_step` is the epoch's step count once the call is done; `rows`
+        the real rows of a padded last batch (see `Runner.run`).
         """
         steps, size = block.shape
-        if self.timed or steps != self.per_call:
-            return self.runner.run(block)
+        if self.timed or steps != self.per_call or rows is not None:
+            return self.runner.run(block, rows)
         compiling = self.runner.compiles(steps, size)
         called = time.perf_counter()
         logs = self.runner.run(block)

@@ -12,6 +12,9 @@ For ids and ratings that fit in memory this loop instead:
   on TensorFlow; torch runs eagerly), about a second of steps, so that
   the progress bar and batch callbacks move within an epoch (the
   lengths are chosen in `_call_lengths`);
+- on JAX, runs an epoch's last, shorter batch padded to the batch size
+  (its padding rows weigh nothing in the loss and the metrics) in the
+  program of the full batches, so that it compiles nothing of its own;
 - with `SparseAdam`, on JAX and torch, differentiates with respect to the
   batch's unique table rows rather than the whole table, so a step costs
   time proportional to the batch (TensorFlow's gather gradient is already
@@ -190,11 +193,16 @@ def fit(
         for start, steps, size in calls.executions:
             callbacks.on_train_batch_begin(start)
             rows = order[start * batch_size : start * batch_size + steps * size]
+            real = None
+            if size < batch_size and runner.pads_remainder:
+                # The last batch, filled up with its first row (the padding
+                # weighs nothing) to run in the full batches' program.
+                rows, real, size = _padded(rows, batch_size), size, batch_size
             if isinstance(rows, np.ndarray):
                 block = ops.convert_to_tensor(rows.reshape(steps, size))
             else:
                 block = ops.reshape(rows, (steps, size))
-            logs = calls.run(block, start + steps)
+            logs = calls.run(block, start + steps, real)
             callbacks.on_train_batch_end(start + steps - 1, logs)
             if model.stop_training:
                 break
@@ -233,6 +241,14 @@ def fit(
     model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=training_logs)
     return model.history
+
+
+def _padded(rows: Any, size: int) -> Any:
+    """`rows` (one batch's indices) and copies of its first, `size` in all."""
+    if isinstance(rows, np.ndarray):
+        return np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
+    fill = ops.repeat(rows[:1], size - rows.shape[0])
+    return ops.concatenate([rows, fill])
 
 
 def _should_validate(epoch: int, validation_freq: Any) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+import keras
+
 
 @dataclasses.dataclass(frozen=True)
 class StepInputs:
@@ -87,3 +89,80 @@ def checked_ids(model: Any, checked: bool = True) -> Any:
 def gathered_rows(model: Any, gathered: Mapping[int, tuple[Any, Any]]) -> Any:
     """Steps of `model` inside read the tables' rows from `gathered`."""
     return _replaced(model, gathered=dict(gathered))
+
+
+# Loss reductions under which a batch padded with zero-weight rows can
+# train as the batch of its real rows alone: by name, the weight of a real
+# row when a batch of `size` rows holds `real` of them ("scaled":
+# size / real, for reductions that divide by the batch size; "one": 1).
+_PADDING_WEIGHTS = {
+    "sum_over_batch_size": "scaled",
+    "mean": "scaled",
+    "sum": "one",
+    "mean_with_sample_weight": "one",
+}
+
+
+def padding_weights(model: Any) -> str | None:
+    """How a step weights the real rows of a padded batch, or None.
+
+    A padded batch (an epoch's last batch filled up to the batch size, so
+    that no second program is compiled for it) trains exactly as its real
+    rows alone when its padding rows weigh 0 in the loss and the metrics
+    and its real rows weigh what `_PADDING_WEIGHTS` says for the loss's
+    reduction. None (no padding) when that is not known: a loss of
+    another reduction, or a model with its own `compute_loss` or
+    `compute_metrics`.
+    """
+    for name in ("compute_loss", "compute_metrics"):
+        if getattr(type(model), name) is not getattr(keras.Model, name):
+            return None
+    if _weighable_metrics(model) is None:
+        return None
+    losses = model.loss
+    if isinstance(losses, Mapping):
+        losses = list(losses.values())
+    elif not isinstance(losses, (list, tuple)):
+        losses = [losses]
+    kinds = set()
+    for loss in losses:
+        if loss is None:
+            return None
+        # Strings and functions take `compile`'s reduction.
+        reduction = getattr(loss, "reduction", "sum_over_batch_size")
+        kinds.add(_PADDING_WEIGHTS.get(reduction))
+    if len(kinds) != 1:
+        return None
+    return kinds.pop()
+
+
+def _weighable_metrics(model: Any) -> list[Any] | None:
+    """The compiled metrics of `model` one by one, or None if unknown.
+
+    `keras.Model.compute_metrics` weights only `weighted_metrics` by the
+    sample weights; a padded batch needs every metric to skip its padding,
+    so `masked_metrics` updates them one by one. None when the model
+    tracks metrics other than its loss and the compiled ones (the
+    per-output losses of a model of several outputs, say).
+    """
+    compiled = getattr(model, "_compile_metrics", None)
+    others = [
+        metric
+        for metric in model.metrics
+        if metric is not getattr(model, "_loss_tracker", None)
+        and metric is not compiled
+    ]
+    if others:
+        return None
+    return [] if compiled is None else list(compiled.metrics)
+
+
+def masked_metrics(model: Any, y: Any, y_pred: Any, weight: Any) -> Any:
+    """Updates the compiled metrics on the rows of weight 1; their results.
+
+    What `keras.Model.compute_metrics` does for a batch of just those rows
+    (see `padding_weights`).
+    """
+    for metric in _weighable_metrics(model) or []:
+        metric.update_state(y, y_pred, sample_weight=weight)
+    return model.get_metrics_result()

@@ -477,10 +477,125 @@ def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(
         history.history["loss"], reference.history["loss"], rtol=1e-5
     )
     (runner,) = padded.__dict__["_fast_fit_runners"].values()
+    if keras.backend.backend() == "jax":
+        # The short batch runs padded to 16 rows in the same program.
+        assert runner._lengths == {16: 4}
+        assert runner._run._cache_size() == 1
+        return
     # One compiled length per batch size: 4 steps of 16, 1 step of 6.
     assert runner._lengths == {16: 4, 6: 1}
-    if keras.backend.backend() == "jax":
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="JAX's sparse loop pads the last batch",
+)
+@pytest.mark.parametrize(
+    "optimizer, reduction",
+    [
+        ("sparse", "sum_over_batch_size"),
+        ("sparse", "sum"),
+        ("adam", "sum_over_batch_size"),
+    ],
+)
+def test_padded_last_batch_trains_as_the_short_batch(
+    optimizer, reduction, monkeypatch
+):
+    # 11 full steps of 16 rows and one of 6: the 6 rows run padded to 16
+    # with zero-weight copies of their first row, in the program of the
+    # full batches. Weights, loss and metrics equal a loop that compiles a
+    # program for the 6 rows alone (with dense Adam: Keras's own step).
+    from keras_catembed import _step
+
+    x, y = data(n=182)
+    padded, exact = twin_models(optimizer, optimizer)
+    for model in (padded, exact):
+        model.compile(
+            optimizer=(
+                optimizers.SparseAdam(0.01)
+                if optimizer == "sparse"
+                else keras.optimizers.Adam(0.01)
+            ),
+            loss=keras.losses.MeanSquaredError(reduction=reduction),
+            metrics=[
+                keras.metrics.RootMeanSquaredError(name="rmse"),
+                keras.metrics.MeanAbsoluteError(name="mae"),
+            ],
+        )
+    kwargs = dict(batch_size=16, epochs=3, shuffle=False, verbose=0)
+    history = padded.fit(x, y, fast=True, **kwargs).history
+    (runner,) = padded.__dict__["_fast_fit_runners"].values()
+    assert runner.pads_remainder
+    assert 6 not in runner._lengths
+    monkeypatch.setattr(_step, "padding_weights", lambda model: None)
+    reference = exact.fit(x, y, fast=True, **kwargs).history
+    (runner,) = exact.__dict__["_fast_fit_runners"].values()
+    assert not runner.pads_remainder
+    assert runner._lengths[6] == 1
+    if optimizer == "adam":
         assert runner._run._cache_size() == 2
+    assert_same_weights(padded, exact, rtol=2e-5, atol=2e-6)
+    for key in ("loss", "rmse", "mae"):
+        np.testing.assert_allclose(history[key], reference[key], rtol=1e-5)
+    # The epoch's loss is the mean over its 182 rows, not over 192.
+    predictions = keras.ops.convert_to_numpy(
+        padded.predict(x, batch_size=64, verbose=0)
+    ).reshape(-1)
+    np.testing.assert_allclose(
+        padded.evaluate(x, y, batch_size=182, verbose=0, return_dict=True)[
+            "rmse"
+        ],
+        np.sqrt(np.mean((predictions - y) ** 2)),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="JAX's loop pads the last batch",
+)
+def test_a_model_with_its_own_train_step_keeps_it():
+    calls = []
+
+    class OwnStep(keras_catembed.RatingModel):
+        def train_step(self, *args):
+            calls.append(1)
+            return super().train_step(*args)
+
+    model = OwnStep({"user_id": USERS, "movie_id": MOVIES})
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x, y = data(n=182)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, fast=True)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert not runner.pads_remainder
+    assert calls  # traced for the full batches and the short one
+
+
+def test_losses_of_unknown_reduction_are_not_padded():
+    from keras_catembed import _step
+
+    model = make_model("sparse")
+    assert _step.padding_weights(model) == "scaled"
+    model.compile(optimizer=optimizers.SparseAdam(0.01), loss="mae")
+    assert _step.padding_weights(model) == "scaled"
+    for reduction, weights in [
+        ("sum", "one"),
+        ("mean_with_sample_weight", "one"),
+        (None, None),
+    ]:
+        model.compile(
+            optimizer=optimizers.SparseAdam(0.01),
+            loss=keras.losses.MeanSquaredError(reduction=reduction),
+        )
+        assert _step.padding_weights(model) == weights
+
+    class OwnLoss(keras_catembed.RatingModel):
+        def compute_loss(self, *args, **kwargs):
+            return super().compute_loss(*args, **kwargs)
+
+    own = OwnLoss({"user_id": USERS, "movie_id": MOVIES})
+    own.compile(optimizer=optimizers.SparseAdam(0.01), loss="mse")
+    assert _step.padding_weights(own) is None
 
 
 @pytest.mark.skipif(

@@ -51,6 +51,9 @@ class Runner:
         self.block_plans: dict[Any, Any] = {}
         self.compiling_calls: dict[Any, float] = {}
         self.tables = tables
+        # Whether an epoch's last, shorter batch runs padded to the batch
+        # size (`run`'s `rows` says how many of its rows are real).
+        self.pads_remainder = False
 
     def compiles(self, steps: int, batch_size: int) -> bool:
         """Whether a call of `steps` steps of `batch_size` compiles anew."""
@@ -59,8 +62,12 @@ class Runner:
     def begin_epoch(self) -> None:
         """Called before the first block of an epoch."""
 
-    def run(self, block: Any) -> Any:
-        """Runs the steps of `block` (batch indices); returns the logs."""
+    def run(self, block: Any, rows: int | None = None) -> Any:
+        """Runs the steps of `block` (batch indices); returns the logs.
+
+        `rows` (with `pads_remainder` only): how many of the last batch's
+        rows are real, the others being padding.
+        """
         raise NotImplementedError
 
     def end_epoch(self) -> None:

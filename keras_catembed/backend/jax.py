@@ -87,24 +87,50 @@ class Runner(generic.Runner):
         # batch size and block length), traced once for every compiled
         # block rather than once more for each.
         self._log_shapes: Any = None
-        step = model.train_step if tables is None else self._sparse_step
+        # The loop's own step weights its rows, so an epoch's last batch
+        # runs padded to the batch size in the program of the full batches
+        # (`_step.padding_weights`) rather than compiling its own. It
+        # stands in for Keras's `train_step` unless the model has its own.
+        own = tables is not None or (
+            type(model).train_step is keras.Model.train_step
+        )
+        self._weighting = _step.padding_weights(model) if own else None
+        self.pads_remainder = self._weighting is not None
+        step = (
+            self._weighted_step
+            if tables is not None or self.pads_remainder
+            else model.train_step
+        )
 
         def run(
-            state: Any, ids: Any, targets: Any, block: Any, steps: Any
+            state: Any,
+            ids: Any,
+            targets: Any,
+            block: Any,
+            steps: Any,
+            rows: Any,
         ) -> Any:
-            def take(state: Any, index: Any) -> tuple[Any, Any]:
-                logs, state = step(state, generic.batch(ids, targets, index))
+            def take(state: Any, item: Any) -> tuple[Any, Any]:
+                index, real = item
+                data: tuple[Any, ...] = generic.batch(ids, targets, index)
+                if self.pads_remainder:
+                    # The batch's first `real` rows are real, the rest
+                    # padding.
+                    data = (*data, jnp.arange(index.shape[0]) < real)
+                logs, state = step(state, data)
                 return state, logs
 
             with _step.checked_ids(model):
                 if self._log_shapes is None:
-                    self._log_shapes = jax.eval_shape(take, state, block[0])[1]
+                    self._log_shapes = jax.eval_shape(
+                        take, state, (block[0], rows)
+                    )[1]
                 shapes = self._log_shapes
 
                 def body(state: Any, item: Any) -> tuple[Any, Any]:
-                    index, live = item
+                    index, live, real = item
 
-                    def skip(state: Any, index: Any) -> tuple[Any, Any]:
+                    def skip(state: Any, item: Any) -> tuple[Any, Any]:
                         zeros = jax.tree.map(
                             lambda s: jnp.zeros(s.shape, s.dtype), shapes
                         )
@@ -112,12 +138,15 @@ class Runner(generic.Runner):
 
                     # The padding's steps leave the state as it is.
                     carried: tuple[Any, Any] = jax.lax.cond(
-                        live, take, skip, state, index
+                        live, take, skip, state, (index, real)
                     )
                     return carried
 
-                live = jnp.arange(block.shape[0]) < steps
-                state, logs = jax.lax.scan(body, state, (block, live))
+                number = jnp.arange(block.shape[0])
+                live = number < steps
+                # Only the call's last step may be a padded batch.
+                real = jnp.where(number == steps - 1, rows, block.shape[1])
+                state, logs = jax.lax.scan(body, state, (block, live, real))
             if self._mesh is not None:
                 # Each variable keeps its layout from call to call.
                 state = jax.lax.with_sharding_constraint(
@@ -146,7 +175,7 @@ class Runner(generic.Runner):
             self.ids = self._mesh.replicate(self.ids)
             self.targets = self._mesh.replicate(self.targets)
 
-    def run(self, block: Any) -> Any:
+    def run(self, block: Any, rows: int | None = None) -> Any:
         # The state is read from the variables before every call (a
         # callback between calls may have set some, as `keras.Model.fit`
         # allows), donated to the compiled call (its buffers are reused
@@ -168,7 +197,12 @@ class Runner(generic.Runner):
             if self._mesh.one_call_at_a_time:
                 jax.block_until_ready(self.state)
         logs, self.state = self._run(
-            self.state, self.ids, self.targets, block, self._count(steps)
+            self.state,
+            self.ids,
+            self.targets,
+            block,
+            self._count(steps),
+            self._count(size if rows is None else rows),
         )
         for variables, values in zip(
             self._variables(), self.state, strict=True
@@ -185,11 +219,23 @@ class Runner(generic.Runner):
             self._counts[steps] = jnp.asarray(steps, jnp.int32)
         return self._counts[steps]
 
-    def _sparse_step(self, state: Any, data: Any) -> tuple[Any, Any]:
+    def _weighted_step(self, state: Any, data: Any) -> tuple[Any, Any]:
+        """Keras's JAX `train_step`, sparse on `tables`, rows weighted."""
         model = self.model
         trainable, non_trainable, optimizer_vars, metrics_vars = state
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        tables = self.tables.by_index()
+        x, y, real = keras.utils.unpack_x_y_sample_weight(data)
+        # The loss weighs the padding rows 0, the real rows what makes the
+        # loss theirs alone; the metrics and the loss tracker count the
+        # real rows.
+        count = y.shape[0]
+        sample_weight = metric_weight = None
+        if real is not None:
+            metric_weight = real.astype(y.dtype)
+            count = jnp.sum(metric_weight)
+            sample_weight = metric_weight
+            if self._weighting == "scaled":
+                sample_weight = metric_weight * (y.shape[0] / count)
+        tables = {} if self.tables is None else self.tables.by_index()
         constants = {
             id(variable): value
             for variable, value in zip(
@@ -250,10 +296,11 @@ class Runner(generic.Runner):
         )
         mapping = list(zip(model.metrics_variables, metrics_vars, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            model._loss_tracker.update_state(
-                unscaled_loss, sample_weight=y.shape[0]
-            )
-            logs = model.compute_metrics(x, y, y_pred, sample_weight)
+            model._loss_tracker.update_state(unscaled_loss, sample_weight=count)
+            if metric_weight is None:
+                logs = model.compute_metrics(x, y, y_pred, None)
+            else:
+                logs = _step.masked_metrics(model, y, y_pred, metric_weight)
         metrics_vars = [
             _current(scope, variable) for variable in model.metrics_variables
         ]

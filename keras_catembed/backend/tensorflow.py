@@ -54,7 +54,7 @@ class Runner(generic.Runner):
         # Only XLA compiles each block shape (a graph takes any length).
         return self._jit and steps > self._lengths.get(batch_size, 0)
 
-    def run(self, block: Any) -> Any:
+    def run(self, block: Any, rows: int | None = None) -> Any:
         steps, size = block.shape
         if self._jit:
             length = max(self._lengths.get(size, 0), steps)

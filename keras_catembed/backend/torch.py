@@ -18,7 +18,7 @@ class Runner(generic.Runner):
     step differentiates with respect to the batch's unique table rows.
     """
 
-    def run(self, block: Any) -> Any:
+    def run(self, block: Any, rows: int | None = None) -> Any:
         model = self.model
         step = model.train_step if self.tables is None else self._sparse_step
         with _step.checked_ids(model):
