@@ -11,10 +11,18 @@ Usage:
     KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \\
         --data-dir ../shared/data/movielens
 
-`--folds` takes a subset of the folds (e.g. `--folds u1`). It prints
-the per-fold table and writes
-`benchmarks/results/surprise_comparison_ml-100k.{md,json}`. It needs
-the optional `scikit-surprise` package (`pip install scikit-surprise`).
+`--folds` takes a subset of the folds (e.g. `--folds u1`). With
+`--dataset ml-1m` the folds are the labels of ml-1m's fold column
+(`ratings_no_timestamp.csv`, labels 1..5), e.g.
+
+    KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \
+        --data-dir ../shared/data/movielens --dataset ml-1m \
+        --preset recommended-large --folds 1
+
+It prints the per-fold table and writes
+`benchmarks/results/surprise_comparison_<dataset>.{md,json}` (with
+`--out`, there instead). It needs the optional `scikit-surprise`
+package (`pip install scikit-surprise`).
 """
 
 import argparse
@@ -69,6 +77,25 @@ def _surprise_fold(algorithm, train, test):
     }
 
 
+def _folds(dataset, data_dir, names):
+    """The ratings, the fold names and a protocol of a list of them."""
+    if dataset == "ml-100k":
+        ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+        return ratings, names or ["u1", "u2", "u3", "u4", "u5"], OfficialFolds
+    path = os.path.join(data_dir, "ml-1m", "ratings_no_timestamp.csv")
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64)
+    ratings = movielens.Ratings.from_arrays(
+        table[:, 0], table[:, 1], table[:, 2], name="ml-1m"
+    )
+    labels = table[:, 3]
+    names = [int(name) for name in names or sorted(set(labels.tolist()))]
+    return (
+        ratings,
+        names,
+        lambda folds: OfficialFolds(folds, fold_column=labels),
+    )
+
+
 def _summary(folds):
     summary = {}
     for name in ("test_rmse", "test_mae", "fit_time", "test_time"):
@@ -85,7 +112,11 @@ def _summary(folds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--dataset", choices=["ml-100k", "ml-1m"], default="ml-100k"
+    )
     parser.add_argument("--preset", default="recommended")
+    parser.add_argument("--out", default=None)
     parser.add_argument("--folds", nargs="*", default=None)
     parser.add_argument(
         "--algorithms", nargs="*", default=["SVD", "SVDpp", "preset"]
@@ -93,9 +124,8 @@ def main():
     args = parser.parse_args()
     import surprise
 
-    ratings = movielens.load_ratings("ml-100k", data_dir=args.data_dir)
-    names = args.folds or ["u1", "u2", "u3", "u4", "u5"]
-    splits = list(OfficialFolds(names).split_data(ratings))
+    ratings, names, protocol = _folds(args.dataset, args.data_dir, args.folds)
+    splits = list(protocol(names).split_data(ratings))
 
     # Fold by fold, every algorithm in turn: on a shared machine each one
     # then meets about the same load.
@@ -104,7 +134,7 @@ def main():
         for name in args.algorithms:
             if name == "preset":
                 scores = cross_validate(
-                    args.preset, ratings, protocol=OfficialFolds([fold])
+                    args.preset, ratings, protocol=protocol([fold])
                 )
                 per_fold[name].append(
                     {
@@ -131,10 +161,10 @@ def main():
         results[label] = _summary(folds_out)
 
     lines = [
-        f"{'ml-100k'}, official folds {', '.join(names)}; test RMSE "
+        f"{args.dataset}, folds {', '.join(map(str, names))}; test RMSE "
         "per fold, mean and total time (fit + test, every fold)",
         "",
-        "| model | " + " | ".join(names) + " | mean | total time |",
+        "| model | " + " | ".join(map(str, names)) + " | mean | total time |",
         "|---|" + "---:|" * (len(names) + 2),
     ]
     for label, summary in results.items():
@@ -147,13 +177,15 @@ def main():
     print(table)
     machine = _results.machine_info(
         backend=keras.backend.backend(),
-        dataset="ml-100k",
+        dataset=args.dataset,
         protocol=f"OfficialFolds({names})",
         preset=args.preset,
         surprise=surprise.__version__,
         load_average=list(os.getloadavg()),
     )
-    out = os.path.join(HERE, "results", f"surprise_comparison_{'ml-100k'}")
+    out = args.out or os.path.join(
+        HERE, "results", f"surprise_comparison_{args.dataset}"
+    )
     _results.write(out, table, results, machine)
 
 
