@@ -307,4 +307,7 @@ def _runner(model: Any, sparse: bool, jit: bool) -> generic.Runner:
     tables = _sparse_rows.SparseTables(model) if sparse else None
     runner = backend.current.Runner
     assert runner is not None  # `blocker` has said the loop can run.
-    return runner(model, tables=tables, jit=jit)
+    # A padded last batch trains as its real rows alone when no layer
+    # mixes rows (a subclass's forward pass might: batch normalization).
+    pad = _sparse_rows.own_methods(model, ("call", "embed", "interact"))
+    return runner(model, tables=tables, jit=jit, pad=pad)

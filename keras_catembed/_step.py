@@ -112,7 +112,8 @@ def padding_weights(model: Any) -> str | None:
     and its real rows weigh what `_PADDING_WEIGHTS` says for the loss's
     reduction. None (no padding) when that is not known: a loss of
     another reduction, or a model with its own `compute_loss` or
-    `compute_metrics`.
+    `compute_metrics`. (The loop also pads only a model whose forward
+    pass is RatingModel's own: a subclass's layers might mix rows.)
     """
     for name in ("compute_loss", "compute_metrics"):
         if getattr(type(model), name) is not getattr(keras.Model, name):

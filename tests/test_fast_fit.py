@@ -571,6 +571,34 @@ def test_a_model_with_its_own_train_step_keeps_it():
     assert calls  # traced for the full batches and the short one
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="JAX's loop pads the last batch",
+)
+@pytest.mark.parametrize("optimizer", ["adam", "sparse"])
+def test_a_forward_pass_of_its_own_is_not_padded(optimizer):
+    # Its layers might mix the rows of a batch (batch normalization, say),
+    # so padding rows could change what the real rows compute.
+    class OwnInteract(keras_catembed.RatingModel):
+        def interact(self, *args, **kwargs):
+            return super().interact(*args, **kwargs)
+
+    model = OwnInteract({"user_id": USERS, "movie_id": MOVIES})
+    model.compile(
+        optimizer=(
+            optimizers.SparseAdam(0.01)
+            if optimizer == "sparse"
+            else keras.optimizers.Adam(0.01)
+        ),
+        loss="mse",
+    )
+    x, y = data(n=182)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, fast=True)
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert not runner.pads_remainder
+    assert 6 in runner._lengths  # the short batch has its own program
+
+
 def test_losses_of_unknown_reduction_are_not_padded():
     from keras_catembed import _step
 

@@ -30,6 +30,10 @@ Describe = Callable[[Any], str]
 class Runner:
     """The shared part of a backend's device loop.
 
+    With `pad` (the model's forward pass is its own, so padding rows
+    cannot change what its real rows compute), a loop may run an epoch's
+    last, shorter batch padded (`pads_remainder`).
+
     `_fast_fit` sets `ids` (a dict of id columns) and `targets` on the
     device, then calls `begin_epoch`, `run(block)` for each block of
     batch indices, and `end_epoch`. With `tables` (a
@@ -38,7 +42,12 @@ class Runner:
     """
 
     def __init__(
-        self, model: Any, *, tables: Any = None, jit: bool = False
+        self,
+        model: Any,
+        *,
+        tables: Any = None,
+        jit: bool = False,
+        pad: bool = False,
     ) -> None:
         self.model = model
         self.ids: Any = None

@@ -71,7 +71,12 @@ class Runner(generic.Runner):
     """
 
     def __init__(
-        self, model: Any, *, tables: Any = None, jit: bool = True
+        self,
+        model: Any,
+        *,
+        tables: Any = None,
+        jit: bool = True,
+        pad: bool = False,
     ) -> None:
         super().__init__(model, tables=tables)
         self.state: Any = None
@@ -91,8 +96,9 @@ class Runner(generic.Runner):
         # runs padded to the batch size in the program of the full batches
         # (`_step.padding_weights`) rather than compiling its own. It
         # stands in for Keras's `train_step` unless the model has its own.
-        own = tables is not None or (
-            type(model).train_step is keras.Model.train_step
+        own = pad and (
+            tables is not None
+            or type(model).train_step is keras.Model.train_step
         )
         self._weighting = _step.padding_weights(model) if own else None
         self.pads_remainder = self._weighting is not None

@@ -19,7 +19,12 @@ class Runner(generic.Runner):
     """
 
     def __init__(
-        self, model: Any, *, tables: Any = None, jit: bool = False
+        self,
+        model: Any,
+        *,
+        tables: Any = None,
+        jit: bool = False,
+        pad: bool = False,
     ) -> None:
         super().__init__(model)
 
