@@ -73,17 +73,26 @@ def folds_100k(data_dir):
         yield f"u{k}", ratings.official_split(f"u{k}")
 
 
-def folds_1m(data_dir):
+def load_1m(data_dir):
+    """ml-1m's ratings and a fold label per rating.
+
+    With a copy that has a `siren_fold` column
+    (`ml-1m/ratings_no_timestamp.csv`) its labels (1..5) are used; with an
+    official release, a seeded random 5-fold split (labels 0..4).
+    """
     csv_path = os.path.join(data_dir, "ml-1m", "ratings_no_timestamp.csv")
     if os.path.exists(csv_path):
         table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64)
         ratings = movielens.Ratings.from_arrays(
             table[:, 0], table[:, 1], table[:, 2], name="ml-1m"
         )
-        fold = table[:, 3]
-    else:
-        ratings = movielens.load_ratings("ml-1m", data_dir=data_dir)
-        fold = np.random.default_rng(0).permutation(len(ratings)) % 5
+        return ratings, table[:, 3]
+    ratings = movielens.load_ratings("ml-1m", data_dir=data_dir)
+    return ratings, np.random.default_rng(0).permutation(len(ratings)) % 5
+
+
+def folds_1m(data_dir):
+    ratings, fold = load_1m(data_dir)
     for k in np.unique(fold):
         test_mask = fold == k
         yield (

@@ -19,6 +19,16 @@ Usage:
         --data-dir ../shared/data/movielens --dataset ml-1m \
         --preset recommended-large --folds 1
 
+`--holdout FRACTION` replaces the folds with one random test part of that
+fraction per seed of `--seeds` (`HoldOut(FRACTION, seed=s)`; the preset's
+model starts from the same seed), e.g. ml-1m's random 90/10 protocol:
+
+    KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \
+        --data-dir ../shared/data/movielens --dataset ml-1m \
+        --holdout 0.1 --seeds 0 1 2 3 4 --algorithms SVD preset \
+        --preset recommended-large \
+        --out benchmarks/results/surprise_comparison_ml-1m_holdout
+
 It prints the per-fold table and writes
 `benchmarks/results/surprise_comparison_<dataset>.{md,json}` (with
 `--out`, there instead). It needs the optional `scikit-surprise`
@@ -35,12 +45,15 @@ import numpy as np
 
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import cross_validate
+from keras_catembed.evaluation.protocols import HoldOut
 from keras_catembed.evaluation.protocols import OfficialFolds
+from keras_catembed.evaluation.protocols import Protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import movielens_accuracy  # noqa: E402
 
 
 def _surprise_fold(algorithm, train, test):
@@ -82,18 +95,33 @@ def _folds(dataset, data_dir, names):
     if dataset == "ml-100k":
         ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
         return ratings, names or ["u1", "u2", "u3", "u4", "u5"], OfficialFolds
-    path = os.path.join(data_dir, "ml-1m", "ratings_no_timestamp.csv")
-    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64)
-    ratings = movielens.Ratings.from_arrays(
-        table[:, 0], table[:, 1], table[:, 2], name="ml-1m"
-    )
-    labels = table[:, 3]
+    ratings, labels = movielens_accuracy.load_1m(data_dir)
     names = [int(name) for name in names or sorted(set(labels.tolist()))]
     return (
         ratings,
         names,
         lambda folds: OfficialFolds(folds, fold_column=labels),
     )
+
+
+def _holdouts(dataset, data_dir, fraction, seeds):
+    """The ratings, one name per seed and a protocol of a list of names."""
+    if dataset == "ml-100k":
+        ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    else:
+        ratings, _ = movielens_accuracy.load_1m(data_dir)
+    names = [f"seed {seed}" for seed in seeds]
+
+    class Seeds(Protocol):
+        def __init__(self, chosen):
+            self.chosen = chosen
+
+        def split(self, data):
+            for name in self.chosen:
+                seed = int(name.removeprefix("seed "))
+                yield from HoldOut(fraction, seed=seed).split(data)
+
+    return ratings, names, Seeds
 
 
 def _summary(folds):
@@ -119,22 +147,46 @@ def main():
     parser.add_argument("--out", default=None)
     parser.add_argument("--folds", nargs="*", default=None)
     parser.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="in place of the folds, a random test part of this fraction "
+        "per seed (HoldOut(fraction, seed=seed))",
+    )
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
         "--algorithms", nargs="*", default=["SVD", "SVDpp", "preset"]
     )
     args = parser.parse_args()
     import surprise
 
-    ratings, names, protocol = _folds(args.dataset, args.data_dir, args.folds)
+    if args.holdout is None:
+        ratings, names, protocol = _folds(
+            args.dataset, args.data_dir, args.folds
+        )
+        protocol_name = f"OfficialFolds({names})"
+    else:
+        ratings, names, protocol = _holdouts(
+            args.dataset, args.data_dir, args.holdout, args.seeds
+        )
+        protocol_name = f"HoldOut({args.holdout}, seed=s), s in {args.seeds}"
     splits = list(protocol(names).split_data(ratings))
+    out = args.out or os.path.join(
+        HERE, "results", f"surprise_comparison_{args.dataset}"
+    )
 
     # Fold by fold, every algorithm in turn: on a shared machine each one
     # then meets about the same load.
     per_fold = {name: [] for name in args.algorithms}
-    for fold, (train, test) in zip(names, splits, strict=True):
+    for done, (fold, (train, test)) in enumerate(
+        zip(names, splits, strict=True), 1
+    ):
         for name in args.algorithms:
             if name == "preset":
+                # A hold-out's preset starts from the seed of its split.
+                seed = 0 if args.holdout is None else args.seeds[done - 1]
                 scores = cross_validate(
-                    args.preset, ratings, protocol=protocol([fold])
+                    args.preset, ratings, protocol=protocol([fold]), seed=seed
                 )
                 per_fold[name].append(
                     {
@@ -151,6 +203,11 @@ def main():
                 algorithm = getattr(surprise, name)(random_state=0)
                 per_fold[name].append(_surprise_fold(algorithm, train, test))
             print(name, fold, per_fold[name][-1], flush=True)
+        # Written after each fold, so a long run keeps what it has.
+        _write(out, args, names[:done], per_fold, protocol_name, surprise)
+
+
+def _write(out, args, names, per_fold, protocol_name, surprise):
     results = {}
     for name, folds_out in per_fold.items():
         label = (
@@ -161,8 +218,8 @@ def main():
         results[label] = _summary(folds_out)
 
     lines = [
-        f"{args.dataset}, folds {', '.join(map(str, names))}; test RMSE "
-        "per fold, mean and total time (fit + test, every fold)",
+        f"{args.dataset}, {protocol_name}; test RMSE per split, mean and "
+        "total time (fit + test, every split)",
         "",
         "| model | " + " | ".join(map(str, names)) + " | mean | total time |",
         "|---|" + "---:|" * (len(names) + 2),
@@ -178,13 +235,10 @@ def main():
     machine = _results.machine_info(
         backend=keras.backend.backend(),
         dataset=args.dataset,
-        protocol=f"OfficialFolds({names})",
+        protocol=protocol_name,
         preset=args.preset,
         surprise=surprise.__version__,
         load_average=list(os.getloadavg()),
-    )
-    out = args.out or os.path.join(
-        HERE, "results", f"surprise_comparison_{args.dataset}"
     )
     _results.write(out, table, results, machine)
 
