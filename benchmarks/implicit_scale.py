@@ -47,6 +47,13 @@ sys.path.insert(0, HERE)
 import _ml20m_shape  # noqa: E402
 import _results  # noqa: E402
 
+# `RatingModel(implicit=...)` for each `--sides`.
+SIDES = {
+    "both": True,
+    "user": {"user_id": "movie_id"},
+    "movie": {"movie_id": "user_id"},
+}
+
 
 def worker(args):
     import keras
@@ -64,6 +71,7 @@ def worker(args):
         sizes,
         max_pairs_per_id=args.max_pairs_per_id,
         pairs_per_step=args.pairs_per_step,
+        implicit=SIDES[args.sides],
     )
     recipe = keras_catembed.presets.recipe("recommended-large")
     start = time.perf_counter()
@@ -157,6 +165,7 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "movies": sizes["movie_id"],
         "max_pairs_per_id": args.max_pairs_per_id,
         "pairs_per_step": args.pairs_per_step,
+        "sides": args.sides,
         "optimizer": args.optimizer,
         "batch_size": batch_size,
         "adapt_s": adapt_s,
@@ -217,6 +226,12 @@ def main(argv=None):
         "--pairs-per-step",
         type=int,
         help="read a moving window of this many pairs per training step",
+    )
+    parser.add_argument(
+        "--sides",
+        choices=sorted(SIDES),
+        default="both",
+        help="which columns implicit feedback describes (both: the preset)",
     )
     parser.add_argument(
         "--optimizer",
@@ -282,6 +297,8 @@ def main(argv=None):
                     args.budget,
                     "--epochs",
                     args.epochs,
+                    "--sides",
+                    args.sides,
                 ]
                 if args.pairs_per_step:
                     arguments += ["--pairs-per-step", args.pairs_per_step]
@@ -294,11 +311,11 @@ def main(argv=None):
     if args.generate_only:
         return []
     lines = [
-        "| backend | device | rows | max pairs per id | pairs per step "
-        "| batch | adapt s "
+        "| backend | device | rows | sides | max pairs per id "
+        "| pairs per step | batch | adapt s "
         "| fit call s | epoch s | rows/s (steady) | peak GB "
         "| peak device GB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         epoch = (
@@ -310,7 +327,8 @@ def main(argv=None):
         device = r.get("peak_device_gb")
         lines.append(
             f"| {r['backend']} | {r.get('device', 'cpu')} | {r['rows']:,} "
-            f"| {r['max_pairs_per_id']} | {r.get('pairs_per_step') or '-'} "
+            f"| {r.get('sides', 'both')} | {r['max_pairs_per_id']} "
+            f"| {r.get('pairs_per_step') or '-'} "
             f"| {r['batch_size']} "
             f"| {r['adapt_s']:.1f} "
             f"| {_seconds(r['fit_call_s'])} | {epoch} "
@@ -323,6 +341,7 @@ def main(argv=None):
     machine = _results.machine_info(
         max_pairs_per_id=args.max_pairs_per_id,
         pairs_per_step=args.pairs_per_step,
+        sides=args.sides,
         optimizer=args.optimizer,
         budget=args.budget,
         shapes={str(k): v for k, v in shapes.items()},
