@@ -168,16 +168,16 @@ def test_sparse_adam_config_round_trip():
 def test_jax_unique_rows_matches_a_sorted_unique(scratch, monkeypatch):
     import jax.numpy as jnp
 
-    from keras_catembed.backend import jax as jax_backend
+    from keras_catembed.backend import jax_rows
 
     if not scratch:
         # Tables beyond the scratch limit take the sort.
-        monkeypatch.setattr(jax_backend, "_SCRATCH_ROWS", -(10**9))
+        monkeypatch.setattr(jax_rows, "_SCRATCH_ROWS", -(10**9))
     rng = np.random.default_rng(0)
     num_rows = 50
     rows = (rng.zipf(1.3, 300) % num_rows).astype("int32")
     rows[:3] = [7, 7, 49]
-    unique, positions = jax_backend.unique_rows(jnp.asarray(rows), num_rows)
+    unique, positions = jax_rows.unique_rows(jnp.asarray(rows), num_rows)
     unique, positions = np.asarray(unique), np.asarray(positions)
     assert unique.shape == positions.shape == rows.shape
     np.testing.assert_array_equal(unique[positions], rows)

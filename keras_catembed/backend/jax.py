@@ -12,6 +12,8 @@ from keras_catembed import _step
 from keras_catembed.backend import generic
 from keras_catembed.backend.generic import Describe
 from keras_catembed.backend.jax_mesh import Mesh
+from keras_catembed.backend.jax_rows import gather_rows
+from keras_catembed.backend.jax_rows import unique_rows
 
 
 def _live(value: Any) -> bool:
@@ -20,46 +22,6 @@ def _live(value: Any) -> bool:
         return False
     is_deleted = getattr(value, "is_deleted", None)
     return not (callable(is_deleted) and is_deleted())
-
-
-def _gather_rows(value: Any, indices: Any) -> Any:
-    """The `indices` rows of `value`; rows past its end read as zeros."""
-    return jnp.take(value, indices, axis=0, mode="fill", fill_value=0)
-
-
-# Largest table (in rows, beyond 32 per batch row) whose rows a step
-# deduplicates through a table-sized scratch array rather than a sort.
-_SCRATCH_ROWS = 2**20
-
-
-def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
-    """The distinct values of `rows` and the position of each element.
-
-    Returns `(unique, positions)`: `unique` has the length of `rows`, its
-    distinct values first (in order of first occurrence) and then
-    `num_rows` (an index past the table's end, dropped by the updates),
-    and `unique[positions] == rows`. Like `jnp.unique(rows, size=n,
-    fill_value=num_rows, return_inverse=True)` up to the order, without
-    its sort (which XLA runs slowly on CPU): each row's first position is
-    a scatter-min into a table-sized scratch array, and a cumulative sum
-    numbers the first occurrences. Very large tables use the sort.
-    """
-    n = rows.shape[0]
-    if num_rows > _SCRATCH_ROWS + 32 * n:
-        unique, positions = jnp.unique(
-            rows, size=n, fill_value=num_rows, return_inverse=True
-        )
-        return unique, positions.reshape(rows.shape)
-    order = jnp.arange(n, dtype=jnp.int32)
-    first = jnp.full((num_rows + 1,), n, jnp.int32).at[rows].min(order)[rows]
-    is_first = first == order
-    rank = jnp.cumsum(is_first.astype(jnp.int32)) - 1
-    unique = (
-        jnp.full((n,), num_rows, rows.dtype)
-        .at[jnp.where(is_first, rank, n)]
-        .set(rows, mode="drop")
-    )
-    return unique, rank[first]
 
 
 class Runner(generic.Runner):
@@ -257,7 +219,7 @@ class Runner(generic.Runner):
             unique, positions = unique_rows(rows, num_rows)
             uniques[index] = unique
             gathered[index] = (
-                _gather_rows(trainable[index], unique),
+                gather_rows(trainable[index], unique),
                 positions,
             )
 
@@ -344,7 +306,7 @@ class JaxBackend(generic.Backend):
         return None
 
     def gather_rows(self, value: Any, indices: Any) -> Any:
-        return _gather_rows(value, indices)
+        return gather_rows(value, indices)
 
     def scatter_rows(
         self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
