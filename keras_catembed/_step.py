@@ -45,14 +45,17 @@ class RowGradient:
     `indices` is an int32 vector of distinct row numbers (on JAX it may be
     padded with `num_rows`, an index past the end, whose entries are
     dropped) and `values` the matching `(len(indices), dim)` gradient rows.
-    `RatingModel.fit` builds these on JAX and torch, where automatic
+    `rows`, when given, holds the table's current values of those rows (the
+    step read them already), so that an optimizer need not read them
+    again. `RatingModel.fit` builds these on JAX and torch, where automatic
     differentiation would otherwise return a dense table-sized gradient;
     TensorFlow's own `tf.IndexedSlices` plays this role there.
     """
 
-    def __init__(self, indices: Any, values: Any) -> None:
+    def __init__(self, indices: Any, values: Any, rows: Any = None) -> None:
         self.indices = indices
         self.values = values
+        self.rows = rows
 
 
 _DEFAULT = StepInputs()

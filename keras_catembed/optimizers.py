@@ -204,17 +204,29 @@ class SparseAdam(keras.optimizers.Adam):
         self, gradient: Any, variable: Any, learning_rate: Any
     ) -> Any:
         rows: tuple[Any, Any] | None
+        current = None
         if isinstance(gradient, RowGradient):
             rows = gradient.indices, gradient.values
+            current = gradient.rows
         else:
             rows = backend.current.sparse_gradient(gradient)
-        if self.weight_decay is not None and self._use_weight_decay(variable):
-            self._decay(
-                variable, None if rows is None else rows[0], learning_rate
+        decayed = self.weight_decay is not None and self._use_weight_decay(
+            variable
+        )
+        if rows is None:
+            if decayed:
+                self._decay(variable, learning_rate)
+            return super().update_step(gradient, variable, learning_rate)
+        indices, values = rows
+        if decayed:
+            if current is None:
+                current = _gather(variable, indices)
+            current = self._decay_rows(
+                variable, indices, current, learning_rate
             )
-        if rows is not None:
-            return self._sparse_update(*rows, variable, learning_rate)
-        return super().update_step(gradient, variable, learning_rate)
+        return self._sparse_update(
+            indices, values, variable, learning_rate, current
+        )
 
     def _backend_update_step(
         self, grads: Any, trainable_variables: Any, learning_rate: Any
@@ -245,22 +257,33 @@ class SparseAdam(keras.optimizers.Adam):
             if isinstance(gradient, RowGradient):
                 self.update_step(gradient, variable, learning_rate)
 
-    def _decay(self, variable: Any, indices: Any, learning_rate: Any) -> None:
-        """Decays `variable`: the given rows, or every row, by what it owes."""
+    def _decay(self, variable: Any, learning_rate: Any) -> None:
+        """Decays every row of `variable` by what it owes."""
         step_log = self._step_log(learning_rate)
         marks = self._decay_marks[self._get_variable_index(variable)]
         if marks is None:
             factor = ops.cast(ops.exp(step_log), variable.dtype)
             self.assign(variable, variable * factor)
             return
+        self._settle(variable, marks, self._decay_log_sum + step_log)
+
+    def _decay_rows(
+        self, variable: Any, indices: Any, rows: Any, learning_rate: Any
+    ) -> Any:
+        """The `indices` rows (`rows`, their values) decayed by what they owe.
+
+        Marks the rows as decayed up to this step; the caller writes the
+        decayed values (with this step's update) back.
+        """
+        step_log = self._step_log(learning_rate)
+        marks = self._decay_marks[self._get_variable_index(variable)]
+        if marks is None:
+            # Not a matrix: every entry decays at every step.
+            self._decay(variable, learning_rate)
+            return rows * ops.cast(ops.exp(step_log), rows.dtype)
         total = self._decay_log_sum + step_log
-        if indices is None:
-            self._settle(variable, marks, total)
-            return
         last = _gather(marks, indices)
-        rows = _gather(variable, indices)
         owed = 1 - ops.cast(ops.exp(total - last), rows.dtype)
-        _scatter(self, variable, indices, rows * owed[:, None], "sub")
         _scatter(
             self,
             marks,
@@ -268,10 +291,17 @@ class SparseAdam(keras.optimizers.Adam):
             ops.broadcast_to(total, ops.shape(last)),
             "set",
         )
+        return rows - rows * owed[:, None]
 
     def _sparse_update(
-        self, indices: Any, values: Any, variable: Any, learning_rate: Any
+        self,
+        indices: Any,
+        values: Any,
+        variable: Any,
+        learning_rate: Any,
+        current: Any = None,
     ) -> None:
+        """Adam on the `indices` rows; `current`: their values, if known."""
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         values = ops.cast(values, dtype)
@@ -290,7 +320,11 @@ class SparseAdam(keras.optimizers.Adam):
         step = alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon)
         _scatter(self, m, indices, m_rows, "set")
         _scatter(self, v, indices, v_rows, "set")
-        _scatter(self, variable, indices, step, "sub")
+        if current is None:
+            _scatter(self, variable, indices, step, "sub")
+        else:
+            # One write of the rows, decay and step together.
+            _scatter(self, variable, indices, current - step, "set")
 
     def finalize_variable_values(self, var_list: list[Any]) -> None:
         """Applies the decay that skipped rows still owe, then Keras's own."""

@@ -254,7 +254,7 @@ class Runner(generic.Runner):
         )(dense, rows)
         unscaled_loss, y_pred, non_trainable, metrics_vars = aux
         grads = [
-            _step.RowGradient(uniques[index], row_grads[index])
+            _step.RowGradient(uniques[index], row_grads[index], rows[index])
             if index in tables
             else dense_grads[index]
             for index in range(len(trainable))

@@ -51,7 +51,9 @@ class Runner(generic.Runner):
             variable.value.grad = None
         loss.backward()
         grads = [
-            _step.RowGradient(uniques[index], rows[index].grad)
+            _step.RowGradient(
+                uniques[index], rows[index].grad, rows[index].detach()
+            )
             if index in tables
             else variable.value.grad
             for index, variable in enumerate(variables)
