@@ -194,3 +194,27 @@ def test_jax_unique_rows_matches_a_sorted_unique(
         # First occurrences come first, in order.
         _, first = np.unique(rows, return_index=True)
         np.testing.assert_array_equal(real, rows[np.sort(first)])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="runs on the torch backend"
+)
+@pytest.mark.parametrize("num_rows", [50, 100_000])
+def test_torch_unique_rows_matches_torch_unique(num_rows):
+    import torch
+
+    from keras_catembed.backend import torch as torch_backend
+
+    rng = np.random.default_rng(0)
+    # 300 ids: a table of 50 rows takes the scratch array, one of 100,000
+    # rows the sort.
+    rows = (rng.zipf(1.3, 300) % num_rows).astype("int64")
+    rows[:3] = [7, 7, 49]
+    rows = torch.as_tensor(rows)
+    unique, positions = torch_backend.unique_rows(rows, num_rows)
+    expected_unique, expected_positions = torch.unique(
+        rows, return_inverse=True
+    )
+    np.testing.assert_array_equal(unique.numpy(), expected_unique.numpy())
+    np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
+    np.testing.assert_array_equal(unique[positions].numpy(), rows.numpy())
