@@ -268,9 +268,17 @@ def _pythonify(logs: Mapping[str, Any]) -> dict[str, float]:
 def _build_compiled_state(
     model: Any, x: Mapping[str, np.ndarray], y: np.ndarray
 ) -> None:
-    """Builds the optimizer, compiled loss and metrics on two samples."""
+    """Builds the optimizer, compiled loss and metrics on two samples.
+
+    Once all three are built (a later `fit` call of the same compiled
+    model), nothing runs.
+    """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    loss = getattr(model, "_compile_loss", None)
+    metrics = getattr(model, "_compile_metrics", None)
+    if getattr(loss, "built", False) and getattr(metrics, "built", True):
+        return
     sample = {column: x[column][:2].reshape(-1) for column in model.columns}
     sample_y = y[:2].astype(keras.config.floatx())
     with _step.checked_ids(model):

@@ -876,3 +876,43 @@ def test_validation_freq_as_int_and_list():
     model.fit(x, y, validation_data=(x, y), validation_freq=2, **args)
     model.fit(x, y, validation_data=(x, y), validation_freq=[1, 4], **args)
     assert seen == [False, True, False, True, True, False, False, True]
+
+
+class CountsTwoRowCalls(keras_catembed.RatingModel):
+    """Counts forward passes on two rows: the loop's build of its state."""
+
+    two_row_calls = 0
+
+    def call(self, inputs, training=None):
+        if inputs["user_id"].shape[0] == 2:
+            self.two_row_calls += 1
+        return super().call(inputs, training=training)
+
+
+def test_later_fit_calls_skip_building_the_compiled_state():
+    model = CountsTwoRowCalls(
+        {
+            "user_id": keras_catembed.EntityEmbedding(USERS, 4),
+            "movie_id": keras_catembed.EntityEmbedding(MOVIES, 4),
+        },
+        hidden_units=[8],
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x, y = data(n=32)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert model.two_row_calls == 1
+    # The loss, metrics and optimizer are built: nothing to build again.
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert model.two_row_calls == 1
+    # Compiling again brings a new loss and new metrics, built anew.
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"]
+    )
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert model.two_row_calls == 2
+    prediction = model.predict(x, batch_size=32, verbose=0).reshape(-1)
+    assert np.isfinite(history.history["mae"][0])
+    # The metric counted this fit's batches only, not the build's rows.
+    assert history.history["mae"][0] == pytest.approx(
+        np.mean(np.abs(prediction - y)), abs=0.5
+    )
