@@ -17,6 +17,7 @@ model's config, so it survives `.keras` save and load.
 
 import base64
 import collections.abc
+import concurrent.futures
 import hashlib
 import warnings
 from collections.abc import Sequence
@@ -110,8 +111,20 @@ def sketch(
     all), `exact` (whether `hashes` holds every distinct row) and `hashes`
     (the smallest distinct row hashes, sorted).
     """
-    hashes = _smallest_distinct(row_hashes(columns, x, y))
-    rows = len(_numpy(y))
+    return _merge(columns, *_hash_rows(columns, x, y), previous)
+
+
+def _hash_rows(columns: Sequence[str], x: Any, y: Any) -> tuple[Any, int]:
+    """The smallest distinct hashes of the rows `(x, y)`, and their count."""
+    return _smallest_distinct(row_hashes(columns, x, y)), len(_numpy(y))
+
+
+def _merge(
+    columns: Sequence[str],
+    hashes: np.ndarray,
+    rows: int,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
     exact = True
     if previous is not None and list(previous["columns"]) == list(columns):
         hashes = _distinct(np.concatenate([hashes, previous["hashes"]]))
@@ -262,27 +275,60 @@ def record(
     Only in-memory arrays are recorded; `validation_split` leaves out the
     last rows, as `fit` does.
     """
+    finish(model, start(model, x, y, validation_split, validation_data))
+
+
+# Hashes rows while `fit` trains: NumPy releases the GIL in its loops.
+_HASHING = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="keras_catembed_fingerprint"
+)
+
+
+def start(
+    model: Any,
+    x: Any,
+    y: Any,
+    validation_split: float = 0.0,
+    validation_data: Any = None,
+) -> concurrent.futures.Future[tuple[Any, int]] | None:
+    """Starts hashing the rows `fit` will train on, in a thread.
+
+    `finish` adds them to the model's fingerprint once `fit` has
+    succeeded; a `fit` that fails records nothing. Returns None when
+    there is nothing to record (not in-memory arrays, no rows).
+    """
     if not isinstance(x, collections.abc.Mapping) or not _inputs.is_array_like(
         y
     ):
-        return
+        return None
     if not all(
         _inputs.is_array_like(x.get(column)) for column in model.columns
     ):
-        return
-    y = np.asarray(ops.convert_to_numpy(y)).reshape(-1)
-    x = {column: x[column] for column in model.columns}
+        return None
+    # Copied to the host here: the thread reads NumPy arrays only.
+    y = _numpy(y)
+    x = {column: _numpy(x[column]) for column in model.columns}
     if validation_split and validation_data is None:
         split = int(len(y) * (1.0 - validation_split))
-        x = {
-            column: np.asarray(ops.convert_to_numpy(value))[:split]
-            for column, value in x.items()
-        }
+        x = {column: value[:split] for column, value in x.items()}
         y = y[:split]
     if len(y) == 0:
+        return None
+    return _HASHING.submit(_hash_rows, list(model.columns), x, y)
+
+
+def finish(
+    model: Any, pending: concurrent.futures.Future[tuple[Any, int]] | None
+) -> None:
+    """Adds the rows `start` hashed to the model's fingerprint."""
+    if pending is None:
         return
-    model.__dict__["_training_fingerprint"] = sketch(
-        model.columns, x, y, model.__dict__.get("_training_fingerprint")
+    hashes, rows = pending.result()
+    model.__dict__["_training_fingerprint"] = _merge(
+        model.columns,
+        hashes,
+        rows,
+        model.__dict__.get("_training_fingerprint"),
     )
 
 

@@ -157,12 +157,16 @@ class RatingTrainer(ModelBase):
                 f"`fast=True` needs in-memory array inputs and a plain "
                 f"training set-up, but {reason}."
             )
+        # The rows are fingerprinted while the model trains.
+        pending = _provenance.start(
+            self, x, y, validation_split, validation_data
+        )
         if fast is False or reason is not None:
             history = self._run("train", x, super().fit, x, y, **kwargs, **slow)
         else:
             history = _fast_fit.fit(self, x, y, **kwargs)
         backend.current.unshare_ema_buffers(self)
-        _provenance.record(self, x, y, validation_split, validation_data)
+        _provenance.finish(self, pending)
         return history
 
     def evaluate(

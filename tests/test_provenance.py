@@ -171,6 +171,36 @@ def test_fingerprint_leaves_out_validation_rows_and_adds_up_fits():
 
 
 @pytest.mark.parametrize("many", [False, True])
+class _StopsTraining(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise RuntimeError("stopped on purpose")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_failed_fit_records_nothing(fast):
+    # The rows are hashed while the model trains; only a fit that ends
+    # adds them to the fingerprint.
+    x, y = _rows(50, 40, 600, seed=5)
+    first, first_y = _take(x, y, slice(0, 300))
+    second, second_y = _take(x, y, slice(300, None))
+    model = _model()
+    model.fit(first, first_y, epochs=1, verbose=0, fast=fast)
+    before = model.training_fingerprint
+    with pytest.raises(RuntimeError, match="stopped on purpose"):
+        model.fit(
+            second,
+            second_y,
+            epochs=1,
+            verbose=0,
+            fast=fast,
+            callbacks=[_StopsTraining()],
+        )
+    after = model.training_fingerprint
+    assert after["rows"] == before["rows"] == 300
+    np.testing.assert_array_equal(after["hashes"], before["hashes"])
+    assert model.training_overlap(second, second_y) == 0.0
+
+
 def test_fingerprint_and_data_source_survive_save_and_load(tmp_path, many):
     n = 20000 if many else 600
     x, y = _rows(400, 300, n + 400, seed=5)
