@@ -57,7 +57,9 @@ class Runner(generic.Runner):
         for index, layer in tables.items():
             table_rows, num_rows = self.tables.needed_rows(layer, x)
             unique, positions = unique_rows(table_rows, num_rows)
-            gathered = layer.embeddings.value.detach()[unique]
+            gathered = torch.index_select(
+                layer.embeddings.value.detach(), 0, unique
+            )
             gathered.requires_grad_(True)
             uniques[index], rows[index] = unique, gathered
             context[id(layer)] = (gathered, positions)
