@@ -170,7 +170,6 @@ def test_fingerprint_leaves_out_validation_rows_and_adds_up_fits():
     assert model.training_overlap(x, y) == 1.0
 
 
-@pytest.mark.parametrize("many", [False, True])
 class _StopsTraining(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise RuntimeError("stopped on purpose")
@@ -201,6 +200,7 @@ def test_a_failed_fit_records_nothing(fast):
     assert model.training_overlap(second, second_y) == 0.0
 
 
+@pytest.mark.parametrize("many", [False, True])
 def test_fingerprint_and_data_source_survive_save_and_load(tmp_path, many):
     n = 20000 if many else 600
     x, y = _rows(400, 300, n + 400, seed=5)
