@@ -263,21 +263,6 @@ def from_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def record(
-    model: Any,
-    x: Any,
-    y: Any,
-    validation_split: float = 0.0,
-    validation_data: Any = None,
-) -> None:
-    """Adds the rows `fit` trained on to the model's fingerprint.
-
-    Only in-memory arrays are recorded; `validation_split` leaves out the
-    last rows, as `fit` does.
-    """
-    finish(model, start(model, x, y, validation_split, validation_data))
-
-
 # Hashes rows while `fit` trains: NumPy releases the GIL in its loops.
 _HASHING = concurrent.futures.ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="keras_catembed_fingerprint"
@@ -293,9 +278,11 @@ def start(
 ) -> concurrent.futures.Future[tuple[Any, int]] | None:
     """Starts hashing the rows `fit` will train on, in a thread.
 
-    `finish` adds them to the model's fingerprint once `fit` has
-    succeeded; a `fit` that fails records nothing. Returns None when
-    there is nothing to record (not in-memory arrays, no rows).
+    Only in-memory arrays are recorded; `validation_split` leaves out the
+    last rows, as `fit` does. `finish` adds them to the model's
+    fingerprint once `fit` has succeeded; a `fit` that fails records
+    nothing. Returns None when there is nothing to record (not in-memory
+    arrays, no rows).
     """
     if not isinstance(x, collections.abc.Mapping) or not _inputs.is_array_like(
         y
