@@ -3,12 +3,8 @@
 import collections.abc
 from typing import Any
 
-import numpy as np
-from keras import ops
-
+from keras_catembed import _adapt_rows
 from keras_catembed import _frames
-from keras_catembed import _inputs
-from keras_catembed import column_encoder
 from keras_catembed._model_base import ModelBase
 
 
@@ -47,30 +43,13 @@ def adapt(model: Any, x: Any, y: Any = None) -> None:
         raise ValueError(
             f"`adapt` needs the columns {needed}. Missing: {missing}"
         )
-    rows = {}
-    for column in needed:
-        if not _inputs.is_array_like(x[column]):
-            raise ValueError(
-                f"`adapt` expects arrays. Column {column!r} is a "
-                f"{type(x[column]).__name__}"
-            )
-        _inputs.check_column_shape(column, np.shape(x[column]))
-        layer = model.embedding_layers[column]
-        layer.check_ids(x[column])
-        ids = np.asarray(ops.convert_to_numpy(x[column])).reshape(-1)
-        rows[column] = ops.convert_to_numpy(
-            layer._rows(ops.convert_to_tensor(ids.astype("int32")))[0]
-        )
-    sizes = {len(rows[column]) for column in needed}
-    if len(sizes) > 1:
-        raise ValueError(
-            "`adapt` expects columns of one length. Received lengths "
-            f"{ {column: len(rows[column]) for column in needed} }"
-        )
+    rows = _adapt_rows.rows_by_column(
+        x, {column: model.embedding_layers[column] for column in needed}
+    )
     # Checked whole (finite, one per row) before any layer changes.
     ratings = None
     if model.neighborhood:
-        ratings = column_encoder._ratings(y, sizes.pop())
+        ratings = _adapt_rows.ratings(y, len(rows[needed[0]]))
     for encoder in model._encoders.values():
         encoder._adapt_rows(rows, ratings)
 

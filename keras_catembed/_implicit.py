@@ -9,9 +9,9 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _pair_sums
 from keras_catembed import _pair_windows
 from keras_catembed import _pairs
-from keras_catembed import backend
 
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
@@ -282,81 +282,8 @@ class ImplicitFeedback(keras.layers.Layer):
                 f"predicting (e.g. `model.adapt({example})`)."
             )
         if self.dense:
-            weights = ops.cast(
-                ops.take(self.pair_weights, rows, axis=0), self.compute_dtype
-            )
-            embeddings = ops.cast(self.embeddings, self.compute_dtype)
-            sums = ops.matmul(weights, embeddings)
-            if not self.rated:
-                return sums
-            own = ops.take_along_axis(
-                weights, ops.expand_dims(source_rows, -1), axis=1
-            )
-        else:
-            windowed = training and self.sampled
-            if windowed:
-                sources, weights = _pair_windows.window(self, rows)
-                self.sample_step.assign(
-                    ops.mod(
-                        self.sample_step.value + 1, _pair_windows.STEP_PERIOD
-                    )
-                )
-            else:
-                sources = ops.take(self.pair_sources, rows, axis=0)
-                weights = ops.take(self.pair_weights, rows, axis=0)
-            weights = ops.cast(weights, self.compute_dtype)
-            if gathered is not None:
-                # The sparse training step gathered the rows of
-                # `rows_needed`: look them up by position.
-                table, positions = gathered
-                lists = ops.reshape(
-                    positions[: ops.size(sources)], ops.shape(sources)
-                )
-                vectors = backend.current.gather_rows(table, lists)
-            else:
-                # Gathered from the variable itself, so that the gradient
-                # touches only these rows (a TensorFlow `IndexedSlices`).
-                vectors = ops.take(self.embeddings, sources, axis=0)
-            if (
-                training
-                and self._row_regularization
-                and self.embeddings_regularizer is not None
-            ):
-                # Once per pair read; the padding row is zero.
-                self.add_loss(self.embeddings_regularizer(vectors))
-            if windowed:
-                # What the window's rows moved since the anchor.
-                vectors = vectors - ops.take(self.anchor, sources, axis=0)
-            vectors = ops.cast(vectors, self.compute_dtype)
-            sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
-            if windowed:
-                sums = sums + ops.cast(
-                    ops.take(self.anchor_sums, rows, axis=0), self.compute_dtype
-                )
-            if not self.rated:
-                return sums
-            if windowed:
-                # The own pair's whole weight, from the row's whole list.
-                sources = ops.take(self.pair_sources, rows, axis=0)
-                weights = ops.cast(
-                    ops.take(self.pair_weights, rows, axis=0),
-                    self.compute_dtype,
-                )
-            # Each pair is listed once; padding reads the zero row.
-            mine = ops.equal(sources, ops.expand_dims(source_rows, -1))
-            own = ops.sum(
-                ops.where(mine, weights, ops.zeros_like(weights)),
-                axis=-1,
-                keepdims=True,
-            )
-        if gathered is not None and not self.dense:
-            table, positions = gathered
-            own_vectors = backend.current.gather_rows(
-                table, positions[ops.size(positions) - ops.size(rows) :]
-            )
-        else:
-            own_vectors = ops.take(self.embeddings, source_rows, axis=0)
-        return sums - own * ops.cast(own_vectors, self.compute_dtype)
+            return _pair_sums.dense(self, rows, source_rows)
+        return _pair_sums.lists(self, rows, source_rows, training, gathered)
 
     def sums(self, rows: Any) -> Any:
         """The whole weighted sum of each row's pairs (nothing left out).
@@ -369,12 +296,7 @@ class ImplicitFeedback(keras.layers.Layer):
         Returns:
             A float tensor of shape `(batch, output_dim)`.
         """
-        weights = ops.take(self.pair_weights, rows, axis=0)
-        if self.dense:
-            return ops.matmul(weights, self.embeddings)
-        sources = ops.take(self.pair_sources, rows, axis=0)
-        vectors = ops.take(self.embeddings, sources, axis=0)
-        return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
+        return _pair_sums.whole(self, rows)
 
     def rows_needed(
         self,

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _adapt_rows
 from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _layers
@@ -180,37 +181,6 @@ class ColumnEncoder(keras.layers.Layer):
             setattr(self, f"{kind}_layer", layer)
         self._sources = types.MappingProxyType(sources)
 
-    @classmethod
-    def _of_layers(
-        cls,
-        column: str,
-        embedding: EntityEmbedding,
-        bias_layer: EntityEmbedding | None,
-        pair_layers: Mapping[str, tuple[ImplicitFeedback, str, Any]],
-        max_pairs_per_id: int | None = None,
-        pairs_per_step: int | None = None,
-    ) -> "ColumnEncoder":
-        """An encoder over layers a `RatingModel` already holds.
-
-        The model's saved files name its weights by its own attributes, so
-        its encoders share its layers rather than own them.
-        """
-        encoder = cls(
-            embedding,
-            column=column,
-            max_pairs_per_id=max_pairs_per_id,
-            pairs_per_step=pairs_per_step,
-            dtype=embedding.dtype_policy,
-        )
-        encoder.bias = bias_layer is not None
-        encoder.bias_layer = bias_layer
-        sources = {}
-        for kind, (layer, source, table) in pair_layers.items():
-            setattr(encoder, f"{kind}_layer", layer)
-            sources[kind] = (source, table)
-        encoder._sources = types.MappingProxyType(sources)
-        return encoder
-
     @property
     def output_dim(self) -> int:
         """Width of the output: twice the table's with a neighborhood."""
@@ -357,18 +327,10 @@ class ColumnEncoder(keras.layers.Layer):
         self._check_columns(x, "`adapt`", "a dict of id arrays")
         tables = {self.column: self.embedding}
         tables.update(dict(self._sources.values()))
-        rows = {
-            column: _table_rows(column, table, x[column])
-            for column, table in tables.items()
-        }
-        if len({len(r) for r in rows.values()}) > 1:
-            raise ValueError(
-                "`adapt` expects columns of one length. Received lengths "
-                f"{ {column: len(r) for column, r in rows.items()} }"
-            )
+        rows = _adapt_rows.rows_by_column(x, tables)
         ratings = None
         if self.neighborhood_layer is not None:
-            ratings = _ratings(y, len(rows[self.column]))
+            ratings = _adapt_rows.ratings(y, len(rows[self.column]))
         self._adapt_rows(rows, ratings)
 
     def _adapt_rows(
@@ -418,66 +380,3 @@ class ColumnEncoder(keras.layers.Layer):
             config["embedding"]
         )
         return cls(**config)
-
-
-def model_encoders(model: Any) -> Mapping[str, "ColumnEncoder"]:
-    """A `ColumnEncoder` per column over the layers `model` holds."""
-    result = {}
-    for column in model.columns:
-        pairs = {}
-        for kind, sources, layers in (
-            ("implicit", model.implicit, model.implicit_layers),
-            ("neighborhood", model.neighborhood, model.neighborhood_layers),
-        ):
-            if column in layers:
-                source = sources[column]
-                table = model.embedding_layers[source]
-                pairs[kind] = (layers[column], source, table)
-        result[column] = ColumnEncoder._of_layers(
-            column,
-            model.embedding_layers[column],
-            model.bias_layers.get(column),
-            pairs,
-            model.max_pairs_per_id,
-            model.pairs_per_step,
-        )
-    return types.MappingProxyType(result)
-
-
-def _table_rows(column: str, table: EntityEmbedding, ids: Any) -> np.ndarray:
-    """Checked table rows of a column's ids, as a NumPy array."""
-    if not _inputs.is_array_like(ids):
-        raise ValueError(
-            f"`adapt` expects arrays. Column {column!r} is a "
-            f"{type(ids).__name__}"
-        )
-    _inputs.check_column_shape(column, np.shape(ids))
-    table.check_ids(ids)
-    ids = np.asarray(ops.convert_to_numpy(ids)).reshape(-1)
-    rows: np.ndarray = ops.convert_to_numpy(
-        table._rows(ops.convert_to_tensor(ids.astype("int32")))[0]
-    )
-    return rows
-
-
-def _ratings(y: Any, size: int) -> np.ndarray:
-    """The checked ratings of `adapt`, as float64."""
-    y = _frames.values(y)
-    if y is None:
-        raise ValueError(
-            "A `neighborhood` weighs its pairs by their ratings: call "
-            "`adapt(x, y)` with the training ratings."
-        )
-    if not _inputs.is_array_like(y):
-        raise ValueError(
-            "`adapt` expects `y` to be an array of ratings. "
-            f"Received: {type(y).__name__}"
-        )
-    ratings = np.asarray(ops.convert_to_numpy(y), "float64").reshape(-1)
-    if ratings.size != size:
-        raise ValueError(
-            f"`adapt` expects one rating per row: {ratings.size} "
-            f"ratings for {size} rows"
-        )
-    _pairs.check_finite("`adapt`", ratings)
-    return ratings

@@ -11,10 +11,10 @@ from keras_catembed import _checks
 from keras_catembed import _grid
 from keras_catembed import _inputs
 from keras_catembed import _layers
+from keras_catembed import _model_encoders
 from keras_catembed import _pairs
 from keras_catembed import _preset_files
 from keras_catembed import _recommend
-from keras_catembed import column_encoder
 from keras_catembed._adapt import PairAdapting
 from keras_catembed._export import Exportable
 from keras_catembed._forward import RatingForward
@@ -192,7 +192,7 @@ class RatingModel(
         # Views over the layers above, in a read-only mapping that saved
         # files do not follow: they name the weights by the attributes
         # above.
-        self._encoders = column_encoder.model_encoders(self)
+        self._encoders = _model_encoders.model_encoders(self)
 
     def recommend(
         self,
