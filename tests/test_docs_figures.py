@@ -28,8 +28,8 @@ EXPLAINED = {
         "0.022": "u1 RMSE of mlp minus recommended, movielens_accuracy.json",
     },
     "movielens.md": {
-        "0.025": "mean SVDpp minus mean recommended RMSE, "
-        "surprise_comparison_ml-100k.json",
+        "0.031": "mean SVDpp minus mean recommended RMSE, "
+        "surprise_comparison_ml-100k.json (0.9194 - 0.8888)",
     },
     "performance.md": {
         "0.0145": "mlp-large minus exact, implicit_cap_accuracy.json",
