@@ -3,8 +3,9 @@
 The README's headline for the `"recommended"` preset on MovieLens 100k's
 first official fold is an RMSE of 0.8941 on its current recipe (u1 entry
 of `benchmarks/results/movielens_accuracy_sparse_ml-100k.json`). Training
-it again with the preset's own recipe must stay close. The preset was chosen before this
-test existed; the bound only guards against regressions.
+it again with the preset's own recipe must stay close. The preset was
+chosen before this test existed; the bound only guards against
+regressions.
 """
 
 from pathlib import Path
