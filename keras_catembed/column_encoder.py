@@ -231,6 +231,8 @@ class ColumnEncoder(keras.layers.Layer):
             ids_checked=step.ids_checked,
             gathered=step.rows_of(table),
         )
+        if self.implicit_layer is None and self.neighborhood_layer is None:
+            return vector
         rows = table._clipped_rows(inputs[self.column])
         if self.implicit_layer is not None:
             layer = self.implicit_layer
