@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_catembed import presets
 from keras_catembed.datasets import movielens
+from keras_catembed.evaluation import errors
 from keras_catembed.evaluation.protocols import HoldOut
 from keras_catembed.evaluation.protocols import OfficialFolds
 from keras_catembed.rating_model import RatingModel
@@ -96,10 +97,6 @@ def predict(model, part):
     ).reshape(-1)
 
 
-def rmse(prediction, part):
-    return float(np.sqrt(np.mean((prediction - part.rating) ** 2)))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
@@ -129,7 +126,9 @@ def main():
         scores = {}
         for name, config in configs.items():
             model = train(config, ratings, fit_part, seed=0)
-            scores[name] = rmse(predict(model, validation), validation)
+            scores[name] = errors(
+                predict(model, validation), validation.rating
+            )["rmse"]
             print(fold, name, "validation", round(scores[name], 4), flush=True)
         chosen = min(scores, key=scores.get)
         search_seconds = time.perf_counter() - start
@@ -139,16 +138,17 @@ def main():
             model = train(configs[chosen], ratings, train_part, seed=seed)
             members.append(predict(model, test_part))
         seconds = time.perf_counter() - start
+        average = errors(np.mean(members, axis=0), test_part.rating)
         results.append(
             {
                 "fold": fold,
                 "validation_rmse": scores,
                 "chosen": chosen,
-                "test_rmse_single": rmse(members[0], test_part),
-                "test_rmse": rmse(np.mean(members, axis=0), test_part),
-                "test_mae": float(
-                    np.mean(np.abs(np.mean(members, axis=0) - test_part.rating))
-                ),
+                "test_rmse_single": errors(members[0], test_part.rating)[
+                    "rmse"
+                ],
+                "test_rmse": average["rmse"],
+                "test_mae": average["mae"],
                 "search_seconds": search_seconds,
                 "fit_and_test_seconds": seconds,
             }
