@@ -46,8 +46,10 @@ def train(
 
     Args:
         train: `keras_catembed.datasets.movielens.Ratings` to fit.
-        preset: String. A name in `keras_catembed.presets.PRESETS`, or a
-            folder written by `keras_catembed.presets.save_to_preset`.
+        preset: A name in `keras_catembed.presets.PRESETS`, a folder
+            written by `keras_catembed.presets.save_to_preset` (its settings;
+            its saved weights are not loaded), or a preset dict (such as
+            `presets.load("recommended")` with some settings changed).
         validation: Optional `Ratings` passed as validation data.
         validation_name: String. The prefix of the metrics on `validation`
             in the progress log and the history, e.g. `"test"` when

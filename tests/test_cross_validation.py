@@ -152,10 +152,44 @@ def test_preset_on_ratings_with_official_folds(tmp_path):
     assert np.all(results["test_mae"] <= results["test_rmse"] + 1e-9)
 
 
+def test_preset_dicts_and_folders_train_like_their_names(tmp_path):
+    from keras_catembed import presets
+    from tests import movielens_fixtures as fx
+
+    fx.write_release(tmp_path, "ml-100k")
+    ratings = movielens.load_ratings("ml-100k", data_dir=tmp_path)
+    folds = protocols.OfficialFolds(["u1"])
+    by_name = cross_validate("course", ratings, protocol=folds)
+    config = presets.load("course")
+    same = cross_validate(config, ratings, protocol=folds)
+    assert same["test_rmse"][0] == by_name["test_rmse"][0]
+    # A trained model's folder: its settings are used, not its weights.
+    model = RatingModel.from_preset(
+        "course", {"user_id": ratings.num_users, "movie_id": ratings.num_movies}
+    )
+    model.compile(optimizer="adam", loss="mse")
+    x = movielens.inputs(ratings, model.columns)
+    model.fit(x, ratings.rating, epochs=2, batch_size=64, verbose=0)
+    folder = presets.save_to_preset(model, tmp_path / "trained")
+    saved = cross_validate(folder, ratings, protocol=folds)
+    assert saved["test_rmse"][0] == by_name["test_rmse"][0]
+    # A changed dict trains as changed; the caller's dict stays as it was.
+    config["recipe"]["epochs"] += 3
+    longer = cross_validate(config, ratings, protocol=folds)
+    assert longer["test_rmse"][0] != by_name["test_rmse"][0]
+    assert config == {
+        **presets.load("course"),
+        "recipe": {
+            **presets.load("course")["recipe"],
+            "epochs": presets.load("course")["recipe"]["epochs"] + 3,
+        },
+    }
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"build": 3}, "`build` must be a preset name or a function"),
+        ({"build": 3}, "`build` must be a preset .* or a function"),
         ({"build": "nope"}, "Unknown preset 'nope'"),
         ({"protocol": "random"}, "A protocol must be"),
         ({"inner_validation": 1.5}, "`inner_validation` must be a fraction"),

@@ -10,6 +10,7 @@ would choose on rows that are later reported as test.
 """
 
 import collections.abc
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ __all__ = ["cross_validate", "nested_cross_validate"]
 
 
 def cross_validate(
-    build: str | Callable[[Data], Any],
+    build: str | os.PathLike[str] | Mapping[str, Any] | Callable[[Data], Any],
     data: Data,
     *,
     protocol: Any = 5,
@@ -53,11 +54,15 @@ def cross_validate(
     and the like). The test part is used for nothing but the scores.
 
     Args:
-        build: What to train on each fold. Either a preset name (a key of
-            `keras_catembed.presets.PRESETS`): `RatingModel.from_preset`
-            with the preset's training settings (learning rate and
+        build: What to train on each fold. Either a preset: a name (a key
+            of `keras_catembed.presets.PRESETS`), a preset dict (such as
+            `presets.load("recommended")` with some settings changed) or a
+            folder written by `presets.save_to_preset`, whose model is
+            built with the preset's training settings (learning rate and
             schedule, batch size, epochs; a model with implicit feedback is
-            adapted to the training inputs); or a function called with the
+            adapted to the training inputs). Each fold trains a new model:
+            a folder's saved weights are not loaded. Or a function called
+            with the
             fold's training data (a `Ratings` or a dict, like `data`, without
             the validation carve-out) that returns a compiled Keras model,
             or a pair `(model, fit_kwargs)` whose dict is passed to
@@ -113,12 +118,12 @@ def cross_validate(
         if inner_validation is None
         else _inner_protocol(inner_validation, seed, "inner_validation")
     )
-    if isinstance(build, str):
+    if isinstance(build, (str, os.PathLike, Mapping)):
         build = _preset_builder(build, data, target)
     elif not callable(build):
         raise ValueError(
-            "`build` must be a preset name or a function of the training "
-            f"data. Received: {build!r}"
+            "`build` must be a preset (a name, a preset dict or a preset "
+            f"folder) or a function of the training data. Received: {build!r}"
         )
     results = _empty_results()
     for train, test in protocol.split_data(data):
@@ -352,16 +357,17 @@ def _inner_protocol(
 
 
 def _preset_builder(
-    name: str, data: Data, target: str
+    preset: str | os.PathLike[str] | Mapping[str, Any], data: Data, target: str
 ) -> Callable[[Data], tuple[Any, dict[str, Any]]]:
-    """A `build` function for the preset `name` (`cross_validate`)."""
+    """A `build` function for a preset (`cross_validate`)."""
 
     from keras_catembed import presets
     from keras_catembed.datasets import movielens
     from keras_catembed.rating_model import RatingModel
     from keras_catembed.training import Recipe
 
-    config = presets.load(name)
+    config = presets.load(preset)
+    name = preset if isinstance(preset, str) else "preset"
     recipe = Recipe.from_config(config["recipe"])
     if isinstance(data, collections.abc.Mapping):
         columns = [key for key in data if key not in (target, "timestamp")]
