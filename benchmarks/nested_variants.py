@@ -33,12 +33,11 @@ import keras
 import numpy as np
 
 from keras_catembed import presets
+from keras_catembed import training
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import errors
 from keras_catembed.evaluation.protocols import HoldOut
 from keras_catembed.evaluation.protocols import OfficialFolds
-from keras_catembed.rating_model import RatingModel
-from keras_catembed.training import Recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -66,28 +65,6 @@ def variants():
             config["model"]["neighborhood"] = dict(pairs)
         result[name] = config
     return result
-
-
-def train(config, ratings, part, seed):
-    """A model of `config` trained on `part` with its recipe."""
-    keras.utils.set_random_seed(seed)
-    embeddings = {"user_id": ratings.num_users, "movie_id": ratings.num_movies}
-    for feature in config.get("user_features", ()):
-        embeddings[feature] = movielens.USER_FEATURES[feature]
-    model = presets.build_model(config, embeddings, RatingModel)
-    recipe = Recipe.from_config(config["recipe"])
-    model.recipe = recipe
-    x = movielens.inputs(part, model.columns)
-    model.adapt(x, part.rating)
-    recipe.compile(model, len(part.rating))
-    model.fit(
-        x,
-        part.rating,
-        batch_size=recipe.batch_size,
-        epochs=recipe.epochs,
-        verbose=0,
-    )
-    return model
 
 
 def predict(model, part):
@@ -125,7 +102,7 @@ def main():
         start = time.perf_counter()
         scores = {}
         for name, config in configs.items():
-            model = train(config, ratings, fit_part, seed=0)
+            model, _ = training.train(fit_part, config, verbose=0, seed=0)
             scores[name] = errors(
                 predict(model, validation), validation.rating
             )["rmse"]
@@ -135,7 +112,9 @@ def main():
         start = time.perf_counter()
         members = []
         for seed in range(args.members):
-            model = train(configs[chosen], ratings, train_part, seed=seed)
+            model, _ = training.train(
+                train_part, configs[chosen], verbose=0, seed=seed
+            )
             members.append(predict(model, test_part))
         seconds = time.perf_counter() - start
         average = errors(np.mean(members, axis=0), test_part.rating)
