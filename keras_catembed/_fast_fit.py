@@ -270,6 +270,8 @@ def _build_compiled_state(
 ) -> None:
     """Builds the optimizer, compiled loss and metrics on two samples.
 
+    On JAX they are traced, not run (see `Backend.build_state`).
+
     Once all three are built (a later `fit` call of the same compiled
     model), nothing runs.
     """
@@ -281,10 +283,14 @@ def _build_compiled_state(
         return
     sample = {column: x[column][:2].reshape(-1) for column in model.columns}
     sample_y = y[:2].astype(keras.config.floatx())
-    with _step.checked_ids(model):
-        y_pred = model(sample, training=False)
-    model.compute_loss(x=sample, y=sample_y, y_pred=y_pred, training=False)
-    model.compute_metrics(sample, sample_y, y_pred, None)
+
+    def run(sample: dict[str, Any], sample_y: Any) -> None:
+        with _step.checked_ids(model):
+            y_pred = model(sample, training=False)
+        model.compute_loss(x=sample, y=sample_y, y_pred=y_pred, training=False)
+        model.compute_metrics(sample, sample_y, y_pred, None)
+
+    backend.current.build_state(run, sample, sample_y)
     model.reset_metrics()
 
 

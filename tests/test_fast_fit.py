@@ -916,3 +916,36 @@ def test_later_fit_calls_skip_building_the_compiled_state():
     assert history.history["mae"][0] == pytest.approx(
         np.mean(np.abs(prediction - y)), abs=0.5
     )
+
+
+def test_building_the_compiled_state_changes_no_variable():
+    model = make_model()
+    x, y = data(n=32)
+    before = [np.array(v) for v in model.variables]
+    _fast_fit._build_compiled_state(model, x, y)
+    assert model._compile_loss.built
+    assert model._compile_metrics.built
+    assert model.optimizer.built
+    for variable, value in zip(model.variables, before, strict=True):
+        np.testing.assert_array_equal(np.array(variable), value)
+    for metric in model.metrics:
+        for variable in metric.variables:
+            np.testing.assert_array_equal(np.array(variable), 0.0)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="JAX compiles eager ops"
+)
+def test_jax_builds_the_compiled_state_without_compiling(caplog):
+    import logging
+
+    import jax
+
+    model = make_model()
+    model.optimizer.build(model.trainable_variables)
+    x, y = data(n=32)
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        _fast_fit._build_compiled_state(model, x, y)
+    compiled = [r for r in caplog.records if "XLA compilation" in r.message]
+    assert compiled == []
+    assert model._compile_metrics.built

@@ -93,7 +93,7 @@ class Backend:
     - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`,
       `ADAM_TOGETHER` and `adam_together` (dense Adam updates at once);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
-      `DISTINCT_STEP_FUNCTIONS`;
+      `DISTINCT_STEP_FUNCTIONS`, `build_state`;
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
       `OPTIONAL_JIT`;
     - export: `export_error`.
@@ -192,6 +192,14 @@ class Backend:
 
     def unshare_ema_buffers(self, model: Any) -> None:
         """Nothing to do: only JAX shares weight and average buffers."""
+
+    def build_state(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Calls `fn(*args)` for the objects it builds; drops its values.
+
+        Here the call runs eagerly, which is cheap where eager ops need no
+        compilation.
+        """
+        fn(*args)
 
     def loop_blocker(self, model: Any) -> str | None:
         """Why the device loop cannot run on this backend, or None."""
