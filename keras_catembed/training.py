@@ -79,9 +79,7 @@ def train(
     recipe_keys = set(Recipe().get_config())
     changes = {k: overrides.pop(k) for k in list(overrides) if k in recipe_keys}
     recipe = Recipe.from_config(config["recipe"]).replace(**changes)
-    embeddings = {"user_id": train.num_users, "movie_id": train.num_movies}
-    for feature in config.get("user_features", ()):
-        embeddings[feature] = movielens.USER_FEATURES[feature]
+    embeddings = _ratings_cardinalities(config, train)
     model = presets.build_model(config, embeddings, **overrides)
     x_train = movielens.inputs(train, model.columns)
     if model.implicit or model.neighborhood:
@@ -108,6 +106,23 @@ def train(
     )
     model.recipe = recipe
     return model, history
+
+
+def _ratings_cardinalities(
+    config: Mapping[str, Any], ratings: "Ratings"
+) -> dict[str, int]:
+    """The cardinality of each column a preset's model embeds for `ratings`.
+
+    Users and movies come from the `Ratings` (whose splits share the whole
+    data set's index maps); the user features the preset lists from
+    `movielens.USER_FEATURES`.
+    """
+    from keras_catembed.datasets import movielens
+
+    embeddings = {"user_id": ratings.num_users, "movie_id": ratings.num_movies}
+    for feature in config.get("user_features", ()):
+        embeddings[feature] = movielens.USER_FEATURES[feature]
+    return embeddings
 
 
 def _rename_metrics(old: str, new: str) -> Any:

@@ -362,9 +362,9 @@ def _preset_builder(
     """A `build` function for a preset (`cross_validate`)."""
 
     from keras_catembed import presets
-    from keras_catembed.datasets import movielens
     from keras_catembed.rating_model import RatingModel
     from keras_catembed.training import Recipe
+    from keras_catembed.training import _ratings_cardinalities
 
     config = presets.load(preset)
     name = preset if isinstance(preset, str) else "preset"
@@ -376,9 +376,7 @@ def _preset_builder(
             c: int(np.max(v)) + 1 if len(v) else 1 for c, v in values.items()
         }
     else:
-        embeddings = {"user_id": data.num_users, "movie_id": data.num_movies}
-        for feature in config.get("user_features", ()):
-            embeddings[feature] = movielens.USER_FEATURES[feature]
+        embeddings = _ratings_cardinalities(config, data)
 
     def build(train: Data) -> tuple[Any, dict[str, Any]]:
         model = presets.build_model(config, embeddings, RatingModel, name=name)
