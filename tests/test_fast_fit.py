@@ -942,6 +942,8 @@ def test_jax_builds_the_compiled_state_without_compiling(caplog):
     import jax
 
     model = make_model()
+    # The optimizer's slots are zeros made eagerly (by Keras, not the
+    # build under test): built beforehand, they are not counted.
     model.optimizer.build(model.trainable_variables)
     x, y = data(n=32)
     with caplog.at_level(logging.WARNING), jax.log_compiles():
