@@ -14,8 +14,10 @@ For each backend (own process) and size it records:
 - `adapt_s`: `model.adapt(x)` on all rows (pairs deduplicated, sampled
   and written to the layers);
 - the `fit` call (`--optimizer`: by default SparseAdam at the preset's
-  learning rate, without the preset's decay of the tables and moving
-  average of the weights; `recipe` for the preset's own optimizer): one
+  learning rate, without the preset's decay of the tables; `recipe` for
+  the preset's own optimizer, as `presets.recipe(...).make_optimizer`
+  makes it; with `--ema-momentum M`, either one also keeps Keras's moving
+  average of the weights, `use_ema=True`, which the preset does not): one
   epoch with the device loop, timed per compiled block
   (about 2**20 rows). The first block includes compiling. With
   `--budget S` the epoch stops after the first block that ends past S
@@ -92,14 +94,20 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
 
     from keras_catembed import optimizers
 
+    ema = {}
+    if args.ema_momentum is not None:
+        ema = {"use_ema": True, "ema_momentum": args.ema_momentum}
     if args.optimizer == "recipe":
-        # The preset's own: SparseAdam with the decay of the tables, the
-        # cosine schedule over its epochs and the moving average.
+        # The preset's own: SparseAdam with the decay of the tables and
+        # the cosine schedule over its epochs (and its moving average of
+        # the weights, if it has one or `--ema-momentum` asks for one).
+        if args.ema_momentum is not None:
+            recipe = recipe.replace(ema_momentum=args.ema_momentum)
         optimizer = recipe.make_optimizer(len(y), model)
     elif args.optimizer == "sparse_adam":
-        optimizer = optimizers.SparseAdam(recipe.learning_rate)
+        optimizer = optimizers.SparseAdam(recipe.learning_rate, **ema)
     else:
-        optimizer = keras.optimizers.Adam(recipe.learning_rate)
+        optimizer = keras.optimizers.Adam(recipe.learning_rate, **ema)
     model.compile(optimizer=optimizer, loss="mse")
     blocks, epochs = [], []
 
@@ -167,6 +175,7 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "pairs_per_step": args.pairs_per_step,
         "sides": args.sides,
         "optimizer": args.optimizer,
+        "ema_momentum": args.ema_momentum,
         "batch_size": batch_size,
         "adapt_s": adapt_s,
         "fit_call_s": fit_s,
@@ -238,10 +247,17 @@ def main(argv=None):
         choices=["sparse_adam", "adam", "recipe"],
         default="sparse_adam",
         help=(
-            "SparseAdam or Adam at the preset's learning rate (no decay, "
-            "no moving average), or 'recipe': the preset's own optimizer "
-            "(SparseAdam, decay of the tables, cosine schedule, moving "
-            "average of the weights)"
+            "SparseAdam or Adam at the preset's learning rate (no decay), "
+            "or 'recipe': the preset's own optimizer (SparseAdam, decay "
+            "of the tables, cosine schedule; no moving average)"
+        ),
+    )
+    parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        help=(
+            "also keep Keras's moving average of the weights "
+            "(use_ema=True) at this momentum"
         ),
     )
     parser.add_argument(
@@ -300,6 +316,8 @@ def main(argv=None):
                     "--sides",
                     args.sides,
                 ]
+                if args.ema_momentum is not None:
+                    arguments += ["--ema-momentum", args.ema_momentum]
                 if args.pairs_per_step:
                     arguments += ["--pairs-per-step", args.pairs_per_step]
                 if args.batch_sizes:
@@ -343,6 +361,7 @@ def main(argv=None):
         pairs_per_step=args.pairs_per_step,
         sides=args.sides,
         optimizer=args.optimizer,
+        ema_momentum=args.ema_momentum,
         budget=args.budget,
         shapes={str(k): v for k, v in shapes.items()},
     )
