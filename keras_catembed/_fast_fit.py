@@ -170,76 +170,93 @@ def fit(
     # Seeded from NumPy's global generator, which
     # `keras.utils.set_random_seed` seeds, so runs repeat.
     rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
-    model.stop_training = False
-    callbacks.on_train_begin()
-    training_logs = None
-    logs = {}
-    for epoch in range(initial_epoch, epochs):
-        model.reset_metrics()
-        callbacks.on_epoch_begin(epoch)
-        if shuffle and on_device:
-            order = keras.random.shuffle(
-                ops.arange(num_samples, dtype="int32"), seed=seed
-            )
-        elif shuffle:
-            # Kept in NumPy: each call's block is sliced there and copied
-            # once (slicing a device array costs two dispatches a call).
-            order = rng.permutation(num_samples).astype(np.int32)
-        elif on_device:
-            order = ops.arange(num_samples, dtype="int32")
-        else:
-            order = np.arange(num_samples, dtype=np.int32)
-        runner.begin_epoch()
-        for start, steps, size in calls.executions:
-            callbacks.on_train_batch_begin(start)
-            rows = order[start * batch_size : start * batch_size + steps * size]
-            real = None
-            if size < batch_size and runner.pads_remainder:
-                # The last batch, filled up with its first row (the padding
-                # weighs nothing) to run in the full batches' program.
-                rows, real, size = _padded(rows, batch_size), size, batch_size
-            if isinstance(rows, np.ndarray):
-                block = ops.convert_to_tensor(rows.reshape(steps, size))
+    # SparseAdam's moving average follows the rows each step writes; the
+    # loop settles it at the end of every epoch and of the call.
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    lazy = isinstance(optimizer, optimizers.SparseAdam)
+    if lazy:
+        optimizer._lazy_average = True
+    try:
+        model.stop_training = False
+        callbacks.on_train_begin()
+        training_logs = None
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            if shuffle and on_device:
+                order = keras.random.shuffle(
+                    ops.arange(num_samples, dtype="int32"), seed=seed
+                )
+            elif shuffle:
+                # Kept in NumPy: each call's block is sliced there and copied
+                # once (slicing a device array costs two dispatches a call).
+                order = rng.permutation(num_samples).astype(np.int32)
+            elif on_device:
+                order = ops.arange(num_samples, dtype="int32")
             else:
-                block = ops.reshape(rows, (steps, size))
-            logs = calls.run(block, start + steps, real)
-            callbacks.on_train_batch_end(start + steps - 1, logs)
+                order = np.arange(num_samples, dtype=np.int32)
+            runner.begin_epoch()
+            for start, steps, size in calls.executions:
+                callbacks.on_train_batch_begin(start)
+                rows = order[
+                    start * batch_size : start * batch_size + steps * size
+                ]
+                real = None
+                if size < batch_size and runner.pads_remainder:
+                    # The last batch, filled up with its first row (the padding
+                    # weighs nothing) to run in the full batches' program.
+                    rows, real, size = (
+                        _padded(rows, batch_size),
+                        size,
+                        batch_size,
+                    )
+                if isinstance(rows, np.ndarray):
+                    block = ops.convert_to_tensor(rows.reshape(steps, size))
+                else:
+                    block = ops.reshape(rows, (steps, size))
+                logs = calls.run(block, start + steps, real)
+                callbacks.on_train_batch_end(start + steps - 1, logs)
+                if model.stop_training:
+                    break
+            runner.end_epoch()
+            calls.end_epoch(stopped=model.stop_training)
+            epoch_logs = dict(_pythonify(logs))
+            # Rows that skipped steps take the decay they owe, so validation
+            # and the epoch-end callbacks see the weights as they are.
+            owed = getattr(
+                getattr(model.optimizer, "inner_optimizer", model.optimizer),
+                "apply_owed_decay",
+                None,
+            )
+            if owed is not None:
+                owed(model.trainable_weights)
+            if validation_data is not None and _should_validate(
+                epoch, validation_freq
+            ):
+                x_val, y_val, *rest = validation_data
+                val_logs = model.evaluate(
+                    x_val,
+                    y_val,
+                    sample_weight=rest[0] if rest else None,
+                    batch_size=validation_batch_size or batch_size,
+                    verbose=0,
+                    # As in `keras.Model.fit`: the callbacks see the validation
+                    # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
+                    callbacks=callbacks,
+                    return_dict=True,
+                )
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
             if model.stop_training:
                 break
-        runner.end_epoch()
-        calls.end_epoch(stopped=model.stop_training)
-        epoch_logs = dict(_pythonify(logs))
-        # Rows that skipped steps take the decay they owe, so validation
-        # and the epoch-end callbacks see the weights as they are.
-        owed = getattr(
-            getattr(model.optimizer, "inner_optimizer", model.optimizer),
-            "apply_owed_decay",
-            None,
-        )
-        if owed is not None:
-            owed(model.trainable_weights)
-        if validation_data is not None and _should_validate(
-            epoch, validation_freq
-        ):
-            x_val, y_val, *rest = validation_data
-            val_logs = model.evaluate(
-                x_val,
-                y_val,
-                sample_weight=rest[0] if rest else None,
-                batch_size=validation_batch_size or batch_size,
-                verbose=0,
-                # As in `keras.Model.fit`: the callbacks see the validation
-                # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
-                callbacks=callbacks,
-                return_dict=True,
-            )
-            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        callbacks.on_epoch_end(epoch, epoch_logs)
-        training_logs = epoch_logs
-        if model.stop_training:
-            break
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    callbacks.on_train_end(logs=training_logs)
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+        callbacks.on_train_end(logs=training_logs)
+    finally:
+        if lazy:
+            optimizer._lazy_average = False
+            optimizer.settle_moving_average(model.trainable_weights)
     return model.history
 
 

@@ -54,6 +54,18 @@ class SparseAdam(keras.optimizers.Adam):
     optimizer. With `use_ema`, the average sees each row as it was last
     written.
 
+    With `use_ema=True` (Keras's moving average of the weights, which
+    Keras updates for every row at every step), the device loop of
+    `RatingModel.fit` has the optimizer average a table's rows as a step
+    writes them: a row that skipped `n` steps kept its value, so its
+    average first takes those steps in closed form (`m ** n` times the
+    old average plus `1 - m ** n` times the row, `m` the momentum), then
+    this step's value. The loop settles every row's average at the end of
+    each epoch and of the call (`settle_moving_average`), so validation,
+    `keras.callbacks.SwapEMAWeights` and the final weights see the
+    averages of Keras's update. Keras's own loops, and
+    `ema_overwrite_frequency`, keep Keras's update.
+
     Args:
         learning_rate: Float, schedule or callable. Defaults to `0.001`.
         beta_1: Float. Decay of the first-moment estimates. Defaults to
@@ -129,6 +141,11 @@ class SparseAdam(keras.optimizers.Adam):
         # The paths of the variables excluded from the decay, kept in the
         # config so that a loaded model's optimizer excludes them too.
         self._excluded_paths = sorted(exclude_from_weight_decay_paths or [])
+        # Set by `RatingModel.fit`'s device loop while it runs (it brings
+        # the averages up to date wherever they are read): the moving
+        # average of a table then follows the rows each step writes.
+        self._lazy_average = False
+        self._rows_averaged: set[int] = set()
 
     def exclude_from_weight_decay(
         self, var_list: Any = None, var_names: Any = None
@@ -157,6 +174,21 @@ class SparseAdam(keras.optimizers.Adam):
                 var_names=getattr(self, "_excluded_names", None),
             )
         super().build(variables)
+        # Per row of each matrix, one more than the step whose average it
+        # last took (0: none yet); see `_average_rows`.
+        self._average_marks: list[Any] = [
+            self.add_variable(
+                (variable.shape[0],),
+                initializer="zeros",
+                dtype="int32",
+                name="average_mark",
+            )
+            if self.use_ema
+            and not self.ema_overwrite_frequency
+            and len(variable.shape) == 2
+            else None
+            for variable in variables
+        ]
         self._decay_marks: list[Any] = []
         if self.weight_decay is None:
             return
@@ -188,6 +220,7 @@ class SparseAdam(keras.optimizers.Adam):
         return
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+        self._rows_averaged = set()
         if self.weight_decay is None:
             return super().apply(grads, trainable_variables)
         # This step's factor, at the rate of this step.
@@ -218,15 +251,24 @@ class SparseAdam(keras.optimizers.Adam):
                 self._decay(variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
         indices, values = rows
+        stored = None
+        if self._averages_rows(variable):
+            if current is None:
+                current = _gather(variable, indices)
+            # The rows as last written: what the average saw since.
+            stored = current
         if decayed:
             if current is None:
                 current = _gather(variable, indices)
             current = self._decay_rows(
                 variable, indices, current, learning_rate
             )
-        return self._sparse_update(
+        written = self._sparse_update(
             indices, values, variable, learning_rate, current
         )
+        if stored is not None:
+            self._average_rows(variable, indices, stored, written)
+        return None
 
     def _backend_update_step(
         self, grads: Any, trainable_variables: Any, learning_rate: Any
@@ -300,8 +342,11 @@ class SparseAdam(keras.optimizers.Adam):
         variable: Any,
         learning_rate: Any,
         current: Any = None,
-    ) -> None:
-        """Adam on the `indices` rows; `current`: their values, if known."""
+    ) -> Any:
+        """Adam on the `indices` rows; `current`: their values, if known.
+
+        Returns the rows written when `current` is given, else `None`.
+        """
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         values = ops.cast(values, dtype)
@@ -322,9 +367,150 @@ class SparseAdam(keras.optimizers.Adam):
         _scatter(self, v, indices, v_rows, "set")
         if current is None:
             _scatter(self, variable, indices, step, "sub")
-        else:
-            # One write of the rows, decay and step together.
-            _scatter(self, variable, indices, current - step, "set")
+            return None
+        # One write of the rows, decay and step together.
+        written = current - step
+        _scatter(self, variable, indices, written, "set")
+        return written
+
+    def _averages_rows(self, variable: Any) -> bool:
+        """Whether this step averages `variable` row by row."""
+        if not (self.use_ema and self._lazy_average):
+            return False
+        marks: list[Any] = getattr(self, "_average_marks", None) or []
+        return bool(marks) and (
+            marks[self._get_variable_index(variable)] is not None
+        )
+
+    def _average_rows(
+        self, variable: Any, indices: Any, stored: Any, written: Any
+    ) -> None:
+        """Brings the average of the `indices` rows up to this step.
+
+        A row last averaged at step `s` held its `stored` value since, so
+        the steps it skipped would have made its average
+        `m ** (k - 1 - s) * a + (1 - m ** (k - 1 - s)) * stored` (`m` the
+        momentum; the first step, with momentum 0, sets it to the row);
+        this step then averages in the `written` row, as Keras does.
+        """
+        index = self._get_variable_index(variable)
+        marks = self._average_marks[index]
+        average = self._model_variables_moving_average[index]
+        dtype = average.dtype
+        step = ops.cast(self.iterations, "int32")
+        rows = self._caught_up(
+            _gather(average, indices),
+            stored,
+            _gather(marks, indices),
+            step,
+        )
+        momentum = ops.where(
+            ops.equal(step, 0), 0.0, ops.cast(self.ema_momentum, dtype)
+        )
+        momentum = ops.cast(momentum, dtype)
+        rows = momentum * rows + (1 - momentum) * ops.cast(written, dtype)
+        _scatter(self, average, indices, rows, "set")
+        _scatter(
+            self,
+            marks,
+            indices,
+            ops.broadcast_to(step + 1, ops.shape(indices)),
+            "set",
+        )
+        self._rows_averaged.add(index)
+
+    def _caught_up(
+        self, average: Any, stored: Any, marks: Any, step: Any
+    ) -> Any:
+        """Averages `average` rows over the steps since their marks.
+
+        Up to the step before `step`, with each row's `stored` value.
+        """
+        dtype = average.dtype
+        last = ops.cast(marks, "int32") - 1
+        skipped = ops.cast(ops.maximum(step - 1 - last, 0), dtype)
+        kept = ops.power(ops.cast(self.ema_momentum, dtype), skipped)
+        # Never averaged: the first step set the average to the row.
+        kept = ops.where(ops.less(last, 0), ops.zeros_like(kept), kept)
+        kept = ops.expand_dims(kept, -1)
+        return kept * average + (1 - kept) * ops.cast(stored, dtype)
+
+    def _update_model_variables_moving_average(
+        self, trainable_variables: Any
+    ) -> None:
+        # Keras's update for what this step did not average row by row;
+        # the marks of a matrix averaged whole move to this step.
+        marks = getattr(self, "_average_marks", None) or []
+        if not self.use_ema or not any(m is not None for m in marks):
+            super()._update_model_variables_moving_average(trainable_variables)
+            return
+        step = ops.cast(self.iterations, "int32")
+        for variable, average in zip(
+            trainable_variables,
+            self._model_variables_moving_average,
+            strict=True,
+        ):
+            if average is None:
+                continue
+            index = self._get_variable_index(variable)
+            if index in self._rows_averaged:
+                continue
+            momentum = ops.cast(ops.not_equal(self.iterations, 0), "float32")
+            momentum = ops.cast(momentum * self.ema_momentum, variable.dtype)
+            average.assign(momentum * average + (1 - momentum) * variable)
+            if marks[index] is not None:
+                marks[index].assign(
+                    ops.broadcast_to(step + 1, ops.shape(marks[index]))
+                )
+
+    def settle_moving_average(self, var_list: list[Any]) -> None:
+        """Brings the average of every row up to the last step.
+
+        Within `RatingModel.fit`'s device loop, a table's moving average
+        (`use_ema=True`) takes the steps a row skipped when the row is
+        next written; this gives every row the average of averaging all
+        rows at every step. `apply_owed_decay` and
+        `finalize_variable_values` call it first, so that the device loop
+        settles the averages at the end of every epoch, before validation
+        and the callbacks (`keras.callbacks.SwapEMAWeights`). Without
+        `use_ema` it does nothing.
+
+        Args:
+            var_list: The variables whose averages to settle.
+        """
+        marks = getattr(self, "_average_marks", None)
+        if not (self.use_ema and self.built and marks):
+            return
+        steps = int(ops.convert_to_numpy(self.iterations))
+        if steps == 0:
+            return
+        for variable in var_list:
+            index = self._get_variable_index(variable)
+            if marks[index] is None:
+                continue
+            average = self._model_variables_moving_average[index]
+            average.assign(
+                self._caught_up(
+                    average.value, variable.value, marks[index].value, steps
+                )
+            )
+            marks[index].assign(ops.full_like(marks[index].value, steps))
+
+    def load_own_variables(self, store: Any) -> None:
+        marks = [
+            m for m in getattr(self, "_average_marks", []) if m is not None
+        ]
+        if not marks or len(store.keys()) != len(self.variables) - len(marks):
+            super().load_own_variables(store)
+            return
+        # Saved before the averages had marks: each was up to date.
+        skip = {id(mark) for mark in marks}
+        kept = [v for v in self.variables if id(v) not in skip]
+        for i, variable in enumerate(kept):
+            variable.assign(store[str(i)])
+        steps = int(ops.convert_to_numpy(self.iterations))
+        for mark in marks:
+            mark.assign(ops.full_like(mark.value, steps))
 
     def finalize_variable_values(self, var_list: list[Any]) -> None:
         """Applies the decay that skipped rows still owe, then Keras's own."""
@@ -338,12 +524,15 @@ class SparseAdam(keras.optimizers.Adam):
         every step. `finalize_variable_values` (called when `fit` ends)
         calls it, and so does the device loop of `RatingModel.fit` at the
         end of each epoch, before validation and the epoch-end callbacks.
-        Without `weight_decay` it does nothing.
+        Without `weight_decay` it does nothing, except that it first
+        settles the moving average (`settle_moving_average`), which saw
+        each row as it was last written.
 
         Args:
             var_list: The variables to settle (those not decayed lazily
                 are left as they are).
         """
+        self.settle_moving_average(var_list)
         if self.weight_decay is None or not self.built:
             return
         for variable in var_list:
