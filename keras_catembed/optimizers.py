@@ -6,6 +6,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_catembed import _sparse_average
 from keras_catembed import backend
 from keras_catembed._step import RowGradient
 
@@ -146,6 +147,9 @@ class SparseAdam(keras.optimizers.Adam):
         # average of a table then follows the rows each step writes.
         self._lazy_average = False
         self._rows_averaged: set[int] = set()
+        # Per row of each matrix, when its average was last brought up to
+        # date (see `_sparse_average`); set by `build`.
+        self._average_marks: list[Any] = []
 
     def exclude_from_weight_decay(
         self, var_list: Any = None, var_names: Any = None
@@ -174,21 +178,7 @@ class SparseAdam(keras.optimizers.Adam):
                 var_names=getattr(self, "_excluded_names", None),
             )
         super().build(variables)
-        # Per row of each matrix, one more than the step whose average it
-        # last took (0: none yet); see `_average_rows`.
-        self._average_marks: list[Any] = [
-            self.add_variable(
-                (variable.shape[0],),
-                initializer="zeros",
-                dtype="int32",
-                name="average_mark",
-            )
-            if self.use_ema
-            and not self.ema_overwrite_frequency
-            and len(variable.shape) == 2
-            else None
-            for variable in variables
-        ]
+        self._average_marks = _sparse_average.build_marks(self, variables)
         self._decay_marks: list[Any] = []
         if self.weight_decay is None:
             return
@@ -252,7 +242,7 @@ class SparseAdam(keras.optimizers.Adam):
             return super().update_step(gradient, variable, learning_rate)
         indices, values = rows
         stored = None
-        if self._averages_rows(variable):
+        if _sparse_average.averages_rows(self, variable):
             if current is None:
                 current = _gather(variable, indices)
             # The rows as last written: what the average saw since.
@@ -267,7 +257,9 @@ class SparseAdam(keras.optimizers.Adam):
             indices, values, variable, learning_rate, current
         )
         if stored is not None:
-            self._average_rows(variable, indices, stored, written)
+            _sparse_average.average_rows(
+                self, variable, indices, stored, written
+            )
         return None
 
     def _backend_update_step(
@@ -373,95 +365,13 @@ class SparseAdam(keras.optimizers.Adam):
         _scatter(self, variable, indices, written, "set")
         return written
 
-    def _averages_rows(self, variable: Any) -> bool:
-        """Whether this step averages `variable` row by row."""
-        if not (self.use_ema and self._lazy_average):
-            return False
-        marks: list[Any] = getattr(self, "_average_marks", None) or []
-        return bool(marks) and (
-            marks[self._get_variable_index(variable)] is not None
-        )
-
-    def _average_rows(
-        self, variable: Any, indices: Any, stored: Any, written: Any
-    ) -> None:
-        """Brings the average of the `indices` rows up to this step.
-
-        A row last averaged at step `s` held its `stored` value since, so
-        the steps it skipped would have made its average
-        `m ** (k - 1 - s) * a + (1 - m ** (k - 1 - s)) * stored` (`m` the
-        momentum; the first step, with momentum 0, sets it to the row);
-        this step then averages in the `written` row, as Keras does.
-        """
-        index = self._get_variable_index(variable)
-        marks = self._average_marks[index]
-        average = self._model_variables_moving_average[index]
-        dtype = average.dtype
-        step = ops.cast(self.iterations, "int32")
-        rows = self._caught_up(
-            _gather(average, indices),
-            stored,
-            _gather(marks, indices),
-            step,
-        )
-        momentum = ops.where(
-            ops.equal(step, 0), 0.0, ops.cast(self.ema_momentum, dtype)
-        )
-        momentum = ops.cast(momentum, dtype)
-        rows = momentum * rows + (1 - momentum) * ops.cast(written, dtype)
-        _scatter(self, average, indices, rows, "set")
-        _scatter(
-            self,
-            marks,
-            indices,
-            ops.broadcast_to(step + 1, ops.shape(indices)),
-            "set",
-        )
-        self._rows_averaged.add(index)
-
-    def _caught_up(
-        self, average: Any, stored: Any, marks: Any, step: Any
-    ) -> Any:
-        """Averages `average` rows over the steps since their marks.
-
-        Up to the step before `step`, with each row's `stored` value.
-        """
-        dtype = average.dtype
-        last = ops.cast(marks, "int32") - 1
-        skipped = ops.cast(ops.maximum(step - 1 - last, 0), dtype)
-        kept = ops.power(ops.cast(self.ema_momentum, dtype), skipped)
-        # Never averaged: the first step set the average to the row.
-        kept = ops.where(ops.less(last, 0), ops.zeros_like(kept), kept)
-        kept = ops.expand_dims(kept, -1)
-        return kept * average + (1 - kept) * ops.cast(stored, dtype)
-
     def _update_model_variables_moving_average(
         self, trainable_variables: Any
     ) -> None:
-        # Keras's update for what this step did not average row by row;
-        # the marks of a matrix averaged whole move to this step.
-        marks = getattr(self, "_average_marks", None) or []
-        if not self.use_ema or not any(m is not None for m in marks):
+        if not any(mark is not None for mark in self._average_marks):
             super()._update_model_variables_moving_average(trainable_variables)
             return
-        step = ops.cast(self.iterations, "int32")
-        for variable, average in zip(
-            trainable_variables,
-            self._model_variables_moving_average,
-            strict=True,
-        ):
-            if average is None:
-                continue
-            index = self._get_variable_index(variable)
-            if index in self._rows_averaged:
-                continue
-            momentum = ops.cast(ops.not_equal(self.iterations, 0), "float32")
-            momentum = ops.cast(momentum * self.ema_momentum, variable.dtype)
-            average.assign(momentum * average + (1 - momentum) * variable)
-            if marks[index] is not None:
-                marks[index].assign(
-                    ops.broadcast_to(step + 1, ops.shape(marks[index]))
-                )
+        _sparse_average.average_the_rest(self, trainable_variables)
 
     def settle_moving_average(self, var_list: list[Any]) -> None:
         """Brings the average of every row up to the last step.
@@ -478,39 +388,11 @@ class SparseAdam(keras.optimizers.Adam):
         Args:
             var_list: The variables whose averages to settle.
         """
-        marks = getattr(self, "_average_marks", None)
-        if not (self.use_ema and self.built and marks):
-            return
-        steps = int(ops.convert_to_numpy(self.iterations))
-        if steps == 0:
-            return
-        for variable in var_list:
-            index = self._get_variable_index(variable)
-            if marks[index] is None:
-                continue
-            average = self._model_variables_moving_average[index]
-            average.assign(
-                self._caught_up(
-                    average.value, variable.value, marks[index].value, steps
-                )
-            )
-            marks[index].assign(ops.full_like(marks[index].value, steps))
+        _sparse_average.settle(self, var_list)
 
     def load_own_variables(self, store: Any) -> None:
-        marks = [
-            m for m in getattr(self, "_average_marks", []) if m is not None
-        ]
-        if not marks or len(store.keys()) != len(self.variables) - len(marks):
+        if not _sparse_average.load_without_marks(self, store):
             super().load_own_variables(store)
-            return
-        # Saved before the averages had marks: each was up to date.
-        skip = {id(mark) for mark in marks}
-        kept = [v for v in self.variables if id(v) not in skip]
-        for i, variable in enumerate(kept):
-            variable.assign(store[str(i)])
-        steps = int(ops.convert_to_numpy(self.iterations))
-        for mark in marks:
-            mark.assign(ops.full_like(mark.value, steps))
 
     def finalize_variable_values(self, var_list: list[Any]) -> None:
         """Applies the decay that skipped rows still owe, then Keras's own."""
