@@ -26,6 +26,8 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
+import contextlib
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
@@ -170,13 +172,8 @@ def fit(
     # Seeded from NumPy's global generator, which
     # `keras.utils.set_random_seed` seeds, so runs repeat.
     rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
-    # SparseAdam's moving average follows the rows each step writes; the
-    # loop settles it at the end of every epoch and of the call.
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-    lazy = isinstance(optimizer, optimizers.SparseAdam)
-    if lazy:
-        optimizer._lazy_average = True
-    try:
+    with _rows_averaged(optimizer, model.trainable_weights):
         model.stop_training = False
         callbacks.on_train_begin()
         training_logs = None
@@ -224,11 +221,7 @@ def fit(
             epoch_logs = dict(_pythonify(logs))
             # Rows that skipped steps take the decay they owe, so validation
             # and the epoch-end callbacks see the weights as they are.
-            owed = getattr(
-                getattr(model.optimizer, "inner_optimizer", model.optimizer),
-                "apply_owed_decay",
-                None,
-            )
+            owed = getattr(optimizer, "apply_owed_decay", None)
             if owed is not None:
                 owed(model.trainable_weights)
             if validation_data is not None and _should_validate(
@@ -253,11 +246,27 @@ def fit(
                 break
         model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=training_logs)
-    finally:
-        if lazy:
-            optimizer._lazy_average = False
-            optimizer.settle_moving_average(model.trainable_weights)
     return model.history
+
+
+@contextlib.contextmanager
+def _rows_averaged(optimizer: Any, variables: list[Any]) -> Iterator[None]:
+    """While the loop runs, SparseAdam averages tables by the rows written.
+
+    The loop settles the averages at each epoch's end and the call's; a
+    call stopped by an error settles them here.
+    """
+    if not isinstance(optimizer, optimizers.SparseAdam):
+        yield
+        return
+    optimizer._lazy_average = True
+    try:
+        yield
+    except BaseException:
+        optimizer.settle_moving_average(variables)
+        raise
+    finally:
+        optimizer._lazy_average = False
 
 
 def _padded(rows: Any, size: int) -> Any:

@@ -800,20 +800,30 @@ def test_validation_runs_the_callbacks_test_hooks():
     assert seen == ["test_begin", "test_end", "epoch_end"] * 2
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_weight_average_is_validated_kept_and_saved(fast, tmp_path):
+def fit_validating_average(model, batch_size=16, fast=True, callbacks=()):
+    """Fits `model` on `data(n=64)` for 3 epochs, validating its average.
+
+    `keras.callbacks.SwapEMAWeights` swaps the moving average of the
+    weights in for each validation (on `data(n=32, seed=1)`).
+    """
     x, y = data(n=64)
-    model = make_model(keras.optimizers.Adam(0.05, use_ema=True))
-    history = model.fit(
+    return model.fit(
         x,
         y,
-        batch_size=16,
+        batch_size=batch_size,
         epochs=3,
         verbose=0,
         validation_data=data(n=32, seed=1),
-        callbacks=[keras.callbacks.SwapEMAWeights()],
+        callbacks=[keras.callbacks.SwapEMAWeights(), *callbacks],
         fast=fast,
     )
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_weight_average_is_validated_kept_and_saved(fast, tmp_path):
+    x, _ = data(n=64)
+    model = make_model(keras.optimizers.Adam(0.05, use_ema=True))
+    history = fit_validating_average(model, fast=fast)
     # `keras.callbacks.SwapEMAWeights` validates the average, which `fit`
     # leaves in the model.
     rmse = model.evaluate(*data(n=32, seed=1), verbose=0)[1]

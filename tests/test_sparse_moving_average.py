@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_catembed import _sparse_average
 from keras_catembed import optimizers
-from tests.test_fast_fit import data
+from tests.test_fast_fit import fit_validating_average
 from tests.test_fast_fit import make_model
 from tests.test_optimizers import EPSILON
 from tests.test_optimizers import LR
@@ -94,42 +95,41 @@ def test_a_row_averaged_again_after_skipped_steps_catches_up():
     )
 
 
-def _fit_with_average(monkeypatch, lazy):
-    if not lazy:
-        monkeypatch.setattr(
-            optimizers.SparseAdam, "_averages_rows", lambda self, v: False
-        )
+def _averaging_model():
     keras.utils.set_random_seed(0)
-    x, y = data(n=64)
-    model = make_model(
+    return make_model(
         optimizers.SparseAdam(
             0.05, weight_decay=0.5, use_ema=True, ema_momentum=0.8
         )
     )
-    history = model.fit(
-        x,
-        y,
-        batch_size=8,
-        epochs=3,
-        verbose=0,
-        validation_data=data(n=32, seed=1),
-        callbacks=[keras.callbacks.SwapEMAWeights()],
-        fast=True,
-    )
-    monkeypatch.undo()
+
+
+def _fit_with_average(monkeypatch, lazy, callbacks=()):
+    """A model, fit with SparseAdam's average by rows or Keras's."""
+    model = _averaging_model()
+    if not lazy:
+        monkeypatch.setattr(
+            _sparse_average, "averages_rows", lambda optimizer, v: False
+        )
+    try:
+        history = fit_validating_average(
+            model, batch_size=8, callbacks=callbacks
+        )
+    finally:
+        monkeypatch.undo()
     return model, history
 
 
 def test_fit_with_row_averages_trains_as_with_keras_average(monkeypatch):
     dense, dense_history = _fit_with_average(monkeypatch, lazy=False)
     averaged = []
-    average_rows = optimizers.SparseAdam._average_rows
+    average_rows = _sparse_average.average_rows
 
-    def spy(self, variable, *args):
-        averaged.append(self._get_variable_index(variable))
-        return average_rows(self, variable, *args)
+    def spy(optimizer, variable, *args):
+        averaged.append(optimizer._get_variable_index(variable))
+        return average_rows(optimizer, variable, *args)
 
-    monkeypatch.setattr(optimizers.SparseAdam, "_average_rows", spy)
+    monkeypatch.setattr(_sparse_average, "average_rows", spy)
     model, history = _fit_with_average(monkeypatch, lazy=True)
     # The device loop averaged the two tables row by row.
     variables = model.optimizer._trainable_variables
@@ -147,6 +147,45 @@ def test_fit_with_row_averages_trains_as_with_keras_average(monkeypatch):
         np.testing.assert_allclose(weight, expected, rtol=1e-4, atol=1e-6)
     # Outside the device loop the optimizer averages every row again.
     assert not model.optimizer._lazy_average
+
+
+class _StopAfterBatches(keras.callbacks.Callback):
+    """Raises once `fit` has run `batches` compiled calls."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches -= 1
+        if self.batches == 0:
+            raise RuntimeError("stopped mid-epoch")
+
+
+def test_a_fit_stopped_by_an_error_settles_the_averages(monkeypatch):
+    # Stopped after two compiled calls, before the loop settles the
+    # epoch's averages: the call settles them on its way out, so they are
+    # Keras's.
+    averages = []
+    for lazy in (False, True):
+        model = _averaging_model()
+        if not lazy:
+            monkeypatch.setattr(
+                _sparse_average, "averages_rows", lambda optimizer, v: False
+            )
+        with pytest.raises(RuntimeError, match="stopped mid-epoch"):
+            fit_validating_average(
+                model, batch_size=8, callbacks=[_StopAfterBatches(2)]
+            )
+        monkeypatch.undo()
+        optimizer = model.optimizer
+        assert int(keras.ops.convert_to_numpy(optimizer.iterations)) > 0
+        assert not optimizer._lazy_average
+        averages.append(
+            [_numpy(a) for a in optimizer._model_variables_moving_average]
+        )
+    for average, expected in zip(*reversed(averages), strict=True):
+        np.testing.assert_allclose(average, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_an_optimizer_saved_without_average_marks_loads():
