@@ -276,7 +276,7 @@ class SparseAdam(keras.optimizers.Adam):
             if gradient is not None and not isinstance(gradient, RowGradient)
         ]
         if (
-            not backend.current.ADAM_TOGETHER
+            not backend.current.EAGER_ADAM
             or self.weight_decay is not None
             or len(dense) < 2
         ):
@@ -339,6 +339,27 @@ class SparseAdam(keras.optimizers.Adam):
 
         Returns the rows written when `current` is given, else `None`.
         """
+        if backend.current.EAGER_ADAM:
+            step = backend.current.adam_rows(
+                self, variable, indices, values, learning_rate
+            )
+        else:
+            step = self._adam_rows(variable, indices, values, learning_rate)
+        if current is None:
+            _scatter(self, variable, indices, step, "sub")
+            return None
+        # One write of the rows, decay and step together.
+        written = current - step
+        _scatter(self, variable, indices, written, "set")
+        return written
+
+    def _adam_rows(
+        self, variable: Any, indices: Any, values: Any, learning_rate: Any
+    ) -> Any:
+        """Updates the `indices` rows' moments; returns the rows' step.
+
+        (`backend.current.adam_rows` does the same on an eager backend.)
+        """
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         values = ops.cast(values, dtype)
@@ -354,16 +375,9 @@ class SparseAdam(keras.optimizers.Adam):
         v_rows = _gather(v, indices)
         m_rows = m_rows + (values - m_rows) * (1 - self.beta_1)
         v_rows = v_rows + (ops.square(values) - v_rows) * (1 - self.beta_2)
-        step = alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon)
         _scatter(self, m, indices, m_rows, "set")
         _scatter(self, v, indices, v_rows, "set")
-        if current is None:
-            _scatter(self, variable, indices, step, "sub")
-            return None
-        # One write of the rows, decay and step together.
-        written = current - step
-        _scatter(self, variable, indices, written, "set")
-        return written
+        return alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon)
 
     def _update_model_variables_moving_average(
         self, trainable_variables: Any

@@ -218,3 +218,41 @@ def test_torch_unique_rows_matches_torch_unique(num_rows):
     np.testing.assert_array_equal(unique.numpy(), expected_unique.numpy())
     np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
     np.testing.assert_array_equal(unique[positions].numpy(), rows.numpy())
+
+
+@pytest.mark.parametrize("decay", [None, 0.5])
+def test_eager_row_update_equals_the_keras_ops_one(monkeypatch, decay):
+    # Where the backend does Adam's arithmetic itself (torch), its row
+    # update gives the tables and moments of SparseAdam's Keras ops.
+    from keras_catembed import backend
+
+    if not backend.current.EAGER_ADAM:
+        pytest.skip("only an eager backend does Adam in its own operations")
+    rng = np.random.default_rng(4)
+    initial = rng.normal(size=(8, 3)).astype(np.float32)
+    steps = [
+        (rows, rng.normal(size=(len(rows), 3)).astype(np.float32))
+        for rows in ([0, 5, 5, 2], [2, 7], [5, 2, 1])
+    ]
+
+    def train(eager):
+        monkeypatch.setattr(backend.current, "EAGER_ADAM", eager)
+        table = keras.Variable(initial)
+        optimizer = optimizers.SparseAdam(
+            keras.optimizers.schedules.ExponentialDecay(LR, 1, 0.5),
+            epsilon=EPSILON,
+            weight_decay=decay,
+        )
+        optimizer.build([table])
+        for rows, grads in steps:
+            optimizer.apply([sparse_gradient(np.array(rows), grads)], [table])
+        return [
+            keras.ops.convert_to_numpy(v) for v in [table, *optimizer.variables]
+        ]
+
+    keras_ops, eager = train(False), train(True)
+    # Rows 0, 1, 2, 5 and 7 moved; 3, 4 and 6 did not.
+    moved = np.any(eager[0] != initial, axis=1)
+    np.testing.assert_array_equal(np.flatnonzero(moved), [0, 1, 2, 5, 7])
+    for got, expected in zip(eager, keras_ops, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

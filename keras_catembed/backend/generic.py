@@ -91,7 +91,8 @@ class Backend:
       `with_dependencies`, `lookup` (a table gather that keeps the
       gradient sparse where the backend can);
     - optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`,
-      `ADAM_TOGETHER` and `adam_together` (dense Adam updates at once);
+      `EAGER_ADAM`, `adam_together` (dense Adam updates at once) and
+      `adam_rows` (SparseAdam's update of a table's rows);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
       `DISTINCT_STEP_FUNCTIONS`, `build_state`;
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
@@ -100,8 +101,10 @@ class Backend:
     """
 
     SUPPORTS_JIT: ClassVar[bool] = True
-    # Whether `adam_together` updates many dense variables at once.
-    ADAM_TOGETHER: ClassVar[bool] = False
+    # Whether Adam's arithmetic runs in the backend's own operations
+    # (`adam_together`, `adam_rows`): on an eager backend, each Keras op
+    # costs more than its math.
+    EAGER_ADAM: ClassVar[bool] = False
     DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = False
     # Whether the device loop runs with or without XLA as its `jit` says
     # (elsewhere it is always compiled, or always eager).
@@ -149,7 +152,23 @@ class Backend:
     ) -> None:
         """Adam's update of dense `variables`, all in a few operations.
 
-        Only where `ADAM_TOGETHER` is set (see `SparseAdam`).
+        Only where `EAGER_ADAM` is set (see `SparseAdam`).
+        """
+        raise NotImplementedError
+
+    def adam_rows(
+        self,
+        optimizer: Any,
+        variable: Any,
+        indices: Any,
+        values: Any,
+        learning_rate: Any,
+    ) -> Any:
+        """SparseAdam's step for the `indices` rows of a table.
+
+        Updates the rows' moments in place with their gradient `values`
+        and returns the step to subtract from the rows. Only where
+        `EAGER_ADAM` is set (see `SparseAdam`).
         """
         raise NotImplementedError
 

@@ -34,6 +34,21 @@ def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
     return unique, positions
 
 
+def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
+    """Adam's bias-corrected step size, as Keras's Adam computes it."""
+    if isinstance(learning_rate, keras.Variable):
+        learning_rate = learning_rate.value
+    lr = torch.as_tensor(learning_rate, dtype=dtype)
+    local_step = (optimizer.iterations.value + 1).to(dtype)
+    beta_1_power = torch.pow(
+        torch.tensor(optimizer.beta_1, dtype=dtype), local_step
+    )
+    beta_2_power = torch.pow(
+        torch.tensor(optimizer.beta_2, dtype=dtype), local_step
+    )
+    return lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
+
 class Runner(generic.Runner):
     """Runs steps eagerly over tensors held on the device.
 
@@ -92,8 +107,9 @@ class TorchBackend(generic.Backend):
     # `torch.compile` would drop the id checks: a layer checking ids keeps
     # Keras from compiling it.
     SUPPORTS_JIT: ClassVar[bool] = False
-    # Eager: one Keras `update_step` per weight costs more than its math.
-    ADAM_TOGETHER: ClassVar[bool] = True
+    # Eager: one Keras `update_step` per weight, or one Keras op per
+    # step of Adam's arithmetic, costs more than its math.
+    EAGER_ADAM: ClassVar[bool] = True
     Runner: ClassVar[type[generic.Runner] | None] = Runner
 
     def is_traced(self, x: Any) -> bool:
@@ -108,12 +124,7 @@ class TorchBackend(generic.Backend):
         lists of variables, moments and gradients.
         """
         values = [variable.value for variable in variables]
-        dtype = values[0].dtype
-        lr = ops.cast(learning_rate, dtype)
-        local_step = ops.cast(optimizer.iterations + 1, dtype)
-        beta_1_power = ops.power(ops.cast(optimizer.beta_1, dtype), local_step)
-        beta_2_power = ops.power(ops.cast(optimizer.beta_2, dtype), local_step)
-        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = _step_size(optimizer, learning_rate, values[0].dtype)
         index = optimizer._get_variable_index
         moments = [optimizer._momentums[index(x)].value for x in variables]
         velocities = [optimizer._velocities[index(x)].value for x in variables]
@@ -142,6 +153,33 @@ class TorchBackend(generic.Backend):
                 ),
             )
             torch._foreach_sub_(values, steps)
+
+    def adam_rows(
+        self,
+        optimizer: Any,
+        variable: Any,
+        indices: Any,
+        values: Any,
+        learning_rate: Any,
+    ) -> Any:
+        """SparseAdam's row update in torch operations, as its Keras ops."""
+        index = optimizer._get_variable_index(variable)
+        moments = optimizer._momentums[index].value
+        velocities = optimizer._velocities[index].value
+        dtype = moments.dtype
+        with torch.no_grad():
+            alpha = _step_size(optimizer, learning_rate, dtype)
+            indices = torch.as_tensor(indices).long()
+            values = values.to(dtype)
+            m_rows = torch.index_select(moments, 0, indices)
+            v_rows = torch.index_select(velocities, 0, indices)
+            m_rows = m_rows + (values - m_rows) * (1 - optimizer.beta_1)
+            v_rows = v_rows + (torch.square(values) - v_rows) * (
+                1 - optimizer.beta_2
+            )
+            moments.index_copy_(0, indices, m_rows)
+            velocities.index_copy_(0, indices, v_rows)
+            return alpha * m_rows / (torch.sqrt(v_rows) + optimizer.epsilon)
 
     def gather_rows(self, value: Any, indices: Any) -> Any:
         # On a CPU, `index_select`, whose gradient is one `index_add_`:
