@@ -9,7 +9,9 @@ backend:
   XLA or `torch.compile`), `is_concrete`, `graph_assert`,
   `with_dependencies`, `lookup` (a table gather that keeps the gradient
   sparse where the backend can);
-- optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`;
+- optimizers: `sparse_gradient`, `gather_rows`, `scatter_rows`,
+  `EAGER_ADAM` with `adam_together` and `adam_rows` (Adam's arithmetic
+  in the backend's own operations, where it runs eagerly);
 - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
   `DISTINCT_STEP_FUNCTIONS`;
 - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
