@@ -17,7 +17,9 @@ For each backend (own process) and size it records:
   learning rate, without the preset's decay of the tables; `recipe` for
   the preset's own optimizer, as `presets.recipe(...).make_optimizer`
   makes it; with `--ema-momentum M`, either one also keeps Keras's moving
-  average of the weights, `use_ema=True`, which the preset does not): one
+  average of the weights, `use_ema=True`, which the preset does not;
+  `--refresh-after-reads R` refreshes the windows' anchors after the
+  steps have read R times the listed pairs, 1 by default): one
   epoch with the device loop, timed per compiled block
   (about 2**20 rows). The first block includes compiling. With
   `--budget S` the epoch stops after the first block that ends past S
@@ -62,7 +64,10 @@ def worker(args):
     import numpy as np
 
     import keras_catembed
+    from keras_catembed import _pair_windows
 
+    if args.refresh_after_reads is not None:
+        _pair_windows.REFRESH_AFTER_READS = args.refresh_after_reads
     data = np.load(args.data)
     x = {"user_id": data["user_id"], "movie_id": data["movie_id"]}
     y = data["rating"]
@@ -176,6 +181,7 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "sides": args.sides,
         "optimizer": args.optimizer,
         "ema_momentum": args.ema_momentum,
+        "refresh_after_reads": args.refresh_after_reads,
         "batch_size": batch_size,
         "adapt_s": adapt_s,
         "fit_call_s": fit_s,
@@ -261,6 +267,14 @@ def main(argv=None):
         ),
     )
     parser.add_argument(
+        "--refresh-after-reads",
+        type=float,
+        help=(
+            "refresh the windows' anchors after the steps have read this "
+            "many times the listed pairs (the library's default otherwise)"
+        ),
+    )
+    parser.add_argument(
         "--budget",
         type=float,
         default=0.0,
@@ -318,6 +332,11 @@ def main(argv=None):
                 ]
                 if args.ema_momentum is not None:
                     arguments += ["--ema-momentum", args.ema_momentum]
+                if args.refresh_after_reads is not None:
+                    arguments += [
+                        "--refresh-after-reads",
+                        args.refresh_after_reads,
+                    ]
                 if args.pairs_per_step:
                     arguments += ["--pairs-per-step", args.pairs_per_step]
                 if args.batch_sizes:
@@ -362,6 +381,7 @@ def main(argv=None):
         sides=args.sides,
         optimizer=args.optimizer,
         ema_momentum=args.ema_momentum,
+        refresh_after_reads=args.refresh_after_reads,
         budget=args.budget,
         shapes={str(k): v for k, v in shapes.items()},
     )
