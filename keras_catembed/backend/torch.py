@@ -38,13 +38,14 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
     """Adam's bias-corrected step size, as Keras's Adam computes it."""
     if isinstance(learning_rate, keras.Variable):
         learning_rate = learning_rate.value
-    lr = torch.as_tensor(learning_rate, dtype=dtype)
     local_step = (optimizer.iterations.value + 1).to(dtype)
+    device = local_step.device
+    lr = torch.as_tensor(learning_rate, dtype=dtype, device=device)
     beta_1_power = torch.pow(
-        torch.tensor(optimizer.beta_1, dtype=dtype), local_step
+        torch.tensor(optimizer.beta_1, dtype=dtype, device=device), local_step
     )
     beta_2_power = torch.pow(
-        torch.tensor(optimizer.beta_2, dtype=dtype), local_step
+        torch.tensor(optimizer.beta_2, dtype=dtype, device=device), local_step
     )
     return lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
