@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_catembed import _sparse_average
+from keras_catembed import _sparse_decay
 from keras_catembed import backend
 from keras_catembed._step import RowGradient
 
@@ -148,8 +149,10 @@ class SparseAdam(keras.optimizers.Adam):
         self._lazy_average = False
         self._rows_averaged: set[int] = set()
         # Per row of each matrix, when its average was last brought up to
-        # date (see `_sparse_average`); set by `build`.
+        # date (see `_sparse_average`), and when it was last decayed (see
+        # `_sparse_decay`); set by `build`.
         self._average_marks: list[Any] = []
+        self._decay_marks: list[Any] = []
 
     def exclude_from_weight_decay(
         self, var_list: Any = None, var_names: Any = None
@@ -179,29 +182,7 @@ class SparseAdam(keras.optimizers.Adam):
             )
         super().build(variables)
         self._average_marks = _sparse_average.build_marks(self, variables)
-        self._decay_marks: list[Any] = []
-        if self.weight_decay is None:
-            return
-        # The log of the product of every step's decay factor so far, and
-        # per row of each decayed matrix its value when the row was last
-        # decayed: a row owes `exp(sum - mark)`.
-        self._decay_log_sum = self.add_variable(
-            (), initializer="zeros", dtype="float32", name="decay_log_sum"
-        )
-        for variable in variables:
-            decayed = len(variable.shape) == 2 and self._use_weight_decay(
-                variable
-            )
-            self._decay_marks.append(
-                self.add_variable(
-                    (variable.shape[0],),
-                    initializer="zeros",
-                    dtype="float32",
-                    name="decay_mark",
-                )
-                if decayed
-                else None
-            )
+        _sparse_decay.build(self, variables)
 
     def _apply_weight_decay(self, variables: list[Any]) -> None:
         # Keras would multiply every row of every variable each step: the
@@ -214,14 +195,10 @@ class SparseAdam(keras.optimizers.Adam):
         if self.weight_decay is None:
             return super().apply(grads, trainable_variables)
         # This step's factor, at the rate of this step.
-        step_log = self._step_log(self.learning_rate)
+        step_log = _sparse_decay.step_log(self, self.learning_rate)
         result = super().apply(grads, trainable_variables)
-        self.assign(self._decay_log_sum, self._decay_log_sum + step_log)
+        _sparse_decay.advance(self, step_log)
         return result
-
-    def _step_log(self, learning_rate: Any) -> Any:
-        rate = ops.cast(learning_rate, "float32")
-        return ops.log1p(-rate * ops.cast(self.weight_decay, "float32"))
 
     def update_step(
         self, gradient: Any, variable: Any, learning_rate: Any
@@ -238,7 +215,7 @@ class SparseAdam(keras.optimizers.Adam):
         )
         if rows is None:
             if decayed:
-                self._decay(variable, learning_rate)
+                _sparse_decay.decay_all(self, variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
         indices, values = rows
         stored = None
@@ -250,8 +227,8 @@ class SparseAdam(keras.optimizers.Adam):
         if decayed:
             if current is None:
                 current = _gather(variable, indices)
-            current = self._decay_rows(
-                variable, indices, current, learning_rate
+            current = _sparse_decay.decay_rows(
+                self, variable, indices, current, learning_rate
             )
         written = self._sparse_update(
             indices, values, variable, learning_rate, current
@@ -290,42 +267,6 @@ class SparseAdam(keras.optimizers.Adam):
         for gradient, variable in pairs:
             if isinstance(gradient, RowGradient):
                 self.update_step(gradient, variable, learning_rate)
-
-    def _decay(self, variable: Any, learning_rate: Any) -> None:
-        """Decays every row of `variable` by what it owes."""
-        step_log = self._step_log(learning_rate)
-        marks = self._decay_marks[self._get_variable_index(variable)]
-        if marks is None:
-            factor = ops.cast(ops.exp(step_log), variable.dtype)
-            self.assign(variable, variable * factor)
-            return
-        self._settle(variable, marks, self._decay_log_sum + step_log)
-
-    def _decay_rows(
-        self, variable: Any, indices: Any, rows: Any, learning_rate: Any
-    ) -> Any:
-        """The `indices` rows (`rows`, their values) decayed by what they owe.
-
-        Marks the rows as decayed up to this step; the caller writes the
-        decayed values (with this step's update) back.
-        """
-        step_log = self._step_log(learning_rate)
-        marks = self._decay_marks[self._get_variable_index(variable)]
-        if marks is None:
-            # Not a matrix: every entry decays at every step.
-            self._decay(variable, learning_rate)
-            return rows * ops.cast(ops.exp(step_log), rows.dtype)
-        total = self._decay_log_sum + step_log
-        last = _gather(marks, indices)
-        owed = 1 - ops.cast(ops.exp(total - last), rows.dtype)
-        _scatter(
-            self,
-            marks,
-            indices,
-            ops.broadcast_to(total, ops.shape(last)),
-            "set",
-        )
-        return rows - rows * owed[:, None]
 
     def _sparse_update(
         self,
@@ -431,16 +372,7 @@ class SparseAdam(keras.optimizers.Adam):
         self.settle_moving_average(var_list)
         if self.weight_decay is None or not self.built:
             return
-        for variable in var_list:
-            marks = self._decay_marks[self._get_variable_index(variable)]
-            if marks is not None:
-                self._settle(variable, marks, self._decay_log_sum)
-
-    def _settle(self, variable: Any, marks: Any, total: Any) -> None:
-        """Decays every row by what it owes up to the log-sum `total`."""
-        owed = ops.cast(ops.exp(total - marks), variable.dtype)
-        self.assign(variable, variable * owed[:, None])
-        self.assign(marks, ops.broadcast_to(total, ops.shape(marks)))
+        _sparse_decay.settle_all(self, var_list)
 
 
 def _value(variable: Any) -> Any:
