@@ -5,9 +5,10 @@
 `pairs_per_step=m` instead keeps more pairs and reads a moving window of
 `m` of them per training step. This measures what each costs in
 accuracy, on validation data only: the training part of ml-1m's first
-fold (the other four folds), of which a random tenth (seed 0) is held
-out. No test fold is used, so the choice of a cap here can be reported
-on the test folds later.
+fold (the other four folds), of which a random tenth is held out (drawn
+with `--seeds`, which also seed the training; 0 by default). No test
+fold is used, so the choice of a cap here can be reported on the test
+folds later.
 
 Each configuration trains the `recommended-large` preset (its own
 training settings, as `catembed train` uses them) with the given cap;
@@ -58,6 +59,9 @@ def main(argv=None):
     )
     parser.add_argument("--epochs", type=int, help="override the preset")
     parser.add_argument(
+        "--batch-size", type=int, help="override the preset's batch size"
+    )
+    parser.add_argument(
         "--sides",
         choices=sorted(SIDES),
         default="both",
@@ -74,6 +78,16 @@ def main(argv=None):
             "read this many times the listed pairs (the library's default "
             "otherwise), with compiled calls of at most 8 steps so that "
             "the refreshes can come that often"
+        ),
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help=(
+            "seeds of the held-out tenth and of the training: one run per "
+            "seed and configuration"
         ),
     )
     parser.add_argument(
@@ -94,15 +108,17 @@ def main(argv=None):
         _pair_windows.REFRESH_AFTER_READS = args.refresh_after_reads
         _call_lengths.MAX_STEPS_PER_EXECUTION = 8
         _call_lengths.SECONDS_PER_EXECUTION = 0.0
-    _, (train, _) = next(movielens_accuracy.folds_1m(args.data_dir))
-    order = np.random.default_rng(0).permutation(len(train))
-    held = len(train) // 10
-    validation = train.subset(np.sort(order[:held]))
-    train = train.subset(np.sort(order[held:]))
+    _, (whole, _) = next(movielens_accuracy.folds_1m(args.data_dir))
     results = []
-    for cap in args.caps:
-        keras.utils.set_random_seed(0)
+    for seed, cap in [(s, c) for s in args.seeds for c in args.caps]:
+        order = np.random.default_rng(seed).permutation(len(whole))
+        held = len(whole) // 10
+        validation = whole.subset(np.sort(order[:held]))
+        train = whole.subset(np.sort(order[held:]))
+        keras.utils.set_random_seed(seed)
         overrides = {} if args.epochs is None else {"epochs": args.epochs}
+        if args.batch_size is not None:
+            overrides["batch_size"] = args.batch_size
         preset = "mlp-large" if cap == "floor" else "recommended-large"
         cap, _, step = cap.partition(":")
         if cap not in ("floor", "none"):
@@ -121,6 +137,7 @@ def main(argv=None):
         results.append(
             {
                 "backend": keras.backend.backend(),
+                "seed": seed,
                 "preset": preset,
                 "max_pairs_per_id": (
                     None if cap in ("floor", "none") else int(cap)
@@ -128,6 +145,7 @@ def main(argv=None):
                 "pairs_per_step": int(step) if step else None,
                 "sides": None if preset == "mlp-large" else args.sides,
                 "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
+                "batch_size": model.recipe.batch_size,
                 "max_steps_per_execution": (
                     _call_lengths.MAX_STEPS_PER_EXECUTION
                 ),
@@ -145,16 +163,17 @@ def main(argv=None):
 
 def write(args, results):
     lines = [
-        "| preset | sides | max_pairs_per_id | pairs_per_step | val RMSE "
-        "| val MAE | fit s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| seed | preset | sides | max_pairs_per_id | pairs_per_step "
+        "| val RMSE | val MAE | fit s |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         cap = r["max_pairs_per_id"] or (
             "-" if r["preset"] == "mlp-large" else "all"
         )
         lines.append(
-            f"| {r['preset']} | {r.get('sides', 'both') or '-'} | {cap} "
+            f"| {r['seed']} | {r['preset']} "
+            f"| {r.get('sides', 'both') or '-'} | {cap} "
             f"| {r.get('pairs_per_step') or '-'} "
             f"| {r['val_rmse']:.4f} "
             f"| {r['val_mae']:.4f} | {r['fit_s']:.0f} |"
@@ -163,7 +182,9 @@ def write(args, results):
     print(table)
     machine = _results.machine_info(
         epochs=args.epochs,
-        protocol="ml-1m fold-1 training part, 10% held out (seed 0)",
+        batch_size=args.batch_size,
+        protocol="ml-1m fold-1 training part, 10% held out (by seed)",
+        seeds=args.seeds,
         refresh_after_reads=args.refresh_after_reads,
     )
     _results.write(args.out, table, results, machine)
