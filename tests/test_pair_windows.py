@@ -286,10 +286,14 @@ class _CountingLayer:
         self.refreshed += 1
 
 
-def test_anchors_are_refreshed_each_epoch_and_as_reads_add_up():
+def test_anchors_are_refreshed_each_epoch_and_as_reads_add_up(monkeypatch):
     # 2 layers list 1000 + 600 pairs; a step of 20 rows reads 20 * (3 + 5)
-    # pairs: a refresh is due after 10 steps.
+    # pairs: a refresh is due after 10 steps when due after reading the
+    # listed pairs once, 20 steps when twice.
     layers = [_CountingLayer(1000, 3), _CountingLayer(600, 5)]
+    monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 2.0)
+    assert _pair_windows.RefreshAnchors(layers, batch_size=20).interval == 20
+    monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 1.0)
     refresh = _pair_windows.RefreshAnchors(layers, batch_size=20)
     assert refresh.interval == 10
     refreshed_at = []
