@@ -109,12 +109,18 @@ def main(argv=None):
         _call_lengths.MAX_STEPS_PER_EXECUTION = 8
         _call_lengths.SECONDS_PER_EXECUTION = 0.0
     _, (whole, _) = next(movielens_accuracy.folds_1m(args.data_dir))
-    results = []
-    for seed, cap in [(s, c) for s in args.seeds for c in args.caps]:
+    # Per seed, the training part and its held-out tenth.
+    splits = {}
+    for seed in args.seeds:
         order = np.random.default_rng(seed).permutation(len(whole))
         held = len(whole) // 10
-        validation = whole.subset(np.sort(order[:held]))
-        train = whole.subset(np.sort(order[held:]))
+        splits[seed] = (
+            whole.subset(np.sort(order[held:])),
+            whole.subset(np.sort(order[:held])),
+        )
+    results = []
+    for seed, cap in [(s, c) for s in args.seeds for c in args.caps]:
+        train, validation = splits[seed]
         keras.utils.set_random_seed(seed)
         overrides = {} if args.epochs is None else {"epochs": args.epochs}
         if args.batch_size is not None:
