@@ -18,6 +18,29 @@ def machine_info(**extra):
     }
 
 
+def pairs_per_step(text):
+    """`RatingModel(pairs_per_step=...)` from an option's text.
+
+    `"16"` is one window for every pair term; `"user_id=16,movie_id=4"`
+    one per described column.
+    """
+    if "=" not in text:
+        return int(text)
+    return {
+        column: int(count)
+        for column, count in (part.split("=") for part in text.split(","))
+    }
+
+
+def steps_cell(value):
+    """A table cell for `pairs_per_step`: '-', '16' or 'user_id 16, ...'."""
+    if not value:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{c} {n or 'all'}" for c, n in value.items())
+    return str(value)
+
+
 def write(out, table, results, machine):
     """Writes `<out>.json` (raw figures) and `<out>.md` (the table)."""
     os.makedirs(os.path.dirname(out), exist_ok=True)

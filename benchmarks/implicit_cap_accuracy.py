@@ -54,7 +54,8 @@ def main(argv=None):
         default=["floor", "none", "8", "32"],
         help=(
             "'floor' (mlp-large), 'none' (every pair), integers, or "
-            "'CAP:STEP' (max_pairs_per_id=CAP, pairs_per_step=STEP)"
+            "'CAP:STEP' (max_pairs_per_id=CAP, pairs_per_step=STEP; "
+            "STEP may name a window per column, 'user_id=16,movie_id=4')"
         ),
     )
     parser.add_argument("--epochs", type=int, help="override the preset")
@@ -130,7 +131,7 @@ def main(argv=None):
         if cap not in ("floor", "none"):
             overrides["max_pairs_per_id"] = int(cap)
         if step:
-            overrides["pairs_per_step"] = int(step)
+            overrides["pairs_per_step"] = _results.pairs_per_step(step)
         if preset != "mlp-large":
             overrides["implicit"] = SIDES[args.sides]
         start = time.perf_counter()
@@ -148,7 +149,9 @@ def main(argv=None):
                 "max_pairs_per_id": (
                     None if cap in ("floor", "none") else int(cap)
                 ),
-                "pairs_per_step": int(step) if step else None,
+                "pairs_per_step": (
+                    _results.pairs_per_step(step) if step else None
+                ),
                 "sides": None if preset == "mlp-large" else args.sides,
                 "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
                 "batch_size": model.recipe.batch_size,
@@ -180,7 +183,7 @@ def write(args, results):
         lines.append(
             f"| {r['seed']} | {r['preset']} "
             f"| {r.get('sides', 'both') or '-'} | {cap} "
-            f"| {r.get('pairs_per_step') or '-'} "
+            f"| {_results.steps_cell(r.get('pairs_per_step'))} "
             f"| {r['val_rmse']:.4f} "
             f"| {r['val_mae']:.4f} | {r['fit_s']:.0f} |"
         )

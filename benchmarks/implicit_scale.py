@@ -77,7 +77,11 @@ def worker(args):
         "recommended-large",
         sizes,
         max_pairs_per_id=args.max_pairs_per_id,
-        pairs_per_step=args.pairs_per_step,
+        pairs_per_step=(
+            _results.pairs_per_step(args.pairs_per_step)
+            if args.pairs_per_step
+            else None
+        ),
         implicit=SIDES[args.sides],
     )
     recipe = keras_catembed.presets.recipe("recommended-large")
@@ -177,7 +181,11 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "users": sizes["user_id"],
         "movies": sizes["movie_id"],
         "max_pairs_per_id": args.max_pairs_per_id,
-        "pairs_per_step": args.pairs_per_step,
+        "pairs_per_step": (
+            _results.pairs_per_step(args.pairs_per_step)
+            if args.pairs_per_step
+            else None
+        ),
         "sides": args.sides,
         "optimizer": args.optimizer,
         "ema_momentum": args.ema_momentum,
@@ -239,8 +247,10 @@ def main(argv=None):
     parser.add_argument("--max-pairs-per-id", type=int, default=32)
     parser.add_argument(
         "--pairs-per-step",
-        type=int,
-        help="read a moving window of this many pairs per training step",
+        help=(
+            "read a moving window of this many pairs per training step "
+            "('16'), or one per column ('user_id=16,movie_id=4')"
+        ),
     )
     parser.add_argument(
         "--sides",
@@ -365,7 +375,7 @@ def main(argv=None):
         lines.append(
             f"| {r['backend']} | {r.get('device', 'cpu')} | {r['rows']:,} "
             f"| {r.get('sides', 'both')} | {r['max_pairs_per_id']} "
-            f"| {r.get('pairs_per_step') or '-'} "
+            f"| {_results.steps_cell(r.get('pairs_per_step'))} "
             f"| {r['batch_size']} "
             f"| {r['adapt_s']:.1f} "
             f"| {_seconds(r['fit_call_s'])} | {epoch} "

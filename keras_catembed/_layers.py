@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from keras_catembed import _pairs
 from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
 
@@ -71,13 +72,14 @@ def pair_layers(
     *,
     rated: bool,
     max_pairs_per_id: int | None,
-    pairs_per_step: int | None,
+    pairs_per_step: int | Mapping[str, int | None] | None,
     dtype: Any,
 ) -> dict[str, ImplicitFeedback]:
     """An `ImplicitFeedback` layer per described column of `pairs`.
 
     Each gets a table of source-id vectors of its column's embedding
-    size, initializer and regularizer.
+    size, initializer and regularizer, and the window `pairs_per_step`
+    gives its column (one for all, or one per column).
     """
     return {
         target: pair_layer(
@@ -85,7 +87,7 @@ def pair_layers(
             embedding_layers[source],
             rated=rated,
             max_pairs_per_id=max_pairs_per_id,
-            pairs_per_step=pairs_per_step,
+            pairs_per_step=_pairs.steps_for(pairs_per_step, target),
             dtype=dtype,
         )
         for target, source in pairs.items()

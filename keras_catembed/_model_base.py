@@ -35,7 +35,7 @@ class ModelBase:
         implicit: dict[str, str]
         neighborhood: dict[str, str]
         max_pairs_per_id: int | None
-        pairs_per_step: int | None
+        pairs_per_step: int | dict[str, int | None] | None
         implicit_layers: dict[str, ImplicitFeedback]
         neighborhood_layers: dict[str, ImplicitFeedback]
         hidden_layers: list[Any]

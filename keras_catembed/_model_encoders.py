@@ -8,6 +8,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from keras_catembed import _pairs
 from keras_catembed.column_encoder import ColumnEncoder
 from keras_catembed.entity_embedding import EntityEmbedding
 
@@ -31,7 +32,7 @@ def model_encoders(model: Any) -> Mapping[str, ColumnEncoder]:
             model.bias_layers.get(column),
             pairs,
             model.max_pairs_per_id,
-            model.pairs_per_step,
+            _pairs.steps_for(model.pairs_per_step, column),
         )
     return types.MappingProxyType(result)
 

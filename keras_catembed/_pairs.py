@@ -7,6 +7,8 @@ is assigned, and reads the layouts of earlier versions.
 """
 
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from collections.abc import Set
 from typing import Any
 
@@ -244,6 +246,40 @@ def check_count(name: str, value: Any) -> int | None:
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_pairs_per_step(
+    value: Any, described: Sequence[str]
+) -> int | dict[str, int | None] | None:
+    """Returns a model's `pairs_per_step`, or raises.
+
+    `value` is None, a positive int (every pair term's windows), or a dict
+    from a column that `implicit` or `neighborhood` describes (one of
+    `described`) to None or a positive int; a described column the dict
+    leaves out reads every listed pair.
+    """
+    if not isinstance(value, Mapping):
+        return check_count("pairs_per_step", value)
+    checked: dict[str, int | None] = {}
+    for column, count in value.items():
+        if column not in described:
+            raise ValueError(
+                f"`pairs_per_step` names the column {column!r}, which no "
+                "`implicit` or `neighborhood` term describes. Expected "
+                f"one of {list(described)}. Received: "
+                f"pairs_per_step={dict(value)!r}"
+            )
+        checked[column] = check_count(f"pairs_per_step[{column!r}]", count)
+    return checked
+
+
+def steps_for(
+    value: int | Mapping[str, int | None] | None, column: str
+) -> int | None:
+    """The window of `column`'s pair terms under a model's `pairs_per_step`."""
+    if isinstance(value, Mapping):
+        return value.get(column)
+    return value
 
 
 def check_window(layer: Any) -> None:

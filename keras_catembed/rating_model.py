@@ -90,14 +90,19 @@ class RatingModel(
             so a step costs at most this many lookups per row. `None`
             keeps every pair (a dense matrix when it is small, else lists
             of at most 256 pairs per id). Defaults to `None`.
-        pairs_per_step: Optional positive integer. A training step of
-            `implicit` and `neighborhood` reads a moving window of this
-            many of each id's listed pairs (per-id lists, as with
-            `max_pairs_per_id`) and corrects the whole sums of an anchor
-            that `fit` refreshes as the tables move; prediction reads
-            every listed pair. Bounds the cost of a step however many
-            pairs are kept. Defaults to `None` (every step reads every
-            pair).
+        pairs_per_step: Optional positive integer, or a dict mapping a
+            column that `implicit` or `neighborhood` describes to one
+            (`{"user_id": 16, "movie_id": 4}`; a described column left out
+            reads every pair). A training step of `implicit` and
+            `neighborhood` reads a moving window of this many of each
+            id's listed pairs (per-id lists, as with `max_pairs_per_id`)
+            and corrects the whole sums of an anchor that `fit` refreshes
+            as the tables move; prediction reads every listed pair.
+            Bounds the cost of a step however many pairs are kept. A
+            column whose ids occur far more often than the other's (the
+            movies of a rating table) reads each of its pairs far more
+            often per epoch, so a smaller window for it saves time.
+            Defaults to `None` (every step reads every pair).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -136,7 +141,7 @@ class RatingModel(
         implicit: Mapping[str, str] | bool | None = None,
         neighborhood: Mapping[str, str] | bool | None = None,
         max_pairs_per_id: int | None = None,
-        pairs_per_step: int | None = None,
+        pairs_per_step: int | Mapping[str, int | None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,8 +168,9 @@ class RatingModel(
             neighborhood, self.columns, "neighborhood"
         )
         self.max_pairs_per_id = _pairs.check_max_pairs_per_id(max_pairs_per_id)
-        self.pairs_per_step = _pairs.check_count(
-            "pairs_per_step", pairs_per_step
+        self.pairs_per_step = _pairs.check_pairs_per_step(
+            pairs_per_step,
+            list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
         for name, pairs, rated in (
             ("implicit_layers", self.implicit, False),

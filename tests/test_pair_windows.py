@@ -126,11 +126,11 @@ def test_lists_no_longer_than_the_window_are_read_whole():
 
 
 def make_model(**kwargs):
+    kwargs.setdefault("pairs_per_step", 3)
     return keras_catembed.RatingModel(
         {"user_id": 30, "movie_id": 40},
         hidden_units=[8],
         max_pairs_per_id=16,
-        pairs_per_step=3,
         **kwargs,
     )
 
@@ -144,10 +144,17 @@ def data(n=200, seed=3):
     return x, rng.integers(1, 6, n).astype("float32")
 
 
-@pytest.mark.parametrize("kind", ["implicit", "neighborhood"])
+@pytest.mark.parametrize(
+    "kind, pairs_per_step",
+    [
+        ("implicit", 3),
+        ("neighborhood", 3),
+        ("implicit", {"user_id": 2, "movie_id": 5}),
+    ],
+)
 @pytest.mark.parametrize("optimizer", ["adam", "sparse_adam"])
 def test_device_loop_reads_the_same_windows_as_stock_fit(
-    kind, optimizer, monkeypatch
+    kind, pairs_per_step, optimizer, monkeypatch
 ):
     # The device loop (with SparseAdam: a sparse step that gathers only
     # the rows of each window) trains exactly as stock `fit`. Stock `fit`
@@ -160,7 +167,10 @@ def test_device_loop_reads_the_same_windows_as_stock_fit(
     # Stock `fit` calls one step at a time, the device loop several: the
     # anchors are refreshed at the start of each epoch only, alike.
     monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 1e9)
-    models = [make_model(**{kind: True}) for _ in range(2)]
+    models = [
+        make_model(**{kind: True}, pairs_per_step=pairs_per_step)
+        for _ in range(2)
+    ]
     for model in models:
         model.build()
         model.adapt(x, y)
@@ -191,26 +201,76 @@ def test_device_loop_reads_the_same_windows_as_stock_fit(
     assert int(_np(layers[1].sample_step)) == 5 + steps
 
 
-def test_sparse_steps_move_only_the_rows_of_the_windows():
+@pytest.mark.parametrize(
+    "implicit, pairs_per_step",
+    [
+        ({"user_id": "movie_id"}, 3),
+        (True, {"user_id": 2, "movie_id": 4}),
+    ],
+)
+def test_sparse_steps_move_only_the_rows_of_the_windows(
+    implicit, pairs_per_step
+):
     x, y = data()
-    model = make_model(implicit={"user_id": "movie_id"})
+    model = make_model(implicit=implicit, pairs_per_step=pairs_per_step)
     model.adapt(x)
     model.compile(optimizers.SparseAdam(0.05, epsilon=1e-3), "mse")
     model.build()
-    layer = model.implicit_layers["user_id"]
-    lists, counts = _np(layer.pair_sources), _np(layer.pair_counts)
-    before = _np(layer.embeddings).copy()
     batch = {k: v[:4] for k, v in x.items()}
+    layers = model.implicit_layers
+    lists = {c: _np(layer.pair_sources) for c, layer in layers.items()}
+    counts = {c: _np(layer.pair_counts) for c, layer in layers.items()}
+    before = {c: _np(layer.embeddings).copy() for c, layer in layers.items()}
     model.fit(batch, y[:4], batch_size=4, epochs=1, verbose=0)
-    read = set()
-    for t in batch["user_id"]:
-        n = counts[t]
-        start = int(t) % n
-        read |= {int(lists[t, (start + j) % n]) for j in range(min(3, n))}
-    moved = set(np.flatnonzero(np.abs(_np(layer.embeddings) - before).max(1)))
-    assert moved and moved <= read
-    assert len(read) < len(
-        {int(s) for t in batch["user_id"] for s in lists[t, : counts[t]]}
+    for column, layer in layers.items():
+        # Each column's window: its own number of pairs per step.
+        m = layer.pairs_per_step
+        expected = (
+            pairs_per_step
+            if isinstance(pairs_per_step, int)
+            else pairs_per_step[column]
+        )
+        assert m == expected == model.encoders[column].pairs_per_step
+        read = set()
+        for t in batch[column]:
+            n = counts[column][t]
+            start = int(t) % n
+            read |= {
+                int(lists[column][t, (start + j) % n]) for j in range(min(m, n))
+            }
+        change = np.abs(_np(layer.embeddings) - before[column]).max(1)
+        moved = set(np.flatnonzero(change))
+        assert moved and moved <= read
+        assert len(read) < len(
+            {
+                int(s)
+                for t in batch[column]
+                for s in lists[column][t, : counts[column][t]]
+            }
+        )
+
+
+def test_a_column_left_out_of_pairs_per_step_reads_every_pair(tmp_path):
+    x, y = data()
+    model = make_model(implicit=True, pairs_per_step={"user_id": 2})
+    users, movies = (model.implicit_layers[c] for c in ("user_id", "movie_id"))
+    assert users.sampled and users.pairs_per_step == 2
+    assert not movies.sampled and movies.pairs_per_step is None
+    assert model.encoders["movie_id"].pairs_per_step is None
+    model.adapt(x)
+    model.compile(optimizers.SparseAdam(0.02), "mse")
+    model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    # Only the windowed layer has (and refreshed) an anchor.
+    assert np.any(_np(users.anchor))
+    assert not hasattr(movies, "anchor")
+    path = str(tmp_path / "per_column.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.pairs_per_step == {"user_id": 2}
+    assert loaded.implicit_layers["user_id"].pairs_per_step == 2
+    assert loaded.implicit_layers["movie_id"].pairs_per_step is None
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
     )
 
 
@@ -241,6 +301,39 @@ def test_bad_pairs_per_step(value):
     with pytest.raises(ValueError, match=r"`pairs_per_step` must be None"):
         keras_catembed.RatingModel(
             {"user_id": 3, "movie_id": 4}, implicit=True, pairs_per_step=value
+        )
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            {"zip": 4},
+            r"names the column 'zip', which no `implicit` or "
+            r"`neighborhood` term describes. Expected one of "
+            r"\['user_id'\]",
+        ),
+        (
+            {"movie_id": 4},
+            r"names the column 'movie_id'.*Expected one of \['user_id'\]",
+        ),
+        (
+            {"user_id": 0},
+            r"`pairs_per_step\['user_id'\]` must be None or a positive "
+            r"integer. Received: pairs_per_step\['user_id'\]=0",
+        ),
+        (
+            {"user_id": 2.5},
+            r"`pairs_per_step\['user_id'\]` must be None",
+        ),
+    ],
+)
+def test_bad_pairs_per_step_of_a_column(value, message):
+    with pytest.raises(ValueError, match=message):
+        keras_catembed.RatingModel(
+            {"user_id": 3, "movie_id": 4, "zip": 5},
+            implicit={"user_id": "movie_id"},
+            pairs_per_step=value,
         )
 
 
