@@ -210,6 +210,11 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "last_loss": blocks[-1]["loss"] if blocks else None,
         "peak_rss_gb": peak,
         "peak_device_gb": _peak_device_gb(),
+        # Pairs each described column lists (a refresh reads them all).
+        "listed_pairs": {
+            column: layer.listed_pairs()
+            for column, layer in model.implicit_layers.items()
+        },
     }
 
 

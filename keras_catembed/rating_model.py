@@ -100,9 +100,10 @@ class RatingModel(
             as the tables move; prediction reads every listed pair.
             Bounds the cost of a step however many pairs are kept. A
             column whose ids occur far more often than the other's (the
-            movies of a rating table) reads each of its pairs far more
-            often per epoch, so a smaller window for it saves time.
-            Defaults to `None` (every step reads every pair).
+            movies of a rating table) reads each of its listed pairs far
+            more often per epoch, so a smaller window for it saves the
+            most time, at some accuracy (measured in the performance
+            guide). Defaults to `None` (every step reads every pair).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
