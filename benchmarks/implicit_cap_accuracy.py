@@ -128,10 +128,11 @@ def main(argv=None):
             overrides["batch_size"] = args.batch_size
         preset = "mlp-large" if cap == "floor" else "recommended-large"
         cap, _, step = cap.partition(":")
+        windows = _results.pairs_per_step(step) if step else None
         if cap not in ("floor", "none"):
             overrides["max_pairs_per_id"] = int(cap)
-        if step:
-            overrides["pairs_per_step"] = _results.pairs_per_step(step)
+        if windows:
+            overrides["pairs_per_step"] = windows
         if preset != "mlp-large":
             overrides["implicit"] = SIDES[args.sides]
         start = time.perf_counter()
@@ -149,9 +150,7 @@ def main(argv=None):
                 "max_pairs_per_id": (
                     None if cap in ("floor", "none") else int(cap)
                 ),
-                "pairs_per_step": (
-                    _results.pairs_per_step(step) if step else None
-                ),
+                "pairs_per_step": windows,
                 "sides": None if preset == "mlp-large" else args.sides,
                 "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
                 "batch_size": model.recipe.batch_size,

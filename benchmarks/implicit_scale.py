@@ -72,16 +72,17 @@ def worker(args):
     x = {"user_id": data["user_id"], "movie_id": data["movie_id"]}
     y = data["rating"]
     sizes = {c: int(v.max()) + 1 for c, v in x.items()}
+    windows = (
+        _results.pairs_per_step(args.pairs_per_step)
+        if args.pairs_per_step
+        else None
+    )
     keras.utils.set_random_seed(0)
     model = keras_catembed.RatingModel.from_preset(
         "recommended-large",
         sizes,
         max_pairs_per_id=args.max_pairs_per_id,
-        pairs_per_step=(
-            _results.pairs_per_step(args.pairs_per_step)
-            if args.pairs_per_step
-            else None
-        ),
+        pairs_per_step=windows,
         implicit=SIDES[args.sides],
     )
     recipe = keras_catembed.presets.recipe("recommended-large")
@@ -91,13 +92,13 @@ def worker(args):
     # One adapt, then one fit call per batch size (each with its own
     # optimizer; the weights carry on, which does not change the timing).
     results = [
-        train(model, x, y, recipe, batch_size, adapt_s, sizes, args)
+        train(model, x, y, recipe, batch_size, adapt_s, sizes, windows, args)
         for batch_size in args.batch_sizes or [recipe.batch_size]
     ]
     print("RESULTS " + json.dumps(results))
 
 
-def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
+def train(model, x, y, recipe, batch_size, adapt_s, sizes, windows, args):
     """One `fit` call of `args.epochs` epochs at `batch_size`, timed."""
     import keras
 
@@ -181,11 +182,7 @@ def train(model, x, y, recipe, batch_size, adapt_s, sizes, args):
         "users": sizes["user_id"],
         "movies": sizes["movie_id"],
         "max_pairs_per_id": args.max_pairs_per_id,
-        "pairs_per_step": (
-            _results.pairs_per_step(args.pairs_per_step)
-            if args.pairs_per_step
-            else None
-        ),
+        "pairs_per_step": windows,
         "sides": args.sides,
         "optimizer": args.optimizer,
         "ema_momentum": args.ema_momentum,
