@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import backend
+
 # `sample_step` counts modulo this, so that `step * pairs_per_step` stays
 # within int32.
 STEP_PERIOD = 2**20
@@ -25,6 +27,10 @@ REFRESH_AFTER_READS = 1.0
 # count; smaller ones in one pass over the padded lists.
 GROUPED_VALUES = 2**28
 GROUPS = 8
+# Whether a refresh of a table held in host memory sums the pairs as one
+# sparse matrix product with SciPy (installed with JAX), when SciPy is
+# there: far fewer passes over memory than gathering every pair's vector.
+HOST_PRODUCT = True
 
 
 def build(layer: Any) -> None:
@@ -103,17 +109,56 @@ def refresh(layer: Any) -> None:
     """Anchors the windows at the table as it is (eager use).
 
     Copies the table to `anchor` and writes the whole sum of every
-    row's pairs over it to `anchor_sums`, a bounded slice of rows at a
-    time. Large layers sum their rows in a few groups of like count,
-    each over as many slots as its longest list, so that the work
-    follows the listed pairs rather than the padded lists (`row_groups`);
-    small ones read the padded lists in one pass (fewer shapes for the
-    backend to compile). `RatingModel.fit` calls it as training moves the
-    table.
+    row's pairs over it to `anchor_sums`. A table in host memory is
+    summed as one sparse product when SciPy is installed (`host_sums`).
+    Otherwise the sums are gathered a bounded slice of rows at a time:
+    large layers sum their rows in a few groups of like count, each over
+    as many slots as its longest list, so that the work follows the
+    listed pairs rather than the padded lists (`row_groups`); small ones
+    read the padded lists in one pass (fewer shapes for the backend to
+    compile). `RatingModel.fit` calls it as training moves the table.
     """
     if not layer.sampled:
         return
     table = layer.embeddings.value
+    sums = host_sums(layer, table)
+    if sums is None:
+        sums = gathered_sums(layer, table)
+    layer.anchor_sums.assign(sums)
+    # A copy: JAX's training steps donate each variable's own buffer.
+    layer.anchor.assign(ops.copy(table))
+
+
+def host_sums(layer: Any, table: Any) -> np.ndarray | None:
+    """Every row's whole sum as one sparse product on the host, or None.
+
+    The listed pairs (each row's first `pair_counts` slots) form a
+    compressed sparse row matrix of weights, which SciPy multiplies by
+    the table. None when `HOST_PRODUCT` is off, the table is on an
+    accelerator, or SciPy is not installed.
+    """
+    if not HOST_PRODUCT or backend.current.on_accelerator(table):
+        return None
+    try:
+        from scipy import sparse
+    except ImportError:
+        return None
+    counts = ops.convert_to_numpy(layer.pair_counts).astype(np.int64)
+    listed = np.arange(layer.width) < counts[:, None]
+    matrix = sparse.csr_matrix(
+        (
+            ops.convert_to_numpy(layer.pair_weights)[listed],
+            ops.convert_to_numpy(layer.pair_sources)[listed],
+            np.concatenate([[0], np.cumsum(counts)]),
+        ),
+        shape=(layer.num_targets, table.shape[0]),
+    )
+    values = ops.convert_to_numpy(table)
+    return np.asarray(matrix @ values, dtype=values.dtype)
+
+
+def gathered_sums(layer: Any, table: Any) -> Any:
+    """Every row's whole sum, gathered with Keras ops a slice at a time."""
     if layer.num_targets * layer.width * layer.output_dim < GROUPED_VALUES:
         groups = [(np.arange(layer.num_targets, dtype="int32"), layer.width)]
     else:
@@ -135,9 +180,7 @@ def refresh(layer: Any) -> None:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size, dtype=order.dtype)
         sums = ops.take(sums, ops.convert_to_tensor(inverse), axis=0)
-    layer.anchor_sums.assign(sums)
-    # A copy: JAX's training steps donate each variable's own buffer.
-    layer.anchor.assign(ops.copy(table))
+    return sums
 
 
 def row_groups(counts: np.ndarray, parts: int) -> list[tuple[np.ndarray, int]]:

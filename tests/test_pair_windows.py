@@ -1,5 +1,7 @@
 """`pairs_per_step`: training steps read a moving window of each pair list."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -420,13 +422,19 @@ def test_fit_refreshes_the_anchors():
     )
 
 
-@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("how", ["padded", "grouped", "host", "no scipy"])
 def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length(
-    grouped, monkeypatch
+    how, monkeypatch
 ):
     # Counts from 0 (nothing listed) to a full list of 64, unequal
-    # weights; in one pass over the padded lists, or in 3 groups of rows.
-    if grouped:
+    # weights; as one sparse product on the host (SciPy's), or gathered
+    # in one pass over the padded lists or in 3 groups of rows (as when
+    # SciPy is not installed).
+    if how != "host":
+        monkeypatch.setattr(_pair_windows, "HOST_PRODUCT", how == "no scipy")
+    if how == "no scipy":
+        monkeypatch.setitem(sys.modules, "scipy", None)
+    if how == "grouped":
         monkeypatch.setattr(_pair_windows, "GROUPED_VALUES", 0)
         monkeypatch.setattr(_pair_windows, "GROUPS", 3)
     rng = np.random.default_rng(5)
@@ -444,6 +452,8 @@ def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length(
     )
     layer.adapt(targets, sources, 1 + 4 * rng.random(targets.size))
     np.testing.assert_array_equal(_np(layer.pair_counts), counts)
+    host = _pair_windows.host_sums(layer, layer.embeddings.value)
+    assert (host is None) == (how != "host")
     layer.refresh_anchor()
     table = _np(layer.embeddings)
     lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
