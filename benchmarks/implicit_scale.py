@@ -25,6 +25,10 @@ For each backend (own process) and size it records:
   `--budget S` the epoch stops after the first block that ends past S
   seconds; the epoch time is then projected from the blocks after the
   first (`epoch_s_projected`), and `epoch_s` is null;
+- with `--time-refresh`, `refresh_s`: each window layer's refresh of its
+  anchors after `adapt`, as the library does it for a table in host
+  memory (one SciPy sparse product) and by gathers (its way on an
+  accelerator or without SciPy);
 - `peak_rss_gb`: the process's peak resident memory (data, model, adapt
   and training; the ratings are generated once, by the parent).
 
@@ -89,13 +93,61 @@ def worker(args):
     start = time.perf_counter()
     model.adapt(x)
     adapt_s = time.perf_counter() - start
+    refresh_s = _time_refreshes(model) if args.time_refresh else None
     # One adapt, then one fit call per batch size (each with its own
     # optimizer; the weights carry on, which does not change the timing).
-    results = [
-        train(model, x, y, recipe, batch_size, adapt_s, sizes, windows, args)
-        for batch_size in args.batch_sizes or [recipe.batch_size]
-    ]
+    batch_sizes = args.batch_sizes or [recipe.batch_size]
+    # One fit call per batch size, or per `--refresh-by` (at the first).
+    calls = [(size, None) for size in batch_sizes]
+    if args.refresh_by:
+        calls = [(batch_sizes[0], way) for way in args.refresh_by]
+    results = []
+    for batch_size, way in calls:
+        if way is not None:
+            _pair_windows.HOST_PRODUCT = way == "host"
+        results.append(
+            train(
+                model, x, y, recipe, batch_size, adapt_s, sizes, windows, args
+            )
+        )
+        results[-1]["refresh_by"] = way
+        results[-1]["refresh_s"] = refresh_s
     print("RESULTS " + json.dumps(results))
+
+
+def _time_refreshes(model, repeats=3):
+    """Seconds of each windowed layer's anchor refresh, done both ways.
+
+    By one SciPy sparse product on the host (the library's way for a table
+    in host memory) and gathered with Keras ops (its way on an accelerator
+    or without SciPy), each `repeats` times after a first call (which
+    compiles the gathers); the median, and the first call alone.
+    """
+    import statistics
+
+    import keras
+
+    from keras_catembed import _pair_windows
+
+    timings = {}
+    for layer in model.implicit_layers.values():
+        if not layer.sampled:
+            continue
+        timings[layer.name] = {}
+        for way, host in (("gathered", False), ("host", True)):
+            _pair_windows.HOST_PRODUCT = host
+            seconds = []
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                layer.refresh_anchor()
+                keras.ops.convert_to_numpy(layer.anchor_sums[0])
+                seconds.append(time.perf_counter() - start)
+            timings[layer.name][way] = {
+                "first_s": seconds[0],
+                "median_s": statistics.median(seconds[1:]),
+            }
+    _pair_windows.HOST_PRODUCT = True
+    return timings
 
 
 def train(model, x, y, recipe, batch_size, adapt_s, sizes, windows, args):
@@ -302,6 +354,19 @@ def main(argv=None):
         "--epochs", type=int, default=1, help="epochs per fit call"
     )
     parser.add_argument(
+        "--refresh-by",
+        nargs="+",
+        choices=["host", "gathered"],
+        help="one fit call per entry (at the first batch size), refreshing "
+        "the anchors by the host's sparse product or by gathers",
+    )
+    parser.add_argument(
+        "--time-refresh",
+        action="store_true",
+        help="after adapt, time each window layer's anchor refresh by the "
+        "host's sparse product and by gathers (recorded as refresh_s)",
+    )
+    parser.add_argument(
         "--cache",
         help="folder keeping the generated ratings (<rows>.npz) between runs",
     )
@@ -353,6 +418,10 @@ def main(argv=None):
                     arguments += ["--pairs-per-step", args.pairs_per_step]
                 if args.batch_sizes:
                     arguments += ["--batch-sizes", *args.batch_sizes]
+                if args.time_refresh:
+                    arguments.append("--time-refresh")
+                if args.refresh_by:
+                    arguments += ["--refresh-by", *args.refresh_by]
                 rows_results = _results.run_worker(__file__, backend, arguments)
                 results += rows_results
                 for r in rows_results:

@@ -342,8 +342,9 @@ class ImplicitFeedback(keras.layers.Layer):
         """Anchors the windows at the table as it is (eager use).
 
         Copies the table to `anchor` and writes the whole sum of every
-        row's pairs over it to `anchor_sums`, a bounded slice of rows at a
-        time. `RatingModel.fit` calls it as training moves the table.
+        row's pairs over it to `anchor_sums` (one SciPy sparse product for
+        a table in host memory, else gathered a bounded slice of rows at
+        a time). `RatingModel.fit` calls it as training moves the table.
         """
         _pair_windows.refresh(self)
 
