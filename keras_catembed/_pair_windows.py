@@ -105,23 +105,25 @@ def window(
     return sources, weights
 
 
-def refresh(layer: Any) -> None:
+def refresh(layer: Any, pairs: Any = None) -> None:
     """Anchors the windows at the table as it is (eager use).
 
     Copies the table to `anchor` and writes the whole sum of every
     row's pairs over it to `anchor_sums`. A table in host memory is
-    summed as one sparse product when SciPy is installed (`host_sums`).
-    Otherwise the sums are gathered a bounded slice of rows at a time:
-    large layers sum their rows in a few groups of like count, each over
-    as many slots as its longest list, so that the work follows the
-    listed pairs rather than the padded lists (`row_groups`); small ones
-    read the padded lists in one pass (fewer shapes for the backend to
-    compile). `RatingModel.fit` calls it as training moves the table.
+    summed as one sparse product when SciPy is installed (`host_sums`;
+    `pairs`, when given, is the layer's `host_pairs`, built once for
+    several refreshes). Otherwise the sums are gathered a bounded slice
+    of rows at a time: large layers sum their rows in a few groups of
+    like count, each over as many slots as its longest list, so that the
+    work follows the listed pairs rather than the padded lists
+    (`row_groups`); small ones read the padded lists in one pass (fewer
+    shapes for the backend to compile). `RatingModel.fit` calls it as
+    training moves the table.
     """
     if not layer.sampled:
         return
     table = layer.embeddings.value
-    sums = host_sums(layer, table)
+    sums = host_sums(layer, table, pairs)
     if sums is None:
         sums = gathered_sums(layer, table)
     layer.anchor_sums.assign(sums)
@@ -129,32 +131,54 @@ def refresh(layer: Any) -> None:
     layer.anchor.assign(ops.copy(table))
 
 
-def host_sums(layer: Any, table: Any) -> np.ndarray | None:
-    """Every row's whole sum as one sparse product on the host, or None.
-
-    The listed pairs (each row's first `pair_counts` slots) form a
-    compressed sparse row matrix of weights, which SciPy multiplies by
-    the table. None when `HOST_PRODUCT` is off, the table is on an
-    accelerator, or SciPy is not installed.
-    """
-    if not HOST_PRODUCT or backend.current.on_accelerator(table):
-        return None
+def on_host(layer: Any) -> bool:
+    """Whether a refresh of `layer` sums on the host (see `host_sums`)."""
+    if not HOST_PRODUCT or backend.current.on_accelerator(
+        layer.embeddings.value
+    ):
+        return False
     try:
-        from scipy import sparse
+        import scipy.sparse  # noqa: F401
     except ImportError:
-        return None
+        return False
+    return True
+
+
+def host_pairs(layer: Any) -> Any:
+    """The listed pairs as a SciPy sparse matrix of weights.
+
+    A compressed sparse row matrix of `num_targets` rows and as many
+    columns as the table has rows: row `t` holds the weights of its
+    first `pair_counts[t]` slots at their sources. Needs SciPy.
+    """
+    from scipy import sparse
+
     counts = ops.convert_to_numpy(layer.pair_counts).astype(np.int64)
     listed = np.arange(layer.width) < counts[:, None]
-    matrix = sparse.csr_matrix(
+    return sparse.csr_matrix(
         (
             ops.convert_to_numpy(layer.pair_weights)[listed],
             ops.convert_to_numpy(layer.pair_sources)[listed],
             np.concatenate([[0], np.cumsum(counts)]),
         ),
-        shape=(layer.num_targets, table.shape[0]),
+        shape=(layer.num_targets, layer.embeddings.shape[0]),
     )
+
+
+def host_sums(layer: Any, table: Any, pairs: Any = None) -> np.ndarray | None:
+    """Every row's whole sum as one sparse product on the host, or None.
+
+    The listed pairs (`pairs`, or `host_pairs(layer)` when not given)
+    multiply the table. None when `on_host(layer)` is false:
+    `HOST_PRODUCT` is off, the table is on an accelerator, or SciPy is
+    not installed.
+    """
+    if not on_host(layer):
+        return None
+    if pairs is None:
+        pairs = host_pairs(layer)
     values = ops.convert_to_numpy(table)
-    return np.asarray(matrix @ values, dtype=values.dtype)
+    return np.asarray(pairs @ values, dtype=values.dtype)
 
 
 def gathered_sums(layer: Any, table: Any) -> Any:
@@ -226,7 +250,10 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
     At the first step of every epoch, and at the first step of a compiled
     call once the steps since the last refresh have read about as many
     pairs as a refresh reads (every listed pair): refreshing then costs
-    about as much as the window reads between two refreshes.
+    about as much as the window reads between two refreshes. A layer
+    refreshed on the host writes its pairs as a sparse matrix once, at
+    its first refresh, and reuses it for the callback's life (one `fit`
+    call, whose pairs do not change).
     """
 
     def __init__(self, layers: list[Any], batch_size: int) -> None:
@@ -238,14 +265,20 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
             1, int(np.ceil(REFRESH_AFTER_READS * listed / read))
         )
         self.last: int | None = None
+        # Each layer's `host_pairs` (None: it refreshes by gathers).
+        self.pairs: dict[int, Any] = {}
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.last = None
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.last is None or batch - self.last >= self.interval:
-            for layer in self.layers:
-                layer.refresh_anchor()
+            for i, layer in enumerate(self.layers):
+                if i not in self.pairs:
+                    self.pairs[i] = (
+                        host_pairs(layer) if on_host(layer) else None
+                    )
+                refresh(layer, self.pairs[i])
             self.last = batch
 
 

@@ -377,15 +377,23 @@ class _CountingLayer:
     def listed_pairs(self):
         return self.listed
 
-    def refresh_anchor(self):
-        self.refreshed += 1
-
 
 def test_anchors_are_refreshed_each_epoch_and_as_reads_add_up(monkeypatch):
     # 2 layers list 1000 + 600 pairs; a step of 20 rows reads 20 * (3 + 5)
     # pairs: a refresh is due after 10 steps when due after reading the
     # listed pairs once, 20 steps when twice.
     layers = [_CountingLayer(1000, 3), _CountingLayer(600, 5)]
+    built = []
+    monkeypatch.setattr(_pair_windows, "on_host", lambda layer: True)
+    monkeypatch.setattr(
+        _pair_windows, "host_pairs", lambda layer: built.append(layer) or "m"
+    )
+
+    def count(layer, pairs=None):
+        assert pairs == "m"
+        layer.refreshed += 1
+
+    monkeypatch.setattr(_pair_windows, "refresh", count)
     monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 2.0)
     assert _pair_windows.RefreshAnchors(layers, batch_size=20).interval == 20
     monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 1.0)
@@ -402,6 +410,49 @@ def test_anchors_are_refreshed_each_epoch_and_as_reads_add_up(monkeypatch):
                 refreshed_at.append((epoch, step))
     assert refreshed_at == [(0, 0), (0, 12), (0, 24), (1, 0), (1, 12), (1, 24)]
     assert layers[1].refreshed == layers[0].refreshed == 6
+    # Each layer's sparse matrix was written once, for all 6 refreshes.
+    assert built == layers
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_a_fit_call_writes_the_sparse_pairs_once_and_the_next_anew(
+    host, monkeypatch
+):
+    # Host refreshes reuse the sparse matrix within one `fit` call; a
+    # later call after `adapt` on other data sums the new pairs. Without
+    # the host product, no matrix is written at all.
+    monkeypatch.setattr(_pair_windows, "HOST_PRODUCT", host)
+    calls = []
+    original = _pair_windows.host_pairs
+
+    def counted(layer):
+        calls.append(layer.name)
+        return original(layer)
+
+    monkeypatch.setattr(_pair_windows, "host_pairs", counted)
+    model = make_model(implicit={"user_id": "movie_id"})
+    layer = model.implicit_layers["user_id"]
+    for seed, batches in ((3, 8), (4, 4)):
+        x, y = data(seed=seed)
+        model.adapt(x)
+        model.compile("adam", "mse")
+        calls.clear()
+        model.fit(x, y, batch_size=200 // batches, epochs=2, verbose=0)
+        if host and _pair_windows.on_host(layer):
+            assert calls == [layer.name]
+        else:
+            assert calls == []
+        lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
+        anchor = _np(layer.anchor)
+        expected = np.einsum("tj,tjd->td", weights, anchor[lists])
+        np.testing.assert_allclose(
+            _np(layer.anchor_sums), expected, rtol=1e-5, atol=1e-6
+        )
+        # The anchor's own sums: the pairs of this call's data.
+        counts = _np(layer.pair_counts)
+        users = np.unique(x["user_id"])
+        assert np.all(counts[users] > 0)
+        assert not np.any(np.delete(counts, users))
 
 
 def test_fit_refreshes_the_anchors():
