@@ -251,9 +251,9 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
     call once the steps since the last refresh have read about as many
     pairs as a refresh reads (every listed pair): refreshing then costs
     about as much as the window reads between two refreshes. A layer
-    refreshed on the host writes its pairs as a sparse matrix once, at
-    its first refresh, and reuses it for the callback's life (one `fit`
-    call, whose pairs do not change).
+    refreshed on the host writes its pairs as a sparse matrix at its
+    first refresh and reuses it for the callback's life (one `fit`
+    call), until `adapt` or loading writes its pairs again.
     """
 
     def __init__(self, layers: list[Any], batch_size: int) -> None:
@@ -265,8 +265,9 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
             1, int(np.ceil(REFRESH_AFTER_READS * listed / read))
         )
         self.last: int | None = None
-        # Each layer's `host_pairs` (None: it refreshes by gathers).
-        self.pairs: dict[int, Any] = {}
+        # Each layer's `host_pairs` and the `pairs_version` they were
+        # built from.
+        self.pairs: dict[int, tuple[Any, Any]] = {}
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.last = None
@@ -274,12 +275,17 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.last is None or batch - self.last >= self.interval:
             for i, layer in enumerate(self.layers):
-                if i not in self.pairs:
-                    self.pairs[i] = (
-                        host_pairs(layer) if on_host(layer) else None
-                    )
-                refresh(layer, self.pairs[i])
+                refresh(layer, self._host_pairs(i, layer))
             self.last = batch
+
+    def _host_pairs(self, i: int, layer: Any) -> Any:
+        """`host_pairs(layer)`, reused; None where it refreshes by gathers."""
+        if not on_host(layer):
+            return None
+        version = getattr(layer, "pairs_version", None)
+        if i not in self.pairs or self.pairs[i][0] != version:
+            self.pairs[i] = (version, host_pairs(layer))
+        return self.pairs[i][1]
 
 
 def with_refresh(

@@ -210,6 +210,16 @@ def write(
         lists[targets, rank] = weights
         layer.pair_weights.assign(lists)
     layer.pair_counts.assign(counts.astype("int32"))
+    written(layer)
+
+
+def written(layer: Any) -> None:
+    """Counts a write of `layer`'s pairs (`pairs_version`).
+
+    What was built from the pairs (the sparse matrix of a `fit` call's
+    refreshes) is built again when the count has moved.
+    """
+    layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
 
 
 def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:
@@ -314,3 +324,4 @@ def load_retried(layer: Any, store: Any, base_load: Any) -> None:
     except ValueError as error:
         layer._rejected = error
         raise
+    written(layer)

@@ -455,6 +455,45 @@ def test_a_fit_call_writes_the_sparse_pairs_once_and_the_next_anew(
         assert not np.any(np.delete(counts, users))
 
 
+def test_the_refresh_writes_the_sparse_pairs_again_after_adapt(monkeypatch):
+    # The callback reuses a layer's sparse matrix until `adapt` (or
+    # loading) writes its pairs again; the anchors' sums then follow the
+    # new pairs.
+    layer, _, _ = adapted_layer()
+    if not _pair_windows.on_host(layer):
+        pytest.skip("the table is not in host memory or SciPy is missing")
+    built = []
+    original = _pair_windows.host_pairs
+    monkeypatch.setattr(
+        _pair_windows,
+        "host_pairs",
+        lambda layer: built.append(layer.pairs_version) or original(layer),
+    )
+    refresh = _pair_windows.RefreshAnchors([layer], batch_size=2)
+
+    def sums_match_the_pairs():
+        lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
+        expected = np.einsum("tj,tjd->td", weights, _np(layer.anchor)[lists])
+        np.testing.assert_allclose(
+            _np(layer.anchor_sums), expected, rtol=1e-5, atol=1e-6
+        )
+
+    version = layer.pairs_version
+    for epoch in range(2):
+        refresh.on_epoch_begin(epoch)
+        refresh.on_train_batch_begin(0)
+        sums_match_the_pairs()
+    assert built == [version]
+    # Other pairs: target 3 now lists 5 sources, target 0 none.
+    layer.adapt(np.array([3, 3, 3, 3, 3, 1]), np.array([0, 2, 4, 6, 8, 1]))
+    np.testing.assert_array_equal(_np(layer.pair_counts), [0, 1, 0, 5])
+    refresh.on_epoch_begin(2)
+    refresh.on_train_batch_begin(0)
+    sums_match_the_pairs()
+    assert built == [version, version + 1]
+    assert np.any(_np(layer.anchor_sums)[3])
+
+
 def test_fit_refreshes_the_anchors():
     x, y = data()
     model = make_model(implicit={"user_id": "movie_id"})
