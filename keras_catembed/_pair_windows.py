@@ -272,6 +272,10 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.last = None
 
+    def on_train_end(self, logs: Any = None) -> None:
+        # The matrices are as large as the pairs: not kept past the call.
+        self.pairs.clear()
+
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.last is None or batch - self.last >= self.interval:
             for i, layer in enumerate(self.layers):

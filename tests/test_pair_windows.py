@@ -492,6 +492,9 @@ def test_the_refresh_writes_the_sparse_pairs_again_after_adapt(monkeypatch):
     sums_match_the_pairs()
     assert built == [version, version + 1]
     assert np.any(_np(layer.anchor_sums)[3])
+    # The matrix is not kept past the `fit` call.
+    refresh.on_train_end()
+    assert refresh.pairs == {}
 
 
 def test_fit_refreshes_the_anchors():
