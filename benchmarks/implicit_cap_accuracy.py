@@ -63,6 +63,11 @@ def main(argv=None):
         "--batch-size", type=int, help="override the preset's batch size"
     )
     parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help="override the preset's learning rate",
+    )
+    parser.add_argument(
         "--sides",
         choices=sorted(SIDES),
         default="both",
@@ -126,6 +131,8 @@ def main(argv=None):
         overrides = {} if args.epochs is None else {"epochs": args.epochs}
         if args.batch_size is not None:
             overrides["batch_size"] = args.batch_size
+        if args.learning_rate is not None:
+            overrides["learning_rate"] = args.learning_rate
         preset = "mlp-large" if cap == "floor" else "recommended-large"
         cap, _, step = cap.partition(":")
         windows = _results.pairs_per_step(step) if step else None
@@ -154,6 +161,7 @@ def main(argv=None):
                 "sides": None if preset == "mlp-large" else args.sides,
                 "refresh_after_reads": _pair_windows.REFRESH_AFTER_READS,
                 "batch_size": model.recipe.batch_size,
+                "learning_rate": model.recipe.learning_rate,
                 "max_steps_per_execution": (
                     _call_lengths.MAX_STEPS_PER_EXECUTION
                 ),
@@ -191,6 +199,7 @@ def write(args, results):
     machine = _results.machine_info(
         epochs=args.epochs,
         batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         protocol="ml-1m fold-1 training part, 10% held out (by seed)",
         seeds=args.seeds,
         refresh_after_reads=args.refresh_after_reads,
