@@ -31,6 +31,10 @@ For each backend (own process) and size it records:
   the pairs anew at each refresh, `host_reused` reuses one written
   once, as a `fit` call does; `host_pairs_s` is that writing) and by
   gathers (its way on an accelerator or without SciPy);
+- with `--anchor-by rows pairs ...`, one `fit` call per entry: the
+  windows subtract their anchor once per distinct row a sparse step
+  gathered (`rows`, the library's way) or once per pair read (`pairs`,
+  the way before), for a same-process comparison;
 - `peak_rss_gb`: the process's peak resident memory (data, model, adapt
   and training; the ratings are generated once, by the parent).
 
@@ -70,6 +74,7 @@ def worker(args):
     import numpy as np
 
     import keras_catembed
+    from keras_catembed import _pair_sums
     from keras_catembed import _pair_windows
 
     if args.refresh_after_reads is not None:
@@ -99,16 +104,23 @@ def worker(args):
     # One adapt, then one fit call per batch size (each with its own
     # optimizer; the weights carry on, which does not change the timing).
     batch_sizes = args.batch_sizes or [recipe.batch_size]
-    # One fit call per batch size, or per `--refresh-by` (at the first).
-    calls = [(size, None) for size in batch_sizes]
+    # One fit call per batch size, or per `--refresh-by` or `--anchor-by`
+    # entry (at the first).
+    calls = [(size, None, None) for size in batch_sizes]
     if args.refresh_by:
-        calls = [(batch_sizes[0], way) for way in args.refresh_by]
+        calls = [(batch_sizes[0], way, None) for way in args.refresh_by]
+    if args.anchor_by:
+        calls = [(batch_sizes[0], None, way) for way in args.anchor_by]
     results = []
     # `host-each` refreshes by the sparse product but writes the sparse
     # matrix anew at every refresh (the library's way before it reused
     # it within a fit call).
     reused = _pair_windows.refresh
-    for batch_size, way in calls:
+    for batch_size, way, anchor in calls:
+        if anchor is not None:
+            # `pairs`: the window's anchor gathered for each pair read,
+            # as the library did before it subtracted it per row.
+            _pair_sums.ANCHOR_BY_ROW = anchor == "rows"
         if way is not None:
             _pair_windows.HOST_PRODUCT = way != "gathered"
             _pair_windows.refresh = (
@@ -122,6 +134,7 @@ def worker(args):
             )
         )
         results[-1]["refresh_by"] = way
+        results[-1]["anchor_by"] = anchor
         results[-1]["refresh_s"] = refresh_s
     print("RESULTS " + json.dumps(results))
 
@@ -381,6 +394,15 @@ def main(argv=None):
         "matrix written anew at each refresh) or by gathers",
     )
     parser.add_argument(
+        "--anchor-by",
+        nargs="+",
+        choices=["rows", "pairs"],
+        help="one fit call per entry (at the first batch size): a sparse "
+        "step's windows subtract their anchor from the distinct rows the "
+        "step gathered (rows, the library's way) or from each pair read "
+        "(pairs, as before)",
+    )
+    parser.add_argument(
         "--time-refresh",
         action="store_true",
         help="after adapt, time each window layer's anchor refresh by the "
@@ -443,6 +465,8 @@ def main(argv=None):
                     arguments.append("--time-refresh")
                 if args.refresh_by:
                     arguments += ["--refresh-by", *args.refresh_by]
+                if args.anchor_by:
+                    arguments += ["--anchor-by", *args.anchor_by]
                 rows_results = _results.run_worker(__file__, backend, arguments)
                 results += rows_results
                 for r in rows_results:

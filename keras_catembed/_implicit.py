@@ -256,7 +256,7 @@ class ImplicitFeedback(keras.layers.Layer):
         rows: Any,
         source_rows: Any = None,
         training: bool | None = None,
-        gathered: tuple[Any, Any] | None = None,
+        gathered: tuple[Any, ...] | None = None,
     ) -> Any:
         """The weighted sum of the vectors of each row's pairs.
 
@@ -265,9 +265,9 @@ class ImplicitFeedback(keras.layers.Layer):
             source_rows: Int tensor of each row's source row (required
                 when `rated`: that pair is left out).
             training: Python boolean.
-            gathered: Optional pair `(table_rows, positions)` from a sparse
-                training step: the rows of `rows_needed`, gathered, and
-                the position of each (lists layout only).
+            gathered: Optional `(table_rows, positions[, indices])` from
+                a sparse step (lists layout only): the rows of
+                `rows_needed`, gathered, each one's position, their rows.
         """
         if self.rated and source_rows is None:
             raise ValueError(
@@ -310,7 +310,7 @@ class ImplicitFeedback(keras.layers.Layer):
         with `pairs_per_step`, each row's window), then, when `rated`, the
         `source_rows` themselves (each row's own pair, left out). A sparse
         training step gathers these rows and passes them back as
-        `gathered=(gathered_table, positions)`.
+        `gathered=(gathered_table, positions, unique_rows)`.
 
         Args:
             rows: Int tensor of target rows, shape `(batch,)`.

@@ -11,6 +11,11 @@ from keras import ops
 from keras_catembed import _pair_windows
 from keras_catembed import backend
 
+# Whether a sparse step's window subtracts the anchor from its distinct
+# gathered rows (once per row) rather than from each pair read (once per
+# pair, the anchor gathered again); off only to measure the difference.
+ANCHOR_BY_ROW = True
+
 
 def dense(layer: Any, rows: Any, source_rows: Any) -> Any:
     """A batch of rows of the pair matrix times the table."""
@@ -30,14 +35,22 @@ def lists(
     rows: Any,
     source_rows: Any,
     training: bool | None,
-    gathered: tuple[Any, Any] | None,
+    gathered: tuple[Any, ...] | None,
 ) -> Any:
     """The listed pairs of each row (in training, maybe a window of them).
 
-    `gathered` is `(table_rows, positions)` from a sparse training step:
-    the rows of `layer.rows_needed`, gathered, and the position of each.
+    `gathered` is `(table_rows, positions)` or `(table_rows, positions,
+    indices)` from a sparse training step: the rows of
+    `layer.rows_needed`, gathered, the position of each, and the table
+    row each gathered row is (with it, a window subtracts its anchor once
+    per distinct row).
     """
     windowed = training and layer.sampled
+    regularized = (
+        training
+        and layer._row_regularization
+        and layer.embeddings_regularizer is not None
+    )
     if windowed:
         sources, weights = _pair_windows.window(layer, rows)
         layer.sample_step.assign(
@@ -47,24 +60,31 @@ def lists(
         sources = ops.take(layer.pair_sources, rows, axis=0)
         weights = ops.take(layer.pair_weights, rows, axis=0)
     weights = ops.cast(weights, layer.compute_dtype)
+    # Whether `vectors` already hold what the rows moved since the anchor.
+    anchored = False
     if gathered is not None:
         # The sparse training step gathered the rows of `rows_needed`:
         # look them up by position.
-        table, positions = gathered
+        table, positions = gathered[0], gathered[1]
         lists = ops.reshape(positions[: ops.size(sources)], ops.shape(sources))
-        vectors = backend.current.gather_rows(table, lists)
+        drift = table
+        if windowed and not regularized and len(gathered) > 2 and ANCHOR_BY_ROW:
+            # What the rows moved since the anchor, taken once per
+            # distinct row (the step's own gathered rows) rather than
+            # once per pair read.
+            anchored = True
+            drift = table - backend.current.gather_rows(
+                layer.anchor.value, gathered[2]
+            )
+        vectors = backend.current.gather_rows(drift, lists)
     else:
         # Gathered from the variable itself, so that the gradient touches
         # only these rows (a TensorFlow `IndexedSlices`).
         vectors = ops.take(layer.embeddings, sources, axis=0)
-    if (
-        training
-        and layer._row_regularization
-        and layer.embeddings_regularizer is not None
-    ):
+    if regularized:
         # Once per pair read; the padding row is zero.
         layer.add_loss(layer.embeddings_regularizer(vectors))
-    if windowed:
+    if windowed and not anchored:
         # What the window's rows moved since the anchor.
         vectors = vectors - ops.take(layer.anchor, sources, axis=0)
     vectors = ops.cast(vectors, layer.compute_dtype)
@@ -89,7 +109,7 @@ def lists(
         keepdims=True,
     )
     if gathered is not None:
-        table, positions = gathered
+        table, positions = gathered[0], gathered[1]
         own_vectors = backend.current.gather_rows(
             table, positions[ops.size(positions) - ops.size(rows) :]
         )

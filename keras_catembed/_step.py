@@ -24,17 +24,18 @@ class StepInputs:
 
     Attributes:
         ids_checked: Whether every id was checked before the loop began.
-        gathered: Maps `id(layer)` to `(rows, positions)`: the rows of the
-            layer's table the step reads, gathered, and the position in
-            `rows` of each lookup.
+        gathered: Maps `id(layer)` to `(rows, positions, indices)`: the
+            rows of the layer's table the step reads, gathered, the
+            position in `rows` of each lookup, and the table row each of
+            `rows` is (on JAX, padded with an index past the table's end).
     """
 
     ids_checked: bool = False
-    gathered: Mapping[int, tuple[Any, Any]] = dataclasses.field(
+    gathered: Mapping[int, tuple[Any, ...]] = dataclasses.field(
         default_factory=dict
     )
 
-    def rows_of(self, layer: Any) -> tuple[Any, Any] | None:
+    def rows_of(self, layer: Any) -> tuple[Any, ...] | None:
         """The gathered rows of `layer`'s table, or None."""
         return self.gathered.get(id(layer))
 
@@ -89,7 +90,7 @@ def checked_ids(model: Any, checked: bool = True) -> Any:
     return _replaced(model, ids_checked=bool(checked))
 
 
-def gathered_rows(model: Any, gathered: Mapping[int, tuple[Any, Any]]) -> Any:
+def gathered_rows(model: Any, gathered: Mapping[int, tuple[Any, ...]]) -> Any:
     """Steps of `model` inside read the tables' rows from `gathered`."""
     return _replaced(model, gathered=dict(gathered))
 

@@ -279,7 +279,7 @@ class EntityEmbedding(keras.layers.Layer):
         inputs: Any,
         training: bool | None = None,
         ids_checked: bool = False,
-        gathered: tuple[Any, Any] | None = None,
+        gathered: tuple[Any, ...] | None = None,
     ) -> Any:
         """Looks up the vector of each id.
 
@@ -288,12 +288,13 @@ class EntityEmbedding(keras.layers.Layer):
             training: Python boolean. Whether entity dropout is active.
             ids_checked: Python boolean. Whether the caller has checked
                 every id already (the per-call checks are then skipped).
-            gathered: Optional pair `(rows, positions)`: the table rows a
+            gathered: Optional `(rows, positions)`: the table rows a
                 sparse training step has gathered (ids checked), and the
-                position in `rows` of each id.
+                position in `rows` of each id. A third item (the table
+                row of each of `rows`) may follow; it is not read here.
         """
         if gathered is not None:
-            table, positions = gathered
+            table, positions = gathered[0], gathered[1]
             return self._finish(
                 backend.current.gather_rows(table, positions), training
             )

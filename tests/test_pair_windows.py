@@ -105,6 +105,50 @@ def test_windows_average_to_the_whole_sum(rated):
     assert np.abs(_np(layer(*args, training=True)) - whole).max() > 1e-3
 
 
+@pytest.mark.parametrize("rated", [False, True])
+def test_a_sparse_step_subtracts_the_anchor_once_per_distinct_row(rated):
+    # A sparse step passes the rows it gathered, their positions and
+    # which table row each is; the window then subtracts the anchor from
+    # the distinct rows before reading them by position. Same sums as
+    # reading the variable, and as gathered rows without their indices.
+    layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
+    layer.refresh_anchor()
+    table = _np(layer.embeddings)
+    table[:-1] += np.random.default_rng(4).normal(size=table[:-1].shape)
+    layer.embeddings.assign(table)
+    picked = np.array([2, 0, 1, 2, 3], "int32")
+    rows = ops.convert_to_tensor(picked)
+    own = ops.convert_to_tensor(
+        np.array(
+            [sources[targets == t][0] if t < 3 else 0 for t in picked],
+            "int32",
+        )
+    )
+    args = (rows, own) if rated else (rows,)
+    # The rows of the window at step 3, which each call below reads.
+    layer.sample_step.assign(3)
+    needed = _np(layer.rows_needed(rows, own))
+    unique, positions = np.unique(needed, return_inverse=True)
+    if keras.backend.backend() == "jax":
+        # JAX's steps pad the distinct rows with one past the table's end.
+        unique = np.append(unique, SOURCES + 1)
+    gathered_rows = np.concatenate([table, np.zeros_like(table[:1])])[unique]
+    triple = (
+        ops.convert_to_tensor(gathered_rows),
+        ops.convert_to_tensor(positions.astype("int32")),
+        ops.convert_to_tensor(unique.astype("int32")),
+    )
+    outputs = []
+    for gathered in (None, triple[:2], triple):
+        layer.sample_step.assign(3)
+        outputs.append(_np(layer(*args, training=True, gathered=gathered)))
+    whole = _np(layer(*args))
+    for out in outputs[1:]:
+        np.testing.assert_allclose(out, outputs[0], rtol=1e-5, atol=1e-6)
+    # The table has moved: the window's estimate is not the whole sum.
+    assert np.abs(outputs[0] - whole).max() > 1e-3
+
+
 def test_lists_no_longer_than_the_window_are_read_whole():
     layer, targets, sources = adapted_layer(pairs_per_step=5)
     table = _np(layer.embeddings)

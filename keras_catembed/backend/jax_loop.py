@@ -217,7 +217,7 @@ class Runner(generic.Runner):
             for index, value in dense.items():
                 values[index] = value
             context = {
-                id(layer): (rows[index], gathered[index][1])
+                id(layer): (rows[index], gathered[index][1], uniques[index])
                 for index, layer in tables.items()
             }
             with _step.gathered_rows(model, context):

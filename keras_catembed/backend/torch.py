@@ -78,7 +78,7 @@ class Runner(generic.Runner):
             )
             gathered.requires_grad_(True)
             uniques[index], rows[index] = unique, gathered
-            context[id(layer)] = (gathered, positions)
+            context[id(layer)] = (gathered, positions, unique)
         with _step.gathered_rows(model, context):
             y_pred = model(x, training=True)
         loss = model.compute_loss(
