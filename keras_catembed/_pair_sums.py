@@ -88,7 +88,9 @@ def lists(
         # What the window's rows moved since the anchor.
         vectors = vectors - ops.take(layer.anchor, sources, axis=0)
     vectors = ops.cast(vectors, layer.compute_dtype)
-    sums = ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)
+    # One batched product rather than the weighted vectors summed: the
+    # weighted vectors are never written out.
+    sums = ops.squeeze(ops.matmul(ops.expand_dims(weights, -2), vectors), -2)
     if windowed:
         sums = sums + ops.cast(
             ops.take(layer.anchor_sums, rows, axis=0), layer.compute_dtype
