@@ -288,13 +288,8 @@ class ImplicitFeedback(keras.layers.Layer):
     def sums(self, rows: Any) -> Any:
         """The whole weighted sum of each row's pairs (nothing left out).
 
-        What `explore` shows for an id. Eager use only.
-
-        Args:
-            rows: Int tensor of target rows, shape `(batch,)`.
-
-        Returns:
-            A float tensor of shape `(batch, output_dim)`.
+        What `explore` shows for an id (eager use): for an int tensor of
+        target rows, shape `(batch,)`, a float one `(batch, output_dim)`.
         """
         return _pair_sums.whole(self, rows)
 
