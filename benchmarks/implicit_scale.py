@@ -35,6 +35,11 @@ For each backend (own process) and size it records:
   windows subtract their anchor once per distinct row a sparse step
   gathered (`rows`, the library's way) or once per pair read (`pairs`,
   the way before), for a same-process comparison;
+- with `--slots-by every distinct ...` (JAX), one `fit` call per entry:
+  a table with no more rows than a step's lookups (the movies' implicit
+  table) keeps every row at its own slot (`every`, the library's way:
+  no gathers, whole-array writes of the rows read) or has its distinct
+  rows gathered (`distinct`, the way before);
 - `peak_rss_gb`: the process's peak resident memory (data, model, adapt
   and training; the ratings are generated once, by the parent).
 
@@ -104,23 +109,31 @@ def worker(args):
     # One adapt, then one fit call per batch size (each with its own
     # optimizer; the weights carry on, which does not change the timing).
     batch_sizes = args.batch_sizes or [recipe.batch_size]
-    # One fit call per batch size, or per `--refresh-by` or `--anchor-by`
-    # entry (at the first).
+    # One fit call per batch size, or per `--refresh-by`, `--anchor-by`
+    # or `--slots-by` entry (at the first).
     calls = [(size, None, None) for size in batch_sizes]
     if args.refresh_by:
         calls = [(batch_sizes[0], way, None) for way in args.refresh_by]
     if args.anchor_by:
         calls = [(batch_sizes[0], None, way) for way in args.anchor_by]
+    if args.slots_by:
+        calls = [(batch_sizes[0], None, way) for way in args.slots_by]
     results = []
     # `host-each` refreshes by the sparse product but writes the sparse
     # matrix anew at every refresh (the library's way before it reused
     # it within a fit call).
     reused = _pair_windows.refresh
-    for batch_size, way, anchor in calls:
-        if anchor is not None:
+    for batch_size, way, switch in calls:
+        if switch in ("rows", "pairs"):
             # `pairs`: the window's anchor gathered for each pair read,
             # as the library did before it subtracted it per row.
-            _pair_sums.ANCHOR_BY_ROW = anchor == "rows"
+            _pair_sums.ANCHOR_BY_ROW = switch == "rows"
+        if switch in ("every", "distinct"):
+            # `distinct`: a small table's distinct rows gathered, as the
+            # library did before it kept every row at its own slot.
+            from keras_catembed.backend import jax_rows
+
+            jax_rows.EVERY_ROW = switch == "every"
         if way is not None:
             _pair_windows.HOST_PRODUCT = way != "gathered"
             _pair_windows.refresh = (
@@ -134,7 +147,7 @@ def worker(args):
             )
         )
         results[-1]["refresh_by"] = way
-        results[-1]["anchor_by"] = anchor
+        results[-1]["anchor_by" if args.anchor_by else "slots_by"] = switch
         results[-1]["refresh_s"] = refresh_s
     print("RESULTS " + json.dumps(results))
 
@@ -403,6 +416,15 @@ def main(argv=None):
         "(pairs, as before)",
     )
     parser.add_argument(
+        "--slots-by",
+        nargs="+",
+        choices=["every", "distinct"],
+        help="one fit call per entry (at the first batch size), JAX only: "
+        "a table with no more rows than a step's lookups keeps every row "
+        "at its own slot (every, the library's way) or has its distinct "
+        "rows gathered (distinct, as before)",
+    )
+    parser.add_argument(
         "--time-refresh",
         action="store_true",
         help="after adapt, time each window layer's anchor refresh by the "
@@ -467,6 +489,8 @@ def main(argv=None):
                     arguments += ["--refresh-by", *args.refresh_by]
                 if args.anchor_by:
                     arguments += ["--anchor-by", *args.anchor_by]
+                if args.slots_by:
+                    arguments += ["--slots-by", *args.slots_by]
                 rows_results = _results.run_worker(__file__, backend, arguments)
                 results += rows_results
                 for r in rows_results:

@@ -42,8 +42,9 @@ def lists(
     `gathered` is `(table_rows, positions)` or `(table_rows, positions,
     indices)` from a sparse training step: the rows of
     `layer.rows_needed`, gathered, the position of each, and the table
-    row each gathered row is (with it, a window subtracts its anchor once
-    per distinct row).
+    row each gathered row is, or None when they are the whole table in
+    order (with it, a window subtracts its anchor once per distinct
+    row).
     """
     windowed = training and layer.sampled
     regularized = (
@@ -73,9 +74,10 @@ def lists(
             # distinct row (the step's own gathered rows) rather than
             # once per pair read.
             anchored = True
-            drift = table - backend.current.gather_rows(
-                layer.anchor.value, gathered[2]
-            )
+            anchor = layer.anchor.value
+            if gathered[2] is not None:
+                anchor = backend.current.gather_rows(anchor, gathered[2])
+            drift = table - anchor
         vectors = backend.current.gather_rows(drift, lists)
     else:
         # Gathered from the variable itself, so that the gradient touches

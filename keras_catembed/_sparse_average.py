@@ -99,7 +99,7 @@ def average_rows(
         optimizer,
         marks,
         indices,
-        ops.broadcast_to(step + 1, ops.shape(indices)),
+        ops.broadcast_to(step + 1, ops.shape(rows)[:1]),
         "set",
     )
     optimizer._rows_averaged.add(index)

@@ -27,7 +27,8 @@ class StepInputs:
         gathered: Maps `id(layer)` to `(rows, positions, indices)`: the
             rows of the layer's table the step reads, gathered, the
             position in `rows` of each lookup, and the table row each of
-            `rows` is (on JAX, padded with an index past the table's end).
+            `rows` is (on JAX, padded with an index past the table's end;
+            None when `rows` is the whole table, row `i` at `i`).
     """
 
     ids_checked: bool = False

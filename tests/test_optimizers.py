@@ -180,10 +180,19 @@ def test_jax_unique_rows_matches_a_sorted_unique(
     rows = (rng.zipf(1.3, 300) % num_rows).astype("int32")
     rows[:3] = [7, 7, 49]
     unique, positions = jax_rows.unique_rows(jnp.asarray(rows), num_rows)
+    if num_rows <= len(rows):
+        # A table of no more rows than the batch reads: every row at its
+        # own slot, the rows read marked.
+        assert isinstance(unique, jax_rows.EveryRow)
+        assert unique.shape == (num_rows,)
+        np.testing.assert_array_equal(
+            np.asarray(unique.read), np.isin(np.arange(num_rows), rows)
+        )
+        np.testing.assert_array_equal(np.asarray(positions), rows)
+        return
     unique, positions = np.asarray(unique), np.asarray(positions)
     assert positions.shape == rows.shape
-    # A table of fewer rows than the batch reads needs fewer slots.
-    assert unique.shape == (min(len(rows), num_rows + 1),)
+    assert unique.shape == (len(rows),)
     np.testing.assert_array_equal(unique[positions], rows)
     distinct = np.unique(rows)
     real = unique[unique < num_rows]
@@ -194,6 +203,37 @@ def test_jax_unique_rows_matches_a_sorted_unique(
         # First occurrences come first, in order.
         _, first = np.unique(rows, return_index=True)
         np.testing.assert_array_equal(real, rows[np.sort(first)])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs on the JAX backend"
+)
+@pytest.mark.parametrize("how", ["set", "sub"])
+def test_jax_writes_at_every_row_keep_the_rows_not_read(how):
+    import jax.numpy as jnp
+
+    from keras_catembed.backend import jax_rows
+
+    value = np.arange(12, dtype="float32").reshape(6, 2)
+    rows = np.full((6, 2), 100.0, "float32")
+    # Rows 1 and 4 read (twice and once), the others not.
+    unique, positions = jax_rows.unique_rows(
+        jnp.asarray([4, 1, 1, 4, 1, 1, 4], "int32"), 6
+    )
+    np.testing.assert_array_equal(np.asarray(positions), [4, 1, 1, 4, 1, 1, 4])
+    # Gathering every row is the array itself.
+    gathered = jax_rows.gather_rows(jnp.asarray(value), unique)
+    np.testing.assert_array_equal(np.asarray(gathered), value)
+    written = np.asarray(
+        jax_rows.scatter_rows(jnp.asarray(value), unique, rows, how)
+    )
+    expected = value.copy()
+    expected[[1, 4]] = 100.0 if how == "set" else value[[1, 4]] - 100.0
+    np.testing.assert_array_equal(written, expected)
+    # As a write at the distinct rows does.
+    at = jnp.asarray(value).at[jnp.asarray([1, 4])]
+    distinct = at.set(100.0) if how == "set" else at.add(-100.0)
+    np.testing.assert_array_equal(written, np.asarray(distinct))
 
 
 @pytest.mark.skipif(

@@ -110,7 +110,8 @@ def test_a_sparse_step_subtracts_the_anchor_once_per_distinct_row(rated):
     # A sparse step passes the rows it gathered, their positions and
     # which table row each is; the window then subtracts the anchor from
     # the distinct rows before reading them by position. Same sums as
-    # reading the variable, and as gathered rows without their indices.
+    # reading the variable, as gathered rows without their indices, and
+    # as the whole table passed as the gathered rows.
     layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
     layer.refresh_anchor()
     table = _np(layer.embeddings)
@@ -138,8 +139,15 @@ def test_a_sparse_step_subtracts_the_anchor_once_per_distinct_row(rated):
         ops.convert_to_tensor(positions.astype("int32")),
         ops.convert_to_tensor(unique.astype("int32")),
     )
+    # Or the whole table, row i at i (no indices): JAX's way when a step
+    # reads at least as many rows as the table has.
+    whole_table = (
+        ops.convert_to_tensor(table),
+        ops.convert_to_tensor(needed.astype("int32")),
+        None,
+    )
     outputs = []
-    for gathered in (None, triple[:2], triple):
+    for gathered in (None, triple[:2], triple, whole_table):
         layer.sample_step.assign(3)
         outputs.append(_np(layer(*args, training=True, gathered=gathered)))
     whole = _np(layer(*args))

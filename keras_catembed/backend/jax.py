@@ -16,6 +16,7 @@ from keras_catembed.backend import generic
 from keras_catembed.backend.generic import Describe
 from keras_catembed.backend.jax_loop import Runner
 from keras_catembed.backend.jax_rows import gather_rows
+from keras_catembed.backend.jax_rows import scatter_rows
 
 
 def _live(value: Any) -> bool:
@@ -60,12 +61,7 @@ class JaxBackend(generic.Backend):
         value = (
             variable.value if isinstance(variable, keras.Variable) else variable
         )
-        at = value.at[indices]
-        if how == "set":
-            value = at.set(rows, mode="drop")
-        else:
-            value = at.add(-rows, mode="drop")
-        optimizer.assign(variable, value)
+        optimizer.assign(variable, scatter_rows(value, indices, rows, how))
 
     def save_state(self, model: Any, copy: bool) -> generic.SavedState | None:
         """The variables' values before a Keras loop, to restore on failure.

@@ -9,6 +9,7 @@ import keras
 from keras_catembed import _step
 from keras_catembed.backend import generic
 from keras_catembed.backend.jax_mesh import Mesh
+from keras_catembed.backend.jax_rows import EveryRow
 from keras_catembed.backend.jax_rows import gather_rows
 from keras_catembed.backend.jax_rows import unique_rows
 
@@ -217,7 +218,11 @@ class Runner(generic.Runner):
             for index, value in dense.items():
                 values[index] = value
             context = {
-                id(layer): (rows[index], gathered[index][1], uniques[index])
+                id(layer): (
+                    rows[index],
+                    gathered[index][1],
+                    _table_rows(uniques[index]),
+                )
                 for index, layer in tables.items()
             }
             with _step.gathered_rows(model, context):
@@ -262,6 +267,11 @@ class Runner(generic.Runner):
             _current(scope, variable) for variable in model.metrics_variables
         ]
         return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+def _table_rows(unique: Any) -> Any:
+    """The gathered rows' table rows for a layer: None for every row."""
+    return None if isinstance(unique, EveryRow) else unique
 
 
 def _current(scope: Any, variable: Any) -> Any:
