@@ -80,20 +80,32 @@ def test_a_step_reads_its_window_against_the_anchor():
     assert int(_np(layer.sample_step)) == 4
 
 
+def moved_window_layer(rated, picked, seed):
+    """A window layer anchored, then its table moved; rows to read.
+
+    Returns the layer, its moved table, the `picked` target rows and the
+    first source of each (0 for target 3, which has none).
+    """
+    layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
+    layer.refresh_anchor()
+    table = _np(layer.embeddings)
+    table[:-1] += np.random.default_rng(seed).normal(size=table[:-1].shape)
+    layer.embeddings.assign(table)
+    own = [sources[targets == t][0] if t < 3 else 0 for t in picked]
+    return (
+        layer,
+        table,
+        ops.convert_to_tensor(np.asarray(picked, "int32")),
+        ops.convert_to_tensor(np.asarray(own, "int32")),
+    )
+
+
 @pytest.mark.parametrize("rated", [False, True])
 def test_windows_average_to_the_whole_sum(rated):
     # Over n steps every slot of a list of n pairs is read m times, so the
     # mean of the steps is the whole sum, own pair left out too, however
     # far the table moved from its anchor.
-    layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
-    layer.refresh_anchor()
-    table = _np(layer.embeddings)
-    table[:-1] += np.random.default_rng(2).normal(size=table[:-1].shape)
-    layer.embeddings.assign(table)
-    rows = ops.convert_to_tensor(np.array([0, 1, 2, 1], "int32"))
-    own = ops.convert_to_tensor(
-        np.array([sources[targets == t][0] for t in (0, 1, 2, 1)], "int32")
-    )
+    layer, _, rows, own = moved_window_layer(rated, [0, 1, 2, 1], seed=2)
     args = (rows, own) if rated else (rows,)
     whole = _np(layer(*args))
     steps = 3 * 5 * 7
@@ -112,19 +124,7 @@ def test_a_sparse_step_subtracts_the_anchor_once_per_distinct_row(rated):
     # the distinct rows before reading them by position. Same sums as
     # reading the variable, as gathered rows without their indices, and
     # as the whole table passed as the gathered rows.
-    layer, targets, sources = adapted_layer(rated=rated, pairs_per_step=2)
-    layer.refresh_anchor()
-    table = _np(layer.embeddings)
-    table[:-1] += np.random.default_rng(4).normal(size=table[:-1].shape)
-    layer.embeddings.assign(table)
-    picked = np.array([2, 0, 1, 2, 3], "int32")
-    rows = ops.convert_to_tensor(picked)
-    own = ops.convert_to_tensor(
-        np.array(
-            [sources[targets == t][0] if t < 3 else 0 for t in picked],
-            "int32",
-        )
-    )
+    layer, table, rows, own = moved_window_layer(rated, [2, 0, 1, 2, 3], seed=4)
     args = (rows, own) if rated else (rows,)
     # The rows of the window at step 3, which each call below reads.
     layer.sample_step.assign(3)
