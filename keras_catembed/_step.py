@@ -46,7 +46,9 @@ class RowGradient:
 
     `indices` is an int32 vector of distinct row numbers (on JAX it may be
     padded with `num_rows`, an index past the end, whose entries are
-    dropped) and `values` the matching `(len(indices), dim)` gradient rows.
+    dropped; or `jax_rows.EveryRow`, every row at its own slot, for a
+    table no larger than the step's lookups) and `values` the matching
+    `(len(indices), dim)` gradient rows.
     `rows`, when given, holds the table's current values of those rows (the
     step read them already), so that an optimizer need not read them
     again. `RatingModel.fit` builds these on JAX and torch, where automatic
