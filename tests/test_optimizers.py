@@ -184,7 +184,7 @@ def test_jax_unique_rows_matches_a_sorted_unique(
         # A table of no more rows than the batch reads: every row at its
         # own slot, the rows read marked.
         assert isinstance(unique, jax_rows.EveryRow)
-        assert unique.shape == (num_rows,)
+        assert unique.read.shape == (num_rows,)
         np.testing.assert_array_equal(
             np.asarray(unique.read), np.isin(np.arange(num_rows), rows)
         )

@@ -18,10 +18,6 @@ class EveryRow:
         # Whether the step read each row, shape `(num_rows,)`.
         self.read = read
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.read.shape)
-
     def where(self, rows: Any, value: Any) -> Any:
         """`rows` where the step read the row, else `value`."""
         read = self.read.reshape(self.read.shape + (1,) * (value.ndim - 1))
