@@ -26,6 +26,11 @@ Usage:
 
     python benchmarks/throughput.py --rows 1000000 --batch-sizes 1024 16384
 
+With `--every-row-shares 1 0.5` (JAX) the SparseAdam model runs once per
+share, alternated with the others in the same process: a table keeps
+every row at its own slot when a step's lookups are at least that share
+of its rows (`keras_catembed.backend.jax_rows.EVERY_ROW_SHARE`).
+
 It prints a markdown table and writes `benchmarks/results/throughput.{md,json}`.
 """
 
@@ -136,25 +141,50 @@ def warm_up_backend():
     model.predict(data, verbose=0)
 
 
-def measure(rows, batch_sizes, repeats, whole_epochs=3):
+def every_row_models(shares):
+    """The SparseAdam model once per share of `EVERY_ROW_SHARE` (JAX)."""
+    if not shares:
+        return dict(MODELS), {}
+    made, share_of = {}, {}
+    for name, make in MODELS.items():
+        if name != "RatingModel SparseAdam":
+            made[name] = make
+            continue
+        for share in shares:
+            label = f"{name}, every row at {share:g}"
+            made[label], share_of[label] = make, share
+    return made, share_of
+
+
+def measure(rows, batch_sizes, repeats, whole_epochs=3, shares=None):
     """Runs in one backend's process; returns a list of result dicts."""
     import keras
+
+    makers, share_of = every_row_models(shares)
+
+    def use_share(name):
+        # Each call compiles with the model's own share in force.
+        if name in share_of:
+            from keras_catembed.backend import jax_rows
+
+            jax_rows.EVERY_ROW_SHARE = share_of[name]
 
     x, y = synthetic(rows)
     x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}
     warm_up_backend()
     results = []
     for batch_size in batch_sizes:
-        inputs = {name: x for name in MODELS}
+        inputs = {name: x for name in makers}
         inputs["stock"] = x_stock
-        times = {name: [] for name in MODELS}
-        memory = {name: 0 for name in MODELS}
-        predict = {name: [] for name in MODELS}
+        times = {name: [] for name in makers}
+        memory = {name: 0 for name in makers}
+        predict = {name: [] for name in makers}
         models, whole = {}, {}
         # What a user waits for: a new model, constructed and compiled,
         # and its whole `fit` call of `whole_epochs` epochs, checks, copies
         # and compilation included. It also warms the steady rounds up.
-        for name, make in MODELS.items():
+        for name, make in makers.items():
+            use_share(name)
             start = time.perf_counter()
             model = models[name] = make()
             model.fit(
@@ -168,6 +198,7 @@ def measure(rows, batch_sizes, repeats, whole_epochs=3):
             model.predict(inputs[name], batch_size=batch_size, verbose=0)
         for _ in range(repeats):
             for name, model in models.items():
+                use_share(name)
                 with PeakMemory() as peak:
                     start = time.perf_counter()
                     model.fit(inputs[name], y, batch_size=batch_size, verbose=0)
@@ -211,6 +242,13 @@ def main(argv=None):
     parser.add_argument(
         "--backends", nargs="+", default=["tensorflow", "jax", "torch"]
     )
+    parser.add_argument(
+        "--every-row-shares",
+        type=float,
+        nargs="+",
+        help="JAX: run the SparseAdam model once per share of "
+        "`jax_rows.EVERY_ROW_SHARE`",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "throughput")
@@ -218,28 +256,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         results = measure(
-            args.rows, args.batch_sizes, args.repeats, args.whole_epochs
+            args.rows,
+            args.batch_sizes,
+            args.repeats,
+            args.whole_epochs,
+            args.every_row_shares,
         )
         print("RESULTS " + json.dumps(results))
         return results
     results = []
     for backend in args.backends:
-        results.extend(
-            _results.run_worker(
-                __file__,
-                backend,
-                [
-                    "--rows",
-                    args.rows,
-                    "--repeats",
-                    args.repeats,
-                    "--whole-epochs",
-                    args.whole_epochs,
-                    "--batch-sizes",
-                    *args.batch_sizes,
-                ],
-            )
-        )
+        arguments = [
+            "--rows",
+            args.rows,
+            "--repeats",
+            args.repeats,
+            "--whole-epochs",
+            args.whole_epochs,
+            "--batch-sizes",
+            *args.batch_sizes,
+        ]
+        if args.every_row_shares:
+            arguments += ["--every-row-shares", *args.every_row_shares]
+        results.extend(_results.run_worker(__file__, backend, arguments))
     table = markdown(results)
     print(table)
     machine = _results.machine_info(rows=args.rows, repeats=args.repeats)

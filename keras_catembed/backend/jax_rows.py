@@ -8,10 +8,11 @@ import jax.numpy as jnp
 class EveryRow:
     """Indices that stand for every row of a table, row `i` at slot `i`.
 
-    What `unique_rows` returns when a step reads at least as many rows as
-    the table has: gathering every row is then the table itself, and a
-    write keeps the rows outside `read` (those the step did not read) as
-    they were, as a write at distinct indices leaves the other rows.
+    What `unique_rows` returns when a step's lookups are at least
+    `EVERY_ROW_SHARE` times the table's rows: gathering every row is then
+    the table itself, and a write keeps the rows outside `read` (those the
+    step did not read) as they were, as a write at distinct indices leaves
+    the other rows.
     """
 
     def __init__(self, read: Any) -> None:
@@ -44,10 +45,16 @@ def scatter_rows(value: Any, indices: Any, rows: Any, how: str) -> Any:
     return at.add(-rows, mode="drop")
 
 
-# Whether a table of no more rows than a step's lookups keeps every row
-# at its own slot (`EveryRow`) rather than gathering its distinct rows;
-# off only to measure the difference.
+# Whether a small table keeps every row at its own slot (`EveryRow`)
+# rather than gathering its distinct rows; off only to measure the
+# difference.
 EVERY_ROW = True
+
+# A table is small when a step's lookups are at least this share of its
+# rows: passing over every row then costs less than finding, gathering
+# and writing back the distinct ones (measured on the course model at
+# batch 16384, `benchmarks/throughput.py --every-row-shares`).
+EVERY_ROW_SHARE = 0.5
 
 # Largest table (in rows, beyond 32 per batch row) whose rows a step
 # deduplicates through a table-sized scratch array rather than a sort.
@@ -57,11 +64,11 @@ _SCRATCH_ROWS = 2**20
 def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
     """The distinct values of `rows` and the position of each element.
 
-    Returns `(unique, positions)`. When `rows` has at least `num_rows`
-    values, `unique` is `EveryRow` (each row at its own slot, with the
-    rows read marked) and `positions` is `rows`. Otherwise `unique` has
-    the length of `rows`: its distinct values first (in order of first
-    occurrence) and then `num_rows` (an index past the table's end,
+    Returns `(unique, positions)`. When `rows` has at least
+    `EVERY_ROW_SHARE * num_rows` values, `unique` is `EveryRow` (each row
+    at its own slot, with the rows read marked) and `positions` is
+    `rows`. Otherwise `unique` has the length of `rows`: its distinct
+    values first (in order of first occurrence) and then `num_rows` (an index past the table's end,
     dropped by the updates), and `unique[positions] == rows`: like
     `jnp.unique(rows, size=n, fill_value=num_rows, return_inverse=True)`
     up to the order, without its sort (which XLA runs slowly on CPU):
@@ -70,9 +77,9 @@ def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
     tables use the sort.
     """
     n = rows.shape[0]
-    if EVERY_ROW and n >= num_rows:
-        # No fewer lookups than rows: every row gets its own slot, and
-        # the step reads and writes whole arrays rather than gathering.
+    if EVERY_ROW and n >= EVERY_ROW_SHARE * num_rows:
+        # A small table: every row gets its own slot, and the step reads
+        # and writes whole arrays rather than gathering.
         read = jnp.zeros((num_rows,), bool).at[rows].set(True)
         return EveryRow(read), rows
     size = min(n, num_rows + 1)
