@@ -68,8 +68,9 @@ def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
     `EVERY_ROW_SHARE * num_rows` values, `unique` is `EveryRow` (each row
     at its own slot, with the rows read marked) and `positions` is
     `rows`. Otherwise `unique` has the length of `rows`: its distinct
-    values first (in order of first occurrence) and then `num_rows` (an index past the table's end,
-    dropped by the updates), and `unique[positions] == rows`: like
+    values first (in order of first occurrence) and then `num_rows` (an
+    index past the table's end, dropped by the updates), and
+    `unique[positions] == rows`: like
     `jnp.unique(rows, size=n, fill_value=num_rows, return_inverse=True)`
     up to the order, without its sort (which XLA runs slowly on CPU):
     each row's first position is a scatter-min into a table-sized scratch
