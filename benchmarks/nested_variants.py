@@ -14,10 +14,17 @@ run, not chosen); the first member alone is reported too. No test rating
 of a fold is used to choose anything, so the test figures and their mean
 measure the whole procedure.
 
+With `--time`, each of the four variants also runs with a `"user_day"`
+column (8-dim; `Ratings.user_day()`, a vector and a bias per user and
+day), so the choice is among eight.
+
 Usage:
 
     KERAS_BACKEND=jax python benchmarks/nested_variants.py \\
         --data-dir ../shared/data/movielens
+    KERAS_BACKEND=jax python benchmarks/nested_variants.py \\
+        --data-dir ../shared/data/movielens --time \\
+        --out benchmarks/results/nested_variants_time_ml-100k
 
 It prints a table per fold and writes
 `benchmarks/results/nested_variants_ml-100k.{md,json}`.
@@ -47,23 +54,33 @@ import _results  # noqa: E402
 FEATURES = ["age", "gender", "occupation"]
 
 
-def variants():
-    """The four configurations, each a preset dict built on 'recommended'."""
+def with_columns(config, columns, key):
+    """`config` with 8-dim columns added under the preset key `key`."""
+    config = copy.deepcopy(config)
+    config[key] = list(columns)
+    by_column = config["model"].setdefault("embeddings", {})
+    by_column.update({column: {"output_dim": 8} for column in columns})
+    # With more than two columns the pairs are named.
+    pairs = {"user_id": "movie_id", "movie_id": "user_id"}
+    config["model"]["implicit"] = dict(pairs)
+    if config["model"].get("neighborhood"):
+        config["model"]["neighborhood"] = dict(pairs)
+    return config
+
+
+def variants(time=False):
+    """The configurations, each a preset dict built on 'recommended'."""
     base = presets.load("recommended")
     result = {"recommended": base}
     neighborhood = copy.deepcopy(base)
     neighborhood["model"]["neighborhood"] = True
     result["+neighborhood"] = neighborhood
-    for name, config in (("+demographics", base), ("+both", neighborhood)):
-        config = copy.deepcopy(config)
-        config["user_features"] = list(FEATURES)
-        config["model"]["embeddings"] = {f: {"output_dim": 8} for f in FEATURES}
-        # With five columns the pairs are named.
-        pairs = {"user_id": "movie_id", "movie_id": "user_id"}
-        config["model"]["implicit"] = dict(pairs)
-        if config["model"].get("neighborhood"):
-            config["model"]["neighborhood"] = dict(pairs)
-        result[name] = config
+    result["+demographics"] = with_columns(base, FEATURES, "user_features")
+    result["+both"] = with_columns(neighborhood, FEATURES, "user_features")
+    if time:
+        for name, config in list(result.items()):
+            name = "+user_day" if name == "recommended" else name + "+user_day"
+            result[name] = with_columns(config, ["user_day"], "time_columns")
     return result
 
 
@@ -80,6 +97,11 @@ def main():
     parser.add_argument("--folds", nargs="*", default=None)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument(
+        "--time",
+        action="store_true",
+        help="also each variant with a 'user_day' column",
+    )
+    parser.add_argument(
         "--epochs", type=int, help="override the recipe (quick checks only)"
     )
     parser.add_argument(
@@ -90,7 +112,7 @@ def main():
     ratings = movielens.load_ratings(
         "ml-100k", data_dir=os.path.join(args.data_dir, "ml-100k")
     )
-    configs = variants()
+    configs = variants(time=args.time)
     if args.epochs:
         for config in configs.values():
             config["recipe"]["epochs"] = args.epochs

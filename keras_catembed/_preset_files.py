@@ -218,6 +218,14 @@ def from_preset(
             "(their sizes are in "
             "`keras_catembed.datasets.movielens.USER_FEATURES`)."
         )
+    times = config.get("time_columns") or []
+    missing = [column for column in times if column not in embeddings]
+    if missing:
+        raise ValueError(
+            f"Preset {name!r} also embeds the time columns {times}: add "
+            f"the columns {missing} to `embeddings` (for MovieLens, "
+            "`ratings.num_user_days` rows for 'user_day')."
+        )
     model = build_model(config, embeddings, cls, name=name, **kw)
     recipe_config = config.get("recipe")
     if recipe_config is not None:

@@ -17,7 +17,9 @@ A preset is a dict with:
 - a `"description"`, and optionally `"user_features"`: names of
   `keras_catembed.datasets.movielens.USER_FEATURES` that
   `keras_catembed.training.train` adds as columns (from
-  `Ratings.user_features()`).
+  `Ratings.user_features()`), and `"time_columns"`: names of
+  `keras_catembed.datasets.movielens.TIME_COLUMNS` (`"user_day"`, from
+  `Ratings.user_day()`) that it adds likewise.
 
 Use them through `RatingModel.from_preset` (which sets `model.recipe`),
 `keras_catembed.training.train` and the `--preset` option of the

@@ -114,14 +114,24 @@ def _ratings_cardinalities(
     """The cardinality of each column a preset's model embeds for `ratings`.
 
     Users and movies come from the `Ratings` (whose splits share the whole
-    data set's index maps); the user features the preset lists from
-    `movielens.USER_FEATURES`.
+    data set's index maps), as do the time columns the preset lists
+    (`"time_columns"`: `"user_day"`); the user features the preset lists
+    from `movielens.USER_FEATURES`.
     """
     from keras_catembed.datasets import movielens
 
     embeddings = {"user_id": ratings.num_users, "movie_id": ratings.num_movies}
     for feature in config.get("user_features", ()):
         embeddings[feature] = movielens.USER_FEATURES[feature]
+    for column in config.get("time_columns", ()):
+        if column not in movielens.TIME_COLUMNS:
+            raise ValueError(
+                f"Unknown time column {column!r} in the preset's "
+                f"`time_columns`. Expected some of {movielens.TIME_COLUMNS}"
+            )
+        if ratings.timestamp is None:
+            ratings.user_day()  # Raises: the column needs timestamps.
+        embeddings[column] = ratings.num_user_days
     return embeddings
 
 

@@ -1,5 +1,6 @@
 """Tests of the MovieLens loader, on synthetic fixtures and real ml-100k."""
 
+import dataclasses
 import inspect
 import json
 import os
@@ -749,6 +750,99 @@ def test_temporal_split_keeps_one_rating_per_user_in_train(ratings_100k):
     assert counts.tolist() == [3, 3, 2, 3, 1]
     with pytest.raises(ValueError, match="num_last"):
         ratings_100k.temporal_split(num_last=0)
+
+
+DAY = 86_400
+
+
+def test_user_day_indexes_each_users_day_and_splits_share_it():
+    # User 5 rates on two days (the first twice, a second apart at the
+    # day's end), user 9 on one of the same days; UTC days.
+    ratings = movielens.Ratings.from_arrays(
+        [5, 5, 5, 9, 5],
+        [1, 2, 3, 1, 4],
+        [4, 3, 5, 2, 1],
+        timestamps=[
+            10 * DAY - 1,
+            10 * DAY - 2,
+            10 * DAY,
+            10 * DAY + 5,
+            12 * DAY,
+        ],
+    )
+    np.testing.assert_array_equal(ratings.user_day(), [0, 0, 1, 3, 2])
+    assert ratings.user_day().dtype == np.int32
+    assert ratings.num_user_days == 4
+    x = movielens.inputs(ratings, ["user_id", "movie_id", "user_day"])
+    assert list(x) == ["user_id", "movie_id", "user_day"]
+    np.testing.assert_array_equal(x["user_day"], ratings.user_day())
+    # Splits keep the data set's map: each row keeps its index, and a
+    # day only one part holds still counts.
+    train, test = ratings.random_split(0.4, seed=1)
+    assert train.user_days is ratings.user_days
+    assert train.num_user_days == test.num_user_days == 4
+    full = dict(
+        zip(rows_of_with_stamps(ratings), ratings.user_day(), strict=True)
+    )
+    for part in (train, test):
+        for row, index in zip(
+            rows_of_with_stamps(part), part.user_day(), strict=True
+        ):
+            assert full[row] == index
+
+
+def rows_of_with_stamps(ratings):
+    return list(
+        zip(
+            ratings.user_id.tolist(),
+            ratings.movie_id.tolist(),
+            ratings.timestamp.tolist(),
+            strict=True,
+        )
+    )
+
+
+def test_official_folds_share_the_user_day_map(ratings_100k):
+    train, test = ratings_100k.official_split("u1")
+    assert train.user_days is ratings_100k.user_days
+    keys = {
+        (u, t // DAY): i
+        for u, t, i in zip(
+            ratings_100k.user_id.tolist(),
+            ratings_100k.timestamp.tolist(),
+            ratings_100k.user_day().tolist(),
+            strict=True,
+        )
+    }
+    assert len(set(keys.values())) == ratings_100k.num_user_days
+    for part in (train, test):
+        got = [
+            keys[(u, t // DAY)]
+            for u, t in zip(
+                part.user_id.tolist(), part.timestamp.tolist(), strict=True
+            )
+        ]
+        np.testing.assert_array_equal(part.user_day(), got)
+
+
+def test_user_day_errors_name_the_problem():
+    no_stamps = movielens.Ratings.from_arrays([1], [2], [3.0], name="ml-1m")
+    assert no_stamps.user_days is None and no_stamps.num_user_days == 0
+    with pytest.raises(
+        ValueError, match="'user_day' column needs timestamps.*'ml-1m'"
+    ):
+        no_stamps.user_day()
+    with pytest.raises(ValueError, match="'user_day' column needs timestamps"):
+        movielens.inputs(no_stamps, ["user_id", "movie_id", "user_day"])
+    ratings = movielens.Ratings.from_arrays(
+        [1, 2], [2, 3], [3.0, 4.0], [0, DAY]
+    )
+    # A map made elsewhere that lacks a row's day.
+    other = dataclasses.replace(ratings, user_days=ratings.user_days[:1])
+    with pytest.raises(ValueError, match="row 1 .*user index 1.*does not hold"):
+        other.user_day()
+    with pytest.raises(ValueError, match="`user_days` must hold distinct"):
+        dataclasses.replace(ratings, user_days=ratings.user_days[::-1])
 
 
 def test_temporal_split_without_timestamps_names_the_release():

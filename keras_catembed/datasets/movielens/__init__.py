@@ -43,6 +43,7 @@ from keras_catembed.datasets.movielens.releases import OCCUPATIONS_1M
 from keras_catembed.datasets.movielens.releases import OCCUPATIONS_100K
 from keras_catembed.datasets.movielens.releases import OFFICIAL_FOLDS
 from keras_catembed.datasets.movielens.releases import RELEASES
+from keras_catembed.datasets.movielens.releases import TIME_COLUMNS
 from keras_catembed.datasets.movielens.releases import USER_FEATURES
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "OCCUPATIONS_1M",
     "OFFICIAL_FOLDS",
     "RELEASES",
+    "TIME_COLUMNS",
     "USER_FEATURES",
     "Ratings",
     "inputs",

@@ -6,6 +6,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from keras_catembed.datasets.movielens.ratings import Ratings
+from keras_catembed.datasets.movielens.releases import TIME_COLUMNS
 from keras_catembed.datasets.movielens.releases import USER_FEATURES
 
 
@@ -17,9 +18,11 @@ def inputs(
     Args:
         ratings: A `keras_catembed.datasets.movielens.Ratings`.
         columns: The model's columns (`model.columns`): `"user_id"`,
-            `"movie_id"` and names of `movielens.USER_FEATURES`, which are
-            looked up for each rating's user in `ratings.user_features()`.
-            Defaults to `("user_id", "movie_id")`.
+            `"movie_id"`, names of `movielens.USER_FEATURES`, which are
+            looked up for each rating's user in `ratings.user_features()`,
+            and `"user_day"`, the index of each rating's user and day
+            (`ratings.user_day()`; needs timestamps). Defaults to
+            `("user_id", "movie_id")`.
 
     Returns:
         Dict of arrays of one id per rating, keyed by column.
@@ -28,12 +31,15 @@ def inputs(
         "user_id": ratings.user_id,
         "movie_id": ratings.movie_id,
     }
-    unknown = [c for c in columns if c not in x and c not in USER_FEATURES]
+    known = ["user_id", "movie_id", *USER_FEATURES, *TIME_COLUMNS]
+    unknown = [c for c in columns if c not in known]
     if unknown:
         raise ValueError(
             f"No MovieLens input is named {unknown[0]!r}. Expected columns "
-            f"among {['user_id', 'movie_id', *USER_FEATURES]}"
+            f"among {known}"
         )
+    if "user_day" in columns:
+        x["user_day"] = ratings.user_day()
     if any(column in USER_FEATURES for column in columns):
         features = ratings.user_features()
         for column in columns:

@@ -29,6 +29,8 @@ from keras_catembed.datasets.movielens.splits import random_test_mask
 from keras_catembed.datasets.movielens.splits import subset_positions
 from keras_catembed.datasets.movielens.splits import temporal_test_mask
 
+_SECONDS_PER_DAY = 86_400
+
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=True)
 class Ratings:
@@ -71,6 +73,11 @@ class Ratings:
         path: String or `None`. Where the release's files were read from
             (a folder, or a zip file); `official_split` reads the fold files
             there. Defaults to `None`.
+        user_days: int64 array or `None`. The sorted keys of the distinct
+            (user, day) pairs of the data set, the index map of the
+            `"user_day"` column (`user_day()`). Computed from `user_id`
+            and `timestamp` when left out (and `None` without
+            timestamps); splits share it. Defaults to `None`.
 
     Example:
 
@@ -91,6 +98,7 @@ class Ratings:
     genres: np.ndarray
     name: str = "custom"
     path: str | None = None
+    user_days: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         def _set(field: str, value: object) -> None:
@@ -139,6 +147,63 @@ class Ratings:
             )
         if self.path is not None:
             _set("path", os.fspath(self.path))
+        if self.timestamp is None:
+            _set("user_days", None)
+        elif self.user_days is None:
+            _set("user_days", np.unique(self._user_day_keys()))
+        else:
+            user_days = _integer_array("user_days", self.user_days)
+            if np.any(user_days[1:] <= user_days[:-1]):
+                raise ValueError(
+                    "`user_days` must hold distinct keys in increasing "
+                    "order, as `np.unique` returns them"
+                )
+            _set("user_days", user_days)
+
+    def _user_day_keys(self) -> NDArray[np.int64]:
+        """One key per rating: its user index and its day (UTC)."""
+        assert self.timestamp is not None
+        day: NDArray[np.int64] = self.timestamp // _SECONDS_PER_DAY
+        user: NDArray[np.int64] = self.user_id.astype(np.int64)
+        return user * 2**32 + (day + 2**31)
+
+    def user_day(self) -> NDArray[np.int32]:
+        """The index of each rating's user and day, for a `"user_day"` column.
+
+        A user's ratings of one day (UTC) share an index, in
+        `0..num_user_days-1`: a model learns a vector (and a bias) per
+        user and day, the day-specific user effect of timeSVD++ (Koren,
+        2009). The index map is the data set's (`user_days`), shared by
+        its splits, so a test rating of a day that the training part
+        holds too gets the trained vector.
+
+        Returns:
+            int32 array of shape `(len(self),)`.
+
+        Raises:
+            ValueError: if the ratings have no timestamps.
+        """
+        if self.timestamp is None or self.user_days is None:
+            raise ValueError(
+                f"The 'user_day' column needs timestamps, but the ratings "
+                f"of {self.name!r} have none (timestamp=None). Use a "
+                "release with timestamps or "
+                "`Ratings.from_arrays(..., timestamps=...)`."
+            )
+        keys = self._user_day_keys()
+        positions = np.searchsorted(self.user_days, keys)
+        found = positions < self.user_days.size
+        found[found] = self.user_days[positions[found]] == keys[found]
+        if not found.all():
+            first = int(np.argmin(found))
+            raise ValueError(
+                f"The rating at row {first} (user index "
+                f"{int(self.user_id[first])}, timestamp "
+                f"{int(self.timestamp[first])}) is on a day that the "
+                "index map `user_days` does not hold. Expected ratings "
+                "split from the `Ratings` that made the map."
+            )
+        return positions.astype(np.int32)
 
     @property
     def num_users(self) -> int:
@@ -149,6 +214,11 @@ class Ratings:
     def num_movies(self) -> int:
         """Number of distinct rated movies (rows of a movie table)."""
         return int(self.movie_ids.size)
+
+    @property
+    def num_user_days(self) -> int:
+        """Distinct (user, day) pairs: rows of a `"user_day"` table."""
+        return 0 if self.user_days is None else int(self.user_days.size)
 
     def __len__(self) -> int:
         return int(self.user_id.size)

@@ -174,6 +174,9 @@ OFFICIAL_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 # What `Ratings.user_features` returns: each feature's name and number of
 # codes (its cardinality as a model column).
 USER_FEATURES = {"age": 7, "gender": 2, "occupation": 21}
+# Columns of each rating's time that `inputs` derives from the timestamps:
+# "user_day" indexes the rating's user and day (`Ratings.user_day()`).
+TIME_COLUMNS = ("user_day",)
 # The codes of "age": ml-1m's age groups, named by their first age in
 # users.dat (1 means under 18); ml-100k's ages are put in the same groups.
 AGE_GROUPS = ("under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
