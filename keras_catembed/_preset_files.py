@@ -209,23 +209,25 @@ def from_preset(
             "`embeddings` must be a dict mapping each column name to its "
             f"cardinality. Received: {type(embeddings).__name__}"
         )
-    features = config.get("user_features") or []
-    missing = [feature for feature in features if feature not in embeddings]
-    if missing:
-        raise ValueError(
-            f"Preset {name!r} also embeds the user features "
-            f"{features}: add the columns {missing} to `embeddings` "
-            "(their sizes are in "
-            "`keras_catembed.datasets.movielens.USER_FEATURES`)."
-        )
-    times = config.get("time_columns") or []
-    missing = [column for column in times if column not in embeddings]
-    if missing:
-        raise ValueError(
-            f"Preset {name!r} also embeds the time columns {times}: add "
-            f"the columns {missing} to `embeddings` (for MovieLens, "
-            "`ratings.num_user_days` rows for 'user_day')."
-        )
+    where_sized = {
+        "user_features": (
+            "user features",
+            "their sizes are in "
+            "`keras_catembed.datasets.movielens.USER_FEATURES`",
+        ),
+        "time_columns": (
+            "time columns",
+            "for MovieLens, `ratings.num_user_days` rows for 'user_day'",
+        ),
+    }
+    for key, (what, sizes) in where_sized.items():
+        listed = config.get(key) or []
+        missing = [column for column in listed if column not in embeddings]
+        if missing:
+            raise ValueError(
+                f"Preset {name!r} also embeds the {what} {listed}: add "
+                f"the columns {missing} to `embeddings` ({sizes})."
+            )
     model = build_model(config, embeddings, cls, name=name, **kw)
     recipe_config = config.get("recipe")
     if recipe_config is not None:
