@@ -368,3 +368,16 @@ def test_train_rejects_time_columns_it_cannot_make():
         keras_catembed.RatingModel.from_preset(
             config, {"user_id": 2, "movie_id": 2}
         )
+
+
+def test_from_preset_names_missing_user_feature_columns():
+    from keras_catembed import presets
+
+    config = presets.load("course")
+    config["user_features"] = ["age", "gender"]
+    with pytest.raises(
+        ValueError, match=r"user features \['age', 'gender'\].*\['gender'\]"
+    ):
+        keras_catembed.RatingModel.from_preset(
+            config, {"user_id": 2, "movie_id": 2, "age": 7}
+        )
