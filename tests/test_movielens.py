@@ -834,15 +834,28 @@ def test_user_day_errors_name_the_problem():
         no_stamps.user_day()
     with pytest.raises(ValueError, match="'user_day' column needs timestamps"):
         movielens.inputs(no_stamps, ["user_id", "movie_id", "user_day"])
+    # Ratings paired with another data set's map (no public path does
+    # this; `dataclasses.replace` can).
     ratings = movielens.Ratings.from_arrays(
         [1, 2], [2, 3], [3.0, 4.0], [0, DAY]
     )
-    # A map made elsewhere that lacks a row's day.
-    other = dataclasses.replace(ratings, user_days=ratings.user_days[:1])
+    other = movielens.Ratings.from_arrays([1], [2], [3.0], [0])
+    mixed = dataclasses.replace(ratings, _day_map=other._day_map)
     with pytest.raises(ValueError, match="row 1 .*user index 1.*does not hold"):
-        other.user_day()
-    with pytest.raises(ValueError, match="`user_days` must hold distinct"):
-        dataclasses.replace(ratings, user_days=ratings.user_days[::-1])
+        mixed.user_day()
+
+
+def test_the_user_day_map_is_made_on_first_use():
+    ratings = movielens.Ratings.from_arrays(
+        [3, 1, 3], [1, 1, 2], [4, 3, 5], [5 * DAY, 2 * DAY, 5 * DAY + 9]
+    )
+    # Loading does not sort the keys; the first split's question does, for
+    # the whole data set.
+    assert ratings._day_map._keys is None
+    train, test = ratings.random_split(0.4, seed=0)
+    assert test.num_user_days == 2
+    assert ratings._day_map._keys is not None
+    np.testing.assert_array_equal(ratings.user_day(), [1, 0, 1])
 
 
 def test_temporal_split_without_timestamps_names_the_release():
@@ -983,7 +996,8 @@ def test_docstring_args_match_the_signature(function):
     parameters = [
         p
         for p in inspect.signature(function).parameters
-        if p not in ("self", "cls")
+        # Private fields (the shared `_day_map`) are not arguments.
+        if p not in ("self", "cls") and not p.startswith("_")
     ]
     assert _documented_args(function) == parameters
 

@@ -9,6 +9,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 from typing import Self
 
 import numpy as np
@@ -30,6 +31,42 @@ from keras_catembed.datasets.movielens.splits import subset_positions
 from keras_catembed.datasets.movielens.splits import temporal_test_mask
 
 _SECONDS_PER_DAY = 86_400
+
+
+def _user_day_keys(
+    user_id: NDArray[np.int32], timestamp: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """One key per rating: its user index and its day (UTC)."""
+    day: NDArray[np.int64] = timestamp // _SECONDS_PER_DAY
+    user: NDArray[np.int64] = user_id.astype(np.int64)
+    return user * 2**32 + (day + 2**31)
+
+
+class _UserDays:
+    """A data set's distinct (user, day) keys, sorted, made on first use.
+
+    Splits share the object, so the keys are the whole data set's; sorting
+    only when a `"user_day"` column is asked for keeps loading a large
+    release as fast as before.
+    """
+
+    def __init__(
+        self, user_id: NDArray[np.int32], timestamp: NDArray[np.int64]
+    ) -> None:
+        self._arrays: tuple[Any, Any] | None = (user_id, timestamp)
+        self._keys: NDArray[np.int64] | None = None
+
+    @property
+    def keys(self) -> NDArray[np.int64]:
+        if self._keys is None:
+            assert self._arrays is not None
+            # A sort, then the first of each run: faster than `np.unique`
+            # on 64-bit keys.
+            keys = np.sort(_user_day_keys(*self._arrays))
+            first = np.ones(keys.size, bool)
+            first[1:] = keys[1:] != keys[:-1]
+            self._keys, self._arrays = keys[first], None
+        return self._keys
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=True)
@@ -73,11 +110,6 @@ class Ratings:
         path: String or `None`. Where the release's files were read from
             (a folder, or a zip file); `official_split` reads the fold files
             there. Defaults to `None`.
-        user_days: int64 array or `None`. The sorted keys of the distinct
-            (user, day) pairs of the data set, the index map of the
-            `"user_day"` column (`user_day()`). Computed from `user_id`
-            and `timestamp` when left out (and `None` without
-            timestamps); splits share it. Defaults to `None`.
 
     Example:
 
@@ -98,7 +130,8 @@ class Ratings:
     genres: np.ndarray
     name: str = "custom"
     path: str | None = None
-    user_days: np.ndarray | None = None
+    # The (user, day) index map of `user_day()`, shared by splits.
+    _day_map: "_UserDays | None" = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         def _set(field: str, value: object) -> None:
@@ -148,24 +181,19 @@ class Ratings:
         if self.path is not None:
             _set("path", os.fspath(self.path))
         if self.timestamp is None:
-            _set("user_days", None)
-        elif self.user_days is None:
-            _set("user_days", np.unique(self._user_day_keys()))
-        else:
-            user_days = _integer_array("user_days", self.user_days)
-            if np.any(user_days[1:] <= user_days[:-1]):
-                raise ValueError(
-                    "`user_days` must hold distinct keys in increasing "
-                    "order, as `np.unique` returns them"
-                )
-            _set("user_days", user_days)
+            _set("_day_map", None)
+        elif self._day_map is None:
+            _set("_day_map", _UserDays(self.user_id, self.timestamp))
 
-    def _user_day_keys(self) -> NDArray[np.int64]:
-        """One key per rating: its user index and its day (UTC)."""
-        assert self.timestamp is not None
-        day: NDArray[np.int64] = self.timestamp // _SECONDS_PER_DAY
-        user: NDArray[np.int64] = self.user_id.astype(np.int64)
-        return user * 2**32 + (day + 2**31)
+    @property
+    def user_days(self) -> NDArray[np.int64] | None:
+        """The sorted keys of the data set's distinct (user, day) pairs.
+
+        The index map of `user_day()`: made from the ratings that were
+        loaded (or built by `from_arrays`) on first use, and shared by
+        their splits. `None` without timestamps.
+        """
+        return None if self._day_map is None else self._day_map.keys
 
     def user_day(self) -> NDArray[np.int32]:
         """The index of each rating's user and day, for a `"user_day"` column.
@@ -190,7 +218,7 @@ class Ratings:
                 "release with timestamps or "
                 "`Ratings.from_arrays(..., timestamps=...)`."
             )
-        keys = self._user_day_keys()
+        keys = _user_day_keys(self.user_id, self.timestamp)
         positions = np.searchsorted(self.user_days, keys)
         found = positions < self.user_days.size
         found[found] = self.user_days[positions[found]] == keys[found]
