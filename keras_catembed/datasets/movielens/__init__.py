@@ -15,8 +15,8 @@ redistribution; read the `README` inside each archive.
 The package, one concept per module:
 
 - `releases`: the releases known (`RELEASES`) and the codes of fields.
-- `ratings`, `splits`, `checks`: the `Ratings` type and its splits, pure
-  NumPy.
+- `ratings`, `splits`, `days`, `checks`: the `Ratings` type, its splits
+  and its (user, day) index map, pure NumPy.
 - `sources`: a release's files in a folder or a zip archive.
 - `download`, `extract`, `cache`: fetching the archive within a deadline,
   bounded extraction with a manifest, the Keras cache and its lock.

@@ -9,7 +9,6 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import Any
 from typing import Self
 
 import numpy as np
@@ -26,47 +25,11 @@ from keras_catembed.datasets.movielens.checks import _movie_metadata
 from keras_catembed.datasets.movielens.checks import _object_array
 from keras_catembed.datasets.movielens.checks import _raw_ids
 from keras_catembed.datasets.movielens.checks import _tuples
+from keras_catembed.datasets.movielens.days import UserDays
+from keras_catembed.datasets.movielens.days import day_indices
 from keras_catembed.datasets.movielens.splits import random_test_mask
 from keras_catembed.datasets.movielens.splits import subset_positions
 from keras_catembed.datasets.movielens.splits import temporal_test_mask
-
-_SECONDS_PER_DAY = 86_400
-
-
-def _user_day_keys(
-    user_id: NDArray[np.int32], timestamp: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    """One key per rating: its user index and its day (UTC)."""
-    day: NDArray[np.int64] = timestamp // _SECONDS_PER_DAY
-    user: NDArray[np.int64] = user_id.astype(np.int64)
-    return user * 2**32 + (day + 2**31)
-
-
-class _UserDays:
-    """A data set's distinct (user, day) keys, sorted, made on first use.
-
-    Splits share the object, so the keys are the whole data set's; sorting
-    only when a `"user_day"` column is asked for keeps loading a large
-    release as fast as before.
-    """
-
-    def __init__(
-        self, user_id: NDArray[np.int32], timestamp: NDArray[np.int64]
-    ) -> None:
-        self._arrays: tuple[Any, Any] | None = (user_id, timestamp)
-        self._keys: NDArray[np.int64] | None = None
-
-    @property
-    def keys(self) -> NDArray[np.int64]:
-        if self._keys is None:
-            assert self._arrays is not None
-            # A sort, then the first of each run: faster than `np.unique`
-            # on 64-bit keys.
-            keys = np.sort(_user_day_keys(*self._arrays))
-            first = np.ones(keys.size, bool)
-            first[1:] = keys[1:] != keys[:-1]
-            self._keys, self._arrays = keys[first], None
-        return self._keys
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=True)
@@ -131,7 +94,7 @@ class Ratings:
     name: str = "custom"
     path: str | None = None
     # The (user, day) index map of `user_day()`, shared by splits.
-    _day_map: "_UserDays | None" = dataclasses.field(default=None, repr=False)
+    _day_map: UserDays | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         def _set(field: str, value: object) -> None:
@@ -183,7 +146,7 @@ class Ratings:
         if self.timestamp is None:
             _set("_day_map", None)
         elif self._day_map is None:
-            _set("_day_map", _UserDays(self.user_id, self.timestamp))
+            _set("_day_map", UserDays(self.user_id, self.timestamp))
 
     @property
     def user_days(self) -> NDArray[np.int64] | None:
@@ -218,20 +181,7 @@ class Ratings:
                 "release with timestamps or "
                 "`Ratings.from_arrays(..., timestamps=...)`."
             )
-        keys = _user_day_keys(self.user_id, self.timestamp)
-        positions = np.searchsorted(self.user_days, keys)
-        found = positions < self.user_days.size
-        found[found] = self.user_days[positions[found]] == keys[found]
-        if not found.all():
-            first = int(np.argmin(found))
-            raise ValueError(
-                f"The rating at row {first} (user index "
-                f"{int(self.user_id[first])}, timestamp "
-                f"{int(self.timestamp[first])}) is on a day that the "
-                "index map `user_days` does not hold. Expected ratings "
-                "split from the `Ratings` that made the map."
-            )
-        return positions.astype(np.int32)
+        return day_indices(self.user_days, self.user_id, self.timestamp)
 
     @property
     def num_users(self) -> int:
