@@ -54,20 +54,6 @@ import _results  # noqa: E402
 FEATURES = ["age", "gender", "occupation"]
 
 
-def with_columns(config, columns, key):
-    """`config` with 8-dim columns added under the preset key `key`."""
-    config = copy.deepcopy(config)
-    config[key] = list(columns)
-    by_column = config["model"].setdefault("embeddings", {})
-    by_column.update({column: {"output_dim": 8} for column in columns})
-    # With more than two columns the pairs are named.
-    pairs = {"user_id": "movie_id", "movie_id": "user_id"}
-    config["model"]["implicit"] = dict(pairs)
-    if config["model"].get("neighborhood"):
-        config["model"]["neighborhood"] = dict(pairs)
-    return config
-
-
 def variants(time=False):
     """The configurations, each a preset dict built on 'recommended'."""
     base = presets.load("recommended")
@@ -75,12 +61,12 @@ def variants(time=False):
     neighborhood = copy.deepcopy(base)
     neighborhood["model"]["neighborhood"] = True
     result["+neighborhood"] = neighborhood
-    result["+demographics"] = with_columns(base, FEATURES, "user_features")
-    result["+both"] = with_columns(neighborhood, FEATURES, "user_features")
+    result["+demographics"] = presets.with_columns(base, FEATURES)
+    result["+both"] = presets.with_columns(neighborhood, FEATURES)
     if time:
         for name, config in list(result.items()):
             name = "+user_day" if name == "recommended" else name + "+user_day"
-            result[name] = with_columns(config, ["user_day"], "time_columns")
+            result[name] = presets.with_columns(config, ["user_day"])
     return result
 
 

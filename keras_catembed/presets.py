@@ -26,6 +26,7 @@ Use them through `RatingModel.from_preset` (which sets `model.recipe`),
 `catembed` command. `save_to_preset` writes a model (and its recipe) as a
 preset folder: `config.json` and, for a built model, `model.weights.h5`;
 `from_preset` and `catembed train --preset PATH` read such a folder.
+`with_columns` adds user features or time columns to a preset.
 
 The first version of this module described the embeddings with
 `embedding_dim`, `embeddings_l2`, `entity_dropout` and
@@ -35,9 +36,11 @@ them).
 """
 
 import os
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
+from keras_catembed import _preset_columns
 from keras_catembed import _preset_files
 from keras_catembed._preset_files import get
 from keras_catembed._preset_files import load
@@ -72,6 +75,7 @@ __all__ = [
     "recommended_for",
     "save_to_preset",
     "upgrade",
+    "with_columns",
 ]
 
 
@@ -150,3 +154,42 @@ def save_to_preset(
     return _preset_files.save_to_preset(
         model, preset_dir, recipe, description=description
     )
+
+
+def with_columns(
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+    columns: Iterable[str],
+    *,
+    output_dim: int = 8,
+) -> dict[str, Any]:
+    """A preset dict that also embeds some MovieLens columns.
+
+    Each column is added to the preset's `"user_features"` (a name of
+    `keras_catembed.datasets.movielens.USER_FEATURES`) or `"time_columns"`
+    (a name of `movielens.TIME_COLUMNS`) with an `output_dim`-dim
+    embedding of its own; the preset's other columns keep their settings.
+    With more than two columns a model names its implicit-feedback and
+    neighbourhood pairs, so `implicit=True` (`neighborhood=True`) becomes
+    `{"user_id": "movie_id", "movie_id": "user_id"}`: the same
+    aggregations as before. `keras_catembed.training.train` sizes the new
+    columns from the ratings; `catembed train --add-columns` calls this.
+
+    >>> config = presets.with_columns("recommended", ["user_day"])
+    >>> model, history = training.train(train, config)
+
+    Args:
+        preset: A name in `PRESETS`, a preset folder (its settings; not its
+            weights) or a preset dict.
+        columns: Names of user features or time columns (a string for
+            one).
+        output_dim: Positive integer. The embedding size of each added
+            column. Defaults to `8`.
+
+    Returns:
+        A new preset dict; `preset` is not changed.
+
+    Raises:
+        ValueError: for no columns or one that is neither a user feature
+            nor a time column, naming it and the known ones.
+    """
+    return _preset_columns.with_columns(preset, columns, output_dim=output_dim)

@@ -220,3 +220,82 @@ def test_train_reads_a_preset_folder(tmp_path, capsys):
     status = cli.main(["train", "--preset", str(tmp_path / "none")])
     assert status == 2
     assert "--preset must be 'auto', one of" in capsys.readouterr().err
+
+
+def test_with_columns_adds_each_column_with_its_own_size():
+    config = presets.with_columns("recommended", ["user_day", "age"])
+    assert config["time_columns"] == ["user_day"]
+    assert config["user_features"] == ["age"]
+    assert config["model"]["embeddings"] == {
+        "user_id": {},
+        "movie_id": {},
+        "user_day": {"output_dim": 8},
+        "age": {"output_dim": 8},
+    }
+    # Two-sided implicit feedback, with its pairs named.
+    assert config["model"]["implicit"] == {
+        "user_id": "movie_id",
+        "movie_id": "user_id",
+    }
+    assert presets.load("recommended")["model"]["implicit"] is True
+    assert "time_columns" not in presets.PRESETS["recommended"]
+    model = keras_catembed.RatingModel.from_preset(
+        config, {"user_id": 5, "movie_id": 6, "user_day": 9, "age": 7}
+    )
+    assert model.columns == ["user_id", "movie_id", "user_day", "age"]
+    layers = model.embedding_layers
+    assert [layers[c].output_dim for c in model.columns] == [64, 64, 8, 8]
+    assert [layers[c].input_dim for c in model.columns] == [5, 6, 9, 7]
+
+
+def test_with_columns_keeps_the_preset_settings_by_column():
+    name = "tuned-ml-100k-demographics"
+    config = presets.with_columns(name, "user_day", output_dim=3)
+    before = presets.load(name)
+    assert config["user_features"] == before["user_features"]
+    assert config["time_columns"] == ["user_day"]
+    by_column = config["model"]["embeddings"]
+    assert by_column == {
+        **before["model"]["embeddings"],
+        "user_day": {"output_dim": 3},
+    }
+    assert config["model"]["neighborhood"] == before["model"]["neighborhood"]
+    # A column already listed is listed once.
+    again = presets.with_columns(config, ["user_day", "gender"])
+    assert again["time_columns"] == ["user_day"]
+    assert again["user_features"] == ["age", "gender", "occupation"]
+
+
+def test_with_columns_of_a_folder_leaves_its_weights(tmp_path):
+    model = keras_catembed.RatingModel.from_preset(
+        "course", {"user_id": 4, "movie_id": 5}
+    )
+    model.build()
+    presets.save_to_preset(model, tmp_path)
+    config = presets.with_columns(tmp_path, ["gender"])
+    assert "weights" not in config and "embeddings" not in config
+    assert config["user_features"] == ["gender"]
+    assert sorted(config["model"]["embeddings"]) == [
+        "gender",
+        "movie_id",
+        "user_id",
+    ]
+    # A preset with fresh weights: the saved ones were for two columns.
+    rebuilt = keras_catembed.RatingModel.from_preset(
+        config, {"user_id": 4, "movie_id": 5, "gender": 2}
+    )
+    assert rebuilt.columns == ["user_id", "movie_id", "gender"]
+
+
+@pytest.mark.parametrize(
+    "columns, kwargs, match",
+    [
+        (["movie_day"], {}, r"Received: \['movie_day'\]"),
+        ([], {}, r"Received: \[\]"),
+        (["age", "zip"], {}, r"time columns \['user_day'\].*'zip'"),
+        (["age"], {"output_dim": 0}, "output_dim"),
+    ],
+)
+def test_with_columns_errors_name_the_bad_value(columns, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        presets.with_columns("course", columns, **kwargs)

@@ -1,0 +1,79 @@
+"""The MovieLens columns a preset embeds, and adding more to a preset."""
+
+import os
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+
+from keras_catembed import _checks
+from keras_catembed._preset_files import load
+
+ID_COLUMNS = ("user_id", "movie_id")
+
+
+def _known() -> tuple[dict[str, int], tuple[str, ...]]:
+    # Imported here: the MovieLens package imports the model modules.
+    from keras_catembed.datasets.movielens import TIME_COLUMNS
+    from keras_catembed.datasets.movielens import USER_FEATURES
+
+    return USER_FEATURES, TIME_COLUMNS
+
+
+def columns(config: Mapping[str, Any]) -> list[str]:
+    """Every column a preset config embeds, ids first.
+
+    The user and movie ids; the columns listed under `"user_features"`
+    and `"time_columns"`; and every column the model part sets per column
+    (`config["model"]["embeddings"]`), so that a preset folder, whose model
+    part names each of its columns, embeds the same columns again.
+    """
+    named = [
+        *ID_COLUMNS,
+        *(config.get("user_features") or ()),
+        *(config.get("time_columns") or ()),
+        *(config.get("model", {}).get("embeddings") or {}),
+    ]
+    return list(dict.fromkeys(named))
+
+
+def with_columns(
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+    names: Iterable[str],
+    *,
+    output_dim: int = 8,
+) -> dict[str, Any]:
+    """A preset dict with more MovieLens columns; see `presets`."""
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    output_dim = _checks.positive_int("output_dim", output_dim)
+    features, times = _known()
+    unknown = [n for n in names if n not in features and n not in times]
+    if unknown or not names:
+        raise ValueError(
+            "`columns` must name some of the user features "
+            f"{sorted(features)} or the time columns {list(times)}. "
+            f"Received: {names}"
+        )
+    config = load(preset)
+    # A folder's trained weights and cardinalities are not this preset's.
+    for key in ("weights", "embeddings"):
+        config.pop(key, None)
+    model = config["model"]
+    by_column = model.get("embeddings") or {}
+    # Every column is set per column; those the shared settings size keep
+    # them (an empty dict).
+    for column in columns(config):
+        by_column.setdefault(column, {})
+    for name in names:
+        key = "user_features" if name in features else "time_columns"
+        listed = list(config.get(key) or [])
+        config[key] = listed + [name] * (name not in listed)
+        by_column[name] = {"output_dim": output_dim}
+    model["embeddings"] = by_column
+    # With more than two columns, the implicit pairs are named.
+    pairs = {"user_id": "movie_id", "movie_id": "user_id"}
+    for key in ("implicit", "neighborhood"):
+        if model.get(key) is True:
+            model[key] = dict(pairs)
+    return config
