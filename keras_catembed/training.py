@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from keras_catembed import _checks
+from keras_catembed import _preset_columns
 from keras_catembed._recipe import Recipe
 from keras_catembed._recipe_parts import OPTIMIZERS
 from keras_catembed._recipe_parts import SCHEDULES
@@ -113,25 +114,35 @@ def _ratings_cardinalities(
 ) -> dict[str, int]:
     """The cardinality of each column a preset's model embeds for `ratings`.
 
-    Users and movies come from the `Ratings` (whose splits share the whole
-    data set's index maps), as do the time columns the preset lists
-    (`"time_columns"`: `"user_day"`); the user features the preset lists
-    from `movielens.USER_FEATURES`.
+    The columns are `_preset_columns.columns(config)`: the ids, the listed
+    user features and time columns, and every column the model part sets
+    per column (which a saved preset folder does for all of them). Users,
+    movies and time columns (`"user_day"`) are sized by the `Ratings`
+    (whose splits share the whole data set's index maps), user features
+    by `movielens.USER_FEATURES`.
     """
     from keras_catembed.datasets import movielens
 
-    embeddings = {"user_id": ratings.num_users, "movie_id": ratings.num_movies}
-    for feature in config.get("user_features", ()):
-        embeddings[feature] = movielens.USER_FEATURES[feature]
-    for column in config.get("time_columns", ()):
-        if column not in movielens.TIME_COLUMNS:
+    embeddings = {}
+    for column in _preset_columns.columns(config):
+        if column == "user_id":
+            embeddings[column] = ratings.num_users
+        elif column == "movie_id":
+            embeddings[column] = ratings.num_movies
+        elif column in movielens.USER_FEATURES:
+            embeddings[column] = movielens.USER_FEATURES[column]
+        elif column in movielens.TIME_COLUMNS:
+            if ratings.timestamp is None:
+                ratings.user_day()  # Raises: the column needs timestamps.
+            embeddings[column] = ratings.num_user_days
+        else:
             raise ValueError(
-                f"Unknown time column {column!r} in the preset's "
-                f"`time_columns`. Expected some of {movielens.TIME_COLUMNS}"
+                f"The preset embeds the column {column!r}, which `train` "
+                "cannot make from MovieLens ratings. Expected 'user_id', "
+                "'movie_id', user features "
+                f"{sorted(movielens.USER_FEATURES)} or time columns "
+                f"{list(movielens.TIME_COLUMNS)}"
             )
-        if ratings.timestamp is None:
-            ratings.user_day()  # Raises: the column needs timestamps.
-        embeddings[column] = ratings.num_user_days
     return embeddings
 
 

@@ -360,7 +360,7 @@ def test_train_rejects_time_columns_it_cannot_make():
         training.train(no_stamps, config, verbose=0)
     config["time_columns"] = ["movie_day"]
     stamped = movielens.Ratings.from_arrays([1, 2], [1, 2], [3.0, 4.0], [0, 1])
-    with pytest.raises(ValueError, match="Unknown time column 'movie_day'"):
+    with pytest.raises(ValueError, match="column 'movie_day'.*time columns"):
         training.train(stamped, config, verbose=0)
     # Building the preset's model needs the column's size.
     config["time_columns"] = ["user_day"]
@@ -381,3 +381,38 @@ def test_from_preset_names_missing_user_feature_columns():
         keras_catembed.RatingModel.from_preset(
             config, {"user_id": 2, "movie_id": 2, "age": 7}
         )
+
+
+def test_train_from_a_saved_folder_embeds_its_columns_again(tmp_path):
+    from keras_catembed import presets
+    from keras_catembed.datasets import movielens
+
+    rng = np.random.default_rng(1)
+    num = 400
+    ratings = movielens.Ratings.from_arrays(
+        rng.integers(0, 10, num),
+        rng.integers(0, 12, num),
+        rng.integers(1, 6, num).astype("float32"),
+        timestamps=rng.integers(0, 6, num) * 86_400,
+    )
+    config = presets.with_columns("course", ["user_day"], output_dim=3)
+    model, _ = training.train(ratings, config, verbose=0, seed=0, epochs=1)
+    presets.save_to_preset(model, tmp_path)
+    # The folder's model part names every column; none is dropped.
+    again, _ = training.train(ratings, tmp_path, verbose=0, seed=0, epochs=1)
+    assert again.columns == model.columns == ["user_id", "movie_id", "user_day"]
+    layer = again.embedding_layers["user_day"]
+    assert (layer.input_dim, layer.output_dim) == (ratings.num_user_days, 3)
+    x = movielens.inputs(ratings, again.columns)
+    assert again.predict(x, verbose=0).shape == (num, 1)
+
+
+def test_train_names_a_preset_column_it_cannot_make():
+    from keras_catembed import presets
+    from keras_catembed.datasets import movielens
+
+    config = presets.load("course")
+    config["model"]["embeddings"] = {"store_id": {"output_dim": 4}}
+    ratings = movielens.Ratings.from_arrays([1, 2], [1, 2], [3.0, 4.0])
+    with pytest.raises(ValueError, match="column 'store_id'.*'user_id'"):
+        training.train(ratings, config, verbose=0)
