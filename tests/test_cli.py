@@ -1161,3 +1161,46 @@ def test_similar_center_spreads_the_scores(trained, data_dir, capsys):
 
     assert scores(plain) != scores(centred)
     assert len(scores(centred)) == 59
+
+
+def test_train_add_columns_embeds_them_and_saves_them(
+    data_dir, tmp_path, capsys
+):
+    import keras
+
+    from keras_catembed.datasets import movielens
+
+    model_path = str(tmp_path / "columns.keras")
+    status, out, _ = _run(
+        ["train", "--data-dir", data_dir, "--preset", "course"]
+        + ["--add-columns", "user_day, gender", "--epochs", "2"]
+        + ["--verbose", "0", "--save", model_path],
+        capsys,
+    )
+    assert status == 0
+    assert "preset 'course+user_day+gender'" in out
+    trained = _model_rmse(out)
+    model = keras.saving.load_model(model_path)
+    assert model.columns == ["user_id", "movie_id", "gender", "user_day"]
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    layer = model.embedding_layers["user_day"]
+    assert (layer.input_dim, layer.output_dim) == (ratings.num_user_days, 8)
+    # evaluate builds the same columns from the data.
+    status, out, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
+
+
+@pytest.mark.one_backend
+@pytest.mark.parametrize("value", ["user_days", "", "age,zip"])
+def test_train_add_columns_rejects_unknown_names(data_dir, capsys, value):
+    status, _, err = _run(
+        ["train", "--data-dir", data_dir, "--add-columns", value], capsys
+    )
+    assert status == 2
+    assert (
+        "--add-columns expects some of age, gender, occupation, user_day" in err
+    )
+    assert f"Received: {value!r}" in err

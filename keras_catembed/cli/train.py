@@ -85,6 +85,13 @@ def add_parser(commands: _common.Commands) -> None:
         "the movies they rated, movies by their raters)",
     )
     train.add_argument(
+        "--add-columns",
+        metavar="NAMES",
+        help="also embed these MovieLens columns, comma-separated, each "
+        "with 8 dimensions: user features (age, gender, occupation) or "
+        "time columns (user_day: each user's day, which needs timestamps)",
+    )
+    train.add_argument(
         "--max-rows",
         type=int,
         default=None,
@@ -128,6 +135,7 @@ def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed train` before anything runs."""
     # Parsed here so that a malformed value stops the run early.
     args.model_overrides = _model_overrides(args)
+    args.columns = _added_columns(args.add_columns)
     if args.preset != "auto" and args.preset not in presets.PRESETS:
         if not os.path.isfile(os.path.join(args.preset, presets.CONFIG_FILE)):
             raise _common.CommandError(
@@ -139,6 +147,20 @@ def check(args: argparse.Namespace) -> None:
     _common._check_output("--save", args.save, (".keras",))
     _common._check_image("--plot", args.plot)
     _common._check_image("--history-plot", args.history_plot)
+
+
+def _added_columns(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [*movielens.USER_FEATURES, *movielens.TIME_COLUMNS]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise _common.CommandError(
+            f"--add-columns expects some of {', '.join(known)}, "
+            f"comma-separated. Received: {text!r}"
+        )
+    return list(dict.fromkeys(names))
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,6 +211,11 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
         train = train.subset(np.arange(min(args.max_rows, len(train))))
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
+    preset: Any = args.preset
+    label = args.preset
+    if args.columns:
+        preset = presets.with_columns(args.preset, args.columns)
+        label = "+".join([args.preset, *args.columns])
     overrides = dict(args.model_overrides)
     for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
@@ -202,13 +229,13 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
     print(
         f"Training on {ratings.name} ({split} split): {len(train):,} "
         f"training and {len(test):,} test ratings, {ratings.num_users:,} "
-        f"users, {ratings.num_movies:,} movies; preset {args.preset!r}.",
+        f"users, {ratings.num_movies:,} movies; preset {label!r}.",
         file=out,
     )
     # Metrics on the test part are labelled test_*, not val_*.
     model, history = training.train(
         train,
-        args.preset,
+        preset,
         validation=test,
         validation_name="test",
         verbose=verbose,
@@ -226,7 +253,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
         "max_rows": args.max_rows,
     }
     rows = error_baselines.baselines(train, test)
-    rows[f"RatingModel ({args.preset})"] = error_baselines.errors(
+    rows[f"RatingModel ({label})"] = error_baselines.errors(
         model.predict(
             movielens.inputs(test, model.columns), batch_size=8192, verbose=0
         ),
