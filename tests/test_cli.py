@@ -1191,6 +1191,48 @@ def test_train_add_columns_embeds_them_and_saves_them(
     )
     assert status == 0
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
+    # recommend scores each movie at the user's latest day.
+    status, out, _ = _run(
+        ["recommend", "--model", model_path, "--data-dir", data_dir]
+        + ["--user", "3", "-k", "3", "--min-ratings", "0"],
+        capsys,
+    )
+    assert status == 0
+    user = int(np.flatnonzero(ratings.user_ids == 3)[0])
+    rows = np.flatnonzero(ratings.user_id == user)
+    latest = rows[np.argmax(ratings.timestamp[rows])]
+    title = out.splitlines()[1].strip().split("  ", 1)[1]
+    top = int(np.flatnonzero(ratings.titles == title)[0])
+    x = {
+        "user_id": np.array([user]),
+        "movie_id": np.array([top]),
+        "gender": ratings.user_features()["gender"][[user]],
+        "user_day": ratings.user_day()[[latest]],
+    }
+    predicted = float(model.predict(x, verbose=0)[0, 0])
+    assert float(out.splitlines()[1].split()[1]) == pytest.approx(
+        predicted, abs=0.006
+    )
+
+
+def test_recommend_names_a_column_it_cannot_make(data_dir, tmp_path, capsys):
+    import keras
+
+    import keras_catembed
+
+    model = keras_catembed.RatingModel(
+        {"user_id": 80, "movie_id": 60, "store_id": 3}, hidden_units=[4]
+    )
+    model.build()
+    path = str(tmp_path / "store.keras")
+    model.save(path)
+    assert keras.saving.load_model(path).columns[-1] == "store_id"
+    error = _error(
+        ["recommend", "--model", path, "--dataset", "ml-100k"]
+        + ["--data-dir", data_dir, "--user", "3"],
+        capsys,
+    )
+    assert "embeds the column 'store_id', which recommend cannot make" in error
 
 
 @pytest.mark.one_backend

@@ -184,10 +184,9 @@ def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
             f"that user {args.user} has not rated; lower --min-ratings"
         )
     users = {"user_id": np.array([index])}
-    others = [c for c in model.columns if c not in ("user_id", "movie_id")]
-    if others:
-        features = ratings.user_features()
-        users.update({c: features[c][[index]] for c in others})
+    for column in model.columns:
+        if column not in ("user_id", "movie_id"):
+            users[column] = _user_value(args, ratings, column, index, rated)
     items, scores = model.recommend(
         users,
         k=min(args.k, candidates.size),
@@ -203,6 +202,33 @@ def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
     for rank, (i, score) in enumerate(zip(items[0], scores[0], strict=True)):
         print(f"{rank + 1:>3}. {score:.2f}  {ratings.titles[i]}", file=out)
     return [ratings.titles[i] for i in items[0]]
+
+
+def _user_value(
+    args: argparse.Namespace,
+    ratings: Ratings,
+    column: str,
+    index: int,
+    rated: Any,
+) -> Any:
+    """The user's value of a model's extra column, as an array of one."""
+    import numpy as np
+
+    from keras_catembed.datasets import movielens
+
+    if column in movielens.USER_FEATURES:
+        return ratings.user_features()[column][[index]]
+    if column == "user_day":
+        # The user's latest day: a day of no rating has an untrained vector.
+        days = ratings.user_day()  # Raises without timestamps.
+        rows = np.flatnonzero(rated)
+        assert ratings.timestamp is not None
+        return days[[rows[np.argmax(ratings.timestamp[rows])]]]
+    raise _common.CommandError(
+        f"--model {args.model} embeds the column {column!r}, which "
+        "recommend cannot make for a user: it knows the user features "
+        f"{sorted(movielens.USER_FEATURES)} and 'user_day'"
+    )
 
 
 def plot(
