@@ -180,3 +180,55 @@ def _tuples(values: Sequence[str | Iterable[object]]) -> NDArray[np.object_]:
     for index, value in enumerate(values):
         array[index] = _genre_tuple(value)
     return array
+
+
+def _row_fields(
+    user_ids: ArrayLike,
+    movie_ids: ArrayLike,
+    ratings: ArrayLike,
+    timestamps: ArrayLike | None,
+    titles: Mapping[int, str] | None,
+    genres: Mapping[int, str | Sequence[str]] | None,
+) -> dict[str, Any]:
+    """The `Ratings` fields of one row per rating (`Ratings.from_arrays`).
+
+    Checks each argument, renumbers users and movies `0..n-1` in
+    increasing order of their original ids, and fills in the titles and
+    genres of the movies.
+    """
+    users = _raw_ids("user_ids", user_ids)
+    movies = _raw_ids("movie_ids", movie_ids)
+    values = _finite_numbers("ratings", ratings)
+    stamps: NDArray[np.int64] | None = None
+    if timestamps is not None:
+        stamps = _raw_ids("timestamps", timestamps)
+    for argument, array in (
+        ("movie_ids", movies),
+        ("ratings", values),
+        ("timestamps", stamps),
+    ):
+        if array is not None and array.size != users.size:
+            raise ValueError(
+                f"`{argument}` must have one entry per rating, like "
+                f"`user_ids` ({users.size}). Received: {array.size} "
+                "entries"
+            )
+    title_map = _mapping("titles", titles)
+    genre_map = _mapping("genres", genres)
+    user_index, user_map = _index_ids(users)
+    movie_index, movie_map = _index_ids(movies)
+    movie_titles, movie_genres = _movie_metadata(
+        movie_map,
+        title_map,
+        {k: _genre_tuple(v) for k, v in genre_map.items()},
+    )
+    return {
+        "user_id": user_index,
+        "movie_id": movie_index,
+        "rating": values.astype(np.float32),
+        "timestamp": stamps,
+        "user_ids": user_map,
+        "movie_ids": movie_map,
+        "titles": _object_array("titles", movie_titles, movie_map.size),
+        "genres": _tuples(movie_genres),
+    }

@@ -15,15 +15,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
-from keras_catembed.datasets.movielens.checks import _finite_numbers
-from keras_catembed.datasets.movielens.checks import _genre_tuple
 from keras_catembed.datasets.movielens.checks import _index_array
-from keras_catembed.datasets.movielens.checks import _index_ids
 from keras_catembed.datasets.movielens.checks import _integer_array
-from keras_catembed.datasets.movielens.checks import _mapping
-from keras_catembed.datasets.movielens.checks import _movie_metadata
 from keras_catembed.datasets.movielens.checks import _object_array
-from keras_catembed.datasets.movielens.checks import _raw_ids
+from keras_catembed.datasets.movielens.checks import _row_fields
 from keras_catembed.datasets.movielens.checks import _tuples
 from keras_catembed.datasets.movielens.days import UserDays
 from keras_catembed.datasets.movielens.days import day_indices
@@ -260,41 +255,10 @@ class Ratings:
         train, test = ratings.random_split(0.1, seed=1)
         ```
         """
-        users = _raw_ids("user_ids", user_ids)
-        movies = _raw_ids("movie_ids", movie_ids)
-        values = _finite_numbers("ratings", ratings)
-        stamps: NDArray[np.int64] | None = None
-        if timestamps is not None:
-            stamps = _raw_ids("timestamps", timestamps)
-        for argument, array in (
-            ("movie_ids", movies),
-            ("ratings", values),
-            ("timestamps", stamps),
-        ):
-            if array is not None and array.size != users.size:
-                raise ValueError(
-                    f"`{argument}` must have one entry per rating, like "
-                    f"`user_ids` ({users.size}). Received: {array.size} "
-                    "entries"
-                )
-        title_map = _mapping("titles", titles)
-        genre_map = _mapping("genres", genres)
-        user_index, user_map = _index_ids(users)
-        movie_index, movie_map = _index_ids(movies)
-        movie_titles, movie_genres = _movie_metadata(
-            movie_map,
-            title_map,
-            {k: _genre_tuple(v) for k, v in genre_map.items()},
-        )
         return cls(
-            user_id=user_index,
-            movie_id=movie_index,
-            rating=values.astype(np.float32),
-            timestamp=stamps,
-            user_ids=user_map,
-            movie_ids=movie_map,
-            titles=_object_array("titles", movie_titles, movie_map.size),
-            genres=_tuples(movie_genres),
+            **_row_fields(
+                user_ids, movie_ids, ratings, timestamps, titles, genres
+            ),
             name=name,
         )
 
