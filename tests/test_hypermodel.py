@@ -721,15 +721,36 @@ def test_ema_momentum_averages_the_weights_that_validation_sees():
     )
 
 
-def test_implicit_is_fixed_off_without_two_columns():
+def test_implicit_pairs_the_first_two_of_more_columns():
     three = dict(EMBEDDINGS, genre_id=5)
+    hypermodel = RatingHyperModel(three, implicit=True, batch_size=64)
     hp = keras_tuner.HyperParameters()
-    model = RatingHyperModel(three).build(hp)
+    model = hypermodel.build(hp)
+    assert model.implicit == {"user_id": "item_id", "item_id": "user_id"}
+    x, y = make_ratings(num_rows=256)
+    x = dict(x, genre_id=x["item_id"] % 5)
+    hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    # `fit` adapted the model to the (user, item) pairs of `x`.
+    implicit = model.encoders["user_id"].implicit_layer
+    assert implicit is not None and implicit.adapted
+    predicted = model.predict(x, verbose=0)
+    assert predicted.shape == (256, 1) and np.all(np.isfinite(predicted))
+    # Searched, not fixed, with three columns.
+    space = keras_tuner.HyperParameters()
+    RatingHyperModel(three).build(space)
+    implicit_hp = next(h for h in space.space if h.name == "implicit")
+    assert not isinstance(implicit_hp, Fixed)
+
+
+def test_implicit_is_fixed_off_with_one_column():
+    one = {"user_id": EMBEDDINGS["user_id"]}
+    hp = keras_tuner.HyperParameters()
+    model = RatingHyperModel(one).build(hp)
     implicit = next(h for h in hp.space if h.name == "implicit")
     assert isinstance(implicit, Fixed) and implicit.value is False
     assert model.implicit == {}
-    with pytest.raises(ValueError, match=r"two columns.*genre_id"):
-        RatingHyperModel(three, implicit=True)
+    with pytest.raises(ValueError, match=r"at least two columns.*user_id"):
+        RatingHyperModel(one, implicit=True)
 
 
 def test_implicit_trials_need_array_inputs_to_adapt():

@@ -14,6 +14,7 @@ from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.hypermodel import _docs
 from keras_catembed.hypermodel import _recipe
 from keras_catembed.hypermodel import _space
+from keras_catembed.hypermodel._hyperparameter import implicit_pairs
 from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
 from keras_catembed.hypermodel._tuner import keras_tuner
 from keras_catembed.rating_model import RatingModel
@@ -230,7 +231,7 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             "rating_range": (
                 self.rating_range if values["bounded_output"] else None
             ),
-            "implicit": values["implicit"],
+            "implicit": implicit_pairs(self.columns, values["implicit"]),
         }
 
     def recipe(self, hp: HyperParametersLike, *, epochs: int = 1) -> Recipe:

@@ -95,12 +95,25 @@ def needs_rating_range(hypermodel: HyperModelLike) -> str | None:
 
 
 def needs_two_columns(hypermodel: HyperModelLike) -> str | None:
-    if len(hypermodel.columns) != 2:
+    if len(hypermodel.columns) < 2:
         return (
-            "`implicit=True` needs exactly two columns (each described by "
-            f"the other). Received the columns {hypermodel.columns}"
+            "`implicit=True` needs at least two columns (the first two each "
+            f"described by the other). Received the columns "
+            f"{hypermodel.columns}"
         )
     return None
+
+
+def implicit_pairs(columns: list[str], implicit: bool) -> bool | dict[str, str]:
+    """`RatingModel`'s `implicit`: past two columns, the first two paired.
+
+    A model with more than two columns names its implicit pairs: the first
+    two columns (the user and the item) each describe the other.
+    """
+    if not implicit or len(columns) == 2:
+        return bool(implicit)
+    user, item = columns[:2]
+    return {user: item, item: user}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -189,12 +189,13 @@ HYPERPARAMETERS = (
         kind="bool",
         default=False,
         check=boolean,
-        summary="implicit feedback (two columns only; `fit` adapts)",
+        summary="implicit feedback (first two columns; `fit` adapts)",
         doc=(
-            "`RatingModel`'s implicit feedback, each of the two columns "
-            "described by the ids of the other it occurs with (`fit` adapts "
-            "the model to the training inputs). Fixed to `False` unless "
-            "there are exactly two columns."
+            "`RatingModel`'s implicit feedback, each of the first two "
+            "columns (the user and item) described by the ids of the other "
+            "it occurs with (`fit` adapts the model to the training "
+            "inputs); more columns add no pairs. Fixed to `False` with one "
+            "column."
         ),
         unavailable=needs_two_columns,
     ),
