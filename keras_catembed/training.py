@@ -116,34 +116,11 @@ def _ratings_cardinalities(
 
     The columns are `_preset_columns.columns(config)`: the ids, the listed
     user features and time columns, and every column the model part sets
-    per column (which a saved preset folder does for all of them). Users,
-    movies and time columns (`"user_day"`) are sized by the `Ratings`
-    (whose splits share the whole data set's index maps), user features
-    by `movielens.USER_FEATURES`.
+    per column (which a saved preset folder does for all of them).
     """
-    from keras_catembed.datasets import movielens
-
-    embeddings = {}
-    for column in _preset_columns.columns(config):
-        if column == "user_id":
-            embeddings[column] = ratings.num_users
-        elif column == "movie_id":
-            embeddings[column] = ratings.num_movies
-        elif column in movielens.USER_FEATURES:
-            embeddings[column] = movielens.USER_FEATURES[column]
-        elif column in movielens.TIME_COLUMNS:
-            if ratings.timestamp is None:
-                ratings.user_day()  # Raises: the column needs timestamps.
-            embeddings[column] = ratings.num_user_days
-        else:
-            raise ValueError(
-                f"The preset embeds the column {column!r}, which `train` "
-                "cannot make from MovieLens ratings. Expected 'user_id', "
-                "'movie_id', user features "
-                f"{sorted(movielens.USER_FEATURES)} or time columns "
-                f"{list(movielens.TIME_COLUMNS)}"
-            )
-    return embeddings
+    return _preset_columns.cardinalities(
+        _preset_columns.columns(config), ratings
+    )
 
 
 def _rename_metrics(old: str, new: str) -> Any:
