@@ -375,6 +375,42 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert not [ln for ln in out.splitlines() if " done: " in ln]
 
 
+def test_tune_add_columns_searches_with_them_and_trains_again(
+    data_dir, tmp_path, capsys
+):
+    import keras
+
+    from keras_catembed.datasets import movielens
+
+    folder = str(tmp_path / "best-preset")
+    status, out, err = _run(
+        ["tune", "--data-dir", data_dir, "--tuner", "random"]
+        + ["--max-trials", "1", "--epochs", "1"]
+        + ["--directory", str(tmp_path / "search")]
+        + ["--add-columns", "occupation,user_day"]
+        + ["--fix", "implicit=true", "--fix", "batch_size=256"]
+        + ["--best-out", str(tmp_path / "best.json"), "--preset-out", folder],
+        capsys,
+    )
+    assert status == 0, err
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    best = keras.saving.load_model(str(tmp_path / "best.keras"))
+    columns = ["user_id", "movie_id", "occupation", "user_day"]
+    assert best.columns == columns
+    assert best.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
+    layer = best.embedding_layers["user_day"]
+    assert layer.input_dim == ratings.num_user_days
+    # The preset folder trains the same columns again.
+    model_path = str(tmp_path / "again.keras")
+    status, out, err = _run(
+        ["train", "--data-dir", data_dir, "--preset", folder]
+        + ["--max-rows", "200", "--verbose", "0", "--save", model_path],
+        capsys,
+    )
+    assert status == 0, err
+    assert keras.saving.load_model(model_path).columns == columns
+
+
 @pytest.mark.one_backend
 def test_tune_rejects_unknown_hyperparameter(data_dir, tmp_path, capsys):
     status, _, err = _run(

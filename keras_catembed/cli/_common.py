@@ -99,6 +99,33 @@ def _add_data_arguments(
     )
 
 
+def _add_columns_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--add-columns",
+        metavar="NAMES",
+        help="also embed these MovieLens columns, comma-separated, each "
+        "with 8 dimensions: user features (age, gender, occupation) or "
+        "time columns (user_day: each user's day, which needs timestamps)",
+    )
+
+
+def _added_columns(text: str | None) -> list[str]:
+    """The names of `--add-columns`, checked; `[]` without the option."""
+    from keras_catembed.datasets import movielens
+
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [*movielens.USER_FEATURES, *movielens.TIME_COLUMNS]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise CommandError(
+            f"--add-columns expects some of {', '.join(known)}, "
+            f"comma-separated. Received: {text!r}"
+        )
+    return list(dict.fromkeys(names))
+
+
 def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",

@@ -84,13 +84,7 @@ def add_parser(commands: _common.Commands) -> None:
         help="override the preset: implicit feedback (users described by "
         "the movies they rated, movies by their raters)",
     )
-    train.add_argument(
-        "--add-columns",
-        metavar="NAMES",
-        help="also embed these MovieLens columns, comma-separated, each "
-        "with 8 dimensions: user features (age, gender, occupation) or "
-        "time columns (user_day: each user's day, which needs timestamps)",
-    )
+    _common._add_columns_argument(train)
     train.add_argument(
         "--max-rows",
         type=int,
@@ -135,7 +129,7 @@ def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed train` before anything runs."""
     # Parsed here so that a malformed value stops the run early.
     args.model_overrides = _model_overrides(args)
-    args.columns = _added_columns(args.add_columns)
+    args.columns = _common._added_columns(args.add_columns)
     if args.preset != "auto" and args.preset not in presets.PRESETS:
         if not os.path.isfile(os.path.join(args.preset, presets.CONFIG_FILE)):
             raise _common.CommandError(
@@ -147,20 +141,6 @@ def check(args: argparse.Namespace) -> None:
     _common._check_output("--save", args.save, (".keras",))
     _common._check_image("--plot", args.plot)
     _common._check_image("--history-plot", args.history_plot)
-
-
-def _added_columns(text: str | None) -> list[str]:
-    if text is None:
-        return []
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    known = [*movielens.USER_FEATURES, *movielens.TIME_COLUMNS]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise _common.CommandError(
-            f"--add-columns expects some of {', '.join(known)}, "
-            f"comma-separated. Received: {text!r}"
-        )
-    return list(dict.fromkeys(names))
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 from typing import TextIO
 
+from keras_catembed import _preset_columns
 from keras_catembed.cli import _common
 from keras_catembed.datasets import movielens
 from keras_catembed.datasets.movielens import Ratings
@@ -30,6 +31,7 @@ def add_parser(commands: _common.Commands) -> None:
     )
     _common._add_data_arguments(tune)
     _common._add_split_arguments(tune)
+    _common._add_columns_argument(tune)
     tune.add_argument(
         "--tuner",
         default="bayesian",
@@ -99,6 +101,7 @@ def add_parser(commands: _common.Commands) -> None:
 def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed tune` before anything runs."""
     _common._check_output("--best-out", args.best_out, (".json",))
+    args.columns = _common._added_columns(args.add_columns)
     if args.preset_out is not None and os.path.isfile(args.preset_out):
         raise _common.CommandError(
             "--preset-out names a file; expected a folder (created if "
@@ -181,7 +184,9 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
         args.validation_fraction, seed=args.seed
     )
     hypermodel = RatingHyperModel(
-        {"user_id": ratings.num_users, "movie_id": ratings.num_movies},
+        _preset_columns.cardinalities(
+            ["user_id", "movie_id", *args.columns], ratings
+        ),
         **fixed,
     )
     tuner_class = _reporting(getattr(keras_tuner, TUNERS[args.tuner]), out)
@@ -206,11 +211,15 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
 
     # Trials repeat: the same seed draws the same weights and batches.
     keras.utils.set_random_seed(args.seed)
+    columns = hypermodel.columns
     tuner.search(
-        movielens.inputs(train),
+        movielens.inputs(train, columns),
         train.rating,
         epochs=args.epochs,
-        validation_data=(movielens.inputs(validation), validation.rating),
+        validation_data=(
+            movielens.inputs(validation, columns),
+            validation.rating,
+        ),
         verbose=0,
     )
     trials: list[Any] = tuner.oracle.get_best_trials(
