@@ -3,10 +3,14 @@
 import os
 from collections.abc import Iterable
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 from keras_catembed import _checks
 from keras_catembed._preset_files import load
+
+if TYPE_CHECKING:
+    from keras_catembed.datasets.movielens import Ratings
 
 ID_COLUMNS = ("user_id", "movie_id")
 
@@ -36,34 +40,31 @@ def columns(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-def cardinalities(columns: Iterable[str], ratings: Any) -> dict[str, int]:
+def cardinalities(columns: Iterable[str], ratings: "Ratings") -> dict[str, int]:
     """The cardinality of each MovieLens column for `ratings`.
 
     Users, movies and time columns (`"user_day"`) are sized by the
     `Ratings` (whose splits share the whole data set's index maps), user
     features by `movielens.USER_FEATURES`.
     """
-    from keras_catembed.datasets import movielens
-
+    features, times = _known()
     embeddings: dict[str, int] = {}
     for column in columns:
         if column == "user_id":
             embeddings[column] = ratings.num_users
         elif column == "movie_id":
             embeddings[column] = ratings.num_movies
-        elif column in movielens.USER_FEATURES:
-            embeddings[column] = movielens.USER_FEATURES[column]
-        elif column in movielens.TIME_COLUMNS:
+        elif column in features:
+            embeddings[column] = features[column]
+        elif column in times:
             if ratings.timestamp is None:
                 ratings.user_day()  # Raises: the column needs timestamps.
             embeddings[column] = ratings.num_user_days
         else:
             raise ValueError(
                 f"Cannot make the column {column!r} from MovieLens ratings. "
-                "Expected 'user_id', "
-                "'movie_id', user features "
-                f"{sorted(movielens.USER_FEATURES)} or time columns "
-                f"{list(movielens.TIME_COLUMNS)}"
+                f"Expected 'user_id', 'movie_id', user features "
+                f"{sorted(features)} or time columns {list(times)}"
             )
     return embeddings
 
