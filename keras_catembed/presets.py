@@ -174,9 +174,6 @@ def with_columns(
     aggregations as before. `keras_catembed.training.train` sizes the new
     columns from the ratings; `catembed train --add-columns` calls this.
 
-    >>> config = presets.with_columns("recommended", ["user_day"])
-    >>> model, history = training.train(train, config)
-
     Args:
         preset: A name in `PRESETS`, a preset folder (its settings; not its
             weights) or a preset dict.
@@ -191,5 +188,12 @@ def with_columns(
     Raises:
         ValueError: for no columns or one that is neither a user feature
             nor a time column, naming it and the known ones.
+
+    Example:
+
+    ```python
+    config = presets.with_columns("recommended", ["user_day"])
+    model, history = keras_catembed.training.train(train, config)
+    ```
     """
     return _preset_columns.with_columns(preset, columns, output_dim=output_dim)
