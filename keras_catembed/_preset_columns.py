@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 ID_COLUMNS = ("user_id", "movie_id")
 
 
-def _known() -> tuple[dict[str, int], tuple[str, ...]]:
+def known_columns() -> tuple[dict[str, int], tuple[str, ...]]:
+    """The columns a preset can add: user features (by size), time columns."""
     # Imported here: the MovieLens package imports the model modules.
     from keras_catembed.datasets.movielens import TIME_COLUMNS
     from keras_catembed.datasets.movielens import USER_FEATURES
@@ -47,7 +48,7 @@ def cardinalities(columns: Iterable[str], ratings: "Ratings") -> dict[str, int]:
     `Ratings` (whose splits share the whole data set's index maps), user
     features by `movielens.USER_FEATURES`.
     """
-    features, times = _known()
+    features, times = known_columns()
     embeddings: dict[str, int] = {}
     for column in columns:
         if column == "user_id":
@@ -80,7 +81,7 @@ def with_columns(
         names = [names]
     names = list(names)
     output_dim = _checks.positive_int("output_dim", output_dim)
-    features, times = _known()
+    features, times = known_columns()
     unknown = [n for n in names if n not in features and n not in times]
     if unknown or not names:
         raise ValueError(
@@ -101,7 +102,9 @@ def with_columns(
     for name in names:
         key = "user_features" if name in features else "time_columns"
         listed = list(config.get(key) or [])
-        config[key] = listed + [name] * (name not in listed)
+        if name not in listed:
+            listed.append(name)
+        config[key] = listed
         by_column[name] = {"output_dim": output_dim}
     model["embeddings"] = by_column
     # With more than two columns, the implicit pairs are named.

@@ -111,12 +111,13 @@ def _add_columns_argument(parser: argparse.ArgumentParser) -> None:
 
 def _added_columns(text: str | None) -> list[str]:
     """The names of `--add-columns`, checked; `[]` without the option."""
-    from keras_catembed.datasets import movielens
+    from keras_catembed import _preset_columns
 
     if text is None:
         return []
     names = [name.strip() for name in text.split(",") if name.strip()]
-    known = [*movielens.USER_FEATURES, *movielens.TIME_COLUMNS]
+    features, times = _preset_columns.known_columns()
+    known = [*features, *times]
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise CommandError(

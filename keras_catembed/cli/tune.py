@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
     )
     hypermodel = RatingHyperModel(
         _preset_columns.cardinalities(
-            ["user_id", "movie_id", *args.columns], ratings
+            [*_preset_columns.ID_COLUMNS, *args.columns], ratings
         ),
         **fixed,
     )
