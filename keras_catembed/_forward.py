@@ -83,19 +83,21 @@ class RatingForward(ModelBase):
     ) -> Any:
         inputs = _inputs.standardize_structure(self.columns, inputs)
         features = self.interact(self.embed(inputs, training=training))
+        step = _step.current(self)
         for index, dense in enumerate(self.hidden_layers):
-            features = dense(features)
+            features = step.invoke(dense, features)
             if self.dropout_layers:
-                features = self.dropout_layers[index](
-                    features, training=training
+                features = step.invoke(
+                    self.dropout_layers[index], features, training=training
                 )
-        logits = self.output_layer(features)
+        logits = step.invoke(self.output_layer, features)
         if self.bias_terms:
-            step = _step.current(self)
             for column in self.columns:
                 layer = self.bias_layers[column]
-                bias = layer(
+                bias = step.invoke(
+                    layer,
                     inputs[column],
+                    training=training,
                     ids_checked=step.ids_checked,
                     gathered=step.rows_of(layer),
                 )

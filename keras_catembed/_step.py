@@ -29,16 +29,29 @@ class StepInputs:
             position in `rows` of each lookup, and the table row each of
             `rows` is (on JAX, padded with an index past the table's end;
             None when `rows` is the whole table, row `i` at `i`).
+        direct: Whether the model's own forward pass calls its layers'
+            `call` methods instead of the layers themselves. Keras's
+            per-call bookkeeping (input conversion, build, autocast, masks)
+            costs more than a small layer's arithmetic when a backend runs
+            eagerly; the loop sets this only for a model whose layers need
+            none of it (see `keras_catembed.backend.torch`).
     """
 
     ids_checked: bool = False
     gathered: Mapping[int, tuple[Any, ...]] = dataclasses.field(
         default_factory=dict
     )
+    direct: bool = False
 
     def rows_of(self, layer: Any) -> tuple[Any, ...] | None:
         """The gathered rows of `layer`'s table, or None."""
         return self.gathered.get(id(layer))
+
+    def invoke(self, layer: Any, *args: Any, **kwargs: Any) -> Any:
+        """`layer(*args, **kwargs)`, or `layer.call(...)` when `direct`."""
+        if self.direct:
+            return layer.call(*args, **kwargs)
+        return layer(*args, **kwargs)
 
 
 class RowGradient:
@@ -96,6 +109,11 @@ def checked_ids(model: Any, checked: bool = True) -> Any:
 def gathered_rows(model: Any, gathered: Mapping[int, tuple[Any, ...]]) -> Any:
     """Steps of `model` inside read the tables' rows from `gathered`."""
     return _replaced(model, gathered=dict(gathered))
+
+
+def direct_calls(model: Any, direct: bool = True) -> Any:
+    """Steps of `model` inside call its layers' `call` (see `StepInputs`)."""
+    return _replaced(model, direct=bool(direct))
 
 
 # Loss reductions under which a batch padded with zero-weight rows can

@@ -225,7 +225,8 @@ class ColumnEncoder(keras.layers.Layer):
         """
         step = step or _step.StepInputs()
         table = self.embedding
-        vector = table(
+        vector = step.invoke(
+            table,
             inputs[self.column],
             training=training,
             ids_checked=step.ids_checked,
@@ -236,14 +237,15 @@ class ColumnEncoder(keras.layers.Layer):
         rows = table._clipped_rows(inputs[self.column])
         if self.implicit_layer is not None:
             layer = self.implicit_layer
-            implicit = layer(
-                rows, training=training, gathered=step.rows_of(layer)
+            implicit = step.invoke(
+                layer, rows, training=training, gathered=step.rows_of(layer)
             )
             vector = vector + ops.cast(implicit, vector.dtype)
         if self.neighborhood_layer is not None:
             layer = self.neighborhood_layer
             column, source = self._sources["neighborhood"]
-            neighbors = layer(
+            neighbors = step.invoke(
+                layer,
                 rows,
                 source._clipped_rows(inputs[column]),
                 training=training,

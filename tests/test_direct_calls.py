@@ -1,0 +1,149 @@
+"""Steps that call RatingModel's layers' `call` directly train the same."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_catembed
+from keras_catembed import _step
+from keras_catembed import optimizers
+
+USERS, MOVIES = 14, 11
+
+
+def data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {
+        "user_id": rng.integers(0, USERS, n).astype("int32"),
+        "movie_id": rng.integers(0, MOVIES, n).astype("int32"),
+    }
+    y = (1 + 4 * rng.integers(0, 5, n)).astype("float32") / 4 + 0.75
+    return x, y
+
+
+def make_model(optimizer="sparse", seed=3, **kwargs):
+    """Dropout, entity dropout, biases, L2 rows, implicit, neighbourhood."""
+    keras.utils.set_random_seed(seed)
+
+    def table(n):
+        return keras_catembed.EntityEmbedding(
+            n,
+            4,
+            dropout=0.2,
+            embeddings_regularizer=keras.regularizers.L2(0.01),
+        )
+
+    model = keras_catembed.RatingModel(
+        {"user_id": table(USERS), "movie_id": table(MOVIES)},
+        hidden_units=[8, 4],
+        dropout=0.3,
+        bias_terms=True,
+        rating_range=(0.5, 5.5),
+        implicit=True,
+        neighborhood=True,
+        **kwargs,
+    )
+    x, y = data()
+    model.adapt(x, y)
+    model.build()
+    model.compile(
+        optimizer=optimizers.SparseAdam(0.01)
+        if optimizer == "sparse"
+        else keras.optimizers.Adam(0.01),
+        loss="mse",
+    )
+    return model
+
+
+def losses(model):
+    return [float(keras.ops.convert_to_numpy(v)) for v in model.losses]
+
+
+def weights(model):
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_direct_forward_pass_equals_the_layered_one(training):
+    x, _ = data(n=40, seed=1)
+    # Twin models: the same weights and dropout seeds.
+    model = make_model()
+    layered = keras.ops.convert_to_numpy(model(x, training=training))
+    layered_losses = losses(model)
+    model = make_model()
+    with _step.direct_calls(model):
+        direct = keras.ops.convert_to_numpy(model(x, training=training))
+        direct_losses = losses(model)
+    np.testing.assert_allclose(direct, layered, rtol=1e-6)
+    # The penalties of the looked-up rows are added as before: a direct
+    # call passes `training` to each layer itself.
+    assert len(direct_losses) == len(layered_losses) > 0
+    assert direct_losses == pytest.approx(layered_losses)
+
+
+torch_only = pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="the eager torch loop"
+)
+
+
+@torch_only
+@pytest.mark.parametrize("optimizer", ["sparse", "adam"])
+def test_torch_loop_trains_alike_with_and_without_direct_calls(
+    optimizer, monkeypatch
+):
+    from keras_catembed.backend import torch as torch_backend
+
+    x, y = data()
+    direct = make_model(optimizer)
+    assert torch_backend.calls_layers_directly(direct)
+    start = weights(direct)
+    keras.utils.set_random_seed(11)
+    direct.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
+
+    monkeypatch.setattr(torch_backend, "DIRECT_CALLS", False)
+    layered = make_model(optimizer)
+    assert not torch_backend.calls_layers_directly(layered)
+    keras.utils.set_random_seed(11)
+    layered.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
+    moved = max(
+        np.abs(a - b).max() for a, b in zip(weights(direct), start, strict=True)
+    )
+    assert moved > 1e-2
+    for a, b in zip(weights(direct), weights(layered), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@torch_only
+def test_layers_needing_their_bookkeeping_are_called_as_layers():
+    from keras_catembed.backend import torch as torch_backend
+
+    model = make_model()
+    assert torch_backend.calls_layers_directly(model)
+    # An activity regularizer is added by `Layer.__call__` only.
+    model.hidden_layers[0].activity_regularizer = keras.regularizers.L2(0.1)
+    assert not torch_backend.calls_layers_directly(model)
+
+    class Scaled(keras.layers.Dense):
+        pass
+
+    model = make_model()
+    model.hidden_layers[1] = Scaled(4)
+    assert not torch_backend.calls_layers_directly(model)
+
+    # Mixed precision: `__call__` casts the inputs and autocasts.
+    model = make_model(dtype="mixed_float16")
+    assert not torch_backend.calls_layers_directly(model)
+
+    class OwnCall(keras_catembed.RatingModel):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=training) * 1.0
+
+    keras.utils.set_random_seed(3)
+    own = OwnCall(
+        {
+            "user_id": keras_catembed.EntityEmbedding(USERS, 4),
+            "movie_id": keras_catembed.EntityEmbedding(MOVIES, 4),
+        }
+    )
+    own.build()
+    assert not torch_backend.calls_layers_directly(own)
