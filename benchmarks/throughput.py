@@ -31,6 +31,12 @@ share, alternated with the others in the same process: a table keeps
 every row at its own slot when a step's lookups are at least that share
 of its rows (`keras_catembed.backend.jax_rows.EVERY_ROW_SHARE`).
 
+With `--layer-calls direct layered` (torch) the SparseAdam model runs
+once with its training steps calling its layers' `call` methods directly
+(the default) and once calling every layer as a Keras layer
+(`keras_catembed.backend.torch.DIRECT_CALLS = False`), alternated with
+the others in the same process.
+
 It prints a markdown table and writes `benchmarks/results/throughput.{md,json}`.
 """
 
@@ -141,33 +147,49 @@ def warm_up_backend():
     model.predict(data, verbose=0)
 
 
-def every_row_models(shares):
-    """The SparseAdam model once per share of `EVERY_ROW_SHARE` (JAX)."""
-    if not shares:
+def variant_models(shares=None, layer_calls=None):
+    """The SparseAdam model once per variant; each variant's setting.
+
+    A variant is a share of `jax_rows.EVERY_ROW_SHARE` (JAX) or a way of
+    calling the layers (torch: `"direct"` or `"layered"`).
+    """
+    variants = [(f"every row at {s:g}", ("share", s)) for s in shares or []]
+    variants += [
+        (f"layers called {c}", ("direct", c == "direct"))
+        for c in layer_calls or []
+    ]
+    if not variants:
         return dict(MODELS), {}
-    made, share_of = {}, {}
+    made, setting_of = {}, {}
     for name, make in MODELS.items():
         if name != "RatingModel SparseAdam":
             made[name] = make
             continue
-        for share in shares:
-            label = f"{name}, every row at {share:g}"
-            made[label], share_of[label] = make, share
-    return made, share_of
+        for label, setting in variants:
+            made[f"{name}, {label}"] = make
+            setting_of[f"{name}, {label}"] = setting
+    return made, setting_of
 
 
-def measure(rows, batch_sizes, repeats, whole_epochs=3, shares=None):
+def measure(
+    rows, batch_sizes, repeats, whole_epochs=3, shares=None, layer_calls=None
+):
     """Runs in one backend's process; returns a list of result dicts."""
     import keras
 
-    makers, share_of = every_row_models(shares)
+    makers, setting_of = variant_models(shares, layer_calls)
 
     def use_share(name):
-        # Each call compiles with the model's own share in force.
-        if name in share_of:
+        # Each call runs (and compiles) with the model's own setting.
+        kind, value = setting_of.get(name, (None, None))
+        if kind == "share":
             from keras_catembed.backend import jax_rows
 
-            jax_rows.EVERY_ROW_SHARE = share_of[name]
+            jax_rows.EVERY_ROW_SHARE = value
+        elif kind == "direct":
+            from keras_catembed.backend import torch as torch_backend
+
+            torch_backend.DIRECT_CALLS = value
 
     x, y = synthetic(rows)
     x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}
@@ -249,6 +271,13 @@ def main(argv=None):
         help="JAX: run the SparseAdam model once per share of "
         "`jax_rows.EVERY_ROW_SHARE`",
     )
+    parser.add_argument(
+        "--layer-calls",
+        nargs="+",
+        choices=["direct", "layered"],
+        help="torch: run the SparseAdam model once per way of calling "
+        "its layers",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "throughput")
@@ -261,6 +290,7 @@ def main(argv=None):
             args.repeats,
             args.whole_epochs,
             args.every_row_shares,
+            args.layer_calls,
         )
         print("RESULTS " + json.dumps(results))
         return results
@@ -278,6 +308,8 @@ def main(argv=None):
         ]
         if args.every_row_shares:
             arguments += ["--every-row-shares", *args.every_row_shares]
+        if args.layer_calls:
+            arguments += ["--layer-calls", *args.layer_calls]
         results.extend(_results.run_worker(__file__, backend, arguments))
     table = markdown(results)
     print(table)
