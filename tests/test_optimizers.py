@@ -240,8 +240,9 @@ def test_jax_writes_at_every_row_keep_the_rows_not_read(how):
 @pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="runs on the torch backend"
 )
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
 @pytest.mark.parametrize("num_rows", [50, 100_000])
-def test_torch_unique_rows_matches_torch_unique(num_rows):
+def test_torch_unique_rows_matches_torch_unique(num_rows, dtype):
     import torch
 
     from keras_catembed.backend import torch as torch_backend
@@ -249,7 +250,7 @@ def test_torch_unique_rows_matches_torch_unique(num_rows):
     rng = np.random.default_rng(0)
     # 300 ids: a table of 50 rows takes the scratch array, one of 100,000
     # rows the sort.
-    rows = (rng.zipf(1.3, 300) % num_rows).astype("int64")
+    rows = (rng.zipf(1.3, 300) % num_rows).astype(dtype)
     rows[:3] = [7, 7, 49]
     rows = torch.as_tensor(rows)
     unique, positions = torch_backend.unique_rows(rows, num_rows)
@@ -259,6 +260,44 @@ def test_torch_unique_rows_matches_torch_unique(num_rows):
     np.testing.assert_array_equal(unique.numpy(), expected_unique.numpy())
     np.testing.assert_array_equal(positions.numpy(), expected_positions.numpy())
     np.testing.assert_array_equal(unique[positions].numpy(), rows.numpy())
+    assert unique.dtype == rows.dtype
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="runs on the torch backend"
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(300,), (9000,), (1500, 8)])
+def test_torch_gathered_rows_have_index_selects_gradient(dtype, shape):
+    # From 8192 lookups the gradient is summed by `bincount`: the same
+    # sums as `index_select`'s own gradient, row by row.
+    import torch
+
+    from keras_catembed import backend
+
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(40, 5)).astype(dtype)
+    indices = torch.as_tensor(rng.integers(0, 37, shape))  # 3 rows unread
+    upstream = torch.as_tensor(rng.normal(size=(*shape, 5)).astype(dtype))
+
+    def gradient(gather):
+        value = torch.tensor(table, requires_grad=True)
+        rows = gather(value)
+        assert tuple(rows.shape) == (*shape, 5)
+        (rows * upstream).sum().backward()
+        return rows.detach().numpy(), value.grad.numpy()
+
+    rows, grad = gradient(lambda v: backend.current.gather_rows(v, indices))
+    expected_rows, expected_grad = gradient(
+        lambda v: torch.index_select(v, 0, indices.reshape(-1)).reshape(
+            *shape, 5
+        )
+    )
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-5)
+    assert grad.dtype == dtype
+    np.testing.assert_array_equal(grad[37:], 0.0)
+    assert np.abs(grad[:37]).min() > 0
 
 
 @pytest.mark.parametrize("decay", [None, 0.5])
