@@ -228,13 +228,22 @@ def from_preset(
                 f"Preset {name!r} also embeds the {what} {listed}: add "
                 f"the columns {missing} to `embeddings` ({sizes})."
             )
+    saved = config.get("embeddings") or {}
+    left_out = [column for column in saved if column not in embeddings]
+    if left_out:
+        raise ValueError(
+            f"Preset {name!r} was saved with the columns {list(saved)}, "
+            f"and `embeddings` leaves out {left_out}: pass a cardinality "
+            "for every saved column (or leave `embeddings` out to use the "
+            f"saved ones, {dict(saved)}). Received: "
+            f"embeddings={dict(embeddings)}"
+        )
     model = build_model(config, embeddings, cls, name=name, **kw)
     recipe_config = config.get("recipe")
     if recipe_config is not None:
         model.recipe = Recipe.from_config(recipe_config)
     weights = config.get("weights")
     if load_weights and weights is not None:
-        saved = config.get("embeddings") or {}
         if kw or dict(embeddings) != saved:
             raise ValueError(
                 f"Preset {name!r} holds trained weights for the "

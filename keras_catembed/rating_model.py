@@ -314,7 +314,8 @@ class RatingModel(
             preset: String. A key of `keras_catembed.presets.PRESETS`, or
                 the path of a preset folder.
             embeddings: Dict mapping each column name to its cardinality.
-                Optional for a preset folder, which records them.
+                Optional for a preset folder, which records them; given,
+                it must size every column the folder was saved with.
             **overrides: Values replacing those of the preset's model part:
                 `RatingModel` arguments (e.g. `hidden_units=[64]`) or
                 `EntityEmbedding` arguments for every column (e.g.

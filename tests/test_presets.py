@@ -180,6 +180,14 @@ def test_save_to_preset_round_trip(tmp_path, name):
         keras_catembed.RatingModel.from_preset(
             folder, {"user_id": 10, "movie_id": 7}
         )
+    # A saved column left out of `embeddings` is an error, not a smaller
+    # model, with or without the weights.
+    for load_weights in (True, False):
+        with pytest.raises(ValueError, match=r"leaves out \['movie_id'\]"):
+            keras_catembed.RatingModel.from_preset(
+                folder, {"user_id": 9}, load_weights=load_weights
+            )
+    assert fresh.columns == ["user_id", "movie_id"]
 
 
 @pytest.mark.parametrize(
