@@ -21,7 +21,15 @@ def data(n=120, seed=0):
     return x, y
 
 
-def make_model(optimizer="sparse", seed=3, **kwargs):
+class Crossed(keras_catembed.RatingModel):
+    """An interaction of its own: the vectors and their product."""
+
+    def interact(self, embedded):
+        user, movie = embedded["user_id"], embedded["movie_id"]
+        return keras.ops.concatenate([user, movie, user * movie], axis=-1)
+
+
+def make_model(optimizer="sparse", seed=3, cls=None, **kwargs):
     """Dropout, entity dropout, biases, L2 rows, implicit, neighbourhood."""
     keras.utils.set_random_seed(seed)
 
@@ -33,7 +41,7 @@ def make_model(optimizer="sparse", seed=3, **kwargs):
             embeddings_regularizer=keras.regularizers.L2(0.01),
         )
 
-    model = keras_catembed.RatingModel(
+    model = (cls or keras_catembed.RatingModel)(
         {"user_id": table(USERS), "movie_id": table(MOVIES)},
         hidden_units=[8, 4],
         dropout=0.3,
@@ -87,21 +95,24 @@ torch_only = pytest.mark.skipif(
 
 
 @torch_only
-@pytest.mark.parametrize("optimizer", ["sparse", "adam"])
+@pytest.mark.parametrize(
+    "optimizer, cls",
+    [("sparse", None), ("adam", None), ("sparse", Crossed)],
+)
 def test_torch_loop_trains_alike_with_and_without_direct_calls(
-    optimizer, monkeypatch
+    optimizer, cls, monkeypatch
 ):
     from keras_catembed.backend import torch as torch_backend
 
     x, y = data()
-    direct = make_model(optimizer)
+    direct = make_model(optimizer, cls=cls)
     assert torch_backend.calls_layers_directly(direct)
     start = weights(direct)
     keras.utils.set_random_seed(11)
     direct.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
 
     monkeypatch.setattr(torch_backend, "DIRECT_CALLS", False)
-    layered = make_model(optimizer)
+    layered = make_model(optimizer, cls=cls)
     assert not torch_backend.calls_layers_directly(layered)
     keras.utils.set_random_seed(11)
     layered.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
@@ -134,16 +145,24 @@ def test_layers_needing_their_bookkeeping_are_called_as_layers():
     model = make_model(dtype="mixed_float16")
     assert not torch_backend.calls_layers_directly(model)
 
+    # A `call` or `embed` of its own may call RatingModel's without
+    # `training`, which a direct call would not fill in.
     class OwnCall(keras_catembed.RatingModel):
         def call(self, inputs, training=None):
-            return super().call(inputs, training=training) * 1.0
+            return super().call(inputs) * 1.0
 
-    keras.utils.set_random_seed(3)
-    own = OwnCall(
-        {
-            "user_id": keras_catembed.EntityEmbedding(USERS, 4),
-            "movie_id": keras_catembed.EntityEmbedding(MOVIES, 4),
-        }
-    )
-    own.build()
-    assert not torch_backend.calls_layers_directly(own)
+    class OwnEmbed(keras_catembed.RatingModel):
+        def embed(self, inputs, training=None):
+            return super().embed(inputs)
+
+    for cls in (OwnCall, OwnEmbed):
+        own = cls(
+            {
+                "user_id": keras_catembed.EntityEmbedding(USERS, 4),
+                "movie_id": keras_catembed.EntityEmbedding(MOVIES, 4),
+            }
+        )
+        own.build()
+        assert not torch_backend.calls_layers_directly(own)
+    # An `interact` of its own gets no `training`.
+    assert torch_backend.calls_layers_directly(make_model(cls=Crossed))

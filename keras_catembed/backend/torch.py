@@ -69,12 +69,15 @@ def calls_layers_directly(model: Any) -> bool:
 
     Eagerly, `keras.layers.Layer.__call__` (input conversion, build,
     training and mask arguments, autocast) costs a few times a small
-    layer's arithmetic. A step of `RatingModel`'s own forward pass passes
-    `training` and the ids' context to each layer itself, so it may skip
-    that bookkeeping when every layer is built, of a known type, computes
-    in its variables' dtype, is not quantized or rematerialized and has no
-    activity regularizer, and no distribution is set. The model itself is
-    still called as a layer (that clears the losses of the last step).
+    layer's arithmetic. `RatingModel`'s own `embed` and `call` pass
+    `training` and the ids' context to each layer they call, so a step
+    may skip that bookkeeping when the model keeps both methods (an
+    `interact` of its own is fine: it gets no `training`, and any layer
+    it calls is called as a layer), every one of their layers is built,
+    of a known type, computes in its variables' dtype, is not quantized
+    or rematerialized and has no activity regularizer, and no
+    distribution is set. The model itself is still called as a layer
+    (that clears the losses of the last step).
     """
     from keras_catembed import _sparse_rows
     from keras_catembed._implicit import ImplicitFeedback
@@ -82,7 +85,7 @@ def calls_layers_directly(model: Any) -> bool:
 
     if not DIRECT_CALLS or keras.distribution.distribution() is not None:
         return False
-    if not _sparse_rows.own_methods(model, ("embed", "interact", "call")):
+    if not _sparse_rows.own_methods(model, ("embed", "call")):
         return False
     layers = [
         *model.embedding_layers.values(),
