@@ -178,18 +178,27 @@ def measure(
     import keras
 
     makers, setting_of = variant_models(shares, layer_calls)
+    defaults = {}
+    if shares:
+        from keras_catembed.backend import jax_rows
+
+        defaults["share"] = jax_rows.EVERY_ROW_SHARE
+    if layer_calls:
+        from keras_catembed.backend import torch as torch_backend
+
+        defaults["direct"] = torch_backend.DIRECT_CALLS
 
     def use_share(name):
-        # Each call runs (and compiles) with the model's own setting.
+        # Each call runs (and compiles) with the model's own setting; the
+        # other models with the library's defaults.
+        settings = dict(defaults)
         kind, value = setting_of.get(name, (None, None))
-        if kind == "share":
-            from keras_catembed.backend import jax_rows
-
-            jax_rows.EVERY_ROW_SHARE = value
-        elif kind == "direct":
-            from keras_catembed.backend import torch as torch_backend
-
-            torch_backend.DIRECT_CALLS = value
+        if kind is not None:
+            settings[kind] = value
+        if "share" in settings:
+            jax_rows.EVERY_ROW_SHARE = settings["share"]
+        if "direct" in settings:
+            torch_backend.DIRECT_CALLS = settings["direct"]
 
     x, y = synthetic(rows)
     x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}

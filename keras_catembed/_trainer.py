@@ -285,8 +285,12 @@ class RatingTrainer(ModelBase):
                 getattr(type(self), step), self
             )
         saved = backend.current.save_state(self, copy=not trusted)
+        direct = backend.current.direct_calls(self)
         try:
-            with _step.checked_ids(self, trusted):
+            with (
+                _step.checked_ids(self, trusted),
+                _step.direct_calls(self, direct),
+            ):
                 return method(*args, **kwargs)
         except BaseException:
             backend.current.restore_state(self, saved)

@@ -134,6 +134,13 @@ def test_layers_needing_their_bookkeeping_are_called_as_layers():
     model.hidden_layers[0].activity_regularizer = keras.regularizers.L2(0.1)
     assert not torch_backend.calls_layers_directly(model)
 
+    # A torch hook runs in `__call__` only.
+    model = make_model()
+    handle = model.output_layer.register_forward_hook(lambda *args: None)
+    assert not torch_backend.calls_layers_directly(model)
+    handle.remove()
+    assert torch_backend.calls_layers_directly(model)
+
     class Scaled(keras.layers.Dense):
         pass
 
@@ -166,3 +173,35 @@ def test_layers_needing_their_bookkeeping_are_called_as_layers():
         assert not torch_backend.calls_layers_directly(own)
     # An `interact` of its own gets no `training`.
     assert torch_backend.calls_layers_directly(make_model(cls=Crossed))
+
+
+@torch_only
+def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
+    from keras_catembed.backend import torch as torch_backend
+
+    x, y = data()
+    calls = []
+    layer_call = keras.layers.Dense.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return layer_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.layers.Dense, "__call__", counted)
+    results = {}
+    for direct in (True, False):
+        monkeypatch.setattr(torch_backend, "DIRECT_CALLS", direct)
+        model = make_model()
+        keras.utils.set_random_seed(5)
+        # The first call builds the loop's state (one forward pass).
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        calls.clear()
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        predicted = model.predict(x, batch_size=8, verbose=0)
+        evaluated = model.evaluate(x, y, batch_size=8, verbose=0)
+        # Direct: no Dense is called as a layer in `fit`, `predict` or
+        # `evaluate`; layered: each of the three Dense layers per batch.
+        assert len(calls) == (0 if direct else 3 * (8 + 15 + 15))
+        results[direct] = predicted, evaluated
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-5)
+    assert results[True][1] == pytest.approx(results[False][1], rel=1e-5)

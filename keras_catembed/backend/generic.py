@@ -94,7 +94,7 @@ class Backend:
       `EAGER_ADAM`, `adam_together` (dense Adam updates at once) and
       `adam_rows` (SparseAdam's update of a table's rows);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
-      `DISTINCT_STEP_FUNCTIONS`, `build_state`;
+      `DISTINCT_STEP_FUNCTIONS`, `build_state`, `direct_calls`;
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
       `OPTIONAL_JIT`;
     - export: `export_error`.
@@ -219,6 +219,14 @@ class Backend:
         compilation.
         """
         fn(*args)
+
+    def direct_calls(self, model: Any) -> bool:
+        """Whether `model`'s steps may call its layers' `call` directly.
+
+        See `keras_catembed._step.StepInputs`; only an eager backend
+        gains from it.
+        """
+        return False
 
     def loop_blocker(self, model: Any) -> str | None:
         """Why the device loop cannot run on this backend, or None."""

@@ -75,8 +75,8 @@ def calls_layers_directly(model: Any) -> bool:
     `interact` of its own is fine: it gets no `training`, and any layer
     it calls is called as a layer), every one of their layers is built,
     of a known type, computes in its variables' dtype, is not quantized
-    or rematerialized and has no activity regularizer, and no
-    distribution is set. The model itself is still called as a layer
+    or rematerialized and has no activity regularizer or torch hook, and
+    no distribution is set. The model itself is still called as a layer
     (that clears the losses of the last step).
     """
     from keras_catembed import _sparse_rows
@@ -104,9 +104,23 @@ def calls_layers_directly(model: Any) -> bool:
             and layer.compute_dtype == layer.variable_dtype
             and layer.activity_regularizer is None
             and getattr(layer, "_remat_mode", None) is None
+            and not _has_hooks(layer)
             for layer in layers
         )
         and model.compute_dtype == model.variable_dtype
+    )
+
+
+def _has_hooks(layer: Any) -> bool:
+    """Whether torch hooks are registered on `layer` (run by `__call__`)."""
+    return any(
+        getattr(layer, name, None)
+        for name in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+        )
     )
 
 
@@ -211,6 +225,9 @@ class TorchBackend(generic.Backend):
 
     def is_traced(self, x: Any) -> bool:
         return bool(torch.compiler.is_compiling())
+
+    def direct_calls(self, model: Any) -> bool:
+        return calls_layers_directly(model)
 
     def adam_together(
         self, optimizer: Any, grads: Any, variables: Any, learning_rate: Any
