@@ -197,11 +197,13 @@ def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
         calls.clear()
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        # Keras's own loop (as for datasets).
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, fast=False)
         predicted = model.predict(x, batch_size=8, verbose=0)
         evaluated = model.evaluate(x, y, batch_size=8, verbose=0)
-        # Direct: no Dense is called as a layer in `fit`, `predict` or
-        # `evaluate`; layered: each of the three Dense layers per batch.
-        assert len(calls) == (0 if direct else 3 * (8 + 15 + 15))
+        # Direct: no Dense is called as a layer in either `fit`, `predict`
+        # or `evaluate`; layered: each of the three Dense layers per batch.
+        assert len(calls) == (0 if direct else 3 * (8 + 8 + 15 + 15))
         results[direct] = predicted, evaluated
     np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-5)
     assert results[True][1] == pytest.approx(results[False][1], rel=1e-5)
