@@ -34,7 +34,7 @@ of its rows (`keras_catembed.backend.jax_rows.EVERY_ROW_SHARE`).
 With `--layer-calls direct layered` (torch) the SparseAdam model runs
 once with its training steps calling its layers' `call` methods directly
 (the default) and once calling every layer as a Keras layer
-(`keras_catembed.backend.torch.DIRECT_CALLS = False`), alternated with
+(`keras_catembed._forward.DIRECT_CALLS = False`), alternated with
 the others in the same process.
 
 It prints a markdown table and writes `benchmarks/results/throughput.{md,json}`.
@@ -184,9 +184,9 @@ def measure(
 
         defaults["share"] = jax_rows.EVERY_ROW_SHARE
     if layer_calls:
-        from keras_catembed.backend import torch as torch_backend
+        from keras_catembed import _forward
 
-        defaults["direct"] = torch_backend.DIRECT_CALLS
+        defaults["direct"] = _forward.DIRECT_CALLS
 
     def use_share(name):
         # Each call runs (and compiles) with the model's own setting; the
@@ -198,7 +198,7 @@ def measure(
         if "share" in settings:
             jax_rows.EVERY_ROW_SHARE = settings["share"]
         if "direct" in settings:
-            torch_backend.DIRECT_CALLS = settings["direct"]
+            _forward.DIRECT_CALLS = settings["direct"]
 
     x, y = synthetic(rows)
     x_stock = {k: v.reshape(-1, 1) for k, v in x.items()}

@@ -36,6 +36,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _call_lengths
+from keras_catembed import _forward
 from keras_catembed import _sparse_rows
 from keras_catembed import _step
 from keras_catembed import backend
@@ -128,6 +129,7 @@ def fit(
     if not model.built:
         model.build()
     _build_compiled_state(model, x, y)
+    direct = _forward.calls_layers_directly(model)
 
     ids = {
         column: ops.convert_to_tensor(
@@ -212,7 +214,8 @@ def fit(
                     block = ops.convert_to_tensor(rows.reshape(steps, size))
                 else:
                     block = ops.reshape(rows, (steps, size))
-                logs = calls.run(block, start + steps, real)
+                with _step.direct_calls(model, direct):
+                    logs = calls.run(block, start + steps, real)
                 callbacks.on_train_batch_end(start + steps - 1, logs)
                 if model.stop_training:
                     break

@@ -5,18 +5,87 @@ implicit-feedback and neighbourhood terms, `interact` combines the
 vectors, `call` runs the MLP head, the per-id biases and the rating
 range. The step context (`_step`) of the loop running the model reaches
 the layers as explicit arguments: whether the ids were checked, and the
-rows a sparse step has gathered.
+rows a sparse step has gathered; `calls_layers_directly` says when the
+loop may call the layers' `call` itself (on torch).
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 from keras import ops
 
 from keras_catembed import _inputs
+from keras_catembed import _sparse_rows
 from keras_catembed import _step
+from keras_catembed import backend
+from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed._model_base import ModelBase
 from keras_catembed._sparse_rows import builtin_forward
+from keras_catembed.entity_embedding import EntityEmbedding
+
+# Whether the steps of an eager backend call the layers' `call` directly
+# where they may (`calls_layers_directly`); off only to measure the
+# difference.
+DIRECT_CALLS = True
+# The layers whose `call` needs none of `Layer.__call__`'s bookkeeping once
+# they are built, compute in their variables' dtype, are unquantized and
+# have no activity regularizer or torch hook (exact types: a subclass may
+# rely on `__call__`).
+_DIRECT_TYPES = (
+    keras.layers.Dense,
+    keras.layers.Dropout,
+    EntityEmbedding,
+    ImplicitFeedback,
+)
+_TORCH_HOOKS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+def calls_layers_directly(model: Any) -> bool:
+    """Whether the steps of `model` may call its layers' `call` directly.
+
+    On a backend that runs layers eagerly (torch), `Layer.__call__`
+    (input conversion, build, training and mask arguments, autocast)
+    costs more than a small layer's arithmetic at every step.
+    `RatingModel`'s own `embed` and `call` pass `training` and the ids'
+    context to each layer they call, so a step may skip that bookkeeping
+    when the model keeps both methods (an `interact` of its own is fine:
+    it gets no `training`, and any layer it calls is called as a layer),
+    every one of their layers is built, of a known type, computes in its
+    variables' dtype, is not quantized or rematerialized and has no
+    activity regularizer or torch hook, and no distribution is set. The
+    model itself is still called as a layer (that clears the losses of
+    the last step). The loops set `_step.direct_calls` from this.
+    """
+    if not (DIRECT_CALLS and backend.current.EAGER_LAYERS):
+        return False
+    if keras.distribution.distribution() is not None:
+        return False
+    if not _sparse_rows.own_methods(model, ("embed", "call")):
+        return False
+    layers = [
+        *model.embedding_layers.values(),
+        *model.bias_layers.values(),
+        *_sparse_rows.pair_layers(model),
+        *model.hidden_layers,
+        *model.dropout_layers,
+        model.output_layer,
+    ]
+    return model.compute_dtype == model.variable_dtype and all(
+        type(layer) in _DIRECT_TYPES
+        and layer.built
+        and layer.dtype_policy.quantization_mode is None
+        and layer.compute_dtype == layer.variable_dtype
+        and layer.activity_regularizer is None
+        and getattr(layer, "_remat_mode", None) is None
+        and not any(getattr(layer, hook, None) for hook in _TORCH_HOOKS)
+        for layer in layers
+    )
 
 
 class RatingForward(ModelBase):

@@ -34,7 +34,7 @@ class StepInputs:
             per-call bookkeeping (input conversion, build, autocast, masks)
             costs more than a small layer's arithmetic when a backend runs
             eagerly; the loop sets this only for a model whose layers need
-            none of it (see `keras_catembed.backend.torch`).
+            none of it (`keras_catembed._forward.calls_layers_directly`).
     """
 
     ids_checked: bool = False

@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_catembed import _auto
 from keras_catembed import _fast_fit
+from keras_catembed import _forward
 from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _pair_windows
@@ -285,7 +286,7 @@ class RatingTrainer(ModelBase):
                 getattr(type(self), step), self
             )
         saved = backend.current.save_state(self, copy=not trusted)
-        direct = backend.current.direct_calls(self)
+        direct = _forward.calls_layers_directly(self)
         try:
             with (
                 _step.checked_ids(self, trusted),

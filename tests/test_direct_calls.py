@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_catembed
+from keras_catembed import _forward
 from keras_catembed import _step
 from keras_catembed import optimizers
 
@@ -102,18 +103,17 @@ torch_only = pytest.mark.skipif(
 def test_torch_loop_trains_alike_with_and_without_direct_calls(
     optimizer, cls, monkeypatch
 ):
-    from keras_catembed.backend import torch as torch_backend
 
     x, y = data()
     direct = make_model(optimizer, cls=cls)
-    assert torch_backend.calls_layers_directly(direct)
+    assert _forward.calls_layers_directly(direct)
     start = weights(direct)
     keras.utils.set_random_seed(11)
     direct.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
 
-    monkeypatch.setattr(torch_backend, "DIRECT_CALLS", False)
+    monkeypatch.setattr(_forward, "DIRECT_CALLS", False)
     layered = make_model(optimizer, cls=cls)
-    assert not torch_backend.calls_layers_directly(layered)
+    assert not _forward.calls_layers_directly(layered)
     keras.utils.set_random_seed(11)
     layered.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
     moved = max(
@@ -126,31 +126,30 @@ def test_torch_loop_trains_alike_with_and_without_direct_calls(
 
 @torch_only
 def test_layers_needing_their_bookkeeping_are_called_as_layers():
-    from keras_catembed.backend import torch as torch_backend
 
     model = make_model()
-    assert torch_backend.calls_layers_directly(model)
+    assert _forward.calls_layers_directly(model)
     # An activity regularizer is added by `Layer.__call__` only.
     model.hidden_layers[0].activity_regularizer = keras.regularizers.L2(0.1)
-    assert not torch_backend.calls_layers_directly(model)
+    assert not _forward.calls_layers_directly(model)
 
     # A torch hook runs in `__call__` only.
     model = make_model()
     handle = model.output_layer.register_forward_hook(lambda *args: None)
-    assert not torch_backend.calls_layers_directly(model)
+    assert not _forward.calls_layers_directly(model)
     handle.remove()
-    assert torch_backend.calls_layers_directly(model)
+    assert _forward.calls_layers_directly(model)
 
     class Scaled(keras.layers.Dense):
         pass
 
     model = make_model()
     model.hidden_layers[1] = Scaled(4)
-    assert not torch_backend.calls_layers_directly(model)
+    assert not _forward.calls_layers_directly(model)
 
     # Mixed precision: `__call__` casts the inputs and autocasts.
     model = make_model(dtype="mixed_float16")
-    assert not torch_backend.calls_layers_directly(model)
+    assert not _forward.calls_layers_directly(model)
 
     # A `call` or `embed` of its own may call RatingModel's without
     # `training`, which a direct call would not fill in.
@@ -170,14 +169,13 @@ def test_layers_needing_their_bookkeeping_are_called_as_layers():
             }
         )
         own.build()
-        assert not torch_backend.calls_layers_directly(own)
+        assert not _forward.calls_layers_directly(own)
     # An `interact` of its own gets no `training`.
-    assert torch_backend.calls_layers_directly(make_model(cls=Crossed))
+    assert _forward.calls_layers_directly(make_model(cls=Crossed))
 
 
 @torch_only
 def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
-    from keras_catembed.backend import torch as torch_backend
 
     x, y = data()
     calls = []
@@ -190,7 +188,7 @@ def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
     monkeypatch.setattr(keras.layers.Dense, "__call__", counted)
     results = {}
     for direct in (True, False):
-        monkeypatch.setattr(torch_backend, "DIRECT_CALLS", direct)
+        monkeypatch.setattr(_forward, "DIRECT_CALLS", direct)
         model = make_model()
         keras.utils.set_random_seed(5)
         # The first call builds the loop's state (one forward pass).
@@ -207,3 +205,9 @@ def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
         results[direct] = predicted, evaluated
     np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-5)
     assert results[True][1] == pytest.approx(results[False][1], rel=1e-5)
+
+
+def test_only_a_backend_running_layers_eagerly_calls_them_directly():
+    model = make_model()
+    eager = keras.backend.backend() == "torch"
+    assert _forward.calls_layers_directly(model) == eager

@@ -94,7 +94,7 @@ class Backend:
       `EAGER_ADAM`, `adam_together` (dense Adam updates at once) and
       `adam_rows` (SparseAdam's update of a table's rows);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
-      `DISTINCT_STEP_FUNCTIONS`, `build_state`, `direct_calls`;
+      `DISTINCT_STEP_FUNCTIONS`, `build_state`, `EAGER_LAYERS`;
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
       `OPTIONAL_JIT`;
     - export: `export_error`.
@@ -105,6 +105,9 @@ class Backend:
     # (`adam_together`, `adam_rows`): on an eager backend, each Keras op
     # costs more than its math.
     EAGER_ADAM: ClassVar[bool] = False
+    # Whether layers run eagerly, so that Keras's bookkeeping of each
+    # layer call costs at every step (see `_forward.calls_layers_directly`).
+    EAGER_LAYERS: ClassVar[bool] = False
     DISTINCT_STEP_FUNCTIONS: ClassVar[bool] = False
     # Whether the device loop runs with or without XLA as its `jit` says
     # (elsewhere it is always compiled, or always eager).
@@ -219,14 +222,6 @@ class Backend:
         compilation.
         """
         fn(*args)
-
-    def direct_calls(self, model: Any) -> bool:
-        """Whether `model`'s steps may call its layers' `call` directly.
-
-        See `keras_catembed._step.StepInputs`; only an eager backend
-        gains from it.
-        """
-        return False
 
     def loop_blocker(self, model: Any) -> str | None:
         """Why the device loop cannot run on this backend, or None."""

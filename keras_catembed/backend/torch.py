@@ -54,76 +54,6 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
     return lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
 
-# Whether training steps may call the layers' `call` directly (see
-# `calls_layers_directly`); False calls every layer as a layer.
-DIRECT_CALLS = True
-# Layers whose `call` needs none of `Layer.__call__`'s bookkeeping once
-# they are built, compute in their variables' dtype, are unquantized and
-# have no activity regularizer (exact types: a subclass may rely on
-# `__call__`).
-_DIRECT_TYPES = (keras.layers.Dense, keras.layers.Dropout)
-
-
-def calls_layers_directly(model: Any) -> bool:
-    """Whether a training step may call `model`'s layers' `call` directly.
-
-    Eagerly, `keras.layers.Layer.__call__` (input conversion, build,
-    training and mask arguments, autocast) costs a few times a small
-    layer's arithmetic. `RatingModel`'s own `embed` and `call` pass
-    `training` and the ids' context to each layer they call, so a step
-    may skip that bookkeeping when the model keeps both methods (an
-    `interact` of its own is fine: it gets no `training`, and any layer
-    it calls is called as a layer), every one of their layers is built,
-    of a known type, computes in its variables' dtype, is not quantized
-    or rematerialized and has no activity regularizer or torch hook, and
-    no distribution is set. The model itself is still called as a layer
-    (that clears the losses of the last step).
-    """
-    from keras_catembed import _sparse_rows
-    from keras_catembed._implicit import ImplicitFeedback
-    from keras_catembed.entity_embedding import EntityEmbedding
-
-    if not DIRECT_CALLS or keras.distribution.distribution() is not None:
-        return False
-    if not _sparse_rows.own_methods(model, ("embed", "call")):
-        return False
-    layers = [
-        *model.embedding_layers.values(),
-        *model.bias_layers.values(),
-        *_sparse_rows.pair_layers(model),
-        *model.hidden_layers,
-        *model.dropout_layers,
-        model.output_layer,
-    ]
-    types = (*_DIRECT_TYPES, EntityEmbedding, ImplicitFeedback)
-    return (
-        all(
-            type(layer) in types
-            and layer.built
-            and layer.dtype_policy.quantization_mode is None
-            and layer.compute_dtype == layer.variable_dtype
-            and layer.activity_regularizer is None
-            and getattr(layer, "_remat_mode", None) is None
-            and not _has_hooks(layer)
-            for layer in layers
-        )
-        and model.compute_dtype == model.variable_dtype
-    )
-
-
-def _has_hooks(layer: Any) -> bool:
-    """Whether torch hooks are registered on `layer` (run by `__call__`)."""
-    return any(
-        getattr(layer, name, None)
-        for name in (
-            "_forward_hooks",
-            "_forward_pre_hooks",
-            "_backward_hooks",
-            "_backward_pre_hooks",
-        )
-    )
-
-
 class Runner(generic.Runner):
     """Runs steps eagerly over tensors held on the device.
 
@@ -134,8 +64,7 @@ class Runner(generic.Runner):
     def run(self, block: Any, rows: int | None = None) -> Any:
         model = self.model
         step = model.train_step if self.tables is None else self._sparse_step
-        direct = calls_layers_directly(model)
-        with _step.checked_ids(model), _step.direct_calls(model, direct):
+        with _step.checked_ids(model):
             for index in block:
                 logs = step(generic.batch(self.ids, self.targets, index))
         return logs
@@ -221,13 +150,11 @@ class TorchBackend(generic.Backend):
     # Eager: one Keras `update_step` per weight, or one Keras op per
     # step of Adam's arithmetic, costs more than its math.
     EAGER_ADAM: ClassVar[bool] = True
+    EAGER_LAYERS: ClassVar[bool] = True
     Runner: ClassVar[type[generic.Runner] | None] = Runner
 
     def is_traced(self, x: Any) -> bool:
         return bool(torch.compiler.is_compiling())
-
-    def direct_calls(self, model: Any) -> bool:
-        return calls_layers_directly(model)
 
     def adam_together(
         self, optimizer: Any, grads: Any, variables: Any, learning_rate: Any
