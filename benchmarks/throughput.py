@@ -188,7 +188,7 @@ def measure(
 
         defaults["direct"] = _forward.DIRECT_CALLS
 
-    def use_share(name):
+    def use_settings(name):
         # Each call runs (and compiles) with the model's own setting; the
         # other models with the library's defaults.
         settings = dict(defaults)
@@ -215,7 +215,7 @@ def measure(
         # and its whole `fit` call of `whole_epochs` epochs, checks, copies
         # and compilation included. It also warms the steady rounds up.
         for name, make in makers.items():
-            use_share(name)
+            use_settings(name)
             start = time.perf_counter()
             model = models[name] = make()
             model.fit(
@@ -229,7 +229,7 @@ def measure(
             model.predict(inputs[name], batch_size=batch_size, verbose=0)
         for _ in range(repeats):
             for name, model in models.items():
-                use_share(name)
+                use_settings(name)
                 with PeakMemory() as peak:
                     start = time.perf_counter()
                     model.fit(inputs[name], y, batch_size=batch_size, verbose=0)
