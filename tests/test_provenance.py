@@ -254,3 +254,32 @@ def test_row_hashes_ignore_the_id_dtype_and_layout():
     # The columns' order matters: (1, 4) is not (4, 1).
     swapped = _provenance.row_hashes(["movie", "user"], x, y)
     assert not set(first.tolist()) & set(swapped.tolist())
+
+
+def test_row_hashes_are_those_saved_fingerprints_hold():
+    # Saved models keep their sketch: a row's hash must never change.
+    x = {"user": np.array([1, 2]), "movie": np.array([4, 5])}
+    hashes = _provenance.row_hashes(["user", "movie"], x, np.array([1.0, 2.5]))
+    assert hashes.tolist() == [7917537477524172106, 11170227080706692750]
+
+
+def test_row_hashes_do_not_depend_on_the_block_a_row_is_hashed_in():
+    # Rows are hashed a block at a time: across blocks of numbers and of
+    # strings, each row's hash is the one it has on its own.
+    rows = 2 * _provenance._BLOCK_ROWS + 123
+    rng = np.random.default_rng(3)
+    names = np.array(["a", "bb", "ccc", "dd"])
+    x = {"user": rng.integers(0, 1000, rows), "genre": rng.choice(names, rows)}
+    y = rng.integers(1, 6, rows).astype("float32")
+    hashes = _provenance.row_hashes(["user", "genre"], x, y)
+    picked = [0, _provenance._BLOCK_ROWS - 1, _provenance._BLOCK_ROWS, rows - 1]
+    for row in picked:
+        alone = _provenance.row_hashes(
+            ["user", "genre"],
+            {c: v[row : row + 1] for c, v in x.items()},
+            y[row : row + 1],
+        )
+        assert hashes[row] == alone[0]
+    # Equal rows in different blocks hash equally, different rows do not.
+    keys = zip(x["user"].tolist(), x["genre"].tolist(), y.tolist(), strict=True)
+    assert len(set(hashes.tolist())) == len(set(keys))
