@@ -72,6 +72,23 @@ def check_batch_size(name: str, value: Any) -> None:
         _checks.positive_int(name, value)
 
 
+def _all_finite_float32(values: np.ndarray) -> bool:
+    """Whether every value is finite in float32, found without copies.
+
+    Integers up to 64 bits are; float32 and float64 values when finite
+    and (float64) within float32's largest magnitude. Other arrays, and
+    arrays with a bad value, take the full check, which finds it.
+    """
+    if values.dtype.kind in "iub":
+        return True
+    if values.dtype not in (np.float32, np.float64) or values.size == 0:
+        return values.size == 0
+    low, high = values.min(), values.max()
+    bound = float(np.finfo(np.float32).max)
+    # NaN makes both comparisons false; infinities fail the bound.
+    return bool(-bound <= low and high <= bound)
+
+
 def check_finite(name: str, values: Any, noun: str, plural: str) -> None:
     """Raises for entries that are not finite, in float64 or in float32.
 
@@ -79,6 +96,8 @@ def check_finite(name: str, values: Any, noun: str, plural: str) -> None:
     once the model casts it, and turns every weight into inf or NaN.
     """
     values = np.asarray(values)
+    if _all_finite_float32(values):
+        return
     wide = values.astype(np.float64)
     with np.errstate(over="ignore"):
         narrow = wide.astype(np.float32)

@@ -283,6 +283,38 @@ def test_fractional_ids_raise_even_with_oov_rows():
         layer(np.array([0.5]))
 
 
+@pytest.mark.parametrize(
+    "dtype", ["int8", "int16", "int32", "int64", "uint8", "uint32", "uint64"]
+)
+def test_check_ids_of_every_integer_dtype(dtype):
+    # Integer arrays are first checked by their smallest and largest ids;
+    # a bad id anywhere still gets the full message, with its position.
+    layer = keras_catembed.EntityEmbedding(100, name="store")
+    layer.check_ids(np.arange(100, dtype=dtype))
+    layer.check_ids(np.zeros((0,), dtype=dtype))
+    with pytest.raises(ValueError, match=r"unknown id 100 at position 99"):
+        layer.check_ids(np.arange(1, 101, dtype=dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match=r"unknown id -1 at position 0"):
+            layer.check_ids(np.arange(-1, 99, dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    "ids, bad",
+    [
+        (np.array([0, 2**31], dtype="int64"), 2**31),
+        (np.array([0, -(2**31) - 1], dtype="int64"), -(2**31) - 1),
+        (np.array([1, 2**31], dtype="uint32"), 2**31),
+        (np.array([1, 2**64 - 1], dtype="uint64"), 2**64 - 1),
+    ],
+)
+def test_check_ids_with_oov_rows_rejects_ids_beyond_int32(ids, bad):
+    layer = keras_catembed.EntityEmbedding(5, num_oov_indices=1)
+    layer.check_ids(np.array([-(2**31), 2**31 - 1], dtype="int64"))
+    with pytest.raises(ValueError, match=f"unknown id {bad} at position 1"):
+        layer.check_ids(ids)
+
+
 def test_check_ids_reports_count_of_unknown_ids():
     layer = keras_catembed.EntityEmbedding(3)
     with pytest.raises(ValueError, match="3 unknown ids"):
