@@ -8,7 +8,7 @@ For ids and ratings that fit in memory this loop instead:
   per-step id checks;
 - keeps the arrays on the device, draws each epoch's permutation there and
   gathers each batch there;
-- runs many steps per compiled call (`lax.scan` on JAX, a `tf.while_loop`
+- runs many steps per compiled call (`lax.fori_loop` on JAX, a `tf.while_loop`
   on TensorFlow; torch runs eagerly), about a second of steps, so that
   the progress bar and batch callbacks move within an epoch (the
   lengths are chosen in `_call_lengths`);
@@ -26,6 +26,7 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
+import concurrent.futures
 import contextlib
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -131,13 +132,25 @@ def fit(
     _build_compiled_state(model, x, y)
     direct = _forward.calls_layers_directly(model)
 
+    targets = ops.convert_to_tensor(y.astype(keras.config.floatx()))
+    # Shuffle where it is fast: on an accelerator, on the device; on a
+    # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
+    on_device = backend.current.on_accelerator(targets)
+    # Seeded from NumPy's global generator, which
+    # `keras.utils.set_random_seed` seeds, so runs repeat.
+    rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
+    # The first order is drawn while the ids are copied and the loop set up.
+    host_orders = (
+        _HostOrders(rng, num_samples, epochs - initial_epoch)
+        if shuffle and not on_device
+        else None
+    )
     ids = {
         column: ops.convert_to_tensor(
             x[column].reshape(num_samples).astype(np.int32)
         )
         for column in columns
     }
-    targets = ops.convert_to_tensor(y.astype(keras.config.floatx()))
 
     full_steps, remainder = divmod(num_samples, batch_size)
     steps_per_epoch = full_steps + (remainder > 0)
@@ -167,13 +180,7 @@ def fit(
             steps=steps_per_epoch,
             model=model,
         )
-    # Shuffle where it is fast: on an accelerator, on the device; on a
-    # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
-    on_device = backend.current.on_accelerator(targets)
     seed = keras.random.SeedGenerator() if on_device else None
-    # Seeded from NumPy's global generator, which
-    # `keras.utils.set_random_seed` seeds, so runs repeat.
-    rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
     optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     with _rows_averaged(optimizer, model.trainable_weights):
         model.stop_training = False
@@ -187,10 +194,10 @@ def fit(
                 order = keras.random.shuffle(
                     ops.arange(num_samples, dtype="int32"), seed=seed
                 )
-            elif shuffle:
+            elif host_orders is not None:
                 # Kept in NumPy: each call's block is sliced there and copied
                 # once (slicing a device array costs two dispatches a call).
-                order = rng.permutation(num_samples).astype(np.int32)
+                order = host_orders.take()
             elif on_device:
                 order = ops.arange(num_samples, dtype="int32")
             else:
@@ -250,6 +257,49 @@ def fit(
         model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=training_logs)
     return model.history
+
+
+# Draws host permutations while the main thread works: NumPy's shuffle
+# releases the GIL.
+_SHUFFLING = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="keras_catembed_shuffle"
+)
+
+
+class _HostOrders:
+    """Each epoch's row order on the host, drawn one epoch ahead.
+
+    Shuffling a million rows takes NumPy about 15 ms, time in which a
+    step-bound loop would otherwise wait: each order is drawn in a thread
+    while the arrays are copied and the epoch before trains. The orders
+    come from `rng` one after the other, in epoch order, so they are those
+    of `rng.permutation(num_samples)` drawn when needed.
+    """
+
+    def __init__(self, rng: np.random.Generator, num_samples: int, epochs: int):
+        self._rng = rng
+        self._num_samples = num_samples
+        self._left = epochs
+        self._next = self._submit()
+
+    def _submit(self) -> "concurrent.futures.Future[np.ndarray] | None":
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        return _SHUFFLING.submit(self._draw)
+
+    def _draw(self) -> np.ndarray:
+        order = np.arange(self._num_samples, dtype=np.int32)
+        self._rng.shuffle(order)
+        return order
+
+    def take(self) -> np.ndarray:
+        """The next epoch's order; starts drawing the one after."""
+        if self._next is None:
+            raise RuntimeError("Every epoch's order was taken.")
+        order = self._next.result()
+        self._next = self._submit()
+        return order
 
 
 @contextlib.contextmanager

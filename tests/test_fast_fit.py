@@ -961,3 +961,34 @@ def test_jax_builds_the_compiled_state_without_compiling(caplog):
     compiled = [r for r in caplog.records if "XLA compilation" in r.message]
     assert compiled == []
     assert model._compile_metrics.built
+
+
+@pytest.mark.parametrize("num_samples", [1, 2, 97, 100_003])
+def test_host_orders_are_the_generators_permutations_in_epoch_order(
+    num_samples,
+):
+    # Drawn one epoch ahead in a thread, each order is still the one
+    # `rng.permutation` gives at that point of the generator's stream.
+    orders = _fast_fit._HostOrders(np.random.default_rng(5), num_samples, 3)
+    reference = np.random.default_rng(5)
+    for _ in range(3):
+        order = orders.take()
+        assert order.dtype == np.int32
+        np.testing.assert_array_equal(
+            order, reference.permutation(num_samples)
+        )
+    with pytest.raises(RuntimeError, match="Every epoch's order was taken"):
+        orders.take()
+
+
+def test_seeded_fit_repeats_with_orders_drawn_ahead():
+    # Three epochs, then one more call: the same seed, the same weights.
+    x, y = data(n=300)
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        model = make_model("sparse")
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        runs.append(model)
+    assert_same_weights(*runs, rtol=0, atol=0)
