@@ -1,6 +1,7 @@
 """JAX: host-callback id checks, buffer-safe loop state, traced builds.
 
-The device loop (a `lax.scan` over blocks of steps) is in `jax_loop.py`.
+The device loop (a jitted `lax.fori_loop` over blocks of steps) is in
+`jax_loop.py`.
 """
 
 from collections.abc import Callable
