@@ -1,5 +1,10 @@
 """RatingModel.fit's device loop: same training as stock fit, faster."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -974,9 +979,7 @@ def test_host_orders_are_the_generators_permutations_in_epoch_order(
     for _ in range(3):
         order = orders.take()
         assert order.dtype == np.int32
-        np.testing.assert_array_equal(
-            order, reference.permutation(num_samples)
-        )
+        np.testing.assert_array_equal(order, reference.permutation(num_samples))
     with pytest.raises(RuntimeError, match="Every epoch's order was taken"):
         orders.take()
 
@@ -992,3 +995,35 @@ def test_seeded_fit_repeats_with_orders_drawn_ahead():
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
         runs.append(model)
     assert_same_weights(*runs, rtol=0, atol=0)
+
+
+def _mapped_blocks(mode):
+    """Blocks glibc maps for a 15 MiB tensor in a fresh torch process."""
+    probe = os.path.join(os.path.dirname(__file__), "_allocator_probe.py")
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    result = subprocess.run(
+        [sys.executable, probe, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(probe)),
+        timeout=300,
+        check=True,
+    )
+    return int(result.stdout.split("MAPPED")[-1])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch"
+    or not sys.platform.startswith("linux")
+    or platform.libc_ver()[0] != "glibc",
+    reason="torch steps on glibc's malloc",
+)
+def test_torch_loop_raises_the_allocators_thresholds_once():
+    # After a device-loop `fit`, a table-sized block comes from the heap:
+    # steps no longer map and fault in their gradients' pages anew.
+    if _mapped_blocks("none") != 1:
+        pytest.skip("this process's allocator maps no such block at start")
+    assert _mapped_blocks("fit") == 0
+    # Without the settling block the same `fit` leaves it mapped.
+    assert _mapped_blocks("skip") == 1

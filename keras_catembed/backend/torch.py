@@ -54,6 +54,40 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
     return lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
 
+# glibc's malloc maps each block above a threshold (128 KiB at first)
+# straight from the system, and gives back freed heap memory above a
+# second one; it raises both to the size of the largest mapped block freed
+# so far. Keras's dense torch steps allocate and free table-sized tensors
+# (the tables' gradients, Adam's temporaries) at every step: until a block
+# larger than them has been freed, each is mapped or given back anew and
+# its pages faulted in again, and a new model's first `fit` took up to
+# half as long again per epoch (dense Adam on a 138,493-row table, batch 1024,
+# `benchmarks/throughput.py`). One block of this size, allocated and freed
+# once, raises both thresholds as a long run would (glibc raises them for
+# blocks up to 32 MiB). Elsewhere it is one allocation.
+_ALLOCATOR_BLOCK = 16 * 2**20
+_allocator_settled = [False]
+
+
+def settle_allocator() -> None:
+    """Frees one `_ALLOCATOR_BLOCK`-byte block, once per process."""
+    if not _allocator_settled[0]:
+        block = torch.empty(_ALLOCATOR_BLOCK, dtype=torch.uint8)
+        del block
+        _allocator_settled[0] = True
+
+
+def _batch(ids: Any, targets: Any, index: Any) -> tuple[Any, Any]:
+    """`generic.batch` in torch operations (one `index_select` each)."""
+    return (
+        {
+            column: torch.index_select(values, 0, index)
+            for column, values in ids.items()
+        },
+        torch.index_select(targets, 0, index),
+    )
+
+
 class Runner(generic.Runner):
     """Runs steps eagerly over tensors held on the device.
 
@@ -62,11 +96,12 @@ class Runner(generic.Runner):
     """
 
     def run(self, block: Any, rows: int | None = None) -> Any:
+        settle_allocator()
         model = self.model
         step = model.train_step if self.tables is None else self._sparse_step
         with _step.checked_ids(model):
             for index in block:
-                logs = step(generic.batch(self.ids, self.targets, index))
+                logs = step(_batch(self.ids, self.targets, index))
         return logs
 
     def _sparse_step(self, data: Any) -> Any:
