@@ -27,7 +27,7 @@ class Info(ctypes.Structure):
 
 libc.mallinfo2.restype = Info
 if sys.argv[1] == "skip":
-    torch_backend._allocator_settled[0] = True
+    torch_backend.settle_allocator = lambda: None
 if sys.argv[1] != "none":
     model = keras_catembed.RatingModel({"user": 5, "movie": 4})
     model.compile("adam", "mse")

@@ -1,5 +1,6 @@
 """torch: eager id checks, in-place row updates, an eager device loop."""
 
+import functools
 import math
 from typing import Any
 from typing import ClassVar
@@ -66,15 +67,13 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
 # once, raises both thresholds as a long run would (glibc raises them for
 # blocks up to 32 MiB). Elsewhere it is one allocation.
 _ALLOCATOR_BLOCK = 16 * 2**20
-_allocator_settled = [False]
 
 
+@functools.cache
 def settle_allocator() -> None:
     """Frees one `_ALLOCATOR_BLOCK`-byte block, once per process."""
-    if not _allocator_settled[0]:
-        block = torch.empty(_ALLOCATOR_BLOCK, dtype=torch.uint8)
-        del block
-        _allocator_settled[0] = True
+    # Allocated and, unreferenced, freed at once.
+    torch.empty(_ALLOCATOR_BLOCK, dtype=torch.uint8)
 
 
 def _batch(ids: Any, targets: Any, index: Any) -> tuple[Any, Any]:
