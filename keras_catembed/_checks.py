@@ -110,6 +110,18 @@ def _format_index(index: tuple[int, ...]) -> int | tuple[int, ...]:
     return index[0] if len(index) == 1 else index
 
 
+def integer_ids_within(ids: Any, low: int, high: int) -> bool:
+    """Whether `ids` is a NumPy integer array with every id in [low, high].
+
+    Its smallest and largest values decide, without the int64 copy and
+    masks of a full check (which, when this is False, finds the first bad
+    id for its message).
+    """
+    if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
+        return False
+    return ids.size == 0 or (low <= int(ids.min()) and int(ids.max()) <= high)
+
+
 def first_bad(where: str, ids: Any, bad: Any, expected: str) -> None:
     """Raises a `ValueError` for the first True entry of the mask `bad`."""
     if not np.any(bad):

@@ -79,10 +79,10 @@ def _all_finite_float32(values: np.ndarray) -> bool:
     and (float64) within float32's largest magnitude. Other arrays, and
     arrays with a bad value, take the full check, which finds it.
     """
-    if values.dtype.kind in "iub":
+    if values.size == 0 or values.dtype.kind in "iub":
         return True
-    if values.dtype not in (np.float32, np.float64) or values.size == 0:
-        return values.size == 0
+    if values.dtype not in (np.float32, np.float64):
+        return False
     low, high = values.min(), values.max()
     bound = float(np.finfo(np.float32).max)
     # NaN makes both comparisons false; infinities fail the bound.

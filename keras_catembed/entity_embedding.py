@@ -230,7 +230,13 @@ class EntityEmbedding(keras.layers.Layer):
                 unknown ids. The message names the layer (and column), the
                 offending id, its position and the valid ids.
         """
-        if self._integer_ids_fit(ids):
+        if self.num_oov_indices > 0:
+            bounds = (_checks.INT32_MIN, _checks.INT32_MAX)
+        elif self.vocabulary is None:
+            bounds = (0, self.num_ids - 1)
+        else:
+            bounds = None
+        if bounds is not None and _checks.integer_ids_within(ids, *bounds):
             return
         values = _checks.ids_to_numpy(self._where, ids)
         if self.num_oov_indices == 0:
@@ -244,21 +250,6 @@ class EntityEmbedding(keras.layers.Layer):
             _checks.first_bad(
                 self._where, values, outside_int32, "ids in the int32 range"
             )
-
-    def _integer_ids_fit(self, ids: Any) -> bool:
-        """Whether `ids` is a NumPy integer array the layer accepts whole.
-
-        Its smallest and largest values decide, without the copies and
-        masks of the full check (which then finds the first bad id).
-        """
-        if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
-            return False
-        if ids.size == 0:
-            return True
-        low, high = int(ids.min()), int(ids.max())
-        if self.num_oov_indices > 0:
-            return low >= _checks.INT32_MIN and high <= _checks.INT32_MAX
-        return self.vocabulary is None and low >= 0 and high < self.num_ids
 
     def _known_numpy(self, values: np.ndarray) -> np.ndarray:
         if self.vocabulary is None:
