@@ -26,7 +26,6 @@ set to the number of steps per compiled call.
 """
 
 import collections.abc
-import concurrent.futures
 import contextlib
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from keras import ops
 
 from keras_catembed import _call_lengths
 from keras_catembed import _forward
+from keras_catembed import _host_orders
 from keras_catembed import _sparse_rows
 from keras_catembed import _step
 from keras_catembed import backend
@@ -141,7 +141,7 @@ def fit(
     rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
     # The first order is drawn while the ids are copied and the loop set up.
     host_orders = (
-        _HostOrders(rng, num_samples, epochs - initial_epoch)
+        _host_orders.HostOrders(rng, num_samples, epochs - initial_epoch)
         if shuffle and not on_device
         else None
     )
@@ -257,49 +257,6 @@ def fit(
         model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=training_logs)
     return model.history
-
-
-# Draws host permutations while the main thread works: NumPy's shuffle
-# releases the GIL.
-_SHUFFLING = concurrent.futures.ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="keras_catembed_shuffle"
-)
-
-
-class _HostOrders:
-    """Each epoch's row order on the host, drawn one epoch ahead.
-
-    Shuffling a million rows takes NumPy about 15 ms, time in which a
-    step-bound loop would otherwise wait: each order is drawn in a thread
-    while the arrays are copied and the epoch before trains. The orders
-    come from `rng` one after the other, in epoch order, so they are those
-    of `rng.permutation(num_samples)` drawn when needed.
-    """
-
-    def __init__(self, rng: np.random.Generator, num_samples: int, epochs: int):
-        self._rng = rng
-        self._num_samples = num_samples
-        self._left = epochs
-        self._next = self._submit()
-
-    def _submit(self) -> "concurrent.futures.Future[np.ndarray] | None":
-        if self._left <= 0:
-            return None
-        self._left -= 1
-        return _SHUFFLING.submit(self._draw)
-
-    def _draw(self) -> np.ndarray:
-        order = np.arange(self._num_samples, dtype=np.int32)
-        self._rng.shuffle(order)
-        return order
-
-    def take(self) -> np.ndarray:
-        """The next epoch's order; starts drawing the one after."""
-        if self._next is None:
-            raise RuntimeError("Every epoch's order was taken.")
-        order = self._next.result()
-        self._next = self._submit()
-        return order
 
 
 @contextlib.contextmanager

@@ -18,108 +18,21 @@ model's config, so it survives `.keras` save and load.
 import base64
 import collections.abc
 import concurrent.futures
-import hashlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from keras import ops
 
 from keras_catembed import _inputs
 from keras_catembed._model_base import ModelBase
+from keras_catembed._row_hashes import flat_numpy
+from keras_catembed._row_hashes import row_hashes
 
 # Hashes kept of the training rows: 64 KiB, saved as base64 in the config.
 SKETCH_SIZE = 8192
 # `evaluate` warns above this estimated share of test rows seen in `fit`.
 OVERLAP_THRESHOLD = 0.01
-
-
-def _mix(z: np.ndarray, shifted: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer, in place on a uint64 array; returns it.
-
-    `shifted` is a scratch array of the same shape: fresh arrays of this
-    size cost more than the arithmetic.
-    """
-    # Shifts by a Python int: NumPy's loop for a uint64 scalar shift is
-    # many times slower.
-    with np.errstate(over="ignore"):
-        z ^= np.right_shift(z, 30, out=shifted)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= np.right_shift(z, 27, out=shifted)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= np.right_shift(z, 31, out=shifted)
-    return z
-
-
-def _numpy(values: Any) -> np.ndarray:
-    """`values` as a flat NumPy array (a backend tensor is converted)."""
-    array = (
-        values
-        if isinstance(values, np.ndarray)
-        else np.asarray(ops.convert_to_numpy(values))
-    )
-    return array.reshape(-1)
-
-
-def _column_words(values: Any) -> np.ndarray:
-    """One uint64 per row of a column of ids (integers, else strings)."""
-    array = _numpy(values)
-    if array.dtype.kind in "iub":
-        return array.astype(np.int64).view(np.uint64)
-    if array.dtype.kind == "f":
-        return array.astype(np.float64).astype(np.int64).view(np.uint64)
-    unique, inverse = np.unique(array.astype(str), return_inverse=True)
-    words = np.array(
-        [
-            int.from_bytes(
-                hashlib.blake2b(text.encode(), digest_size=8).digest(),
-                "little",
-            )
-            for text in unique
-        ],
-        dtype=np.uint64,
-    )
-    return words[inverse.reshape(-1)]
-
-
-# Rows hashed at a time: a block's words and scratch array stay in the
-# CPU's cache, so the dozen passes over them do not go to memory (four
-# times faster on a million rows than one pass over each whole column).
-_BLOCK_ROWS = 2**15
-
-
-def row_hashes(columns: Sequence[str], x: Any, y: Any) -> np.ndarray:
-    """The 64-bit hash of each row `(x[c] for c in columns..., y)`."""
-    targets = _numpy(y)
-    values = [_numpy(x[column]) for column in columns]
-    # Strings are hashed once per distinct value, over the whole column.
-    values = [
-        value if value.dtype.kind in "iubf" else _column_words(value)
-        for value in values
-    ]
-    hashes = np.empty(len(targets), dtype=np.uint64)
-    for start in range(0, len(targets), _BLOCK_ROWS):
-        block = slice(start, start + _BLOCK_ROWS)
-        hashes[block] = _block_hashes(
-            [value[block] for value in values], targets[block]
-        )
-    return hashes
-
-
-def _block_hashes(ids: Sequence[np.ndarray], targets: np.ndarray) -> np.ndarray:
-    """`row_hashes` of the rows of one block: id columns and targets."""
-    hashes = np.full(len(targets), 0x9E3779B97F4A7C15, dtype=np.uint64)
-    bits = targets.astype(np.float32).view(np.uint32).astype(np.uint64)
-    words = [_column_words(value) for value in ids] + [bits]
-    scratch = np.empty_like(hashes)
-    with np.errstate(over="ignore"):
-        # An odd multiplier per column (a bijection), then a full mix.
-        for index, word in enumerate(words):
-            odd = np.uint64(2 * index + 0xD6E8FEB86659FD93)
-            hashes ^= np.multiply(word, odd, out=scratch)
-            _mix(hashes, scratch)
-    return hashes
 
 
 def sketch(
@@ -139,7 +52,7 @@ def sketch(
 
 def _hash_rows(columns: Sequence[str], x: Any, y: Any) -> tuple[Any, int]:
     """The smallest distinct hashes of the rows `(x, y)`, and their count."""
-    return _smallest_distinct(row_hashes(columns, x, y)), len(_numpy(y))
+    return _smallest_distinct(row_hashes(columns, x, y)), len(flat_numpy(y))
 
 
 def _merge(
@@ -316,8 +229,8 @@ def start(
     ):
         return None
     # Copied to the host here: the thread reads NumPy arrays only.
-    y = _numpy(y)
-    x = {column: _numpy(x[column]) for column in model.columns}
+    y = flat_numpy(y)
+    x = {column: flat_numpy(x[column]) for column in model.columns}
     if validation_split and validation_data is None:
         split = int(len(y) * (1.0 - validation_split))
         x = {column: value[:split] for column, value in x.items()}

@@ -12,6 +12,7 @@ import pytest
 import keras_catembed
 from keras_catembed import _call_lengths
 from keras_catembed import _fast_fit
+from keras_catembed import _host_orders
 from keras_catembed import optimizers
 
 USERS, MOVIES = 12, 9
@@ -974,7 +975,7 @@ def test_host_orders_are_the_generators_permutations_in_epoch_order(
 ):
     # Drawn one epoch ahead in a thread, each order is still the one
     # `rng.permutation` gives at that point of the generator's stream.
-    orders = _fast_fit._HostOrders(np.random.default_rng(5), num_samples, 3)
+    orders = _host_orders.HostOrders(np.random.default_rng(5), num_samples, 3)
     reference = np.random.default_rng(5)
     for _ in range(3):
         order = orders.take()

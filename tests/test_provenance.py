@@ -6,6 +6,7 @@ import pytest
 
 import keras_catembed
 from keras_catembed import _provenance
+from keras_catembed import _row_hashes
 from keras_catembed import optimizers
 
 
@@ -266,13 +267,13 @@ def test_row_hashes_are_those_saved_fingerprints_hold():
 def test_row_hashes_do_not_depend_on_the_block_a_row_is_hashed_in():
     # Rows are hashed a block at a time: across blocks of numbers and of
     # strings, each row's hash is the one it has on its own.
-    rows = 2 * _provenance._BLOCK_ROWS + 123
+    rows = 2 * _row_hashes._BLOCK_ROWS + 123
     rng = np.random.default_rng(3)
     names = np.array(["a", "bb", "ccc", "dd"])
     x = {"user": rng.integers(0, 1000, rows), "genre": rng.choice(names, rows)}
     y = rng.integers(1, 6, rows).astype("float32")
     hashes = _provenance.row_hashes(["user", "genre"], x, y)
-    picked = [0, _provenance._BLOCK_ROWS - 1, _provenance._BLOCK_ROWS, rows - 1]
+    picked = [0, _row_hashes._BLOCK_ROWS - 1, _row_hashes._BLOCK_ROWS, rows - 1]
     for row in picked:
         alone = _provenance.row_hashes(
             ["user", "genre"],
