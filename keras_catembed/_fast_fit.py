@@ -27,6 +27,7 @@ set to the number of steps per compiled call.
 
 import collections.abc
 import contextlib
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
@@ -101,8 +102,13 @@ def fit(
     initial_epoch: int = 0,
     validation_batch_size: int | None = None,
     validation_freq: Any = 1,
+    on_order_drawn: Callable[[], None] | None = None,
 ) -> Any:
-    """Trains `model` on checked in-memory arrays; returns its History."""
+    """Trains `model` on checked in-memory arrays; returns its History.
+
+    `on_order_drawn` is called once, when the first epoch's order is
+    ready, before the first steps run.
+    """
     columns = model.columns
     x = {column: np.asarray(ops.convert_to_numpy(x[column])) for column in x}
     y = np.asarray(ops.convert_to_numpy(y))
@@ -202,6 +208,9 @@ def fit(
                 order = ops.arange(num_samples, dtype="int32")
             else:
                 order = np.arange(num_samples, dtype=np.int32)
+            if on_order_drawn is not None:
+                on_order_drawn()
+                on_order_drawn = None
             runner.begin_epoch()
             for start, steps, size in calls.executions:
                 callbacks.on_train_batch_begin(start)

@@ -14,7 +14,7 @@ _SHUFFLING = concurrent.futures.ThreadPoolExecutor(
 class HostOrders:
     """Each epoch's row order on the host, drawn one epoch ahead.
 
-    Shuffling a million rows takes NumPy about 15 ms, time in which a
+    Shuffling a million rows takes NumPy about 10 ms, time in which a
     step-bound loop would otherwise wait: each order is drawn in a thread
     while the arrays are copied and the epoch before trains. The orders
     come from `rng` one after the other, in epoch order, so they are those
@@ -34,9 +34,12 @@ class HostOrders:
         return _SHUFFLING.submit(self._draw)
 
     def _draw(self) -> np.ndarray:
-        order = np.arange(self._num_samples, dtype=np.int32)
+        # Shuffled as 64-bit integers, then narrowed: NumPy swaps 8-byte
+        # items in its fast path and others item by item (16 ms against
+        # 10 ms for a million here), with the same draws either way.
+        order = np.arange(self._num_samples, dtype=np.int64)
         self._rng.shuffle(order)
-        return order
+        return order.astype(np.int32)
 
     def take(self) -> np.ndarray:
         """The next epoch's order; starts drawing the one after."""

@@ -158,14 +158,25 @@ class RatingTrainer(ModelBase):
                 f"`fast=True` needs in-memory array inputs and a plain "
                 f"training set-up, but {reason}."
             )
-        # The rows are fingerprinted while the model trains.
-        pending = _provenance.start(
-            self, x, y, validation_split, validation_data
+        # The rows are fingerprinted in a thread while the model trains.
+        start_hashing = functools.partial(
+            _provenance.start, self, x, y, validation_split, validation_data
         )
         if fast is False or reason is not None:
+            pending = start_hashing()
             history = self._run("train", x, super().fit, x, y, **kwargs, **slow)
         else:
-            history = _fast_fit.fit(self, x, y, **kwargs)
+            # Once the first epoch's order is drawn: until then the thread
+            # drawing it has the spare core to itself.
+            started: list[Any] = []
+            history = _fast_fit.fit(
+                self,
+                x,
+                y,
+                **kwargs,
+                on_order_drawn=lambda: started.append(start_hashing()),
+            )
+            pending = started[0] if started else start_hashing()
         backend.current.unshare_ema_buffers(self)
         _provenance.finish(self, pending)
         return history

@@ -13,6 +13,7 @@ import keras_catembed
 from keras_catembed import _call_lengths
 from keras_catembed import _fast_fit
 from keras_catembed import _host_orders
+from keras_catembed import _provenance
 from keras_catembed import optimizers
 
 USERS, MOVIES = 12, 9
@@ -983,6 +984,42 @@ def test_host_orders_are_the_generators_permutations_in_epoch_order(
         np.testing.assert_array_equal(order, reference.permutation(num_samples))
     with pytest.raises(RuntimeError, match="Every epoch's order was taken"):
         orders.take()
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        # The rows are hashed once the first order is drawn, before the
+        # steps: the thread drawing it had the spare core to itself.
+        (dict(epochs=2), ["order", "hash", "order"]),
+        # No order to draw: hashed before the first epoch's steps.
+        (dict(epochs=2, shuffle=False), ["hash"]),
+        # No epoch to run: hashed after the loop, recorded all the same.
+        (dict(epochs=1, initial_epoch=1), ["hash"]),
+    ],
+)
+def test_fit_hashes_its_rows_once_the_first_order_is_drawn(
+    monkeypatch, kwargs, expected
+):
+    events = []
+    take, start = _host_orders.HostOrders.take, _provenance.start
+
+    def logged(event, function):
+        def call(*args, **kwargs):
+            events.append(event)
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(_host_orders.HostOrders, "take", logged("order", take))
+    monkeypatch.setattr(_provenance, "start", logged("hash", start))
+    x, y = data(n=100)
+    model = make_model("sparse")
+    model.fit(x, y, batch_size=32, verbose=0, **kwargs)
+    assert events == expected
+    fingerprint = model.training_fingerprint
+    assert fingerprint["rows"] == 100
+    assert model.training_overlap(x, y) == 1.0
 
 
 def test_seeded_fit_repeats_with_orders_drawn_ahead():
