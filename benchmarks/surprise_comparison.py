@@ -43,6 +43,7 @@ import time
 import keras
 import numpy as np
 
+from keras_catembed import presets
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import cross_validate
 from keras_catembed.evaluation.protocols import HoldOut
@@ -124,6 +125,26 @@ def _holdouts(dataset, data_dir, fraction, seeds):
     return ratings, names, Seeds
 
 
+def _preset(args):
+    """The preset dict of `--preset`, `--add-columns` and `--epochs`."""
+    config = (
+        presets.with_columns(args.preset, args.add_columns)
+        if args.add_columns
+        else presets.load(args.preset)
+    )
+    if args.epochs is not None:
+        config["recipe"]["epochs"] = args.epochs
+    return config
+
+
+def _label(args):
+    """The preset's name in the table, with what the options changed."""
+    changes = [f"+{column}" for column in args.add_columns]
+    if args.epochs is not None:
+        changes.append(f"{args.epochs} epochs")
+    return f"'{args.preset}'" + (f" ({', '.join(changes)})" if changes else "")
+
+
 def _summary(folds):
     summary = {}
     for name in ("test_rmse", "test_mae", "fit_time", "test_time"):
@@ -144,6 +165,20 @@ def main():
         "--dataset", choices=["ml-100k", "ml-1m"], default="ml-100k"
     )
     parser.add_argument("--preset", default="recommended")
+    parser.add_argument(
+        "--add-columns",
+        nargs="*",
+        default=[],
+        help="columns added to the preset (`presets.with_columns`), e.g. "
+        "user_day",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="in place of the preset's epochs (its schedule then spans "
+        "the shorter run)",
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("--folds", nargs="*", default=None)
     parser.add_argument(
@@ -171,6 +206,7 @@ def main():
         )
         protocol_name = f"HoldOut({args.holdout}, seed=s), s in {args.seeds}"
     splits = list(protocol(names).split_data(ratings))
+    config = _preset(args)
     out = args.out or os.path.join(
         HERE, "results", f"surprise_comparison_{args.dataset}"
     )
@@ -186,7 +222,7 @@ def main():
                 # A hold-out's preset starts from the seed of its split.
                 seed = 0 if args.holdout is None else args.seeds[done - 1]
                 scores = cross_validate(
-                    args.preset, ratings, protocol=protocol([fold]), seed=seed
+                    config, ratings, protocol=protocol([fold]), seed=seed
                 )
                 per_fold[name].append(
                     {
@@ -211,7 +247,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
     results = {}
     for name, folds_out in per_fold.items():
         label = (
-            f"keras-catembed '{args.preset}'"
+            f"keras-catembed {_label(args)}"
             if name == "preset"
             else f"Surprise {name}"
         )
@@ -237,6 +273,8 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         dataset=args.dataset,
         protocol=protocol_name,
         preset=args.preset,
+        add_columns=args.add_columns,
+        epochs=args.epochs,
         surprise=surprise.__version__,
         load_average=list(os.getloadavg()),
     )
