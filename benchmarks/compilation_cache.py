@@ -1,0 +1,157 @@
+"""JAX's persistent compilation cache across folds and processes.
+
+Each fold of `keras_catembed.evaluation.cross_validate` builds a new
+model, so JAX traces and compiles its training and prediction programs
+again, although for folds of the same shape they are the same programs.
+JAX's own persistent compilation cache (`jax_compilation_cache_dir`)
+keeps compiled programs on disk, keyed by their content: a later fold,
+or a later process, loads them instead of compiling.
+
+This script runs the same `cross_validate` of a preset over some of
+ml-100k's official folds in three fresh processes, one after the other:
+
+- `no cache`: JAX's defaults;
+- `cache, empty`: the cache in a new, empty folder (the first fold
+  compiles and writes, the later ones read);
+- `cache, filled`: the same folder again, as a second run would find it.
+
+The cache is set through JAX's environment variables
+(`JAX_COMPILATION_CACHE_DIR`, and `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`
+so that programs of any compile time are kept). It reports each fold's
+fit and test time and RMSE (the cache must not change them).
+
+Usage:
+
+    python benchmarks/compilation_cache.py --data-dir ../shared/data/movielens
+
+It prints a table and writes
+`benchmarks/results/compilation_cache.{md,json}`.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _results  # noqa: E402
+
+RUNS = ("no cache", "cache, empty", "cache, filled")
+
+
+def worker(data_dir, preset, folds):
+    """One process's folds: fit and test times and RMSE of each."""
+    from keras_catembed.datasets import movielens
+    from keras_catembed.evaluation import cross_validate
+    from keras_catembed.evaluation.protocols import OfficialFolds
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    results = []
+    for fold in folds:
+        scores = cross_validate(
+            preset, ratings, protocol=OfficialFolds([fold]), seed=0
+        )
+        results.append(
+            {
+                "fold": fold,
+                "fit_time": float(scores["fit_time"][0]),
+                "test_time": float(scores["test_time"][0]),
+                "test_rmse": float(scores["test_rmse"][0]),
+            }
+        )
+    return results
+
+
+def run(args, cache_dir):
+    """Runs the worker in a fresh JAX process; its results."""
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    for name in (
+        "JAX_COMPILATION_CACHE_DIR",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    ):
+        env.pop(name, None)
+    if cache_dir is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = cache_dir
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--data-dir",
+        args.data_dir,
+        "--preset",
+        args.preset,
+        "--folds",
+        *args.folds,
+    ]
+    output = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    line = next(ln for ln in output.splitlines() if ln.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS ") :])
+
+
+def markdown(results, folds):
+    lines = [
+        "| run | "
+        + " | ".join(f"{fold} fit s" for fold in folds)
+        + " | total fit + test s | its ratio to no cache | RMSE "
+        + " / ".join(folds)
+        + " |",
+        "|---|" + "---:|" * (len(folds) + 2) + "---|",
+    ]
+    totals = {
+        run: sum(r["fit_time"] + r["test_time"] for r in results[run])
+        for run in RUNS
+    }
+    for run in RUNS:
+        lines.append(
+            f"| {run} | "
+            + " | ".join(f"{r['fit_time']:.2f}" for r in results[run])
+            + f" | {totals[run]:.1f} | "
+            f"{totals['no cache'] / totals[run]:.2f} | "
+            + " / ".join(f"{r['test_rmse']:.4f}" for r in results[run])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--preset", default="recommended")
+    parser.add_argument("--folds", nargs="+", default=["u1", "u2", "u3"])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--out", default=os.path.join(HERE, "results", "compilation_cache")
+    )
+    args = parser.parse_args()
+    if args.worker:
+        results = worker(args.data_dir, args.preset, args.folds)
+        print("RESULTS " + json.dumps(results))
+        return
+    args.data_dir = os.path.abspath(args.data_dir)
+    results = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for name in RUNS:
+            results[name] = run(args, None if name == "no cache" else cache_dir)
+            print(name, results[name], flush=True)
+    table = markdown(results, args.folds)
+    print(table)
+    machine = _results.machine_info(
+        backend="jax",
+        preset=args.preset,
+        folds=args.folds,
+        load_average=list(os.getloadavg()),
+        command="python benchmarks/compilation_cache.py "
+        + " ".join(sys.argv[1:]),
+    )
+    _results.write(args.out, table, results, machine)
+
+
+if __name__ == "__main__":
+    main()
