@@ -50,14 +50,18 @@ def write(out, table, results, machine):
         file.write(table + "\n\n" + json.dumps(machine) + "\n")
 
 
-def run_worker(script, backend, arguments):
+def run_worker(script, backend, arguments, environment=None):
     """Runs `script --worker ARGUMENTS` on one Keras backend.
 
     The backend is fixed when Keras is imported, so each backend measures
-    in its own process; the worker prints one `RESULTS <json>` line.
+    in its own process; the worker prints one `RESULTS <json>` line. The
+    process gets `environment` (by default this one's) with the backend.
     """
     command = [sys.executable, script, "--worker", *map(str, arguments)]
-    env = dict(os.environ, KERAS_BACKEND=backend)
+    env = dict(
+        os.environ if environment is None else environment,
+        KERAS_BACKEND=backend,
+    )
     output = subprocess.run(
         command, env=env, capture_output=True, text=True, check=True
     ).stdout

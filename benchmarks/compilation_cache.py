@@ -31,7 +31,6 @@ It prints a table and writes
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -41,6 +40,11 @@ sys.path.insert(0, HERE)
 import _results  # noqa: E402
 
 RUNS = ("no cache", "cache, empty", "cache, filled")
+# JAX's settings of its persistent cache, as environment variables.
+CACHE_VARIABLES = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+)
 
 
 def worker(data_dir, preset, folds):
@@ -68,31 +72,18 @@ def worker(data_dir, preset, folds):
 
 def run(args, cache_dir):
     """Runs the worker in a fresh JAX process; its results."""
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    for name in (
-        "JAX_COMPILATION_CACHE_DIR",
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-    ):
-        env.pop(name, None)
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in CACHE_VARIABLES
+    }
     if cache_dir is not None:
-        env["JAX_COMPILATION_CACHE_DIR"] = cache_dir
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--data-dir",
-        args.data_dir,
-        "--preset",
-        args.preset,
-        "--folds",
-        *args.folds,
-    ]
-    output = subprocess.run(
-        command, env=env, capture_output=True, text=True, check=True
-    ).stdout
-    line = next(ln for ln in output.splitlines() if ln.startswith("RESULTS "))
-    return json.loads(line[len("RESULTS ") :])
+        # Programs of any compile time are kept.
+        environment.update(zip(CACHE_VARIABLES, (cache_dir, "0"), strict=True))
+    arguments = ["--data-dir", args.data_dir, "--preset", args.preset]
+    return _results.run_worker(
+        __file__, "jax", [*arguments, "--folds", *args.folds], environment
+    )
 
 
 def markdown(results, folds):
