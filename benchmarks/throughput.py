@@ -37,6 +37,13 @@ once with its training steps calling its layers' `call` methods directly
 (`keras_catembed._forward.DIRECT_CALLS = False`), alternated with
 the others in the same process.
 
+With `--frozen-tables` a fourth model runs: the SparseAdam model with its
+embedding tables frozen (`trainable=False`). Its steps gather the tables'
+rows and train the rest as the SparseAdam model's do, without the tables'
+gradients and updates, so its time is a floor for any way of updating
+the tables, and stock's time over it the highest ratio such a way could
+reach.
+
 It prints a markdown table and writes `benchmarks/results/throughput.{md,json}`.
 """
 
@@ -75,17 +82,24 @@ def stock_model():
     return movielens_accuracy.course_model(NUM_USERS, NUM_MOVIES)
 
 
-def rating_model(optimizer):
+def rating_model(optimizer, frozen_tables=False):
+    """RatingModel with the course model's architecture.
+
+    With `frozen_tables=True` its embedding tables are not trainable: a
+    step still gathers their rows and trains the rest, so its time is a
+    floor for any way of updating the tables.
+    """
     import keras
 
     import keras_catembed
 
-    model = keras_catembed.RatingModel(
-        {
-            "user_id": keras_catembed.EntityEmbedding(NUM_USERS, 8),
-            "movie_id": keras_catembed.EntityEmbedding(NUM_MOVIES, 8),
-        }
-    )
+    tables = {
+        "user_id": keras_catembed.EntityEmbedding(NUM_USERS, 8),
+        "movie_id": keras_catembed.EntityEmbedding(NUM_MOVIES, 8),
+    }
+    for table in tables.values():
+        table.trainable = not frozen_tables
+    model = keras_catembed.RatingModel(tables)
     if optimizer == "sparse":
         optimizer = keras_catembed.optimizers.SparseAdam(0.005)
     else:
@@ -147,21 +161,31 @@ def warm_up_backend():
     model.predict(data, verbose=0)
 
 
-def variant_models(shares=None, layer_calls=None):
+# With `--frozen-tables`, one more model: its time is a floor for the
+# SparseAdam model's (the same step without the tables' gradients and
+# updates).
+FROZEN = "RatingModel SparseAdam, tables frozen"
+
+
+def variant_models(shares=None, layer_calls=None, frozen_tables=False):
     """The SparseAdam model once per variant; each variant's setting.
 
     A variant is a share of `jax_rows.EVERY_ROW_SHARE` (JAX) or a way of
-    calling the layers (torch: `"direct"` or `"layered"`).
+    calling the layers (torch: `"direct"` or `"layered"`). With
+    `frozen_tables`, the `FROZEN` model is added.
     """
+    models = dict(MODELS)
+    if frozen_tables:
+        models[FROZEN] = lambda: rating_model("sparse", frozen_tables=True)
     variants = [(f"every row at {s:g}", ("share", s)) for s in shares or []]
     variants += [
         (f"layers called {c}", ("direct", c == "direct"))
         for c in layer_calls or []
     ]
     if not variants:
-        return dict(MODELS), {}
+        return models, {}
     made, setting_of = {}, {}
-    for name, make in MODELS.items():
+    for name, make in models.items():
         if name != "RatingModel SparseAdam":
             made[name] = make
             continue
@@ -172,12 +196,18 @@ def variant_models(shares=None, layer_calls=None):
 
 
 def measure(
-    rows, batch_sizes, repeats, whole_epochs=3, shares=None, layer_calls=None
+    rows,
+    batch_sizes,
+    repeats,
+    whole_epochs=3,
+    shares=None,
+    layer_calls=None,
+    frozen_tables=False,
 ):
     """Runs in one backend's process; returns a list of result dicts."""
     import keras
 
-    makers, setting_of = variant_models(shares, layer_calls)
+    makers, setting_of = variant_models(shares, layer_calls, frozen_tables)
     defaults = {}
     if shares:
         from keras_catembed.backend import jax_rows
@@ -287,6 +317,12 @@ def main(argv=None):
         help="torch: run the SparseAdam model once per way of calling "
         "its layers",
     )
+    parser.add_argument(
+        "--frozen-tables",
+        action="store_true",
+        help="also the SparseAdam model with its tables frozen (a floor "
+        "for its step time)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "throughput")
@@ -300,6 +336,7 @@ def main(argv=None):
             args.whole_epochs,
             args.every_row_shares,
             args.layer_calls,
+            args.frozen_tables,
         )
         print("RESULTS " + json.dumps(results))
         return results
@@ -319,6 +356,8 @@ def main(argv=None):
             arguments += ["--every-row-shares", *args.every_row_shares]
         if args.layer_calls:
             arguments += ["--layer-calls", *args.layer_calls]
+        if args.frozen_tables:
+            arguments.append("--frozen-tables")
         results.extend(_results.run_worker(__file__, backend, arguments))
     table = markdown(results)
     print(table)
