@@ -38,6 +38,7 @@ time per fold) and writes it with the raw figures to
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -78,14 +79,18 @@ def load_1m(data_dir):
 
     With a copy that has a `siren_fold` column
     (`ml-1m/ratings_no_timestamp.csv`) its labels (1..5) are used; with an
-    official release, a seeded random 5-fold split (labels 0..4).
+    official release, a seeded random 5-fold split (labels 0..4). The
+    copy's ratings are placed in its folder, so that
+    `Ratings.user_features()` reads the `users.dat` beside them.
     """
-    csv_path = os.path.join(data_dir, "ml-1m", "ratings_no_timestamp.csv")
+    folder = os.path.join(data_dir, "ml-1m")
+    csv_path = os.path.join(folder, "ratings_no_timestamp.csv")
     if os.path.exists(csv_path):
         table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64)
         ratings = movielens.Ratings.from_arrays(
             table[:, 0], table[:, 1], table[:, 2], name="ml-1m"
         )
+        ratings = dataclasses.replace(ratings, path=os.path.abspath(folder))
         return ratings, table[:, 3]
     ratings = movielens.load_ratings("ml-1m", data_dir=data_dir)
     return ratings, np.random.default_rng(0).permutation(len(ratings)) % 5

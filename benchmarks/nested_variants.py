@@ -18,6 +18,11 @@ With `--time`, each of the four variants also runs with a `"user_day"`
 column (8-dim; `Ratings.user_day()`, a vector and a bias per user and
 day), so the choice is among eight.
 
+With `--dataset ml-1m` the outer folds are the labels of ml-1m's fold
+column (`ratings_no_timestamp.csv`, 1..5; `--folds 1` for one) and the
+variants build on `"recommended-large"`; the demographics are ml-1m's
+own (`users.dat`, beside the ratings).
+
 Usage:
 
     KERAS_BACKEND=jax python benchmarks/nested_variants.py \\
@@ -25,9 +30,12 @@ Usage:
     KERAS_BACKEND=jax python benchmarks/nested_variants.py \\
         --data-dir ../shared/data/movielens --time \\
         --out benchmarks/results/nested_variants_time_ml-100k
+    KERAS_BACKEND=jax python benchmarks/nested_variants.py \\
+        --data-dir ../shared/data/movielens --dataset ml-1m --folds 1 \\
+        --members 1
 
 It prints a table per fold and writes
-`benchmarks/results/nested_variants_ml-100k.{md,json}`.
+`benchmarks/results/nested_variants_<dataset>.{md,json}`.
 """
 
 import argparse
@@ -50,14 +58,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import movielens_accuracy  # noqa: E402  (ml-1m's copy and its folds)
 
 FEATURES = ["age", "gender", "occupation"]
 
 
-def variants(time=False):
-    """The configurations, each a preset dict built on 'recommended'."""
-    base = presets.load("recommended")
-    result = {"recommended": base}
+def variants(time=False, preset="recommended"):
+    """The configurations, each a preset dict built on `preset`."""
+    base = presets.load(preset)
+    result = {preset: base}
     neighborhood = copy.deepcopy(base)
     neighborhood["model"]["neighborhood"] = True
     result["+neighborhood"] = neighborhood
@@ -65,9 +74,30 @@ def variants(time=False):
     result["+both"] = presets.with_columns(neighborhood, FEATURES)
     if time:
         for name, config in list(result.items()):
-            name = "+user_day" if name == "recommended" else name + "+user_day"
+            name = "+user_day" if name == preset else name + "+user_day"
             result[name] = presets.with_columns(config, ["user_day"])
     return result
+
+
+# The preset each data set's variants build on.
+PRESETS = {"ml-100k": "recommended", "ml-1m": "recommended-large"}
+
+
+def _folds(args):
+    """The ratings, the fold names and a protocol of a list of them."""
+    if args.dataset == "ml-100k":
+        ratings = movielens.load_ratings(
+            "ml-100k", data_dir=os.path.join(args.data_dir, "ml-100k")
+        )
+        names = args.folds or ["u1", "u2", "u3", "u4", "u5"]
+        return ratings, names, OfficialFolds
+    ratings, labels = movielens_accuracy.load_1m(args.data_dir)
+    names = [int(name) for name in args.folds or sorted(set(labels.tolist()))]
+    return (
+        ratings,
+        names,
+        lambda folds: OfficialFolds(folds, fold_column=labels),
+    )
 
 
 def predict(model, part):
@@ -80,6 +110,9 @@ def predict(model, part):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--dataset", choices=["ml-100k", "ml-1m"], default="ml-100k"
+    )
     parser.add_argument("--folds", nargs="*", default=None)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument(
@@ -90,22 +123,21 @@ def main():
     parser.add_argument(
         "--epochs", type=int, help="override the recipe (quick checks only)"
     )
-    parser.add_argument(
-        "--out",
-        default=os.path.join(HERE, "results", "nested_variants_ml-100k"),
-    )
+    parser.add_argument("--out")
     args = parser.parse_args()
-    ratings = movielens.load_ratings(
-        "ml-100k", data_dir=os.path.join(args.data_dir, "ml-100k")
+    if args.dataset == "ml-1m" and args.time:
+        parser.error("--time needs timestamps, which ml-1m's copy lacks")
+    args.out = args.out or os.path.join(
+        HERE, "results", f"nested_variants_{args.dataset}"
     )
-    configs = variants(time=args.time)
+    ratings, folds, protocol = _folds(args)
+    configs = variants(time=args.time, preset=PRESETS[args.dataset])
     if args.epochs:
         for config in configs.values():
             config["recipe"]["epochs"] = args.epochs
-    folds = args.folds or ["u1", "u2", "u3", "u4", "u5"]
     results = []
     for fold in folds:
-        ((train_part, test_part),) = OfficialFolds([fold]).split_data(ratings)
+        ((train_part, test_part),) = protocol([fold]).split_data(ratings)
         ((fit_part, validation),) = HoldOut(0.1, seed=0).split_data(train_part)
         start = time.perf_counter()
         scores = {}
@@ -147,7 +179,8 @@ def main():
 def _write(args, results):
     names = list(results[0]["validation_rmse"])
     lines = [
-        "ml-100k, official folds; a variant chosen per fold on a validation "
+        f"{args.dataset}, official folds; a variant chosen per fold on a "
+        "validation "
         "tenth of its training part (seed 0), then an average of "
         f"{args.members} models (seeds 0..{args.members - 1}) retrained on "
         "the whole training part; test RMSE",
@@ -185,6 +218,7 @@ def _write(args, results):
         _results.machine_info(
             backend=keras.backend.backend(),
             members=args.members,
+            dataset=args.dataset,
             protocol="nested: choice on HoldOut(0.1, seed=0) of each "
             "outer training part",
         ),
