@@ -29,6 +29,11 @@ model starts from the same seed), e.g. ml-1m's random 90/10 protocol:
         --preset recommended-large \
         --out benchmarks/results/surprise_comparison_ml-1m_holdout
 
+`--add-columns` adds MovieLens columns to the preset
+(`presets.with_columns`: user features such as `age gender occupation`,
+or `user_day`), and `--neighborhood` the rating-weighted neighbourhood
+over the same pairs as its implicit feedback.
+
 It prints the per-fold table and writes
 `benchmarks/results/surprise_comparison_<dataset>.{md,json}` (with
 `--out`, there instead). It needs the optional `scikit-surprise`
@@ -126,12 +131,20 @@ def _holdouts(dataset, data_dir, fraction, seeds):
 
 
 def _preset(args):
-    """The preset dict of `--preset`, `--add-columns` and `--epochs`."""
+    """The preset dict of `--preset`, its options and `--epochs`."""
     config = (
         presets.with_columns(args.preset, args.add_columns)
         if args.add_columns
         else presets.load(args.preset)
     )
+    if args.neighborhood:
+        model = config["model"]
+        # Over the same pairs as implicit feedback (named, with more
+        # than two columns).
+        implicit = model["implicit"]
+        model["neighborhood"] = (
+            dict(implicit) if isinstance(implicit, dict) else True
+        )
     if args.epochs is not None:
         config["recipe"]["epochs"] = args.epochs
     return config
@@ -140,6 +153,8 @@ def _preset(args):
 def _label(args):
     """The preset's name in the table, with what the options changed."""
     changes = [f"+{column}" for column in args.add_columns]
+    if args.neighborhood:
+        changes.insert(0, "+neighborhood")
     if args.epochs is not None:
         changes.append(f"{args.epochs} epochs")
     return f"'{args.preset}'" + (f" ({', '.join(changes)})" if changes else "")
@@ -171,6 +186,12 @@ def main():
         default=[],
         help="columns added to the preset (`presets.with_columns`), e.g. "
         "user_day",
+    )
+    parser.add_argument(
+        "--neighborhood",
+        action="store_true",
+        help="adds the rating-weighted neighbourhood (`neighborhood=True`) "
+        "to the preset",
     )
     parser.add_argument(
         "--epochs",
@@ -274,6 +295,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         protocol=protocol_name,
         preset=args.preset,
         add_columns=args.add_columns,
+        neighborhood=args.neighborhood,
         epochs=args.epochs,
         surprise=surprise.__version__,
         load_average=list(os.getloadavg()),
