@@ -52,6 +52,7 @@ from keras_catembed import presets
 from keras_catembed import training
 from keras_catembed.datasets import movielens
 from keras_catembed.datasets.movielens import inputs
+from keras_catembed.evaluation.protocols import OfficialFolds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -94,6 +95,24 @@ def load_1m(data_dir):
         return ratings, table[:, 3]
     ratings = movielens.load_ratings("ml-1m", data_dir=data_dir)
     return ratings, np.random.default_rng(0).permutation(len(ratings)) % 5
+
+
+def official_folds(dataset, data_dir, names=None):
+    """The ratings, the fold names and a protocol of a list of them.
+
+    ml-100k's official folds (u1..u5 by default) or the labels of ml-1m's
+    fold column (all by default); `protocol(names)` is an `OfficialFolds`.
+    """
+    if dataset == "ml-100k":
+        ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+        return ratings, names or ["u1", "u2", "u3", "u4", "u5"], OfficialFolds
+    ratings, labels = load_1m(data_dir)
+    names = [int(name) for name in names or sorted(set(labels.tolist()))]
+    return (
+        ratings,
+        names,
+        lambda folds: OfficialFolds(folds, fold_column=labels),
+    )
 
 
 def folds_1m(data_dir):

@@ -52,13 +52,12 @@ from keras_catembed import training
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import errors
 from keras_catembed.evaluation.protocols import HoldOut
-from keras_catembed.evaluation.protocols import OfficialFolds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
-import movielens_accuracy  # noqa: E402  (ml-1m's copy and its folds)
+import movielens_accuracy  # noqa: E402  (the official folds)
 
 FEATURES = ["age", "gender", "occupation"]
 
@@ -81,23 +80,6 @@ def variants(time=False, preset="recommended"):
 
 # The preset each data set's variants build on.
 PRESETS = {"ml-100k": "recommended", "ml-1m": "recommended-large"}
-
-
-def _folds(args):
-    """The ratings, the fold names and a protocol of a list of them."""
-    if args.dataset == "ml-100k":
-        ratings = movielens.load_ratings(
-            "ml-100k", data_dir=os.path.join(args.data_dir, "ml-100k")
-        )
-        names = args.folds or ["u1", "u2", "u3", "u4", "u5"]
-        return ratings, names, OfficialFolds
-    ratings, labels = movielens_accuracy.load_1m(args.data_dir)
-    names = [int(name) for name in args.folds or sorted(set(labels.tolist()))]
-    return (
-        ratings,
-        names,
-        lambda folds: OfficialFolds(folds, fold_column=labels),
-    )
 
 
 def predict(model, part):
@@ -130,7 +112,9 @@ def main():
     args.out = args.out or os.path.join(
         HERE, "results", f"nested_variants_{args.dataset}"
     )
-    ratings, folds, protocol = _folds(args)
+    ratings, folds, protocol = movielens_accuracy.official_folds(
+        args.dataset, args.data_dir, args.folds
+    )
     configs = variants(time=args.time, preset=PRESETS[args.dataset])
     if args.epochs:
         for config in configs.values():

@@ -52,7 +52,6 @@ from keras_catembed import presets
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import cross_validate
 from keras_catembed.evaluation.protocols import HoldOut
-from keras_catembed.evaluation.protocols import OfficialFolds
 from keras_catembed.evaluation.protocols import Protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,20 +95,6 @@ def _surprise_fold(algorithm, train, test):
     }
 
 
-def _folds(dataset, data_dir, names):
-    """The ratings, the fold names and a protocol of a list of them."""
-    if dataset == "ml-100k":
-        ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
-        return ratings, names or ["u1", "u2", "u3", "u4", "u5"], OfficialFolds
-    ratings, labels = movielens_accuracy.load_1m(data_dir)
-    names = [int(name) for name in names or sorted(set(labels.tolist()))]
-    return (
-        ratings,
-        names,
-        lambda folds: OfficialFolds(folds, fold_column=labels),
-    )
-
-
 def _holdouts(dataset, data_dir, fraction, seeds):
     """The ratings, one name per seed and a protocol of a list of names."""
     if dataset == "ml-100k":
@@ -132,19 +117,12 @@ def _holdouts(dataset, data_dir, fraction, seeds):
 
 def _preset(args):
     """The preset dict of `--preset`, its options and `--epochs`."""
-    config = (
-        presets.with_columns(args.preset, args.add_columns)
-        if args.add_columns
-        else presets.load(args.preset)
-    )
+    config = presets.load(args.preset)
     if args.neighborhood:
-        model = config["model"]
-        # Over the same pairs as implicit feedback (named, with more
-        # than two columns).
-        implicit = model["implicit"]
-        model["neighborhood"] = (
-            dict(implicit) if isinstance(implicit, dict) else True
-        )
+        config["model"]["neighborhood"] = True
+    if args.add_columns:
+        # Names the pairs of implicit feedback and the neighbourhood alike.
+        config = presets.with_columns(config, args.add_columns)
     if args.epochs is not None:
         config["recipe"]["epochs"] = args.epochs
     return config
@@ -217,7 +195,7 @@ def main():
     import surprise
 
     if args.holdout is None:
-        ratings, names, protocol = _folds(
+        ratings, names, protocol = movielens_accuracy.official_folds(
             args.dataset, args.data_dir, args.folds
         )
         protocol_name = f"OfficialFolds({names})"
