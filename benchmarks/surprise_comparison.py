@@ -32,7 +32,9 @@ model starts from the same seed), e.g. ml-1m's random 90/10 protocol:
 `--add-columns` adds MovieLens columns to the preset
 (`presets.with_columns`: user features such as `age gender occupation`,
 or `user_day`), and `--neighborhood` the rating-weighted neighbourhood
-over the same pairs as its implicit feedback.
+over the same pairs as its implicit feedback. `--pair-dtype bfloat16`
+holds the pairs in bfloat16 and computes every id's sums at once
+(`RatingModel(pair_dtype=...)`).
 
 It prints the per-fold table and writes
 `benchmarks/results/surprise_comparison_<dataset>.{md,json}` (with
@@ -125,6 +127,8 @@ def _preset(args):
         config = presets.with_columns(config, args.add_columns)
     if args.epochs is not None:
         config["recipe"]["epochs"] = args.epochs
+    if args.pair_dtype is not None:
+        config["model"]["pair_dtype"] = args.pair_dtype
     return config
 
 
@@ -135,6 +139,8 @@ def _label(args):
         changes.insert(0, "+neighborhood")
     if args.epochs is not None:
         changes.append(f"{args.epochs} epochs")
+    if args.pair_dtype is not None:
+        changes.append(f"{args.pair_dtype} pairs")
     return f"'{args.preset}'" + (f" ({', '.join(changes)})" if changes else "")
 
 
@@ -177,6 +183,12 @@ def main():
         default=None,
         help="in place of the preset's epochs (its schedule then spans "
         "the shorter run)",
+    )
+    parser.add_argument(
+        "--pair-dtype",
+        choices=["float32", "bfloat16"],
+        default=None,
+        help="the dtype of the preset's pairs (`pair_dtype`)",
     )
     parser.add_argument("--out", default=None)
     parser.add_argument("--folds", nargs="*", default=None)
@@ -275,6 +287,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
         epochs=args.epochs,
+        pair_dtype=args.pair_dtype,
         surprise=surprise.__version__,
         load_average=list(os.getloadavg()),
     )

@@ -74,6 +74,7 @@ def pair_layers(
     max_pairs_per_id: int | None,
     pairs_per_step: int | Mapping[str, int | None] | None,
     dtype: Any,
+    pair_dtype: str | None = None,
 ) -> dict[str, ImplicitFeedback]:
     """An `ImplicitFeedback` layer per described column of `pairs`.
 
@@ -89,6 +90,7 @@ def pair_layers(
             max_pairs_per_id=max_pairs_per_id,
             pairs_per_step=_pairs.steps_for(pairs_per_step, target),
             dtype=dtype,
+            pair_dtype=pair_dtype,
         )
         for target, source in pairs.items()
     }
@@ -102,6 +104,7 @@ def pair_layer(
     max_pairs_per_id: int | None,
     pairs_per_step: int | None,
     dtype: Any,
+    pair_dtype: str | None = None,
 ) -> ImplicitFeedback:
     """An `ImplicitFeedback` layer describing `table`'s ids by `source`'s.
 
@@ -121,6 +124,7 @@ def pair_layer(
         pairs_per_step=pairs_per_step,
         name=f"{table._column}_{'neighborhood' if rated else 'implicit'}",
         dtype=dtype,
+        pair_dtype=pair_dtype,
     )
 
 

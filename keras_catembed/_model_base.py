@@ -36,6 +36,7 @@ class ModelBase:
         neighborhood: dict[str, str]
         max_pairs_per_id: int | None
         pairs_per_step: int | dict[str, int | None] | None
+        pair_dtype: str
         implicit_layers: dict[str, ImplicitFeedback]
         neighborhood_layers: dict[str, ImplicitFeedback]
         hidden_layers: list[Any]

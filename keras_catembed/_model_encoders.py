@@ -33,6 +33,7 @@ def model_encoders(model: Any) -> Mapping[str, ColumnEncoder]:
             pairs,
             model.max_pairs_per_id,
             _pairs.steps_for(model.pairs_per_step, column),
+            model.pair_dtype,
         )
     return types.MappingProxyType(result)
 
@@ -44,6 +45,7 @@ def _of_layers(
     pair_layers: Mapping[str, tuple[Any, str, EntityEmbedding]],
     max_pairs_per_id: int | None = None,
     pairs_per_step: int | None = None,
+    pair_dtype: str | None = None,
 ) -> ColumnEncoder:
     """An encoder over a table, a bias and pair layers made elsewhere."""
     encoder = ColumnEncoder(
@@ -51,6 +53,7 @@ def _of_layers(
         column=column,
         max_pairs_per_id=max_pairs_per_id,
         pairs_per_step=pairs_per_step,
+        pair_dtype=pair_dtype,
         dtype=embedding.dtype_policy,
     )
     encoder.bias = bias_layer is not None

@@ -30,6 +30,51 @@ def dense(layer: Any, rows: Any, source_rows: Any) -> Any:
     return sums - own * ops.cast(own_vectors, layer.compute_dtype)
 
 
+def every_row(layer: Any, rows: Any, source_rows: Any) -> Any:
+    """The sums of every target row in a narrow dtype, then the batch's.
+
+    Forward, the pair matrix times the table; backward, the stored
+    transposed matrix times the sums' gradient. Both are row-major
+    products with float32 accumulation, so neither gathers the batch's
+    rows of the matrix nor multiplies a transposed operand.
+    """
+    weights = ops.convert_to_tensor(layer.pair_weights)
+    transposed = ops.convert_to_tensor(layer.pair_weights_t)
+    matmul = backend.current.low_precision_matmul
+
+    def sums_and_gradient(table: Any) -> Any:
+        def grad(*args: Any, upstream: Any = None) -> Any:
+            # JAX and TensorFlow pass the upstream gradient alone, torch
+            # the inputs and `upstream`.
+            if upstream is None:
+                (upstream,) = args
+            return matmul(transposed, upstream)
+
+        return matmul(weights, table), grad
+
+    all_sums = ops.custom_gradient(sums_and_gradient)
+    # A tensor, not the variable: TensorFlow would ask the gradient for
+    # the variables the function reads.
+    every = all_sums(ops.copy(layer.embeddings))
+    sums = ops.cast(ops.take(every, rows, axis=0), layer.compute_dtype)
+    if not layer.rated:
+        return sums
+    # The own pair's weight: one entry of the matrix per row.
+    flat = ops.cast(rows, "int32") * layer.num_sources + ops.cast(
+        source_rows, "int32"
+    )
+    own = ops.take(ops.reshape(weights, (-1,)), flat, axis=0)
+    own = ops.expand_dims(ops.cast(own, layer.compute_dtype), -1)
+    # Rounded as the product's inputs were, so that the own term leaves
+    # exactly what it added to a float32 sum (JAX); TensorFlow's and
+    # torch's kernels round the sum itself to bfloat16, so there the own
+    # term is left out up to that rounding.
+    own_vectors = ops.cast(
+        ops.take(layer.embeddings, source_rows, axis=0), weights.dtype
+    )
+    return sums - own * ops.cast(own_vectors, layer.compute_dtype)
+
+
 def lists(
     layer: Any,
     rows: Any,
@@ -126,7 +171,9 @@ def whole(layer: Any, rows: Any) -> Any:
     """The whole weighted sum of each row's pairs (nothing left out)."""
     weights = ops.take(layer.pair_weights, rows, axis=0)
     if layer.dense:
-        return ops.matmul(weights, layer.embeddings)
+        return ops.matmul(
+            ops.cast(weights, layer.embeddings.dtype), layer.embeddings
+        )
     sources = ops.take(layer.pair_sources, rows, axis=0)
     vectors = ops.take(layer.embeddings, sources, axis=0)
     return ops.sum(vectors * ops.expand_dims(weights, -1), axis=-2)

@@ -200,6 +200,8 @@ def write(
         matrix = np.zeros((layer.num_targets, layer.num_sources), "float32")
         matrix[targets, sources] = weights
         layer.pair_weights.assign(matrix)
+        if getattr(layer, "pair_weights_t", None) is not None:
+            layer.pair_weights_t.assign(np.ascontiguousarray(matrix.T))
     else:
         lists = np.full(
             (layer.num_targets, layer.width), layer.num_sources, "int32"
@@ -220,6 +222,18 @@ def written(layer: Any) -> None:
     refreshes) is built again when the count has moved.
     """
     layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
+
+
+def check_pair_dtype(name: str, pair_dtype: Any) -> str:
+    """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16"."""
+    if pair_dtype is None:
+        return "float32"
+    if pair_dtype not in ("float32", "bfloat16"):
+        raise ValueError(
+            f"{name}: `pair_dtype` expects None, 'float32' or 'bfloat16'. "
+            f"Received: pair_dtype={pair_dtype!r}"
+        )
+    return str(pair_dtype)
 
 
 def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:

@@ -18,6 +18,7 @@ MODEL_KEYS = (
     "neighborhood",
     "max_pairs_per_id",
     "pairs_per_step",
+    "pair_dtype",
 )
 # `EntityEmbedding` arguments a preset may set (`input_dim` comes from the
 # cardinalities passed to `from_preset`).

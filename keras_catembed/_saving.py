@@ -75,6 +75,8 @@ class RatingSaving(ModelBase):
         # Saved only when set, so configs stay as they were.
         if self.pairs_per_step is not None:
             config["pairs_per_step"] = self.pairs_per_step
+        if self.pair_dtype != "float32":
+            config["pair_dtype"] = self.pair_dtype
         if self.training_fingerprint is not None:
             config["training_fingerprint"] = _provenance.to_config(
                 self.training_fingerprint

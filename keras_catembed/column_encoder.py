@@ -83,6 +83,10 @@ class ColumnEncoder(keras.layers.Layer):
         pairs_per_step: Optional positive integer. Training steps read a
             moving window of this many of each id's listed pairs (see
             `RatingModel` and `refresh_anchor`). Defaults to `None`.
+        pair_dtype: Optional string, `"bfloat16"` to hold the pairs of
+            `implicit` and `neighborhood` in bfloat16 and compute every
+            id's sums at once with float32 accumulation (see
+            `RatingModel`). Defaults to `None` (float32).
         **kwargs: Base layer arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -123,6 +127,7 @@ class ColumnEncoder(keras.layers.Layer):
         neighborhood: Any = None,
         max_pairs_per_id: int | None = None,
         pairs_per_step: int | None = None,
+        pair_dtype: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(column, str) or not column:
@@ -152,6 +157,7 @@ class ColumnEncoder(keras.layers.Layer):
         self.pairs_per_step = _pairs.check_count(
             "pairs_per_step", pairs_per_step
         )
+        self.pair_dtype = _pairs.check_pair_dtype(self.name, pair_dtype)
         self.implicit_layer: ImplicitFeedback | None = None
         self.neighborhood_layer: ImplicitFeedback | None = None
         # The sources' tables map their ids to rows; they belong to their
@@ -177,6 +183,7 @@ class ColumnEncoder(keras.layers.Layer):
                 max_pairs_per_id=self.max_pairs_per_id,
                 pairs_per_step=self.pairs_per_step,
                 dtype=self.dtype_policy,
+                pair_dtype=self.pair_dtype,
             )
             setattr(self, f"{kind}_layer", layer)
         self._sources = types.MappingProxyType(sources)
@@ -371,6 +378,7 @@ class ColumnEncoder(keras.layers.Layer):
                 "bias": self.bias,
                 "max_pairs_per_id": self.max_pairs_per_id,
                 "pairs_per_step": self.pairs_per_step,
+                "pair_dtype": self.pair_dtype,
             }
         )
         for kind, (column, table) in self._sources.items():

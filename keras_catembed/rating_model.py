@@ -104,6 +104,16 @@ class RatingModel(
             more often per epoch, so a smaller window for it saves the
             most time, at some accuracy (measured in the performance
             guide). Defaults to `None` (every step reads every pair).
+        pair_dtype: Optional string, `"bfloat16"` to hold the dense pair
+            matrices of `implicit` and `neighborhood` in bfloat16 (with a
+            transposed copy, in the memory of one float32 matrix) and
+            compute the sums of every id at each step with float32
+            accumulation: on CPUs with bfloat16 units (AMX,
+            AVX512-BF16) and on GPUs several times as fast, at a
+            relative rounding of at most `2**-9` of the weights and the
+            vectors entering the products. Only for the dense layout
+            (no `max_pairs_per_id` or `pairs_per_step`). Defaults to
+            `None` (float32).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -143,6 +153,7 @@ class RatingModel(
         neighborhood: Mapping[str, str] | bool | None = None,
         max_pairs_per_id: int | None = None,
         pairs_per_step: int | Mapping[str, int | None] | None = None,
+        pair_dtype: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -173,6 +184,16 @@ class RatingModel(
             pairs_per_step,
             list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
+        self.pair_dtype = _pairs.check_pair_dtype("RatingModel", pair_dtype)
+        if self.pair_dtype != "float32" and not (
+            self.implicit or self.neighborhood
+        ):
+            raise ValueError(
+                f"`pair_dtype={pair_dtype!r}` sets the dtype of the pairs of "
+                "`implicit` and `neighborhood`, and this model has neither. "
+                "Expected `pair_dtype=None` or `implicit=True` / "
+                "`neighborhood=True`."
+            )
         for name, pairs, rated in (
             ("implicit_layers", self.implicit, False),
             ("neighborhood_layers", self.neighborhood, True),
@@ -184,6 +205,7 @@ class RatingModel(
                 max_pairs_per_id=self.max_pairs_per_id,
                 pairs_per_step=self.pairs_per_step,
                 dtype=dtype,
+                pair_dtype=self.pair_dtype,
             )
             setattr(self, name, layers)
         self.hidden_layers, self.dropout_layers = [], []

@@ -11,6 +11,7 @@ on MovieLens ratings.
 
 import os
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -36,6 +37,7 @@ def train(
     validation_name: str = "val",
     verbose: str | int = 2,
     seed: int | None = None,
+    callbacks: Sequence[Any] | None = None,
     **overrides: Any,
 ) -> tuple[Any, Any]:
     """Builds, compiles and fits a preset's model on MovieLens ratings.
@@ -63,6 +65,8 @@ def train(
             sample, the shuffling and the dropout masks: the same seed
             gives the same model on a CPU, on every backend. Defaults to
             `None` (unseeded).
+        callbacks: Optional list of Keras callbacks, passed to `fit`
+            after the one that renames the validation metrics.
         **overrides: Model settings (`RatingModel` arguments, or
             `EntityEmbedding` ones such as `output_dim` for every column)
             or recipe settings (`learning_rate`, `batch_size`, `epochs`,
@@ -87,9 +91,10 @@ def train(
         # Implicit feedback describes ids by the training pairs only.
         model.adapt(x_train, train.rating)
     recipe.compile(model, len(train))
-    callbacks: list[Any] = []
+    fit_callbacks: list[Any] = []
     if validation is not None and validation_name != "val":
-        callbacks.append(_rename_metrics("val_", f"{validation_name}_"))
+        fit_callbacks.append(_rename_metrics("val_", f"{validation_name}_"))
+    fit_callbacks.extend(callbacks or [])
     history = recipe.fit(
         model,
         x_train,
@@ -102,7 +107,7 @@ def train(
                 validation.rating,
             )
         ),
-        callbacks=callbacks,
+        callbacks=fit_callbacks,
         verbose=verbose,
     )
     model.recipe = recipe

@@ -179,6 +179,15 @@ class Backend:
         """The `indices` rows of an array."""
         return ops.take(value, indices, axis=0)
 
+    def low_precision_matmul(self, a: Any, b: Any) -> Any:
+        """`a @ b` with `b` cast to `a`'s (narrow) dtype; float32 result.
+
+        Products of bfloat16 inputs; the backend's kernel accumulates in
+        float32 (oneDNN on CPUs, tensor cores on GPUs).
+        """
+        product = ops.matmul(a, ops.cast(b, a.dtype))
+        return ops.cast(product, "float32")
+
     def scatter_rows(
         self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
     ) -> None:

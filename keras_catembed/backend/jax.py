@@ -56,6 +56,13 @@ class JaxBackend(generic.Backend):
     def gather_rows(self, value: Any, indices: Any) -> Any:
         return gather_rows(value, indices)
 
+    def low_precision_matmul(self, a: Any, b: Any) -> Any:
+        # A float32 result straight from the kernel: XLA's CPU backend
+        # runs bfloat16 products with a bfloat16 result on a slow path.
+        return jnp.matmul(
+            a, b.astype(a.dtype), preferred_element_type=jnp.float32
+        )
+
     def scatter_rows(
         self, optimizer: Any, variable: Any, indices: Any, rows: Any, how: str
     ) -> None:

@@ -1,0 +1,174 @@
+"""bfloat16 pair products (`RatingModel(pair_dtype="bfloat16")`) on ml-1m.
+
+For each variant of `"recommended-large"` (as `nested_variants.py` names
+them) and each pair dtype, one model trains with the preset's recipe on
+ml-1m fold 1's training part less a validation tenth (`HoldOut(0.1,
+seed=0)`, the part on which `nested_variants.py` chose), and is scored on
+that tenth. No test rating is read. Reported: validation RMSE and MAE,
+the whole `training.train` call (construction, `adapt`, compilation and
+every epoch) and the median epoch after the first (the steady state).
+
+    KERAS_BACKEND=jax python benchmarks/pair_dtype.py \
+        --data-dir ../shared/data/movielens
+
+`--backends jax torch tensorflow` runs each backend in its own process
+(`--epochs 2` for a timing-only comparison: its RMSE is not the
+recipe's).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _results  # noqa: E402
+import movielens_accuracy  # noqa: E402
+import nested_variants  # noqa: E402
+
+from keras_catembed import training  # noqa: E402
+from keras_catembed.evaluation import errors  # noqa: E402
+from keras_catembed.evaluation.protocols import HoldOut  # noqa: E402
+
+
+class EpochTimes(keras.callbacks.Callback):
+    """Seconds of each epoch of a `fit` call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def measure(data_dir, variants, pair_dtypes, epochs):
+    """Trains every variant in every pair dtype; one result each."""
+    ratings, _, protocol = movielens_accuracy.official_folds(
+        "ml-1m", data_dir, [1]
+    )
+    ((train_part, _),) = protocol([1]).split_data(ratings)
+    ((fit_part, validation),) = HoldOut(0.1, seed=0).split_data(train_part)
+    configs = nested_variants.variants(preset="recommended-large")
+    results = []
+    for name in variants:
+        for pair_dtype in pair_dtypes:
+            config = configs[name]
+            config["model"]["pair_dtype"] = pair_dtype
+            if epochs is not None:
+                config["recipe"]["epochs"] = epochs
+            epoch_times = EpochTimes()
+            start = time.perf_counter()
+            model, _ = training.train(
+                fit_part, config, verbose=0, seed=0, callbacks=[epoch_times]
+            )
+            seconds = time.perf_counter() - start
+            score = errors(
+                nested_variants.predict(model, validation), validation.rating
+            )
+            results.append(
+                {
+                    "backend": keras.backend.backend(),
+                    "variant": name,
+                    "pair_dtype": pair_dtype,
+                    "epochs": len(epoch_times.seconds),
+                    "validation_rmse": score["rmse"],
+                    "validation_mae": score["mae"],
+                    "train_seconds": seconds,
+                    "first_epoch_seconds": epoch_times.seconds[0],
+                    "steady_epoch_seconds": statistics.median(
+                        epoch_times.seconds[1:] or epoch_times.seconds
+                    ),
+                }
+            )
+            print(results[-1], flush=True)
+    return results
+
+
+def _table(results):
+    lines = [
+        "| backend | variant | pair dtype | epochs | validation RMSE | "
+        "validation MAE | whole train s | first epoch s | steady epoch s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['backend']} | {r['variant']} | {r['pair_dtype']} | "
+            f"{r['epochs']} | {r['validation_rmse']:.4f} | "
+            f"{r['validation_mae']:.4f} | {r['train_seconds']:.1f} | "
+            f"{r['first_epoch_seconds']:.2f} | "
+            f"{r['steady_epoch_seconds']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["recommended-large", "+both"],
+        help="names of nested_variants.variants (recommended-large, "
+        "+neighborhood, +demographics, +both)",
+    )
+    parser.add_argument(
+        "--pair-dtypes", nargs="*", default=["float32", "bfloat16"]
+    )
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=None,
+        help="run each in its own process (default: this process's)",
+    )
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    arguments = [
+        "--data-dir",
+        args.data_dir,
+        "--variants",
+        *args.variants,
+        "--pair-dtypes",
+        *args.pair_dtypes,
+        *(["--epochs", args.epochs] if args.epochs is not None else []),
+    ]
+    if args.worker:
+        import json
+
+        results = measure(
+            args.data_dir, args.variants, args.pair_dtypes, args.epochs
+        )
+        print("RESULTS " + json.dumps(results), flush=True)
+        return
+    if args.backends:
+        results = []
+        for backend in args.backends:
+            results += _results.run_worker(__file__, backend, arguments)
+    else:
+        results = measure(
+            args.data_dir, args.variants, args.pair_dtypes, args.epochs
+        )
+    out = args.out or os.path.join(HERE, "results", "pair_dtype_ml-1m")
+    machine = _results.machine_info(
+        epochs=args.epochs,
+        protocol="ml-1m fold-1 training part less HoldOut(0.1, seed=0); "
+        "scored on that tenth",
+        load_average=list(os.getloadavg()),
+    )
+    table = _table(results)
+    print(table)
+    _results.write(out, table, results, machine)
+
+
+if __name__ == "__main__":
+    main()
