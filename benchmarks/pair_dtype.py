@@ -93,19 +93,42 @@ def measure(data_dir, variants, pair_dtypes, epochs):
     return results
 
 
+def add_speedups(results):
+    """Each result's float32 time over its own, same backend and variant."""
+    base = {
+        (r["backend"], r["variant"]): r
+        for r in results
+        if r["pair_dtype"] == "float32"
+    }
+    for r in results:
+        reference = base.get((r["backend"], r["variant"]))
+        for key in ("train_seconds", "steady_epoch_seconds"):
+            r[key.replace("seconds", "speedup")] = (
+                None if reference is None else reference[key] / r[key]
+            )
+    return results
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def _table(results):
     lines = [
         "| backend | variant | pair dtype | epochs | validation RMSE | "
-        "validation MAE | whole train s | first epoch s | steady epoch s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "validation MAE | whole train s | vs float32 | first epoch s | "
+        "steady epoch s | vs float32 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['backend']} | {r['variant']} | {r['pair_dtype']} | "
             f"{r['epochs']} | {r['validation_rmse']:.4f} | "
             f"{r['validation_mae']:.4f} | {r['train_seconds']:.1f} | "
+            f"{_ratio(r['train_speedup'])} | "
             f"{r['first_epoch_seconds']:.2f} | "
-            f"{r['steady_epoch_seconds']:.2f} |"
+            f"{r['steady_epoch_seconds']:.2f} | "
+            f"{_ratio(r['steady_epoch_speedup'])} |"
         )
     return "\n".join(lines)
 
@@ -165,7 +188,7 @@ def main():
         "scored on that tenth",
         load_average=list(os.getloadavg()),
     )
-    table = _table(results)
+    table = _table(add_speedups(results))
     print(table)
     _results.write(out, table, results, machine)
 

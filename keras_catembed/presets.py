@@ -5,7 +5,8 @@ A preset is a dict with:
 - a `"model"` part: keyword arguments of `keras_catembed.RatingModel`
   other than `embeddings` (`hidden_units`, `activation`, `dropout`,
   `bias_terms`, `rating_range`, `implicit`, and optionally
-  `neighborhood` and `max_pairs_per_id`), plus `"embedding"`: keyword
+  `neighborhood`, `max_pairs_per_id`, `pairs_per_step` and
+  `pair_dtype`), plus `"embedding"`: keyword
   arguments of `keras_catembed.EntityEmbedding` other than `input_dim`
   (`output_dim`, `embeddings_initializer`, `embeddings_regularizer`,
   `dropout`, ...) for every column, and optionally `"embeddings"`: a dict

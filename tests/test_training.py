@@ -202,6 +202,7 @@ def test_train_fits_a_preset(tmp_path):
         "ml-100k", data_dir=data_dir
     )
     train, test = ratings.official_split("u1")
+    seen = []
     model, history = training.train(
         train,
         "course",
@@ -211,7 +212,15 @@ def test_train_fits_a_preset(tmp_path):
         seed=3,
         epochs=2,
         hidden_units=[4],
+        callbacks=[
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: seen.append(sorted(logs))
+            )
+        ],
     )
+    # The callbacks given run after the one renaming the metrics.
+    assert len(seen) == 2 and "test_rmse" in seen[0]
+    assert "val_rmse" not in seen[0]
     assert model.recipe == Recipe(
         0.005, batch_size=1024, epochs=2, optimizer="adam"
     )
