@@ -44,6 +44,15 @@ def export(
         model.build()
     if signature is None and format in _SIGNED_FORMATS:
         signature = input_signature(model)
+    if (
+        keras.backend.backend() == "jax"
+        and getattr(model, "pair_dtype", "float32") != "float32"
+    ):
+        # jax2tf cannot trace the gradient of the bfloat16 pair products'
+        # custom gradient for the SavedModel; serving needs none.
+        options = dict(kwargs.get("jax2tf_kwargs") or {})
+        options.setdefault("with_gradient", False)
+        kwargs["jax2tf_kwargs"] = options
     # The exported graph checks ids itself (graph assertions on
     # TensorFlow); on JAX, an unknown id gives NaN, since a SavedModel
     # cannot hold the host callback that raises in a compiled step.
@@ -79,6 +88,8 @@ class Exportable(ModelBase):
         served graph checks ids: from TensorFlow an unknown id fails the
         call; from JAX its rating is NaN (and ids are read as int32). On
         torch, a SavedModel export raises: export from TensorFlow or JAX.
+        From JAX, a model with `pair_dtype="bfloat16"` is exported without
+        gradients (`jax2tf_kwargs={"with_gradient": False}` unless given).
 
         Example:
 

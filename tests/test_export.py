@@ -82,6 +82,20 @@ def _variants(tmp):
     expected["implicit"] = (implicit.predict(rows, verbose=0), rows)
     variants["implicit"] = implicit
 
+    # bfloat16 pairs: every id's sums and a custom gradient in the graph.
+    narrow = keras_catembed.RatingModel(
+        {"user_id": 12, "movie_id": 8},
+        implicit=True,
+        neighborhood=True,
+        bias_terms=True,
+        pair_dtype="bfloat16",
+    )
+    narrow.compile(optimizer="adam", loss="mse")
+    narrow.adapt(rows, y)
+    narrow.fit(rows, y, epochs=1, batch_size=16, verbose=0)
+    expected["implicit_bfloat16"] = (narrow.predict(rows, verbose=0), rows)
+    variants["implicit_bfloat16"] = narrow
+
     # Loaded from a .keras file and exported without any call.
     fast.save(tmp / "fast.keras")
     variants["loaded"] = keras.saving.load_model(tmp / "fast.keras")
@@ -138,7 +152,15 @@ def exported(tmp_path_factory):
 
 @needs_savedmodel
 @pytest.mark.parametrize(
-    "case", ["fast_fit", "stock_fit", "predict_only", "loaded", "implicit"]
+    "case",
+    [
+        "fast_fit",
+        "stock_fit",
+        "predict_only",
+        "loaded",
+        "implicit",
+        "implicit_bfloat16",
+    ],
 )
 def test_served_ratings_match_predict(exported, case):
     expected, served = exported
