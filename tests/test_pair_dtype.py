@@ -51,6 +51,16 @@ def reference(table, targets, sources, ratings, rated, query_t, query_s):
     return out
 
 
+def model_inputs():
+    """The pairs as a `RatingModel`'s inputs (users described by movies)."""
+    targets, sources, ratings = pairs()
+    x = {
+        "user_id": targets.astype("int32"),
+        "movie_id": sources.astype("int32"),
+    }
+    return x, ratings
+
+
 def layer(rated, pair_dtype="bfloat16", seed=1):
     keras.utils.set_random_seed(seed)
     result = ImplicitFeedback(
@@ -111,11 +121,7 @@ def test_a_training_rating_does_not_describe_its_own_row():
 
 
 def _one_sgd_step(pair_dtype, neighborhood):
-    targets, sources, ratings = pairs()
-    x = {
-        "user_id": targets.astype("int32"),
-        "movie_id": sources.astype("int32"),
-    }
+    x, ratings = model_inputs()
     keras.utils.set_random_seed(3)
     model = keras_catembed.RatingModel(
         {"user_id": TARGETS, "movie_id": SOURCES},
@@ -156,11 +162,7 @@ def test_a_training_step_moves_the_tables_as_float32_does(neighborhood):
 
 
 def test_fit_predict_save_and_load(tmp_path):
-    targets, sources, ratings = pairs()
-    x = {
-        "user_id": targets.astype("int32"),
-        "movie_id": sources.astype("int32"),
-    }
+    x, ratings = model_inputs()
     model = keras_catembed.RatingModel(
         {"user_id": TARGETS, "movie_id": SOURCES},
         hidden_units=[8],
