@@ -1,6 +1,5 @@
 """Implicit feedback: an entity described by the ids it co-occurs with."""
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -62,17 +61,12 @@ class ImplicitFeedback(keras.layers.Layer):
       `adapt` warns when it had to leave pairs out.
 
     With `pair_dtype="bfloat16"` (dense layout only), the pair matrix is
-    held in bfloat16, with a transposed copy, and a step computes the sums
-    of every target row at once: the matrix times the table (cast to
-    bfloat16) for the forward pass, the transposed matrix times the
-    gradient of the sums for the table's gradient, both with float32
-    accumulation and results. Each product is a plain row-major one,
-    which bfloat16 kernels run several times as fast as float32 on CPUs
-    with AMX or AVX512-BF16 and on GPUs; the memory of the pairs stays
-    that of one float32 matrix. The weights and the table's values enter
-    the products rounded to 8 bits of mantissa (a relative error of at
-    most 2**-9 each). Where bfloat16 is emulated the products are slower:
-    measure before using it (`benchmarks/pair_dtype.py`).
+    held in bfloat16 with a transposed copy (together the memory of one
+    float32 matrix), and a step computes every target row's sum at once
+    (`_pair_sums.every_row`), with float32 accumulation: fast on CPUs
+    with AMX or AVX512-BF16 and on GPUs, slower where bfloat16 is
+    emulated (`benchmarks/pair_dtype.py`). The weights and the table's
+    values enter the products rounded to 8 bits of mantissa.
 
     With `rated=True` the pairs carry ratings: the weight of `(t, s)` is
     `(r[t, s] - mean) * |N(t)| ** -0.5`, where `mean` is the mean of the
@@ -124,15 +118,9 @@ class ImplicitFeedback(keras.layers.Layer):
                 and self.num_targets * self.num_sources <= DENSE_LIMIT
             )
         self.dense = bool(dense)
-        self.pair_dtype = _pairs.check_pair_dtype(self.name, pair_dtype)
-        if self.pair_dtype != "float32" and not self.dense:
-            raise ValueError(
-                f"{self.name}: `pair_dtype={pair_dtype!r}` holds the dense "
-                "pair matrix in a narrow dtype; this layer uses the lists "
-                "layout (`max_pairs_per_id`, `pairs_per_step`, or more "
-                f"than {DENSE_LIMIT} target-source pairs). Expected "
-                "`pair_dtype=None` (or 'float32') with the lists layout."
-            )
+        self.pair_dtype = _pairs.check_pair_dtype(
+            self.name, pair_dtype, dense=self.dense
+        )
         if self.dense and self.pairs_per_step is not None:
             raise ValueError(
                 f"{self.name}: `pairs_per_step` reads a window of each "
@@ -189,7 +177,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 trainable=False,
                 name="pair_weights",
             )
-            if self.pair_dtype != "float32":
+            if self.narrow_pairs:
                 # The table's gradient is this matrix times the sums'
                 # gradient: a row-major product, fast in a narrow dtype.
                 self.pair_weights_t = self.add_weight(
@@ -226,6 +214,11 @@ class ImplicitFeedback(keras.layers.Layer):
             _pair_windows.build(self)
 
     @property
+    def narrow_pairs(self) -> bool:
+        """Whether the pairs are held in a dtype narrower than float32."""
+        return self.pair_dtype != "float32"
+
+    @property
     def sampled(self) -> bool:
         """Whether training steps read a window of each list."""
         return self.pairs_per_step is not None and (
@@ -248,41 +241,11 @@ class ImplicitFeedback(keras.layers.Layer):
                 pair (averaged over repeated pairs). Required when `rated`,
                 ignored otherwise.
         """
-        targets, sources, ratings = _pairs.check_adapt(
-            self, target_rows, source_rows, ratings
-        )
-        pairs, where = np.unique(
-            targets * self.num_sources + sources, return_inverse=True
-        )
-        values = None
-        if self.rated:
-            # The mean rating of each pair, centred on the mean rating.
-            values = np.bincount(
-                where, weights=ratings - ratings.mean(), minlength=pairs.size
-            ) / np.bincount(where, minlength=pairs.size)
-        targets = pairs // self.num_sources
-        sources = pairs % self.num_sources
-        rank = _pairs.rank_within_target(targets, self.seed)
-        limit = self.max_pairs_per_id if self.dense else self.width
-        if limit is not None and rank.max() >= limit:
-            if not self.dense and self.max_pairs_per_id is None:
-                dropped = np.unique(targets[rank >= limit]).size
-                warnings.warn(
-                    f"{self.name} keeps at most {limit} pairs per id in "
-                    f"its lists layout; {dropped} of its ids have more and "
-                    "keep a random sample of them. Pass "
-                    "`max_pairs_per_id` to choose the cap.",
-                    stacklevel=2,
-                )
-            keep = rank < limit
-            targets, sources, rank = targets[keep], sources[keep], rank[keep]
-            values = None if values is None else values[keep]
-        counts = np.bincount(targets, minlength=self.num_targets)
-        weights = 1.0 / np.sqrt(np.maximum(counts, 1))
-        weights = weights[targets] * (1.0 if values is None else values)
+        checked = _pairs.check_adapt(self, target_rows, source_rows, ratings)
+        pairs = _pairs.weighted(self, *checked)
         if not self.built:
             self.build()
-        _pairs.write(self, targets, sources, rank, weights, counts)
+        _pairs.write(self, *pairs)
         self._adapted = True
 
     def call(
@@ -315,7 +278,7 @@ class ImplicitFeedback(keras.layers.Layer):
                 "model with the training inputs before training or "
                 f"predicting (e.g. `model.adapt({example})`)."
             )
-        if self.dense and self.pair_dtype != "float32":
+        if self.narrow_pairs:
             return _pair_sums.every_row(self, rows, source_rows)
         if self.dense:
             return _pair_sums.dense(self, rows, source_rows)

@@ -6,6 +6,7 @@ layer's layout; loading a file checks the saved pairs before any weight
 is assigned, and reads the layouts of earlier versions.
 """
 
+import warnings
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -215,6 +216,49 @@ def write(
     written(layer)
 
 
+def weighted(
+    layer: Any, targets: np.ndarray, sources: np.ndarray, ratings: Any
+) -> tuple[np.ndarray, ...]:
+    """The distinct pairs of checked rows, sampled and weighted.
+
+    Returns `(targets, sources, rank, weights, counts)`: the pairs kept
+    (at most `max_pairs_per_id`, or the lists' width, per target, a
+    random sample drawn with the layer's seed), each one's rank in its
+    target's list, its weight (`|N(t)| ** -0.5`, times its mean centred
+    rating when `rated`) and the pairs kept per target.
+    """
+    pairs, where = np.unique(
+        targets * layer.num_sources + sources, return_inverse=True
+    )
+    values = None
+    if layer.rated:
+        # The mean rating of each pair, centred on the mean rating.
+        values = np.bincount(
+            where, weights=ratings - ratings.mean(), minlength=pairs.size
+        ) / np.bincount(where, minlength=pairs.size)
+    targets = pairs // layer.num_sources
+    sources = pairs % layer.num_sources
+    rank = rank_within_target(targets, layer.seed)
+    limit = layer.max_pairs_per_id if layer.dense else layer.width
+    if limit is not None and rank.max() >= limit:
+        if not layer.dense and layer.max_pairs_per_id is None:
+            dropped = np.unique(targets[rank >= limit]).size
+            warnings.warn(
+                f"{layer.name} keeps at most {limit} pairs per id in its "
+                f"lists layout; {dropped} of its ids have more and keep a "
+                "random sample of them. Pass `max_pairs_per_id` to choose "
+                "the cap.",
+                stacklevel=3,
+            )
+        keep = rank < limit
+        targets, sources, rank = targets[keep], sources[keep], rank[keep]
+        values = None if values is None else values[keep]
+    counts = np.bincount(targets, minlength=layer.num_targets)
+    weights = 1.0 / np.sqrt(np.maximum(counts, 1))
+    weights = weights[targets] * (1.0 if values is None else values)
+    return targets, sources, rank, weights, counts
+
+
 def written(layer: Any) -> None:
     """Counts a write of `layer`'s pairs (`pairs_version`).
 
@@ -224,14 +268,26 @@ def written(layer: Any) -> None:
     layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
 
 
-def check_pair_dtype(name: str, pair_dtype: Any) -> str:
-    """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16"."""
+def check_pair_dtype(name: str, pair_dtype: Any, dense: bool = True) -> str:
+    """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16".
+
+    A narrow dtype holds a dense pair matrix: with `dense=False` (the
+    lists layout) only float32 is accepted.
+    """
     if pair_dtype is None:
         return "float32"
     if pair_dtype not in ("float32", "bfloat16"):
         raise ValueError(
             f"{name}: `pair_dtype` expects None, 'float32' or 'bfloat16'. "
             f"Received: pair_dtype={pair_dtype!r}"
+        )
+    if pair_dtype != "float32" and not dense:
+        raise ValueError(
+            f"{name}: `pair_dtype={pair_dtype!r}` holds the dense pair "
+            "matrix in a narrow dtype; this layer uses the lists layout "
+            "(`max_pairs_per_id`, `pairs_per_step`, or too many "
+            "target-source pairs for a dense matrix). Expected "
+            "`pair_dtype=None` (or 'float32') with the lists layout."
         )
     return str(pair_dtype)
 
