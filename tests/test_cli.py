@@ -463,6 +463,54 @@ def test_train_with_implicit_feedback_saves_the_pairs(
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
 
 
+def test_train_with_neighborhood_and_bfloat16_pairs_saves_them(
+    data_dir, tmp_path, capsys
+):
+    model_path = str(tmp_path / "neighborhood.keras")
+    status, out, err = _run(
+        ["train", "--preset", "course", "--neighborhood"]
+        + ["--pair-dtype", "bfloat16", "--epochs", "2"]
+        + ["--data-dir", data_dir, "--verbose", "0", "--save", model_path],
+        capsys,
+    )
+    assert status == 0, err
+    trained = _model_rmse(out)
+    import keras
+
+    model = keras.saving.load_model(model_path)
+    assert model.implicit == {}
+    assert model.neighborhood == {"user_id": "movie_id", "movie_id": "user_id"}
+    assert model.pair_dtype == "bfloat16"
+    for layer in model.neighborhood_layers.values():
+        assert keras.backend.standardize_dtype(layer.pair_weights.dtype) == (
+            "bfloat16"
+        )
+        assert layer.listed_pairs() > 0
+    status, out, _ = _run(
+        ["evaluate", "--model", model_path, "--data-dir", data_dir], capsys
+    )
+    assert status == 0
+    assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
+
+
+def test_train_refuses_bfloat16_pairs_without_pairs(data_dir, tmp_path, capsys):
+    model_path = tmp_path / "none.keras"
+    status, out, err = _run(
+        ["train", "--preset", "course", "--pair-dtype", "bfloat16"]
+        + ["--data-dir", data_dir, "--verbose", "0"]
+        + ["--save", str(model_path)],
+        capsys,
+    )
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "pair_dtype='bfloat16'" in lines[0]
+    assert "implicit=True" in lines[0]
+    # Refused before training: no table printed, no model written.
+    assert "RatingModel" not in out
+    assert not model_path.exists()
+
+
 def test_train_with_weight_average_keeps_and_saves_it(
     data_dir, tmp_path, capsys
 ):
@@ -718,6 +766,10 @@ def _error(argv, capsys):
         (["train", "--batch-size", "x"], "argument --batch-size: invalid int"),
         (["train", "--preset", "nope"], "--preset must be 'auto', one of"),
         (["train", "--nope"], "unrecognized arguments: --nope"),
+        (
+            ["train", "--pair-dtype", "float16"],
+            "argument --pair-dtype: invalid choice: 'float16'",
+        ),
         (["tune", "--epochs", "-1"], "--epochs must be a positive integer"),
         (["tune", "--max-trials", "0"], "--max-trials must be a positive"),
         (
