@@ -470,6 +470,8 @@ def test_train_with_neighborhood_and_bfloat16_pairs_saves_them(
     status, out, err = _run(
         ["train", "--preset", "course", "--neighborhood"]
         + ["--pair-dtype", "bfloat16", "--epochs", "2"]
+        # With a third column the pairs are named before it is added.
+        + ["--add-columns", "age"]
         + ["--data-dir", data_dir, "--verbose", "0", "--save", model_path],
         capsys,
     )
@@ -478,6 +480,7 @@ def test_train_with_neighborhood_and_bfloat16_pairs_saves_them(
     import keras
 
     model = keras.saving.load_model(model_path)
+    assert model.columns == ["user_id", "movie_id", "age"]
     assert model.implicit == {}
     assert model.neighborhood == {"user_id": "movie_id", "movie_id": "user_id"}
     assert model.pair_dtype == "bfloat16"
