@@ -268,11 +268,14 @@ def written(layer: Any) -> None:
     layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
 
 
-def check_pair_dtype(name: str, pair_dtype: Any, dense: bool = True) -> str:
+def check_pair_dtype(
+    name: str, pair_dtype: Any, lists_reason: str | None = None
+) -> str:
     """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16".
 
-    A narrow dtype holds a dense pair matrix: with `dense=False` (the
-    lists layout) only float32 is accepted.
+    A narrow dtype holds a dense pair matrix: a layer in the lists layout
+    passes `lists_reason` (what chose that layout), and only float32 is
+    accepted then.
     """
     if pair_dtype is None:
         return "float32"
@@ -281,15 +284,19 @@ def check_pair_dtype(name: str, pair_dtype: Any, dense: bool = True) -> str:
             f"{name}: `pair_dtype` expects None, 'float32' or 'bfloat16'. "
             f"Received: pair_dtype={pair_dtype!r}"
         )
-    if pair_dtype != "float32" and not dense:
+    if is_narrow(pair_dtype) and lists_reason is not None:
         raise ValueError(
             f"{name}: `pair_dtype={pair_dtype!r}` holds the dense pair "
-            "matrix in a narrow dtype; this layer uses the lists layout "
-            "(`max_pairs_per_id`, `pairs_per_step`, or too many "
-            "target-source pairs for a dense matrix). Expected "
-            "`pair_dtype=None` (or 'float32') with the lists layout."
+            "matrix in a narrow dtype, and this layer uses the lists layout "
+            f"({lists_reason}). Expected `pair_dtype=None` (or 'float32') "
+            "with the lists layout."
         )
     return str(pair_dtype)
+
+
+def is_narrow(pair_dtype: str) -> bool:
+    """Whether a checked `pair_dtype` is narrower than float32."""
+    return pair_dtype != "float32"
 
 
 def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:

@@ -185,7 +185,7 @@ class RatingModel(
             list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
         self.pair_dtype = _pairs.check_pair_dtype("RatingModel", pair_dtype)
-        if self.pair_dtype != "float32" and not (
+        if _pairs.is_narrow(self.pair_dtype) and not (
             self.implicit or self.neighborhood
         ):
             raise ValueError(

@@ -248,3 +248,40 @@ def test_bad_pair_dtype_arguments(kwargs, match):
         keras_catembed.RatingModel(
             {"user_id": TARGETS, "movie_id": SOURCES}, **kwargs
         )
+
+
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"dense": False}, "(dense=False)"),
+        ({"max_pairs_per_id": 4}, "(max_pairs_per_id=4)"),
+        ({"pairs_per_step": 8}, "(pairs_per_step=8)"),
+        (
+            {"num_targets": 10_000, "num_sources": 8_000},
+            "(10,000 x 8,000 = 80,000,000 target-source pairs, more than "
+            "the dense matrix's 67,108,864)",
+        ),
+    ],
+)
+def test_narrow_pairs_refusal_names_what_picked_the_lists_layout(
+    kwargs, reason
+):
+    sizes = {"num_targets": TARGETS, "num_sources": SOURCES}
+    sizes.update({k: kwargs.pop(k) for k in list(kwargs) if k in sizes})
+    with pytest.raises(ValueError) as info:
+        ImplicitFeedback(
+            sizes["num_targets"],
+            sizes["num_sources"],
+            DIM,
+            pair_dtype="bfloat16",
+            name="users_implicit",
+            **kwargs,
+        )
+    message = str(info.value)
+    assert message.startswith("users_implicit: `pair_dtype='bfloat16'`")
+    assert reason in message
+    # The same settings in float32 build the lists layout.
+    float32 = ImplicitFeedback(
+        sizes["num_targets"], sizes["num_sources"], DIM, **kwargs
+    )
+    assert not float32.dense and not float32.narrow_pairs
