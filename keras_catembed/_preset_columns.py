@@ -107,9 +107,20 @@ def with_columns(
         config[key] = listed
         by_column[name] = {"output_dim": output_dim}
     model["embeddings"] = by_column
-    # With more than two columns, the implicit pairs are named.
-    pairs = {"user_id": "movie_id", "movie_id": "user_id"}
     for key in ("implicit", "neighborhood"):
-        if model.get(key) is True:
-            model[key] = dict(pairs)
+        if key in model:
+            model[key] = named_pairs(config, model[key])
     return config
+
+
+def named_pairs(config: Mapping[str, Any], value: Any) -> Any:
+    """`implicit` or `neighborhood` as a model of `config` takes it.
+
+    With more than two columns a model names its pairs, so `True` becomes
+    the users' and movies' pairs by name, `{"user_id": "movie_id",
+    "movie_id": "user_id"}`: the same aggregations as with two columns.
+    Other values are returned as they are.
+    """
+    if value is True and len(columns(config)) > 2:
+        return {"user_id": "movie_id", "movie_id": "user_id"}
+    return value

@@ -70,7 +70,10 @@ def train(
         **overrides: Model settings (`RatingModel` arguments, or
             `EntityEmbedding` ones such as `output_dim` for every column)
             or recipe settings (`learning_rate`, `batch_size`, `epochs`,
-            `schedule`, `ema_momentum`, `optimizer`).
+            `schedule`, `ema_momentum`, `optimizer`). `implicit=True` and
+            `neighborhood=True` mean the users' and movies' pairs, also
+            for a preset of more than two columns
+            (`presets.with_columns`).
 
     Returns:
         `(model, history)`.
@@ -84,6 +87,9 @@ def train(
     recipe_keys = set(Recipe().get_config())
     changes = {k: overrides.pop(k) for k in list(overrides) if k in recipe_keys}
     recipe = Recipe.from_config(config["recipe"]).replace(**changes)
+    for key in ("implicit", "neighborhood"):
+        if key in overrides:
+            overrides[key] = _preset_columns.named_pairs(config, overrides[key])
     embeddings = _ratings_cardinalities(config, train)
     model = presets.build_model(config, embeddings, **overrides)
     x_train = movielens.inputs(train, model.columns)

@@ -425,3 +425,44 @@ def test_train_names_a_preset_column_it_cannot_make():
     ratings = movielens.Ratings.from_arrays([1, 2], [1, 2], [3.0, 4.0])
     with pytest.raises(ValueError, match="column 'store_id'.*'user_id'"):
         training.train(ratings, config, verbose=0)
+
+
+def test_train_names_the_pairs_of_an_override_for_added_columns():
+    from keras_catembed import presets
+    from keras_catembed.datasets import movielens
+
+    rng = np.random.default_rng(2)
+    num = 400
+    ratings = movielens.Ratings.from_arrays(
+        rng.integers(0, 10, num),
+        rng.integers(0, 12, num),
+        rng.integers(1, 6, num).astype("float32"),
+        timestamps=rng.integers(0, 6, num) * 86_400,
+    )
+    config = presets.with_columns("course", ["user_day"], output_dim=3)
+    # Three columns: `True` means the users' and movies' pairs, as for two.
+    model, _ = training.train(
+        ratings,
+        config,
+        verbose=0,
+        seed=0,
+        epochs=1,
+        implicit=True,
+        neighborhood=True,
+    )
+    pairs = {"user_id": "movie_id", "movie_id": "user_id"}
+    assert model.implicit == model.neighborhood == pairs
+    assert sorted(model.neighborhood_layers) == ["movie_id", "user_id"]
+    # Adapted to the training pairs.
+    rated = set(
+        zip(ratings.user_id.tolist(), ratings.movie_id.tolist(), strict=True)
+    )
+    for column in ("user_id", "movie_id"):
+        assert model.implicit_layers[column].listed_pairs() == len(rated)
+        assert model.neighborhood_layers[column].listed_pairs() == len(rated)
+    # `False` switches a preset's pairs off.
+    config = presets.load("recommended")
+    model, _ = training.train(
+        ratings, config, verbose=0, seed=0, epochs=1, implicit=False
+    )
+    assert not model.implicit

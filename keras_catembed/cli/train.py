@@ -212,14 +212,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
     label = args.preset
     overrides = dict(args.model_overrides)
     if args.columns:
-        # `with_columns` names the pairs of `implicit=True` and
-        # `neighborhood=True` (a model of more than two columns needs
-        # them named), so these options go in before the columns.
-        preset = presets.load(args.preset)
-        for option in ("implicit", "neighborhood"):
-            if option in overrides:
-                preset["model"][option] = overrides.pop(option)
-        preset = presets.with_columns(preset, args.columns)
+        preset = presets.with_columns(args.preset, args.columns)
         label = "+".join([args.preset, *args.columns])
     for option in ("epochs", "batch_size", "learning_rate", "ema_momentum"):
         if getattr(args, option) is not None:
