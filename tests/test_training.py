@@ -392,18 +392,25 @@ def test_from_preset_names_missing_user_feature_columns():
         )
 
 
-def test_train_from_a_saved_folder_embeds_its_columns_again(tmp_path):
-    from keras_catembed import presets
+def _stamped_ratings(seed, num=400):
+    """`Ratings` of 10 users and 12 movies over six days."""
     from keras_catembed.datasets import movielens
 
-    rng = np.random.default_rng(1)
-    num = 400
-    ratings = movielens.Ratings.from_arrays(
+    rng = np.random.default_rng(seed)
+    return movielens.Ratings.from_arrays(
         rng.integers(0, 10, num),
         rng.integers(0, 12, num),
         rng.integers(1, 6, num).astype("float32"),
         timestamps=rng.integers(0, 6, num) * 86_400,
     )
+
+
+def test_train_from_a_saved_folder_embeds_its_columns_again(tmp_path):
+    from keras_catembed import presets
+    from keras_catembed.datasets import movielens
+
+    ratings = _stamped_ratings(seed=1)
+    num = len(ratings)
     config = presets.with_columns("course", ["user_day"], output_dim=3)
     model, _ = training.train(ratings, config, verbose=0, seed=0, epochs=1)
     presets.save_to_preset(model, tmp_path)
@@ -429,16 +436,8 @@ def test_train_names_a_preset_column_it_cannot_make():
 
 def test_train_names_the_pairs_of_an_override_for_added_columns():
     from keras_catembed import presets
-    from keras_catembed.datasets import movielens
 
-    rng = np.random.default_rng(2)
-    num = 400
-    ratings = movielens.Ratings.from_arrays(
-        rng.integers(0, 10, num),
-        rng.integers(0, 12, num),
-        rng.integers(1, 6, num).astype("float32"),
-        timestamps=rng.integers(0, 6, num) * 86_400,
-    )
+    ratings = _stamped_ratings(seed=2)
     config = presets.with_columns("course", ["user_day"], output_dim=3)
     # Three columns: `True` means the users' and movies' pairs, as for two.
     model, _ = training.train(
