@@ -203,7 +203,10 @@ def main(argv=None):
         args.validation_fraction, seed=args.seed
     )
     hypermodel = RatingHyperModel(
-        {"user_id": train.num_users, "movie_id": train.num_movies}
+        {"user_id": train.num_users, "movie_id": train.num_movies},
+        # The recorded searches ran before `neighborhood` was a
+        # hyperparameter: their spaces stay as they were.
+        neighborhood=False,
     )
     search_epochs = args.search_epochs or args.epochs
     oracle_class = (

@@ -62,6 +62,7 @@ def small_hypermodel():
         ema_momentum=0.0,
         bounded_output=False,
         implicit=False,
+        neighborhood=False,
         optimizer="adam",
         table_decay=0.0,
         schedule="constant",

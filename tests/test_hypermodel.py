@@ -95,6 +95,7 @@ def test_rejects_bad_fixed_values():
         ("bias_terms", 1),
         ("bounded_output", "yes"),
         ("implicit", 1),
+        ("neighborhood", "no"),
         ("schedule", "linear"),
         ("embeddings_initializer", "glorot"),
         ("optimizer", "adadelta2"),
@@ -191,6 +192,7 @@ def test_build_declares_every_hyperparameter_with_its_default():
         "bias_terms": False,
         "bounded_output": False,
         "implicit": False,
+        "neighborhood": False,
         "optimizer": "sparse_adam",
         "table_decay": 0.0,
         "learning_rate": 1e-3,
@@ -371,8 +373,10 @@ def test_model_kwargs_turn_hyperparameters_into_a_rating_model():
         "bias_terms",
         "rating_range",
         "implicit",
+        "neighborhood",
     }
     assert kwargs["implicit"] is False
+    assert kwargs["neighborhood"] is False
     assert kwargs["hidden_units"] == (64,)
     assert kwargs["rating_range"] == (0.5, 5.5)
     model = RatingModel(**kwargs)
@@ -753,6 +757,50 @@ def test_implicit_is_fixed_off_with_one_column():
         RatingHyperModel(one, implicit=True)
 
 
+def test_neighborhood_pairs_the_first_two_columns_and_adapts_to_ratings():
+    three = dict(EMBEDDINGS, genre_id=5)
+    hypermodel = RatingHyperModel(
+        three, neighborhood=True, implicit=False, batch_size=64
+    )
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    pairs = {"user_id": "item_id", "item_id": "user_id"}
+    assert model.neighborhood == pairs and model.implicit == {}
+    x, y = make_ratings(num_rows=256)
+    x = dict(x, genre_id=x["item_id"] % 5)
+    hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    # `fit` adapted both sides to the (user, item) pairs and their ratings.
+    rated = len(set(zip(x["user_id"], x["item_id"], strict=True)))
+    for column in pairs:
+        layer = model.neighborhood_layers[column]
+        assert layer.adapted and layer.listed_pairs() == rated
+    predicted = model.predict(x, verbose=0)
+    assert predicted.shape == (256, 1) and np.all(np.isfinite(predicted))
+    # Searched with two columns or more; fixed off with one.
+    space = keras_tuner.HyperParameters()
+    RatingHyperModel(EMBEDDINGS).build(space)
+    searched = next(h for h in space.space if h.name == "neighborhood")
+    assert not isinstance(searched, Fixed) and searched.default is False
+    one = {"user_id": EMBEDDINGS["user_id"]}
+    with pytest.raises(ValueError, match=r"`neighborhood=True` needs at le"):
+        RatingHyperModel(one, neighborhood=True)
+
+
+def test_neighborhood_trials_need_the_ratings_to_adapt():
+    hypermodel = RatingHyperModel(EMBEDDINGS, neighborhood=True)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    x, _ = make_ratings(num_rows=64)
+    before = [np.copy(w) for w in model.get_weights()]
+    with pytest.raises(ValueError, match="pass them to `search` as `y`"):
+        hypermodel.fit(hp, model, x, epochs=1, verbose=0)
+    # Refused before anything was adapted or trained.
+    layer = model.neighborhood_layers["user_id"]
+    assert not layer.adapted
+    after = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 def test_implicit_trials_need_array_inputs_to_adapt():
     hypermodel = RatingHyperModel(EMBEDDINGS, implicit=True)
     hp = keras_tuner.HyperParameters()
@@ -776,6 +824,7 @@ def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):
         "bias_terms": False,
         "bounded_output": False,
         "implicit": False,
+        "neighborhood": False,
         "optimizer": "adam",
         "table_decay": 0.0,
         "learning_rate": 1e-3,

@@ -25,8 +25,8 @@ from keras_catembed.hypermodel import _space  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The search spaces of the hypermodel (`hp.get_config()` of `values(hp)`
 # for a few hypermodels), frozen when it came to be driven by the table and
-# rewritten only on purpose (since then: the `"sparse_adam"` default and
-# `table_decay`).
+# rewritten only on purpose (since then: the `"sparse_adam"` default,
+# `table_decay` and `neighborhood`).
 FROZEN = ROOT / "tests" / "data" / "hypermodel_space.json"
 EMBEDDINGS = {"user_id": 30, "item_id": 40}
 
@@ -81,7 +81,7 @@ def test_search_space_is_the_frozen_one(case):
 def test_rows_are_frozen_and_their_names_unique():
     assert all(isinstance(row, Hyperparameter) for row in HYPERPARAMETERS)
     names = [row.name for row in HYPERPARAMETERS]
-    assert len(set(names)) == len(names) == 17
+    assert len(set(names)) == len(names) == 18
     with pytest.raises(dataclasses.FrozenInstanceError):
         HYPERPARAMETERS[0].default = 1
     for row in HYPERPARAMETERS:

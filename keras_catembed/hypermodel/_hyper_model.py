@@ -1,6 +1,5 @@
 """`RatingHyperModel`: a KerasTuner search space over `RatingModel`s."""
 
-import collections.abc
 from collections.abc import Mapping
 from typing import Any
 from typing import TypeAlias
@@ -198,8 +197,8 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
         Returns:
             Dict with the keys `embeddings` (a dict of configured
             `keras_catembed.EntityEmbedding` layers), `hidden_units`,
-            `activation`, `dropout`, `bias_terms`, `rating_range` and
-            `implicit`.
+            `activation`, `dropout`, `bias_terms`, `rating_range`,
+            `implicit` and `neighborhood`.
         """
         values = self.values(hp)
         l2 = values["embeddings_l2"]
@@ -232,6 +231,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
                 self.rating_range if values["bounded_output"] else None
             ),
             "implicit": implicit_pairs(self.columns, values["implicit"]),
+            "neighborhood": implicit_pairs(
+                self.columns, values["neighborhood"]
+            ),
         }
 
     def recipe(self, hp: HyperParametersLike, *, epochs: int = 1) -> Recipe:
@@ -331,8 +333,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
     ) -> keras.callbacks.History:
         """Trains `model` with the tuned batch size.
 
-        A model with implicit feedback is first adapted to the training
-        inputs (`model.adapt(x)`), which must then be a dict of id arrays.
+        A model with implicit feedback or a neighbourhood is first adapted
+        to the training inputs (`model.adapt(x, y)`), which must then be a
+        dict of id arrays (and the ratings, for a neighbourhood).
 
         Args:
             hp: A `keras_tuner.HyperParameters`.
@@ -359,15 +362,7 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
                 f"{kwargs['batch_size']!r}"
             )
         recipe = self.recipe(hp, epochs=kwargs.pop("epochs", 1))
-        x = args[0] if args else kwargs.get("x")
-        if model.implicit:
-            if not isinstance(x, collections.abc.Mapping):
-                raise ValueError(
-                    "With `implicit=True` the model is adapted to the "
-                    "training inputs, which must then be a dict of id "
-                    f"arrays. Received: {type(x).__name__}"
-                )
-            model.adapt(x)
+        x = _recipe.adapt(model, args, kwargs)
         schedule = getattr(model, "_hypermodel_schedule", None)
         if schedule is not None:
             recipe.set_schedule_steps(schedule, recipe.fit_steps(x))

@@ -94,21 +94,26 @@ def needs_rating_range(hypermodel: HyperModelLike) -> str | None:
     return None
 
 
-def needs_two_columns(hypermodel: HyperModelLike) -> str | None:
-    if len(hypermodel.columns) < 2:
-        return (
-            "`implicit=True` needs at least two columns (the first two each "
-            f"described by the other). Received the columns "
-            f"{hypermodel.columns}"
-        )
-    return None
+def needs_two_columns(name: str) -> Callable[[HyperModelLike], str | None]:
+    """The `unavailable` check of a hyperparameter that pairs two columns."""
+
+    def unavailable(hypermodel: HyperModelLike) -> str | None:
+        if len(hypermodel.columns) < 2:
+            return (
+                f"`{name}=True` needs at least two columns (the first two "
+                "each described by the other). Received the columns "
+                f"{hypermodel.columns}"
+            )
+        return None
+
+    return unavailable
 
 
 def implicit_pairs(columns: list[str], implicit: bool) -> bool | dict[str, str]:
-    """`RatingModel`'s `implicit`: past two columns, the first two paired.
+    """`RatingModel`'s `implicit` (or `neighborhood`): the first two paired.
 
-    A model with more than two columns names its implicit pairs: the first
-    two columns (the user and the item) each describe the other.
+    A model with more than two columns names its pairs: the first two
+    columns (the user and the item) each describe the other.
     """
     if not implicit or len(columns) == 2:
         return bool(implicit)

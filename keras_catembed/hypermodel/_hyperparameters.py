@@ -197,7 +197,22 @@ HYPERPARAMETERS = (
             "inputs); more columns add no pairs. Fixed to `False` with one "
             "column."
         ),
-        unavailable=needs_two_columns,
+        unavailable=needs_two_columns("implicit"),
+    ),
+    Hyperparameter(
+        name="neighborhood",
+        kind="bool",
+        default=False,
+        check=boolean,
+        summary="neighbourhood term (first two columns; `fit` adapts)",
+        doc=(
+            "`RatingModel`'s neighbourhood term: each of the first two "
+            "columns (the user and item) also described by the ids of the "
+            "other it occurs with, each weighted by its centred rating "
+            "(`fit` adapts the model to the training inputs and ratings); "
+            "more columns add no pairs. Fixed to `False` with one column."
+        ),
+        unavailable=needs_two_columns("neighborhood"),
     ),
     Hyperparameter(
         name="optimizer",

@@ -3,7 +3,8 @@
 `recipe` turns the training hyperparameters into a
 `keras_catembed.training.Recipe`, whose methods give the optimizer, the
 schedule, the moving average of the weights and the `fit` arguments of a
-trial; `stop_on_nan` and `diverged` make a diverging trial fail.
+trial; `adapt` fits a trial's pairs to its training data; `stop_on_nan`
+and `diverged` make a diverging trial fail.
 """
 
 import math
@@ -35,6 +36,33 @@ def recipe(values: Mapping[str, Any], epochs: int = 1) -> Recipe:
     if decay > 0 and values["optimizer"] in DECAYING_OPTIMIZERS:
         settings["table_decay"] = decay
     return Recipe(batch_size=values["batch_size"], epochs=epochs, **settings)
+
+
+def adapt(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """Adapts a model's pairs to the `fit` arguments; returns the inputs.
+
+    A model with implicit feedback or a neighbourhood is adapted to the
+    training inputs (a dict of id arrays) and ratings (`model.adapt(x,
+    y)`); a neighbourhood needs the ratings.
+    """
+    x = args[0] if args else kwargs.get("x")
+    if not (model.implicit or model.neighborhood):
+        return x
+    option = "implicit" if model.implicit else "neighborhood"
+    if not isinstance(x, Mapping):
+        raise ValueError(
+            f"With `{option}=True` the model is adapted to the training "
+            "inputs, which must then be a dict of id arrays. Received: "
+            f"{type(x).__name__}"
+        )
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    if model.neighborhood and y is None:
+        raise ValueError(
+            "With `neighborhood=True` the model is adapted to the training "
+            "ratings: pass them to `search` as `y`. Received: y=None"
+        )
+    model.adapt(x, y)
+    return x
 
 
 def metrics() -> list[Any]:
