@@ -124,3 +124,28 @@ def test_the_check_finds_a_figure_of_no_result(result_numbers):
     assert figures == ["123.456789", "0.8941"]
     assert not _known("123.456789", result_numbers)
     assert _known("0.8941", result_numbers)
+
+
+def test_the_nested_ml1m_summary_is_made_from_the_committed_runs(tmp_path):
+    """The summary's figures are those its script reads from the runs."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import nested_summary
+
+    committed = json.loads(
+        (RESULTS / "nested_variants_ml-1m_summary.json").read_text()
+    )
+    runs = [str(RESULTS / name) for name in committed["machine"]["runs"]]
+    surprise = str(RESULTS / committed["machine"]["surprise"])
+    out = tmp_path / "summary"
+    nested_summary.main([*runs, "--surprise", surprise, "--out", str(out)])
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["results"] == committed["results"]
+    folds = committed["results"]["folds"]
+    assert [row["fold"] for row in folds] == [1, 2, 3, 4, 5]
+    # A fold in two runs is refused rather than counted twice.
+    with pytest.raises(ValueError, match="Fold 1 is in more than one run"):
+        nested_summary.main(
+            [runs[0], runs[0], "--surprise", surprise, "--out", str(out)]
+        )
