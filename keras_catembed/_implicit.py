@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _inputs
 from keras_catembed import _pair_sums
 from keras_catembed import _pair_windows
 from keras_catembed import _pairs
@@ -111,9 +112,9 @@ class ImplicitFeedback(keras.layers.Layer):
             "pairs_per_step", pairs_per_step
         )
         self.seed = int(seed)
-        reason = self._lists_reason(dense)
+        reason = _pairs.lists_reason(self, dense, DENSE_LIMIT)
         self.dense = reason is None if dense is None else bool(dense)
-        self.pair_dtype = _pairs.check_pair_dtype(
+        self.pair_dtype = _inputs.check_pair_dtype(
             self.name, pair_dtype, None if self.dense else reason
         )
         if self.dense and self.pairs_per_step is not None:
@@ -211,24 +212,7 @@ class ImplicitFeedback(keras.layers.Layer):
     @property
     def narrow_pairs(self) -> bool:
         """Whether the pairs are held in a dtype narrower than float32."""
-        return _pairs.is_narrow(self.pair_dtype)
-
-    def _lists_reason(self, dense: bool | None) -> str | None:
-        """What picks the lists layout, in words; None for the dense one."""
-        if dense is False:
-            return "dense=False"
-        if self.max_pairs_per_id is not None:
-            return f"max_pairs_per_id={self.max_pairs_per_id}"
-        if self.pairs_per_step is not None:
-            return f"pairs_per_step={self.pairs_per_step}"
-        size = self.num_targets * self.num_sources
-        if size > DENSE_LIMIT:
-            return (
-                f"{self.num_targets:,} x {self.num_sources:,} = {size:,} "
-                f"target-source pairs, more than the dense matrix's "
-                f"{DENSE_LIMIT:,}"
-            )
-        return None
+        return _inputs.is_narrow(self.pair_dtype)
 
     @property
     def sampled(self) -> bool:

@@ -268,35 +268,25 @@ def written(layer: Any) -> None:
     layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
 
 
-def check_pair_dtype(
-    name: str, pair_dtype: Any, lists_reason: str | None = None
-) -> str:
-    """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16".
+def lists_reason(layer: Any, dense: bool | None, limit: int) -> str | None:
+    """What picks `layer`'s lists layout, in words; None for the dense one.
 
-    A narrow dtype holds a dense pair matrix: a layer in the lists layout
-    passes `lists_reason` (what chose that layout), and only float32 is
-    accepted then.
+    `dense` is the layer's argument; `limit` the most target-source pairs
+    a dense matrix holds.
     """
-    if pair_dtype is None:
-        return "float32"
-    if pair_dtype not in ("float32", "bfloat16"):
-        raise ValueError(
-            f"{name}: `pair_dtype` expects None, 'float32' or 'bfloat16'. "
-            f"Received: pair_dtype={pair_dtype!r}"
+    if dense is False:
+        return "dense=False"
+    if layer.max_pairs_per_id is not None:
+        return f"max_pairs_per_id={layer.max_pairs_per_id}"
+    if layer.pairs_per_step is not None:
+        return f"pairs_per_step={layer.pairs_per_step}"
+    size = layer.num_targets * layer.num_sources
+    if size > limit:
+        return (
+            f"{layer.num_targets:,} x {layer.num_sources:,} = {size:,} "
+            f"target-source pairs, more than the dense matrix's {limit:,}"
         )
-    if is_narrow(pair_dtype) and lists_reason is not None:
-        raise ValueError(
-            f"{name}: `pair_dtype={pair_dtype!r}` holds the dense pair "
-            "matrix in a narrow dtype, and this layer uses the lists layout "
-            f"({lists_reason}). Expected `pair_dtype=None` (or 'float32') "
-            "with the lists layout."
-        )
-    return str(pair_dtype)
-
-
-def is_narrow(pair_dtype: str) -> bool:
-    """Whether a checked `pair_dtype` is narrower than float32."""
-    return pair_dtype != "float32"
+    return None
 
 
 def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:

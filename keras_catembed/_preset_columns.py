@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from keras_catembed import _checks
+from keras_catembed import _inputs
 from keras_catembed._preset_files import load
 
 if TYPE_CHECKING:
@@ -109,18 +110,5 @@ def with_columns(
     model["embeddings"] = by_column
     for key in ("implicit", "neighborhood"):
         if key in model:
-            model[key] = named_pairs(config, model[key])
+            model[key] = _inputs.first_two_paired(model[key], columns(config))
     return config
-
-
-def named_pairs(config: Mapping[str, Any], value: Any) -> Any:
-    """`implicit` or `neighborhood` as a model of `config` takes it.
-
-    With more than two columns a model names its pairs, so `True` becomes
-    the users' and movies' pairs by name, `{"user_id": "movie_id",
-    "movie_id": "user_id"}`: the same aggregations as with two columns.
-    Other values are returned as they are.
-    """
-    if value is True and len(columns(config)) > 2:
-        return {"user_id": "movie_id", "movie_id": "user_id"}
-    return value

@@ -157,7 +157,7 @@ class ColumnEncoder(keras.layers.Layer):
         self.pairs_per_step = _pairs.check_count(
             "pairs_per_step", pairs_per_step
         )
-        self.pair_dtype = _pairs.check_pair_dtype(self.name, pair_dtype)
+        self.pair_dtype = _inputs.check_pair_dtype(self.name, pair_dtype)
         self.implicit_layer: ImplicitFeedback | None = None
         self.neighborhood_layer: ImplicitFeedback | None = None
         # The sources' tables map their ids to rows; they belong to their

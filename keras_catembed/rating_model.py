@@ -184,8 +184,8 @@ class RatingModel(
             pairs_per_step,
             list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
-        self.pair_dtype = _pairs.check_pair_dtype("RatingModel", pair_dtype)
-        if _pairs.is_narrow(self.pair_dtype) and not (
+        self.pair_dtype = _inputs.check_pair_dtype("RatingModel", pair_dtype)
+        if _inputs.is_narrow(self.pair_dtype) and not (
             self.implicit or self.neighborhood
         ):
             raise ValueError(

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from keras_catembed import _checks
+from keras_catembed import _inputs
 from keras_catembed import _preset_columns
 from keras_catembed._recipe import Recipe
 from keras_catembed._recipe_parts import OPTIMIZERS
@@ -89,7 +90,9 @@ def train(
     recipe = Recipe.from_config(config["recipe"]).replace(**changes)
     for key in ("implicit", "neighborhood"):
         if key in overrides:
-            overrides[key] = _preset_columns.named_pairs(config, overrides[key])
+            overrides[key] = _inputs.first_two_paired(
+                overrides[key], _preset_columns.columns(config)
+            )
     embeddings = _ratings_cardinalities(config, train)
     model = presets.build_model(config, embeddings, **overrides)
     x_train = movielens.inputs(train, model.columns)

@@ -8,12 +8,12 @@ import keras
 
 from keras_catembed._inputs import check_columns as _check_columns
 from keras_catembed._inputs import check_rating_range as _check_rating_range
+from keras_catembed._inputs import first_two_paired
 from keras_catembed._recipe import Recipe
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.hypermodel import _docs
 from keras_catembed.hypermodel import _recipe
 from keras_catembed.hypermodel import _space
-from keras_catembed.hypermodel._hyperparameter import implicit_pairs
 from keras_catembed.hypermodel._hyperparameters import MAX_HIDDEN_LAYERS
 from keras_catembed.hypermodel._tuner import keras_tuner
 from keras_catembed.rating_model import RatingModel
@@ -230,9 +230,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             "rating_range": (
                 self.rating_range if values["bounded_output"] else None
             ),
-            "implicit": implicit_pairs(self.columns, values["implicit"]),
-            "neighborhood": implicit_pairs(
-                self.columns, values["neighborhood"]
+            "implicit": first_two_paired(values["implicit"], self.columns),
+            "neighborhood": first_two_paired(
+                values["neighborhood"], self.columns
             ),
         }
 

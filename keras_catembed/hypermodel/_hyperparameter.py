@@ -109,18 +109,6 @@ def needs_two_columns(name: str) -> Callable[[HyperModelLike], str | None]:
     return unavailable
 
 
-def implicit_pairs(columns: list[str], implicit: bool) -> bool | dict[str, str]:
-    """`RatingModel`'s `implicit` (or `neighborhood`): the first two paired.
-
-    A model with more than two columns names its pairs: the first two
-    columns (the user and the item) each describe the other.
-    """
-    if not implicit or len(columns) == 2:
-        return bool(implicit)
-    user, item = columns[:2]
-    return {user: item, item: user}
-
-
 @dataclasses.dataclass(frozen=True)
 class Hyperparameter:
     """One row of the table of hyperparameters.
