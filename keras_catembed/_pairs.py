@@ -280,10 +280,15 @@ def lists_reason(layer: Any, dense: bool | None, limit: int) -> str | None:
         return f"max_pairs_per_id={layer.max_pairs_per_id}"
     if layer.pairs_per_step is not None:
         return f"pairs_per_step={layer.pairs_per_step}"
-    size = layer.num_targets * layer.num_sources
+    return size_reason(layer.num_targets, layer.num_sources, limit)
+
+
+def size_reason(num_targets: int, num_sources: int, limit: int) -> str | None:
+    """Why a dense matrix of the pairs is too large, in words; or None."""
+    size = num_targets * num_sources
     if size > limit:
         return (
-            f"{layer.num_targets:,} x {layer.num_sources:,} = {size:,} "
+            f"{num_targets:,} x {num_sources:,} = {size:,} "
             f"target-source pairs, more than the dense matrix's {limit:,}"
         )
     return None

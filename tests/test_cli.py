@@ -389,6 +389,7 @@ def test_tune_add_columns_searches_with_them_and_trains_again(
         + ["--directory", str(tmp_path / "search")]
         + ["--add-columns", "occupation,user_day"]
         + ["--fix", "implicit=true", "--fix", "batch_size=256"]
+        + ["--pair-dtype", "bfloat16"]
         + ["--best-out", str(tmp_path / "best.json"), "--preset-out", folder],
         capsys,
     )
@@ -398,6 +399,7 @@ def test_tune_add_columns_searches_with_them_and_trains_again(
     columns = ["user_id", "movie_id", "occupation", "user_day"]
     assert best.columns == columns
     assert best.implicit == {"user_id": "movie_id", "movie_id": "user_id"}
+    assert best.pair_dtype == "bfloat16"
     layer = best.embedding_layers["user_day"]
     assert layer.input_dim == ratings.num_user_days
     # The preset folder trains the same columns again.
@@ -408,7 +410,17 @@ def test_tune_add_columns_searches_with_them_and_trains_again(
         capsys,
     )
     assert status == 0, err
-    assert keras.saving.load_model(model_path).columns == columns
+    again = keras.saving.load_model(model_path)
+    assert again.columns == columns and again.pair_dtype == "bfloat16"
+    # A pair dtype that no trial can use is refused before any search.
+    status, _, err = _run(
+        ["tune", "--data-dir", data_dir, "--directory", str(tmp_path / "x")]
+        + ["--fix", "implicit=false", "--fix", "neighborhood=false"]
+        + ["--pair-dtype", "bfloat16"],
+        capsys,
+    )
+    assert status == 2 and "pair_dtype='bfloat16'" in err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.one_backend

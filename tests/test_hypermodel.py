@@ -374,9 +374,11 @@ def test_model_kwargs_turn_hyperparameters_into_a_rating_model():
         "rating_range",
         "implicit",
         "neighborhood",
+        "pair_dtype",
     }
     assert kwargs["implicit"] is False
     assert kwargs["neighborhood"] is False
+    assert kwargs["pair_dtype"] is None
     assert kwargs["hidden_units"] == (64,)
     assert kwargs["rating_range"] == (0.5, 5.5)
     model = RatingModel(**kwargs)
@@ -808,6 +810,78 @@ def test_implicit_trials_need_array_inputs_to_adapt():
     x, y = make_ratings(num_rows=64)
     with pytest.raises(ValueError, match="must then be a dict of id arrays"):
         hypermodel.fit(hp, model, _Batches(x, y, batch_size=32), epochs=1)
+
+
+def test_pair_dtype_reaches_the_pairs_of_trials_that_have_them(tmp_path):
+    hypermodel = RatingHyperModel(
+        EMBEDDINGS, pair_dtype="bfloat16", neighborhood=True, batch_size=64
+    )
+    assert hypermodel.pair_dtype == "bfloat16"
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hypermodel.model_kwargs(hp)["pair_dtype"] == "bfloat16"
+    assert model.pair_dtype == "bfloat16"
+    layer = model.neighborhood_layers["user_id"]
+    assert keras.backend.standardize_dtype(layer.pair_weights.dtype) == (
+        "bfloat16"
+    )
+    x, y = make_ratings(num_rows=256)
+    hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    predicted = model.predict(x, verbose=0)
+    assert np.all(np.isfinite(predicted))
+    # A saved trial keeps its pairs' dtype, and its predictions.
+    path = str(tmp_path / "trial.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.pair_dtype == "bfloat16"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), predicted)
+    # A trial without pairs takes no pair dtype (RatingModel refuses one).
+    plain = {"implicit": False, "neighborhood": False}
+    assert hypermodel.model_kwargs(plain)["pair_dtype"] is None
+    assert hypermodel.build(_with_values(**plain)).pair_dtype == "float32"
+    # Float32 by default.
+    default = RatingHyperModel(EMBEDDINGS).model_kwargs({"implicit": True})
+    assert default["pair_dtype"] == "float32"
+
+
+@pytest.mark.parametrize(
+    "embeddings, fixed, pair_dtype, match",
+    [
+        (EMBEDDINGS, {}, "float16", r"expects None, 'float32' or 'bfloat16'"),
+        (
+            {"user_id": NUM_USERS},
+            {},
+            "bfloat16",
+            r"has none \(columns \['user_id'\]",
+        ),
+        (
+            EMBEDDINGS,
+            {"implicit": False, "neighborhood": False},
+            "bfloat16",
+            r"fixed implicit=False, neighborhood=False",
+        ),
+        (
+            {"user_id": 10_000, "item_id": 8_000},
+            {},
+            "bfloat16",
+            r"pairs of 'user_id' and 'item_id'.*10,000 x 8,000 = 80,000,000",
+        ),
+    ],
+)
+def test_pair_dtype_no_trial_can_use_is_refused(
+    embeddings, fixed, pair_dtype, match
+):
+    with pytest.raises(ValueError, match=match):
+        RatingHyperModel(embeddings, pair_dtype=pair_dtype, **fixed)
+    # Float32 suits every hypermodel, and one fixed side suffices.
+    assert RatingHyperModel(embeddings, **fixed).pair_dtype == "float32"
+    if len(embeddings) > 1:
+        one_side = RatingHyperModel(
+            {"user_id": 20, "item_id": 30},
+            pair_dtype="bfloat16",
+            implicit=False,
+        )
+        assert one_side.pair_dtype == "bfloat16"
 
 
 def test_max_model_size_rejects_trials_whose_tables_are_too_big(tmp_path):

@@ -3,8 +3,9 @@
 `recipe` turns the training hyperparameters into a
 `keras_catembed.training.Recipe`, whose methods give the optimizer, the
 schedule, the moving average of the weights and the `fit` arguments of a
-trial; `adapt` fits a trial's pairs to its training data; `stop_on_nan`
-and `diverged` make a diverging trial fail.
+trial; `check_fit_kwargs` refuses a `batch_size` given to `fit`; `adapt`
+fits a trial's pairs to its training data; `stop_on_nan` and `diverged`
+make a diverging trial fail.
 """
 
 import math
@@ -36,6 +37,17 @@ def recipe(values: Mapping[str, Any], epochs: int = 1) -> Recipe:
     if decay > 0 and values["optimizer"] in DECAYING_OPTIMIZERS:
         settings["table_decay"] = decay
     return Recipe(batch_size=values["batch_size"], epochs=epochs, **settings)
+
+
+def check_fit_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Refuses a `batch_size` passed to `fit`: it is a hyperparameter."""
+    if "batch_size" in kwargs:
+        raise ValueError(
+            "`batch_size` is a hyperparameter of RatingHyperModel: fix it "
+            "with `RatingHyperModel(..., batch_size=...)` instead of "
+            f"passing it to `search`. Received: batch_size="
+            f"{kwargs['batch_size']!r}"
+        )
 
 
 def adapt(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:

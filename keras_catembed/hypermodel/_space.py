@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+from keras_catembed import _implicit
+from keras_catembed import _inputs
+from keras_catembed import _pairs
 from keras_catembed.hypermodel._hyperparameter import COLUMN
 from keras_catembed.hypermodel._hyperparameter import LAYER
 from keras_catembed.hypermodel._hyperparameter import HyperModelLike
@@ -163,6 +166,42 @@ def check_fixed(
             f"{optimizer!r}. Received: table_decay="
             f"{checked['table_decay']!r}; fix `table_decay` to 0.0 or "
             "choose one of those optimizers."
+        )
+    return checked
+
+
+def check_pair_dtype(
+    hypermodel: HyperModelLike, fixed: Mapping[str, Any], pair_dtype: Any
+) -> str:
+    """The checked `pair_dtype` of the trials' pairs: a dtype name.
+
+    The pairs are those of the first two columns, held in a dense matrix
+    unless it would be too large; a narrow dtype needs that matrix, and
+    trials that can have pairs (`fixed`: the fixed hyperparameters).
+    """
+    columns = list(hypermodel.columns)
+    name = "RatingHyperModel"
+    reason = None
+    if len(columns) >= 2:
+        name += f" (the pairs of {columns[0]!r} and {columns[1]!r})"
+        reason = _pairs.size_reason(
+            hypermodel.embeddings[columns[0]],
+            hypermodel.embeddings[columns[1]],
+            _implicit.DENSE_LIMIT,
+        )
+    checked = _inputs.check_pair_dtype(name, pair_dtype, reason)
+    if _inputs.is_narrow(checked) and (
+        len(columns) < 2
+        or not (fixed.get("implicit", True) or fixed.get("neighborhood", True))
+    ):
+        raise ValueError(
+            f"{name}: `pair_dtype={pair_dtype!r}` sets the dtype of the "
+            "pairs of the `implicit` and `neighborhood` trials, and this "
+            f"hypermodel has none (columns {columns}, fixed "
+            f"implicit={fixed.get('implicit')!r}, neighborhood="
+            f"{fixed.get('neighborhood')!r}). Expected `pair_dtype=None`, "
+            "two columns or more, and `implicit` or `neighborhood` not "
+            "fixed to False."
         )
     return checked
 
