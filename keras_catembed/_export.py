@@ -5,7 +5,7 @@ from typing import Any
 import keras
 
 from keras_catembed import _checks
-from keras_catembed import _inputs
+from keras_catembed import _pair_dtype
 from keras_catembed import _step
 from keras_catembed import backend
 from keras_catembed._model_base import ModelBase
@@ -45,7 +45,7 @@ def export(
         model.build()
     if signature is None and format in _SIGNED_FORMATS:
         signature = input_signature(model)
-    if keras.backend.backend() == "jax" and _inputs.is_narrow(
+    if keras.backend.backend() == "jax" and _pair_dtype.is_narrow(
         getattr(model, "pair_dtype", "float32")
     ):
         # jax2tf cannot trace the gradient of the bfloat16 pair products'

@@ -8,7 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
-from keras_catembed import _inputs
+from keras_catembed import _pair_dtype
 from keras_catembed import _pair_sums
 from keras_catembed import _pair_windows
 from keras_catembed import _pairs
@@ -61,13 +61,13 @@ class ImplicitFeedback(keras.layers.Layer):
       cap this layout keeps `DEFAULT_MAX_PAIRS_PER_ID` pairs per id, and
       `adapt` warns when it had to leave pairs out.
 
-    With `pair_dtype="bfloat16"` (dense layout only), the pair matrix is
-    held in bfloat16 with a transposed copy (together the memory of one
-    float32 matrix), and a step computes every target row's sum at once
-    (`_pair_sums.every_row`), with float32 accumulation: fast on CPUs
-    with AMX or AVX512-BF16 and on GPUs, slower where bfloat16 is
-    emulated (`benchmarks/pair_dtype.py`). The weights and the table's
-    values enter the products rounded to 8 bits of mantissa.
+    With `pair_dtype="bfloat16"` (dense layout only; `"auto"` picks it
+    where it is native), the matrix is held in bfloat16 with a transposed
+    copy (the memory of one float32 matrix), and a step computes every
+    target row's sum at once (`_pair_sums.every_row`) with float32
+    accumulation: fast with AMX or AVX512-BF16, slow where emulated
+    (`benchmarks/pair_dtype.py`). The weights and the table's values
+    enter the products rounded to 8 bits of mantissa.
 
     With `rated=True` the pairs carry ratings: the weight of `(t, s)` is
     `(r[t, s] - mean) * |N(t)| ** -0.5`, where `mean` is the mean of the
@@ -112,11 +112,18 @@ class ImplicitFeedback(keras.layers.Layer):
             "pairs_per_step", pairs_per_step
         )
         self.seed = int(seed)
-        reason = _pairs.lists_reason(self, dense, DENSE_LIMIT)
-        self.dense = reason is None if dense is None else bool(dense)
-        self.pair_dtype = _inputs.check_pair_dtype(
-            self.name, pair_dtype, None if self.dense else reason
+        reason = _pair_dtype.lists_reason(
+            self.num_targets,
+            self.num_sources,
+            limit=DENSE_LIMIT,
+            dense=dense,
+            max_pairs_per_id=self.max_pairs_per_id,
+            pairs_per_step=self.pairs_per_step,
         )
+        self.dense = reason is None if dense is None else bool(dense)
+        reason = None if self.dense else reason  # dense=True wins
+        checked = _pair_dtype.check(self.name, pair_dtype, reason)
+        self.pair_dtype = _pair_dtype.resolve(checked, [reason])
         if self.dense and self.pairs_per_step is not None:
             raise ValueError(
                 f"{self.name}: `pairs_per_step` reads a window of each "
@@ -156,15 +163,6 @@ class ImplicitFeedback(keras.layers.Layer):
         )
         if self._row_regularization:
             self.embeddings.regularizer = None
-        if not self.dense:
-            self.embeddings.assign(
-                ops.concatenate(
-                    [
-                        self.embeddings[: self.num_sources],
-                        ops.zeros((1, self.output_dim), self.embeddings.dtype),
-                    ]
-                )
-            )
         if self.dense:
             self.pair_weights = self.add_weight(
                 shape=(self.num_targets, self.num_sources),
@@ -184,6 +182,14 @@ class ImplicitFeedback(keras.layers.Layer):
                     name="pair_weights_t",
                 )
         else:
+            self.embeddings.assign(
+                ops.concatenate(
+                    [
+                        self.embeddings[: self.num_sources],
+                        ops.zeros((1, self.output_dim), self.embeddings.dtype),
+                    ]
+                )
+            )
             self.pair_sources = self.add_weight(
                 shape=(self.num_targets, self.width),
                 initializer="zeros",
@@ -212,7 +218,7 @@ class ImplicitFeedback(keras.layers.Layer):
     @property
     def narrow_pairs(self) -> bool:
         """Whether the pairs are held in a dtype narrower than float32."""
-        return _inputs.is_narrow(self.pair_dtype)
+        return _pair_dtype.is_narrow(self.pair_dtype)
 
     @property
     def sampled(self) -> bool:

@@ -80,37 +80,6 @@ def first_two_paired(value: Any, columns: Sequence[str]) -> Any:
     return {first: second, second: first}
 
 
-def check_pair_dtype(
-    name: str, pair_dtype: Any, lists_reason: str | None = None
-) -> str:
-    """`pair_dtype` as a dtype name: "float32" (None) or "bfloat16".
-
-    A narrow dtype holds a dense pair matrix: a layer in the lists layout
-    passes `lists_reason` (what chose that layout), and only float32 is
-    accepted then.
-    """
-    if pair_dtype is None:
-        return "float32"
-    if pair_dtype not in ("float32", "bfloat16"):
-        raise ValueError(
-            f"{name}: `pair_dtype` expects None, 'float32' or 'bfloat16'. "
-            f"Received: pair_dtype={pair_dtype!r}"
-        )
-    if is_narrow(pair_dtype) and lists_reason is not None:
-        raise ValueError(
-            f"{name}: `pair_dtype={pair_dtype!r}` holds the dense pair "
-            "matrix in a narrow dtype, and this layer uses the lists layout "
-            f"({lists_reason}). Expected `pair_dtype=None` (or 'float32') "
-            "with the lists layout."
-        )
-    return str(pair_dtype)
-
-
-def is_narrow(pair_dtype: str) -> bool:
-    """Whether a checked `pair_dtype` is narrower than float32."""
-    return pair_dtype != "float32"
-
-
 def check_batch_size(name: str, value: Any) -> None:
     """Raises unless `value` is None or a positive integer."""
     if value is not None:

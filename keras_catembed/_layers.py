@@ -8,11 +8,14 @@ then the neighbourhood layers, each hidden layer then its dropout, the
 output unit).
 """
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
 import keras
 
+from keras_catembed import _implicit
+from keras_catembed import _pair_dtype
 from keras_catembed import _pairs
 from keras_catembed._implicit import ImplicitFeedback
 from keras_catembed.entity_embedding import EntityEmbedding
@@ -94,6 +97,31 @@ def pair_layers(
         )
         for target, source in pairs.items()
     }
+
+
+def resolved_pair_dtype(
+    pair_dtype: str,
+    tables: Iterable[tuple[EntityEmbedding, EntityEmbedding, int | None]],
+    max_pairs_per_id: int | None,
+) -> str:
+    """A checked `pair_dtype`, "auto" resolved for the pair layers to make.
+
+    `tables` holds each pair layer's described table, source table and
+    `pairs_per_step`: "auto" is bfloat16 only if every layer is dense.
+    """
+    return _pair_dtype.resolve(
+        pair_dtype,
+        [
+            _pair_dtype.lists_reason(
+                table.num_rows,
+                source.num_rows,
+                limit=_implicit.DENSE_LIMIT,
+                max_pairs_per_id=max_pairs_per_id,
+                pairs_per_step=steps,
+            )
+            for table, source, steps in tables
+        ],
+    )
 
 
 def pair_layer(

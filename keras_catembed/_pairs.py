@@ -268,32 +268,6 @@ def written(layer: Any) -> None:
     layer.pairs_version = getattr(layer, "pairs_version", 0) + 1
 
 
-def lists_reason(layer: Any, dense: bool | None, limit: int) -> str | None:
-    """What picks `layer`'s lists layout, in words; None for the dense one.
-
-    `dense` is the layer's argument; `limit` the most target-source pairs
-    a dense matrix holds.
-    """
-    if dense is False:
-        return "dense=False"
-    if layer.max_pairs_per_id is not None:
-        return f"max_pairs_per_id={layer.max_pairs_per_id}"
-    if layer.pairs_per_step is not None:
-        return f"pairs_per_step={layer.pairs_per_step}"
-    return size_reason(layer.num_targets, layer.num_sources, limit)
-
-
-def size_reason(num_targets: int, num_sources: int, limit: int) -> str | None:
-    """Why a dense matrix of the pairs is too large, in words; or None."""
-    size = num_targets * num_sources
-    if size > limit:
-        return (
-            f"{num_targets:,} x {num_sources:,} = {size:,} "
-            f"target-source pairs, more than the dense matrix's {limit:,}"
-        )
-    return None
-
-
 def rank_within_target(targets: np.ndarray, seed: Any) -> np.ndarray:
     """A random order of the pairs of each target: 0, 1, ... per target.
 

@@ -13,6 +13,7 @@ import keras
 from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _layers
+from keras_catembed import _pair_dtype
 from keras_catembed import _provenance
 from keras_catembed._model_base import ModelBase
 
@@ -75,7 +76,7 @@ class RatingSaving(ModelBase):
         # Saved only when set, so configs stay as they were.
         if self.pairs_per_step is not None:
             config["pairs_per_step"] = self.pairs_per_step
-        if _inputs.is_narrow(self.pair_dtype):
+        if _pair_dtype.is_narrow(self.pair_dtype):
             config["pair_dtype"] = self.pair_dtype
         if self.training_fingerprint is not None:
             config["training_fingerprint"] = _provenance.to_config(

@@ -12,6 +12,7 @@ from keras_catembed import _adapt_rows
 from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _layers
+from keras_catembed import _pair_dtype
 from keras_catembed import _pairs
 from keras_catembed import _step
 from keras_catembed._implicit import ImplicitFeedback
@@ -19,7 +20,9 @@ from keras_catembed.entity_embedding import EntityEmbedding
 
 
 def _source_table(source: Any, argument: str) -> tuple[str, EntityEmbedding]:
-    """The column name and table of an `implicit`/`neighborhood` source."""
+    """The column and table of a source: an encoder, a pair or a config."""
+    if isinstance(source, Mapping):
+        return source["column"], EntityEmbedding(**source["lookup"])
     if isinstance(source, ColumnEncoder):
         return source.column, source.embedding
     if (
@@ -85,7 +88,7 @@ class ColumnEncoder(keras.layers.Layer):
             `RatingModel` and `refresh_anchor`). Defaults to `None`.
         pair_dtype: Optional string, `"bfloat16"` to hold the pairs of
             `implicit` and `neighborhood` in bfloat16 and compute every
-            id's sums at once with float32 accumulation (see
+            id's sums at once with float32 accumulation, or `"auto"` (see
             `RatingModel`). Defaults to `None` (float32).
         **kwargs: Base layer arguments, such as `name` and `dtype`.
 
@@ -157,28 +160,32 @@ class ColumnEncoder(keras.layers.Layer):
         self.pairs_per_step = _pairs.check_count(
             "pairs_per_step", pairs_per_step
         )
-        self.pair_dtype = _inputs.check_pair_dtype(self.name, pair_dtype)
+        self.pair_dtype = _pair_dtype.check(self.name, pair_dtype)
         self.implicit_layer: ImplicitFeedback | None = None
         self.neighborhood_layer: ImplicitFeedback | None = None
         # The sources' tables map their ids to rows; they belong to their
         # own encoders, so this layer holds them in a read-only mapping,
         # which neither Keras's tracking nor its saved files follow.
-        sources: dict[str, tuple[str, EntityEmbedding]] = {}
-        for kind, source in (
-            ("implicit", implicit),
-            ("neighborhood", neighborhood),
-        ):
-            if source is None:
-                continue
-            if isinstance(source, Mapping):
-                source = (
-                    source["column"],
-                    EntityEmbedding(**source["lookup"]),
-                )
-            sources[kind] = _source_table(source, kind)
+        sources = {
+            kind: _source_table(source, kind)
+            for kind, source in (
+                ("implicit", implicit),
+                ("neighborhood", neighborhood),
+            )
+            if source is not None
+        }
+        self.pair_dtype = _layers.resolved_pair_dtype(
+            self.pair_dtype,
+            [
+                (self.embedding, table, self.pairs_per_step)
+                for _, table in sources.values()
+            ],
+            self.max_pairs_per_id,
+        )
+        for kind, (_, table) in sources.items():
             layer = _layers.pair_layer(
                 self.embedding,
-                sources[kind][1],
+                table,
                 rated=kind == "neighborhood",
                 max_pairs_per_id=self.max_pairs_per_id,
                 pairs_per_step=self.pairs_per_step,
@@ -298,9 +305,8 @@ class ColumnEncoder(keras.layers.Layer):
     def refresh_anchor(self) -> None:
         """Anchors the `pairs_per_step` windows at the tables as they are.
 
-        `RatingModel.fit` does this at the start of every epoch and
-        within one as the tables move. In a model of your own, call it
-        at least every epoch, for example with
+        `RatingModel.fit` does this every epoch and as the tables move.
+        In a model of your own, call it at least every epoch, e.g. with
         `keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_:
         encoder.refresh_anchor())`; the further the tables move from
         their anchor, the noisier a step's sums (right on average all

@@ -12,6 +12,7 @@ from keras_catembed import _grid
 from keras_catembed import _inputs
 from keras_catembed import _layers
 from keras_catembed import _model_encoders
+from keras_catembed import _pair_dtype
 from keras_catembed import _pairs
 from keras_catembed import _preset_files
 from keras_catembed import _recommend
@@ -112,8 +113,10 @@ class RatingModel(
             AVX512-BF16) and on GPUs several times as fast, at a
             relative rounding of at most `2**-9` of the weights and the
             vectors entering the products. Only for the dense layout
-            (no `max_pairs_per_id` or `pairs_per_step`). Defaults to
-            `None` (float32).
+            (no `max_pairs_per_id` or `pairs_per_step`). `"auto"` picks
+            bfloat16 where every pair layer is dense and the CPU
+            multiplies bfloat16 natively, float32 elsewhere (the model
+            keeps the dtype picked). Defaults to `None` (float32).
         **kwargs: Base model arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -184,8 +187,8 @@ class RatingModel(
             pairs_per_step,
             list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
-        self.pair_dtype = _inputs.check_pair_dtype("RatingModel", pair_dtype)
-        if _inputs.is_narrow(self.pair_dtype) and not (
+        self.pair_dtype = _pair_dtype.check("RatingModel", pair_dtype)
+        if _pair_dtype.is_narrow(self.pair_dtype) and not (
             self.implicit or self.neighborhood
         ):
             raise ValueError(
@@ -194,6 +197,20 @@ class RatingModel(
                 "Expected `pair_dtype=None` or `implicit=True` / "
                 "`neighborhood=True`."
             )
+        tables = self.embedding_layers
+        self.pair_dtype = _layers.resolved_pair_dtype(
+            self.pair_dtype,
+            [
+                (
+                    tables[target],
+                    tables[source],
+                    _pairs.steps_for(self.pairs_per_step, target),
+                )
+                for pairs in (self.implicit, self.neighborhood)
+                for target, source in pairs.items()
+            ],
+            self.max_pairs_per_id,
+        )
         for name, pairs, rated in (
             ("implicit_layers", self.implicit, False),
             ("neighborhood_layers", self.neighborhood, True),

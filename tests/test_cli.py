@@ -508,6 +508,30 @@ def test_train_with_neighborhood_and_bfloat16_pairs_saves_them(
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
 
 
+@pytest.mark.parametrize("pairs", [["--implicit"], []])
+def test_train_with_auto_pairs_saves_the_dtype_picked(
+    data_dir, tmp_path, capsys, monkeypatch, pairs
+):
+    import keras
+
+    from keras_catembed import _pair_dtype
+
+    # As on a CPU with native bfloat16.
+    monkeypatch.setattr(_pair_dtype, "native_bfloat16", lambda: True)
+    model_path = str(tmp_path / "auto.keras")
+    status, _, err = _run(
+        ["train", "--preset", "course", *pairs, "--pair-dtype", "auto"]
+        + ["--max-rows", "2000", "--epochs", "1", "--data-dir", data_dir]
+        + ["--verbose", "0", "--save", model_path],
+        capsys,
+    )
+    assert status == 0, err
+    model = keras.saving.load_model(model_path)
+    # bfloat16 for the pairs; a model without pairs keeps float32, where
+    # `--pair-dtype bfloat16` is refused (below).
+    assert model.pair_dtype == ("bfloat16" if pairs else "float32")
+
+
 def test_train_refuses_bfloat16_pairs_without_pairs(data_dir, tmp_path, capsys):
     model_path = tmp_path / "none.keras"
     status, out, err = _run(

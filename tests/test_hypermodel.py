@@ -844,10 +844,22 @@ def test_pair_dtype_reaches_the_pairs_of_trials_that_have_them(tmp_path):
     assert default["pair_dtype"] == "float32"
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_pair_dtype_is_picked_by_each_trial(monkeypatch, native):
+    from keras_catembed import _pair_dtype
+
+    monkeypatch.setattr(_pair_dtype, "native_bfloat16", lambda: native)
+    hypermodel = RatingHyperModel(EMBEDDINGS, pair_dtype="auto")
+    model = hypermodel.build(_with_values(implicit=True))
+    assert model.pair_dtype == ("bfloat16" if native else "float32")
+    plain = hypermodel.build(_with_values(implicit=False, neighborhood=False))
+    assert plain.pair_dtype == "float32"
+
+
 @pytest.mark.parametrize(
     "embeddings, fixed, pair_dtype, match",
     [
-        (EMBEDDINGS, {}, "float16", r"expects None, 'float32' or 'bfloat16'"),
+        (EMBEDDINGS, {}, "float16", r"'bfloat16' or 'auto'. Received"),
         (
             {"user_id": NUM_USERS},
             {},
@@ -873,8 +885,10 @@ def test_pair_dtype_no_trial_can_use_is_refused(
 ):
     with pytest.raises(ValueError, match=match):
         RatingHyperModel(embeddings, pair_dtype=pair_dtype, **fixed)
-    # Float32 suits every hypermodel, and one fixed side suffices.
+    # Float32 and "auto" suit every hypermodel, and one side suffices.
     assert RatingHyperModel(embeddings, **fixed).pair_dtype == "float32"
+    auto = RatingHyperModel(embeddings, pair_dtype="auto", **fixed)
+    assert auto.pair_dtype == "auto"
     if len(embeddings) > 1:
         one_side = RatingHyperModel(
             {"user_id": 20, "item_id": 30},

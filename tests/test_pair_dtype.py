@@ -12,6 +12,7 @@ import pytest
 from keras import ops
 
 import keras_catembed
+from keras_catembed import _pair_dtype
 from keras_catembed import presets
 from keras_catembed._implicit import ImplicitFeedback
 
@@ -230,7 +231,7 @@ def test_a_preset_can_set_the_pair_dtype():
     [
         (
             {"implicit": True, "pair_dtype": "float16"},
-            "`pair_dtype` expects None, 'float32' or 'bfloat16'. "
+            "`pair_dtype` expects None, 'float32', 'bfloat16' or 'auto'. "
             "Received: pair_dtype='float16'",
         ),
         (
@@ -285,3 +286,138 @@ def test_narrow_pairs_refusal_names_what_picked_the_lists_layout(
         sizes["num_targets"], sizes["num_sources"], DIM, **kwargs
     )
     assert not float32.dense and not float32.narrow_pairs
+    # "auto" builds the same lists layout, in float32, and refuses nothing.
+    auto = ImplicitFeedback(
+        sizes["num_targets"],
+        sizes["num_sources"],
+        DIM,
+        pair_dtype="auto",
+        **kwargs,
+    )
+    assert not auto.dense and auto.pair_dtype == "float32"
+
+
+@pytest.fixture
+def native(monkeypatch):
+    """Sets whether this machine multiplies bfloat16 natively."""
+
+    def set_native(value):
+        monkeypatch.setattr(_pair_dtype, "native_bfloat16", lambda: value)
+
+    return set_native
+
+
+@pytest.mark.parametrize("is_native", [True, False])
+def test_auto_picks_bfloat16_where_it_is_native(native, is_native):
+    native(is_native)
+    expected = "bfloat16" if is_native else "float32"
+    model = keras_catembed.RatingModel(
+        {"user_id": TARGETS, "movie_id": SOURCES},
+        implicit=True,
+        neighborhood=True,
+        pair_dtype="auto",
+    )
+    assert model.pair_dtype == expected
+    layers = [*model.implicit_layers.values()]
+    layers += model.neighborhood_layers.values()
+    assert len(layers) == 4
+    assert all(layer_.pair_dtype == expected for layer_ in layers)
+    movies = keras_catembed.ColumnEncoder(SOURCES, column="movie_id")
+    users = keras_catembed.ColumnEncoder(
+        TARGETS, column="user_id", implicit=movies, pair_dtype="auto"
+    )
+    assert users.pair_dtype == users.implicit_layer.pair_dtype == expected
+    assert layer(False, pair_dtype="auto").pair_dtype == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"implicit": True, "max_pairs_per_id": 4},
+        # One side windowed: the whole model keeps float32, so that its
+        # saved config rebuilds every layer as it was.
+        {"implicit": True, "pairs_per_step": {"user_id": 8}},
+        {},
+    ],
+)
+def test_auto_keeps_float32_where_a_layer_is_not_dense(native, kwargs):
+    native(True)
+    model = keras_catembed.RatingModel(
+        {"user_id": TARGETS, "movie_id": SOURCES}, pair_dtype="auto", **kwargs
+    )
+    assert model.pair_dtype == "float32"
+    for layer_ in model.implicit_layers.values():
+        assert layer_.pair_dtype == "float32"
+    assert "pair_dtype" not in model.get_config()
+
+
+def test_a_model_keeps_the_dtype_auto_picked_when_loaded(native, tmp_path):
+    native(True)
+    x, ratings = model_inputs()
+    model = keras_catembed.RatingModel(
+        {"user_id": TARGETS, "movie_id": SOURCES},
+        implicit=True,
+        pair_dtype="auto",
+    )
+    model.adapt(x, ratings)
+    prediction = _np(model.predict(x, verbose=0))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    # Loaded where bfloat16 is not native, it keeps its bfloat16 pairs:
+    # the weights it was saved with.
+    native(False)
+    loaded = keras.saving.load_model(path)
+    assert loaded.pair_dtype == "bfloat16"
+    assert loaded.implicit_layers["user_id"].pair_dtype == "bfloat16"
+    np.testing.assert_allclose(
+        _np(loaded.predict(x, verbose=0)), prediction, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "flags, accelerator, expected",
+    [
+        ({"avx2", "amx_bf16", "amx_tile"}, False, True),
+        ({"avx2", "avx512f", "avx512_bf16"}, False, True),
+        ({"avx2", "avx512f"}, False, False),
+        (set(), False, False),
+        ({"amx_bf16"}, True, False),
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(
+    monkeypatch, flags, accelerator, expected
+):
+    from keras_catembed import backend
+
+    monkeypatch.setattr(_pair_dtype, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(
+        backend.current, "on_accelerator", lambda tensor: accelerator
+    )
+    assert _pair_dtype.native_bfloat16() is expected
+
+
+def test_cpu_flags_are_those_linux_lists(tmp_path, monkeypatch):
+    import builtins
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\nbugs\t\t: spectre\n"
+        "processor\t: 1\nflags\t\t: fpu avx2 amx_bf16\n"
+    )
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/cpuinfo":
+            return real_open(cpuinfo, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    _pair_dtype.cpu_flags.cache_clear()
+    monkeypatch.setattr(builtins, "open", fake_open)
+    try:
+        assert _pair_dtype.cpu_flags() == {"fpu", "avx2", "amx_bf16"}
+        _pair_dtype.cpu_flags.cache_clear()
+        cpuinfo.unlink()
+        # No such file (not Linux): no flags, so float32.
+        assert _pair_dtype.cpu_flags() == frozenset()
+    finally:
+        _pair_dtype.cpu_flags.cache_clear()

@@ -94,11 +94,12 @@ def add_parser(commands: _common.Commands) -> None:
     )
     train.add_argument(
         "--pair-dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "auto"),
         default=None,
         help="override the preset: the dtype of the implicit-feedback and "
         "neighbourhood pairs; bfloat16 is about twice as fast on CPUs with "
-        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated",
+        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated; "
+        "auto picks bfloat16 where it is native and the pairs are dense",
     )
     _common._add_columns_argument(train)
     train.add_argument(

@@ -77,11 +77,12 @@ def add_parser(commands: _common.Commands) -> None:
     )
     tune.add_argument(
         "--pair-dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "auto"),
         default=None,
         help="the dtype of the pairs of implicit-feedback and neighbourhood "
         "trials (not searched); bfloat16 is about twice as fast on CPUs with "
-        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated",
+        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated; "
+        "auto picks bfloat16 where it is native and the pairs are dense",
     )
     tune.add_argument(
         "--fix",

@@ -75,9 +75,9 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             `bounded_output` to `False`. Defaults to `(0.5, 5.5)`.
         pair_dtype: Optional string, `"bfloat16"` to hold the pairs of
             the `implicit` and `neighborhood` trials in bfloat16, as
-            `keras_catembed.RatingModel(pair_dtype=...)` does: about twice
-            as fast on CPUs with native bfloat16. Not searched. Defaults
-            to `None` (float32).
+            `keras_catembed.RatingModel(pair_dtype=...)` does (about
+            twice as fast on CPUs with native bfloat16), or `"auto"`. Not
+            searched. Defaults to `None` (float32).
         name: Optional string, the name of this hypermodel. Defaults to
             `None`.
         tunable: Boolean. Whether the hyperparameters declared here are

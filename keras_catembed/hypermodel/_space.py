@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keras_catembed import _implicit
-from keras_catembed import _inputs
-from keras_catembed import _pairs
+from keras_catembed import _pair_dtype
 from keras_catembed.hypermodel._hyperparameter import COLUMN
 from keras_catembed.hypermodel._hyperparameter import LAYER
 from keras_catembed.hypermodel._hyperparameter import HyperModelLike
@@ -184,13 +183,13 @@ def check_pair_dtype(
     reason = None
     if len(columns) >= 2:
         name += f" (the pairs of {columns[0]!r} and {columns[1]!r})"
-        reason = _pairs.size_reason(
+        reason = _pair_dtype.lists_reason(
             hypermodel.embeddings[columns[0]],
             hypermodel.embeddings[columns[1]],
-            _implicit.DENSE_LIMIT,
+            limit=_implicit.DENSE_LIMIT,
         )
-    checked = _inputs.check_pair_dtype(name, pair_dtype, reason)
-    if _inputs.is_narrow(checked) and (
+    checked = _pair_dtype.check(name, pair_dtype, reason)
+    if _pair_dtype.is_narrow(checked) and (
         len(columns) < 2
         or not (fixed.get("implicit", True) or fixed.get("neighborhood", True))
     ):
