@@ -92,14 +92,10 @@ def add_parser(commands: _common.Commands) -> None:
         "user also described by the ratings it gave, each movie by the "
         "ratings it got; its own rating left out in training)",
     )
-    train.add_argument(
-        "--pair-dtype",
-        choices=("float32", "bfloat16", "auto"),
-        default=None,
-        help="override the preset: the dtype of the implicit-feedback and "
-        "neighbourhood pairs; bfloat16 is about twice as fast on CPUs with "
-        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated; "
-        "auto picks bfloat16 where it is native and the pairs are dense",
+    _common._add_pair_dtype_argument(
+        train,
+        "override the preset: the dtype of the implicit-feedback and "
+        "neighbourhood pairs",
     )
     _common._add_columns_argument(train)
     train.add_argument(

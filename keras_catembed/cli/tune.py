@@ -75,14 +75,10 @@ def add_parser(commands: _common.Commands) -> None:
         action="store_true",
         help="start afresh instead of resuming",
     )
-    tune.add_argument(
-        "--pair-dtype",
-        choices=("float32", "bfloat16", "auto"),
-        default=None,
-        help="the dtype of the pairs of implicit-feedback and neighbourhood "
-        "trials (not searched); bfloat16 is about twice as fast on CPUs with "
-        "native bfloat16 (AMX, AVX512-BF16) and slower where it is emulated; "
-        "auto picks bfloat16 where it is native and the pairs are dense",
+    _common._add_pair_dtype_argument(
+        tune,
+        "the dtype of the pairs of implicit-feedback and neighbourhood "
+        "trials (not searched)",
     )
     tune.add_argument(
         "--fix",
