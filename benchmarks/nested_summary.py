@@ -41,7 +41,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     surprise = json.loads(pathlib.Path(args.surprise).read_text())
-    folds = [int(f) for f in _folds(surprise["machine"]["protocol"])]
+    folds = [int(f) for f in _folds(surprise["machine"])]
     svdpp = surprise["results"][SVDPP]
     rows = []
     for path in args.runs:
@@ -107,8 +107,15 @@ def main(argv=None):
     )
 
 
-def _folds(protocol):
-    """The fold labels of `"OfficialFolds([1, 2, 3, 4, 5])"`."""
+def _folds(machine):
+    """The fold labels of a Surprise run, in its order.
+
+    Its `splits`, or in runs that predate them, those its protocol names
+    (`"OfficialFolds([1, 2, 3, 4, 5])"`).
+    """
+    if "splits" in machine:
+        return machine["splits"]
+    protocol = machine["protocol"]
     inside = protocol[protocol.index("[") + 1 : protocol.index("]")]
     return [part.strip() for part in inside.split(",")]
 

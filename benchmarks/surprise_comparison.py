@@ -283,6 +283,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         backend=keras.backend.backend(),
         dataset=args.dataset,
         protocol=protocol_name,
+        splits=list(names),
         preset=args.preset,
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,

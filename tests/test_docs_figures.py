@@ -144,6 +144,18 @@ def test_the_nested_ml1m_summary_is_made_from_the_committed_runs(tmp_path):
     assert again["results"] == committed["results"]
     folds = committed["results"]["folds"]
     assert [row["fold"] for row in folds] == [1, 2, 3, 4, 5]
+    # A run that records its splits is read by them, not by its protocol.
+    recorded = json.loads(pathlib.Path(surprise).read_text())
+    recorded["machine"]["splits"] = [1, 2, 3, 4, 5]
+    # No list left in the protocol's name to read folds from.
+    recorded["machine"]["protocol"] = "official folds"
+    newer = tmp_path / "surprise.json"
+    newer.write_text(json.dumps(recorded))
+    nested_summary.main([*runs, "--surprise", str(newer), "--out", str(out)])
+    assert (
+        json.loads(out.with_suffix(".json").read_text())["results"]
+        == (committed["results"])
+    )
     # A fold in two runs is refused rather than counted twice.
     with pytest.raises(ValueError, match="Fold 1 is in more than one run"):
         nested_summary.main(
