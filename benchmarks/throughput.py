@@ -361,7 +361,12 @@ def main(argv=None):
         results.extend(_results.run_worker(__file__, backend, arguments))
     table = markdown(results)
     print(table)
-    machine = _results.machine_info(rows=args.rows, repeats=args.repeats)
+    # The load when the run ends: the conditions it ran under.
+    machine = _results.machine_info(
+        rows=args.rows,
+        repeats=args.repeats,
+        load_average=list(os.getloadavg()),
+    )
     _results.write(args.out, table, results, machine)
     return results
 
