@@ -15,6 +15,14 @@ one-epoch rounds after a warm-up epoch, and the script reports median
 samples/s, the same-run ratio to stock, the peak resident memory added
 during training, and `predict` samples/s.
 
+After the one-epoch rounds, each model runs `--repeats` calls of
+`--in-call-epochs` epochs (3 by default), alternated, and a callback
+times each epoch from the end of the one before: the epochs after each
+call's first are the steady state inside a `fit` call, without the
+per-call work that a one-epoch round pays each time (checks, copies, the
+first epoch's shuffle, the training fingerprint; stock Keras has its
+own). `--in-call-epochs 0` skips them.
+
 A new model's first `fit` call of `--whole-epochs` epochs (3 by default)
 is timed whole, from the model's construction (its tables are built then
 or in `fit`) through its checks, copies and compilation, as a user waits
@@ -195,6 +203,27 @@ def variant_models(shares=None, layer_calls=None, frozen_tables=False):
     return made, setting_of
 
 
+def epoch_timer():
+    """A callback that records each epoch's seconds (`.seconds`).
+
+    An epoch runs from the end of the one before (the call's start for
+    the first) to its own end, so the time between epochs counts.
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+            self._last = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            self.seconds.append(now - self._last)
+            self._last = now
+
+    return EpochTimer()
+
+
 def measure(
     rows,
     batch_sizes,
@@ -203,6 +232,7 @@ def measure(
     shares=None,
     layer_calls=None,
     frozen_tables=False,
+    in_call_epochs=3,
 ):
     """Runs in one backend's process; returns a list of result dicts."""
     import keras
@@ -268,7 +298,31 @@ def measure(
                 start = time.perf_counter()
                 model.predict(inputs[name], batch_size=batch_size, verbose=0)
                 predict[name].append(time.perf_counter() - start)
+        # The steady state inside a call: each call's epochs after its
+        # first.
+        in_call = {name: [] for name in models}
+        for _ in range(repeats if in_call_epochs > 1 else 0):
+            for name, model in models.items():
+                use_settings(name)
+                timer = epoch_timer()
+                model.fit(
+                    inputs[name],
+                    y,
+                    batch_size=batch_size,
+                    epochs=in_call_epochs,
+                    verbose=0,
+                    callbacks=[timer],
+                )
+                in_call[name].extend(timer.seconds[1:])
         for name in models:
+            extra = {}
+            if in_call[name]:
+                extra = {
+                    "in_call_epochs": in_call_epochs,
+                    "in_call_epoch_seconds": in_call[name],
+                    "in_call_samples_per_second": rows
+                    / statistics.median(in_call[name]),
+                }
             results.append(
                 {
                     "backend": keras.backend.backend(),
@@ -282,6 +336,7 @@ def measure(
                     "whole_fit_epochs": whole_epochs,
                     "whole_fit_seconds": whole[name],
                     "whole_fit_ratio": whole["stock"] / whole[name],
+                    **extra,
                 }
             )
     return results
@@ -299,6 +354,12 @@ def main(argv=None):
         type=int,
         default=3,
         help="epochs of the timed first `fit` call of each new model",
+    )
+    parser.add_argument(
+        "--in-call-epochs",
+        type=int,
+        default=3,
+        help="epochs of each timed multi-epoch call (0: none)",
     )
     parser.add_argument(
         "--backends", nargs="+", default=["tensorflow", "jax", "torch"]
@@ -337,6 +398,7 @@ def main(argv=None):
             args.every_row_shares,
             args.layer_calls,
             args.frozen_tables,
+            args.in_call_epochs,
         )
         print("RESULTS " + json.dumps(results))
         return results
@@ -349,6 +411,8 @@ def main(argv=None):
             args.repeats,
             "--whole-epochs",
             args.whole_epochs,
+            "--in-call-epochs",
+            args.in_call_epochs,
             "--batch-sizes",
             *args.batch_sizes,
         ]
@@ -373,8 +437,10 @@ def main(argv=None):
 
 def markdown(results):
     whole = all("whole_fit_seconds" in r for r in results)
+    in_call = all("in_call_samples_per_second" in r for r in results)
     header = (
-        "| backend | batch size | model | train samples/s | ratio to stock "
+        "| backend | batch size | model | one-epoch calls: train samples/s "
+        "| ratio to stock "
         "| peak memory added (MB) | predict samples/s | predict ratio |"
     )
     rule = "|---|---:|---|---:|---:|---:|---:|---:|"
@@ -383,6 +449,9 @@ def markdown(results):
         header += (
             f" whole `fit` call ({epochs} epochs) s | its ratio to stock |"
         )
+        rule += "---:|---:|"
+    if in_call:
+        header += " inside a call: samples/s | ratio to stock |"
         rule += "---:|---:|"
     lines = [header, rule]
     keys = sorted({(r["backend"], r["batch_size"]) for r in results})
@@ -407,6 +476,12 @@ def markdown(results):
                 line += (
                     f" {r['whole_fit_seconds']:.1f} |"
                     f" {r['whole_fit_ratio']:.2f} |"
+                )
+            if in_call:
+                rate = r["in_call_samples_per_second"]
+                line += (
+                    f" {rate:,.0f} |"
+                    f" {rate / stock['in_call_samples_per_second']:.2f} |"
                 )
             lines.append(line)
     return "\n".join(lines)
