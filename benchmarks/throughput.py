@@ -301,7 +301,7 @@ def measure(
         # The steady state inside a call: each call's epochs after its
         # first.
         in_call = {name: [] for name in models}
-        for _ in range(repeats if in_call_epochs > 1 else 0):
+        for _ in range(repeats if in_call_epochs else 0):
             for name, model in models.items():
                 use_settings(name)
                 timer = epoch_timer()
@@ -389,6 +389,11 @@ def main(argv=None):
         "--out", default=os.path.join(HERE, "results", "throughput")
     )
     args = parser.parse_args(argv)
+    if args.in_call_epochs == 1 or args.in_call_epochs < 0:
+        parser.error(
+            "--in-call-epochs times the epochs after a call's first: 2 or "
+            f"more, or 0 for none; got {args.in_call_epochs}"
+        )
     if args.worker:
         results = measure(
             args.rows,
