@@ -25,8 +25,11 @@ own). `--in-call-epochs 0` skips them.
 
 A new model's first `fit` call of `--whole-epochs` epochs (3 by default)
 is timed whole, from the model's construction (its tables are built then
-or in `fit`) through its checks, copies and compilation, as a user waits
-for it; it also warms up the steady one-epoch rounds. Before any of
+or in `fit`) through its checks, copies and compilation; it also warms
+up the steady one-epoch rounds. These first calls follow one another in
+the process, so a later model finds programs of the same shapes (on
+JAX, the initializers' draws) compiled: `first_call.py` times each first
+call in a fresh process instead. Before any of
 them, a tiny unrelated model trains once, so that no timed call pays
 the backend's own start-up in the process.
 
