@@ -30,26 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import _timing  # noqa: E402
 import throughput  # noqa: E402
-
-
-class EpochTimer:
-    """A callback recording the wall time of each epoch."""
-
-    def __init__(self):
-        import keras
-
-        timer = self
-
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                timer.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                timer.times.append(time.perf_counter() - timer.start)
-
-        self.times = []
-        self.callback = _Callback()
 
 
 def peak_gpu_bytes():
@@ -89,7 +71,7 @@ def main(argv=None):
         model = throughput.MODELS[name]()
         inputs = x_stock if name == "stock" else x
         model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
-        timer = EpochTimer()
+        timer = _timing.epoch_timer(from_epoch_begin=True)
         start = time.perf_counter()
         model.fit(
             inputs,
@@ -97,15 +79,15 @@ def main(argv=None):
             batch_size=batch_size,
             epochs=args.epochs,
             verbose=0,
-            callbacks=[timer.callback],
+            callbacks=[timer],
         )
         call = time.perf_counter() - start
         result = {
             "backend": keras.backend.backend(),
             "model": name,
             "batch_size": batch_size,
-            "epoch_seconds": statistics.median(timer.times),
-            "epoch_times": timer.times,
+            "epoch_seconds": statistics.median(timer.seconds),
+            "epoch_times": timer.seconds,
             "fit_call_seconds": call,
             "epochs": args.epochs,
             "peak_gpu_bytes": peak_gpu_bytes(),

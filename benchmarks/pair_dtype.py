@@ -32,26 +32,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import _timing  # noqa: E402
 import movielens_accuracy  # noqa: E402
 import nested_variants  # noqa: E402
 
 from keras_catembed import training  # noqa: E402
 from keras_catembed.evaluation import errors  # noqa: E402
 from keras_catembed.evaluation.protocols import HoldOut  # noqa: E402
-
-
-class EpochTimes(keras.callbacks.Callback):
-    """Seconds of each epoch of a `fit` call."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def measure(
@@ -91,7 +78,7 @@ def measure(
             recipe["batch_size"] = batch_size
         if learning_rate is not None:
             recipe["learning_rate"] = learning_rate
-        epoch_times = EpochTimes()
+        epoch_times = _timing.epoch_timer(from_epoch_begin=True)
         start = time.perf_counter()
         model, _ = training.train(
             fit_part, config, verbose=0, seed=0, callbacks=[epoch_times]

@@ -69,6 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import _timing  # noqa: E402
 import movielens_accuracy  # noqa: E402  (the course model)
 
 NUM_USERS = 138_493
@@ -206,27 +207,6 @@ def variant_models(shares=None, layer_calls=None, frozen_tables=False):
     return made, setting_of
 
 
-def epoch_timer():
-    """A callback that records each epoch's seconds (`.seconds`).
-
-    An epoch runs from the end of the one before (the call's start for
-    the first) to its own end, so the time between epochs counts.
-    """
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.seconds = []
-            self._last = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            now = time.perf_counter()
-            self.seconds.append(now - self._last)
-            self._last = now
-
-    return EpochTimer()
-
-
 def measure(
     rows,
     batch_sizes,
@@ -307,7 +287,7 @@ def measure(
         for _ in range(repeats if in_call_epochs else 0):
             for name, model in models.items():
                 use_settings(name)
-                timer = epoch_timer()
+                timer = _timing.epoch_timer()
                 model.fit(
                     inputs[name],
                     y,
