@@ -8,13 +8,42 @@ import sys
 
 
 def machine_info(**extra):
-    """The machine and run settings recorded beside every result."""
+    """The machine and run settings recorded beside every result.
+
+    With the CPU's model name and its vector units that change speed
+    and rounding (AVX2, AVX-512, bfloat16), as Linux lists them.
+    """
     return {
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        **cpu_info(),
         **extra,
+    }
+
+
+# Flags of /proc/cpuinfo recorded with results: the vector units.
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_info():
+    """The CPU's model name and which of `VECTOR_FLAGS` it lists."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_vector_flags": [flag for flag in VECTOR_FLAGS if flag in flags],
     }
 
 
