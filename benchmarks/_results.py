@@ -23,27 +23,30 @@ def machine_info(**extra):
     }
 
 
-# Flags of /proc/cpuinfo recorded with results: the vector units.
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
 def cpu_info():
-    """The CPU's model name and which of `VECTOR_FLAGS` it lists."""
-    model, flags = None, set()
+    """The CPU's model name and its vector units among Linux's flags.
+
+    The flags are the library's reading of them (`_pair_dtype.cpu_flags`,
+    which `pair_dtype="auto"` consults); those recorded are AVX2,
+    AVX-512F and the bfloat16 units of `_pair_dtype.BFLOAT16_FLAGS`.
+    """
+    from keras_catembed import _pair_dtype
+
+    model = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
             for line in file:
                 key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
+                if key.strip() == "model name":
                     model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
+                    break
     except OSError:
         pass
+    flags = _pair_dtype.cpu_flags()
+    recorded = ("avx2", "avx512f", *sorted(_pair_dtype.BFLOAT16_FLAGS))
     return {
         "cpu_model": model,
-        "cpu_vector_flags": [flag for flag in VECTOR_FLAGS if flag in flags],
+        "cpu_vector_flags": [flag for flag in recorded if flag in flags],
     }
 
 

@@ -142,30 +142,23 @@ def measure(backend, rows, batch_sizes, repeats, epochs):
                 )
         stock = statistics.median(run["seconds"] for run in runs["stock"])
         for name in MODELS:
-            seconds = [run["seconds"] for run in runs[name]]
-            imports = [
-                run["import_keras_catembed_seconds"] for run in runs[name]
-            ]
-            median = statistics.median(seconds)
-            jax_figures = {
+            # Each run's figures (seconds, imports, JAX's compilation),
+            # listed over the rounds.
+            figures = {
                 key: [run[key] for run in runs[name]]
                 for key in runs[name][0]
-                if key.startswith("jax_")
+                if key not in ("backend", "model", "batch_size")
             }
+            median = statistics.median(figures["seconds"])
             results.append(
                 {
                     "backend": backend,
                     "batch_size": batch_size,
                     "model": name,
                     "epochs": epochs,
-                    "seconds": seconds,
                     "median_seconds": median,
                     "ratio_to_stock": stock / median,
-                    "import_keras_seconds": [
-                        run["import_keras_seconds"] for run in runs[name]
-                    ],
-                    "import_keras_catembed_seconds": imports,
-                    **jax_figures,
+                    **figures,
                 }
             )
     return results
