@@ -138,7 +138,7 @@ def fit(
     _build_compiled_state(model, x, y)
     direct = _forward.calls_layers_directly(model)
 
-    targets = ops.convert_to_tensor(y.astype(keras.config.floatx()))
+    targets = backend.current.to_device(y.astype(keras.config.floatx()))
     # Shuffle where it is fast: on an accelerator, on the device; on a
     # CPU, with NumPy (XLA's CPU sort-based permutation is far slower).
     on_device = backend.current.on_accelerator(targets)
@@ -152,7 +152,7 @@ def fit(
         else None
     )
     ids = {
-        column: ops.convert_to_tensor(
+        column: backend.current.to_device(
             x[column].reshape(num_samples).astype(np.int32)
         )
         for column in columns
@@ -227,7 +227,7 @@ def fit(
                         batch_size,
                     )
                 if isinstance(rows, np.ndarray):
-                    block = ops.convert_to_tensor(rows.reshape(steps, size))
+                    block = runner.from_host(rows.reshape(steps, size))
                 else:
                     block = ops.reshape(rows, (steps, size))
                 with _step.direct_calls(model, direct):

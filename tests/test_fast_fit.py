@@ -494,6 +494,46 @@ def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(
 
 
 @pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="counts JAX's compilations"
+)
+@pytest.mark.parametrize(
+    "optimizer, rows, batch_size", [("adam", 157, 14), ("sparse", 146, 13)]
+)
+def test_fit_compiles_its_loop_and_nothing_else(optimizer, rows, batch_size):
+    # The ids, the targets and the blocks of batch indices reach the
+    # device without a staging program per shape, and a short block is
+    # padded on the host: after another model has trained on rows of
+    # other shapes (so that Keras's own small programs exist), a new
+    # model's `fit` compiles one program, its loop, though its calls run
+    # blocks of 4, 3 (padded) and 1 (the last batch) steps. (Shapes that
+    # no other test uses, whose staging programs would be cached.)
+    import jax
+
+    first = make_model(optimizer, steps_per_execution=4)
+    x, y = data(n=300, seed=1)
+    first.fit(x, y, batch_size=64, epochs=1, fast=True, verbose=0)
+    model = make_model(optimizer, steps_per_execution=4)
+    x, y = data(n=rows)
+    compiled = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        history = model.fit(
+            x, y, batch_size=batch_size, epochs=2, fast=True, verbose=0
+        )
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert len(compiled) == 1
+    (runner,) = model.__dict__["_fast_fit_runners"].values()
+    assert runner._lengths == {batch_size: 4}
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.skipif(
     keras.backend.backend() != "jax",
     reason="JAX's sparse loop pads the last batch",
 )

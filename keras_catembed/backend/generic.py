@@ -64,6 +64,10 @@ class Runner:
         # size (`run`'s `rows` says how many of its rows are real).
         self.pads_remainder = False
 
+    def from_host(self, block: Any) -> Any:
+        """A block of batch indices drawn on the host, as `run` takes it."""
+        return ops.convert_to_tensor(block)
+
     def compiles(self, steps: int, batch_size: int) -> bool:
         """Whether a call of `steps` steps of `batch_size` compiles anew."""
         return False
@@ -199,6 +203,10 @@ class Backend:
             variable,
             ops.scatter_update(value, ops.expand_dims(indices, -1), new),
         )
+
+    def to_device(self, array: np.ndarray) -> Any:
+        """A host array as a tensor on the default device."""
+        return ops.convert_to_tensor(array)
 
     def copy_value(self, value: Any) -> Any:
         """A copy of a variable's value that later steps leave alone."""

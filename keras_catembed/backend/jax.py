@@ -53,6 +53,11 @@ class JaxBackend(generic.Backend):
         jax.debug.callback(_raise, any_bad, offending)
         return None
 
+    def to_device(self, array: Any) -> Any:
+        # `jnp.asarray` compiles a staging program for each new shape;
+        # `jax.device_put` copies without one.
+        return jax.device_put(array)
+
     def gather_rows(self, value: Any, indices: Any) -> Any:
         return gather_rows(value, indices)
 

@@ -5,6 +5,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
 
 from keras_catembed import _step
 from keras_catembed.backend import generic
@@ -127,6 +128,12 @@ class Runner(generic.Runner):
             self.ids = self._mesh.replicate(self.ids)
             self.targets = self._mesh.replicate(self.targets)
 
+    def from_host(self, block: Any) -> Any:
+        # Kept in NumPy until `run` has padded it: `jnp.asarray` and
+        # `jnp.pad` each compile a program per shape, `jax.device_put`
+        # copies without one.
+        return block
+
     def run(self, block: Any, rows: int | None = None) -> Any:
         # The state is read from the variables before every call (a
         # callback between calls may have set some, as `keras.Model.fit`
@@ -143,11 +150,14 @@ class Runner(generic.Runner):
         length = max(self._lengths.get(size, 0), steps)
         self._lengths[size] = length
         if steps < length:
-            block = jnp.pad(block, ((0, length - steps), (0, 0)))
+            pad = np.pad if isinstance(block, np.ndarray) else jnp.pad
+            block = pad(block, ((0, length - steps), (0, 0)))
         if self._mesh is not None:
             block = self._mesh.split_batches(block)
             if self._mesh.one_call_at_a_time:
                 jax.block_until_ready(self.state)
+        elif isinstance(block, np.ndarray):
+            block = jax.device_put(block)
         logs, self.state = self._run(
             self.state,
             self.ids,
