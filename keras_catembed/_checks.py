@@ -43,6 +43,24 @@ def non_negative_int(name: str, value: Any) -> int:
     return int(value)
 
 
+# The seeds NumPy's and Keras's generators take (`np.random.seed`).
+MAX_SEED = 2**32 - 1
+
+
+def seed(name: str, value: Any) -> int:
+    """Returns `value` as an int, or raises if it is not a valid seed."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 0 <= int(value) <= MAX_SEED
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer in [0, 2**32 - 1]. Received: "
+            f"{name}={value!r}"
+        )
+    return int(value)
+
+
 def rate(name: str, value: Any) -> float:
     """Returns `value` as a float in [0, 1), or raises."""
     if (

@@ -182,9 +182,48 @@ def test_preset_dicts_and_folders_train_like_their_names(tmp_path):
     assert config == expected
 
 
+def test_a_preset_model_leaves_out_the_fold_label_column(monkeypatch):
+    # The labels of the folds are no input of the preset's model: a
+    # test fold's label never occurs in its training part.
+    from keras_catembed.evaluation import cross_validation
+
+    data = make_data(200)
+    data["fold"] = np.arange(200) % 2 + 1
+    models = []
+    original = cross_validation._score
+
+    def record(results, model, *args, **kwargs):
+        models.append(model)
+        return original(results, model, *args, **kwargs)
+
+    monkeypatch.setattr(cross_validation, "_score", record)
+    config = _quick_course()
+    results = cross_validate(
+        config, data, protocol=protocols.OfficialFolds(fold_column="fold")
+    )
+    assert [model.columns for model in models] == [["user_id", "item_id"]] * 2
+    assert results["num_test"] == [100, 100]
+    # Labels passed as an array train the same models.
+    labels = data.pop("fold")
+    same = cross_validate(
+        config, data, protocol=protocols.OfficialFolds(fold_column=labels)
+    )
+    np.testing.assert_array_equal(same["test_rmse"], results["test_rmse"])
+
+
+def _quick_course():
+    from keras_catembed import presets
+
+    config = presets.load("course")
+    config["recipe"].update(epochs=1, batch_size=64)
+    return config
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        ({"seed": -1}, r"`seed` must be an integer in \[0, 2\*\*32 - 1\]"),
+        ({"seed": 2**32}, r"Received: seed=4294967296"),
         ({"build": 3}, "`build` must be a preset .* or a function"),
         ({"build": "nope"}, "Unknown preset 'nope'"),
         ({"protocol": "random"}, "A protocol must be"),
@@ -259,6 +298,34 @@ def test_nested_search_never_sees_the_outer_test_rows(
 
 
 @pytest.mark.slow
+def test_nested_stops_when_every_trial_failed(tmp_path):
+    # No trial scored: no choice to retrain and report.
+    import keras_tuner
+
+    class Failing(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = RatingModel(
+                {"user_id": NUM_USERS, "item_id": NUM_ITEMS},
+                hidden_units=[hp.Choice("units", [4, 8])],
+            )
+            model.compile(optimizer="adam", loss="mse")
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            raise RuntimeError("this trial cannot train")
+
+    with pytest.raises(RuntimeError, match="Every trial of the search in "):
+        nested_cross_validate(
+            Failing(),
+            make_data(),
+            outer=protocols.HoldOut(0.2, seed=0),
+            tuner="grid",
+            max_trials=2,
+            directory=tmp_path,
+        )
+
+
+@pytest.mark.slow
 def test_nested_with_a_build_function(tmp_path):
     def build(hp):
         model = RatingModel(
@@ -289,6 +356,10 @@ def test_nested_with_a_build_function(tmp_path):
         ({"inner": None}, "`inner` must not be None"),
         ({"inner": 2.0}, "`inner` must be a fraction in"),
         ({"hypermodel": 3}, "`hypermodel` must be a `keras_tuner.HyperModel`"),
+        ({"max_trials": 0}, "`max_trials` must be a positive integer"),
+        ({"max_trials": 2.5}, "`max_trials` must be a positive integer"),
+        ({"epochs": 0}, "`epochs` must be a positive integer"),
+        ({"seed": 2**32}, r"`seed` must be an integer in \[0, 2\*\*32 - 1\]"),
     ],
 )
 def test_nested_rejects_bad_arguments(kwargs, match):

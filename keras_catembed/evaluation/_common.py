@@ -131,9 +131,9 @@ def is_int(value: object) -> TypeGuard[numbers.Integral]:
 
 
 def check_seed(seed: object) -> int:
-    if not is_int(seed):
-        raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
-    return int(seed)
+    from keras_catembed import _checks
+
+    return _checks.seed("seed", seed)
 
 
 def check_fraction(name: str, value: object) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 from keras_catembed.evaluation import protocols as _protocols
 from keras_catembed.evaluation._common import Data
 from keras_catembed.evaluation._common import Results
+from keras_catembed.evaluation._common import check_seed as _check_seed
 from keras_catembed.evaluation._common import empty_results as _empty_results
 from keras_catembed.evaluation._common import finish as _finish
 from keras_catembed.evaluation._common import model_data as _xy
@@ -75,7 +76,9 @@ def cross_validate(
             1-D arrays: the model's input columns and the `target` column
             (other columns, such as timestamps or fold labels, are left out
             of the inputs of a model with a `columns` attribute, like
-            `RatingModel`; other models get every column but `target` and
+            `RatingModel`; a preset's model has a column for each key but
+            `target`, `"timestamp"` and the protocols' `fold_column`;
+            other models get every column but `target` and
             `"timestamp"`).
         protocol: A `keras_catembed.evaluation.protocols.Protocol`, or a
             spec for `protocols.get`: an integer number of shuffled folds,
@@ -112,6 +115,7 @@ def cross_validate(
     print(results["mean"]["test_rmse"])
     ```
     """
+    seed = _check_seed(seed)
     protocol = _protocols.get(protocol)
     inner = (
         None
@@ -119,7 +123,9 @@ def cross_validate(
         else _inner_protocol(inner_validation, seed, "inner_validation")
     )
     if isinstance(build, (str, os.PathLike, Mapping)):
-        build = _preset_builder(build, data, target)
+        build = _preset_builder(
+            build, data, target, _label_columns(protocol, inner)
+        )
     elif not callable(build):
         raise ValueError(
             "`build` must be a preset (a name, a preset dict or a preset "
@@ -209,6 +215,11 @@ def nested_cross_validate(
     """
     import keras_tuner
 
+    from keras_catembed import _checks
+
+    seed = _check_seed(seed)
+    max_trials = _checks.positive_int("max_trials", max_trials)
+    epochs = _checks.positive_int("epochs", epochs)
     outer = _protocols.get(outer)
     splits = _inner_protocol(inner, seed, "inner", one_split=False)
     tuner_class = _tuner_class(tuner, keras_tuner)
@@ -242,7 +253,7 @@ def nested_cross_validate(
             kwargs.update(tuner_kwargs or {})
             search_tuner = tuner_class(**kwargs)
             search_tuner.search(epochs=epochs, verbose=fit_verbose)
-            best = search_tuner.get_best_hyperparameters(1)[0]
+            best = _best_scored(search_tuner, fold)
             _set_seed(seed)
             start = time.perf_counter()
             model = hypermodel.build(best)
@@ -257,6 +268,21 @@ def nested_cross_validate(
             _score(results, model, train, test, target, fit_time)
             results["hyperparameters"].append(dict(best.values))
     return _finish(results, verbose)
+
+
+def _best_scored(search_tuner: Any, fold: int) -> Any:
+    """The best completed trial's hyperparameters; an error if none."""
+    import keras_tuner
+
+    completed = keras_tuner.engine.trial.TrialStatus.COMPLETED
+    trials = search_tuner.oracle.get_best_trials(1)
+    if not trials or trials[0].status != completed:
+        raise RuntimeError(
+            f"Every trial of the search in outer fold {fold + 1} failed, so "
+            "there is no hyperparameter choice to retrain and score (see the "
+            "trials' errors above)."
+        )
+    return trials[0].hyperparameters
 
 
 def _set_seed(seed: int) -> None:
@@ -356,10 +382,26 @@ def _inner_protocol(
         ) from None
 
 
+def _label_columns(*splits: _protocols.Protocol | None) -> set[str]:
+    """The columns of dict data that `splits` read fold labels from."""
+    return {
+        column
+        for split in splits
+        if isinstance(column := getattr(split, "fold_column", None), str)
+    }
+
+
 def _preset_builder(
-    preset: str | os.PathLike[str] | Mapping[str, Any], data: Data, target: str
+    preset: str | os.PathLike[str] | Mapping[str, Any],
+    data: Data,
+    target: str,
+    labels: set[str],
 ) -> Callable[[Data], tuple[Any, dict[str, Any]]]:
-    """A `build` function for a preset (`cross_validate`)."""
+    """A `build` function for a preset (`cross_validate`).
+
+    The model's columns of dict data are its keys but `target`,
+    `"timestamp"` and the fold-label columns `labels`.
+    """
 
     from keras_catembed import presets
     from keras_catembed.rating_model import RatingModel
@@ -370,7 +412,8 @@ def _preset_builder(
     name = preset if isinstance(preset, str) else "preset"
     recipe = Recipe.from_config(config["recipe"])
     if isinstance(data, collections.abc.Mapping):
-        columns = [key for key in data if key not in (target, "timestamp")]
+        left_out = {target, "timestamp", *labels}
+        columns = [key for key in data if key not in left_out]
         values = {c: np.asarray(data[c]) for c in columns}
         embeddings = {
             c: int(np.max(v)) + 1 if len(v) else 1 for c, v in values.items()
