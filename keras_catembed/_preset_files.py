@@ -314,6 +314,11 @@ def save_to_preset(
         "embeddings": cardinalities,
     }
     text = json.dumps(config, indent=2)  # Fails before anything is written.
+    if os.path.exists(preset_dir) and not os.path.isdir(preset_dir):
+        raise ValueError(
+            "`preset_dir` must be a folder (new or existing), not a file. "
+            f"Received: preset_dir={os.fspath(preset_dir)!r}, a file"
+        )
     os.makedirs(preset_dir, exist_ok=True)
     weights = os.path.join(preset_dir, WEIGHTS_FILE)
     if model.built:

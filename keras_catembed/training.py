@@ -20,6 +20,9 @@ import keras
 from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _preset_columns
+from keras_catembed._preset_table import EMBEDDING_KEYS
+from keras_catembed._preset_table import LEGACY_KEYS
+from keras_catembed._preset_table import MODEL_KEYS
 from keras_catembed._recipe import Recipe
 from keras_catembed._recipe_parts import OPTIMIZERS
 from keras_catembed._recipe_parts import SCHEDULES
@@ -82,10 +85,25 @@ def train(
     from keras_catembed import presets
     from keras_catembed.datasets import movielens
 
+    for name, part in (("train", train), ("validation", validation)):
+        if part is not None and not isinstance(part, movielens.Ratings):
+            raise ValueError(
+                f"`{name}` must be a keras_catembed.datasets.movielens.Ratings "
+                "(for a dict of arrays, build the model with "
+                "`presets.build_model` and train it with `model.fit`). "
+                f"Received: {name} of type {type(part).__name__}"
+            )
     if seed is not None:
-        keras.utils.set_random_seed(_checks.non_negative_int("seed", seed))
+        keras.utils.set_random_seed(_checks.seed("seed", seed))
     config = presets.load(preset)
     recipe_keys = set(Recipe().get_config())
+    model_keys = {*MODEL_KEYS, *EMBEDDING_KEYS, "dtype"}
+    unknown = sorted(set(overrides) - recipe_keys - model_keys - {*LEGACY_KEYS})
+    if unknown:
+        raise ValueError(
+            f"Unknown overrides {unknown}. Expected some of the recipe's "
+            f"{sorted(recipe_keys)} or the model's {sorted(model_keys)}"
+        )
     changes = {k: overrides.pop(k) for k in list(overrides) if k in recipe_keys}
     recipe = Recipe.from_config(config["recipe"]).replace(**changes)
     for key in ("implicit", "neighborhood"):

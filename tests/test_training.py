@@ -465,3 +465,51 @@ def test_train_names_the_pairs_of_an_override_for_added_columns():
         ratings, config, verbose=0, seed=0, epochs=1, implicit=False
     )
     assert not model.implicit
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda r: training.train({"user_id": r.user_id}, "course"),
+            "`train` must be a keras_catembed.datasets.movielens.Ratings .* "
+            "Received: train of type dict",
+        ),
+        (
+            lambda r: training.train(r, "course", validation=(r.user_id,)),
+            "`validation` must be .* Received: validation of type tuple",
+        ),
+        (
+            lambda r: training.train(r, "course", epoch=2),
+            r"Unknown overrides \['epoch'\]. Expected some of the recipe's "
+            r"\[.*'epochs'.*\] or the model's \[.*'hidden_units'.*\]",
+        ),
+        (
+            lambda r: training.train(r, "course", seed=2**32),
+            r"`seed` must be an integer in \[0, 2\*\*32 - 1\]. Received: "
+            "seed=4294967296",
+        ),
+        (
+            lambda r: training.train(r, "course", seed=-1),
+            r"`seed` must be an integer in \[0, 2\*\*32 - 1\]",
+        ),
+    ],
+)
+def test_train_names_a_bad_argument_before_training(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_stamped_ratings(seed=3))
+
+
+def test_save_to_preset_names_a_file_in_the_way(tmp_path):
+    from keras_catembed import presets
+
+    model, _ = training.train(
+        _stamped_ratings(seed=4), "course", verbose=0, seed=0, epochs=1
+    )
+    path = tmp_path / "taken"
+    path.write_text("the user's file")
+    with pytest.raises(
+        ValueError, match="`preset_dir` must be a folder .* a file"
+    ):
+        presets.save_to_preset(model, path)
+    assert path.read_text() == "the user's file"
