@@ -117,6 +117,25 @@ def test_evaluate_saved_model(trained, data_dir, capsys):
     assert "model" in out.splitlines()[-1]
 
 
+def test_similar_with_no_candidate_is_an_error(trained, data_dir, capsys):
+    _, _, model_path, _ = trained
+    argv = ["similar", "--model", model_path, "--data-dir", data_dir]
+    argv += ["--movie", "Movie 3 (1952)", "--min-ratings"]
+    error = _error([*argv, "100000"], capsys)
+    assert "No movie but 'Movie 3 (1952)' has at least 100000 ratings" in error
+    assert "lower --min-ratings" in error
+    # The movie itself does not count: one below its own count works.
+    from keras_catembed.datasets import movielens
+
+    ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    index = list(ratings.titles).index("Movie 3 (1952)")
+    others = np.delete(counts, index)
+    status, out, _ = _run([*argv, str(others.max()), "-k", "1"], capsys)
+    assert status == 0
+    assert len(out.splitlines()) == 2
+
+
 def test_similar_lists_k_titles(trained, data_dir, capsys):
     _, _, model_path, _ = trained
     status, out, _ = _run(
@@ -368,11 +387,25 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     )
     assert status == 0, err
     assert f"RatingModel ({folder})" in out
+    # The files written are not replaced without --overwrite.
+    written = (tmp_path / "best.keras").read_bytes()
+    error = _error(argv, capsys)
+    assert "best.json exists already; pass --overwrite" in error
+    assert (tmp_path / "best.keras").read_bytes() == written
     # A second run resumes the finished search: no new trial.
-    status, out, _ = _run(argv, capsys)
+    resume = argv[: argv.index("--best-out")]
+    status, out, _ = _run(resume, capsys)
     assert status == 0
     assert len([ln for ln in out.splitlines() if "batch_size=512" in ln]) == 2
     assert not [ln for ln in out.splitlines() if " done: " in ln]
+    # Not with other settings, which the old trials did not use.
+    changed = [*resume]
+    changed[changed.index("--epochs") + 1] = "2"
+    error = _error(changed + ["--add-columns", "age"], capsys)
+    assert "holds a search run with other settings" in error
+    assert "columns: ['user_id', 'movie_id'] there," in error
+    assert "epochs: 1 there, 2 now" in error
+    assert "pass --overwrite to start afresh" in error
 
 
 def test_tune_add_columns_searches_with_them_and_trains_again(
@@ -797,7 +830,13 @@ def _error(argv, capsys):
         (["train", "--test-fraction", "1"], "--test-fraction must be a"),
         (["train", "--test-fraction", "0"], "--test-fraction must be a"),
         (["train", "--dropout", "1"], "--dropout must be a number in [0, 1)"),
-        (["train", "--seed", "-1"], "--seed must be an integer >= 0"),
+        (["train", "--seed", "-1"], "--seed must be an integer in [0, 2**32"),
+        (
+            ["train", "--seed", "4294967296"],
+            "--seed must be an integer in [0, 2**32 - 1]. Received: 4294967296",
+        ),
+        (["train", "--rating-range", "5,1"], "--rating-range must be two"),
+        (["train", "--rating-range", "1,nan"], "--rating-range must be two"),
         (["train", "--max-rows", "-3"], "--max-rows must be a positive"),
         (["train", "--embedding-dim", "0"], "--embedding-dim expects positive"),
         (["train", "--hidden-units", "8,0"], "--hidden-units expects positive"),
@@ -926,16 +965,33 @@ def test_version(capsys):
         ),
         (["tune", "--best-out", "best.keras"], "--best-out must name a .json"),
         (["tune", "--best-out", "{tmp}/none/b.json"], "none does not exist"),
+        # What the user made is not replaced without --overwrite.
+        (
+            ["train", "--save", "{tmp}/made.keras"],
+            "--save: {tmp}/made.keras exists already; pass --overwrite",
+        ),
+        (
+            ["tune", "--best-out", "{tmp}/made.json"],
+            "--best-out: {tmp}/made.keras exists already; pass --overwrite",
+        ),
+        (
+            ["tune", "--preset-out", "{tmp}/preset"],
+            "--preset-out: {tmp}/preset/config.json exists already",
+        ),
     ],
 )
 def test_output_paths_are_checked_before_training(
     tmp_path, capsys, argv, message
 ):
     (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "made.keras").write_bytes(b"a trained model")
+    (tmp_path / "preset").mkdir()
+    (tmp_path / "preset" / "config.json").write_text("{}")
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
     missing = str(tmp_path / "no-data")
     error = _error([*argv, "--data-dir", missing], capsys)
-    assert message in error
+    assert message.replace("{tmp}", str(tmp_path)) in error
+    assert (tmp_path / "made.keras").read_bytes() == b"a trained model"
 
 
 @pytest.mark.one_backend

@@ -238,7 +238,7 @@ _LIMITS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "k": _POSITIVE,
     "num_labels": _NON_NEGATIVE,
     "min_ratings": _NON_NEGATIVE,
-    "seed": _NON_NEGATIVE,
+    "seed": ("an integer in [0, 2**32 - 1]", lambda v: 0 <= v <= 2**32 - 1),
     "learning_rate": (
         "a finite number > 0",
         lambda v: math.isfinite(v) and v > 0,
@@ -278,6 +278,15 @@ def _check_output(
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CommandError(
             f"{option}: the folder {folder} is not writable. Received: {path!r}"
+        )
+
+
+def _check_new(option: str, path: str | None, replace: bool) -> None:
+    """Refuses to replace an existing `path` unless `replace` is set."""
+    if path is not None and os.path.exists(path) and not replace:
+        raise CommandError(
+            f"{option}: {path} exists already; pass --overwrite to replace "
+            "it, or name another path"
         )
 
 

@@ -117,7 +117,18 @@ def add_parser(commands: _common.Commands) -> None:
 
 def run_similar(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed similar`."""
+    import numpy as np
+
     model, ratings = _common._load_model(args)
+    index = _common._movie_index(ratings, args.movie)
+    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    counts[index] = 0
+    if not np.any(counts >= args.min_ratings):
+        raise _common.CommandError(
+            f"No movie but {ratings.titles[index]!r} has at least "
+            f"{args.min_ratings} ratings in {ratings.name}; lower "
+            "--min-ratings"
+        )
     return print_similar(
         model,
         ratings,

@@ -1,6 +1,7 @@
 """`catembed train`: train a preset's model and compare it with baselines."""
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
@@ -117,6 +118,12 @@ def add_parser(commands: _common.Commands) -> None:
         "exist); written before --plot and --similar run",
     )
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save file (otherwise the command "
+        "refuses before training)",
+    )
+    train.add_argument(
         "--plot",
         metavar="PATH",
         help="write a 2-D map of the movie embeddings (PNG, or another "
@@ -152,6 +159,7 @@ def check(args: argparse.Namespace) -> None:
                 f"one). Received: {args.preset!r}"
             )
     _common._check_output("--save", args.save, (".keras",))
+    _common._check_new("--save", args.save, args.overwrite)
     _common._check_image("--plot", args.plot)
     _common._check_image("--history-plot", args.history_plot)
 
@@ -191,9 +199,14 @@ def _model_overrides(args: argparse.Namespace) -> dict[str, Any]:
                     "--rating-range must be 'low,high' or 'none'. Received: "
                     f"{args.rating_range!r}"
                 )
-            overrides["rating_range"] = tuple(
-                _common._float("--rating-range", v) for v in parts
-            )
+            low, high = (_common._float("--rating-range", v) for v in parts)
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise _common.CommandError(
+                    "--rating-range must be two finite numbers 'low,high' "
+                    f"with low < high, or 'none'. Received: "
+                    f"{args.rating_range!r}"
+                )
+            overrides["rating_range"] = (low, high)
     return overrides
 
 

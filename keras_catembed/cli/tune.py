@@ -7,10 +7,14 @@ from typing import Any
 from typing import TextIO
 
 from keras_catembed import _preset_columns
+from keras_catembed._preset_table import CONFIG_FILE
 from keras_catembed.cli import _common
 from keras_catembed.datasets import movielens
 from keras_catembed.datasets.movielens import Ratings
 
+# The settings of a search, written in its project folder and compared
+# when it is resumed.
+SETTINGS_FILE = "catembed_search.json"
 TUNERS = {
     "random": "RandomSearch",
     "bayesian": "BayesianOptimization",
@@ -73,7 +77,8 @@ def add_parser(commands: _common.Commands) -> None:
     tune.add_argument(
         "--overwrite",
         action="store_true",
-        help="start afresh instead of resuming",
+        help="start afresh instead of resuming, and replace existing "
+        "--best-out and --preset-out files",
     )
     _common._add_pair_dtype_argument(
         tune,
@@ -106,12 +111,51 @@ def add_parser(commands: _common.Commands) -> None:
 def check(args: argparse.Namespace) -> None:
     """Checks the options of `catembed tune` before anything runs."""
     _common._check_output("--best-out", args.best_out, (".json",))
+    if args.best_out is not None:
+        _common._check_new("--best-out", args.best_out, args.overwrite)
+        _common._check_new(
+            "--best-out", _best_model_path(args.best_out), args.overwrite
+        )
     args.columns = _common._added_columns(args.add_columns)
     if args.preset_out is not None and os.path.isfile(args.preset_out):
         raise _common.CommandError(
             "--preset-out names a file; expected a folder (created if "
             f"missing). Received: {args.preset_out!r}"
         )
+    if args.preset_out is not None:
+        _common._check_new(
+            "--preset-out",
+            os.path.join(args.preset_out, CONFIG_FILE),
+            args.overwrite,
+        )
+
+
+def _check_resumable(project: str, settings: dict[str, Any]) -> None:
+    """Refuses to resume a search in `project` run with other settings."""
+    try:
+        with open(os.path.join(project, SETTINGS_FILE)) as file:
+            earlier = json.load(file)
+    except FileNotFoundError:
+        return
+    # As JSON writes them (tuples become lists).
+    settings = json.loads(json.dumps(settings))
+    changed = [
+        f"{key}: {earlier.get(key)!r} there, {value!r} now"
+        for key, value in settings.items()
+        if earlier.get(key) != value
+    ]
+    if changed:
+        raise _common.CommandError(
+            f"{project} holds a search run with other settings "
+            f"({'; '.join(changed)}), which this one would resume; pass "
+            "--overwrite to start afresh, or another --project-name or "
+            "--directory"
+        )
+
+
+def _best_model_path(best_out: str) -> str:
+    """The .keras file `--best-out` writes beside its .json file."""
+    return os.path.splitext(best_out)[0] + ".keras"
 
 
 def _fixed(pairs: list[str]) -> dict[str, Any]:
@@ -203,10 +247,27 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
         "overwrite": args.overwrite,
         "seed": args.seed,
     }
+    project = os.path.join(args.directory, options["project_name"])
+    settings = {
+        "dataset": ratings.name,
+        "split": split,
+        "test_fraction": args.test_fraction if split == "random" else None,
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "columns": list(hypermodel.columns),
+        "tuner": args.tuner,
+        "epochs": args.epochs,
+        "fix": fixed,
+        "pair_dtype": args.pair_dtype,
+    }
+    if not args.overwrite:
+        _check_resumable(project, settings)
     if args.tuner == "hyperband":
         tuner = tuner_class(hypermodel, max_epochs=args.epochs, **options)
     else:
         tuner = tuner_class(hypermodel, max_trials=args.max_trials, **options)
+    with open(os.path.join(project, SETTINGS_FILE), "w") as file:
+        json.dump(settings, file, indent=2)
     print(
         f"Tuning on {ratings.name} ({split} split): {len(train):,} training "
         f"and {len(validation):,} validation ratings; {args.tuner} search "
@@ -242,7 +303,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
         print(f"{trial.trial_id:<8} {score:>10}  {values}", file=out)
     best = tuner.get_best_hyperparameters()[0]
     if args.best_out:
-        model_path = os.path.splitext(args.best_out)[0] + ".keras"
+        model_path = _best_model_path(args.best_out)
         tuner.get_best_models()[0].save(model_path)
         with open(args.best_out, "w", encoding="utf-8") as file:
             json.dump(
