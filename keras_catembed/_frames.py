@@ -41,12 +41,12 @@ def _column_values(name: str, series: Any) -> np.ndarray:
             "a value in every row."
         )
     values: np.ndarray = series.to_numpy()
-    if values.dtype == object:
-        # Nullable integer columns come back as objects.
-        try:
-            values = series.to_numpy(dtype="int64")
-        except (TypeError, ValueError):
-            pass
+    # Nullable (masked) and Arrow-backed columns come back as objects: read
+    # them in their own NumPy dtype. A column of Python objects stays one,
+    # which the checks of ids and ratings reject, as for a NumPy array.
+    numpy_dtype = getattr(series.dtype, "numpy_dtype", None)
+    if values.dtype == object and numpy_dtype not in (None, np.dtype(object)):
+        values = series.to_numpy(dtype=numpy_dtype)
     return values
 
 

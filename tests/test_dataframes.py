@@ -192,6 +192,27 @@ def test_nullable_integer_columns_without_missing_values():
     )
 
 
+def test_object_columns_are_refused_as_numpy_objects_are():
+    # A column of Python objects is not read as integers: fractional or
+    # bool ids and digit strings are refused, and so are ratings held as
+    # objects (not truncated to whole numbers).
+    df = frame()
+    model = make_model()
+    for values in ([1.5] * len(df), [True] * len(df), ["1"] * len(df)):
+        bad = df.assign(user_id=pd.Series(values, index=df.index, dtype=object))
+        with pytest.raises(ValueError, match="'user_id'.*dtype object"):
+            model.predict(bad, verbose=0)
+    ratings = df["rating"].astype(object)
+    with pytest.raises(ValueError, match="`y` must hold numeric ratings"):
+        model.evaluate(df, ratings, verbose=0)
+    # Nullable floats are read as floats, not truncated.
+    nullable = df["rating"].astype("Float64")
+    np.testing.assert_allclose(
+        model.evaluate(df, nullable, verbose=0),
+        model.evaluate(df, df["rating"], verbose=0),
+    )
+
+
 def test_the_library_runs_without_pandas():
     # `import pandas` fails in this process: dicts of arrays still work.
     code = (
