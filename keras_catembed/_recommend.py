@@ -327,6 +327,8 @@ def _check_users(
         raise ValueError(
             f"The columns of `users` must have one length. Received {lengths}"
         )
+    if not lengths[user_column]:
+        raise ValueError("`users` must hold at least one user. Received none")
     return checked
 
 
@@ -364,8 +366,18 @@ def _excluded(
             f"`exclude` must hold the columns {[user_column, item_column]}. "
             f"Missing: {missing}"
         )
-    users = _as_ids(f"exclude[{user_column!r}]", exclude[user_column])
-    items = _as_ids(f"exclude[{item_column!r}]", exclude[item_column])
+    from keras_catembed import _checks
+
+    # Whole numbers, as the model's own ids: `int` would truncate 5.5.
+    users, items = (
+        _checks.ids_to_numpy(
+            f"`exclude[{column!r}]`", _as_ids(f"exclude[{column!r}]", values)
+        )
+        for column, values in (
+            (user_column, exclude[user_column]),
+            (item_column, exclude[item_column]),
+        )
+    )
     if users.size != items.size:
         raise ValueError(
             "The columns of `exclude` must have one length. Received "

@@ -120,11 +120,30 @@ def test_wider_models_take_the_other_columns_per_user():
         ({"candidates": [1, 1]}, r"must not repeat"),
         ({"exclude": [(0, 1)]}, r"`exclude` must be a dict"),
         ({"exclude": {"user_id": [0]}}, r"Missing: \['movie_id'\]"),
+        (
+            {"exclude": {"user_id": [0], "movie_id": [2.5]}},
+            r"`exclude\['movie_id'\]` received the non-integer id 2.5",
+        ),
+        (
+            {"exclude": {"user_id": [0.5], "movie_id": [2]}},
+            r"`exclude\['user_id'\]` received the non-integer id 0.5",
+        ),
+        ({"users": []}, r"`users` must hold at least one user"),
+        ({"users": {"user_id": np.array([], "int32")}}, r"at least one user"),
     ],
 )
 def test_bad_arguments_name_the_problem(kwargs, match):
+    kwargs = {"users": [0], "k": 2, **kwargs}
+    model = make_model()
+    one = {"user_id": np.array([0]), "movie_id": np.array([1])}
+    expected = model.predict(one, verbose=0)
     with pytest.raises(ValueError, match=match):
-        make_model().recommend([0], **{"k": 2, **kwargs})
+        model.recommend(**kwargs)
+    # The model is left usable (on JAX, a failed compiled call was not).
+    np.testing.assert_array_equal(
+        model.predict(one, verbose=0), expected
+    )
+    assert model.recommend([0], k=2)[0].shape == (1, 2)
 
 
 def test_unknown_ids_are_rejected_before_scoring():
