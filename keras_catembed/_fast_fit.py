@@ -246,18 +246,27 @@ def fit(
             if validation_data is not None and _should_validate(
                 epoch, validation_freq
             ):
-                x_val, y_val, *rest = validation_data
-                val_logs = model.evaluate(
-                    x_val,
-                    y_val,
-                    sample_weight=rest[0] if rest else None,
-                    batch_size=validation_batch_size or batch_size,
-                    verbose=0,
-                    # As in `keras.Model.fit`: the callbacks see the validation
-                    # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
-                    callbacks=callbacks,
-                    return_dict=True,
-                )
+                # As in `keras.Model.fit`: the callbacks see the validation
+                # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
+                if isinstance(validation_data, (tuple, list)):
+                    x_val, y_val, *rest = validation_data
+                    val_logs = model.evaluate(
+                        x_val,
+                        y_val,
+                        sample_weight=rest[0] if rest else None,
+                        batch_size=validation_batch_size or batch_size,
+                        verbose=0,
+                        callbacks=callbacks,
+                        return_dict=True,
+                    )
+                else:
+                    # A dataset or generator brings its own batches.
+                    val_logs = model.evaluate(
+                        validation_data,
+                        verbose=0,
+                        callbacks=callbacks,
+                        return_dict=True,
+                    )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs

@@ -278,6 +278,13 @@ def check_x(model: Any, x: Any, where: str = "predict") -> Any:
             standardize_structure(columns, x)
         return x
     standardize_structure(columns, x, shapes=True)
+    # Lists become arrays, which every Keras loop takes (`predict` takes no
+    # dict of lists); the caller's dict is left as it is.
+    x = {
+        key: np.asarray(value) if isinstance(value, (list, tuple)) else value
+        for key, value in x.items()
+    }
+    rows: dict[str, int] = {}
     for column in columns:
         value = x[column]
         if not is_array_like(value):
@@ -295,8 +302,39 @@ def check_x(model: Any, x: Any, where: str = "predict") -> Any:
                 f"`{where}` received no samples: column '{column}' has "
                 "0 rows. Expected at least one row."
             )
+        check_rows(rows, f"column '{column}'", shape[0])
         model.embedding_layers[column].check_ids(value)
     return x
+
+
+def check_labelled_rows(model: Any, x: Any, y: Any, sample_weight: Any) -> None:
+    """Raises unless `x`'s columns, `y` and `sample_weight` have one length.
+
+    Only arrays are compared (a dataset carries its own rows).
+    """
+    if not isinstance(x, collections.abc.Mapping):
+        return
+    rows: dict[str, int] = {}
+    column = model.columns[0]
+    if is_array_like(x.get(column)):
+        check_rows(rows, f"column '{column}'", np.shape(x[column])[0])
+    for name, value in (("`y`", y), ("`sample_weight`", sample_weight)):
+        if value is not None and is_array_like(value) and np.ndim(value):
+            check_rows(rows, name, np.shape(value)[0])
+
+
+def check_rows(rows: dict[str, int], name: str, count: int) -> None:
+    """Records that `name` has `count` rows; raises if others differ.
+
+    `rows` maps the names checked so far to their row counts.
+    """
+    for other, other_count in rows.items():
+        if other_count != count:
+            raise ValueError(
+                f"{name[0].upper()}{name[1:]} has {count} rows but {other} "
+                f"has {other_count}. All inputs must have the same length."
+            )
+    rows[name] = count
 
 
 def check_y(y: Any, name: str = "y") -> None:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from keras_catembed import _auto
+from keras_catembed import _checks
 from keras_catembed import _fast_fit
 from keras_catembed import _forward
 from keras_catembed import _frames
@@ -126,6 +127,7 @@ class RatingTrainer(ModelBase):
         """
         _inputs.check_batch_size("batch_size", batch_size)
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)
+        _checks.rate("validation_split", validation_split)
         x, y, sample_weight = self._check_labelled("fit", x, y, sample_weight)
         validation_data = _inputs.check_validation_data(self, validation_data)
         kwargs = dict(
@@ -162,20 +164,40 @@ class RatingTrainer(ModelBase):
         start_hashing = functools.partial(
             _provenance.start, self, x, y, validation_split, validation_data
         )
+        # Validation batches from a dataset or generator are checked only
+        # as they run, after training: a failure then restores the state.
+        streamed = validation_data is not None and not isinstance(
+            validation_data, (tuple, list)
+        )
         if fast is False or reason is not None:
             pending = start_hashing()
-            history = self._run("train", x, super().fit, x, y, **kwargs, **slow)
+            history = self._run(
+                "train",
+                x,
+                super().fit,
+                x,
+                y,
+                copy_state=streamed,
+                **kwargs,
+                **slow,
+            )
         else:
             # Once the first epoch's order is drawn: until then the thread
             # drawing it has the spare core to itself.
             started: list[Any] = []
-            history = _fast_fit.fit(
-                self,
-                x,
-                y,
-                **kwargs,
-                on_order_drawn=lambda: started.append(start_hashing()),
-            )
+            saved = backend.current.save_state(self, copy=streamed)
+            try:
+                history = _fast_fit.fit(
+                    self,
+                    x,
+                    y,
+                    **kwargs,
+                    on_order_drawn=lambda: started.append(start_hashing()),
+                )
+            except BaseException:
+                if streamed:
+                    backend.current.restore_state(self, saved)
+                raise
             pending = started[0] if started else start_hashing()
         backend.current.unshare_ema_buffers(self)
         _provenance.finish(self, pending)
@@ -231,6 +253,7 @@ class RatingTrainer(ModelBase):
         sample_weight = _frames.values(sample_weight, "sample_weight")
         _inputs.check_y(y)
         _inputs.check_sample_weight(sample_weight)
+        _inputs.check_labelled_rows(self, x, y, sample_weight)
         return x, y, sample_weight
 
     def _on_batch(
@@ -258,6 +281,7 @@ class RatingTrainer(ModelBase):
         x: Any,
         method: Callable[..., Any],
         *args: Any,
+        copy_state: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Runs a Keras loop, without per-step id checks for checked arrays.
@@ -275,6 +299,8 @@ class RatingTrainer(ModelBase):
         were not checked up front can fail in the graph, so their call
         first copies the variables (and restores them on failure, on every
         backend: a stream that fails at its tenth batch trains nothing).
+        `copy_state` copies them for checked inputs too (a `fit` whose
+        validation data is a stream).
         """
         trusted = _inputs.checked(self.columns, x)
         attribute = f"{kind}_function"
@@ -296,7 +322,7 @@ class RatingTrainer(ModelBase):
             self.__dict__[step] = functools.partial(
                 getattr(type(self), step), self
             )
-        saved = backend.current.save_state(self, copy=not trusted)
+        saved = backend.current.save_state(self, copy=copy_state or not trusted)
         direct = _forward.calls_layers_directly(self)
         try:
             with (

@@ -131,6 +131,54 @@ def test_empty_input_is_a_clear_error_and_changes_nothing(method, tmp_path):
     _assert_usable(model, tmp_path, weights)
 
 
+@pytest.mark.parametrize(
+    "method, args, message",
+    [
+        (
+            "predict",
+            ({"user_id": np.array([0, 1, 2]), "movie_id": np.array([0, 1])},),
+            "Column 'movie_id' has 2 rows but column 'user_id' has 3",
+        ),
+        (
+            "evaluate",
+            (_x(), Y[:5]),
+            "`y` has 5 rows but column 'user_id' has 6",
+        ),
+        (
+            "evaluate",
+            (_x(), Y, None, 0, np.ones(4, "float32")),
+            "`sample_weight` has 4 rows but column 'user_id' has 6",
+        ),
+        ("fit", (_x(), Y[:4]), "`y` has 4 rows|has 6 rows but `y` has 4"),
+        ("train_on_batch", (_x(), Y[:3]), "`y` has 3 rows"),
+        (
+            "predict_on_batch",
+            ({"user_id": np.array([0]), "movie_id": np.array([0, 1])},),
+            "Column 'movie_id' has 2 rows but column 'user_id' has 1",
+        ),
+    ],
+)
+def test_inputs_of_other_lengths_are_named_and_change_nothing(
+    method, args, message, tmp_path
+):
+    model = _trained()
+    weights = _weights(model)
+    with pytest.raises(ValueError, match=message):
+        getattr(model, method)(*args)
+    _assert_unchanged(model, weights)
+    _assert_usable(model, tmp_path, weights)
+
+
+def test_lists_are_columns_as_arrays_are():
+    model = _trained()
+    x = {"user_id": [0, 1, 2], "movie_id": [1, 2, 3]}
+    arrays = {column: np.array(ids) for column, ids in x.items()}
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), model.predict(arrays, verbose=0)
+    )
+    assert x == {"user_id": [0, 1, 2], "movie_id": [1, 2, 3]}
+
+
 def _in_graph_error():
     """What a failed in-graph id check raises on this backend."""
     if BACKEND == "tensorflow":
@@ -165,6 +213,54 @@ def test_bad_id_in_a_stream_fails_and_leaves_the_model_usable(
     np.testing.assert_allclose(
         good, model.predict(_x(), verbose=0)[:2], rtol=1e-6, atol=1e-6
     )
+
+
+class _GoodValidation(keras.utils.PyDataset):
+    """The rows of `_x()` and `Y` in batches of 4 and 2."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        rows = slice(0, 4) if index == 0 else slice(4, 6)
+        return {k: v[rows] for k, v in _x().items()}, Y[rows]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_stream_of_validation_batches_validates_each_epoch(fast):
+    model = _trained()
+    history = model.fit(
+        _x(), Y, epochs=2, validation_data=_GoodValidation(), fast=fast
+    )
+    assert len(history.history["val_loss"]) == 2
+    # The last epoch's validation scored the weights training left.
+    np.testing.assert_allclose(
+        history.history["val_loss"][-1],
+        model.evaluate(_x(), Y, verbose=0)[0],
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_bad_id_in_validation_batches_trains_nothing(fast, tmp_path):
+    # The stream is checked as it runs, after an epoch of training: the
+    # call fails and the model is as it was before it.
+    model = _trained()
+    weights = _weights(model)
+    optimizer_state = _optimizer_state(model)
+    with pytest.raises(_in_graph_error(), match="unknown id"):
+        model.fit(_x(), Y, epochs=2, validation_data=_BadIds(True), fast=fast)
+    _assert_unchanged(model, weights, optimizer_state)
+    _assert_usable(model, tmp_path, weights)
+
+
+@pytest.mark.parametrize("split", [-0.1, 1.0, 1.5, True])
+def test_validation_split_outside_0_1_is_named(split):
+    model = _trained()
+    weights = _weights(model)
+    with pytest.raises(ValueError, match=r"`validation_split` must be a float"):
+        model.fit(_x(), Y, validation_split=split, verbose=0)
+    _assert_unchanged(model, weights)
 
 
 def test_exception_in_a_callback_leaves_the_model_usable(tmp_path):

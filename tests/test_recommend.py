@@ -140,9 +140,7 @@ def test_bad_arguments_name_the_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
         model.recommend(**kwargs)
     # The model is left usable (on JAX, a failed compiled call was not).
-    np.testing.assert_array_equal(
-        model.predict(one, verbose=0), expected
-    )
+    np.testing.assert_array_equal(model.predict(one, verbose=0), expected)
     assert model.recommend([0], k=2)[0].shape == (1, 2)
 
 
