@@ -258,13 +258,24 @@ class ColumnEncoder(keras.layers.Layer):
         if self.neighborhood_layer is not None:
             layer = self.neighborhood_layer
             column, source = self._sources["neighborhood"]
+            # The source column may be one no other layer reads (an
+            # encoder of its own): its ids are checked here.
+            source_rows, invalid = source.checked_rows(
+                inputs[column], ids_checked=step.ids_checked
+            )
             neighbors = step.invoke(
                 layer,
                 rows,
-                source._clipped_rows(inputs[column]),
+                source_rows,
                 training=training,
                 gathered=step.rows_of(layer),
             )
+            if invalid is not None:
+                neighbors = ops.where(
+                    ops.expand_dims(invalid, -1),
+                    ops.cast(float("nan"), neighbors.dtype),
+                    neighbors,
+                )
             vector = ops.concatenate(
                 [vector, ops.cast(neighbors, vector.dtype)], axis=-1
             )

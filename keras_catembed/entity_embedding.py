@@ -266,6 +266,28 @@ class EntityEmbedding(keras.layers.Layer):
         rows, _ = self._rows(ops.cast(ids, "int32"))
         return ops.clip(rows, 0, self.num_rows - 1)
 
+    def checked_rows(
+        self, ids: Any, ids_checked: bool = False
+    ) -> tuple[Any, Any]:
+        """Table rows of ids read for another layer, checked as `call` does.
+
+        For a column whose ids only another layer reads (the source column
+        of a neighbourhood): concrete ids are checked here, ids inside a
+        compiled graph get `call`'s graph assertions, and with
+        `ids_checked` nothing is checked. Returns `(rows, invalid)`: the
+        rows, clipped into the table, and inside a graph the mask of ids no
+        row stands for (whose assertion XLA may drop), else None.
+        """
+        if ids_checked or isinstance(ids, keras.KerasTensor):
+            # Checked, or symbolic (a functional model being built).
+            return self._clipped_rows(ids), None
+        dtype = _checks.check_id_dtype(self._where, ids)
+        if _checks.is_concrete(ids):
+            self.check_ids(ids)
+            return self._clipped_rows(ids), None
+        rows, invalid = _ids.graph_checked_rows(self, ids, dtype)
+        return ops.clip(rows, 0, self.num_rows - 1), invalid
+
     def _rows(self, ids: Any) -> tuple[Any, Any]:
         """Maps int32 ids to table rows; returns (rows, known mask)."""
         return _ids.table_rows(self, ids)

@@ -189,6 +189,31 @@ def test_unknown_id_names_the_column():
         users(bad)
 
 
+@pytest.mark.parametrize("bad", [MOVIES, 1000, -1, 2.5])
+def test_a_neighbourhood_checks_its_source_columns_ids(bad):
+    # The movie column is read by the users' neighbourhood only: no other
+    # layer checks its ids, so the encoder does, eagerly and compiled.
+    x, y = data()
+    movies = ColumnEncoder(MOVIES, column="movie_id")
+    users = ColumnEncoder(USERS, column="user_id", neighborhood=movies)
+    users.adapt(x, y)
+    good = {"user_id": np.array([1, 2]), "movie_id": np.array([3, 4])}
+    expected = ops.convert_to_numpy(users(good))
+    ids = np.array([3, bad], dtype="float32" if bad == 2.5 else "int64")
+    with pytest.raises(ValueError, match="movie_id"):
+        users({"user_id": np.array([1, 2]), "movie_id": ids})
+    inputs = {
+        "user_id": keras.Input((), dtype="int32", name="user_id"),
+        "movie_id": keras.Input((), dtype=ids.dtype.name, name="movie_id"),
+    }
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(users(good)), expected, rtol=1e-6
+    )
+    model = keras.Model(inputs, users(inputs))
+    with pytest.raises(Exception, match="movie_id"):
+        model.predict({"user_id": np.array([1, 2]), "movie_id": ids}, verbose=0)
+
+
 def test_missing_column_and_wrong_inputs():
     x, y = data()
     users, _ = encoders()
