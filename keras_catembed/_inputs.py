@@ -150,6 +150,11 @@ def check_sample_weight(
         raise ValueError(
             f"`{name}` must hold one weight per row. Received a scalar"
         )
+    if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+        raise ValueError(
+            f"`{name}` must have shape (n,) or (n, 1): one weight per row. "
+            f"Received: shape={values.shape}"
+        )
     check_finite(name, values, "weight", "Sample weights")
 
 

@@ -249,6 +249,12 @@ class RatingTrainer(ModelBase):
     ) -> tuple[Any, Any, Any]:
         """`x`, `y` and `sample_weight` of the loop `method`, checked."""
         x = _inputs.check_x(self, x, method)
+        if y is None and _inputs.checked(self.columns, x):
+            # A dataset or generator may carry the ratings; arrays cannot.
+            raise ValueError(
+                f"`{method}` needs the ratings `y` with array inputs "
+                "(one per row). Received: y=None"
+            )
         y = _frames.values(y)
         sample_weight = _frames.values(sample_weight, "sample_weight")
         _inputs.check_y(y)

@@ -169,6 +169,29 @@ def test_inputs_of_other_lengths_are_named_and_change_nothing(
     _assert_usable(model, tmp_path, weights)
 
 
+@pytest.mark.parametrize(
+    "method", ["fit", "evaluate", "train_on_batch", "test_on_batch"]
+)
+def test_arrays_without_ratings_are_named_and_change_nothing(method, tmp_path):
+    # On JAX the call failed inside Keras's loop and left the model unusable.
+    model = _trained()
+    weights = _weights(model)
+    with pytest.raises(ValueError, match=rf"`{method}` needs the ratings `y`"):
+        getattr(model, method)(_x())
+    _assert_unchanged(model, weights)
+    _assert_usable(model, tmp_path, weights)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_sample_weights_of_two_columns_are_named(fast, tmp_path):
+    model = _trained()
+    weights = _weights(model)
+    with pytest.raises(ValueError, match=r"shape \(n,\) or \(n, 1\).*\(6, 2\)"):
+        model.fit(_x(), Y, sample_weight=np.ones((6, 2)), fast=fast, verbose=0)
+    _assert_unchanged(model, weights)
+    _assert_usable(model, tmp_path, weights)
+
+
 def test_lists_are_columns_as_arrays_are():
     model = _trained()
     x = {"user_id": [0, 1, 2], "movie_id": [1, 2, 3]}
