@@ -788,6 +788,35 @@ def test_neighborhood_pairs_the_first_two_columns_and_adapts_to_ratings():
         RatingHyperModel(one, neighborhood=True)
 
 
+@pytest.mark.parametrize("frame", [False, True])
+def test_validation_split_rows_neither_adapt_nor_lengthen_the_trial(frame):
+    # Keras holds the last half out inside `fit`; the trial's pairs and
+    # its cosine schedule come from the first half, the training rows.
+    # (A trial with pairs is adapted to a dict of arrays only.)
+    hypermodel = RatingHyperModel(
+        EMBEDDINGS, neighborhood=not frame, implicit=False, batch_size=64
+    )
+    hp = _with_values(schedule="cosine", learning_rate=0.01)
+    model = hypermodel.build(hp)
+    x, y = make_ratings(num_rows=256)
+    if frame:
+        import pandas as pd
+
+        x, y = pd.DataFrame(x), pd.Series(y)
+    history = hypermodel.fit(
+        hp, model, x, y, validation_split=0.5, epochs=2, verbose=0
+    )
+    assert len(history.history["val_rmse"]) == 2
+    users, items = (np.asarray(x[c])[:128] for c in ("user_id", "item_id"))
+    rated = len(set(zip(users, items, strict=True)))
+    assert bool(model.neighborhood) == (not frame)
+    for layer in model.neighborhood_layers.values():
+        assert layer.listed_pairs() == rated
+    # 2 steps of 64 rows an epoch, and the rate decays to 0 at the last.
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert float(model.optimizer.learning_rate) < 1e-8
+
+
 def test_neighborhood_trials_need_the_ratings_to_adapt():
     hypermodel = RatingHyperModel(EMBEDDINGS, neighborhood=True)
     hp = keras_tuner.HyperParameters()

@@ -366,6 +366,8 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
         """
         _recipe.check_fit_kwargs(kwargs)
         recipe = self.recipe(hp, epochs=kwargs.pop("epochs", 1))
+        # The pairs and the schedule's length come from the training rows.
+        args, kwargs = _recipe.split_validation(args, kwargs)
         x = _recipe.adapt(model, args, kwargs)
         schedule = getattr(model, "_hypermodel_schedule", None)
         if schedule is not None:

@@ -50,6 +50,57 @@ def check_fit_kwargs(kwargs: Mapping[str, Any]) -> None:
         )
 
 
+def split_validation(
+    args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """`fit` arguments whose `validation_split` is made `validation_data`.
+
+    Keras holds out the last `validation_split` of the rows only inside
+    `fit`; a trial also adapts its pairs and sets its schedule's length
+    from the inputs, which must then be the training rows alone. For a
+    dict of arrays or a DataFrame the rows are split here as Keras splits
+    them; other inputs, or `validation_data` given (which Keras uses in
+    place of the split), are left as they are.
+    """
+    from keras_catembed import _frames
+
+    args, kwargs = tuple(args), dict(kwargs)
+    share = kwargs.get("validation_split")
+    if not share or kwargs.get("validation_data") is not None:
+        return args, kwargs
+    x: Any = args[0] if args else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    frame = _frames.is_dataframe(x)
+    if len(args) > 2 or not (frame or isinstance(x, Mapping)):
+        return args, kwargs
+    num_rows = len(x) if frame else len(next(iter(x.values())))
+    cut = int(num_rows * (1.0 - share))
+
+    def part(values: Any, rows: slice) -> Any:
+        if values is None:
+            return None
+        if _frames.is_dataframe(values) or _frames.is_series(values):
+            return values.iloc[rows]
+        if isinstance(values, Mapping):
+            return {key: part(column, rows) for key, column in values.items()}
+        return values[rows]
+
+    for name in ("x", "y", "validation_split"):
+        kwargs.pop(name, None)
+    train, held = slice(0, cut), slice(cut, None)
+    weights = kwargs.pop("sample_weight", None)
+    if weights is None:
+        kwargs["validation_data"] = (part(x, held), part(y, held))
+    else:
+        kwargs["sample_weight"] = part(weights, train)
+        kwargs["validation_data"] = (
+            part(x, held),
+            part(y, held),
+            part(weights, held),
+        )
+    return (part(x, train), part(y, train)), kwargs
+
+
 def adapt(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     """Adapts a model's pairs to the `fit` arguments; returns the inputs.
 
