@@ -39,6 +39,8 @@ except ImportError as error:  # pragma: no cover - depends on the install
 import numpy as np
 from numpy.typing import NDArray
 
+from keras_catembed import _checks
+
 __all__ = [
     "entity_embedding_cases",
     "entity_embedding_kwargs",
@@ -71,6 +73,8 @@ def entity_embedding_kwargs(
     Returns:
         A strategy of dicts of keyword arguments.
     """
+    _checks.positive_int("max_ids", max_ids)
+    _checks.positive_int("max_output_dim", max_output_dim)
     kwargs: dict[str, Any] = {}
     if draw(st.booleans()):
         kwargs["input_dim"] = draw(st.integers(1, max_ids))
@@ -234,11 +238,20 @@ def rating_model_cases(
         assert model(inputs).shape == (len(inputs["user_id"]), 1)
     ```
     """
+    for name, value in (
+        ("max_columns", max_columns),
+        ("max_cardinality", max_cardinality),
+        ("max_batch", max_batch),
+    ):
+        _checks.positive_int(name, value)
     if columns is None:
         num_columns = draw(st.integers(1, max_columns))
         names = [f"c{i}" for i in range(num_columns)]
-    elif isinstance(columns, dict):
-        names = list(columns)
+    elif isinstance(columns, str):
+        raise ValueError(
+            "`columns` must be a list of column names or a dict of their "
+            f"cardinalities, not one string. Received: columns={columns!r}"
+        )
     else:
         names = list(columns)
     if not names or len(set(names)) != len(names):
@@ -248,8 +261,10 @@ def rating_model_cases(
         )
     embeddings: dict[str, int] = {}
     for name in names:
-        if isinstance(columns, dict):
-            embeddings[name] = int(columns[name])
+        if isinstance(columns, Mapping):
+            embeddings[name] = _checks.positive_int(
+                f"columns[{name!r}]", columns[name]
+            )
         else:
             embeddings[name] = draw(st.integers(1, max_cardinality))
     hidden_units = draw(st.lists(st.integers(1, 8), min_size=0, max_size=2))

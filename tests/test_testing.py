@@ -56,3 +56,31 @@ def test_inputs_hold_valid_ids_of_one_shape(inputs):
 def test_bad_columns_are_rejected(columns):
     with pytest.raises(ValueError, match=r"`columns` must name"):
         testing.rating_model_cases(columns=columns).example()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"columns": "user_id"}, r"`columns` must be a list .* not one string"),
+        ({"columns": {"u": 0, "m": 4}}, r"`columns\['u'\]` must be a positive"),
+        ({"columns": {"u": 2.5}}, r"`columns\['u'\]` must be a positive"),
+        ({"max_cardinality": 0}, r"`max_cardinality` must be a positive"),
+        ({"max_batch": 0}, r"`max_batch` must be a positive"),
+    ],
+)
+def test_bad_case_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        testing.rating_model_cases(**kwargs).example()
+
+
+def test_any_mapping_fixes_the_cardinalities():
+    from types import MappingProxyType
+
+    columns = MappingProxyType({"u": 3, "m": 4})
+    init_kwargs, _ = testing.rating_model_cases(columns=columns).example()
+    assert init_kwargs["embeddings"] == {"u": 3, "m": 4}
+
+
+def test_bad_embedding_arguments_are_named():
+    with pytest.raises(ValueError, match=r"`max_ids` must be a positive"):
+        testing.entity_embedding_kwargs(max_ids=0).example()
