@@ -165,6 +165,33 @@ def test_to_projector_single_metadata_column_has_no_header(
         assert file.read().splitlines() == list("abcde")
 
 
+def test_to_projector_lists_every_column_of_its_folder(model, tmp_path):
+    # A second column joins the first in the config; writing a column
+    # again replaces its own entry only.
+    from types import MappingProxyType
+
+    log_dir = str(tmp_path)
+    explore.to_projector(model, "movie", log_dir, list("abcde"))
+    titles = MappingProxyType({"name": ["x", "y", "z"]})
+    paths = explore.to_projector(model, "user", log_dir, titles)
+    explore.to_projector(model, "movie", log_dir)
+    with open(paths["config"], encoding="utf-8") as file:
+        config = file.read()
+    assert config.count("embeddings {") == 2
+    assert 'tensor_name: "user"' in config and 'tensor_name: "movie"' in config
+    assert 'metadata_path: "user_metadata.tsv"' in config
+    assert 'metadata_path: "movie_metadata.tsv"' not in config
+
+
+def test_to_projector_checks_metadata_before_writing(model, tmp_path):
+    from types import MappingProxyType
+
+    bad = MappingProxyType({"title": list("ab"), "year": range(2)})
+    with pytest.raises(ValueError, match=r"metadata\['title'\]"):
+        explore.to_projector(model, "movie", str(tmp_path), bad)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_nearest_only_among_candidates(model):
     indices, _ = explore.nearest(model, "movie", 0, candidates=[2, 3, 0])
     np.testing.assert_array_equal(indices, [3, 2])

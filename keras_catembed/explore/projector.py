@@ -1,6 +1,7 @@
 """Files for TensorBoard's embedding projector."""
 
 import os
+import re
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,21 @@ def to_projector(
     """
     matrix = vectors.embedding_matrix(model, column)
     num_ids = matrix.shape[0]
+    # Every check before anything is written.
+    headers: list[str] | None = None
+    columns: list[Any] = []
+    if metadata is not None:
+        if isinstance(metadata, Mapping) and len(metadata) > 1:
+            headers = list(metadata)
+            columns = [
+                vectors.per_id(f"metadata[{h!r}]", metadata[h], num_ids)
+                for h in headers
+            ]
+        else:
+            # The projector reads a one-column file as having no header.
+            if isinstance(metadata, Mapping):
+                metadata = next(iter(metadata.values()))
+            columns = [vectors.per_id("metadata", metadata, num_ids)]
     os.makedirs(log_dir, exist_ok=True)
     vectors_path = os.path.join(log_dir, f"{column}_vectors.tsv")
     np.savetxt(vectors_path, matrix, delimiter="\t", fmt="%.6g")
@@ -54,18 +70,6 @@ def to_projector(
         f'  tensor_path: "{os.path.basename(vectors_path)}"',
     ]
     if metadata is not None:
-        if isinstance(metadata, dict) and len(metadata) > 1:
-            headers = list(metadata)
-            columns = [
-                vectors.per_id(f"metadata[{h!r}]", metadata[h], num_ids)
-                for h in headers
-            ]
-        else:
-            # The projector reads a one-column file as having no header.
-            if isinstance(metadata, dict):
-                metadata = next(iter(metadata.values()))
-            headers = None
-            columns = [vectors.per_id("metadata", metadata, num_ids)]
         metadata_path = os.path.join(log_dir, f"{column}_metadata.tsv")
         with open(metadata_path, "w", encoding="utf-8") as file:
             if headers is not None:
@@ -75,10 +79,24 @@ def to_projector(
         lines.append(f'  metadata_path: "{os.path.basename(metadata_path)}"')
     lines.append("}")
     config_path = os.path.join(log_dir, "projector_config.pbtxt")
+    # The other columns written into this folder stay listed.
+    entries = [*_other_entries(config_path, column), "\n".join(lines)]
     with open(config_path, "w", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
+        file.write("\n".join(entries) + "\n")
     return {
         "vectors": vectors_path,
         "metadata": metadata_path,
         "config": config_path,
     }
+
+
+def _other_entries(config_path: str, column: str) -> list[str]:
+    """The `embeddings { ... }` entries of a config but `column`'s."""
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return []
+    entries = re.findall(r"^embeddings \{\n.*?^\}", text, re.M | re.S)
+    own = f'  tensor_name: "{column}"\n'
+    return [entry for entry in entries if own not in entry]
