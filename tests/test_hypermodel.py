@@ -410,6 +410,25 @@ def test_model_kwargs_reject_unknown_or_bad_values():
         hypermodel.model_kwargs([("dropout", 0.1)])
 
 
+def test_a_dict_of_values_keeps_the_fixed_ones_and_the_requirements():
+    # As the constructor checks fixed values: a dict may not change one,
+    # nor turn on what the hypermodel cannot build.
+    fixed = RatingHyperModel(EMBEDDINGS, bias_terms=True, optimizer="adam")
+    with pytest.raises(ValueError, match="`bias_terms` is fixed to True .* "):
+        fixed.model_kwargs({"bias_terms": False})
+    with pytest.raises(ValueError, match="`optimizer` is fixed to 'adam'"):
+        fixed.recipe({"optimizer": "sparse_adam", "table_decay": 1.0})
+    # The same values as fixed, or the other names, are fine.
+    assert fixed.model_kwargs({"bias_terms": True, "dropout": 0.1})["dropout"]
+    assert fixed.recipe({"optimizer": "adam"}).optimizer == "adam"
+    one = RatingHyperModel({"user_id": EMBEDDINGS["user_id"]})
+    with pytest.raises(ValueError, match=r"`implicit=True` needs at least two"):
+        one.model_kwargs({"implicit": True})
+    unbounded = RatingHyperModel(EMBEDDINGS, rating_range=None)
+    with pytest.raises(ValueError, match=r"`bounded_output=True` needs a"):
+        unbounded.model_kwargs({"bounded_output": True})
+
+
 @pytest.mark.one_backend
 def test_docstring_documents_every_argument_and_hyperparameter():
     doc = inspect.getdoc(RatingHyperModel)
@@ -865,9 +884,10 @@ def test_pair_dtype_reaches_the_pairs_of_trials_that_have_them(tmp_path):
     assert loaded.pair_dtype == "bfloat16"
     np.testing.assert_allclose(loaded.predict(x, verbose=0), predicted)
     # A trial without pairs takes no pair dtype (RatingModel refuses one).
+    searched = RatingHyperModel(EMBEDDINGS, pair_dtype="bfloat16")
     plain = {"implicit": False, "neighborhood": False}
-    assert hypermodel.model_kwargs(plain)["pair_dtype"] is None
-    assert hypermodel.build(_with_values(**plain)).pair_dtype == "float32"
+    assert searched.model_kwargs(plain)["pair_dtype"] is None
+    assert searched.build(_with_values(**plain)).pair_dtype == "float32"
     # Float32 by default.
     default = RatingHyperModel(EMBEDDINGS).model_kwargs({"implicit": True})
     assert default["pair_dtype"] == "float32"

@@ -183,7 +183,7 @@ class RatingHyperModel(keras_tuner.HyperModel):  # type: ignore[misc]
             hyperparameter (`hidden_units_2` with two hidden layers) is
             `None`.
         """
-        hp = _space.as_hyperparameters(self, hp, self._max_layers())
+        hp = _space.as_hyperparameters(self, hp, self._max_layers(), self.fixed)
         return _space.declare(hp, self, self.fixed, self._max_layers())
 
     def model_kwargs(self, hp: HyperParametersLike) -> dict[str, Any]:

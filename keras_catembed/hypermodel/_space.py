@@ -206,9 +206,17 @@ def check_pair_dtype(
 
 
 def as_hyperparameters(
-    hypermodel: HyperModelLike, hp: Any, max_layers: int
+    hypermodel: HyperModelLike,
+    hp: Any,
+    max_layers: int,
+    fixed: Mapping[str, Any],
 ) -> Any:
-    """`hp`, or a `keras_tuner.HyperParameters` of a dict of values."""
+    """`hp`, or a `keras_tuner.HyperParameters` of a dict of values.
+
+    A dict is checked as the constructor checks fixed values: it may not
+    change a value the hypermodel fixes (`fixed`), nor turn on what the
+    hypermodel cannot build (implicit feedback with one column).
+    """
     if isinstance(hp, keras_tuner.HyperParameters):
         return hp
     if not isinstance(hp, collections.abc.Mapping):
@@ -219,6 +227,13 @@ def as_hyperparameters(
     values = check_values(
         hypermodel, hp, max_layers, "Unknown hyperparameters", skip_none=True
     )
+    for name, value in values.items():
+        if name in fixed and value is not None and value != fixed[name]:
+            raise ValueError(
+                f"`{name}` is fixed to {fixed[name]!r} by this hypermodel. "
+                f"Received: {name}={value!r}"
+            )
+    check_requirements(hypermodel, values)
     layers = values.get("num_hidden_layers", 0)
     if layers > max_layers:
         raise ValueError(
