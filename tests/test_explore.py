@@ -125,6 +125,16 @@ def test_plot_map_writes_png(model, tmp_path):
     assert os.path.getsize(path) > 5000
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -2.0])
+def test_plot_map_checks_the_counts_values(model, tmp_path, bad):
+    counts = [3.0, 1.0, bad, 0.0, 5.0]
+    with pytest.raises(ValueError, match=r"`counts` must hold finite .* 2"):
+        explore.plot_map(
+            model, "movie", path=str(tmp_path / "m.png"), counts=counts
+        )
+    assert not (tmp_path / "m.png").exists()
+
+
 def test_plot_map_checks_label_count(model, tmp_path):
     with pytest.raises(
         ValueError, match=r"`labels` must have one entry per id \(5\)"
@@ -207,6 +217,7 @@ def test_nearest_only_among_candidates(model):
         (np.ones(3, dtype=bool), r"shape \(5,\)"),
         ([], "non-empty sequence"),
         ([1.5], "integer id indices"),
+        ([[1, 2], [3, 4]], "sequence of integer id indices"),
     ],
 )
 def test_nearest_rejects_bad_candidates(model, candidates, match):

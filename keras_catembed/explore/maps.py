@@ -45,7 +45,8 @@ def plot_map(
             titles). Defaults to the indices.
         path: String. Where to write the PNG. Defaults to
             `"embedding_map.png"`.
-        counts: Optional sequence of numbers, one per id index, used to pick
+        counts: Optional sequence of finite numbers >= 0 (such as numbers
+            of ratings), one per id index, used to pick
             the ids to label and to colour points. Defaults to `None` (the
             first `num_labels` ids are labelled).
         num_labels: Integer >= 0. How many points get a label. Defaults to
@@ -70,6 +71,13 @@ def plot_map(
     points = _pca_2d(matrix)
     if counts is not None:
         counts = np.asarray(counts, dtype="float64")
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            bad = int(np.flatnonzero(~(np.isfinite(counts) & (counts >= 0)))[0])
+            raise ValueError(
+                "`counts` must hold finite numbers >= 0 (they colour the "
+                f"points on a log scale). Received: {counts[bad]!r} at index "
+                f"{bad}"
+            )
         labelled = np.argsort(-counts, kind="stable")[:num_labels]
     else:
         labelled = np.arange(min(num_labels, num_ids))

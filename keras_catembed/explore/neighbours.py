@@ -96,7 +96,9 @@ def nearest(
     if candidates is not None:
         candidates = np.asarray(candidates)
         if candidates.dtype != bool and (
-            candidates.dtype.kind not in "iu" or candidates.size == 0
+            candidates.dtype.kind not in "iu"
+            or candidates.size == 0
+            or candidates.ndim != 1
         ):
             raise ValueError(
                 "`candidates` must be a boolean mask or a non-empty sequence "
