@@ -3,6 +3,7 @@
 import numbers
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -90,6 +91,72 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
     if assertions:
         rows = backend.current.with_dependencies(rows, assertions)
     return rows, invalid
+
+
+def check_concrete_ids(layer: Any, ids: Any) -> None:
+    """`EntityEmbedding.check_ids`: raises on any id `layer` cannot embed."""
+    if layer.num_oov_indices > 0:
+        bounds = (_checks.INT32_MIN, _checks.INT32_MAX)
+    elif layer.vocabulary is None:
+        bounds = (0, layer.num_ids - 1)
+    else:
+        bounds = None
+    if bounds is not None and _checks.integer_ids_within(ids, *bounds):
+        return
+    values = _checks.ids_to_numpy(layer._where, ids)
+    if layer.num_oov_indices == 0:
+        _checks.first_bad(
+            layer._where, values, ~known_numpy(layer, values), layer._expected
+        )
+    else:
+        outside_int32 = (values < _checks.INT32_MIN) | (
+            values > _checks.INT32_MAX
+        )
+        _checks.first_bad(
+            layer._where, values, outside_int32, "ids in the int32 range"
+        )
+
+
+def known_numpy(layer: Any, values: np.ndarray) -> np.ndarray:
+    """Whether each of the NumPy ids `values` has a row in `layer`."""
+    known: np.ndarray
+    if layer.vocabulary is None:
+        known = (values >= 0) & (values < layer.num_ids)
+    else:
+        known = np.isin(values, layer._sorted_vocabulary)
+    return known
+
+
+def checked_rows(layer: Any, ids: Any, ids_checked: bool) -> tuple[Any, Any]:
+    """Table rows of ids read for another layer, checked as `call` does.
+
+    See `EntityEmbedding.checked_rows`.
+    """
+    if ids_checked or isinstance(ids, keras.KerasTensor):
+        # Checked, or symbolic (a functional model being built).
+        return layer._clipped_rows(ids), None
+    dtype = _checks.check_id_dtype(layer._where, ids)
+    if _checks.is_concrete(ids):
+        layer.check_ids(ids)
+        return layer._clipped_rows(ids), None
+    rows, invalid = graph_checked_rows(layer, ids, dtype)
+    return ops.clip(rows, 0, layer.num_rows - 1), invalid
+
+
+def nan_where_invalid(vectors: Any, invalid: Any) -> Any:
+    """NaN vectors for the ids of `invalid` (None: `vectors` as they are).
+
+    Besides the graph assertion: XLA (a user's
+    `tf.function(jit_compile=True)`) drops assertions and would return a
+    clamped row.
+    """
+    if invalid is None:
+        return vectors
+    return ops.where(
+        ops.expand_dims(invalid, -1),
+        ops.cast(float("nan"), vectors.dtype),
+        vectors,
+    )
 
 
 def is_host_array(value: Any) -> bool:

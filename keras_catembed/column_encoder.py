@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_catembed import _adapt_rows
 from keras_catembed import _frames
+from keras_catembed import _ids
 from keras_catembed import _inputs
 from keras_catembed import _layers
 from keras_catembed import _pair_dtype
@@ -270,12 +271,7 @@ class ColumnEncoder(keras.layers.Layer):
                 training=training,
                 gathered=step.rows_of(layer),
             )
-            if invalid is not None:
-                neighbors = ops.where(
-                    ops.expand_dims(invalid, -1),
-                    ops.cast(float("nan"), neighbors.dtype),
-                    neighbors,
-                )
+            neighbors = _ids.nan_where_invalid(neighbors, invalid)
             vector = ops.concatenate(
                 [vector, ops.cast(neighbors, vector.dtype)], axis=-1
             )

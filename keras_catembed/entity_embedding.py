@@ -230,31 +230,7 @@ class EntityEmbedding(keras.layers.Layer):
                 unknown ids. The message names the layer (and column), the
                 offending id, its position and the valid ids.
         """
-        if self.num_oov_indices > 0:
-            bounds = (_checks.INT32_MIN, _checks.INT32_MAX)
-        elif self.vocabulary is None:
-            bounds = (0, self.num_ids - 1)
-        else:
-            bounds = None
-        if bounds is not None and _checks.integer_ids_within(ids, *bounds):
-            return
-        values = _checks.ids_to_numpy(self._where, ids)
-        if self.num_oov_indices == 0:
-            _checks.first_bad(
-                self._where, values, ~self._known_numpy(values), self._expected
-            )
-        else:
-            outside_int32 = (values < _checks.INT32_MIN) | (
-                values > _checks.INT32_MAX
-            )
-            _checks.first_bad(
-                self._where, values, outside_int32, "ids in the int32 range"
-            )
-
-    def _known_numpy(self, values: np.ndarray) -> np.ndarray:
-        if self.vocabulary is None:
-            return (values >= 0) & (values < self.num_ids)
-        return np.isin(values, self._sorted_vocabulary)
+        _ids.check_concrete_ids(self, ids)
 
     def _clipped_rows(self, ids: Any) -> Any:
         """Table rows of ids of any integer dtype, clipped into the table.
@@ -278,15 +254,7 @@ class EntityEmbedding(keras.layers.Layer):
         rows, clipped into the table, and inside a graph the mask of ids no
         row stands for (whose assertion XLA may drop), else None.
         """
-        if ids_checked or isinstance(ids, keras.KerasTensor):
-            # Checked, or symbolic (a functional model being built).
-            return self._clipped_rows(ids), None
-        dtype = _checks.check_id_dtype(self._where, ids)
-        if _checks.is_concrete(ids):
-            self.check_ids(ids)
-            return self._clipped_rows(ids), None
-        rows, invalid = _ids.graph_checked_rows(self, ids, dtype)
-        return ops.clip(rows, 0, self.num_rows - 1), invalid
+        return _ids.checked_rows(self, ids, ids_checked)
 
     def _rows(self, ids: Any) -> tuple[Any, Any]:
         """Maps int32 ids to table rows; returns (rows, known mask)."""
@@ -340,15 +308,8 @@ class EntityEmbedding(keras.layers.Layer):
             return self._finish(outputs, training)
         rows, invalid = _ids.graph_checked_rows(self, inputs, dtype)
         outputs = backend.current.lookup(self.embeddings, rows)
-        # Ids no row stands for get NaN rows besides the assertion: XLA
-        # (a user's `tf.function(jit_compile=True)`) drops assertions and
-        # would return a clamped row.
-        if invalid is not None:
-            outputs = ops.where(
-                ops.expand_dims(invalid, -1),
-                ops.cast(float("nan"), outputs.dtype),
-                outputs,
-            )
+        # Ids no row stands for get NaN rows besides the assertion.
+        outputs = _ids.nan_where_invalid(outputs, invalid)
         return self._finish(outputs, training)
 
     def _finish(self, outputs: Any, training: bool | None) -> Any:
