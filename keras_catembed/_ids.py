@@ -22,12 +22,13 @@ def table_rows(layer: Any, ids: Any) -> tuple[Any, Any]:
         sorted_vocabulary = ops.convert_to_tensor(
             layer._sorted_vocabulary, dtype="int32"
         )
-        position = ops.searchsorted(
-            sorted_vocabulary, ops.reshape(ids, (-1,)), side="left"
-        )
-        position = ops.reshape(
-            ops.minimum(position, layer.num_ids - 1), ops.shape(ids)
-        )
+        shape = ops.shape(ids)
+        # `searchsorted` takes 1-D values on TensorFlow.
+        flat = ids if len(shape) == 1 else ops.reshape(ids, (-1,))
+        position = ops.searchsorted(sorted_vocabulary, flat, side="left")
+        position = ops.minimum(position, layer.num_ids - 1)
+        if len(shape) != 1:
+            position = ops.reshape(position, _known_shape(shape))
         position = ops.cast(position, "int32")
         known = ops.equal(ops.take(sorted_vocabulary, position), ids)
         rows = ops.take(
@@ -38,6 +39,17 @@ def table_rows(layer: Any, ids: Any) -> tuple[Any, Any]:
         oov = layer.num_ids + ops.mod(ids, layer.num_oov_indices)
         rows = ops.where(known, rows, oov)
     return rows, known
+
+
+def _known_shape(shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`shape` for `ops.reshape`, an unknown batch size as -1.
+
+    A functional model records the shape its symbolic inputs had, where
+    the batch size is None.
+    """
+    if shape and shape[0] is None:
+        return (-1, *shape[1:])
+    return tuple(shape)
 
 
 def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:

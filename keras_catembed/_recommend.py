@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
 from keras_catembed import _frames
+from keras_catembed import backend
 
 # Rows scored per `predict` call: users times candidates.
 ROWS_PER_CALL = 2**20
@@ -53,14 +54,29 @@ def recommend(
         read_users=_model_users,
         read_candidates=_check_candidates,
     )
-    user_column, item_column, k, columns, ids, excluded = request
-    num_users = len(columns[user_column])
+    user_column, item_column, _, columns, ids, _ = request
     # Every id is checked here, before any compiled call.
     for column, values in columns.items():
         model.embedding_layers[column].check_ids(values)
     model.embedding_layers[item_column].check_ids(ids)
 
     kind = _scorer_kind(model, path)
+    # The scorers run compiled models that share `model`'s layers. Keras's
+    # JAX loop detaches their variables while it runs: a call that fails
+    # puts them back, so the model stays usable.
+    saved = backend.current.save_state(model, copy=False)
+    try:
+        return _ranked(model, kind, request)
+    except BaseException:
+        model.__dict__.pop("_recommend_functions", None)
+        backend.current.restore_state(model, saved)
+        raise
+
+
+def _ranked(model: Any, kind: Any, request: "Request") -> Ranked:
+    """The top `k` items of each user, as the scorer `kind` scores them."""
+    user_column, item_column, k, columns, ids, excluded = request
+    num_users = len(columns[user_column])
     scorer = kind(model, columns, ids, user_column, item_column)
     retrieved: Ranked | None = scorer.top_k(k, excluded)
     if retrieved is not None:

@@ -219,3 +219,95 @@ def test_recommend_follows_the_weights_after_a_change():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("term", ["implicit", "neighborhood"])
+def test_raw_id_vocabularies_with_pair_terms(term):
+    # Ids given as raw values (a vocabulary) reach the implicit and
+    # neighbourhood tables through the grid's compiled embedding model.
+    user_ids = np.arange(USERS) + 100
+    movie_ids = np.arange(MOVIES) + 5000
+    keras.utils.set_random_seed(2)
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": keras_catembed.EntityEmbedding(
+                vocabulary=user_ids.tolist(), output_dim=4
+            ),
+            "movie_id": keras_catembed.EntityEmbedding(
+                vocabulary=movie_ids.tolist(), output_dim=4
+            ),
+        },
+        hidden_units=[8],
+        **{term: True},
+    )
+    x, y = ratings_data()
+    raw = {
+        "user_id": user_ids[x["user_id"]],
+        "movie_id": movie_ids[x["movie_id"]],
+    }
+    model.adapt(raw, y)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(raw, y, epochs=2, batch_size=8, verbose=0)
+    users = user_ids[[0, 3, 6]]
+    grid = {
+        "user_id": np.repeat(users, MOVIES),
+        "movie_id": np.tile(movie_ids, len(users)),
+    }
+    expected = model.predict(grid, verbose=0).reshape(len(users), MOVIES)
+    items, scores = model.recommend(users, k=MOVIES, exclude=None)
+    assert np.all(np.isin(items, movie_ids))
+    np.testing.assert_allclose(
+        np.take_along_axis(expected, items - 5000, axis=1),
+        scores,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(scores[:, 0], expected.max(axis=1), rtol=1e-5)
+
+
+class _Switch(keras.layers.Layer):
+    """Identity; raises while `failing` is set (a failing compiled call)."""
+
+    failing = False
+
+    def call(self, x):
+        if _Switch.failing:
+            raise RuntimeError("the scoring call failed")
+        return x
+
+
+@keras.saving.register_keras_serializable(package="keras_catembed_tests")
+class SwitchModel(keras_catembed.RatingModel):
+    """`interact` passes through `_Switch`: the grid path still applies."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.switch = _Switch()
+
+    def interact(self, embedded):
+        return self.switch(super().interact(embedded))
+
+
+def test_a_failed_recommend_leaves_the_model_usable():
+    keras.utils.set_random_seed(1)
+    model = SwitchModel(
+        {"user_id": USERS, "movie_id": MOVIES}, hidden_units=[8]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    x, y = ratings_data()
+    x = {c: x[c] for c in model.columns}
+    model.fit(x, y, epochs=1, verbose=0)
+    before = model.predict(x, verbose=0)
+    first = model.recommend(np.array([0, 1]), k=3)
+    # A call of new shapes compiles the scoring models again, and fails.
+    _Switch.failing = True
+    try:
+        with pytest.raises(RuntimeError, match="the scoring call failed"):
+            model.recommend(np.array([0, 1, 2]), k=3)
+    finally:
+        _Switch.failing = False
+    np.testing.assert_array_equal(model.predict(x, verbose=0), before)
+    again = model.recommend(np.array([0, 1]), k=3)
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_allclose(again[1], first[1], rtol=1e-6)
+    model.fit(x, y, epochs=1, verbose=0)
