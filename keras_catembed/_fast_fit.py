@@ -248,25 +248,14 @@ def fit(
             ):
                 # As in `keras.Model.fit`: the callbacks see the validation
                 # (`keras.callbacks.SwapEMAWeights` swaps weights for it).
-                if isinstance(validation_data, (tuple, list)):
-                    x_val, y_val, *rest = validation_data
-                    val_logs = model.evaluate(
-                        x_val,
-                        y_val,
-                        sample_weight=rest[0] if rest else None,
-                        batch_size=validation_batch_size or batch_size,
-                        verbose=0,
-                        callbacks=callbacks,
-                        return_dict=True,
-                    )
-                else:
-                    # A dataset or generator brings its own batches.
-                    val_logs = model.evaluate(
-                        validation_data,
-                        verbose=0,
-                        callbacks=callbacks,
-                        return_dict=True,
-                    )
+                val_logs = model.evaluate(
+                    **_evaluation_data(
+                        validation_data, validation_batch_size or batch_size
+                    ),
+                    verbose=0,
+                    callbacks=callbacks,
+                    return_dict=True,
+                )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs
@@ -275,6 +264,23 @@ def fit(
         model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=training_logs)
     return model.history
+
+
+def _evaluation_data(validation_data: Any, batch_size: int) -> dict[str, Any]:
+    """`model.evaluate`'s data arguments for `fit`'s `validation_data`.
+
+    A tuple `(x, y[, sample_weight])` is batched with `batch_size`; a
+    dataset or generator brings its own batches.
+    """
+    if not isinstance(validation_data, (tuple, list)):
+        return {"x": validation_data}
+    x_val, y_val, *rest = validation_data
+    return {
+        "x": x_val,
+        "y": y_val,
+        "sample_weight": rest[0] if rest else None,
+        "batch_size": batch_size,
+    }
 
 
 @contextlib.contextmanager
