@@ -366,3 +366,14 @@ def test_nested_rejects_bad_arguments(kwargs, match):
     kwargs = {"hypermodel": lambda hp: None, **kwargs}
     with pytest.raises(ValueError, match=match):
         nested_cross_validate(data=make_data(20), **kwargs)
+
+
+def test_nested_under_its_old_module_warns_and_is_the_same_function():
+    from keras_catembed.evaluation import cross_validation
+    from keras_catembed.evaluation import nested
+
+    with pytest.warns(DeprecationWarning, match="keras_catembed.evaluation"):
+        moved = cross_validation.nested_cross_validate
+    assert moved is nested.nested_cross_validate is nested_cross_validate
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        cross_validation.missing  # noqa: B018

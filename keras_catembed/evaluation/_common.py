@@ -136,6 +136,13 @@ def check_seed(seed: object) -> int:
     return _checks.seed("seed", seed)
 
 
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy and the backend (`keras.utils.set_random_seed`)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
 def check_fraction(name: str, value: object) -> float:
     if (
         isinstance(value, bool)

@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -371,6 +372,33 @@ def get(protocol: object) -> Protocol:
         "Protocol`, an integer number of folds, a test fraction in (0, 1) "
         f"or 'official'. Received: {protocol!r}"
     )
+
+
+def _inner_split(
+    inner: object, seed: int, argument: str, one_split: bool = True
+) -> Protocol:
+    """A protocol from `inner` (a fraction: a `HoldOut`), for `argument`."""
+    if inner is None:
+        raise ValueError(f"`{argument}` must not be None.")
+    if isinstance(inner, Protocol):
+        if one_split and not isinstance(
+            inner,
+            (HoldOut, LeaveLastN, TimeCut),
+        ):
+            raise ValueError(
+                f"`{argument}` must be a fraction in (0, 1) or a one-split "
+                "protocol (HoldOut, LeaveLastN, TimeCut). Received: "
+                f"{type(inner).__name__}"
+            )
+        return inner
+    try:
+        # HoldOut rejects what is not a fraction in (0, 1).
+        return HoldOut(cast(float, inner), seed=seed)
+    except ValueError:
+        raise ValueError(
+            f"`{argument}` must be a fraction in (0, 1) or a protocol. "
+            f"Received: {argument}={inner!r}"
+        ) from None
 
 
 def _pair(is_test: NDArray[np.bool_]) -> Split:
