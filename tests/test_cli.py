@@ -1132,12 +1132,13 @@ def test_model_of_another_release_is_one_line(data_dir, tmp_path, capsys):
     model.predict(x, verbose=0)
     path = str(tmp_path / "other.keras")
     model.save(path)
-    error = _error(
-        ["evaluate", "--model", path, "--data-dir", data_dir], capsys
-    )
-    assert (
-        "does not match ml-100k: it embeds 7 movies, the data has 60" in error
-    )
+    argv = ["--model", path, "--dataset", "ml-100k", "--data-dir", data_dir]
+    for command in ("evaluate", "recommend --user 1"):
+        error = _error([*command.split(), *argv], capsys)
+        assert (
+            "does not match ml-100k: it embeds 7 movies, the data has 60"
+            in error
+        )
 
 
 def test_recommend_lists_unrated_movies_best_first(trained, data_dir, capsys):
@@ -1285,6 +1286,26 @@ def test_model_alone_finds_its_data(trained, tmp_path, capsys):
     assert os.path.exists(os.path.join(logs, "movie_id_metadata.tsv"))
 
 
+def test_recommend_and_evaluate_read_the_recorded_data(
+    trained, data_dir, capsys
+):
+    _, _, model_path, _ = trained
+    outputs = {}
+    for argv in (
+        ["recommend", "--user", "1", "-k", "3", "--min-ratings", "0"],
+        ["evaluate", "--split", "u1"],
+    ):
+        command = [argv[0], "--model", model_path, *argv[1:]]
+        status, alone, err = _run(command, capsys)
+        assert status == 0, err
+        status, named, err = _run([*command, "--data-dir", data_dir], capsys)
+        assert status == 0, err
+        assert alone == named
+        outputs[argv[0]] = alone
+    assert outputs["recommend"].startswith("Top 3 for user 1 of ml-100k")
+    assert "RMSE" in outputs["evaluate"]
+
+
 def test_model_alone_says_what_is_missing(trained, tmp_path, capsys):
     import keras
 
@@ -1293,12 +1314,17 @@ def test_model_alone_says_what_is_missing(trained, tmp_path, capsys):
     model.data_source = None
     bare = str(tmp_path / "bare.keras")
     model.save(bare)
-    error = _error(["similar", "--model", bare, "--movie", "M"], capsys)
-    assert error == (
-        f"catembed: error: --model {bare} does not record its training "
-        "data (only models saved by catembed train --save do): pass "
-        "--dataset (and --data-dir if the release is not in the cache)"
-    )
+    for argv in (
+        ["similar", "--model", bare, "--movie", "M"],
+        ["recommend", "--model", bare, "--user", "1"],
+        ["evaluate", "--model", bare],
+    ):
+        error = _error(argv, capsys)
+        assert error == (
+            f"catembed: error: --model {bare} does not record its training "
+            "data (only models saved by catembed train --save do): pass "
+            "--dataset (and --data-dir if the release is not in the cache)"
+        )
     model.data_source = {"dataset": "ml-100k", "data_dir": "/no/such/dir"}
     moved = str(tmp_path / "moved.keras")
     model.save(moved)

@@ -10,6 +10,7 @@ from typing import Any
 from typing import NoReturn
 from typing import TypeAlias
 
+from keras_catembed import _checks
 from keras_catembed.datasets.movielens import Ratings
 
 COLUMNS = ("user_id", "movie_id")
@@ -238,7 +239,10 @@ _LIMITS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "k": _POSITIVE,
     "num_labels": _NON_NEGATIVE,
     "min_ratings": _NON_NEGATIVE,
-    "seed": ("an integer in [0, 2**32 - 1]", lambda v: 0 <= v <= 2**32 - 1),
+    "seed": (
+        "an integer in [0, 2**32 - 1]",
+        lambda v: 0 <= v <= _checks.MAX_SEED,
+    ),
     "learning_rate": (
         "a finite number > 0",
         lambda v: math.isfinite(v) and v > 0,
@@ -309,99 +313,3 @@ def _check_image(option: str, path: str | None) -> None:
             f"). Received: {path!r}"
         )
     _check_output(option, path)
-
-
-def _load_for_model(args: argparse.Namespace, model: Any) -> Ratings:
-    """Loads the data a model was trained on, or the data the options name.
-
-    `--dataset` and `--data-dir` default to what `catembed train` recorded
-    in the model (`model.data_source`).
-    """
-    source = model.data_source or {}
-    if args.dataset is None:
-        args.dataset = source.get("dataset")
-        if args.dataset is None:
-            raise CommandError(
-                f"--model {args.model} does not record its training data "
-                "(only models saved by catembed train --save do): pass "
-                "--dataset (and --data-dir if the release is not in the "
-                "cache)"
-            )
-        if args.data_dir is None:
-            args.data_dir = source.get("data_dir")
-            if args.data_dir is not None and not os.path.exists(args.data_dir):
-                raise CommandError(
-                    f"--model {args.model} was trained on {args.dataset} "
-                    f"from {args.data_dir}, which no longer exists: pass "
-                    "--data-dir"
-                )
-    return _load(args)
-
-
-def _add_model_command(
-    commands: Commands, name: str, *, from_model: bool = True, **kwargs: Any
-) -> _Parser:
-    """Adds the command `name` that reads `--model` and MovieLens data.
-
-    With `from_model`, `--dataset` and `--data-dir` default to the data
-    the model records (see `_load_model`); `kwargs` go to `add_parser`.
-    """
-    parser = commands.add_parser(name, **kwargs)
-    parser.add_argument(
-        "--model", required=True, help="a .keras file saved by catembed train"
-    )
-    _add_data_arguments(parser, from_model=from_model)
-    return parser
-
-
-def _load_model(args: argparse.Namespace) -> tuple[Any, Ratings]:
-    """The `--model` of `args` and the data it is to be used on.
-
-    Returns `(model, ratings)`: the ratings `--dataset` names (by default,
-    those the model was trained on), checked to fit the model.
-    """
-    model = _read_model(args.model)
-    ratings = _load_for_model(args, model)
-    _check_model_fits(model, ratings)
-    return model, ratings
-
-
-def _read_model(path: str) -> Any:
-    import keras
-
-    from keras_catembed.rating_model import RatingModel
-
-    if not os.path.isfile(path):
-        raise CommandError(f"--model: no such file: {path}")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:  # Keras raises many types for a bad file.
-        raise CommandError(
-            f"--model: cannot load {path} as a Keras model: {error}"
-        ) from error
-    if not isinstance(model, RatingModel):
-        raise CommandError(
-            f"--model: {path} holds a {type(model).__name__}, not a "
-            "RatingModel. Pass a model saved by `catembed train --save`."
-        )
-    return model
-
-
-def _check_model_fits(model: Any, ratings: Ratings) -> None:
-    layer = model.embedding_layers.get("movie_id")
-    if layer is None or layer.num_ids != ratings.num_movies:
-        raise CommandError(
-            f"The model does not match {ratings.name}: it embeds "
-            f"{getattr(layer, 'num_ids', 'no')} movies, the data has "
-            f"{ratings.num_movies}. Pass the --dataset it was trained on."
-        )
-
-
-def _movie_index(ratings: Ratings, title: str) -> int:
-    matches = [i for i, t in enumerate(ratings.titles) if t == title]
-    if not matches:
-        lowered = title.lower()
-        close = [t for t in ratings.titles if lowered in t.lower()][:5]
-        hint = f" Titles containing it: {close}" if close else ""
-        raise CommandError(f"No movie titled {title!r}.{hint}")
-    return matches[0]

@@ -7,12 +7,13 @@ from typing import Any
 from typing import TextIO
 
 from keras_catembed.cli import _common
+from keras_catembed.cli import _models
 from keras_catembed.datasets.movielens import Ratings
 
 
 def add_parser(commands: _common.Commands) -> None:
     """Adds `similar`, `recommend`, `plot` and `projector` to `commands`."""
-    similar = _common._add_model_command(
+    similar = _models.add_model_command(
         commands,
         "similar",
         help="movies whose embeddings are nearest to a movie",
@@ -48,14 +49,13 @@ def add_parser(commands: _common.Commands) -> None:
         "20; rarely rated movies have noisy vectors)",
     )
 
-    recommend = _common._add_model_command(
+    recommend = _models.add_model_command(
         commands,
         "recommend",
         help="the movies a model predicts a user will rate highest",
         description="List the k movies with the highest predicted rating "
         "for one user, among the movies the user has not rated in the "
         "loaded release.",
-        from_model=False,
     )
     recommend.add_argument(
         "--user",
@@ -77,7 +77,7 @@ def add_parser(commands: _common.Commands) -> None:
         "(default: 20)",
     )
 
-    plot = _common._add_model_command(
+    plot = _models.add_model_command(
         commands,
         "plot",
         help="2-D map of the movie embeddings (PNG)",
@@ -96,7 +96,7 @@ def add_parser(commands: _common.Commands) -> None:
         help="label this many of the most rated movies (default: 30)",
     )
 
-    projector = _common._add_model_command(
+    projector = _models.add_model_command(
         commands,
         "projector",
         help="export embeddings for TensorBoard's projector",
@@ -117,18 +117,7 @@ def add_parser(commands: _common.Commands) -> None:
 
 def run_similar(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed similar`."""
-    import numpy as np
-
-    model, ratings = _common._load_model(args)
-    index = _common._movie_index(ratings, args.movie)
-    counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
-    counts[index] = 0
-    if not np.any(counts >= args.min_ratings):
-        raise _common.CommandError(
-            f"No movie but {ratings.titles[index]!r} has at least "
-            f"{args.min_ratings} ratings in {ratings.name}; lower "
-            "--min-ratings"
-        )
+    model, ratings = _models.load_model(args)
     return print_similar(
         model,
         ratings,
@@ -138,6 +127,7 @@ def run_similar(args: argparse.Namespace, out: TextIO) -> list[str]:
         out,
         args.min_ratings,
         center=args.center,
+        hint="; lower --min-ratings",
     )
 
 
@@ -150,13 +140,26 @@ def print_similar(
     out: TextIO,
     min_ratings: int,
     center: bool = False,
+    hint: str = "",
 ) -> list[str]:
+    """Prints the `k` movies nearest to `title` with `min_ratings` ratings.
+
+    Raises `CommandError` when no other movie has that many; `hint` ends
+    its message.
+    """
     import numpy as np
 
     from keras_catembed import explore
 
-    index = _common._movie_index(ratings, title)
+    index = _models.movie_index(ratings, title)
     counts = np.bincount(ratings.movie_id, minlength=ratings.num_movies)
+    others = counts.copy()
+    others[index] = 0
+    if not np.any(others >= min_ratings):
+        raise _common.CommandError(
+            f"No movie but {ratings.titles[index]!r} has at least "
+            f"{min_ratings} ratings in {ratings.name}{hint}"
+        )
     indices, scores = explore.nearest(
         model,
         "movie_id",
@@ -177,7 +180,7 @@ def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
     """Runs `catembed recommend`."""
     import numpy as np
 
-    model, ratings = _common._load_model(args)
+    model, ratings = _models.load_model(args)
     found = np.flatnonzero(ratings.user_ids == args.user)
     if found.size == 0:
         raise _common.CommandError(
@@ -263,7 +266,7 @@ def plot(
 
 def run_plot(args: argparse.Namespace, out: TextIO) -> str:
     """Runs `catembed plot`."""
-    model, ratings = _common._load_model(args)
+    model, ratings = _models.load_model(args)
     plot(model, ratings, ratings, args.out, args.num_labels)
     print(f"Wrote the embedding map to {args.out}", file=out)
     path: str = args.out
@@ -276,7 +279,7 @@ def run_projector(
     """Runs `catembed projector`."""
     from keras_catembed import explore
 
-    model, ratings = _common._load_model(args)
+    model, ratings = _models.load_model(args)
     if args.column == "movie_id":
         metadata = {
             "title": list(ratings.titles),

@@ -7,6 +7,7 @@ from typing import Any
 from typing import TextIO
 
 from keras_catembed.cli import _common
+from keras_catembed.cli import _models
 from keras_catembed.datasets import movielens
 from keras_catembed.datasets.movielens import Ratings
 from keras_catembed.evaluation import error_baselines
@@ -15,10 +16,9 @@ from keras_catembed.evaluation import ranking_report
 
 def add_parser(commands: _common.Commands) -> None:
     """Adds the `evaluate` command to the subparsers `commands`."""
-    evaluate = _common._add_model_command(
+    evaluate = _models.add_model_command(
         commands,
         "evaluate",
-        from_model=False,
         help="evaluate a saved model on a held-out part",
         description="Print the test RMSE and MAE of a model saved by "
         "catembed train next to the baselines; with --ranking, also the "
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
         from keras_catembed.evaluation import ranking
 
         ranking._keras_rs_metrics()  # Before any work, if it is missing.
-    model, ratings = _common._load_model(args)
+    model, ratings = _models.load_model(args)
     split, (train, test) = _common._split(ratings, args)
     rows: dict[str, Any] = dict(error_baselines.baselines(train, test))
     rows["model"] = error_baselines.errors(

@@ -12,6 +12,7 @@ import numpy as np
 from keras_catembed import presets
 from keras_catembed import training
 from keras_catembed.cli import _common
+from keras_catembed.cli import _models
 from keras_catembed.cli import embeddings
 from keras_catembed.datasets import movielens
 from keras_catembed.evaluation import error_baselines
@@ -229,7 +230,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
             overrides[option] = getattr(args, option)
     if args.similar:
         # Before training, not after.
-        _common._movie_index(ratings, args.similar)
+        _models.movie_index(ratings, args.similar)
     verbose = args.verbose
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
