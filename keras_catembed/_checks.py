@@ -200,6 +200,49 @@ def graph_assert(
     )
 
 
+def finite_batch(
+    result: Any, values: Any, name: str, noun: str, plural: str
+) -> Any:
+    """`result`, once a batch of `name` (`values`) is found finite.
+
+    For streamed data (a dataset, a generator), whose batches are seen
+    only as they run: concrete values raise a `ValueError` now; inside a
+    compiled graph `result` depends on a graph assertion (see
+    `graph_assert`) with the same message. Non-float values pass.
+    """
+    if values is None or "float" not in keras.backend.standardize_dtype(
+        values.dtype
+    ):
+        return result
+
+    def describe(value: Any) -> str:
+        return (
+            f"A batch of `{name}` holds the non-finite {noun} {value}. "
+            f"{plural} must be finite numbers."
+        )
+
+    if is_concrete(values):
+        array = np.asarray(ops.convert_to_numpy(values)).reshape(-1)
+        bad = ~np.isfinite(array)
+        if np.any(bad):
+            raise ValueError(describe(array[bad][0]))
+        return result
+    message = (
+        f"A batch of `{name}` holds a non-finite {noun} (NaN or infinite). "
+        f"{plural} must be finite numbers."
+    )
+    assertion = backend.current.graph_assert(
+        ops.logical_not(ops.isfinite(values)),
+        values,
+        message,
+        describe,
+        _HOST_CALLBACKS[0],
+    )
+    if assertion is None:
+        return result
+    return backend.current.with_dependencies(result, [assertion])
+
+
 def physical_memory() -> int | None:
     """Bytes of physical memory of this machine, or None when unknown."""
     import os

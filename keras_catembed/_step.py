@@ -128,6 +128,21 @@ _PADDING_WEIGHTS = {
 }
 
 
+# The `compute_loss` and `compute_metrics` whose results a padded batch's
+# zero weights keep exact: Keras's own, and the library's (which only adds
+# a check of streamed targets to Keras's): `own_method` adds it.
+_OWN_METHODS: dict[str, list[Any]] = {
+    "compute_loss": [keras.Model.compute_loss],
+    "compute_metrics": [keras.Model.compute_metrics],
+}
+
+
+def own_method(method: Any) -> Any:
+    """Marks `method` as computing what Keras's method of its name does."""
+    _OWN_METHODS[method.__name__].append(method)
+    return method
+
+
 def padding_weights(model: Any) -> str | None:
     """How a step weights the real rows of a padded batch, or None.
 
@@ -141,7 +156,7 @@ def padding_weights(model: Any) -> str | None:
     pass is RatingModel's own: a subclass's layers might mix rows.)
     """
     for name in ("compute_loss", "compute_metrics"):
-        if getattr(type(model), name) is not getattr(keras.Model, name):
+        if getattr(type(model), name) not in _OWN_METHODS[name]:
             return None
     if _weighable_metrics(model) is None:
         return None

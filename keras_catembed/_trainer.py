@@ -56,6 +56,37 @@ class RatingTrainer(ModelBase):
                     layer.check_ids(value)
         return super().__call__(inputs, *args, **kwargs)
 
+    @_step.own_method
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """`keras.Model.compute_loss`; streamed batches' `y` checked too.
+
+        Arrays are checked whole before a loop. A dataset's or a
+        generator's batches are seen only as they run: a NaN target
+        would turn every weight into NaN after one step, so the loss of
+        such a step waits on a check of its targets and sample weights
+        (the step then fails, and the loop restores the model).
+        """
+        loss = super().compute_loss(
+            x, y, y_pred, sample_weight, training=training
+        )
+        if _step.current(self).ids_checked:
+            return loss
+        for value in keras.tree.flatten(y) if y is not None else ():
+            loss = _checks.finite_batch(loss, value, "y", "target", "Targets")
+        if sample_weight is not None:
+            for value in keras.tree.flatten(sample_weight):
+                loss = _checks.finite_batch(
+                    loss, value, "sample_weight", "weight", "Sample weights"
+                )
+        return loss
+
     def compile(
         self, optimizer: Any = "rmsprop", *args: Any, **kwargs: Any
     ) -> None:

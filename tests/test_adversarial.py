@@ -238,6 +238,86 @@ def test_bad_id_in_a_stream_fails_and_leaves_the_model_usable(
     )
 
 
+def _stream_with(bad, source):
+    """Three batches of `_x()`'s first rows; the 3rd: a NaN target or an
+    infinite sample weight (`bad`)."""
+    x = {k: v[:4].astype("int32") for k, v in _x().items()}
+    batches = []
+    for index in range(3):
+        y = Y[:4].copy()
+        weight = np.ones(4, dtype="float32")
+        if index == 2:
+            if bad == "y":
+                y[1] = np.nan
+            else:
+                weight[3] = np.inf
+        batches.append((x, y, weight))
+    if source == "generator":
+        return (batch for batch in batches)
+    if source == "tf.data":
+        tf = pytest.importorskip("tensorflow")
+        return tf.data.Dataset.from_tensor_slices(
+            tuple(
+                {k: np.stack([b[0][k] for b in batches]) for k in x}
+                if i == 0
+                else np.stack([b[i] for b in batches])
+                for i in range(3)
+            )
+        )
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return batches[index]
+
+    return Batches()
+
+
+@pytest.mark.parametrize("source", ["generator", "pydataset", "tf.data"])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("y", "A batch of `y` holds .*non-finite target"),
+        ("sample_weight", "`sample_weight` holds .*non-finite weight"),
+    ],
+)
+@pytest.mark.parametrize("method", ["fit", "evaluate"])
+def test_a_non_finite_target_in_a_stream_fails_and_trains_nothing(
+    method, bad, message, source, tmp_path
+):
+    # Arrays are checked whole before a loop; a stream's batches as they
+    # run. One NaN target would turn every weight into NaN.
+    model = _trained()
+    weights = _weights(model)
+    optimizer_state = _optimizer_state(model)
+    with pytest.raises(_in_graph_error(), match=message):
+        getattr(model, method)(_stream_with(bad, source), verbose=0)
+    _assert_unchanged(model, weights, optimizer_state)
+    _assert_usable(model, tmp_path, weights)
+
+
+def test_a_finite_stream_trains_as_its_arrays():
+    # The checks change no value: a stream of finite batches trains the
+    # same weights as the same batches given as arrays.
+    x = {k: v[:4].astype("int32") for k, v in _x().items()}
+    trained = []
+    for stream in (True, False):
+        keras.utils.set_random_seed(0)
+        model = keras_catembed.RatingModel(COLUMNS)
+        model.compile(optimizer="adam", loss="mse")
+        if stream:
+            batches = ((x, Y[:4]) for _ in range(3))
+            model.fit(batches, epochs=1, verbose=0)
+        else:
+            for _ in range(3):
+                model.train_on_batch(x, Y[:4])
+        trained.append(model.get_weights())
+    for left, right in zip(*trained, strict=True):
+        np.testing.assert_allclose(left, right, rtol=1e-5, atol=1e-6)
+
+
 class _GoodValidation(keras.utils.PyDataset):
     """The rows of `_x()` and `Y` in batches of 4 and 2."""
 

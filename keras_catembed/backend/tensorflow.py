@@ -99,8 +99,8 @@ class TensorFlowBackend(generic.Backend):
         offending = tf.boolean_mask(flat_values, flat_bad)[:1]
         return tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
-            [message, "First offending id:", offending],
-            name="check_ids",
+            [message, "First offending value:", offending],
+            name="check_inputs",
         )
 
     def with_dependencies(self, tensor: Any, assertions: list[Any]) -> Any:
