@@ -382,6 +382,9 @@ def _runner(model: Any, sparse: bool, jit: bool) -> generic.Runner:
     runner = backend.current.Runner
     assert runner is not None  # `blocker` has said the loop can run.
     # A padded last batch trains as its real rows alone when no layer
-    # mixes rows (a subclass's forward pass might: batch normalization).
-    pad = _sparse_rows.own_methods(model, ("call", "embed", "interact"))
+    # mixes rows (a subclass's forward pass might: batch normalization)
+    # and no loss counts the padding rows (row regularization).
+    pad = _sparse_rows.own_methods(
+        model, ("call", "embed", "interact")
+    ) and not _sparse_rows.regularizes_rows(model)
     return runner(model, tables=tables, jit=jit, pad=pad)

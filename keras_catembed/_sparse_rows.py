@@ -57,6 +57,19 @@ def list_layers(model: Any) -> list[Any]:
     ]
 
 
+def regularizes_rows(model: Any) -> bool:
+    """Whether a table of `model` regularizes the rows a step reads.
+
+    That loss (an `add_loss` of the looked-up rows, under SparseAdam)
+    counts every row of a batch, so a batch padded with zero-weight copies
+    of its rows would regularize the copies too.
+    """
+    return any(
+        layer._row_regularization and layer.embeddings_regularizer is not None
+        for layer in table_layers(model) + list_layers(model)
+    )
+
+
 class SparseTables:
     """The tables of a model whose rows a sparse step gathers.
 
