@@ -48,10 +48,15 @@ class SparseAdam(keras.optimizers.Adam):
     a step does not touch, that product is applied lazily: the optimizer
     keeps the running product of the factors (as a sum of logarithms) and,
     per table row, where it stood when the row was last decayed; a row
-    takes the factors of the steps it missed when it is next touched, and
-    every row takes them when training ends (`finalize_variable_values`,
-    which `fit` calls). The values are then those of decaying every row at
-    every step, at the cost of one extra float per table row. Exclude
+    takes the factors of the steps it missed when a step next updates it,
+    and every row takes them when training ends (`finalize_variable_values`,
+    which `fit` calls), at the cost of one extra float per table row.
+    This is not quite decaying every row at every step: the step that next
+    reads a row computes the loss and the gradient from the row as it was
+    last written, before the factors it owes, so a row read rarely enters
+    those steps larger than it would under per-step decay (by
+    `1 / (1 - learning_rate * weight_decay) ** n` after `n` skipped steps).
+    A row no step reads again ends exactly as per-step decay leaves it. Exclude
     variables with `exclude_from_weight_decay`, as with any Keras
     optimizer. With `use_ema`, the average sees each row as it was last
     written.
@@ -357,8 +362,8 @@ class SparseAdam(keras.optimizers.Adam):
     def apply_owed_decay(self, var_list: list[Any]) -> None:
         """Decays every row by the factors of the steps it skipped.
 
-        Afterwards the variables hold the values of decaying every row at
-        every step. `finalize_variable_values` (called when `fit` ends)
+        Afterwards each row holds its last written value times every
+        factor since. `finalize_variable_values` (called when `fit` ends)
         calls it, and so does the device loop of `RatingModel.fit` at the
         end of each epoch, before validation and the epoch-end callbacks.
         Without `weight_decay` it does nothing, except that it first
