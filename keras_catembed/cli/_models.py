@@ -36,22 +36,18 @@ def load_for_model(args: argparse.Namespace, model: Any) -> Ratings:
 
 
 def add_model_command(
-    commands: _common.Commands,
-    name: str,
-    *,
-    from_model: bool = True,
-    **kwargs: Any,
+    commands: _common.Commands, name: str, **kwargs: Any
 ) -> _common._Parser:
     """Adds the command `name` that reads `--model` and MovieLens data.
 
-    With `from_model`, `--dataset` and `--data-dir` default to the data
-    the model records (see `load_model`); `kwargs` go to `add_parser`.
+    `--dataset` and `--data-dir` default to the data the model records
+    (see `load_model`); `kwargs` go to `add_parser`.
     """
     parser = commands.add_parser(name, **kwargs)
     parser.add_argument(
         "--model", required=True, help="a .keras file saved by catembed train"
     )
-    _common._add_data_arguments(parser, from_model=from_model)
+    _common._add_data_arguments(parser, from_model=True)
     return parser
 
 
