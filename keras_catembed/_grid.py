@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
 from keras_catembed._recommend import Scorer
-from keras_catembed._recommend import Users
+from keras_catembed._requests import Users
 
 # Rows of the user x item grid run through the head at once.
 ROWS_PER_CALL = 2**18

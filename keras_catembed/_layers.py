@@ -214,3 +214,23 @@ def weight_sizes(model: Any) -> dict[str, int]:
         sizes[f"hidden layer {index}"] = width * units
         width = units
     return sizes
+
+
+def source_config(column: str, table: EntityEmbedding) -> dict[str, Any]:
+    """A pair source as a config: its column and what maps its ids to rows.
+
+    The source's table belongs to its own encoder: its weights are not in
+    the config, only its lookup (`source_from_config` rebuilds it).
+    """
+    lookup = {
+        "input_dim": table.input_dim,
+        "vocabulary": table.vocabulary,
+        "num_oov_indices": table.num_oov_indices,
+        "output_dim": table.output_dim,
+    }
+    return {"column": column, "lookup": lookup}
+
+
+def source_from_config(config: Mapping[str, Any]) -> tuple[str, Any]:
+    """The column and an unbuilt lookup table of `source_config`'s output."""
+    return config["column"], EntityEmbedding(**config["lookup"])

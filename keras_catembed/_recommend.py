@@ -1,26 +1,20 @@
 """Top-N recommendations from a trained `RatingModel`."""
 
-import collections.abc
-import numbers
-from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
-from keras_catembed import _frames
+from keras_catembed import _requests
 from keras_catembed import backend
+from keras_catembed._requests import Excluded
+from keras_catembed._requests import Users
 
 # Rows scored per `predict` call: users times candidates.
 ROWS_PER_CALL = 2**20
 
-# Each user's columns: one id array per column, one id per user.
-Users = dict[str, NDArray[Any]]
-# The item ids to leave out, per user id.
-Excluded = Mapping[int, list[int]]
 # `(item_ids, scores)`, each of shape `(users, k)`.
 Ranked = tuple[NDArray[Any], NDArray[np.float32]]
 
@@ -43,7 +37,7 @@ def recommend(
     over the grid) or `"retrieval"` (keras-rs top-k of a dot product). By
     default the fastest one that applies to `model` is used.
     """
-    request = check_request(
+    request = _requests.check_request(
         model,
         users,
         k,
@@ -51,8 +45,8 @@ def recommend(
         candidates=candidates,
         user_column=user_column,
         item_column=item_column,
-        read_users=_model_users,
-        read_candidates=_check_candidates,
+        read_users=_requests.model_users,
+        read_candidates=_requests.check_candidates,
     )
     user_column, item_column, _, columns, ids, _ = request
     # Every id is checked here, before any compiled call.
@@ -73,7 +67,7 @@ def recommend(
         raise
 
 
-def _ranked(model: Any, kind: Any, request: "Request") -> Ranked:
+def _ranked(model: Any, kind: Any, request: _requests.Request) -> Ranked:
     """The top `k` items of each user, as the scorer `kind` scores them."""
     user_column, item_column, k, columns, ids, excluded = request
     num_users = len(columns[user_column])
@@ -99,73 +93,6 @@ def _ranked(model: Any, kind: Any, request: "Request") -> Ranked:
         item_ids[start:stop] = np.where(valid, ids[top], -1)
         scores[start:stop] = np.where(valid, top_scores, np.nan)
     return item_ids, scores
-
-
-class Request(NamedTuple):
-    """The checked arguments of a `recommend` call."""
-
-    user_column: str
-    item_column: str
-    k: int
-    users: Users
-    candidates: NDArray[Any]
-    excluded: Excluded
-
-
-def check_request(
-    recommender: Any,
-    users: Any,
-    k: int,
-    *,
-    exclude: Any,
-    candidates: ArrayLike | None,
-    user_column: str | None,
-    item_column: str | None,
-    read_users: Callable[[Any, Any, Any, str, str], tuple[Users, Any]],
-    read_candidates: Callable[[Any, ArrayLike | None, str], NDArray[Any]],
-) -> Request:
-    """Checks the arguments of a `recommend` method, before any scoring.
-
-    Shared by `RatingModel.recommend` and `MostPopular.recommend`: the
-    columns, `k`, the users, the candidates (at least `k` of them) and the
-    `exclude` pairs, in that order. What a recommender accepts as users and
-    candidates is its own: `read_users(recommender, users, exclude,
-    user_column, item_column)` returns the users as a dict of id arrays
-    holding `user_column`, and `exclude` (both may be converted, e.g. from
-    a DataFrame); `read_candidates(recommender, candidates, item_column)`
-    returns the candidate ids.
-    """
-    user_column, item_column = _check_columns(
-        recommender, user_column, item_column
-    )
-    k = _check_k(k)
-    users, exclude = read_users(
-        recommender, users, exclude, user_column, item_column
-    )
-    candidates = read_candidates(recommender, candidates, item_column)
-    if k > candidates.size:
-        raise ValueError(
-            f"`k` must be at most the number of candidates "
-            f"({candidates.size}). Received: k={k}"
-        )
-    excluded = _excluded(exclude, user_column, item_column, users[user_column])
-    return Request(user_column, item_column, k, users, candidates, excluded)
-
-
-def _model_users(
-    model: Any, users: Any, exclude: Any, user_column: str, item_column: str
-) -> tuple[Users, Any]:
-    """A model's users (one id per column per user) and `exclude`."""
-    if _frames.is_dataframe(users):
-        others = [
-            c for c in model.columns if c not in (user_column, item_column)
-        ]
-        users = _frames.columns(users, [user_column, *others], "users")
-    if _frames.is_dataframe(exclude):
-        exclude = _frames.columns(
-            exclude, [user_column, item_column], "exclude"
-        )
-    return _check_users(model, users, user_column, item_column), exclude
 
 
 def _seen(
@@ -268,141 +195,3 @@ class PredictGrid(Scorer):
         inputs[self.item_column] = np.tile(self.candidates, size)
         predicted = self.model.predict(inputs, batch_size=65536, verbose=0)
         return np.asarray(predicted, "float32").reshape(size, -1)
-
-
-def _check_columns(
-    model: Any, user_column: str | None, item_column: str | None
-) -> tuple[str, str]:
-    columns = model.columns
-    if len(columns) != 2 and (user_column is None or item_column is None):
-        raise ValueError(
-            "`recommend` needs `user_column` and `item_column` for a "
-            f"model of {len(columns)} columns {columns}."
-        )
-    user_column = columns[0] if user_column is None else user_column
-    item_column = columns[1] if item_column is None else item_column
-    for name, value in (
-        ("user_column", user_column),
-        ("item_column", item_column),
-    ):
-        if value not in columns:
-            raise ValueError(
-                f"`{name}` must be one of the model's columns {columns}. "
-                f"Received: {name}={value!r}"
-            )
-    if user_column == item_column:
-        raise ValueError(
-            "`user_column` and `item_column` must differ. Received "
-            f"{user_column!r} for both"
-        )
-    return user_column, item_column
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
-    return int(k)
-
-
-def _as_ids(name: str, values: ArrayLike) -> NDArray[Any]:
-    array = np.asarray(values)
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array.reshape(-1)
-    if array.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be a 1-D array of ids. Received shape {array.shape}"
-        )
-    return array
-
-
-def _check_users(
-    model: Any, users: Any, user_column: str, item_column: str
-) -> Users:
-    others = [c for c in model.columns if c not in (user_column, item_column)]
-    if not isinstance(users, collections.abc.Mapping):
-        users = {user_column: users}
-    users = dict(users)
-    if user_column not in users:
-        raise ValueError(
-            f"`users` must hold the column {user_column!r}. Received the "
-            f"columns {sorted(users)}"
-        )
-    missing = [c for c in others if c not in users]
-    unknown = [c for c in users if c not in (user_column, *others)]
-    if missing or unknown:
-        raise ValueError(
-            "`users` must give, per user, the columns "
-            f"{[user_column, *others]}. Missing: {missing}; unknown: "
-            f"{unknown}"
-        )
-    checked = {c: _as_ids(f"users[{c!r}]", v) for c, v in users.items()}
-    lengths = {c: len(v) for c, v in checked.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(
-            f"The columns of `users` must have one length. Received {lengths}"
-        )
-    if not lengths[user_column]:
-        raise ValueError("`users` must hold at least one user. Received none")
-    return checked
-
-
-def _check_candidates(
-    model: Any, candidates: ArrayLike | None, item_column: str
-) -> NDArray[Any]:
-    layer = model.embedding_layers[item_column]
-    if candidates is None:
-        if layer.vocabulary is not None:
-            return np.asarray(layer.vocabulary)
-        return np.arange(layer.input_dim, dtype="int64")
-    candidates = _as_ids("candidates", candidates)
-    if candidates.size == 0:
-        raise ValueError("`candidates` must hold at least one id")
-    if np.unique(candidates).size != candidates.size:
-        raise ValueError("`candidates` must not repeat an id")
-    return candidates
-
-
-def _excluded(
-    exclude: Any, user_column: str, item_column: str, wanted: NDArray[Any]
-) -> dict[int, list[int]]:
-    """Maps each of the `wanted` user ids to the item ids to leave out."""
-    if exclude is None:
-        return {}
-    if not isinstance(exclude, collections.abc.Mapping):
-        raise ValueError(
-            "`exclude` must be a dict with the columns "
-            f"{[user_column, item_column]} (the pairs already rated). "
-            f"Received: {type(exclude).__name__}"
-        )
-    missing = [c for c in (user_column, item_column) if c not in exclude]
-    if missing:
-        raise ValueError(
-            f"`exclude` must hold the columns {[user_column, item_column]}. "
-            f"Missing: {missing}"
-        )
-    from keras_catembed import _checks
-
-    # Whole numbers, as the model's own ids: `int` would truncate 5.5.
-    users, items = (
-        _checks.ids_to_numpy(
-            f"`exclude[{column!r}]`", _as_ids(f"exclude[{column!r}]", values)
-        )
-        for column, values in (
-            (user_column, exclude[user_column]),
-            (item_column, exclude[item_column]),
-        )
-    )
-    if users.size != items.size:
-        raise ValueError(
-            "The columns of `exclude` must have one length. Received "
-            f"{users.size} and {items.size}"
-        )
-    # Only the pairs of the users asked for are looked at again.
-    mine = np.isin(users, wanted)
-    users, items = users[mine], items[mine]
-    excluded: dict[int, list[int]] = collections.defaultdict(list)
-    for user, item in zip(users.tolist(), items.tolist(), strict=True):
-        excluded[int(user)].append(int(item))
-    return excluded

@@ -8,9 +8,9 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _grid
-from keras_catembed._recommend import Excluded
 from keras_catembed._recommend import Ranked
 from keras_catembed._recommend import Scorer
+from keras_catembed._requests import Excluded
 
 # Users whose queries are scored at once.
 QUERIES_PER_CALL = 4096

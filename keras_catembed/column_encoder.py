@@ -23,7 +23,7 @@ from keras_catembed.entity_embedding import EntityEmbedding
 def _source_table(source: Any, argument: str) -> tuple[str, EntityEmbedding]:
     """The column and table of a source: an encoder, a pair or a config."""
     if isinstance(source, Mapping):
-        return source["column"], EntityEmbedding(**source["lookup"])
+        return _layers.source_from_config(source)
     if isinstance(source, ColumnEncoder):
         return source.column, source.embedding
     if (
@@ -37,16 +37,6 @@ def _source_table(source: Any, argument: str) -> tuple[str, EntityEmbedding]:
         f"`{argument}` expects the ColumnEncoder of the column whose ids "
         f"describe this one, or None. Received: {source!r}"
     )
-
-
-def _lookup_config(table: EntityEmbedding) -> dict[str, Any]:
-    """What maps a source column's ids to its rows (no weights)."""
-    return {
-        "input_dim": table.input_dim,
-        "vocabulary": table.vocabulary,
-        "num_oov_indices": table.num_oov_indices,
-        "output_dim": table.output_dim,
-    }
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -395,7 +385,7 @@ class ColumnEncoder(keras.layers.Layer):
             }
         )
         for kind, (column, table) in self._sources.items():
-            config[kind] = {"column": column, "lookup": _lookup_config(table)}
+            config[kind] = _layers.source_config(column, table)
         return config
 
     @classmethod

@@ -4,11 +4,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
-from keras_catembed import _recommend
+from keras_catembed import _requests
 
 
 def check_candidate_ids(candidates: ArrayLike) -> NDArray[np.int64]:
-    ids = _recommend._as_ids("candidates", candidates)
+    ids = _requests.as_ids("candidates", candidates)
     if ids.size == 0:
         raise ValueError("`candidates` must hold at least one id")
     if np.unique(ids).size != ids.size:
@@ -17,7 +17,7 @@ def check_candidate_ids(candidates: ArrayLike) -> NDArray[np.int64]:
 
 
 def integer_ids(name: str, ids: ArrayLike) -> NDArray[np.int64]:
-    values = _recommend._as_ids(name, ids)
+    values = _requests.as_ids(name, ids)
     if values.size and (
         values.dtype == bool or not np.issubdtype(values.dtype, np.number)
     ):

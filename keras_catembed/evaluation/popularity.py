@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
 from keras_catembed import _recommend
+from keras_catembed import _requests
 from keras_catembed.evaluation._ids import check_candidate_ids
 from keras_catembed.evaluation._ids import describe
 from keras_catembed.evaluation._ids import integer_ids
@@ -125,7 +126,7 @@ class MostPopular:
             `k` candidates remain for a user, the last places hold the id
             `-1` and NaN.
         """
-        request = _recommend.check_request(
+        request = _requests.check_request(
             self,
             users,
             k,
@@ -159,7 +160,7 @@ def _users(
     exclude: Any,
     user_column: str,
     item_column: str,
-) -> tuple[_recommend.Users, Any]:
+) -> tuple[_requests.Users, Any]:
     """The ids of `user_column` (other columns of a dict are ignored)."""
     if not isinstance(users, collections.abc.Mapping):
         users = {user_column: users}
@@ -168,7 +169,7 @@ def _users(
             f"`users` must hold the column {user_column!r}. Received "
             f"the columns {sorted(users)}"
         )
-    ids = _recommend._as_ids(f"users[{user_column!r}]", users[user_column])
+    ids = _requests.as_ids(f"users[{user_column!r}]", users[user_column])
     return {user_column: ids}, exclude
 
 

@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
-from keras_catembed import _recommend
+from keras_catembed import _requests
 from keras_catembed.evaluation._ids import check_candidate_ids
 from keras_catembed.evaluation._ids import describe
 from keras_catembed.evaluation.popularity import MostPopular
@@ -162,10 +162,10 @@ def ranking_metrics(
             "like a RatingModel or MostPopular. Received: "
             f"{type(recommender).__name__}"
         )
-    user_column, item_column = _recommend._check_columns(
+    user_column, item_column = _requests.check_columns(
         recommender, user_column, item_column
     )
-    k = _recommend._check_k(k)
+    k = _requests.check_k(k)
     x = _check_x(x, recommender.columns)
     num_rows = len(x[user_column])
     relevant = _relevant_rows(y, relevance_threshold, num_rows)
@@ -282,7 +282,7 @@ def _check_x(x: object, columns: Sequence[str]) -> dict[str, NDArray[Any]]:
         raise ValueError(
             f"`x` must hold the columns {list(columns)}. Missing: {missing}"
         )
-    ids = {c: _recommend._as_ids(f"x[{c!r}]", x[c]) for c in columns}
+    ids = {c: _requests.as_ids(f"x[{c!r}]", x[c]) for c in columns}
     lengths = {c: len(v) for c, v in ids.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(
@@ -344,7 +344,7 @@ def _resolve_candidates(
     if own is not None:
         return check_candidate_ids(own)
     if hasattr(recommender, "embedding_layers"):
-        return _recommend._check_candidates(recommender, None, item_column)
+        return _requests.check_candidates(recommender, None, item_column)
     raise ValueError(
         f"Pass `candidates`: {type(recommender).__name__} names no "
         "candidate items of its own"
