@@ -26,6 +26,7 @@ from keras_catembed import _pair_windows
 from keras_catembed import _provenance
 from keras_catembed import _sparse_rows
 from keras_catembed import _step
+from keras_catembed import _streams
 from keras_catembed import backend
 from keras_catembed import optimizers
 from keras_catembed._model_base import ModelBase
@@ -160,7 +161,9 @@ class RatingTrainer(ModelBase):
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)
         _checks.rate("validation_split", validation_split)
         x, y, sample_weight = self._check_labelled("fit", x, y, sample_weight)
-        validation_data = _inputs.check_validation_data(self, validation_data)
+        validation_data = _streams.checked(
+            self, _inputs.check_validation_data(self, validation_data)
+        )
         kwargs = dict(
             batch_size=batch_size,
             epochs=epochs,
@@ -266,7 +269,7 @@ class RatingTrainer(ModelBase):
         self, x: Any, batch_size: int | None = None, *args: Any, **kwargs: Any
     ) -> Any:
         _inputs.check_batch_size("batch_size", batch_size)
-        x = _inputs.check_x(self, x, "predict")
+        x = _streams.checked(self, _inputs.check_x(self, x, "predict"))
         return self._run(
             "predict", x, super().predict, x, batch_size, *args, **kwargs
         )
@@ -279,7 +282,7 @@ class RatingTrainer(ModelBase):
         self, method: str, x: Any, y: Any, sample_weight: Any
     ) -> tuple[Any, Any, Any]:
         """`x`, `y` and `sample_weight` of the loop `method`, checked."""
-        x = _inputs.check_x(self, x, method)
+        x = _streams.checked(self, _inputs.check_x(self, x, method))
         if y is None and _inputs.checked(self.columns, x):
             # A dataset or generator may carry the ratings; arrays cannot.
             raise ValueError(

@@ -4,6 +4,7 @@ Each test asserts what happens (the error and its message, or the values
 returned) and that a rejected call leaves the model as it was.
 """
 
+import functools
 import os
 
 import keras
@@ -294,6 +295,72 @@ def test_a_non_finite_target_in_a_stream_fails_and_trains_nothing(
     optimizer_state = _optimizer_state(model)
     with pytest.raises(_in_graph_error(), match=message):
         getattr(model, method)(_stream_with(bad, source), verbose=0)
+    _assert_unchanged(model, weights, optimizer_state)
+    _assert_usable(model, tmp_path, weights)
+
+
+def _stream_beyond_int32(source, with_y):
+    """Three int64 batches; the 3rd holds the user id 2**32 + 1, which
+    32-bit integers would read as 1."""
+    x = _x()
+    bad = {k: v.copy() for k, v in x.items()}
+    bad["user_id"][1] = 2**32 + 1
+    batches = [(xs, Y) if with_y else (xs,) for xs in (x, x, bad)]
+    if source == "generator":
+        return (batch for batch in batches)
+    if source == "tf.data":
+        tf = pytest.importorskip("tensorflow")
+        parts = [
+            {k: np.stack([b[0][k] for b in batches]) for k in x},
+            *([np.stack([b[1] for b in batches])] if with_y else []),
+        ]
+        return tf.data.Dataset.from_tensor_slices(tuple(parts))
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return batches[index]
+
+    return Batches()
+
+
+def _beyond_int32_error(source):
+    """The error a streamed id beyond int32 raises on this backend."""
+    if BACKEND == "jax" and source != "tf.data":
+        # Checked on the host, before JAX reads the batch as int32.
+        return ValueError
+    if BACKEND == "torch":
+        return ValueError
+    import tensorflow as tf
+
+    # In TensorFlow's graph, or in the tf.data pipeline on JAX.
+    return tf.errors.InvalidArgumentError
+
+
+@pytest.mark.parametrize("source", ["generator", "pydataset", "tf.data"])
+@pytest.mark.parametrize("method", ["predict", "evaluate", "fit", "validation"])
+def test_a_streamed_id_beyond_int32_fails_on_every_backend(
+    method, source, tmp_path
+):
+    # JAX reads each batch of a stream as int32: 2**32 + 1 would become
+    # user 1, a valid row and a wrong rating, unless checked before.
+    model = _trained()
+    weights = _weights(model)
+    optimizer_state = _optimizer_state(model)
+    stream = _stream_beyond_int32(source, with_y=method != "predict")
+    if method == "validation":
+        call = functools.partial(
+            model.fit, _x(), Y, validation_data=stream, batch_size=6
+        )
+    else:
+        call = functools.partial(getattr(model, method), stream)
+    with pytest.raises(
+        _beyond_int32_error(source),
+        match=r"(?s)Column \\?'user_id\\?'.*4294967297",
+    ):
+        call(verbose=0)
     _assert_unchanged(model, weights, optimizer_state)
     _assert_usable(model, tmp_path, weights)
 
