@@ -232,5 +232,11 @@ def source_config(column: str, table: EntityEmbedding) -> dict[str, Any]:
 
 
 def source_from_config(config: Mapping[str, Any]) -> tuple[str, Any]:
-    """The column and an unbuilt lookup table of `source_config`'s output."""
-    return config["column"], EntityEmbedding(**config["lookup"])
+    """The column and an unbuilt lookup table of `source_config`'s output.
+
+    The table names its column in its errors, as the source's own does.
+    """
+    column = config["column"]
+    table = EntityEmbedding(**config["lookup"], name=f"{column}_embedding")
+    table.set_column(column)
+    return column, table

@@ -32,6 +32,9 @@ def _source_table(source: Any, argument: str) -> tuple[str, EntityEmbedding]:
         and isinstance(source[0], str)
         and isinstance(source[1], EntityEmbedding)
     ):
+        if source[1]._column is None:
+            # Its errors name the column it reads, as an encoder's table's.
+            source[1].set_column(source[0])
         return source
     raise ValueError(
         f"`{argument}` expects the ColumnEncoder of the column whose ids "

@@ -214,6 +214,38 @@ def test_a_neighbourhood_checks_its_source_columns_ids(bad):
         model.predict({"user_id": np.array([1, 2]), "movie_id": ids}, verbose=0)
 
 
+def test_a_restored_neighbourhood_names_its_source_column(tmp_path):
+    # The source's lookup table is rebuilt from the config: its errors
+    # name the column as the original's do, after `from_config` and load.
+    x, y = data()
+    movies = ColumnEncoder(MOVIES, column="movie_id")
+    users = ColumnEncoder(USERS, column="user_id", neighborhood=movies)
+    users.adapt(x, y)
+    inputs = {
+        column: keras.Input((), dtype="int32", name=column)
+        for column in ("user_id", "movie_id")
+    }
+    path = tmp_path / "neighbourhood.keras"
+    keras.Model(inputs, users(inputs)).save(path)
+    loaded = next(
+        layer
+        for layer in keras.saving.load_model(path).layers
+        if isinstance(layer, ColumnEncoder)
+    )
+    clone = ColumnEncoder.from_config(users.get_config())
+    clone.adapt(x, y)
+    bad = {"user_id": np.array([1, 2]), "movie_id": np.array([3, MOVIES])}
+    message = (
+        rf"Column 'movie_id' \(EntityEmbedding 'movie_id_embedding'\) "
+        rf"received the unknown id {MOVIES}"
+    )
+    for encoder in (users, clone, loaded):
+        with pytest.raises(ValueError, match=message):
+            encoder(bad)
+    with pytest.raises(ValueError, match=message):
+        clone.adapt(dict(x, movie_id=np.full_like(x["movie_id"], MOVIES)), y)
+
+
 def test_missing_column_and_wrong_inputs():
     x, y = data()
     users, _ = encoders()
