@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from keras_catembed import _provenance
 from keras_catembed._inputs import check_columns as _check_columns
 from keras_catembed._preset_legacy import _upgrade_overrides
 from keras_catembed._preset_legacy import upgrade
@@ -197,8 +198,9 @@ def from_preset(
     config = load(preset)
     name = preset if isinstance(preset, (str, os.PathLike)) else "dict"
     name = os.fspath(name) if isinstance(name, os.PathLike) else name
+    saved = _saved_columns(config)
     if embeddings is None:
-        embeddings = config.get("embeddings")
+        embeddings = saved or None
         if embeddings is None:
             raise ValueError(
                 f"Preset {name!r} does not record its cardinalities: pass "
@@ -228,7 +230,6 @@ def from_preset(
                 f"Preset {name!r} also embeds the {what} {listed}: add "
                 f"the columns {missing} to `embeddings` ({sizes})."
             )
-    saved = config.get("embeddings") or {}
     left_out = [column for column in saved if column not in embeddings]
     if left_out:
         raise ValueError(
@@ -255,7 +256,35 @@ def from_preset(
             )
         model.build()
         model.load_weights(weights)
+        # What the weights were trained on, as `model.save` keeps it.
+        model.__dict__["_training_fingerprint"] = _provenance.from_config(
+            config.get("training_fingerprint")
+        )
+        model.data_source = config.get("data_source")
     return model
+
+
+def _saved_columns(config: Mapping[str, Any]) -> dict[str, int]:
+    """The columns and cardinalities a preset folder was saved with.
+
+    Folders written before vocabulary columns were recorded list only the
+    others; their vocabulary columns are added from the model part, in
+    the order the model had them.
+    """
+    saved = dict(config.get("embeddings") or {})
+    by_column = (config.get("model") or {}).get("embeddings") or {}
+    sizes = {
+        column: len(values["vocabulary"])
+        for column, values in by_column.items()
+        if isinstance(values, Mapping) and values.get("vocabulary") is not None
+    }
+    if all(column in saved for column in sizes):
+        return saved
+    return {
+        column: saved[column] if column in saved else sizes[column]
+        for column in by_column
+        if column in saved or column in sizes
+    }
 
 
 def _model_part(model: Any) -> tuple[dict[str, Any], dict[str, int]]:
@@ -275,8 +304,15 @@ def _model_part(model: Any) -> tuple[dict[str, Any], dict[str, int]]:
             if key in layer_config
             and not (key == "vocabulary" and layer_config[key] is None)
         }
-        if layer.vocabulary is None:
-            cardinalities[column] = layer.input_dim
+        # A vocabulary column is recorded by its number of ids, so that
+        # every column is rebuilt, in the model's order.
+        cardinalities[column] = (
+            layer.input_dim
+            if layer.vocabulary is None
+            else len(layer.vocabulary)
+        )
+    if model.dtype_policy.name != "float32":
+        part["dtype"] = model.dtype_policy.name
     part["embedding"] = {}
     part["embeddings"] = by_column
     return part, cardinalities
@@ -313,6 +349,12 @@ def save_to_preset(
         "recipe": None if recipe is None else recipe.get_config(),
         "embeddings": cardinalities,
     }
+    if model.built and model.training_fingerprint is not None:
+        config["training_fingerprint"] = _provenance.to_config(
+            model.training_fingerprint
+        )
+    if model.built and model.data_source is not None:
+        config["data_source"] = dict(model.data_source)
     text = json.dumps(config, indent=2)  # Fails before anything is written.
     if os.path.exists(preset_dir) and not os.path.isdir(preset_dir):
         raise ValueError(

@@ -130,8 +130,11 @@ def save_to_preset(
     """Writes `model` (and its recipe) as a preset folder.
 
     The folder holds `config.json` (the model part as `RatingModel` and
-    `EntityEmbedding` arguments, the recipe's config, the cardinalities,
-    the description) and, for a built model, `model.weights.h5`. Read it
+    `EntityEmbedding` arguments, its dtype policy when not float32, the
+    recipe's config, every column's number of ids, the description) and,
+    for a built model, `model.weights.h5` with what `model.save` keeps of
+    its training: the fingerprint of the rows it was trained on (so that
+    `evaluate` still warns about overlap) and its `data_source`. Read it
     with `RatingModel.from_preset(preset_dir)` or `catembed train --preset
     preset_dir`, as in keras-hub's `save_to_preset` / `from_preset`.
 

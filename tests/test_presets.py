@@ -190,6 +190,55 @@ def test_save_to_preset_round_trip(tmp_path, name):
     assert fresh.columns == ["user_id", "movie_id"]
 
 
+def test_a_trained_folder_keeps_vocabularies_dtype_and_fingerprint(tmp_path):
+    # A column of raw ids (a vocabulary), a mixed dtype policy, and what the
+    # weights were trained on come back with the weights.
+    x, y = _x()
+    raw = np.array([100, 200, 300, 400, 500, 600, 700, 800, 900])
+    x = {**x, "user_id": raw[x["user_id"]]}
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": keras_catembed.EntityEmbedding(
+                vocabulary=raw.tolist(), output_dim=3
+            ),
+            "movie_id": keras_catembed.EntityEmbedding(7, 3),
+        },
+        dtype="mixed_bfloat16",
+    )
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.data_source = {"dataset": "synthetic"}
+    folder = str(tmp_path / "preset")
+    presets.save_to_preset(model, folder)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["embeddings"] == {"user_id": 9, "movie_id": 7}
+    assert config["model"]["dtype"] == "mixed_bfloat16"
+
+    restored = keras_catembed.RatingModel.from_preset(folder)
+    assert restored.columns == ["user_id", "movie_id"]
+    assert restored.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+    assert restored.training_overlap(x, y) == 1.0
+    assert restored.data_source == {"dataset": "synthetic"}
+    # Fresh weights carry no record of training.
+    fresh = keras_catembed.RatingModel.from_preset(folder, load_weights=False)
+    assert fresh.columns == ["user_id", "movie_id"]
+    assert fresh.training_fingerprint is None and fresh.data_source is None
+
+    # A folder written before vocabulary columns were recorded.
+    config["embeddings"] = {"movie_id": 7}
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    older = keras_catembed.RatingModel.from_preset(folder)
+    assert older.columns == ["user_id", "movie_id"]
+    np.testing.assert_array_equal(
+        older.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
