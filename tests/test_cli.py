@@ -406,6 +406,20 @@ def test_tune_writes_best_and_resumes(data_dir, tmp_path, capsys):
     assert "columns: ['user_id', 'movie_id'] there," in error
     assert "epochs: 1 there, 2 now" in error
     assert "pass --overwrite to start afresh" in error
+    # --overwrite starts the search afresh with the new settings.
+    status, out, err = _run(changed + ["--overwrite"], capsys)
+    assert status == 0, err
+    assert len([ln for ln in out.splitlines() if " done: " in ln]) == 2
+    project = changed[changed.index("--directory") + 1]
+    settings = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(project)
+        for name in names
+        if name == "catembed_search.json"
+    ]
+    assert len(settings) == 1
+    with open(settings[0]) as file:
+        assert json.load(file)["epochs"] == 2
 
 
 def test_tune_add_columns_searches_with_them_and_trains_again(

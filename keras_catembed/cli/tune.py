@@ -266,6 +266,8 @@ def run(args: argparse.Namespace, out: TextIO) -> list[Any]:
         tuner = tuner_class(hypermodel, max_epochs=args.epochs, **options)
     else:
         tuner = tuner_class(hypermodel, max_trials=args.max_trials, **options)
+    # With `overwrite`, KerasTuner has just removed the old project folder.
+    os.makedirs(project, exist_ok=True)
     with open(os.path.join(project, SETTINGS_FILE), "w") as file:
         json.dump(settings, file, indent=2)
     print(
