@@ -1320,6 +1320,44 @@ def test_recommend_and_evaluate_read_the_recorded_data(
     assert "RMSE" in outputs["evaluate"]
 
 
+def test_evaluate_defaults_to_the_recorded_split_and_folder(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    from keras_catembed.datasets import movielens
+
+    # `~` in --data-dir is recorded expanded.
+    home, name = os.path.split(os.path.abspath(data_dir))
+    monkeypatch.setenv("HOME", home)
+    model_path = str(tmp_path / "random.keras")
+    status, _, err = _run(
+        ["train", "--data-dir", f"~/{name}", "--preset", "course"]
+        + ["--split", "random", "--seed", "3", "--test-fraction", "0.1"]
+        + ["--epochs", "1", "--verbose", "0", "--save", model_path],
+        capsys,
+    )
+    assert status == 0, err
+    _, test = movielens.load_ratings("ml-100k", data_dir=data_dir).random_split(
+        0.1, seed=3
+    )
+    expected = f"ml-100k, random split, {len(test):,} ratings"
+    # The recorded release, folder, split, fraction and seed; the folder
+    # also when the recorded release is named.
+    for extra in ([], ["--dataset", "ml-100k", "--no-download"]):
+        status, out, err = _run(
+            ["evaluate", "--model", model_path, *extra], capsys
+        )
+        assert status == 0, err
+        assert out.splitlines()[0] == expected
+        assert "WARNING" not in out and "warning" not in err
+    # Options given are kept: another seed's test part was trained on.
+    status, out, err = _run(
+        ["evaluate", "--model", model_path, "--seed", "4"], capsys
+    )
+    assert status == 0, err
+    assert out.splitlines()[0] == expected
+    assert "WARNING: About" in out
+
+
 def test_model_alone_says_what_is_missing(trained, tmp_path, capsys):
     import keras
 

@@ -141,26 +141,41 @@ def _added_columns(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
+# The defaults of `--test-fraction` and `--seed`.
+TEST_FRACTION = 0.2
+SEED = 0
+
+
+def _add_split_arguments(
+    parser: argparse.ArgumentParser, from_model: bool = False
+) -> None:
+    """Adds `--split`, `--test-fraction` and `--seed`.
+
+    With `from_model`, their defaults are what the `--model` records (see
+    `_models.split_from_model`), and the usual ones otherwise.
+    """
+    recorded = "the model's, if recorded, else " if from_model else ""
     parser.add_argument(
         "--split",
         default=None,
         choices=SPLITS,
         help="held-out part: an official ml-100k fold, 'random' or "
-        "'temporal' (default: u1 for ml-100k, else random)",
+        f"'temporal' (default: {recorded}u1 for ml-100k, else random)",
     )
     parser.add_argument(
         "--test-fraction",
         type=float,
-        default=0.2,
-        help="test share of a random split (default: 0.2)",
+        default=None if from_model else TEST_FRACTION,
+        help=f"test share of a random split (default: {recorded}"
+        f"{TEST_FRACTION})",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
+        default=None if from_model else SEED,
         help="random seed of the split, the initial weights, the shuffling "
-        "and dropout; the same seed repeats a CPU run exactly (default: 0)",
+        "and dropout; the same seed repeats a CPU run exactly (default: "
+        f"{recorded}{SEED})",
     )
 
 

@@ -24,15 +24,40 @@ def load_for_model(args: argparse.Namespace, model: Any) -> Ratings:
                 "--dataset (and --data-dir if the release is not in the "
                 "cache)"
             )
-        if args.data_dir is None:
-            args.data_dir = source.get("data_dir")
-            if args.data_dir is not None and not os.path.exists(args.data_dir):
-                raise _common.CommandError(
-                    f"--model {args.model} was trained on {args.dataset} "
-                    f"from {args.data_dir}, which no longer exists: pass "
-                    "--data-dir"
-                )
+    # The recorded folder serves the recorded release, named or not.
+    if args.data_dir is None and args.dataset == source.get("dataset"):
+        args.data_dir = source.get("data_dir")
+        if args.data_dir is not None and not os.path.exists(args.data_dir):
+            raise _common.CommandError(
+                f"--model {args.model} was trained on {args.dataset} "
+                f"from {args.data_dir}, which no longer exists: pass "
+                "--data-dir"
+            )
     return _common._load(args)
+
+
+def split_from_model(
+    args: argparse.Namespace, model: Any, ratings: Ratings
+) -> None:
+    """Defaults `--split`, `--test-fraction` and `--seed` to the model's.
+
+    What `catembed train` recorded, when the model was trained on the
+    release `ratings` is; the usual defaults otherwise (options given on
+    the command line are kept).
+    """
+    source = model.data_source or {}
+    if source.get("dataset") != ratings.name:
+        source = {}
+    if args.split is None:
+        args.split = source.get("split")
+    if args.test_fraction is None:
+        recorded = source.get("test_fraction")
+        args.test_fraction = (
+            _common.TEST_FRACTION if recorded is None else recorded
+        )
+    if args.seed is None:
+        recorded = source.get("seed")
+        args.seed = _common.SEED if recorded is None else recorded
 
 
 def add_model_command(

@@ -25,7 +25,7 @@ def add_parser(commands: _common.Commands) -> None:
         "ranking metrics of its top-k lists next to the most-popular "
         "baseline (needs the [ranking] extra).",
     )
-    _common._add_split_arguments(evaluate)
+    _common._add_split_arguments(evaluate, from_model=True)
     evaluate.add_argument(
         "--ranking",
         action="store_true",
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
 
         ranking._keras_rs_metrics()  # Before any work, if it is missing.
     model, ratings = _models.load_model(args)
+    _models.split_from_model(args, model, ratings)
     split, (train, test) = _common._split(ratings, args)
     rows: dict[str, Any] = dict(error_baselines.baselines(train, test))
     rows["model"] = error_baselines.errors(

@@ -253,7 +253,9 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
     model.data_source = {
         "dataset": ratings.name,
         "data_dir": (
-            None if args.data_dir is None else os.path.abspath(args.data_dir)
+            None
+            if args.data_dir is None
+            else os.path.abspath(os.path.expanduser(args.data_dir))
         ),
         "split": split,
         "test_fraction": args.test_fraction if split == "random" else None,
