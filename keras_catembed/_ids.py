@@ -218,8 +218,9 @@ def check_vocabulary(vocabulary: Any) -> list[int]:
         raise ValueError("`vocabulary` must not be empty. Received: []")
     unique, counts = np.unique(np.asarray(values), return_counts=True)
     if np.any(counts > 1):
+        first = int(np.argmax(counts > 1))
         raise ValueError(
             "`vocabulary` must not repeat an id. Received the id "
-            f"{int(unique[np.argmax(counts > 1)])} {int(counts.max())} times"
+            f"{int(unique[first])} {int(counts[first])} times"
         )
     return values

@@ -276,9 +276,11 @@ class ImplicitFeedback(keras.layers.Layer):
         if not self.adapted:
             example = "x_train, y_train" if self.rated else "x_train"
             raise ValueError(
-                f"{self.name} holds no pairs yet: call `adapt` on the "
-                "model with the training inputs before training or "
-                f"predicting (e.g. `model.adapt({example})`)."
+                f"{self.name} holds no pairs yet: call `adapt` with the "
+                "training inputs before training or predicting, on the "
+                "RatingModel or on the ColumnEncoder that holds this layer "
+                f"(e.g. `model.adapt({example})` or "
+                f"`encoder.adapt({example})`)."
             )
         if self.narrow_pairs:
             return _pair_sums.every_row(self, rows, source_rows)

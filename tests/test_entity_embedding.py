@@ -241,6 +241,8 @@ def test_property_symbolic_shape_matches_compute_output_shape(case):
         ({"input_dim": 3, "dropout": 1.0}, r"`dropout` must be .*1.0"),
         ({"vocabulary": []}, "must not be empty"),
         ({"vocabulary": [1, 2, 1]}, "repeat an id.*1 2 times"),
+        # The count of the id named, not the largest count.
+        ({"vocabulary": [1, 1, 2, 2, 2]}, r"repeat an id.*the id 1 2 times"),
         ({"vocabulary": ["a", "b"]}, "integers only.*'a'"),
         ({"vocabulary": [2**40]}, "fit in int32"),
         ({"vocabulary": "abc"}, "sequence of distinct integers"),

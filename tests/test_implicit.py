@@ -246,7 +246,10 @@ def test_sparse_steps_update_only_the_rows_a_batch_reads(kind):
 def test_predict_before_adapt_says_to_adapt():
     x, _ = data()
     model = make_model()
-    with pytest.raises(ValueError, match=r"call `adapt`.*model.adapt"):
+    with pytest.raises(
+        ValueError,
+        match=r"call `adapt`.*ColumnEncoder.*model.adapt.*encoder.adapt",
+    ):
         model.predict(x, verbose=0)
 
 
