@@ -68,4 +68,6 @@ def ratings(y: Any, size: int) -> np.ndarray:
             f"ratings for {size} rows"
         )
     _pairs.check_finite("`adapt`", values)
+    # As `fit` checks `y`: beyond float32, a pair's weight is infinite.
+    _inputs.check_finite("y", values, "rating", "Ratings")
     return values

@@ -228,6 +228,15 @@ def test_adapt_needs_the_ratings():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="rating nan at row 3 is not finite"):
         model.adapt(x, bad)
+    # Finite, but beyond the float32 range the pair weights are kept in,
+    # as `fit` rejects it.
+    bad = bad.astype("float64")
+    bad[3] = 1e300
+    with pytest.raises(
+        ValueError, match=r"`y` holds the rating \[1e\+300\] at row 3, beyond"
+    ):
+        model.adapt(x, bad)
+    assert not model.neighborhood_layers["user_id"].adapted
 
 
 @pytest.mark.parametrize(
