@@ -248,6 +248,7 @@ class ImplicitFeedback(keras.layers.Layer):
         if not self.built:
             self.build()
         _pairs.write(self, *pairs)
+        _pair_windows.reset(self)
         self._adapted = True
 
     def call(

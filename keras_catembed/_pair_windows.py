@@ -59,6 +59,19 @@ def build(layer: Any) -> None:
     )
 
 
+def reset(layer: Any) -> None:
+    """Sets the anchor to zeros, the consistent start of `build`.
+
+    New pairs leave the old anchor's sums wrong for every row (they sum
+    the old lists), so `adapt` resets it; the next refresh anchors the
+    windows at the table again.
+    """
+    if not layer.sampled:
+        return
+    for variable in (layer.anchor, layer.anchor_sums):
+        variable.assign(ops.zeros(variable.shape, variable.dtype))
+
+
 def own_value(variable: Any) -> Any:
     """A variable's current value (inside a stateless step, its traced one)."""
     return variable.value

@@ -118,6 +118,31 @@ def test_windows_average_to_the_whole_sum(rated):
 
 
 @pytest.mark.parametrize("rated", [False, True])
+def test_new_pairs_leave_no_stale_anchor(rated):
+    # Anchored on one set of pairs, then adapted to another: the windows
+    # still average to the whole sum of the new pairs.
+    layer, _, _ = adapted_layer(rated=rated, pairs_per_step=2)
+    layer.refresh_anchor()
+    rng = np.random.default_rng(7)
+    targets = np.repeat(np.arange(TARGETS - 1), [4, 6, 8])
+    sources = np.concatenate(
+        [rng.choice(SOURCES, n, replace=False) for n in (4, 6, 8)]
+    )
+    layer.adapt(targets, sources, 1 + 4 * rng.random(targets.size))
+    rows = ops.convert_to_tensor(np.array([0, 1, 2, 1], "int32"))
+    own = ops.convert_to_tensor(
+        np.array([sources[targets == t][0] for t in (0, 1, 2, 1)], "int32")
+    )
+    args = (rows, own) if rated else (rows,)
+    whole = _np(layer(*args))
+    steps = 2 * 3 * 4
+    windows = np.mean(
+        [_np(layer(*args, training=True)) for _ in range(steps)], axis=0
+    )
+    np.testing.assert_allclose(windows, whole, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rated", [False, True])
 def test_a_sparse_step_subtracts_the_anchor_once_per_distinct_row(rated):
     # A sparse step passes the rows it gathered, their positions and
     # which table row each is; the window then subtracts the anchor from
