@@ -172,14 +172,17 @@ def nan_where_invalid(vectors: Any, invalid: Any) -> Any:
 
 
 def is_host_array(value: Any) -> bool:
-    """True for integer NumPy arrays, scalars and (nested) lists of ints.
+    """True for NumPy arrays, scalars and lists of ints or strings.
 
-    Other dtypes (floats, strings, bools) reach `call` as they are.
+    These are checked before Keras converts them: JAX would wrap an int64
+    id, and JAX and torch cannot convert strings (the check names the
+    layer and the dtype instead). Floats and bools reach `call` as they
+    are, which checks them in any graph.
     """
     if not isinstance(value, (np.ndarray, np.generic, list, tuple, int)):
         return False
     try:
-        return np.asarray(value).dtype.kind in "iu"
+        return np.asarray(value).dtype.kind in "iuUSO"
     except (ValueError, TypeError, OverflowError):
         return False
 

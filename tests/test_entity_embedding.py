@@ -326,10 +326,24 @@ def test_check_ids_reports_count_of_unknown_ids():
 @pytest.mark.skipif(
     BACKEND != "tensorflow", reason="only TensorFlow tensors hold strings"
 )
-def test_string_ids_raise_on_tensorflow():
+def test_string_tensor_ids_raise_on_tensorflow():
+    import tensorflow as tf
+
     layer = keras_catembed.EntityEmbedding(5)
     with pytest.raises(ValueError, match="dtype string"):
-        layer(np.array(["1", "2"]))
+        layer(tf.constant(["1", "2"]))
+
+
+@pytest.mark.parametrize("ids", [np.array(["1", "2"]), ["a", "b"]])
+def test_string_ids_name_the_layer_on_every_backend(ids):
+    # Checked before Keras converts them, which JAX and torch cannot do.
+    layer = keras_catembed.EntityEmbedding(5, name="genre")
+    with pytest.raises(
+        ValueError,
+        match=r"EntityEmbedding 'genre' received ids of dtype <U1\. "
+        "Expected integer ids",
+    ):
+        layer(ids)
 
 
 def test_string_ids_rejected_by_check_ids():
