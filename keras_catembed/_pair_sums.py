@@ -169,6 +169,14 @@ def lists(
 
 def whole(layer: Any, rows: Any) -> Any:
     """The whole weighted sum of each row's pairs (nothing left out)."""
+    if layer.narrow_pairs:
+        # The product `every_row` computes, rounded as the model's sums
+        # are, so that scores from these sums equal the model's.
+        every = backend.current.low_precision_matmul(
+            ops.convert_to_tensor(layer.pair_weights),
+            ops.convert_to_tensor(layer.embeddings),
+        )
+        return ops.take(every, rows, axis=0)
     weights = ops.take(layer.pair_weights, rows, axis=0)
     if layer.dense:
         return ops.matmul(

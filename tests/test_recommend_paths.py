@@ -90,6 +90,11 @@ CASES = {
         "plain",
         {"neighborhood": True, "max_pairs_per_id": 3},
     ),
+    # The grid's sums are the model's bfloat16 product, not a float32 one.
+    "pairs_bfloat16": (
+        "plain",
+        {"implicit": True, "neighborhood": True, "pair_dtype": "bfloat16"},
+    ),
     "rating_range": ("plain", {"rating_range": (0.5, 5.5)}),
     "extra_columns": (
         "extra",
