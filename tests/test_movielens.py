@@ -233,6 +233,10 @@ def test_parses_long_numbers_like_numpy(tmp_path, parser):
         ("ml-100k", "u.data", 3, "1\t2\t3\t12345678901234567", "timestamp"),
         ("ml-100k", "u.data", 4, "+1\t2\t3\t874965758", "character '\\+'"),
         ("ml-100k", "u.data", 5, "1\t2\t3e0\t874965758", "rating field"),
+        # pyarrow alone would read these ratings as 3.
+        ("ml-100k", "u.data", 3, "1\t2\t 3\t874965758", "character ' '"),
+        ("ml-100k", "u.data", 5, "1\t2\t3 \t874965758", "character ' '"),
+        ("ml-100k", "u.data", 6, "1\t2\t+3\t874965758", "character '\\+'"),
         ("ml-100k", "u.data", 6, "1\t2\tinf\t874965758", "rating field"),
         ("ml-100k", "u.data", 7, "1\t2\t-0\t874965758", "character '-'"),
         ("ml-100k", "u.data", 8, "1\t2\t3\t8749\r65758", r"character '\\r'"),

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 _UNSET = object()
 _PYARROW: object = _UNSET
 # Bytes the NumPy parser refuses but pyarrow may take: carriage returns
-# (a lone one ends a line for pyarrow), exponents and minus signs.
-_REFUSED = (b"\r", b"e", b"E", b"-")
+# (a lone one ends a line for pyarrow), exponents, signs, and the spaces
+# pyarrow trims around a float.
+_REFUSED = (b"\r", b"e", b"E", b"-", b"+", b" ")
 _MAX_DIGITS = 16  # As the NumPy parser: ids and timestamps below 10**16.
 
 
