@@ -968,6 +968,12 @@ def test_version(capsys):
         (["train", "--save", "{tmp}/folder.keras"], "--save names a folder"),
         (["train", "--plot", "{tmp}/none/map.png"], "none does not exist"),
         (["train", "--plot", "map.xyz"], "--plot must name an image file"),
+        # matplotlib would write map.png, not the file named.
+        (["train", "--plot", "map"], "--plot must name an image file"),
+        (
+            ["plot", "--model", "m.keras", "--out", "{tmp}/map"],
+            "). Received: '{tmp}/map'",
+        ),
         (
             ["train", "--history-plot", "h.xyz"],
             "--history-plot must name an image file",

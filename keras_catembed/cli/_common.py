@@ -322,7 +322,9 @@ def _check_image(option: str, path: str | None) -> None:
         ) from None
     suffix = os.path.splitext(path)[1]
     formats = FigureCanvasBase.get_supported_filetypes()
-    if suffix and suffix[1:].lower() not in formats:
+    # Without a suffix matplotlib would add one, and the file written
+    # would not be the one named.
+    if suffix[1:].lower() not in formats:
         raise CommandError(
             f"{option} must name an image file ({', '.join(sorted(formats))}"
             f"). Received: {path!r}"
