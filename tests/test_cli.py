@@ -895,6 +895,25 @@ def _error(argv, capsys):
             ["evaluate", "--model", "m.keras", "--test-fraction", "2"],
             "--test-fraction must be a number in (0, 1)",
         ),
+        (
+            ["train", "--dataset", "ml-2m"],
+            "--dataset must be one of: ml-100k, ml-1m, ml-10m, ml-20m, "
+            "ml-25m, ml-32m, ml-latest-small, ml-latest. Received: 'ml-2m'",
+        ),
+        (
+            ["tune", "--dataset", "ml-1m", "--split", "u2"],
+            "--split u2 is an official fold of ml-100k; ml-1m has none: "
+            "use --split random or --split temporal",
+        ),
+        (
+            ["projector", "--model", "m.keras", "--log-dir", "{file}"],
+            "--log-dir names a file; expected a folder (new or existing). "
+            "Received: '{file}'",
+        ),
+        (
+            ["tune", "--directory", "{file}"],
+            "--directory names a file; expected a folder",
+        ),
     ],
 )
 def test_bad_option_values_stop_before_loading_data(
@@ -903,8 +922,11 @@ def test_bad_option_values_stop_before_loading_data(
     # The data folder does not exist: an error about it would mean that
     # the option was checked only after loading.
     missing = str(tmp_path / "no-data")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    argv = [arg.replace("{file}", str(a_file)) for arg in argv]
     error = _error([*argv, "--data-dir", missing], capsys)
-    assert message in error
+    assert message.replace("{file}", str(a_file)) in error
     assert "no-data" not in error
 
 

@@ -204,9 +204,45 @@ def _load(args: argparse.Namespace) -> Ratings:
         raise CommandError(message) from error
 
 
+# The folds only ml-100k ships.
+OFFICIAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+def check_data_options(args: argparse.Namespace) -> None:
+    """Checks `--dataset` and `--split`, before any data is loaded."""
+    from keras_catembed.datasets import movielens
+
+    dataset = getattr(args, "dataset", None)
+    if dataset is not None and dataset not in movielens.RELEASES:
+        raise CommandError(
+            f"--dataset must be one of: {', '.join(movielens.RELEASES)}. "
+            f"Received: {dataset!r}"
+        )
+    _check_official(getattr(args, "split", None), dataset)
+    # Folders the command writes into: a file there would fail later
+    # with an OSError naming no option.
+    for dest in ("log_dir", "directory"):
+        path = getattr(args, dest, None)
+        if path is not None and os.path.isfile(path):
+            raise CommandError(
+                f"{_option(dest)} names a file; expected a folder (new or "
+                f"existing). Received: {path!r}"
+            )
+
+
+def _check_official(split: str | None, dataset: str | None) -> None:
+    if split in OFFICIAL_SPLITS and dataset not in (None, "ml-100k"):
+        raise CommandError(
+            f"--split {split} is an official fold of ml-100k; {dataset} has "
+            "none: use --split random or --split temporal"
+        )
+
+
 def _split(
     ratings: Ratings, args: argparse.Namespace
 ) -> tuple[str, tuple[Ratings, Ratings]]:
+    # A `--model` command learns its dataset only from the model.
+    _check_official(args.split, ratings.name)
     split = args.split or ("u1" if ratings.name == "ml-100k" else "random")
     if split == "random":
         return split, ratings.random_split(args.test_fraction, seed=args.seed)

@@ -47,6 +47,7 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise _common.CommandError(
                 f"{_common._option(dest)} must be {expected}. Received: {value}"
             )
+    _common.check_data_options(args)
     if args.command == "train":
         train.check(args)
     elif args.command == "plot":
