@@ -896,6 +896,10 @@ def _error(argv, capsys):
             "--test-fraction must be a number in (0, 1)",
         ),
         (
+            ["train", "--download-timeout", "0"],
+            "--download-timeout must be a finite number of seconds > 0",
+        ),
+        (
             ["train", "--dataset", "ml-2m"],
             "--dataset must be one of: ml-100k, ml-1m, ml-10m, ml-20m, "
             "ml-25m, ml-32m, ml-latest-small, ml-latest. Received: 'ml-2m'",

@@ -1252,6 +1252,22 @@ def test_download_that_drips_fails_after_the_deadline(
     check_matches_fixture(movielens.load_ratings("ml-100k"), "ml-100k")
 
 
+@pytest.mark.one_backend
+def test_the_cli_names_its_own_download_timeout(
+    cache, server, monkeypatch, capsys
+):
+    from keras_catembed import cli
+
+    serve(monkeypatch, server, "ml-100k", fx.make_zip("ml-100k"))
+    server.drip = (2, 0.25)
+    status = cli.main(["train", "--download-timeout", "1", "--epochs", "1"])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "did not finish within --download-timeout 1 seconds" in error
+    assert "Pass a larger --download-timeout on a slow network" in error
+    assert "download_timeout" not in error
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, "10", float("nan")])
 def test_download_timeout_must_be_a_positive_number(cache, bad):
     with pytest.raises(ValueError, match="`download_timeout` must be"):

@@ -98,6 +98,13 @@ def _add_data_arguments(
         action="store_true",
         help="fail instead of downloading when nothing is cached",
     )
+    parser.add_argument(
+        "--download-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest time a download may take (default: an hour)",
+    )
 
 
 def _add_columns_argument(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +194,8 @@ _LOADER_WORDS = (
     (re.compile(r"`data_dir`"), "--data-dir"),
     (re.compile(r"and download=False"), "and --no-download was given"),
     (re.compile(r"Pass download=True"), "Run without --no-download"),
+    (re.compile(r"download_timeout="), "--download-timeout "),
+    (re.compile(r"`download_timeout`"), "--download-timeout"),
 )
 
 
@@ -194,8 +203,14 @@ def _load(args: argparse.Namespace) -> Ratings:
     from keras_catembed.datasets import movielens
 
     try:
+        timeout = {}
+        if args.download_timeout is not None:
+            timeout["download_timeout"] = args.download_timeout
         return movielens.load_ratings(
-            args.dataset, data_dir=args.data_dir, download=not args.no_download
+            args.dataset,
+            data_dir=args.data_dir,
+            download=not args.no_download,
+            **timeout,
         )
     except (ValueError, OSError) as error:
         message = str(error)
@@ -293,6 +308,10 @@ _LIMITS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "seed": (
         "an integer in [0, 2**32 - 1]",
         lambda v: 0 <= v <= _checks.MAX_SEED,
+    ),
+    "download_timeout": (
+        "a finite number of seconds > 0",
+        lambda v: math.isfinite(v) and v > 0,
     ),
     "learning_rate": (
         "a finite number > 0",
