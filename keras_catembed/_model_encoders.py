@@ -53,9 +53,11 @@ def _of_layers(
         column=column,
         max_pairs_per_id=max_pairs_per_id,
         pairs_per_step=pairs_per_step,
-        pair_dtype=pair_dtype,
         dtype=embedding.dtype_policy,
     )
+    # Set after the sources: alone, an encoder refuses a narrow dtype.
+    if pair_dtype is not None:
+        encoder.pair_dtype = pair_dtype
     encoder.bias = bias_layer is not None
     encoder.bias_layer = bias_layer
     sources = {}

@@ -125,3 +125,13 @@ def resolve(pair_dtype: str, reasons: Iterable[str | None]) -> str:
     if reasons and all(r is None for r in reasons) and native_bfloat16():
         return "bfloat16"
     return "float32"
+
+
+def check_used(owner: str, value: str, has_pairs: bool, expected: str) -> None:
+    """Raises for a narrow `value` where there are no pairs to narrow."""
+    if is_narrow(value) and not has_pairs:
+        raise ValueError(
+            f"`pair_dtype={value!r}` sets the dtype of the pairs of "
+            f"`implicit` and `neighborhood`, and this {owner} has neither. "
+            f"Expected `pair_dtype=None` or {expected}."
+        )

@@ -155,6 +155,12 @@ class ColumnEncoder(keras.layers.Layer):
             "pairs_per_step", pairs_per_step
         )
         self.pair_dtype = _pair_dtype.check(self.name, pair_dtype)
+        _pair_dtype.check_used(
+            "encoder",
+            self.pair_dtype,
+            implicit is not None or neighborhood is not None,
+            "a source encoder",
+        )
         self.implicit_layer: ImplicitFeedback | None = None
         self.neighborhood_layer: ImplicitFeedback | None = None
         # The sources' tables map their ids to rows; they belong to their

@@ -188,15 +188,12 @@ class RatingModel(
             list(dict.fromkeys([*self.implicit, *self.neighborhood])),
         )
         self.pair_dtype = _pair_dtype.check("RatingModel", pair_dtype)
-        if _pair_dtype.is_narrow(self.pair_dtype) and not (
-            self.implicit or self.neighborhood
-        ):
-            raise ValueError(
-                f"`pair_dtype={pair_dtype!r}` sets the dtype of the pairs of "
-                "`implicit` and `neighborhood`, and this model has neither. "
-                "Expected `pair_dtype=None` or `implicit=True` / "
-                "`neighborhood=True`."
-            )
+        _pair_dtype.check_used(
+            "model",
+            self.pair_dtype,
+            bool(self.implicit or self.neighborhood),
+            "`implicit=True` / `neighborhood=True`",
+        )
         tables = self.embedding_layers
         self.pair_dtype = _layers.resolved_pair_dtype(
             self.pair_dtype,

@@ -253,6 +253,23 @@ def test_bad_pair_dtype_arguments(kwargs, match):
         )
 
 
+def test_an_encoder_without_sources_refuses_narrow_pairs():
+    # As a model without pairs does; a model's own encoders keep its dtype.
+    with pytest.raises(ValueError, match="this encoder has neither"):
+        keras_catembed.ColumnEncoder(
+            SOURCES, column="movie_id", pair_dtype="bfloat16"
+        )
+    model = keras_catembed.RatingModel(
+        {"user_id": TARGETS, "movie_id": SOURCES},
+        implicit={"user_id": "movie_id"},
+        pair_dtype="bfloat16",
+    )
+    assert {c: e.pair_dtype for c, e in model.encoders.items()} == {
+        "user_id": "bfloat16",
+        "movie_id": "bfloat16",
+    }
+
+
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
