@@ -253,22 +253,28 @@ def _stream_with(bad, source):
             else:
                 weight[3] = np.inf
         batches.append((x, y, weight))
+    return _as_stream(batches, source)
+
+
+def _as_stream(batches, source):
+    """Tuples of batches (a dict of ids first) as a generator, a tf.data
+    dataset or a `PyDataset`."""
     if source == "generator":
         return (batch for batch in batches)
     if source == "tf.data":
         tf = pytest.importorskip("tensorflow")
         return tf.data.Dataset.from_tensor_slices(
             tuple(
-                {k: np.stack([b[0][k] for b in batches]) for k in x}
+                {k: np.stack([b[0][k] for b in batches]) for k in batches[0][0]}
                 if i == 0
                 else np.stack([b[i] for b in batches])
-                for i in range(3)
+                for i in range(len(batches[0]))
             )
         )
 
     class Batches(keras.utils.PyDataset):
         def __len__(self):
-            return 3
+            return len(batches)
 
         def __getitem__(self, index):
             return batches[index]
@@ -306,24 +312,7 @@ def _stream_beyond_int32(source, with_y):
     bad = {k: v.copy() for k, v in x.items()}
     bad["user_id"][1] = 2**32 + 1
     batches = [(xs, Y) if with_y else (xs,) for xs in (x, x, bad)]
-    if source == "generator":
-        return (batch for batch in batches)
-    if source == "tf.data":
-        tf = pytest.importorskip("tensorflow")
-        parts = [
-            {k: np.stack([b[0][k] for b in batches]) for k in x},
-            *([np.stack([b[1] for b in batches])] if with_y else []),
-        ]
-        return tf.data.Dataset.from_tensor_slices(tuple(parts))
-
-    class Batches(keras.utils.PyDataset):
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, index):
-            return batches[index]
-
-    return Batches()
+    return _as_stream(batches, source)
 
 
 def _beyond_int32_error(source):

@@ -100,6 +100,17 @@ def moved_window_layer(rated, picked, seed):
     )
 
 
+def _assert_windows_average_to_the_whole_sum(layer, args, steps):
+    """`steps` training calls (a whole cycle of every list's windows)
+    average to the inference call; returns the latter."""
+    whole = _np(layer(*args))
+    windows = np.mean(
+        [_np(layer(*args, training=True)) for _ in range(steps)], axis=0
+    )
+    np.testing.assert_allclose(windows, whole, rtol=1e-4, atol=1e-5)
+    return whole
+
+
 @pytest.mark.parametrize("rated", [False, True])
 def test_windows_average_to_the_whole_sum(rated):
     # Over n steps every slot of a list of n pairs is read m times, so the
@@ -107,12 +118,7 @@ def test_windows_average_to_the_whole_sum(rated):
     # far the table moved from its anchor.
     layer, _, rows, own = moved_window_layer(rated, [0, 1, 2, 1], seed=2)
     args = (rows, own) if rated else (rows,)
-    whole = _np(layer(*args))
-    steps = 3 * 5 * 7
-    windows = np.mean(
-        [_np(layer(*args, training=True)) for _ in range(steps)], axis=0
-    )
-    np.testing.assert_allclose(windows, whole, rtol=1e-4, atol=1e-5)
+    whole = _assert_windows_average_to_the_whole_sum(layer, args, 3 * 5 * 7)
     # One window alone is not the whole sum.
     assert np.abs(_np(layer(*args, training=True)) - whole).max() > 1e-3
 
@@ -134,12 +140,7 @@ def test_new_pairs_leave_no_stale_anchor(rated):
         np.array([sources[targets == t][0] for t in (0, 1, 2, 1)], "int32")
     )
     args = (rows, own) if rated else (rows,)
-    whole = _np(layer(*args))
-    steps = 2 * 3 * 4
-    windows = np.mean(
-        [_np(layer(*args, training=True)) for _ in range(steps)], axis=0
-    )
-    np.testing.assert_allclose(windows, whole, rtol=1e-4, atol=1e-5)
+    _assert_windows_average_to_the_whole_sum(layer, args, 2 * 3 * 4)
 
 
 @pytest.mark.parametrize("rated", [False, True])
