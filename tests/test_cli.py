@@ -896,6 +896,11 @@ def _error(argv, capsys):
             "--test-fraction must be a number in (0, 1)",
         ),
         (
+            ["train", "--pair-dtype", "bfloat16", "--preset", "mlp"],
+            "--pair-dtype bfloat16 sets the dtype of the pairs of implicit "
+            "feedback and the neighbourhood, and --preset mlp has neither",
+        ),
+        (
             ["train", "--download-timeout", "0"],
             "--download-timeout must be a finite number of seconds > 0",
         ),

@@ -159,10 +159,26 @@ def check(args: argparse.Namespace) -> None:
                 f"{presets.CONFIG_FILE} (catembed tune --preset-out writes "
                 f"one). Received: {args.preset!r}"
             )
+    _check_pair_dtype(args)
     _common._check_output("--save", args.save, (".keras",))
     _common._check_new("--save", args.save, args.overwrite)
     _common._check_image("--plot", args.plot)
     _common._check_image("--history-plot", args.history_plot)
+
+
+def _check_pair_dtype(args: argparse.Namespace) -> None:
+    """A narrow --pair-dtype needs pairs: checked for a named preset."""
+    if args.pair_dtype != "bfloat16" or args.preset not in presets.PRESETS:
+        return
+    model = {**presets.PRESETS[args.preset]["model"], **args.model_overrides}
+    if not (model.get("implicit") or model.get("neighborhood")):
+        raise _common.CommandError(
+            f"--pair-dtype {args.pair_dtype} sets the dtype of the pairs of "
+            f"implicit feedback and the neighbourhood, and --preset "
+            f"{args.preset} has neither: add --implicit or --neighborhood, "
+            "pick a preset with implicit feedback (e.g. recommended), or "
+            "leave --pair-dtype out"
+        )
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, Any]:
