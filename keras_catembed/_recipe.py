@@ -183,6 +183,10 @@ class Recipe:
         extra: dict[str, float] = {}
         if self.table_decay is not None:
             extra["weight_decay"] = self.table_decay
+        elif self.optimizer == "adamw":
+            # No decay, as documented: not AdamW's own default, which would
+            # decay every weight, the dense layers' too.
+            extra["weight_decay"] = 0.0
         optimizer = OPTIMIZERS[self.optimizer](
             learning_rate,
             use_ema=self.ema_momentum is not None,

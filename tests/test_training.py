@@ -300,6 +300,30 @@ def test_table_decay_reaches_only_the_embedding_tables():
     assert model.optimizer._var_key(bias) in excluded
 
 
+def test_adamw_without_table_decay_decays_nothing():
+    # `table_decay=None` is no decay: not AdamW's default of 0.004, which
+    # would decay the dense layers too.
+    x = {"user_id": np.arange(6) % 3, "movie_id": np.arange(6) % 2}
+    y = np.full(6, 3.0, "float32")
+    keras.utils.set_random_seed(0)
+    model = RatingModel({"user_id": 4, "movie_id": 2})
+    model.build()
+    unread = np.array(
+        keras.ops.convert_to_numpy(model.embedding_layers["user_id"].embeddings)
+    )[3]
+    Recipe(0.01, batch_size=6, epochs=3, optimizer="adamw").fit(
+        model, x, y, verbose=0
+    )
+    assert model.optimizer.weight_decay == 0.0
+    # User 3 is in no batch: Adam leaves its row, and so must the decay.
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(
+            model.embedding_layers["user_id"].embeddings
+        )[3],
+        unread,
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
