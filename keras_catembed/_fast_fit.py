@@ -163,9 +163,13 @@ def fit(
 
     # The compiled steps are kept until the model is compiled again.
     cache = model.__dict__.setdefault("_fast_fit_runners", {})
-    sparse = isinstance(
-        model.optimizer, optimizers.SparseAdam
-    ) and _sparse_rows.own_methods(model, ("call", "embed"))
+    # The JAX and torch sparse steps stand in for Keras's `train_step`:
+    # a subclass's own `train_step` runs as it is, with dense gradients.
+    sparse = (
+        isinstance(model.optimizer, optimizers.SparseAdam)
+        and _sparse_rows.own_methods(model, ("call", "embed"))
+        and type(model).train_step is keras.Model.train_step
+    )
     jit = _use_xla(model, (epochs - initial_epoch) * steps_per_epoch)
     if (sparse, jit) not in cache:
         cache[sparse, jit] = _runner(model, sparse, jit)

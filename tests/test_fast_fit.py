@@ -148,6 +148,39 @@ def test_sparse_adam_equals_adam_when_every_row_is_in_every_batch():
     assert_same_weights(adam, sparse, rtol=1e-4, atol=1e-6)
 
 
+class ZeroTargets(keras_catembed.RatingModel):
+    """Trains towards 0 whatever the targets: its own `train_step`."""
+
+    def train_step(self, *args):
+        # JAX passes the state first.
+        *state, data = args
+        x, y = data[:2]
+        return super().train_step(*state, (x, y * 0.0, *data[2:]))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sparse"])
+def test_a_subclass_train_step_runs_in_the_device_loop(optimizer):
+    # The sparse steps of JAX and torch stand in for Keras's train_step;
+    # a subclass's own must run instead, with any optimizer.
+    rng = np.random.default_rng(0)
+    x = {
+        "user_id": rng.integers(0, 8, 256).astype("int32"),
+        "movie_id": rng.integers(0, 6, 256).astype("int32"),
+    }
+    y = np.full(256, 4.0, "float32")
+    keras.utils.set_random_seed(0)
+    model = ZeroTargets({"user_id": 8, "movie_id": 6}, bias_terms=True)
+    model.compile(
+        optimizer=optimizers.SparseAdam(0.05)
+        if optimizer == "sparse"
+        else keras.optimizers.Adam(0.05),
+        loss="mse",
+    )
+    model.fit(x, y, batch_size=64, epochs=20, verbose=0, fast=True)
+    predictions = model.predict(x, verbose=0)
+    assert np.abs(predictions).max() < 0.5
+
+
 def test_sparse_adam_leaves_rows_outside_the_batch_untouched():
     model = make_model("sparse")
     x, y = data(n=40, users=USERS - 3)  # users 9..11 never appear
