@@ -361,8 +361,10 @@ def _build_compiled_state(
 def _use_xla(model: Any, steps: int) -> bool:
     """Whether a call of `steps` steps runs its loop under XLA.
 
-    Only where XLA is optional (TensorFlow): when the forward pass is all
-    RatingModel's own (a subclass's code may use ops XLA lacks), not with
+    Only where XLA is optional (TensorFlow), and not after
+    `compile(jit_compile=False)`: when the forward pass and the step are
+    all RatingModel's and Keras's own (a subclass's code may use ops XLA
+    lacks; a loss XLA cannot compile makes the loop a graph), not with
     SparseAdam (whose row updates XLA made 2-9x slower on a CPU), and only
     for calls of at least `XLA_MIN_STEPS` steps, which repay the seconds
     XLA takes to compile the loop (once per batch size).
@@ -370,8 +372,10 @@ def _use_xla(model: Any, steps: int) -> bool:
     return (
         backend.current.OPTIONAL_JIT
         and steps >= XLA_MIN_STEPS
+        and model.__dict__.get("_xla_allowed", True)
         and not isinstance(model.optimizer, optimizers.SparseAdam)
         and _sparse_rows.own_methods(model, ("call", "embed", "interact"))
+        and type(model).train_step is keras.Model.train_step
     )
 
 

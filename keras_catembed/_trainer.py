@@ -93,6 +93,13 @@ class RatingTrainer(ModelBase):
     ) -> None:
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = _auto.auto_optimizer(self)
+        # `jit_compile` is Keras's eighth argument; the layers' id checks
+        # make Keras's own steps run without XLA whatever it says, but the
+        # device loop honours an explicit False (see `_fast_fit._use_xla`).
+        jit_compile = kwargs.get(
+            "jit_compile", args[6] if len(args) > 6 else "auto"
+        )
+        self.__dict__["_xla_allowed"] = jit_compile is not False
         super().compile(optimizer, *args, **kwargs)
         # Compiled steps belong to this compilation.
         self._reset_compiled()

@@ -181,6 +181,56 @@ def test_a_subclass_train_step_runs_in_the_device_loop(optimizer):
     assert np.abs(predictions).max() < 0.5
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="XLA is optional on TF"
+)
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_the_loop_runs_without_xla_when_told_or_when_xla_cannot(
+    jit_compile, monkeypatch
+):
+    import tensorflow as tf
+
+    def loss(y_true, y_pred):
+        # A host function: XLA cannot compile it.
+        error = tf.reshape(y_true, [-1]) - tf.reshape(y_pred, [-1])
+        squared = tf.py_function(tf.square, [error], tf.float32)
+        return tf.reshape(squared, tf.shape(error))
+
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 4)
+    rng = np.random.default_rng(0)
+    x = {
+        "user_id": rng.integers(0, 8, 64).astype("int32"),
+        "movie_id": rng.integers(0, 6, 64).astype("int32"),
+    }
+    y = rng.uniform(1, 5, 64).astype("float32")
+    losses = []
+    for fast in (True, False):
+        keras.utils.set_random_seed(0)
+        model = keras_catembed.RatingModel({"user_id": 8, "movie_id": 6})
+        model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile)
+        history = model.fit(
+            x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, fast=fast
+        )
+        losses.append(history.history["loss"])
+        if fast:
+            (runner,) = model.__dict__["_fast_fit_runners"].values()
+            assert not runner._jit
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_targets_of_another_rank_in_a_later_fit():
+    # (n,) then (n, 1): the compiled loop of the first call does not bind
+    # the second's targets.
+    x = {"user_id": np.arange(10) % 4, "movie_id": np.arange(10) % 3}
+    y = np.linspace(1, 5, 10).astype("float32")
+    model = keras_catembed.RatingModel({"user_id": 4, "movie_id": 3})
+    model.compile(optimizer="adam", loss="mse")
+    first = model.fit(x, y, batch_size=4, verbose=0, fast=True)
+    second = model.fit(x, y[:, None], batch_size=4, verbose=0, fast=True)
+    assert np.isfinite(first.history["loss"][0])
+    assert np.isfinite(second.history["loss"][0])
+
+
 def test_sparse_adam_leaves_rows_outside_the_batch_untouched():
     model = make_model("sparse")
     x, y = data(n=40, users=USERS - 3)  # users 9..11 never appear

@@ -60,13 +60,31 @@ class Runner(generic.Runner):
         return self._jit and steps > self._lengths.get(batch_size, 0)
 
     def run(self, block: Any, rows: int | None = None) -> Any:
+        try:
+            return self._run(block)
+        except tf.errors.InvalidArgumentError as error:
+            # XLA refuses to compile an op (a loss or metric of the user's
+            # own, say) before any step runs: the loop runs as a graph.
+            if not (self._jit and _XLA_REFUSED in str(error)):
+                raise
+            self._jit = False
+            self._runs.clear()
+            self._lengths.clear()
+            return self._run(block)
+
+    def _run(self, block: Any) -> Any:
         steps, size = block.shape
         if self._jit:
             length = max(self._lengths.get(size, 0), steps)
             self._lengths[size] = length
             block = tf.pad(block, [[0, length - steps], [0, 0]])
         inputs = (self.ids, self.targets, block, tf.constant(steps, tf.int32))
-        key = tuple(tensor.dtype for tensor in tf.nest.flatten(inputs))
+        # The signature fixes each input's rank too: (n,) and (n, 1)
+        # targets need a function each.
+        key = tuple(
+            (tensor.dtype, len(tensor.shape))
+            for tensor in tf.nest.flatten(inputs)
+        )
         if key not in self._runs:
             signature = tf.nest.map_structure(
                 lambda tensor: tf.TensorSpec(
@@ -79,6 +97,10 @@ class Runner(generic.Runner):
             )
         with _step.checked_ids(self.model):
             return self._runs[key](*inputs)
+
+
+# What TensorFlow says when XLA cannot compile an op of the loop.
+_XLA_REFUSED = "Detected unsupported operations"
 
 
 class TensorFlowBackend(generic.Backend):
