@@ -262,7 +262,13 @@ def standardize_structure(
     standardized: dict[str, Any] = {}
     for column in columns:
         value = inputs[column]
-        if len(check_column_shape(column, value.shape)) == 2:
+        try:
+            shape = tuple(value.shape)
+        except (TypeError, ValueError):
+            # Unknown rank: TensorFlow traced calls with (n,) and (n, 1)
+            # ids alike; the arrays were checked before.
+            shape = None
+        if shape is None or len(check_column_shape(column, shape)) == 2:
             value = ops.reshape(value, (-1,))
         standardized[column] = value
     return standardized

@@ -505,3 +505,20 @@ def test_auto_embedding_dim_keeps_the_preset_regularization():
         layer.embeddings_initializer, keras.initializers.RandomNormal
     )
     assert layer.dropout == 0.1
+
+
+def test_ids_of_shape_n_and_n_1_mix_on_one_model():
+    # Keras's TensorFlow predict and evaluate relax their trace to an
+    # unknown rank once both shapes were seen.
+    x = {"user_id": np.array([0, 1, 2, 3]), "movie_id": np.array([1, 0, 2, 1])}
+    column = {k: v[:, None] for k, v in x.items()}
+    y = np.array([1.0, 2.0, 3.0, 4.0], "float32")
+    model = keras_catembed.RatingModel({"user_id": 4, "movie_id": 3})
+    model.compile(optimizer="adam", loss="mse")
+    expected = model.predict(x, verbose=0)
+    for inputs in (column, x, column):
+        np.testing.assert_allclose(
+            model.predict(inputs, verbose=0), expected, rtol=1e-6
+        )
+    losses = [model.evaluate(inputs, y, verbose=0) for inputs in (x, column)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
