@@ -184,7 +184,8 @@ def _weighable_metrics(model: Any) -> list[Any] | None:
     sample weights; a padded batch needs every metric to skip its padding,
     so `masked_metrics` updates them one by one. None when the model
     tracks metrics other than its loss and the compiled ones (the
-    per-output losses of a model of several outputs, say).
+    per-output losses of a model of several outputs, say), or a compiled
+    metric is not one of Keras's classes.
     """
     compiled = getattr(model, "_compile_metrics", None)
     others = [
@@ -195,7 +196,16 @@ def _weighable_metrics(model: Any) -> list[Any] | None:
     ]
     if others:
         return None
-    return [] if compiled is None else list(compiled.metrics)
+    metrics = [] if compiled is None else list(compiled.metrics)
+    # Keras's own metric classes weigh each row by its sample weight (a
+    # function or name is wrapped in one); a metric class of the user's
+    # might ignore the weight and count the padding rows.
+    if any(
+        not type(metric).__module__.startswith(("keras.", "keras_catembed."))
+        for metric in metrics
+    ):
+        return None
+    return metrics
 
 
 def masked_metrics(model: Any, y: Any, y_pred: Any, weight: Any) -> Any:

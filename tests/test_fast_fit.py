@@ -231,6 +231,38 @@ def test_targets_of_another_rank_in_a_later_fit():
     assert np.isfinite(second.history["loss"][0])
 
 
+class RowCount(keras.metrics.Metric):
+    """Counts the rows it sees, whatever their sample weights."""
+
+    def __init__(self, name="rows", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.rows = self.add_variable(shape=(), initializer="zeros", name="n")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.rows.assign_add(keras.ops.cast(keras.ops.size(y_true), "float32"))
+
+    def result(self):
+        return keras.ops.convert_to_tensor(self.rows)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sparse"])
+def test_a_metric_of_the_users_sees_only_real_rows(optimizer):
+    # An epoch's short last batch is not padded for a metric that might
+    # count padding rows: 100 rows in batches of 32 are 100 rows.
+    x = {"user_id": np.arange(100) % 7, "movie_id": np.arange(100) % 5}
+    y = np.full(100, 3.0, "float32")
+    model = keras_catembed.RatingModel({"user_id": 7, "movie_id": 5})
+    model.compile(
+        optimizer=optimizers.SparseAdam(0.01)
+        if optimizer == "sparse"
+        else keras.optimizers.Adam(0.01),
+        loss="mse",
+        metrics=[RowCount()],
+    )
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, fast=True)
+    assert history.history["rows"] == [100.0, 100.0]
+
+
 def test_sparse_adam_leaves_rows_outside_the_batch_untouched():
     model = make_model("sparse")
     x, y = data(n=40, users=USERS - 3)  # users 9..11 never appear
