@@ -315,6 +315,9 @@ def check_x(model: Any, x: Any, where: str = "predict") -> Any:
             )
         check_rows(rows, f"column '{column}'", shape[0])
         model.embedding_layers[column].check_ids(value)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "u":
+            # Checked ids; torch has no uint32 or uint64 tensors.
+            x[column] = value.astype(np.int64)
     return x
 
 

@@ -522,3 +522,24 @@ def test_ids_of_shape_n_and_n_1_mix_on_one_model():
         )
     losses = [model.evaluate(inputs, y, verbose=0) for inputs in (x, column)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64"])
+def test_unsigned_ids_in_every_loop(dtype):
+    # torch has no uint32 or uint64 tensors: checked ids are passed on as
+    # int64, in the one-batch calls too.
+    x = {
+        "user_id": np.array([0, 1, 2, 3], dtype),
+        "movie_id": np.array([1, 0, 2, 1], dtype),
+    }
+    signed = {k: v.astype("int64") for k, v in x.items()}
+    y = np.array([1.0, 2.0, 3.0, 4.0], "float32")
+    model = keras_catembed.RatingModel({"user_id": 4, "movie_id": 3})
+    model.compile(optimizer="adam", loss="mse")
+    expected = model.predict(signed, verbose=0)
+    np.testing.assert_allclose(model.predict_on_batch(x), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.test_on_batch(x, y), model.test_on_batch(signed, y), rtol=1e-6
+    )
+    assert np.isfinite(model.train_on_batch(x, y))
