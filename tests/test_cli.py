@@ -590,10 +590,10 @@ def test_train_refuses_bfloat16_pairs_without_pairs(data_dir, tmp_path, capsys):
     assert status == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert "pair_dtype='bfloat16'" in lines[0]
-    assert "implicit=True" in lines[0]
-    # Refused before training: no table printed, no model written.
-    assert "RatingModel" not in out
+    assert "--pair-dtype bfloat16 sets the dtype" in lines[0]
+    assert "--preset course has neither: add --implicit" in lines[0]
+    # Refused before loading the data: nothing printed, no model written.
+    assert out == ""
     assert not model_path.exists()
 
 
