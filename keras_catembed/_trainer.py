@@ -115,6 +115,9 @@ class RatingTrainer(ModelBase):
         # compile config restores as `keras.Model` restores it (Keras skips
         # that for a model with its own `compile`).
         self.compile(**keras.saving.deserialize_keras_object(config))
+        # Keras saves `jit_compile` as it resolved it, False here whatever
+        # was asked: the loop keeps its own rule (see `_fast_fit._use_xla`).
+        self.__dict__["_xla_allowed"] = True
         if self.built:
             self.optimizer.build(self.trainable_variables)
 

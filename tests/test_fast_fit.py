@@ -218,6 +218,24 @@ def test_the_loop_runs_without_xla_when_told_or_when_xla_cannot(
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="XLA is optional on TF"
+)
+def test_a_loaded_model_keeps_the_loops_xla_rule(tmp_path):
+    # Keras saves `jit_compile` as resolved (False for a RatingModel on
+    # TensorFlow): a loaded model is not taken as having refused XLA.
+    model = keras_catembed.RatingModel({"user_id": 4, "movie_id": 3})
+    model.compile(optimizer="adam", loss="mse")
+    model.build()
+    assert _fast_fit._use_xla(model, _fast_fit.XLA_MIN_STEPS)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert _fast_fit._use_xla(loaded, _fast_fit.XLA_MIN_STEPS)
+    loaded.compile(optimizer="adam", loss="mse", jit_compile=False)
+    assert not _fast_fit._use_xla(loaded, _fast_fit.XLA_MIN_STEPS)
+
+
 def test_targets_of_another_rank_in_a_later_fit():
     # (n,) then (n, 1): the compiled loop of the first call does not bind
     # the second's targets.
