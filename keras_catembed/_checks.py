@@ -153,6 +153,15 @@ def first_bad(where: str, ids: Any, bad: Any, expected: str) -> None:
     )
 
 
+def check_int32_range(where: str, ids: Any) -> None:
+    """Raises a `ValueError` for the first id outside the int32 range."""
+    if integer_ids_within(ids, INT32_MIN, INT32_MAX):
+        return
+    values = ids_to_numpy(where, ids)
+    outside = (values < INT32_MIN) | (values > INT32_MAX)
+    first_bad(where, values, outside, "ids in the int32 range")
+
+
 # Whether JAX graphs may raise through a host callback. An exported graph
 # (jax2tf) cannot hold one: there, the NaN rows the layer gives for bad ids
 # are the only signal.

@@ -108,25 +108,16 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
 def check_concrete_ids(layer: Any, ids: Any) -> None:
     """`EntityEmbedding.check_ids`: raises on any id `layer` cannot embed."""
     if layer.num_oov_indices > 0:
-        bounds = (_checks.INT32_MIN, _checks.INT32_MAX)
-    elif layer.vocabulary is None:
-        bounds = (0, layer.num_ids - 1)
-    else:
-        bounds = None
-    if bounds is not None and _checks.integer_ids_within(ids, *bounds):
+        _checks.check_int32_range(layer._where, ids)
+        return
+    if layer.vocabulary is None and _checks.integer_ids_within(
+        ids, 0, layer.num_ids - 1
+    ):
         return
     values = _checks.ids_to_numpy(layer._where, ids)
-    if layer.num_oov_indices == 0:
-        _checks.first_bad(
-            layer._where, values, ~known_numpy(layer, values), layer._expected
-        )
-    else:
-        outside_int32 = (values < _checks.INT32_MIN) | (
-            values > _checks.INT32_MAX
-        )
-        _checks.first_bad(
-            layer._where, values, outside_int32, "ids in the int32 range"
-        )
+    _checks.first_bad(
+        layer._where, values, ~known_numpy(layer, values), layer._expected
+    )
 
 
 def known_numpy(layer: Any, values: np.ndarray) -> np.ndarray:

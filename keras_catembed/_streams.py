@@ -53,15 +53,13 @@ class _Check:
 
 
 def _check_range(where: str, ids: Any) -> None:
-    """Raises for the first int64 id outside the int32 range."""
+    """Raises for the first integer id outside the int32 range.
+
+    Float ids are left to the graph's checks, as on the other backends.
+    """
     values = np.asarray(keras.ops.convert_to_numpy(ids))
-    if values.dtype.kind not in "iu" or values.dtype.itemsize < 4:
-        return
-    if _checks.integer_ids_within(values, _checks.INT32_MIN, _checks.INT32_MAX):
-        return
-    values = _checks.ids_to_numpy(where, values)
-    outside = (values < _checks.INT32_MIN) | (values > _checks.INT32_MAX)
-    _checks.first_bad(where, values, outside, EXPECTED)
+    if values.dtype.kind in "iu" and values.dtype.itemsize >= 4:
+        _checks.check_int32_range(where, values)
 
 
 class _CheckedPyDataset(keras.utils.PyDataset):  # type: ignore[misc]
