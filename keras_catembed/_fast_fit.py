@@ -195,6 +195,9 @@ def fit(
     with _rows_averaged(optimizer, model.trainable_weights):
         model.stop_training = False
         callbacks.on_train_begin()
+        # As in `keras.Model.fit`: `keras.callbacks.BackupAndRestore` sets
+        # the epoch to resume from.
+        initial_epoch = model._initial_epoch or initial_epoch
         training_logs = None
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -265,7 +268,10 @@ def fit(
             training_logs = epoch_logs
             if model.stop_training:
                 break
-        model.optimizer.finalize_variable_values(model.trainable_weights)
+        if epochs > 0:
+            # As in `keras.Model.fit`: before any step, an EMA optimizer's
+            # averages are zeros.
+            model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs=training_logs)
     return model.history
 

@@ -366,6 +366,51 @@ def test_callbacks_history_and_early_stopping():
     assert model.history is history
 
 
+class _Interrupt(keras.callbacks.Callback):
+    """Raises at the end of epoch `epoch`, as a crash would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_backup_and_restore_resumes_at_the_saved_epoch(tmp_path, fast):
+    x, y = data(n=64)
+    args = dict(batch_size=16, shuffle=False, verbose=0, fast=fast)
+    whole = make_model()
+    start = whole.get_weights()
+    whole.fit(x, y, epochs=4, **args)
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    first = make_model()
+    first.set_weights(start)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        first.fit(x, y, epochs=4, callbacks=[backup, _Interrupt(1)], **args)
+    resumed = make_model()
+    resumed.set_weights(start)
+    history = resumed.fit(x, y, epochs=4, callbacks=[backup], **args)
+    # Epochs 0 and 1 ran before the interruption; 2 and 3 now.
+    assert history.epoch == [2, 3]
+    assert int(resumed.optimizer.iterations) == 4 * 4
+    assert_same_weights(resumed, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_no_epoch_leaves_an_averaging_optimizers_weights_alone(fast):
+    x, y = data()
+    model = make_model(keras.optimizers.Adam(0.01, use_ema=True))
+    before = weights(model)
+    model.fit(x, y, epochs=0, verbose=0, fast=fast)
+    assert int(model.optimizer.iterations) == 0
+    for now, then in zip(weights(model), before, strict=True):
+        np.testing.assert_array_equal(now, then)
+
+
 def test_validation_split_holds_out_the_last_rows():
     x, y = data(n=50)
     model = make_model()
