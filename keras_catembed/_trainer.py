@@ -239,8 +239,7 @@ class RatingTrainer(ModelBase):
                     on_order_drawn=lambda: started.append(start_hashing()),
                 )
             except BaseException:
-                if streamed:
-                    backend.current.restore_state(self, saved)
+                backend.current.restore_state(self, saved)
                 raise
             pending = started[0] if started else start_hashing()
         backend.current.unshare_ema_buffers(self)
@@ -372,6 +371,9 @@ class RatingTrainer(ModelBase):
             self.__dict__[step] = functools.partial(
                 getattr(type(self), step), self
             )
+        if not self.built:
+            # Built here, so that a failed first call has values to restore.
+            self.build()
         saved = backend.current.save_state(self, copy=copy_state or not trusted)
         direct = _forward.calls_layers_directly(self)
         try:

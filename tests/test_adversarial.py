@@ -435,6 +435,64 @@ def test_exception_in_a_callback_leaves_the_model_usable(tmp_path):
     _assert_usable(model, tmp_path, weights)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX donates the state")
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_error_inside_a_compiled_step_keeps_the_trained_model(
+    tmp_path, fast
+):
+    # A loss that raises on the host at its third run, inside the compiled
+    # step: the step has been given (and deletes) the variables' buffers.
+    import jax
+
+    runs = {"armed": False, "count": 0}
+
+    def count(value):
+        if runs["armed"]:
+            runs["count"] += 1
+            if runs["count"] == 3:
+                raise RuntimeError("the loss gave up")
+
+    class Loss(keras.losses.MeanSquaredError):
+        def call(self, y_true, y_pred):
+            errors = super().call(y_true, y_pred)
+            jax.debug.callback(count, ops.mean(errors))
+            return errors
+
+    model = keras_catembed.RatingModel(COLUMNS)
+    model.compile(optimizer="adam", loss=Loss())
+    x = {k: np.tile(v, 4) for k, v in _x().items()}
+    y = np.tile(Y, 4)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, fast=fast)
+    weights = _weights(model)
+    state = _optimizer_state(model)
+    runs["armed"] = True
+    with pytest.raises(Exception, match="the loss gave up"):
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, fast=fast)
+    _assert_unchanged(model, weights, state)
+    runs["armed"] = False
+    model.compile(optimizer="adam", loss="mse")
+    _assert_usable(model, tmp_path, weights)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_first_call_that_fails_in_a_stream_leaves_the_model_usable(
+    tmp_path, compiled
+):
+    # The model is built by the failing call itself.
+    model = keras_catembed.RatingModel(COLUMNS)
+    if compiled:
+        model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(_in_graph_error(), match="unknown id"):
+        model.predict(_BadIds(), verbose=0)
+    weights = _weights(model)
+    x = _x()
+    first = model.predict(x, verbose=0)
+    assert np.all(np.isfinite(first))
+    if not compiled:
+        model.compile(optimizer="adam", loss="mse")
+    _assert_usable(model, tmp_path, weights)
+
+
 # Ids outside int32 --------------------------------------------------------
 
 
