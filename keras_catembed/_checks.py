@@ -2,6 +2,7 @@
 
 import contextlib
 import numbers
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
@@ -209,6 +210,18 @@ def graph_assert(
     )
 
 
+def graph_fail(bad: Any, message: str) -> Any:
+    """Makes a compiled graph fail with `message` when the scalar `bad` is
+    True (see `graph_assert`)."""
+    return backend.current.graph_assert(
+        ops.reshape(bad, (1,)),
+        ops.zeros((1,), "int32"),
+        message,
+        lambda _: message,
+        _HOST_CALLBACKS[0],
+    )
+
+
 def finite_batch(
     result: Any, values: Any, name: str, noun: str, plural: str
 ) -> Any:
@@ -250,6 +263,26 @@ def finite_batch(
     if assertion is None:
         return result
     return backend.current.with_dependencies(result, [assertion])
+
+
+def load_keeping_reason(
+    layer: Any, store: Any, load: Callable[[], None]
+) -> None:
+    """Runs `load()` for `layer.load_own_variables(store)`, keeping the
+    reason of a failure for Keras's retry.
+
+    Keras retries a layer that failed to load at an older path, where
+    nothing is saved, and reports that retry's error ("received 0
+    variables"): the retry raises the first failure again.
+    """
+    rejected, layer._rejected = getattr(layer, "_rejected", None), None
+    if not list(store.keys()) and rejected is not None:
+        raise rejected
+    try:
+        load()
+    except ValueError as error:
+        layer._rejected = error
+        raise
 
 
 def physical_memory() -> int | None:

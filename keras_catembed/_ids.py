@@ -218,3 +218,48 @@ def check_vocabulary(vocabulary: Any) -> list[int]:
             f"{int(unique[first])} {int(counts[first])} times"
         )
     return values
+
+
+# The key under which a layer's weights record its vocabulary: rows are
+# only meaningful with the raw ids they were trained for.
+VOCABULARY_KEY = "vocabulary"
+
+
+def save_vocabulary(layer: Any, store: Any) -> None:
+    """Records `layer`'s vocabulary beside its variables, if it has one."""
+    if layer.vocabulary is not None:
+        store[VOCABULARY_KEY] = np.asarray(layer.vocabulary, dtype=np.int64)
+
+
+def checked_vocabulary_store(layer: Any, store: Any) -> Any:
+    """`store` without its vocabulary, once that matches `layer`'s.
+
+    Raises a `ValueError` when the saved weights were trained for other
+    raw ids (rows would be read for the wrong ids). Weights saved
+    without a vocabulary (by a layer without one, or by an earlier
+    version) load as they are.
+    """
+    keys = list(store.keys())
+    if VOCABULARY_KEY not in keys:
+        return store
+    saved = np.asarray(store[VOCABULARY_KEY], dtype=np.int64).reshape(-1)
+    own = np.asarray(
+        layer.vocabulary if layer.vocabulary is not None else [], np.int64
+    )
+    if saved.shape != own.shape or np.any(saved != own):
+        if layer.vocabulary is None:
+            found = "and this layer has none (it takes ids 0 to input_dim - 1)"
+        elif saved.shape != own.shape:
+            found = f"and this layer's has {len(own)}"
+        else:
+            row = int(np.argmax(saved != own))
+            found = (
+                f"whose row {row} is the id {int(saved[row])}, where this "
+                f"layer's is {int(own[row])}"
+            )
+        raise ValueError(
+            f"{layer._where} cannot load these weights: they were saved "
+            f"with a vocabulary of {len(saved)} ids, {found}. Build the "
+            "layer with the vocabulary the weights were saved with."
+        )
+    return {key: store[key] for key in keys if key != VOCABULARY_KEY}

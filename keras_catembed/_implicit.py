@@ -7,11 +7,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_catembed import _checks
 from keras_catembed import _pair_dtype
 from keras_catembed import _pair_sums
 from keras_catembed import _pair_windows
 from keras_catembed import _pairs
+from keras_catembed import backend
 
 # Largest `num_targets * num_sources` held as a dense matrix (256 MB).
 DENSE_LIMIT = 2**26
@@ -144,9 +144,10 @@ class ImplicitFeedback(keras.layers.Layer):
     def adapted(self) -> bool:
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
         if not self._adapted and self.built:
-            # Pairs may also arrive through `set_weights`.
-            counts = self.pair_counts.value
-            if _checks.is_concrete(counts):
+            # Pairs may also arrive through `set_weights` or `load_weights`,
+            # seen here even while a graph is traced.
+            counts = backend.current.held_value(self.pair_counts)
+            if counts is not None:
                 self._adapted = bool(np.any(ops.convert_to_numpy(counts)))
         return self._adapted
 
@@ -190,9 +191,10 @@ class ImplicitFeedback(keras.layers.Layer):
                     ]
                 )
             )
+            # Every slot holds the padding row until `adapt` fills it.
             self.pair_sources = self.add_weight(
                 shape=(self.num_targets, self.width),
-                initializer="zeros",
+                initializer=keras.initializers.Constant(self.num_sources),
                 dtype="int32",
                 trainable=False,
                 name="pair_sources",
@@ -274,20 +276,16 @@ class ImplicitFeedback(keras.layers.Layer):
                 f"{self.name} leaves each row's own pair out: pass the "
                 "source rows of the inputs."
             )
-        if not self.adapted:
-            example = "x_train, y_train" if self.rated else "x_train"
-            raise ValueError(
-                f"{self.name} holds no pairs yet: call `adapt` with the "
-                "training inputs before training or predicting, on the "
-                "RatingModel or on the ColumnEncoder that holds this layer "
-                f"(e.g. `model.adapt({example})` or "
-                f"`encoder.adapt({example})`)."
-            )
+        check = _pairs.check_adapted(self)
         if self.narrow_pairs:
-            return _pair_sums.every_row(self, rows, source_rows)
-        if self.dense:
-            return _pair_sums.dense(self, rows, source_rows)
-        return _pair_sums.lists(self, rows, source_rows, training, gathered)
+            sums = _pair_sums.every_row(self, rows, source_rows)
+        elif self.dense:
+            sums = _pair_sums.dense(self, rows, source_rows)
+        else:
+            sums = _pair_sums.lists(self, rows, source_rows, training, gathered)
+        if check is None:
+            return sums
+        return backend.current.with_dependencies(sums, [check])
 
     def sums(self, rows: Any) -> Any:
         """The whole weighted sum of each row's pairs (nothing left out).

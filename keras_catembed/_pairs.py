@@ -14,6 +14,10 @@ from collections.abc import Set
 from typing import Any
 
 import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+from keras_catembed import backend
 
 
 def check_finite(where: str, ratings: np.ndarray) -> None:
@@ -120,6 +124,10 @@ def _check_saved_pairs(layer: Any, store: Any) -> None:
             layer.width,
         )
     ):
+        return
+    if not np.any(counts) and not np.any(sources):
+        # A layer saved before `adapt`, by a version that filled its slots
+        # with zeros rather than the padding row.
         return
     kept = np.arange(layer.width) < counts[:, None]
     misplaced = np.argwhere(
@@ -355,19 +363,37 @@ def check_window(layer: Any) -> None:
 
 
 def load_retried(layer: Any, store: Any, base_load: Any) -> None:
-    """`load`, keeping the reason of a failure for Keras's retry.
-
-    Keras retries a layer that failed to load at an older path, where
-    nothing is saved: that retry raises the first failure again.
-    """
+    """`load`, keeping the reason of a failure for Keras's retry."""
     keys = set(store.keys())
-    rejected, layer._rejected = getattr(layer, "_rejected", None), None
-    if not keys and rejected is not None:
-        raise rejected
-    try:
-        # Saved pairs are checked before any weight is assigned.
-        load(layer, store, keys, base_load)
-    except ValueError as error:
-        layer._rejected = error
-        raise
+    # Saved pairs are checked before any weight is assigned.
+    _checks.load_keeping_reason(
+        layer, store, lambda: load(layer, store, keys, base_load)
+    )
     written(layer)
+
+
+def check_adapted(layer: Any) -> Any:
+    """Raises unless the `ImplicitFeedback` layer holds pairs.
+
+    Returns None, or, where the counts cannot be read while a graph is
+    traced (Keras's JAX loops empty the variables; pairs may have come
+    through `set_weights`), the graph's own check of them, which fails
+    with the same message as it runs.
+    """
+    if layer.adapted:
+        return None
+    example = "x_train, y_train" if layer.rated else "x_train"
+    message = (
+        f"{layer.name} holds no pairs yet: call `adapt` with the training "
+        "inputs before training or predicting, on the RatingModel or on "
+        "the ColumnEncoder that holds this layer (e.g. "
+        f"`model.adapt({example})` or `encoder.adapt({example})`)."
+    )
+    if (
+        not layer.built
+        or backend.current.held_value(layer.pair_counts) is not None
+    ):
+        raise ValueError(message)
+    return _checks.graph_fail(
+        ops.logical_not(ops.any(ops.greater(layer.pair_counts, 0))), message
+    )

@@ -356,6 +356,19 @@ class EntityEmbedding(keras.layers.Layer):
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
 
+    def save_own_variables(self, store: Any) -> None:
+        super().save_own_variables(store)
+        _ids.save_vocabulary(self, store)
+
+    def load_own_variables(self, store: Any) -> None:
+        _checks.load_keeping_reason(
+            self,
+            store,
+            lambda: super(EntityEmbedding, self).load_own_variables(
+                _ids.checked_vocabulary_store(self, store)
+            ),
+        )
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
         config.update(

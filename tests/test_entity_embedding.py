@@ -101,6 +101,81 @@ def test_output_rows_match_table():
     np.testing.assert_array_equal(out, _table(layer)[ids])
 
 
+def _vocabulary_model(vocabulary):
+    model = keras_catembed.RatingModel(
+        {
+            "user_id": 4,
+            "movie_id": keras_catembed.EntityEmbedding(
+                vocabulary=vocabulary, output_dim=4
+            ),
+        },
+        hidden_units=[4],
+        bias_terms=True,
+    )
+    model.build()
+    return model
+
+
+def test_weights_load_only_into_the_vocabulary_they_were_trained_for(
+    tmp_path,
+):
+    trained = _vocabulary_model([10, 20, 30])
+    path = str(tmp_path / "model.weights.h5")
+    trained.save_weights(path)
+    twin = _vocabulary_model([10, 20, 30])
+    twin.load_weights(path)
+    for left, right in zip(
+        twin.get_weights(), trained.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(left, right)
+    for other, found in [
+        ([30, 20, 10], r"whose row 0 is the id 10, where this layer's is 30"),
+        ([10, 20], r"and this layer's has 2"),
+        (None, r"and this layer has none"),
+    ]:
+        if other is None:
+            reordered = keras_catembed.RatingModel(
+                {"user_id": 4, "movie_id": 3}, hidden_units=[4], bias_terms=True
+            )
+            reordered.build()
+        else:
+            reordered = _vocabulary_model(other)
+        with pytest.raises(
+            ValueError,
+            match=r"Column 'movie_id' \(EntityEmbedding .*\) cannot load "
+            r"these weights: they were saved with a vocabulary of 3 ids, "
+            + found,
+        ):
+            reordered.load_weights(path)
+
+
+def test_weights_saved_without_a_vocabulary_record_load(tmp_path):
+    # Files of earlier versions hold the variables only.
+    import h5py
+
+    trained = _vocabulary_model([10, 20, 30])
+    path = str(tmp_path / "model.weights.h5")
+    trained.save_weights(path)
+    removed = []
+    with h5py.File(path, "r+") as file:
+
+        def drop(name, item):
+            if name.endswith("/vars/vocabulary"):
+                removed.append(name)
+
+        file.visititems(drop)
+        for name in removed:
+            del file[name]
+    # The table and the bias table each recorded it.
+    assert len(removed) == 2
+    twin = _vocabulary_model([30, 20, 10])
+    twin.load_weights(path)
+    for left, right in zip(
+        twin.get_weights(), trained.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(left, right)
+
+
 def test_vocabulary_maps_raw_ids_to_rows_in_order():
     layer = keras_catembed.EntityEmbedding(
         vocabulary=[30, 10, 20], output_dim=2

@@ -253,6 +253,104 @@ def test_predict_before_adapt_says_to_adapt():
         model.predict(x, verbose=0)
 
 
+def test_pairs_given_through_set_weights_are_used():
+    x, y = data()
+    model = make_model()
+    model.adapt(x)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    expected = model.predict(x, verbose=0)
+    twin = keras_catembed.RatingModel.from_config(model.get_config())
+    twin.build()
+    twin.set_weights(model.get_weights())
+    # Compiled from the start: never called eagerly before.
+    np.testing.assert_allclose(
+        twin.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
+    )
+
+
+def test_a_cloned_functional_model_uses_the_pairs_it_is_given():
+    x, _ = data()
+    movies = keras_catembed.ColumnEncoder(MOVIES, column="movie_id")
+    users = keras_catembed.ColumnEncoder(
+        keras_catembed.EntityEmbedding(USERS, output_dim=movies.output_dim),
+        column="user_id",
+        implicit=movies,
+    )
+    users.adapt(x)
+    inputs = {
+        column: keras.Input((), dtype="int32", name=column)
+        for column in ("user_id", "movie_id")
+    }
+    outputs = ops.sum(users(inputs) * movies(inputs), axis=-1, keepdims=True)
+    model = keras.Model(inputs, outputs)
+    expected = model.predict(x, verbose=0)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        clone.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
+    )
+    # One never given pairs still says so, inside Keras's compiled loop.
+    empty = keras.models.clone_model(model)
+    with pytest.raises(Exception, match=r"holds no pairs yet: call `adapt`"):
+        empty.predict(x, verbose=0)
+
+
+def test_a_model_saved_before_adapt_loads_and_adapts(tmp_path):
+    x, _ = data()
+    model = make_model()
+    model.build()
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    with pytest.raises(ValueError, match=r"holds no pairs yet"):
+        loaded.predict(x, verbose=0)
+    loaded.adapt(x)
+    model.adapt(x)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0),
+        model.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_weights_saved_before_adapt_by_earlier_versions_load(tmp_path):
+    # Earlier versions filled an unadapted layer's pair slots with zeros
+    # rather than the padding row.
+    import h5py
+
+    model = make_model()
+    model.build()
+    path = str(tmp_path / "model.weights.h5")
+    model.save_weights(path)
+    layer = model.implicit_layers["user_id"]
+    if layer.dense:
+        pytest.skip("the dense layout has no pair slots")
+    index = [v.path for v in layer.weights].index(layer.pair_sources.path)
+    with h5py.File(path, "r+") as file:
+        group = file["implicit_layers"]
+        assert len(group) == 2
+        for name in group:
+            slots = group[name]["vars"][str(index)]
+            # Each slot holds its layer's padding row (one past its ids).
+            assert np.unique(slots[...]).tolist() in ([USERS], [MOVIES])
+            slots[...] = 0
+    twin = make_model()
+    twin.build()
+    twin.load_weights(path)
+    assert not twin.implicit_layers["user_id"].adapted
+    x, _ = data()
+    twin.adapt(x)
+    model.adapt(x)
+    np.testing.assert_allclose(
+        twin.predict(x, verbose=0),
+        model.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
 def test_readapt_replaces_the_pairs_in_compiled_functions():
     x, _ = data()
     model = make_model()

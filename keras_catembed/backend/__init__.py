@@ -13,7 +13,8 @@ backend:
   `EAGER_ADAM` with `adam_together` and `adam_rows` (Adam's arithmetic
   in the backend's own operations, where it runs eagerly);
 - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
-  `DISTINCT_STEP_FUNCTIONS`;
+  `DISTINCT_STEP_FUNCTIONS`, `held_value` (a variable's value while a
+  graph is traced);
 - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
   `OPTIONAL_JIT`;
 - export: `export_error`.

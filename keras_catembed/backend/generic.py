@@ -98,7 +98,8 @@ class Backend:
       `EAGER_ADAM`, `adam_together` (dense Adam updates at once) and
       `adam_rows` (SparseAdam's update of a table's rows);
     - Keras loops: `save_state`, `restore_state`, `unshare_ema_buffers`,
-      `DISTINCT_STEP_FUNCTIONS`, `build_state`, `EAGER_LAYERS`;
+      `DISTINCT_STEP_FUNCTIONS`, `build_state`, `EAGER_LAYERS`,
+      `held_value` (a variable's value while a graph is traced);
     - the device loop: `loop_blocker`, `on_accelerator`, `Runner`,
       `OPTIONAL_JIT`;
     - export: `export_error`.
@@ -130,6 +131,12 @@ class Backend:
     def is_traced(self, x: Any) -> bool:
         """True when the tensor `x` is being traced or compiled."""
         return False
+
+    def held_value(self, variable: Any) -> Any:
+        """`variable`'s value as it is held now, even while a graph is
+        traced; None where it cannot be read then."""
+        value = variable.value
+        return value if self.is_concrete(value) else None
 
     def graph_assert(
         self, bad: Any, ids: Any, message: str, describe: Describe, host: bool

@@ -36,6 +36,13 @@ class JaxBackend(generic.Backend):
     def is_traced(self, x: Any) -> bool:
         return isinstance(x, jax.core.Tracer)
 
+    def held_value(self, variable: Any) -> Any:
+        # A trace reads its variables through a stateless scope; the
+        # variable itself still holds its value, except inside Keras's JAX
+        # loops, which empty it while they run.
+        value = getattr(variable, "_value", None)
+        return value if _live(value) and not self.is_traced(value) else None
+
     def graph_assert(
         self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
     ) -> Any:

@@ -113,6 +113,11 @@ class TensorFlowBackend(generic.Backend):
     def is_traced(self, x: Any) -> bool:
         return not tf.executing_eagerly() or tf.is_symbolic_tensor(x)
 
+    def held_value(self, variable: Any) -> Any:
+        # Outside the graph being traced, a variable reads eagerly.
+        with tf.init_scope():
+            return tf.identity(variable.value)
+
     def graph_assert(
         self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
     ) -> Any:
