@@ -229,7 +229,9 @@ class RatingTrainer(ModelBase):
             # Once the first epoch's order is drawn: until then the thread
             # drawing it has the spare core to itself.
             started: list[Any] = []
-            saved = backend.current.save_state(self, copy=streamed)
+            saved = backend.current.save_state(
+                self, copy=streamed, training=True
+            )
             try:
                 history = _fast_fit.fit(
                     self,
@@ -371,10 +373,9 @@ class RatingTrainer(ModelBase):
             self.__dict__[step] = functools.partial(
                 getattr(type(self), step), self
             )
-        if not self.built:
-            # Built here, so that a failed first call has values to restore.
-            self.build()
-        saved = backend.current.save_state(self, copy=copy_state or not trusted)
+        saved = backend.current.save_state(
+            self, copy=copy_state or not trusted, training=kind == "train"
+        )
         direct = _forward.calls_layers_directly(self)
         try:
             with (

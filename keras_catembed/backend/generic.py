@@ -219,11 +219,15 @@ class Backend:
         """A copy of a variable's value that later steps leave alone."""
         return ops.copy(value)
 
-    def save_state(self, model: Any, copy: bool) -> SavedState | None:
+    def save_state(
+        self, model: Any, copy: bool, training: bool = False
+    ) -> SavedState | None:
         """The variables' values before a Keras loop, to restore on failure.
 
         With `copy`, the values are copied (a compiled step may fail after
-        earlier steps changed them); without, nothing is kept.
+        earlier steps changed them); without, nothing is kept: a failed
+        step leaves the variables as they are. `training` says the loop is
+        `fit`'s.
         """
         if not model.built or not copy:
             return None

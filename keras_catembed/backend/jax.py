@@ -11,12 +11,25 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
+from keras import ops
 
 from keras_catembed.backend import generic
 from keras_catembed.backend.generic import Describe
 from keras_catembed.backend.jax_loop import Runner
 from keras_catembed.backend.jax_rows import gather_rows
 from keras_catembed.backend.jax_rows import scatter_rows
+
+
+def _host_copy(value: Any) -> np.ndarray:
+    """A copy of `value` in host memory, whatever `value` becomes.
+
+    No device memory is taken, and nothing is compiled (`ops.copy` compiles
+    a program per shape, tens of milliseconds each on a CPU). On a CPU,
+    `jax.device_get` may share the device buffer: hence the copy.
+    """
+    copied: np.ndarray = np.array(jax.device_get(value), copy=True)
+    return copied
 
 
 def _live(value: Any) -> bool:
@@ -82,26 +95,31 @@ class JaxBackend(generic.Backend):
         )
         optimizer.assign(variable, scatter_rows(value, indices, rows, how))
 
-    def save_state(self, model: Any, copy: bool) -> generic.SavedState | None:
+    def save_state(
+        self, model: Any, copy: bool, training: bool = False
+    ) -> generic.SavedState | None:
         """The variables' values before a Keras loop, to restore on failure.
 
         Keras's JAX loops and the device loop donate the values to each
-        compiled step, and a step that fails at run time (a user's loss
-        raising through a host callback, say) deletes them: they are copied
-        either way. With `copy`, the copies are restored as they are (a
-        failed call changes nothing); without, they stand in only for the
-        values such a step deleted, and values still held (a callback that
-        raised between steps) are kept.
+        compiled step, and a step that fails as it runs (a user's loss
+        raising through a host callback, say) deletes them. With `copy`,
+        they are copied to the host and restored as they are (a failed
+        call changes nothing). Without, in `training`, they are copied to
+        the host too (once per `fit` call), standing in only for the
+        values such a step deleted; values still held (a callback that
+        raised between steps) are kept. Otherwise they are only referenced
+        (a `predict` keeps its latency), for a loop that fails before its
+        first step runs.
         """
         if not model.built:
-            return None
+            # Built now, so that a failing first call has values to put back.
+            model.build()
         variables = generic.state_variables(model)
-        return variables, [self.copy_value(v.value) for v in variables], copy
-
-    def copy_value(self, value: Any) -> Any:
-        # A copy on the value's own devices, without the program per shape
-        # that `ops.copy` compiles (tens of milliseconds each on a CPU).
-        return jax.device_put(value, value.sharding, may_alias=False)
+        if copy or training:
+            values = [_host_copy(variable.value) for variable in variables]
+        else:
+            values = [variable.value for variable in variables]
+        return variables, values, copy
 
     def restore_state(
         self, model: Any, saved: generic.SavedState | None
@@ -157,7 +175,7 @@ class JaxBackend(generic.Backend):
         weights = {id(variable.value) for variable in model.variables}
         for variable in optimizer.variables:
             if id(variable.value) in weights:
-                variable.assign(self.copy_value(variable.value))
+                variable.assign(ops.copy(variable.value))
 
     def build_state(self, fn: Callable[..., Any], *args: Any) -> None:
         """Traces `fn(*args)` abstractly, as Keras builds a model's state.
