@@ -291,6 +291,11 @@ class RefreshAnchors(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.last is None or batch - self.last >= self.interval:
+            # Keras's JAX loop holds the variables' values apart while it
+            # runs: they are put back before the refresh reads them.
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
             for i, layer in enumerate(self.layers):
                 refresh(layer, self._host_pairs(i, layer))
             self.last = batch

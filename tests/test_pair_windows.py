@@ -593,6 +593,42 @@ def test_fit_refreshes_the_anchors():
     )
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_anchors_refresh_within_an_epoch_of_either_loop(fast, monkeypatch):
+    # A refresh before every step: within an epoch, Keras's JAX loop holds
+    # the variables' values apart until they are put back.
+    monkeypatch.setattr(_pair_windows, "REFRESH_AFTER_READS", 1e-9)
+    refreshed = []
+    refresh = _pair_windows.refresh
+
+    def counted(layer, pairs):
+        refreshed.append(layer.name)
+        refresh(layer, pairs)
+
+    monkeypatch.setattr(_pair_windows, "refresh", counted)
+    x, y = data()
+    model = make_model(implicit={"user_id": "movie_id"}, pairs_per_step=2)
+    model.adapt(x)
+    model.compile("adam", "mse")
+    layer = model.implicit_layers["user_id"]
+    history = model.fit(x, y, batch_size=50, epochs=2, verbose=0, fast=fast)
+    assert np.all(np.isfinite(history.history["loss"]))
+    # 200 rows, batches of 50: one refresh before each step (stock) or
+    # each compiled call (the device loop, at least one an epoch).
+    if fast:
+        assert 2 <= len(refreshed) <= 8
+    else:
+        assert len(refreshed) == 8
+    lists, weights = _np(layer.pair_sources), _np(layer.pair_weights)
+    anchor = _np(layer.anchor)
+    np.testing.assert_allclose(
+        _np(layer.anchor_sums),
+        np.einsum("tj,tjd->td", weights, anchor[lists]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 @pytest.mark.parametrize("how", ["padded", "grouped", "host", "no scipy"])
 def test_a_refresh_sums_every_listed_pair_of_lists_of_any_length(
     how, monkeypatch
