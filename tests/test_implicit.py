@@ -296,6 +296,18 @@ def test_a_cloned_functional_model_uses_the_pairs_it_is_given():
         empty.predict(x, verbose=0)
 
 
+def _assert_adapt_alike(loaded, model, x):
+    """Adapted to `x`, the two models predict alike."""
+    loaded.adapt(x)
+    model.adapt(x)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0),
+        model.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
 def test_a_model_saved_before_adapt_loads_and_adapts(tmp_path):
     x, _ = data()
     model = make_model()
@@ -305,14 +317,7 @@ def test_a_model_saved_before_adapt_loads_and_adapts(tmp_path):
     loaded = keras.saving.load_model(path)
     with pytest.raises(ValueError, match=r"holds no pairs yet"):
         loaded.predict(x, verbose=0)
-    loaded.adapt(x)
-    model.adapt(x)
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0),
-        model.predict(x, verbose=0),
-        rtol=1e-6,
-        atol=1e-6,
-    )
+    _assert_adapt_alike(loaded, model, x)
 
 
 def test_weights_saved_before_adapt_by_earlier_versions_load(tmp_path):
@@ -340,15 +345,7 @@ def test_weights_saved_before_adapt_by_earlier_versions_load(tmp_path):
     twin.build()
     twin.load_weights(path)
     assert not twin.implicit_layers["user_id"].adapted
-    x, _ = data()
-    twin.adapt(x)
-    model.adapt(x)
-    np.testing.assert_allclose(
-        twin.predict(x, verbose=0),
-        model.predict(x, verbose=0),
-        rtol=1e-6,
-        atol=1e-6,
-    )
+    _assert_adapt_alike(twin, model, data()[0])
 
 
 def test_readapt_replaces_the_pairs_in_compiled_functions():
