@@ -42,9 +42,13 @@ class HostOrders:
         return order.astype(np.int32)
 
     def take(self) -> np.ndarray:
-        """The next epoch's order; starts drawing the one after."""
+        """The next epoch's order; starts drawing the one after.
+
+        Past the epochs it was sized for (a `BackupAndRestore` resume may
+        start earlier than `fit`'s `initial_epoch`), it draws on demand.
+        """
         if self._next is None:
-            raise RuntimeError("Every epoch's order was taken.")
+            return self._draw()
         order = self._next.result()
         self._next = self._submit()
         return order
