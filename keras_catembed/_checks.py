@@ -16,6 +16,7 @@ from keras_catembed import backend
 
 INT32_MIN = int(np.iinfo(np.int32).min)
 INT32_MAX = int(np.iinfo(np.int32).max)
+INT32_EXPECTED = "ids in the int32 range"
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -160,7 +161,7 @@ def check_int32_range(where: str, ids: Any) -> None:
         return
     values = ids_to_numpy(where, ids)
     outside = (values < INT32_MIN) | (values > INT32_MAX)
-    first_bad(where, values, outside, "ids in the int32 range")
+    first_bad(where, values, outside, INT32_EXPECTED)
 
 
 # Whether JAX graphs may raise through a host callback. An exported graph

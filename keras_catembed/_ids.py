@@ -1,5 +1,6 @@
 """Ids to table rows: vocabulary checks and the checks inside a graph."""
 
+import dataclasses
 import numbers
 from typing import Any
 
@@ -84,9 +85,7 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
             ops.greater(inputs, _checks.INT32_MAX),
         )
         assertions.append(
-            _checks.graph_assert(
-                where, outside, inputs, "ids in the int32 range"
-            )
+            _checks.graph_assert(where, outside, inputs, _checks.INT32_EXPECTED)
         )
         invalid = outside
     ids = ops.cast(inputs, "int32")
@@ -107,27 +106,50 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
 
 def check_concrete_ids(layer: Any, ids: Any) -> None:
     """`EntityEmbedding.check_ids`: raises on any id `layer` cannot embed."""
-    if layer.num_oov_indices > 0:
-        _checks.check_int32_range(layer._where, ids)
-        return
-    if layer.vocabulary is None and _checks.integer_ids_within(
-        ids, 0, layer.num_ids - 1
-    ):
-        return
-    values = _checks.ids_to_numpy(layer._where, ids)
-    _checks.first_bad(
-        layer._where, values, ~known_numpy(layer, values), layer._expected
-    )
+    IdRule.of(layer).check(ids)
 
 
-def known_numpy(layer: Any, values: np.ndarray) -> np.ndarray:
-    """Whether each of the NumPy ids `values` has a row in `layer`."""
-    known: np.ndarray
-    if layer.vocabulary is None:
-        known = (values >= 0) & (values < layer.num_ids)
-    else:
-        known = np.isin(values, layer._sorted_vocabulary)
-    return known
+@dataclasses.dataclass(frozen=True)
+class IdRule:
+    """The ids one `EntityEmbedding` embeds, as plain data.
+
+    Picklable, so that a `PyDataset`'s worker processes can check batches
+    with it (`_streams`).
+    """
+
+    where: str
+    num_ids: int
+    sorted_vocabulary: np.ndarray | None
+    num_oov_indices: int
+    expected: str
+
+    @classmethod
+    def of(cls, layer: Any) -> "IdRule":
+        return cls(
+            where=layer._where,
+            num_ids=layer.num_ids,
+            sorted_vocabulary=(
+                None if layer.vocabulary is None else layer._sorted_vocabulary
+            ),
+            num_oov_indices=layer.num_oov_indices,
+            expected=layer._expected,
+        )
+
+    def check(self, ids: Any) -> None:
+        """Raises a `ValueError` naming the first id there is no row for."""
+        if self.num_oov_indices > 0:
+            _checks.check_int32_range(self.where, ids)
+            return
+        if self.sorted_vocabulary is None and _checks.integer_ids_within(
+            ids, 0, self.num_ids - 1
+        ):
+            return
+        values = _checks.ids_to_numpy(self.where, ids)
+        if self.sorted_vocabulary is None:
+            known = (values >= 0) & (values < self.num_ids)
+        else:
+            known = np.isin(values, self.sorted_vocabulary)
+        _checks.first_bad(self.where, values, ~known, self.expected)
 
 
 def checked_rows(layer: Any, ids: Any, ids_checked: bool) -> tuple[Any, Any]:

@@ -8,10 +8,14 @@ valid row and a silently wrong rating. Arrays are checked whole before a
 loop (`_inputs.check_x`); a stream is wrapped here so that each batch's
 ids are checked on the host as Keras reads it, before that conversion.
 Every other check of a streamed id (unknown, fractional) runs in the
-graph, as on the other backends.
+graph, as on the other backends, except under a `keras.distribution`:
+there a step failing on one device would leave the others waiting in
+its reductions until XLA ends the process, so each batch's ids are
+checked whole on the host, as arrays are.
 """
 
 import collections.abc
+import functools
 import sys
 import types
 from collections.abc import Iterator
@@ -21,8 +25,7 @@ import keras
 import numpy as np
 
 from keras_catembed import _checks
-
-EXPECTED = "ids in the int32 range"
+from keras_catembed import _ids
 
 
 def narrows_ids() -> bool:
@@ -37,29 +40,36 @@ def narrows_ids() -> bool:
 class _Check:
     """Checks the ids of one batch; plain data, so workers can pickle it.
 
-    `where` maps each column to the name its layer gives in errors.
+    `rules` maps each column to its layer's `_ids.IdRule`. With `whole`,
+    every id is checked as `EntityEmbedding.check_ids` does; otherwise
+    only that integer ids fit in int32.
     """
 
-    def __init__(self, where: dict[str, str]) -> None:
-        self.where = where
+    def __init__(self, rules: dict[str, _ids.IdRule], whole: bool) -> None:
+        self.rules = rules
+        self.whole = whole
 
     def __call__(self, batch: Any) -> Any:
         x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
         if isinstance(x, collections.abc.Mapping):
-            for column, where in self.where.items():
+            for column in self.rules:
                 if column in x:
-                    _check_range(where, x[column])
+                    self.column(column, x[column])
         return batch
 
+    def column(self, column: str, ids: Any) -> None:
+        rule = self.rules[column]
+        if self.whole:
+            rule.check(ids)
+            return
+        values = np.asarray(keras.ops.convert_to_numpy(ids))
+        # Float ids are left to the graph's checks, as on other backends.
+        if values.dtype.kind in "iu" and values.dtype.itemsize >= 4:
+            _checks.check_int32_range(rule.where, values)
 
-def _check_range(where: str, ids: Any) -> None:
-    """Raises for the first integer id outside the int32 range.
-
-    Float ids are left to the graph's checks, as on the other backends.
-    """
-    values = np.asarray(keras.ops.convert_to_numpy(ids))
-    if values.dtype.kind in "iu" and values.dtype.itemsize >= 4:
-        _checks.check_int32_range(where, values)
+    def needs(self, dtype: Any) -> bool:
+        """Whether ids of `dtype` (a `tf.DType`) are checked at all."""
+        return self.whole or dtype.name in ("int64", "uint32", "uint64")
 
 
 class _CheckedPyDataset(keras.utils.PyDataset):  # type: ignore[misc]
@@ -98,41 +108,36 @@ def _checked_generator(generator: Iterator[Any], check: _Check) -> Any:
 
 
 def _tf_checked(dataset: Any, check: _Check) -> Any:
-    """`dataset` with an assertion on each batch's int64 ids (in tf.data)."""
+    """`dataset`, each batch's ids checked in its pipeline.
+
+    The check runs in NumPy (`tf.numpy_function`), so its error carries
+    the same words as on the other streams, in an `InvalidArgumentError`.
+    """
     import tensorflow as tf
 
     def checked(*element: Any) -> Any:
         x = element[0]
         if isinstance(x, collections.abc.Mapping):
-            assertions = [
-                _tf_assert(tf, where, x[column])
-                for column, where in check.where.items()
-                if column in x and x[column].dtype in (tf.int64, tf.uint64)
-            ]
-            with tf.control_dependencies(assertions):
-                x = {key: tf.identity(value) for key, value in x.items()}
+            x = dict(x)
+            for column in check.rules:
+                if column in x and check.needs(x[column].dtype):
+                    # The ids pass through the check, so no optimization
+                    # of the pipeline can drop it.
+                    ids = tf.numpy_function(
+                        functools.partial(_checked_column, check, column),
+                        [x[column]],
+                        x[column].dtype,
+                    )
+                    ids.set_shape(x[column].shape)
+                    x[column] = ids
         return (x, *element[1:]) if len(element) > 1 else x
 
     return dataset.map(checked)
 
 
-def _tf_assert(tf: Any, where: str, ids: Any) -> Any:
-    flat = tf.reshape(ids, [-1])
-    if flat.dtype == tf.uint64:
-        outside = flat > tf.constant(_checks.INT32_MAX, tf.uint64)
-    else:
-        outside = (flat < _checks.INT32_MIN) | (flat > _checks.INT32_MAX)
-    first = tf.argmax(tf.cast(outside, tf.int32), output_type=tf.int64)
-    return tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(outside)),
-        [
-            f"{where} received the unknown id",
-            tf.gather(flat, first),
-            "at position",
-            first,
-            f"of its batch. Expected {EXPECTED}.",
-        ],
-    )
+def _checked_column(check: _Check, column: str, ids: np.ndarray) -> np.ndarray:
+    check.column(column, ids)
+    return ids
 
 
 def checked(model: Any, data: Any) -> Any:
@@ -141,13 +146,23 @@ def checked(model: Any, data: Any) -> Any:
     On a backend that narrows ids (`narrows_ids`), a generator, a
     `PyDataset` or a `tf.data.Dataset` is wrapped so that an int64 id
     beyond the int32 range raises, naming its column, the id and its
-    position, instead of being read as another id. Anything else (arrays,
+    position, instead of being read as another id. On JAX under a
+    `keras.distribution`, every id is checked so. Anything else (arrays,
     tuples of arrays, other backends) is returned as it is.
     """
-    if data is None or isinstance(data, (tuple, list)) or not narrows_ids():
+    if data is None or isinstance(data, (tuple, list)):
+        return data
+    whole = (
+        keras.backend.backend() == "jax"
+        and keras.distribution.distribution() is not None
+    )
+    if not (whole or narrows_ids()):
         return data
     layers = model.embedding_layers
-    check = _Check({column: layers[column]._where for column in model.columns})
+    check = _Check(
+        {column: _ids.IdRule.of(layers[column]) for column in model.columns},
+        whole,
+    )
     if isinstance(data, types.GeneratorType):
         return _checked_generator(data, check)
     if isinstance(data, keras.utils.PyDataset):

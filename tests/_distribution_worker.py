@@ -5,8 +5,9 @@ Usage: python -m tests._distribution_worker CASE OUT.npz [OPTIMIZER]
 CASE is `data_parallel`, `data_parallel_implicit` (with implicit feedback
 and a neighbourhood, at most 8 pairs per id) or `model_parallel` (JAX, with
 `XLA_FLAGS=--xla_force_host_platform_device_count=8`) or `mirrored`
-(TensorFlow, two logical CPUs). OPTIMIZER is `adam` (the default) or
-`sparse_adam`. Device counts are fixed when the backend
+(TensorFlow, two logical CPUs), or `model_parallel_bad_streams` (JAX:
+streams with an unknown id; see `bad_streams`). OPTIMIZER is `adam` (the
+default) or `sparse_adam`. Device counts are fixed when the backend
 starts, hence a fresh process. OUT.npz holds, for the single-device run
 (`single_*`) and the distributed run (`dist_*`), the trained weights, the
 predictions, the evaluation loss and whether `fit` ran the device loop;
@@ -112,7 +113,76 @@ def shard_shapes(model):
     }
 
 
+def bad_streams(out_path, optimizer):
+    """Streams with an unknown id under `ModelParallel`: each call raises.
+
+    Saves each call's error message, whether the weights stayed as they
+    were, and the predictions of a good stream and of its arrays.
+    """
+    x, y = make_data()
+    mesh = keras.distribution.DeviceMesh(
+        shape=(2, 4), axis_names=("batch", "model")
+    )
+    model = make_model("distributed")
+    distribution = keras.distribution.ModelParallel(
+        layout_map=keras_catembed.distribution.layout_map(model, mesh),
+        batch_dim_name="batch",
+    )
+    bad = {column: ids[:BATCH_SIZE].copy() for column, ids in x.items()}
+    bad["user"][5] = NUM_USERS
+    batches = [
+        ({c: ids[:BATCH_SIZE] for c, ids in x.items()}, y[:BATCH_SIZE]),
+        (bad, y[:BATCH_SIZE]),
+    ]
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, index):
+            return batches[index]
+
+    def stream(kind):
+        if kind == "generator":
+            return (batch for batch in batches)
+        return Batches()
+
+    messages = []
+    unchanged = []
+    with distribution.scope():
+        model.compile(optimizer=make_optimizer(optimizer), loss="mse")
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)
+        before = [np.array(w) for w in model.get_weights()]
+        for kind in ("generator", "pydataset"):
+            for method in ("predict", "evaluate", "fit"):
+                try:
+                    getattr(model, method)(stream(kind), verbose=0)
+                except ValueError as error:
+                    messages.append(f"{kind} {method}: {error}")
+                else:
+                    messages.append(f"{kind} {method}: no error")
+                after = model.get_weights()
+                unchanged.append(
+                    all(
+                        np.array_equal(a, b)
+                        for a, b in zip(after, before, strict=True)
+                    )
+                )
+        good = (batch for batch in batches[:1])
+        streamed = model.predict(good, verbose=0)
+        arrays = model.predict(batches[0][0], batch_size=BATCH_SIZE, verbose=0)
+    np.savez(
+        out_path,
+        messages=np.array(messages),
+        unchanged=np.array(unchanged),
+        streamed=streamed,
+        arrays=arrays,
+    )
+
+
 def main(case, out_path, optimizer="adam"):
+    if case == "model_parallel_bad_streams":
+        return bad_streams(out_path, optimizer)
     x, y = make_data()
     keras.utils.set_random_seed(0)
     implicit = case == "data_parallel_implicit"

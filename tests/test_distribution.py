@@ -215,6 +215,29 @@ OPTIMIZERS = ["adam", "sparse_adam"]
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
+def test_a_bad_streamed_id_under_model_parallel_raises_and_keeps_the_model(
+    tmp_path,
+):
+    # A step failing on one device would leave the other seven waiting in
+    # its reductions until XLA ended the process: each batch is checked on
+    # the host first, and every call raises the layer's own error.
+    results = _run_worker("model_parallel_bad_streams", tmp_path, "sparse_adam")
+    messages = [str(message) for message in results["messages"]]
+    assert len(messages) == 6
+    for message in messages:
+        assert re.search(
+            r"Column 'user' \(EntityEmbedding 'user_embedding'\) received "
+            r"the unknown id 16 at position 5 .*Expected an integer id in "
+            r"\[0, 15\]",
+            message,
+        ), message
+    assert results["unchanged"].all()
+    np.testing.assert_allclose(
+        results["streamed"], results["arrays"], rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs on the JAX backend")
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_data_parallel_on_eight_devices_matches_one_device(tmp_path, optimizer):
     results = _run_worker("data_parallel", tmp_path, optimizer)
