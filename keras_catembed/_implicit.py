@@ -137,18 +137,33 @@ class ImplicitFeedback(keras.layers.Layer):
         )
         _pairs.check_window(self)
         self._adapted = False
+        # The counts' `value_token` when `_adapted` was read from them.
+        self._adapted_token: Any = None
         # See `set_row_regularization`.
         self._row_regularization = False
 
     @property
     def adapted(self) -> bool:
         """Whether the layer holds pairs (from `adapt` or a saved model)."""
-        if not self._adapted and self.built:
-            # Pairs may also arrive through `set_weights` or `load_weights`,
-            # seen here even while a graph is traced.
-            counts = backend.current.held_value(self.pair_counts)
-            if counts is not None:
-                self._adapted = bool(np.any(ops.convert_to_numpy(counts)))
+        return bool(self.held_adapted())
+
+    def held_adapted(self) -> bool | None:
+        """Whether the layer holds pairs; None where a graph hides them.
+
+        Pairs may come, or go, with any new value of the counts (`adapt`,
+        `set_weights`, `load_weights`): they are read again, even while a
+        graph is traced, whenever the counts were given a new value.
+        """
+        if not self.built:
+            return self._adapted
+        token = backend.current.value_token(self.pair_counts)
+        if backend.current.same_token(token, self._adapted_token):
+            return self._adapted
+        counts = backend.current.held_value(self.pair_counts)
+        if counts is None:
+            return True if self._adapted else None
+        self._adapted = bool(np.any(ops.convert_to_numpy(counts)))
+        self._adapted_token = token
         return self._adapted
 
     def build(self, input_shape: Any = None) -> None:
@@ -252,6 +267,7 @@ class ImplicitFeedback(keras.layers.Layer):
         _pairs.write(self, *pairs)
         _pair_windows.reset(self)
         self._adapted = True
+        self._adapted_token = None
 
     def call(
         self,
@@ -376,6 +392,7 @@ class ImplicitFeedback(keras.layers.Layer):
         _pairs.load_retried(self, store, super().load_own_variables)
         counts = ops.convert_to_numpy(self.pair_counts)
         self._adapted = bool(np.any(counts))
+        self._adapted_token = None
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()

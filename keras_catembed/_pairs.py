@@ -17,7 +17,6 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
-from keras_catembed import backend
 
 
 def check_finite(where: str, ratings: np.ndarray) -> None:
@@ -380,7 +379,8 @@ def check_adapted(layer: Any) -> Any:
     through `set_weights`), the graph's own check of them, which fails
     with the same message as it runs.
     """
-    if layer.adapted:
+    held = layer.held_adapted()
+    if held:
         return None
     example = "x_train, y_train" if layer.rated else "x_train"
     message = (
@@ -389,10 +389,7 @@ def check_adapted(layer: Any) -> Any:
         "the ColumnEncoder that holds this layer (e.g. "
         f"`model.adapt({example})` or `encoder.adapt({example})`)."
     )
-    if (
-        not layer.built
-        or backend.current.held_value(layer.pair_counts) is not None
-    ):
+    if held is not None:
         raise ValueError(message)
     return _checks.graph_fail(
         ops.logical_not(ops.any(ops.greater(layer.pair_counts, 0))), message

@@ -1,5 +1,7 @@
 """RatingModel's implicit feedback: ids described by the ids they occur with."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -243,14 +245,24 @@ def test_sparse_steps_update_only_the_rows_a_batch_reads(kind):
         np.testing.assert_array_equal(_np(table)[kept], after_first[kept])
 
 
-def test_predict_before_adapt_says_to_adapt():
-    x, _ = data()
-    model = make_model()
+@pytest.mark.parametrize("method", ["predict", "recommend"])
+@pytest.mark.parametrize("neighborhood", [False, True])
+def test_a_call_before_adapt_says_to_adapt(method, neighborhood):
+    # A ValueError before any compiled call, on every backend.
+    x, y = data()
+    model = make_model(neighborhood=neighborhood)
+    if method == "predict":
+        call = functools.partial(model.predict, x, verbose=0)
+    else:
+        call = functools.partial(model.recommend, {"user_id": [0, 1]}, k=3)
     with pytest.raises(
         ValueError,
         match=r"call `adapt`.*ColumnEncoder.*model.adapt.*encoder.adapt",
     ):
-        model.predict(x, verbose=0)
+        call()
+    model.adapt(x, y)
+    items, scores = model.recommend({"user_id": [0, 1]}, k=3)
+    assert items.shape == scores.shape == (2, 3)
 
 
 def test_pairs_given_through_set_weights_are_used():
@@ -267,6 +279,35 @@ def test_pairs_given_through_set_weights_are_used():
     np.testing.assert_allclose(
         twin.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
     )
+
+
+def test_weights_of_no_pairs_given_through_set_weights_unadapt_the_model():
+    # Resetting a model to weights taken before `adapt` (say, between
+    # folds) takes its pairs away: it says so instead of predicting
+    # without them.
+    x, y = data()
+    model = make_model()
+    model.build()
+    start = model.get_weights()
+    model.adapt(x)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    layers = list(model.implicit_layers.values())
+    assert layers and all(layer.adapted for layer in layers)
+    model.set_weights(start)
+    assert not any(layer.adapted for layer in layers)
+    for call in (
+        lambda: model.predict(x, verbose=0),
+        lambda: model.evaluate(x, y, verbose=0),
+        lambda: model.fit(x, y, epochs=1, verbose=0),
+    ):
+        with pytest.raises(ValueError, match=r"holds no pairs yet"):
+            call()
+    # Adapted again, it trains and predicts.
+    model.adapt(x)
+    assert all(layer.adapted for layer in layers)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert np.all(np.isfinite(model.predict(x, verbose=0)))
 
 
 def test_a_cloned_functional_model_uses_the_pairs_it_is_given():

@@ -138,6 +138,17 @@ class Backend:
         value = variable.value
         return value if self.is_concrete(value) else None
 
+    def value_token(self, variable: Any) -> Any:
+        """A token that changes whenever `variable` is given a new value.
+
+        Compared with `same_token`. None where the backend has none, and
+        what depends on the value must read it again each time.
+        """
+        return None
+
+    def same_token(self, token: Any, other: Any) -> bool:
+        return token is not None and token == other
+
     def graph_assert(
         self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
     ) -> Any:

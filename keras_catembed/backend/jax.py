@@ -56,6 +56,14 @@ class JaxBackend(generic.Backend):
         value = getattr(variable, "_value", None)
         return value if _live(value) and not self.is_traced(value) else None
 
+    def value_token(self, variable: Any) -> Any:
+        # Arrays are immutable: `assign` replaces the value.
+        value = getattr(variable, "_value", None)
+        return value if _live(value) and not self.is_traced(value) else None
+
+    def same_token(self, token: Any, other: Any) -> bool:
+        return token is not None and token is other
+
     def graph_assert(
         self, bad: Any, ids: Any, message: str, describe: Describe, host: bool
     ) -> Any:

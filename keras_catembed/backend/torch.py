@@ -291,6 +291,11 @@ class TorchBackend(generic.Backend):
             else:
                 value.index_add_(0, indices, rows, alpha=-1)
 
+    def value_token(self, variable: Any) -> Any:
+        # `assign` copies into the tensor, which counts its in-place writes.
+        value = variable.value
+        return (value.data_ptr(), value._version)
+
     def on_accelerator(self, tensor: Any) -> bool:
         return bool(tensor.device.type != "cpu")
 
