@@ -80,7 +80,15 @@ def with_columns(
     """A preset dict with more MovieLens columns; see `presets`."""
     if isinstance(names, str):
         names = [names]
-    names = list(names)
+    if isinstance(names, Iterable):
+        names = list(names)
+    if not isinstance(names, list) or not all(
+        isinstance(name, str) for name in names
+    ):
+        raise ValueError(
+            "`columns` must be a list of column names (strings). Received: "
+            f"columns={names!r}"
+        )
     output_dim = _checks.positive_int("output_dim", output_dim)
     features, times = known_columns()
     unknown = [n for n in names if n not in features and n not in times]

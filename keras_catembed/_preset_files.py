@@ -146,6 +146,12 @@ def build_model(
         }
     model.update(model_overrides)
     columns = _check_columns(embeddings)
+    # The columns the preset names must all be sized: a preset that adds
+    # `user_day` would otherwise build, and score, a model without it.
+    named = [
+        *(config.get("user_features") or ()),
+        *(config.get("time_columns") or ()),
+    ]
     if by_column and "output_dim" not in {**shared, **embedding_overrides}:
         missing = [column for column in columns if column not in by_column]
         if missing:
@@ -154,6 +160,16 @@ def build_model(
                 f"{sorted(by_column)}, not for {missing}. Pass "
                 "`output_dim=` (an integer or 'auto') to override it."
             )
+        named += list(by_column)
+    lacking = [
+        column for column in dict.fromkeys(named) if column not in columns
+    ]
+    if lacking:
+        raise ValueError(
+            f"Preset {name!r} embeds the columns {lacking}, but `embeddings` "
+            f"sizes only {list(columns)}. Pass the number of ids of each "
+            "(or data that holds these columns)."
+        )
     layers = {}
     for column in columns:
         n = embeddings[column]

@@ -351,8 +351,36 @@ def test_with_columns_of_a_folder_leaves_its_weights(tmp_path):
         ([], {}, r"Received: \[\]"),
         (["age", "zip"], {}, r"time columns \['user_day'\].*'zip'"),
         (["age"], {"output_dim": 0}, "output_dim"),
+        (None, {}, r"`columns` must be a list .*columns=None"),
+        (5, {}, r"`columns` must be a list .*columns=5"),
+        ([["user_day"]], {}, r"names \(strings\).*columns=\[\['user_day'\]\]"),
     ],
 )
 def test_with_columns_errors_name_the_bad_value(columns, kwargs, match):
     with pytest.raises(ValueError, match=match):
         presets.with_columns("course", columns, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "embeddings, lacking",
+    [
+        ({"user_id": 10, "movie_id": 20}, r"\['age', 'user_day'\]"),
+        ({"user_id": 10, "movie_id": 20, "age": 7}, r"\['user_day'\]"),
+        ({"user_id": 10, "movie_id": 20, "user_day": 30}, r"\['age'\]"),
+    ],
+)
+def test_a_preset_refuses_to_build_without_a_column_it_names(
+    embeddings, lacking
+):
+    # Built without them, the model would be scored as if it held them.
+    config = presets.with_columns("course", ["user_day", "age"])
+    with pytest.raises(
+        ValueError,
+        match=rf"Preset 'dict' embeds the columns {lacking}, but "
+        r"`embeddings` sizes only",
+    ):
+        presets.build_model(config, embeddings, name="dict")
+    model = presets.build_model(
+        config, {"user_id": 10, "movie_id": 20, "user_day": 30, "age": 7}
+    )
+    assert model.columns == ["user_id", "movie_id", "user_day", "age"]
