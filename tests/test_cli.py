@@ -1489,23 +1489,34 @@ def test_train_add_columns_embeds_them_and_saves_them(
     )
     assert status == 0
     assert _model_rmse(out) == pytest.approx(trained, abs=1e-4)
-    # recommend scores each movie at the user's latest day.
+    # recommend scores each movie at the user's latest day of training
+    # (u1.base): a later day, of u1.test only, has an untrained vector.
+    train, _ = ratings.official_split("u1")
+    days = ratings.user_day()
+    train_days = train.user_day()
+    user = next(
+        u
+        for u in np.unique(train.user_id)
+        if days[ratings.user_id == u].max()
+        > train_days[train.user_id == u].max()
+    )
+    rows = np.flatnonzero(train.user_id == user)
+    latest_day = train_days[[rows[np.argmax(train.timestamp[rows])]]]
+    assert latest_day[0] < days[ratings.user_id == user].max()
     status, out, _ = _run(
         ["recommend", "--model", model_path, "--data-dir", data_dir]
-        + ["--user", "3", "-k", "3", "--min-ratings", "0"],
+        + ["--user", str(ratings.user_ids[user]), "-k", "3"]
+        + ["--min-ratings", "0"],
         capsys,
     )
     assert status == 0
-    user = int(np.flatnonzero(ratings.user_ids == 3)[0])
-    rows = np.flatnonzero(ratings.user_id == user)
-    latest = rows[np.argmax(ratings.timestamp[rows])]
     title = out.splitlines()[1].strip().split("  ", 1)[1]
     top = int(np.flatnonzero(ratings.titles == title)[0])
     x = {
         "user_id": np.array([user]),
         "movie_id": np.array([top]),
         "gender": ratings.user_features()["gender"][[user]],
-        "user_day": ratings.user_day()[[latest]],
+        "user_day": latest_day,
     }
     predicted = float(model.predict(x, verbose=0)[0, 0])
     assert float(out.splitlines()[1].split()[1]) == pytest.approx(

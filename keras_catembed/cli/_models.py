@@ -60,6 +60,27 @@ def split_from_model(
         args.seed = _common.SEED if recorded is None else recorded
 
 
+def training_part(model: Any, ratings: Ratings) -> Ratings:
+    """The part of `ratings` the model was trained on.
+
+    The split `catembed train` recorded, when the model was trained on
+    the release `ratings` is; all of `ratings` otherwise.
+    """
+    import numpy as np
+
+    source = model.data_source or {}
+    if source.get("dataset") != ratings.name:
+        return ratings
+    args = argparse.Namespace(split=None, test_fraction=None, seed=None)
+    split_from_model(args, model, ratings)
+    _, (train, _) = _common._split(ratings, args)
+    max_rows = source.get("max_rows")
+    if max_rows is not None:
+        # As `catembed train` cut it.
+        train = train.subset(np.arange(min(int(max_rows), len(train))))
+    return train
+
+
 def add_model_command(
     commands: _common.Commands, name: str, **kwargs: Any
 ) -> _common._Parser:

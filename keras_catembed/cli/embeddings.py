@@ -200,7 +200,7 @@ def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
     users = {"user_id": np.array([index])}
     for column in model.columns:
         if column not in ("user_id", "movie_id"):
-            users[column] = _user_value(args, ratings, column, index, rated)
+            users[column] = _user_value(args, model, ratings, column, index)
     items, scores = model.recommend(
         users,
         k=min(args.k, candidates.size),
@@ -220,10 +220,10 @@ def run_recommend(args: argparse.Namespace, out: TextIO) -> list[str]:
 
 def _user_value(
     args: argparse.Namespace,
+    model: Any,
     ratings: Ratings,
     column: str,
     index: int,
-    rated: Any,
 ) -> Any:
     """The user's value of a model's extra column, as an array of one."""
     import numpy as np
@@ -233,11 +233,20 @@ def _user_value(
     if column in movielens.USER_FEATURES:
         return ratings.user_features()[column][[index]]
     if column == "user_day":
-        # The user's latest day: a day of no rating has an untrained vector.
-        days = ratings.user_day()  # Raises without timestamps.
-        rows = np.flatnonzero(rated)
-        assert ratings.timestamp is not None
-        return days[[rows[np.argmax(ratings.timestamp[rows])]]]
+        # The user's latest day among the ratings the model trained on: a
+        # later day, or any day of no training rating, has an untrained
+        # vector.
+        train = _models.training_part(model, ratings)
+        rows = np.flatnonzero(train.user_id == index)
+        if rows.size == 0:
+            raise _common.CommandError(
+                f"--user {args.user} has no rating in the part of "
+                f"{ratings.name} --model {args.model} was trained on, so "
+                "its 'user_day' column has no trained day for this user"
+            )
+        days = train.user_day()  # Raises without timestamps.
+        assert train.timestamp is not None
+        return days[[rows[np.argmax(train.timestamp[rows])]]]
     raise _common.CommandError(
         f"--model {args.model} embeds the column {column!r}, which "
         "recommend cannot make for a user: it knows the user features "
