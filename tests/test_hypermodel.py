@@ -851,6 +851,24 @@ def test_neighborhood_trials_need_the_ratings_to_adapt():
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
+def test_implicit_trials_adapt_to_a_dataframe_as_to_its_arrays():
+    pd = pytest.importorskip("pandas")
+    hypermodel = RatingHyperModel(EMBEDDINGS, implicit=True, neighborhood=True)
+    hp = keras_tuner.HyperParameters()
+    x, y = make_ratings(num_rows=64)
+    adapted = []
+    for inputs in (x, pd.DataFrame(x)):
+        model = hypermodel.build(hp)
+        hypermodel.fit(
+            hp, model, inputs, y, epochs=1, validation_split=0.25, verbose=0
+        )
+        layer = model.neighborhood_layers["user_id"]
+        adapted.append(keras.ops.convert_to_numpy(layer.pair_counts))
+    # Adapted to the same 48 training rows either way.
+    assert adapted[0].sum() > 0
+    np.testing.assert_array_equal(adapted[1], adapted[0])
+
+
 def test_implicit_trials_need_array_inputs_to_adapt():
     hypermodel = RatingHyperModel(EMBEDDINGS, implicit=True)
     hp = keras_tuner.HyperParameters()

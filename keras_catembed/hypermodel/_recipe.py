@@ -15,6 +15,7 @@ from typing import Any
 
 import keras
 
+from keras_catembed import _frames
 from keras_catembed._recipe import Recipe
 from keras_catembed.hypermodel._hyperparameters import DECAYING_OPTIMIZERS
 
@@ -112,11 +113,11 @@ def adapt(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     if not (model.implicit or model.neighborhood):
         return x
     option = "implicit" if model.implicit else "neighborhood"
-    if not isinstance(x, Mapping):
+    if not (isinstance(x, Mapping) or _frames.is_dataframe(x)):
         raise ValueError(
             f"With `{option}=True` the model is adapted to the training "
-            "inputs, which must then be a dict of id arrays. Received: "
-            f"{type(x).__name__}"
+            "inputs, which must then be a dict of id arrays or a "
+            f"DataFrame. Received: {type(x).__name__}"
         )
     y = args[1] if len(args) > 1 else kwargs.get("y")
     if model.neighborhood and y is None:
