@@ -275,6 +275,7 @@ class ImplicitFeedback(keras.layers.Layer):
         source_rows: Any = None,
         training: bool | None = None,
         gathered: tuple[Any, ...] | None = None,
+        pairs_checked: bool = False,
     ) -> Any:
         """The weighted sum of the vectors of each row's pairs.
 
@@ -286,13 +287,16 @@ class ImplicitFeedback(keras.layers.Layer):
             gathered: Optional `(table_rows, positions[, indices])` from
                 a sparse step (lists layout only): the rows of
                 `rows_needed`, gathered, each one's position, their rows.
+            pairs_checked: Python boolean. Whether the caller checked,
+                before the loop, that the layer holds pairs (then a
+                compiled graph does not check them again).
         """
         if self.rated and source_rows is None:
             raise ValueError(
                 f"{self.name} leaves each row's own pair out: pass the "
                 "source rows of the inputs."
             )
-        check = _pairs.check_adapted(self)
+        check = _pairs.check_adapted(self, pairs_checked)
         if self.narrow_pairs:
             sums = _pair_sums.every_row(self, rows, source_rows)
         elif self.dense:
@@ -383,6 +387,7 @@ class ImplicitFeedback(keras.layers.Layer):
         source_rows: Any = None,
         training: bool | None = None,
         gathered: Any = None,
+        pairs_checked: bool = False,
     ) -> Any:
         return keras.KerasTensor(
             tuple(rows.shape) + (self.output_dim,), dtype=self.compute_dtype

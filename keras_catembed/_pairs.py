@@ -371,16 +371,21 @@ def load_retried(layer: Any, store: Any, base_load: Any) -> None:
     written(layer)
 
 
-def check_adapted(layer: Any) -> Any:
+def check_adapted(layer: Any, checked: bool = False) -> Any:
     """Raises unless the `ImplicitFeedback` layer holds pairs.
 
-    Returns None, or, where the counts cannot be read while a graph is
-    traced (Keras's JAX loops empty the variables; pairs may have come
-    through `set_weights`), the graph's own check of them, which fails
-    with the same message as it runs.
+    Returns None, or, inside a compiled graph, the graph's own check of
+    the counts, which fails with the same message as it runs: a compiled
+    function outlives the values it was traced with (`set_weights` may
+    take the pairs away), and Keras's JAX loops hide the counts while
+    they trace. `checked`: the caller checked the pairs before the loop
+    (`RatingModel`'s loops check them on every call), so the graph needs
+    no check.
     """
+    if checked:
+        return None
     held = layer.held_adapted()
-    if held:
+    if held and _checks.is_concrete(layer.pair_counts.value):
         return None
     example = "x_train, y_train" if layer.rated else "x_train"
     message = (
@@ -389,7 +394,7 @@ def check_adapted(layer: Any) -> Any:
         "the ColumnEncoder that holds this layer (e.g. "
         f"`model.adapt({example})` or `encoder.adapt({example})`)."
     )
-    if held is not None:
+    if held is False:
         raise ValueError(message)
     return _checks.graph_fail(
         ops.logical_not(ops.any(ops.greater(layer.pair_counts, 0))), message

@@ -252,7 +252,11 @@ class ColumnEncoder(keras.layers.Layer):
         if self.implicit_layer is not None:
             layer = self.implicit_layer
             implicit = step.invoke(
-                layer, rows, training=training, gathered=step.rows_of(layer)
+                layer,
+                rows,
+                training=training,
+                gathered=step.rows_of(layer),
+                pairs_checked=step.ids_checked,
             )
             vector = vector + ops.cast(implicit, vector.dtype)
         if self.neighborhood_layer is not None:
@@ -269,6 +273,7 @@ class ColumnEncoder(keras.layers.Layer):
                 source_rows,
                 training=training,
                 gathered=step.rows_of(layer),
+                pairs_checked=step.ids_checked,
             )
             neighbors = _ids.nan_where_invalid(neighbors, invalid)
             vector = ops.concatenate(

@@ -310,6 +310,87 @@ def test_weights_of_no_pairs_given_through_set_weights_unadapt_the_model():
     assert np.all(np.isfinite(model.predict(x, verbose=0)))
 
 
+def _functional(x):
+    """A functional model of two encoders (implicit feedback on users)."""
+    movies = keras_catembed.ColumnEncoder(MOVIES, column="movie_id")
+    users = keras_catembed.ColumnEncoder(
+        keras_catembed.EntityEmbedding(USERS, output_dim=movies.output_dim),
+        column="user_id",
+        implicit=movies,
+    )
+    inputs = {
+        column: keras.Input((), dtype="int32", name=column)
+        for column in ("user_id", "movie_id")
+    }
+    outputs = ops.sum(users(inputs) * movies(inputs), axis=-1, keepdims=True)
+    return keras.Model(inputs, outputs), users
+
+
+def test_your_own_model_says_when_set_weights_took_its_pairs_away():
+    # Keras's loops compile (and on JAX trace with the counts hidden): the
+    # compiled graph checks the counts as it runs, also in a predict
+    # function compiled while the pairs were there.
+    x, _ = data()
+    model, users = _functional(x)
+    start = model.get_weights()
+    users.adapt(x)
+    expected = model.predict(x, verbose=0)
+    adapted = model.get_weights()
+    model.set_weights(start)
+    assert not users.implicit_layer.adapted
+    with pytest.raises(Exception, match=r"holds no pairs yet: call `adapt`"):
+        model.predict(x, verbose=0)
+    # Given its pairs back, it predicts as before.
+    model.set_weights(adapted)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="torch's inference mode"
+)
+def test_a_model_loaded_in_torch_inference_mode_predicts(tmp_path):
+    import torch
+
+    x, y = data()
+    model = make_model()
+    model.adapt(x)
+    expected = model.predict(x, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    with torch.inference_mode():
+        loaded = keras.saving.load_model(path)
+        inside = loaded.predict(x, verbose=0)
+    np.testing.assert_allclose(inside, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6
+    )
+    items, _ = loaded.recommend({"user_id": [0, 1]}, k=2)
+    assert items.shape == (2, 2)
+
+
+def test_rating_model_loops_check_the_pairs_once_per_call(monkeypatch):
+    # Checked before each call, the pairs need no check inside the steps.
+    x, y = data()
+    model = make_model(neighborhood=True)
+    model.adapt(x, y)
+    model.compile(optimizer=optimizers.SparseAdam(0.01), loss="mse")
+    in_graph = []
+    graph_fail = _implicit._pairs._checks.graph_fail
+
+    def recorded(bad, message):
+        in_graph.append(message)
+        return graph_fail(bad, message)
+
+    monkeypatch.setattr(_implicit._pairs._checks, "graph_fail", recorded)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, fast=False)
+    model.predict(x, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    assert [m for m in in_graph if "holds no pairs" in m] == []
+
+
 def test_a_cloned_functional_model_uses_the_pairs_it_is_given():
     x, _ = data()
     movies = keras_catembed.ColumnEncoder(MOVIES, column="movie_id")

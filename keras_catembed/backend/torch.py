@@ -292,8 +292,11 @@ class TorchBackend(generic.Backend):
                 value.index_add_(0, indices, rows, alpha=-1)
 
     def value_token(self, variable: Any) -> Any:
-        # `assign` copies into the tensor, which counts its in-place writes.
+        # `assign` copies into the tensor, which counts its in-place writes
+        # (except a tensor made under `torch.inference_mode`).
         value = variable.value
+        if value.is_inference():
+            return None
         return (value.data_ptr(), value._version)
 
     def on_accelerator(self, tensor: Any) -> bool:
