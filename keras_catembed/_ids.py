@@ -80,10 +80,12 @@ def graph_checked_rows(layer: Any, inputs: Any, dtype: str) -> tuple[Any, Any]:
         )
         invalid = fractional
     elif dtype in ("int64", "uint32", "uint64"):
-        outside = ops.logical_or(
-            ops.less(inputs, _checks.INT32_MIN),
-            ops.greater(inputs, _checks.INT32_MAX),
-        )
+        outside = ops.greater(inputs, _checks.INT32_MAX)
+        if dtype == "int64":
+            # Compared with unsigned ids, the negative bound would wrap.
+            outside = ops.logical_or(
+                outside, ops.less(inputs, _checks.INT32_MIN)
+            )
         assertions.append(
             _checks.graph_assert(where, outside, inputs, _checks.INT32_EXPECTED)
         )

@@ -354,6 +354,21 @@ def test_a_streamed_id_beyond_int32_fails_on_every_backend(
     _assert_usable(model, tmp_path, weights)
 
 
+@pytest.mark.parametrize("source", ["generator", "pydataset"])
+def test_a_stream_of_unsigned_ids_predicts_as_its_arrays(source):
+    # Compared with unsigned ids, the check's negative bound once wrapped
+    # and rejected every id inside the graph.
+    model = _trained()
+    x = {k: v.astype("uint32") for k, v in _x().items()}
+    expected = model.predict(_x(), verbose=0)
+    np.testing.assert_allclose(
+        model.predict(_as_stream([(x,)], source), verbose=0),
+        expected,
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
 def test_a_finite_stream_trains_as_its_arrays():
     # The checks change no value: a stream of finite batches trains the
     # same weights as the same batches given as arrays.
