@@ -113,6 +113,17 @@ def shard_shapes(model):
     }
 
 
+def model_parallel(model):
+    """`ModelParallel` over 2 x 4 devices, `model`'s tables split by rows."""
+    mesh = keras.distribution.DeviceMesh(
+        shape=(2, 4), axis_names=("batch", "model")
+    )
+    return keras.distribution.ModelParallel(
+        layout_map=keras_catembed.distribution.layout_map(model, mesh),
+        batch_dim_name="batch",
+    )
+
+
 def bad_streams(out_path, optimizer):
     """Streams with an unknown id under `ModelParallel`: each call raises.
 
@@ -120,14 +131,8 @@ def bad_streams(out_path, optimizer):
     were, and the predictions of a good stream and of its arrays.
     """
     x, y = make_data()
-    mesh = keras.distribution.DeviceMesh(
-        shape=(2, 4), axis_names=("batch", "model")
-    )
     model = make_model("distributed")
-    distribution = keras.distribution.ModelParallel(
-        layout_map=keras_catembed.distribution.layout_map(model, mesh),
-        batch_dim_name="batch",
-    )
+    distribution = model_parallel(model)
     bad = {column: ids[:BATCH_SIZE].copy() for column, ids in x.items()}
     bad["user"][5] = NUM_USERS
     batches = [
@@ -214,15 +219,9 @@ def main(case, out_path, optimizer="adam"):
         extra["num_devices"] = len(distribution.device_mesh.devices.ravel())
         shapes = shard_shapes(model)
     elif case == "model_parallel":
-        mesh = keras.distribution.DeviceMesh(
-            shape=(2, 4), axis_names=("batch", "model")
-        )
         # Unbuilt: the tables are first created, sharded, under the scope.
         model = make_model("distributed")
-        distribution = keras.distribution.ModelParallel(
-            layout_map=keras_catembed.distribution.layout_map(model, mesh),
-            batch_dim_name="batch",
-        )
+        distribution = model_parallel(model)
         with distribution.scope():
             dist = train(model, initial_weights, x, y, optimizer)
         shapes = shard_shapes(model)
