@@ -19,7 +19,6 @@ from keras import ops
 from keras_catembed import _checks
 from keras_catembed import _frames
 from keras_catembed import _pairs
-from keras_catembed import _sparse_rows
 from keras_catembed.entity_embedding import EntityEmbedding
 
 
@@ -282,10 +281,9 @@ def check_x(model: Any, x: Any, where: str = "predict") -> Any:
     `where` names the calling method in the errors.
     """
     columns = model.columns
-    for layer in _sparse_rows.pair_layers(model):
-        # Here, before Keras's JAX loops empty the variables while they
-        # trace, pairs given through `set_weights` are seen.
-        _pairs.check_adapted(layer)
+    # Here, before Keras's JAX loops empty the variables while they
+    # trace, pairs given through `set_weights` are seen.
+    _pairs.check_model_adapted(model)
     if x is None:
         return x
     if _frames.is_dataframe(x):

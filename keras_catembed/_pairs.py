@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _sparse_rows
 
 
 def check_finite(where: str, ratings: np.ndarray) -> None:
@@ -369,6 +370,12 @@ def load_retried(layer: Any, store: Any, base_load: Any) -> None:
         layer, store, lambda: load(layer, store, keys, base_load)
     )
     written(layer)
+
+
+def check_model_adapted(model: Any) -> None:
+    """Raises unless every pair layer of `model` holds pairs (eagerly)."""
+    for layer in _sparse_rows.pair_layers(model):
+        check_adapted(layer)
 
 
 def check_adapted(layer: Any, checked: bool = False) -> Any:

@@ -9,7 +9,6 @@ from numpy.typing import NDArray
 
 from keras_catembed import _pairs
 from keras_catembed import _requests
-from keras_catembed import _sparse_rows
 from keras_catembed import backend
 from keras_catembed._requests import Excluded
 from keras_catembed._requests import Users
@@ -52,8 +51,7 @@ def recommend(
     )
     user_column, item_column, _, columns, ids, _ = request
     # Every id, and the pairs, are checked here, before any compiled call.
-    for layer in _sparse_rows.pair_layers(model):
-        _pairs.check_adapted(layer)
+    _pairs.check_model_adapted(model)
     for column, values in columns.items():
         model.embedding_layers[column].check_ids(values)
     model.embedding_layers[item_column].check_ids(ids)

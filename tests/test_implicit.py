@@ -310,7 +310,7 @@ def test_weights_of_no_pairs_given_through_set_weights_unadapt_the_model():
     assert np.all(np.isfinite(model.predict(x, verbose=0)))
 
 
-def _functional(x):
+def _functional():
     """A functional model of two encoders (implicit feedback on users)."""
     movies = keras_catembed.ColumnEncoder(MOVIES, column="movie_id")
     users = keras_catembed.ColumnEncoder(
@@ -331,7 +331,7 @@ def test_your_own_model_says_when_set_weights_took_its_pairs_away():
     # compiled graph checks the counts as it runs, also in a predict
     # function compiled while the pairs were there.
     x, _ = data()
-    model, users = _functional(x)
+    model, users = _functional()
     start = model.get_weights()
     users.adapt(x)
     expected = model.predict(x, verbose=0)
@@ -393,19 +393,8 @@ def test_rating_model_loops_check_the_pairs_once_per_call(monkeypatch):
 
 def test_a_cloned_functional_model_uses_the_pairs_it_is_given():
     x, _ = data()
-    movies = keras_catembed.ColumnEncoder(MOVIES, column="movie_id")
-    users = keras_catembed.ColumnEncoder(
-        keras_catembed.EntityEmbedding(USERS, output_dim=movies.output_dim),
-        column="user_id",
-        implicit=movies,
-    )
+    model, users = _functional()
     users.adapt(x)
-    inputs = {
-        column: keras.Input((), dtype="int32", name=column)
-        for column in ("user_id", "movie_id")
-    }
-    outputs = ops.sum(users(inputs) * movies(inputs), axis=-1, keepdims=True)
-    model = keras.Model(inputs, outputs)
     expected = model.predict(x, verbose=0)
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())

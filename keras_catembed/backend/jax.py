@@ -57,9 +57,9 @@ class JaxBackend(generic.Backend):
         return value if _live(value) and not self.is_traced(value) else None
 
     def value_token(self, variable: Any) -> Any:
-        # Arrays are immutable: `assign` replaces the value.
-        value = getattr(variable, "_value", None)
-        return value if _live(value) and not self.is_traced(value) else None
+        # Arrays are immutable: `assign` replaces the value, so the held
+        # value itself tells.
+        return self.held_value(variable)
 
     def same_token(self, token: Any, other: Any) -> bool:
         return token is not None and token is other

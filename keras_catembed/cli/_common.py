@@ -266,6 +266,15 @@ def _split(
     return split, ratings.official_split(split)
 
 
+def first_rows(train: Ratings, max_rows: int | None) -> Ratings:
+    """The first `max_rows` training ratings (`--max-rows`); all on None."""
+    import numpy as np
+
+    if max_rows is None:
+        return train
+    return train.subset(np.arange(min(int(max_rows), len(train))))
+
+
 def _int(option: str, text: str) -> int:
     try:
         return int(text)

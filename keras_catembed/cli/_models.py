@@ -66,19 +66,13 @@ def training_part(model: Any, ratings: Ratings) -> Ratings:
     The split `catembed train` recorded, when the model was trained on
     the release `ratings` is; all of `ratings` otherwise.
     """
-    import numpy as np
-
     source = model.data_source or {}
     if source.get("dataset") != ratings.name:
         return ratings
     args = argparse.Namespace(split=None, test_fraction=None, seed=None)
     split_from_model(args, model, ratings)
     _, (train, _) = _common._split(ratings, args)
-    max_rows = source.get("max_rows")
-    if max_rows is not None:
-        # As `catembed train` cut it.
-        train = train.subset(np.arange(min(int(max_rows), len(train))))
-    return train
+    return _common.first_rows(train, source.get("max_rows"))
 
 
 def add_model_command(

@@ -231,8 +231,7 @@ def run(args: argparse.Namespace, out: TextIO) -> dict[str, dict[str, float]]:
     """Runs `catembed train`; returns the table's rows."""
     ratings = _common._load(args)
     split, (train, test) = _common._split(ratings, args)
-    if args.max_rows is not None:
-        train = train.subset(np.arange(min(args.max_rows, len(train))))
+    train = _common.first_rows(train, args.max_rows)
     if args.preset == "auto":
         args.preset = presets.recommended_for(len(train))
     preset: Any = args.preset
