@@ -47,6 +47,7 @@ class ModelBase:
         # `keras.Model`'s state, read and reset by the loops.
         name: str
         built: bool
+        compiled: bool
         optimizer: Any
         trainable_variables: list[Any]
         train_function: Any

@@ -258,6 +258,12 @@ class RatingTrainer(ModelBase):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
+        if not self.compiled:
+            # Keras's own words (its torch loop would fail on a missing
+            # `optimizer` attribute instead).
+            raise ValueError(
+                "You must call `compile()` before using the model."
+            )
         _inputs.check_batch_size("batch_size", batch_size)
         x, y, sample_weight = self._check_labelled(
             "evaluate", x, y, sample_weight

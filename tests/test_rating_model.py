@@ -187,6 +187,43 @@ def test_embed_returns_vectors_per_column():
     np.testing.assert_array_equal(_np(embedded["user"]), table[x["user"]])
 
 
+class DoubledEmbedModel(keras_catembed.RatingModel):
+    # The override the docs show: it takes `training` and passes it on.
+    def embed(self, inputs, training=None):
+        embedded = super().embed(inputs, training=training)
+        return {column: 2.0 * vector for column, vector in embedded.items()}
+
+
+def test_subclass_can_override_embed_and_every_loop_uses_it():
+    x, y = _low_rank_data(64)
+    keras.utils.set_random_seed(0)
+    model = DoubledEmbedModel(CARDINALITIES, hidden_units=[4])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    plain = keras_catembed.RatingModel.embed(model, x)
+    doubled = {c: _np(v) for c, v in model.embed(x).items()}
+    for column in CARDINALITIES:
+        np.testing.assert_allclose(doubled[column], 2.0 * _np(plain[column]))
+    features = np.concatenate([doubled["user"], doubled["movie"]], axis=-1)
+    hidden = ops.convert_to_tensor(features)
+    for dense in model.hidden_layers:
+        hidden = dense(hidden)
+    expected = _np(model.output_layer(hidden))
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("method", ["evaluate", "fit", "test_on_batch"])
+def test_loops_of_an_uncompiled_model_say_to_compile(method):
+    model = keras_catembed.RatingModel(CARDINALITIES)
+    x, y = _low_rank_data(8)
+    with pytest.raises(ValueError, match=r"call `compile\(\)`"):
+        getattr(model, method)(x, y)
+    # Prediction needs no compile, and the model is still usable.
+    assert model.predict(x, verbose=0).shape == (8, 1)
+
+
 @given(strategies.rating_model_cases())
 def test_property_output_shape_and_range(case):
     init_kwargs, inputs = case
