@@ -1160,6 +1160,9 @@ def test_every_option_has_help():
     assert "similar -k" in options and "tune --project-name" in options
     missing = [name for name, text in options.items() if not text]
     assert missing == []
+    # `train` embeds added columns at a fixed size; `tune` searches it.
+    assert "each with 8 dimensions" in options["train --add-columns"]
+    assert "size searched" in options["tune --add-columns"]
 
 
 @pytest.mark.one_backend

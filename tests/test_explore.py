@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -62,6 +63,41 @@ def test_embedding_matrix_adds_implicit_feedback():
     expected[0] += np.array([1, 1, 0, 0]) / np.sqrt(2)
     expected[2] += np.array([0, 0, 1, 0])
     np.testing.assert_allclose(matrix, expected, rtol=1e-6)
+
+
+def test_embedding_matrix_appends_the_neighbourhood_sums():
+    model = keras_catembed.RatingModel(
+        {"user": 3, "movie": keras_catembed.EntityEmbedding(4, 4)},
+        neighborhood={"movie": "user"},
+    )
+    model.build()
+    table = np.arange(4 * 4, dtype="float32").reshape(4, 4)
+    model.embedding_layers["movie"].embeddings.assign(table)
+    users = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], "float32")
+    model.neighborhood_layers["movie"].embeddings.assign(users)
+    # Ratings 5 and 3 of movie 0 (users 0, 1), 1 of movie 2 (user 2);
+    # their mean is 3, so the centred ratings are 2, 0 and -2.
+    model.adapt(
+        {"user": np.array([0, 1, 2]), "movie": np.array([0, 0, 2])},
+        np.array([5.0, 3.0, 1.0]),
+    )
+    matrix = explore.embedding_matrix(model, "movie")
+    assert matrix.shape == (4, 8)
+    np.testing.assert_array_equal(matrix[:, :4], table)
+    expected = np.zeros((4, 4), "float32")
+    expected[0] = (2.0 * users[0] + 0.0 * users[1]) / np.sqrt(2)
+    expected[2] = -2.0 * users[2]
+    np.testing.assert_allclose(matrix[:, 4:], expected, rtol=1e-6)
+
+
+def test_plot_map_without_counts_writes_png_without_warnings(model, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        path = explore.plot_map(
+            model, "movie", labels=list("abcde"), path=str(tmp_path / "m.png")
+        )
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_embedding_matrix_of_plain_keras_model():

@@ -398,6 +398,30 @@ def test_model_kwargs_turn_hyperparameters_into_a_rating_model():
     assert hypermodel.fit_kwargs({"batch_size": 128}) == {"batch_size": 128}
 
 
+def test_a_dict_of_values_leaves_out_keras_tuners_records_of_a_trial():
+    hypermodel = RatingHyperModel(EMBEDDINGS)
+    values = {"dropout": 0.2, "hidden_units_0": 8, "num_hidden_layers": 1}
+    records = {
+        "tuner/epochs": 3,
+        "tuner/initial_epoch": 1,
+        "tuner/bracket": 1,
+        "tuner/round": 1,
+        "tuner/trial_id": "0001",
+    }
+    with_records = {**values, **records}
+
+    def config(kwargs):
+        return RatingModel(**kwargs, name="model").get_config()
+
+    assert config(hypermodel.model_kwargs(with_records)) == config(
+        hypermodel.model_kwargs(values)
+    )
+    assert hypermodel.fit_kwargs(with_records) == hypermodel.fit_kwargs(values)
+    # A name outside `tuner/` is still checked.
+    with pytest.raises(ValueError, match="tuner_epochs"):
+        hypermodel.model_kwargs({**with_records, "tuner_epochs": 3})
+
+
 def test_model_kwargs_reject_unknown_or_bad_values():
     hypermodel = RatingHyperModel(EMBEDDINGS)
     with pytest.raises(ValueError, match="Valid names"):
@@ -582,6 +606,14 @@ def test_search_finds_and_reloads_the_best_model(kind, tmp_path):
     rebuilt.build()
     assert rebuilt.count_params() == best_model.count_params()
     assert rebuilt.implicit == best_model.implicit
+    # So do its values as a plain dict (saved as JSON), which hold
+    # Hyperband's records of the trial (`tuner/epochs`, ...) too.
+    values = json.loads(json.dumps(best_hp.values))
+    assert ("tuner/epochs" in values) == (kind == "hyperband")
+    from_values = RatingModel(**hypermodel.model_kwargs(values))
+    from_values.build()
+    assert from_values.count_params() == best_model.count_params()
+    assert hypermodel.fit_kwargs(values) == hypermodel.fit_kwargs(best_hp)
 
 
 def test_cosine_schedule_spans_the_trial():

@@ -107,13 +107,16 @@ def _add_data_arguments(
     )
 
 
-def _add_columns_argument(parser: argparse.ArgumentParser) -> None:
+def _add_columns_argument(
+    parser: argparse.ArgumentParser, size: str = "each with 8 dimensions"
+) -> None:
+    """`--add-columns`; `size` says how wide each added embedding is."""
     parser.add_argument(
         "--add-columns",
         metavar="NAMES",
-        help="also embed these MovieLens columns, comma-separated, each "
-        "with 8 dimensions: user features (age, gender, occupation) or "
-        "time columns (user_day: each user's day, which needs timestamps)",
+        help=f"also embed these MovieLens columns, comma-separated, {size}: "
+        "user features (age, gender, occupation) or time columns "
+        "(user_day: each user's day, which needs timestamps)",
     )
 
 

@@ -35,7 +35,9 @@ def add_parser(commands: _common.Commands) -> None:
     )
     _common._add_data_arguments(tune)
     _common._add_split_arguments(tune)
-    _common._add_columns_argument(tune)
+    _common._add_columns_argument(
+        tune, "each with its size searched (<column>_output_dim)"
+    )
     tune.add_argument(
         "--tuner",
         default="bayesian",

@@ -84,13 +84,12 @@ def plot_map(
     # A Figure without pyplot: no global backend switch, nothing shown.
     figure = Figure(figsize=(10, 8), dpi=100)
     axes = figure.subplots()
+    # Colours only for counts: a colour map of nothing makes matplotlib warn.
+    colours = (
+        {} if counts is None else {"c": np.log1p(counts), "cmap": "viridis"}
+    )
     scatter = axes.scatter(
-        points[:, 0],
-        points[:, 1],
-        s=6,
-        c=None if counts is None else np.log1p(counts),
-        cmap="viridis",
-        alpha=0.6,
+        points[:, 0], points[:, 1], s=6, alpha=0.6, **colours
     )
     if counts is not None:
         figure.colorbar(scatter, ax=axes, label="log(1 + count)")

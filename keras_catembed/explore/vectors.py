@@ -47,10 +47,14 @@ def embedding_matrix(model: Any, column: str) -> NDArray[np.float32]:
         column: String. The column (or embedding layer) name.
 
     Returns:
-        A float32 array of shape `(num_ids, output_dim)`; row `i` is the
-        vector of id index `i` (OOV rows are left out). For a column with
-        implicit feedback (`RatingModel(implicit=...)`) it is the vector
-        the model uses: the id's own row plus its implicit-feedback vector.
+        A float32 array of shape `(num_ids, output_dim)`, or
+        `(num_ids, 2 * output_dim)` for a column with a neighbourhood;
+        row `i` is the vector of id index `i` (OOV rows are left out). It
+        is the vector the model uses: for a column with implicit feedback
+        (`RatingModel(implicit=...)`), the id's own row plus its
+        implicit-feedback vector; for a column with a neighbourhood
+        (`neighborhood=...`), that vector followed by the id's whole
+        neighbourhood sum, as the model's input to `interact` is.
 
     Raises:
         ValueError: if the model has no such column or is not built yet.

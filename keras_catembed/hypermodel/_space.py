@@ -205,6 +205,10 @@ def check_pair_dtype(
     return checked
 
 
+# The prefix of KerasTuner's records of a trial among its values.
+TUNER_KEYS = "tuner/"
+
+
 def as_hyperparameters(
     hypermodel: HyperModelLike,
     hp: Any,
@@ -215,7 +219,10 @@ def as_hyperparameters(
 
     A dict is checked as the constructor checks fixed values: it may not
     change a value the hypermodel fixes (`fixed`), nor turn on what the
-    hypermodel cannot build (implicit feedback with one column).
+    hypermodel cannot build (implicit feedback with one column). Keys
+    under `tuner/` are KerasTuner's own records of a trial (Hyperband's
+    `tuner/epochs`, `tuner/bracket`, ...), not hyperparameters of the
+    model: they are left out.
     """
     if isinstance(hp, keras_tuner.HyperParameters):
         return hp
@@ -224,6 +231,11 @@ def as_hyperparameters(
             "`hp` must be a keras_tuner.HyperParameters or a dict of "
             f"values by name. Received: hp={hp!r}"
         )
+    hp = {
+        name: value
+        for name, value in hp.items()
+        if not (isinstance(name, str) and name.startswith(TUNER_KEYS))
+    }
     values = check_values(
         hypermodel, hp, max_layers, "Unknown hyperparameters", skip_none=True
     )
