@@ -167,6 +167,7 @@ class RatingTrainer(ModelBase):
                 loop (a `ValueError` says why it cannot run); `False`
                 always runs the stock `fit`.
         """
+        self._require_compiled()
         _inputs.check_batch_size("batch_size", batch_size)
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)
         _checks.rate("validation_split", validation_split)
@@ -258,12 +259,7 @@ class RatingTrainer(ModelBase):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        if not self.compiled:
-            # Keras's own words (its torch loop would fail on a missing
-            # `optimizer` attribute instead).
-            raise ValueError(
-                "You must call `compile()` before using the model."
-            )
+        self._require_compiled()
         _inputs.check_batch_size("batch_size", batch_size)
         x, y, sample_weight = self._check_labelled(
             "evaluate", x, y, sample_weight
@@ -295,6 +291,18 @@ class RatingTrainer(ModelBase):
         x = _inputs.check_x(self, x, "predict_on_batch")
         return self._run("predict", x, super().predict_on_batch, x)
 
+    def _require_compiled(self) -> None:
+        """Raises, before anything builds the model, unless compiled.
+
+        In Keras's own words; its torch `evaluate` would fail on a
+        missing `optimizer` attribute instead, and the input checks of
+        the loops could build the model first.
+        """
+        if not self.compiled:
+            raise ValueError(
+                "You must call `compile()` before using the model."
+            )
+
     def _check_labelled(
         self, method: str, x: Any, y: Any, sample_weight: Any
     ) -> tuple[Any, Any, Any]:
@@ -323,6 +331,7 @@ class RatingTrainer(ModelBase):
         **kwargs: Any,
     ) -> Any:
         """Keras's `train_on_batch` or `test_on_batch`, inputs checked."""
+        self._require_compiled()
         x, y, sample_weight = self._check_labelled(method, x, y, sample_weight)
         kind = "train" if method == "train_on_batch" else "test"
         run = getattr(super(), method)

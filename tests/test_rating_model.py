@@ -194,7 +194,7 @@ class DoubledEmbedModel(keras_catembed.RatingModel):
         return {column: 2.0 * vector for column, vector in embedded.items()}
 
 
-def test_subclass_can_override_embed_and_every_loop_uses_it():
+def test_subclass_can_override_embed_and_predict_and_evaluate_use_it():
     x, y = _low_rank_data(64)
     keras.utils.set_random_seed(0)
     model = DoubledEmbedModel(CARDINALITIES, hidden_units=[4])
@@ -212,14 +212,23 @@ def test_subclass_can_override_embed_and_every_loop_uses_it():
     np.testing.assert_allclose(
         model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5
     )
+    # `evaluate` scores the same doubled vectors.
+    with pytest.warns(UserWarning, match="this model was trained on"):
+        loss = model.evaluate(x, y, batch_size=64, verbose=0)
+    mse = np.mean((expected.reshape(-1) - y) ** 2)
+    np.testing.assert_allclose(loss, mse, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["evaluate", "fit", "test_on_batch"])
+@pytest.mark.parametrize(
+    "method", ["evaluate", "fit", "test_on_batch", "train_on_batch"]
+)
 def test_loops_of_an_uncompiled_model_say_to_compile(method):
     model = keras_catembed.RatingModel(CARDINALITIES)
     x, y = _low_rank_data(8)
     with pytest.raises(ValueError, match=r"call `compile\(\)`"):
         getattr(model, method)(x, y)
+    # The rejected call left the model as it was: not even built.
+    assert not model.built
     # Prediction needs no compile, and the model is still usable.
     assert model.predict(x, verbose=0).shape == (8, 1)
 
