@@ -60,6 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
+import blend  # noqa: E402
 import movielens_accuracy  # noqa: E402
 
 
@@ -201,7 +202,17 @@ def main():
     )
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument(
-        "--algorithms", nargs="*", default=["SVD", "SVDpp", "preset"]
+        "--algorithms",
+        nargs="*",
+        default=["SVD", "SVDpp", "preset"],
+        help="some of SVD, SVDpp, preset and blend (the preset's seeds "
+        "averaged with an item autoencoder: blend.py)",
+    )
+    parser.add_argument(
+        "--blend-members",
+        type=int,
+        default=3,
+        help="models of the preset in the blend",
     )
     args = parser.parse_args()
     import surprise
@@ -229,11 +240,14 @@ def main():
         zip(names, splits, strict=True), 1
     ):
         for name in args.algorithms:
-            if name == "preset":
+            if name in ("preset", "blend"):
                 # A hold-out's preset starts from the seed of its split.
                 seed = 0 if args.holdout is None else args.seeds[done - 1]
+                build = config
+                if name == "blend":
+                    build = blend.builder(config, members=args.blend_members)
                 scores = cross_validate(
-                    config, ratings, protocol=protocol([fold]), seed=seed
+                    build, ratings, protocol=protocol([fold]), seed=seed
                 )
                 per_fold[name].append(
                     {
@@ -246,6 +260,8 @@ def main():
                         )
                     }
                 )
+                if name == "blend":
+                    per_fold[name][-1].update(build.records[-1])
             else:
                 algorithm = getattr(surprise, name)(random_state=0)
                 per_fold[name].append(_surprise_fold(algorithm, train, test))
@@ -257,12 +273,20 @@ def main():
 def _write(out, args, names, per_fold, protocol_name, surprise):
     results = {}
     for name, folds_out in per_fold.items():
-        label = (
-            f"keras-catembed {_label(args)}"
-            if name == "preset"
-            else f"Surprise {name}"
-        )
+        if name == "preset":
+            label = f"keras-catembed {_label(args)}"
+        elif name == "blend":
+            label = (
+                f"keras-catembed blend ({args.blend_members} x "
+                f"{_label(args)} + ItemAutoencoder)"
+            )
+        else:
+            label = f"Surprise {name}"
         results[label] = _summary(folds_out)
+        if name == "blend":
+            results[label]["autoencoder_epochs"] = [
+                fold["epochs"] for fold in folds_out
+            ]
 
     lines = [
         f"{args.dataset}, {protocol_name}; test RMSE per split, mean and "
@@ -285,6 +309,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         protocol=protocol_name,
         splits=list(names),
         preset=args.preset,
+        blend_members=args.blend_members if "blend" in per_fold else None,
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
         epochs=args.epochs,

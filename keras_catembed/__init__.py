@@ -7,8 +7,10 @@ from keras_catembed import explore
 from keras_catembed import optimizers
 from keras_catembed import presets
 from keras_catembed import training
+from keras_catembed.autoencoder import ItemAutoencoder
 from keras_catembed.column_encoder import ColumnEncoder
 from keras_catembed.dot_model import DotRatingModel
+from keras_catembed.ensemble import RatingEnsemble
 from keras_catembed.entity_embedding import EntityEmbedding
 from keras_catembed.rating_model import RatingModel
 
@@ -20,6 +22,8 @@ __all__ = [
     "ColumnEncoder",
     "DotRatingModel",
     "EntityEmbedding",
+    "ItemAutoencoder",
+    "RatingEnsemble",
     "RatingModel",
     "datasets",
     "distribution",

@@ -63,6 +63,19 @@ def seed(name: str, value: Any) -> int:
     return int(value)
 
 
+def non_negative_float(name: str, value: Any) -> float:
+    """Returns `value` as a float, or raises unless it is finite and >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= float(value) < float("inf")
+    ):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def rate(name: str, value: Any) -> float:
     """Returns `value` as a float in [0, 1), or raises."""
     if (

@@ -1,0 +1,415 @@
+"""`ItemAutoencoder`: each item described by its ratings (I-AutoRec)."""
+
+import collections.abc
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_catembed import _checks
+from keras_catembed import _inputs
+from keras_catembed.entity_embedding import EntityEmbedding
+
+# Largest `num_items * num_users` held as the dense matrix of ratings
+# (256 MB in float32).
+MATRIX_LIMIT = 2**26
+
+
+def masked_squared_error(y_true: Any, y_pred: Any) -> Any:
+    """Squared error summed over the rated entries (non-zero `y_true`)."""
+    rated = ops.cast(ops.not_equal(y_true, 0.0), y_pred.dtype)
+    return ops.sum(rated * ops.square(y_true - y_pred), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_catembed")
+class ItemAutoencoder(keras.Model):
+    """An item autoencoder that predicts ratings of (user, item) rows.
+
+    I-AutoRec (Sedhain et al., 2015): item `i` is described by its vector
+    of ratings over the users, `r[i]` (0 where a user did not rate it).
+    An encoder `h = sigmoid(r[i] @ W + b)` and a decoder per user,
+    `rating(u, i) = dot(h, v[u]) + c[u]`, are trained to reconstruct the
+    rated entries of `r[i]` (squared error), with an L2 penalty of
+    `l2 / 2` on `W` and on the users' vectors `v`. It describes an item
+    by who rated it and how, where `RatingModel` learns a vector per id,
+    so the two make different errors: `RatingEnsemble` averages them.
+
+    The model reads the ratings it was fitted on: `fit(x, y)` stores them
+    (as non-trainable weights, saved with the model) and trains on them
+    in batches of items, so `batch_size` counts items (64 by default, as
+    in the paper) and an epoch is one pass over the items.
+    `predict(x)` and `evaluate(x, y)` take (user, item) rows, as for
+    `RatingModel`. `adapt(x, y)` replaces the stored ratings without
+    training: new ratings of an item then change its prediction.
+
+    A row whose user or item has no stored rating gets the mean of the
+    stored ratings. The model keeps the whole `(num_items, num_users)`
+    matrix: at most `MATRIX_LIMIT` entries (ml-1m holds 22 million).
+
+    `fit`'s `validation_data` are (user, item) rows with their ratings:
+    the model is evaluated on them after each epoch (`val_loss` and
+    `val_` metrics), so `keras.callbacks.EarlyStopping` can choose the
+    number of epochs; the L2 penalty alone does not stop I-AutoRec from
+    overfitting.
+
+    Args:
+        embeddings: Dict of two columns and their cardinalities (ids
+            `0..n-1`): the users' column first, then the items'.
+        hidden_units: Positive integer. The size of the code `h`.
+            Defaults to `500`.
+        l2: Non-negative float. The penalty `lambda` of the paper, per
+            item (the training loss is a mean over items). Defaults to
+            `100.0`.
+        rating_range: Optional `(low, high)`: predictions are clipped to
+            it. Defaults to `None`.
+        **kwargs: Base `keras.Model` arguments, such as `name`.
+
+    Example:
+
+    ```python
+    model = keras_catembed.ItemAutoencoder(
+        {"user_id": 943, "movie_id": 1682}, rating_range=(1, 5)
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(x_train, y_train, epochs=18)
+    model.predict(x_test)
+    ```
+    """
+
+    def __init__(
+        self,
+        embeddings: Mapping[str, int],
+        *,
+        hidden_units: int = 500,
+        l2: float = 100.0,
+        rating_range: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (
+            not isinstance(embeddings, collections.abc.Mapping)
+            or len(embeddings) != 2
+        ):
+            raise ValueError(
+                "`embeddings` expects a dict of two columns and their "
+                "cardinalities, the users' first, e.g. {'user_id': 943, "
+                f"'movie_id': 1682}}. Received: {embeddings!r}"
+            )
+        self.columns = _inputs.check_columns(embeddings)
+        self.user_column, self.item_column = self.columns
+        for column in self.columns:
+            _checks.positive_int(f"embeddings['{column}']", embeddings[column])
+        self.num_users = int(embeddings[self.user_column])
+        self.num_items = int(embeddings[self.item_column])
+        self.hidden_units = _checks.positive_int("hidden_units", hidden_units)
+        self.l2 = _checks.non_negative_float("l2", l2)
+        self.rating_range = _inputs.check_rating_range(rating_range)
+        if self.num_users * self.num_items > MATRIX_LIMIT:
+            raise ValueError(
+                "ItemAutoencoder keeps the dense matrix of ratings, at most "
+                f"{MATRIX_LIMIT} entries. Received: {self.num_users} users "
+                f"x {self.num_items} items = "
+                f"{self.num_users * self.num_items}"
+            )
+        # The loss is a mean over items: lambda / 2 per item.
+        penalty = keras.regularizers.L2(self.l2 / (2.0 * self.num_items))
+        self.item_ratings = EntityEmbedding(
+            self.num_items,
+            self.num_users,
+            embeddings_initializer="zeros",
+            trainable=False,
+            name=f"{self.item_column}_ratings",
+        )
+        self.item_ratings.set_column(self.item_column)
+        self.encoder = keras.layers.Dense(
+            self.hidden_units,
+            activation="sigmoid",
+            kernel_regularizer=penalty,
+            name="encoder",
+        )
+        self.user_vectors = EntityEmbedding(
+            self.num_users,
+            self.hidden_units,
+            embeddings_initializer="glorot_uniform",
+            embeddings_regularizer=penalty,
+            name=f"{self.user_column}_decoder",
+        )
+        self.user_vectors.set_column(self.user_column)
+        self.user_bias = EntityEmbedding(
+            self.num_users,
+            1,
+            embeddings_initializer="zeros",
+            name=f"{self.user_column}_bias",
+        )
+        self.user_bias.set_column(self.user_column)
+        self.item_ratings.build()
+        self.encoder.build((None, self.num_users))
+        self.user_vectors.build()
+        self.user_bias.build()
+        self.known_users = self.add_weight(
+            shape=(self.num_users,),
+            initializer="zeros",
+            trainable=False,
+            name="known_users",
+        )
+        self.known_items = self.add_weight(
+            shape=(self.num_items,),
+            initializer="zeros",
+            trainable=False,
+            name="known_items",
+        )
+        self.mean_rating = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="mean_rating"
+        )
+        self.built = True
+        # The item-batch model `fit` trains: the same layers, kept out of
+        # Keras's tracking (it owns no weights of its own).
+        self.__dict__["_item_model"] = None
+
+    @property
+    def embedding_layers(self) -> dict[str, EntityEmbedding]:
+        """The layer that checks each column's ids."""
+        return {
+            self.user_column: self.user_vectors,
+            self.item_column: self.item_ratings,
+        }
+
+    @property
+    def adapted(self) -> bool:
+        """Whether `fit` or `adapt` has stored ratings."""
+        return bool(np.any(keras.ops.convert_to_numpy(self.known_items)))
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        inputs = _inputs.standardize_structure(self.columns, inputs)
+        users, items = inputs[self.user_column], inputs[self.item_column]
+        code = self.encoder(self.item_ratings(items))
+        vectors = self.user_vectors(users)
+        rating = ops.sum(code * vectors, axis=-1, keepdims=True)
+        rating = rating + self.user_bias(users)
+        known = ops.take(
+            self.known_users, self.user_vectors._clipped_rows(users)
+        ) * ops.take(self.known_items, self.item_ratings._clipped_rows(items))
+        rating = ops.where(
+            ops.expand_dims(known, -1) > 0,
+            rating,
+            ops.cast(self.mean_rating, rating.dtype),
+        )
+        if self.rating_range is not None:
+            rating = ops.clip(rating, *self.rating_range)
+        return rating
+
+    def _decode_all(self, code: Any) -> Any:
+        """Every user's rating of a batch of items' codes."""
+        vectors = ops.cast(self.user_vectors.embeddings, code.dtype)
+        bias = ops.cast(self.user_bias.embeddings, code.dtype)
+        return ops.matmul(code, ops.transpose(vectors)) + ops.transpose(bias)
+
+    def _checked_rows(self, x: Any, y: Any, where: str) -> tuple[Any, Any]:
+        """Arrays of `x` and `y`, checked before anything runs."""
+        x = _inputs.check_x(self, x, where)
+        if not isinstance(x, collections.abc.Mapping) or not all(
+            _inputs.is_array_like(x[column]) for column in self.columns
+        ):
+            raise ValueError(
+                f"`{where}` expects a dict of id arrays keyed by "
+                f"{self.columns}. Received: {type(x).__name__}"
+            )
+        if y is None:
+            raise ValueError(
+                f"`{where}` needs the ratings `y` (one per row). Received: "
+                "y=None"
+            )
+        y = np.asarray(keras.ops.convert_to_numpy(y), "float64").reshape(-1)
+        _inputs.check_y(y)
+        users = self._rows(self.user_column, x)
+        if y.shape[0] != users.shape[0]:
+            raise ValueError(
+                f"`{where}`: `y` has {y.shape[0]} ratings for "
+                f"{users.shape[0]} rows. Expected one rating per row."
+            )
+        if np.any(y == 0):
+            raise ValueError(
+                f"`{where}`: a rating of 0 (row {int(np.argmax(y == 0))}) "
+                "cannot be stored: 0 marks an unrated entry. Expected "
+                "non-zero ratings (shift the scale, e.g. 1-5)."
+            )
+        return x, y
+
+    def _rows(self, column: str, x: Any) -> np.ndarray:
+        layer = self.embedding_layers[column]
+        rows = layer._clipped_rows(np.asarray(x[column]).reshape(-1))
+        return np.asarray(keras.ops.convert_to_numpy(rows))
+
+    def adapt(self, x: Any, y: Any) -> None:
+        """Stores the ratings the model reads: row `i` of item `i`.
+
+        Args:
+            x: Dict of id arrays of the two columns.
+            y: The ratings, one per row (non-zero: 0 marks no rating). A
+                (user, item) pair given twice keeps its last rating.
+        """
+        x, y = self._checked_rows(x, y, "adapt")
+        users, items = (
+            self._rows(self.user_column, x),
+            self._rows(self.item_column, x),
+        )
+        matrix = np.zeros((self.num_items, self.num_users), "float32")
+        matrix[items, users] = y
+        self.item_ratings.embeddings.assign(matrix)
+        self.known_users.assign(
+            np.bincount(users, minlength=self.num_users).astype("float32") > 0
+        )
+        self.known_items.assign(
+            np.bincount(items, minlength=self.num_items).astype("float32") > 0
+        )
+        self.mean_rating.assign(float(np.mean(y)))
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: Any = None,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> Any:
+        """Stores the ratings of `(x, y)` and trains on them (see class).
+
+        Args:
+            x: Dict of id arrays of the two columns.
+            y: The ratings, one per row.
+            batch_size: Items per step. Defaults to 64.
+            epochs, verbose, shuffle, initial_epoch: As for `keras.Model`.
+            callbacks: Keras callbacks; they see the item-batch loss and,
+                with `validation_data`, the row metrics `val_*`.
+            validation_data: Optional `(x_val, y_val)` rows, evaluated
+                after each epoch with the compiled loss and metrics.
+
+        Returns:
+            A `keras.callbacks.History`.
+        """
+        if not self.compiled:
+            raise ValueError(
+                "You must call `compile()` before using the model."
+            )
+        _inputs.check_batch_size("batch_size", batch_size)
+        x, y = self._checked_rows(x, y, "fit")
+        if validation_data is not None:
+            if (
+                not isinstance(validation_data, (tuple, list))
+                or len(validation_data) != 2
+            ):
+                raise ValueError(
+                    "`validation_data` expects a pair `(x_val, y_val)` of "
+                    f"rows and ratings. Received: {type(validation_data)}"
+                )
+            x_val, y_val = validation_data
+            validation_data = self._checked_rows(
+                x_val, y_val, "fit (validation_data)"
+            )
+        self.adapt(x, y)
+        model = self._item_batch_model()
+        matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
+        rated = np.flatnonzero(keras.ops.convert_to_numpy(self.known_items))
+        hooks = list(callbacks or [])
+        if validation_data is not None:
+            hooks.insert(0, _RowValidation(self, validation_data))
+        return model.fit(
+            matrix[rated],
+            matrix[rated],
+            batch_size=batch_size or 64,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=hooks,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+        )
+
+    def _item_batch_model(self) -> keras.Model:
+        model = self.__dict__["_item_model"]
+        if model is None or model.optimizer is not self.optimizer:
+            model = _ItemBatchModel(self)
+            model.compile(optimizer=self.optimizer, loss=masked_squared_error)
+            self.__dict__["_item_model"] = model
+        return model
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        self._require_adapted("predict")
+        x = _inputs.check_x(self, x, "predict")
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(
+        self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if not self.compiled:
+            raise ValueError(
+                "You must call `compile()` before using the model."
+            )
+        self._require_adapted("evaluate")
+        return super().evaluate(
+            _inputs.check_x(self, x, "evaluate"), y, *args, **kwargs
+        )
+
+    def _require_adapted(self, where: str) -> None:
+        if not self.adapted:
+            raise ValueError(
+                f"`{where}` needs the model's ratings: call `fit(x, y)` or "
+                "`adapt(x, y)` first."
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update(
+            {
+                "embeddings": {
+                    self.user_column: self.num_users,
+                    self.item_column: self.num_items,
+                },
+                "hidden_units": self.hidden_units,
+                "l2": self.l2,
+                "rating_range": self.rating_range,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ItemAutoencoder":
+        config = dict(config)
+        if config.get("rating_range") is not None:
+            config["rating_range"] = tuple(config["rating_range"])
+        return cls(**config)
+
+
+class _ItemBatchModel(keras.Model):
+    """Items' rating vectors in, every user's rating of them out."""
+
+    def __init__(self, owner: ItemAutoencoder) -> None:
+        super().__init__(name=f"{owner.name}_items")
+        self.owner_encoder = owner.encoder
+        self.owner_vectors = owner.user_vectors
+        self.owner_bias = owner.user_bias
+        self.__dict__["_decode"] = owner._decode_all
+        self.built = True
+
+    def call(self, ratings: Any) -> Any:
+        return self._decode(self.owner_encoder(ratings))
+
+
+class _RowValidation(keras.callbacks.Callback):
+    """Evaluates the row model on validation rows after each epoch."""
+
+    def __init__(self, owner: ItemAutoencoder, data: tuple[Any, Any]) -> None:
+        super().__init__()
+        self.owner, self.data = owner, data
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        scores = self.owner.evaluate(
+            *self.data, batch_size=4096, verbose=0, return_dict=True
+        )
+        if logs is not None:
+            logs.update({f"val_{key}": value for key, value in scores.items()})

@@ -1,0 +1,293 @@
+"""`RatingEnsemble`: a fixed weighted average of rating models."""
+
+import collections.abc
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_catembed import _inputs
+from keras_catembed import _provenance
+
+
+@keras.saving.register_keras_serializable(package="keras_catembed")
+class RatingEnsemble(keras.Model):
+    """Averages the predicted ratings of several models, with fixed weights.
+
+    Models that make different errors average to a lower error than each
+    one: several seeds of one `RatingModel`, or a `RatingModel` and an
+    `ItemAutoencoder`. The weights are fixed when the ensemble is built
+    (choose them on validation ratings, never on test ones); they are
+    scaled to sum to 1.
+
+    The members take dicts of id columns; the ensemble takes the union of
+    their columns (`columns`) and gives each member the ones it reads
+    (its `columns` attribute, or all of them). `predict` and `evaluate`
+    run each member's input checks first, so bad ids raise each member's
+    own error before any compiled step, and `evaluate` warns when the
+    rows overlap a member's training rows.
+
+    `fit(x, y)` trains every member in turn on the same rows: a member
+    with a `recipe` attribute (as `training.train` and `from_preset`
+    models have, or one you set) with its recipe's `fit`, which compiles
+    it if needed; others with their own `fit`, so compile them first. A
+    member with implicit feedback or a neighbourhood is adapted to the
+    rows first. The ensemble is saved and loaded as one `.keras` file
+    (the members' weights and adapted pairs; not their optimizers).
+
+    Args:
+        members: Non-empty sequence of Keras models that map a dict of id
+            columns to ratings of shape `(batch, 1)` or `(batch,)`.
+        weights: Optional sequence of positive numbers, one per member.
+            Defaults to `None` (equal weights).
+        rating_range: Optional `(low, high)`: the average is clipped to
+            it. Defaults to `None`.
+        **kwargs: Base `keras.Model` arguments, such as `name`.
+
+    Example:
+
+    ```python
+    members = [
+        keras_catembed.training.train(train, "recommended", seed=s)[0]
+        for s in (0, 1, 2)
+    ]
+    ensemble = keras_catembed.RatingEnsemble(members, rating_range=(1, 5))
+    ensemble.compile(loss="mse", metrics=[keras.metrics.RootMeanSquaredError()])
+    ensemble.evaluate(x_test, y_test)
+    ```
+    """
+
+    def __init__(
+        self,
+        members: Sequence[keras.Model],
+        weights: Sequence[float] | None = None,
+        rating_range: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(members, (str, bytes)) or not isinstance(
+            members, collections.abc.Sequence
+        ):
+            members = None  # type: ignore[assignment]
+        if not members or not all(
+            isinstance(m, keras.Model) for m in members or ()
+        ):
+            raise ValueError(
+                "`members` expects a non-empty list of Keras models. "
+                f"Received: members={members!r}"
+            )
+        if len({id(m) for m in members}) != len(members):
+            raise ValueError(
+                "`members` holds one model twice; train separate models "
+                "(for example with different seeds) instead."
+            )
+        self.members = list(members)
+        self.member_weights = _check_weights(weights, len(self.members))
+        self.rating_range = _inputs.check_rating_range(rating_range)
+        columns: list[str] = []
+        for member in self.members:
+            for column in getattr(member, "columns", None) or ():
+                if column not in columns:
+                    columns.append(column)
+        self.columns = columns
+        # No variables of its own: the members build theirs when called.
+        self.built = True
+
+    def compile(self, optimizer: Any = None, **kwargs: Any) -> None:
+        """As `keras.Model.compile`, for `evaluate`: no optimizer needed.
+
+        The members train with their own optimizers (see `fit`), so the
+        ensemble's defaults to `None`.
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config: Any) -> None:
+        # `compile` above only changes a default, so a saved compile
+        # config restores as `keras.Model` restores it (Keras skips that
+        # for a model with its own `compile`).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    @property
+    def losses(self) -> list[Any]:
+        # The members' penalties belong to their own training: the loss
+        # `evaluate` reports is the compiled loss of the average alone.
+        return []
+
+    def _inputs_of(self, member: keras.Model, inputs: Any) -> Any:
+        columns = getattr(member, "columns", None)
+        if columns is None or not isinstance(inputs, collections.abc.Mapping):
+            return inputs
+        return {column: inputs[column] for column in columns}
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        total = None
+        for member, weight in zip(
+            self.members, self.member_weights, strict=True
+        ):
+            rating = member(self._inputs_of(member, inputs), training=False)
+            rating = weight * ops.reshape(ops.cast(rating, "float32"), (-1, 1))
+            total = rating if total is None else total + rating
+        if self.rating_range is not None:
+            total = ops.clip(total, *self.rating_range)
+        return total
+
+    def _checked(self, x: Any, where: str) -> Any:
+        """`x` after each member's own checks of its columns."""
+        if self.columns:
+            if not isinstance(x, collections.abc.Mapping):
+                raise ValueError(
+                    f"RatingEnsemble `{where}` expects a dict keyed by column "
+                    f"name, with columns {self.columns}. Received: "
+                    f"{type(x).__name__}"
+                )
+            missing = [c for c in self.columns if c not in x]
+            if missing:
+                raise ValueError(
+                    f"RatingEnsemble `{where}` expects the columns "
+                    f"{self.columns}. Missing: {missing}."
+                )
+            x = {c: x[c] for c in self.columns}
+        for member in self.members:
+            layers = getattr(member, "embedding_layers", None)
+            if layers is None:
+                continue
+            if where != "fit":
+                _inputs.check_x(member, self._inputs_of(member, x), where)
+                continue
+            # Before training, when pairs are not adapted yet: the ids of
+            # every member, so that none trains unless all would.
+            for column in member.columns:
+                if _inputs.is_array_like(x[column]):
+                    layers[column].check_ids(x[column])
+        return x
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().predict(self._checked(x, "predict"), *args, **kwargs)
+
+    def evaluate(
+        self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if not self.compiled:
+            raise ValueError(
+                "You must call `compile()` before using the model."
+            )
+        x = self._checked(x, "evaluate")
+        _inputs.check_y(y)
+        for member in self.members:
+            _provenance.warn_overlap(member, self._inputs_of(member, x), y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *,
+        verbose: Any = "auto",
+        validation_data: Any = None,
+        callbacks: Any = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Trains each member on `(x, y)` in turn (see the class).
+
+        Args:
+            x: Dict of id arrays holding every member's columns.
+            y: The ratings, one per row.
+            verbose, validation_data, callbacks: Passed to each member's
+                fit (create callbacks that keep state per member, such as
+                `EarlyStopping`, in a member's own fit instead).
+            **kwargs: Other arguments of the members' `fit` (with a
+                recipe, not `epochs` or `batch_size`: the recipe's).
+
+        Returns:
+            The list of the members' `History` objects.
+        """
+        x = self._checked(x, "fit")
+        if y is None:
+            raise ValueError(
+                "`fit` needs the ratings `y` (one per row). Received: y=None"
+            )
+        _inputs.check_y(y)
+        for member in self.members:
+            recipe = getattr(member, "recipe", None)
+            if recipe is None and not member.compiled:
+                raise ValueError(
+                    f"Member '{member.name}' is not compiled and has no "
+                    "`recipe`: compile it (or set `member.recipe`) before "
+                    "`fit`."
+                )
+        histories = []
+        for member in self.members:
+            member_x = self._inputs_of(member, x)
+            member_val = validation_data
+            if validation_data is not None:
+                member_val = (
+                    self._inputs_of(member, validation_data[0]),
+                    *validation_data[1:],
+                )
+            if getattr(member, "implicit", None) or getattr(
+                member, "neighborhood", None
+            ):
+                member.adapt(member_x, y)
+            options = {
+                "verbose": verbose,
+                "validation_data": member_val,
+                "callbacks": callbacks,
+                **kwargs,
+            }
+            recipe = getattr(member, "recipe", None)
+            if recipe is not None:
+                histories.append(recipe.fit(member, member_x, y, **options))
+            else:
+                histories.append(member.fit(member_x, y, **options))
+        return histories
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update(
+            {
+                "members": [
+                    keras.saving.serialize_keras_object(m) for m in self.members
+                ],
+                "weights": list(self.member_weights),
+                "rating_range": self.rating_range,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "RatingEnsemble":
+        config = dict(config)
+        config["members"] = [
+            keras.saving.deserialize_keras_object(m) for m in config["members"]
+        ]
+        if config.get("rating_range") is not None:
+            config["rating_range"] = tuple(config["rating_range"])
+        return cls(**config)
+
+
+def _check_weights(weights: Any, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    try:
+        values = list(weights)
+    except TypeError:
+        values = None
+    if (
+        values is None
+        or len(values) != count
+        or any(
+            isinstance(w, bool)
+            or not isinstance(w, numbers.Real)
+            or not 0.0 < float(w) < float("inf")
+            for w in values
+        )
+    ):
+        raise ValueError(
+            f"`weights` expects {count} positive finite numbers, one per "
+            f"member. Received: weights={weights!r}"
+        )
+    total = float(np.sum(values))
+    return [float(w) / total for w in values]
