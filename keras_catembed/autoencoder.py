@@ -51,8 +51,9 @@ class ItemAutoencoder(keras.Model):
     `fit`'s `validation_data` are (user, item) rows with their ratings:
     the model is evaluated on them after each epoch (`val_loss` and
     `val_` metrics), so `keras.callbacks.EarlyStopping` can choose the
-    number of epochs; the L2 penalty alone does not stop I-AutoRec from
-    overfitting.
+    number of epochs (give it `mode="min"`: the callbacks see the item
+    batches' model, which does not know the metric's direction); the L2
+    penalty alone does not stop I-AutoRec from overfitting.
 
     Args:
         embeddings: Dict of two columns and their cardinalities (ids
@@ -97,10 +98,15 @@ class ItemAutoencoder(keras.Model):
                 "cardinalities, the users' first, e.g. {'user_id': 943, "
                 f"'movie_id': 1682}}. Received: {embeddings!r}"
             )
-        self.columns = _inputs.check_columns(embeddings)
+        for column, cardinality in embeddings.items():
+            if not isinstance(column, str) or not column or "/" in column:
+                raise ValueError(
+                    "Column names in `embeddings` must be non-empty strings "
+                    f"without '/'. Received the key {column!r}"
+                )
+            _checks.positive_int(f"embeddings['{column}']", cardinality)
+        self.columns = list(embeddings)
         self.user_column, self.item_column = self.columns
-        for column in self.columns:
-            _checks.positive_int(f"embeddings['{column}']", embeddings[column])
         self.num_users = int(embeddings[self.user_column])
         self.num_items = int(embeddings[self.item_column])
         self.hidden_units = _checks.positive_int("hidden_units", hidden_units)
@@ -309,9 +315,10 @@ class ItemAutoencoder(keras.Model):
                     f"rows and ratings. Received: {type(validation_data)}"
                 )
             x_val, y_val = validation_data
-            validation_data = self._checked_rows(
-                x_val, y_val, "fit (validation_data)"
-            )
+            try:
+                validation_data = self._checked_rows(x_val, y_val, "fit")
+            except ValueError as error:
+                raise ValueError(f"`validation_data`: {error}") from error
         self.adapt(x, y)
         model = self._item_batch_model()
         matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)

@@ -198,8 +198,9 @@ class RatingEnsemble(keras.Model):
             verbose, validation_data, callbacks: Passed to each member's
                 fit (create callbacks that keep state per member, such as
                 `EarlyStopping`, in a member's own fit instead).
-            **kwargs: Other arguments of the members' `fit` (with a
-                recipe, not `epochs` or `batch_size`: the recipe's).
+            **kwargs: Other arguments of the members' `fit`, such as
+                `epochs` and `batch_size` (a member with a recipe keeps
+                its recipe's).
 
         Returns:
             The list of the members' `History` objects.
@@ -239,6 +240,9 @@ class RatingEnsemble(keras.Model):
             }
             recipe = getattr(member, "recipe", None)
             if recipe is not None:
+                # The recipe's own epochs and batch size.
+                for key in ("epochs", "batch_size"):
+                    options.pop(key, None)
                 histories.append(recipe.fit(member, member_x, y, **options))
             else:
                 histories.append(member.fit(member_x, y, **options))
