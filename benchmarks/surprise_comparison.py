@@ -309,7 +309,9 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         protocol=protocol_name,
         splits=list(names),
         preset=args.preset,
-        blend_members=args.blend_members if "blend" in per_fold else None,
+        blend_members=(
+            args.blend_members if "blend" in args.algorithms else None
+        ),
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
         epochs=args.epochs,

@@ -290,11 +290,14 @@ class ItemAutoencoder(keras.Model):
             x: Dict of id arrays of the two columns.
             y: The ratings, one per row.
             batch_size: Items per step. Defaults to 64.
-            epochs, verbose, shuffle, initial_epoch: As for `keras.Model`.
+            epochs: Number of passes over the items.
+            verbose: As for `keras.Model.fit`.
             callbacks: Keras callbacks; they see the item-batch loss and,
                 with `validation_data`, the row metrics `val_*`.
             validation_data: Optional `(x_val, y_val)` rows, evaluated
                 after each epoch with the compiled loss and metrics.
+            shuffle: Whether to shuffle the items each epoch.
+            initial_epoch: As for `keras.Model.fit`.
 
         Returns:
             A `keras.callbacks.History`.

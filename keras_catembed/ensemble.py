@@ -195,9 +195,12 @@ class RatingEnsemble(keras.Model):
         Args:
             x: Dict of id arrays holding every member's columns.
             y: The ratings, one per row.
-            verbose, validation_data, callbacks: Passed to each member's
-                fit (create callbacks that keep state per member, such as
-                `EarlyStopping`, in a member's own fit instead).
+            verbose: Passed to each member's fit.
+            validation_data: Optional `(x_val, y_val)`, passed to each
+                member's fit (with the member's columns).
+            callbacks: Passed to each member's fit (callbacks that keep
+                state, such as `EarlyStopping`, belong in one member's
+                own fit instead).
             **kwargs: Other arguments of the members' `fit`, such as
                 `epochs` and `batch_size` (a member with a recipe keeps
                 its recipe's).
