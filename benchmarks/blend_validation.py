@@ -53,6 +53,7 @@ from keras import ops
 
 from keras_catembed import training
 from keras_catembed.datasets import movielens
+from keras_catembed.evaluation.error_baselines import errors
 from keras_catembed.evaluation.protocols import HoldOut
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,15 +69,13 @@ GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def rmse(prediction, target):
-    error = np.asarray(prediction, "float64") - np.asarray(target, "float64")
-    return float(np.sqrt(np.mean(error**2)))
+    return errors(prediction, target)["rmse"]
 
 
 def tenth(n, seed):
-    """Sorted positions of a random tenth of `n` rows, and of the rest."""
-    order = np.random.default_rng(seed).permutation(n)
-    cut = int(round(0.1 * n))
-    return np.sort(order[cut:]), np.sort(order[:cut])
+    """Sorted positions of the rest of `n` rows and of a random tenth."""
+    (rest, test), *_ = HoldOut(0.1, seed=seed).split({"row": np.zeros(n)})
+    return rest, test
 
 
 def training_part(dataset, data_dir):

@@ -206,7 +206,7 @@ def check_pair_dtype(
 
 
 # The prefix of KerasTuner's records of a trial among its values.
-TUNER_KEYS = "tuner/"
+TUNER_PREFIX = "tuner/"
 
 
 def as_hyperparameters(
@@ -234,7 +234,7 @@ def as_hyperparameters(
     hp = {
         name: value
         for name, value in hp.items()
-        if not (isinstance(name, str) and name.startswith(TUNER_KEYS))
+        if not (isinstance(name, str) and name.startswith(TUNER_PREFIX))
     }
     values = check_values(
         hypermodel, hp, max_layers, "Unknown hyperparameters", skip_none=True
