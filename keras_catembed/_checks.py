@@ -63,6 +63,27 @@ def seed(name: str, value: Any) -> int:
     return int(value)
 
 
+def require_compiled(model: Any) -> None:
+    """Raises, in Keras's own words, unless `model` is compiled.
+
+    Called first by the loops that need a compiled model, before
+    anything builds it (Keras's torch `evaluate` would fail on a missing
+    `optimizer` attribute instead).
+    """
+    if not model.compiled:
+        raise ValueError("You must call `compile()` before using the model.")
+
+
+def column_name(column: Any) -> str:
+    """Returns `column`, or raises unless it is a valid column name."""
+    if not isinstance(column, str) or not column or "/" in column:
+        raise ValueError(
+            "Column names in `embeddings` must be non-empty strings "
+            f"without '/'. Received the key {column!r}"
+        )
+    return column
+
+
 def non_negative_float(name: str, value: Any) -> float:
     """Returns `value` as a float, or raises unless it is finite and >= 0."""
     if (

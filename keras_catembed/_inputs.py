@@ -187,11 +187,7 @@ def check_columns(embeddings: Any) -> list[str]:
             f"embeddings={embeddings!r}"
         )
     for column, spec in embeddings.items():
-        if not isinstance(column, str) or not column or "/" in column:
-            raise ValueError(
-                "Column names in `embeddings` must be non-empty strings "
-                f"without '/'. Received the key {column!r}"
-            )
+        _checks.column_name(column)
         if isinstance(spec, EntityEmbedding):
             continue
         if (

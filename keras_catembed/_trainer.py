@@ -294,14 +294,9 @@ class RatingTrainer(ModelBase):
     def _require_compiled(self) -> None:
         """Raises, before anything builds the model, unless compiled.
 
-        In Keras's own words; its torch `evaluate` would fail on a
-        missing `optimizer` attribute instead, and the input checks of
-        the loops could build the model first.
+        The input checks of the loops could build the model first.
         """
-        if not self.compiled:
-            raise ValueError(
-                "You must call `compile()` before using the model."
-            )
+        _checks.require_compiled(self)
 
     def _check_labelled(
         self, method: str, x: Any, y: Any, sample_weight: Any

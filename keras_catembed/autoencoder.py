@@ -99,11 +99,7 @@ class ItemAutoencoder(keras.Model):
                 f"'movie_id': 1682}}. Received: {embeddings!r}"
             )
         for column, cardinality in embeddings.items():
-            if not isinstance(column, str) or not column or "/" in column:
-                raise ValueError(
-                    "Column names in `embeddings` must be non-empty strings "
-                    f"without '/'. Received the key {column!r}"
-                )
+            _checks.column_name(column)
             _checks.positive_int(f"embeddings['{column}']", cardinality)
         self.columns = list(embeddings)
         self.user_column, self.item_column = self.columns
@@ -302,10 +298,7 @@ class ItemAutoencoder(keras.Model):
         Returns:
             A `keras.callbacks.History`.
         """
-        if not self.compiled:
-            raise ValueError(
-                "You must call `compile()` before using the model."
-            )
+        _checks.require_compiled(self)
         _inputs.check_batch_size("batch_size", batch_size)
         x, y = self._checked_rows(x, y, "fit")
         if validation_data is not None:
@@ -356,10 +349,7 @@ class ItemAutoencoder(keras.Model):
     def evaluate(
         self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
-        if not self.compiled:
-            raise ValueError(
-                "You must call `compile()` before using the model."
-            )
+        _checks.require_compiled(self)
         self._require_adapted("evaluate")
         return super().evaluate(
             _inputs.check_x(self, x, "evaluate"), y, *args, **kwargs

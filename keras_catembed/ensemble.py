@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _provenance
 
@@ -170,10 +171,7 @@ class RatingEnsemble(keras.Model):
     def evaluate(
         self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
-        if not self.compiled:
-            raise ValueError(
-                "You must call `compile()` before using the model."
-            )
+        _checks.require_compiled(self)
         x = self._checked(x, "evaluate")
         _inputs.check_y(y)
         for member in self.members:
