@@ -296,9 +296,9 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         "|---|" + "---:|" * (len(names) + 2),
     ]
     for label, summary in results.items():
-        per_fold = " | ".join(f"{v:.4f}" for v in summary["test_rmse"])
+        cells = " | ".join(f"{v:.4f}" for v in summary["test_rmse"])
         lines.append(
-            f"| {label} | {per_fold} | {summary['mean_test_rmse']:.4f} | "
+            f"| {label} | {cells} | {summary['mean_test_rmse']:.4f} | "
             f"{summary['total_time']:.0f} s |"
         )
     table = "\n".join(lines)

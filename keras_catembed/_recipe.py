@@ -308,8 +308,10 @@ class Recipe:
         """Trains `model` with this recipe's batch size and epochs.
 
         An uncompiled model is first compiled with `compile(model,
-        len(y))`. With a moving average of the weights, validation sees
-        the averaged weights (`keras.callbacks.SwapEMAWeights`), which
+        len(y))` (with `model.fit_rows(x)` for a model that has it, such
+        as `ItemAutoencoder`, whose steps are batches of items). With a
+        moving average of the weights, validation sees the averaged
+        weights (`keras.callbacks.SwapEMAWeights`), which
         `fit` leaves in the model at the end.
 
         Args:
@@ -340,7 +342,10 @@ class Recipe:
                 f"y={type(y).__name__}"
             )
         if not getattr(model, "compiled", False):
-            self.compile(model, len(y))
+            # A model whose `fit` batches other examples than rows (the
+            # items of an `ItemAutoencoder`) says how many an epoch has.
+            fit_rows = getattr(model, "fit_rows", None)
+            self.compile(model, len(y) if fit_rows is None else fit_rows(x))
         fit_kwargs = self.fit_kwargs(model, x, callbacks=callbacks)
         fit_kwargs["batch_size"] = self.batch_size
         return model.fit(

@@ -1,6 +1,7 @@
 """`ItemAutoencoder`: each item described by its ratings (I-AutoRec)."""
 
 import collections.abc
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ from keras import ops
 
 from keras_catembed import _checks
 from keras_catembed import _inputs
+from keras_catembed import _provenance
 from keras_catembed.entity_embedding import EntityEmbedding
 
 # Largest `num_items * num_users` held as the dense matrix of ratings
@@ -41,8 +43,14 @@ class ItemAutoencoder(keras.Model):
     in batches of items, so `batch_size` counts items (64 by default, as
     in the paper) and an epoch is one pass over the items.
     `predict(x)` and `evaluate(x, y)` take (user, item) rows, as for
-    `RatingModel`. `adapt(x, y)` replaces the stored ratings without
-    training: new ratings of an item then change its prediction.
+    `RatingModel`. Training always minimizes I-AutoRec's loss (the
+    squared error of the rated entries plus the penalty); the loss and
+    metrics given to `compile` score rows in `evaluate` and for
+    `validation_data`, without the penalty. `evaluate` warns when its
+    rows are ratings the model stores (and so reads as inputs).
+    Predictions are float32 under any dtype policy. `adapt(x, y)`
+    replaces the stored ratings without training: new ratings of an item
+    then change its prediction.
 
     A row whose user or item has no stored rating gets the mean of the
     stored ratings. The model keeps the whole `(num_items, num_users)`
@@ -200,7 +208,8 @@ class ItemAutoencoder(keras.Model):
         )
         if self.rating_range is not None:
             rating = ops.clip(rating, *self.rating_range)
-        return rating
+        # Ratings in float32 whatever the dtype policy computes in.
+        return ops.cast(rating, "float32")
 
     def _decode_all(self, code: Any) -> Any:
         """Every user's rating of a batch of items' codes."""
@@ -223,8 +232,8 @@ class ItemAutoencoder(keras.Model):
                 f"`{where}` needs the ratings `y` (one per row). Received: "
                 "y=None"
             )
-        y = np.asarray(keras.ops.convert_to_numpy(y), "float64").reshape(-1)
         _inputs.check_y(y)
+        y = np.asarray(keras.ops.convert_to_numpy(y), "float64").reshape(-1)
         users = self._rows(self.user_column, x)
         if y.shape[0] != users.shape[0]:
             raise ValueError(
@@ -238,6 +247,15 @@ class ItemAutoencoder(keras.Model):
                 "non-zero ratings (shift the scale, e.g. 1-5)."
             )
         return x, y
+
+    def _check_fit_data(self, x: Any, y: Any, argument: str = "") -> None:
+        """Raises if `fit` would refuse `(x, y)` (`RatingEnsemble`)."""
+        try:
+            self._checked_rows(x, y, "fit")
+        except ValueError as error:
+            if not argument:
+                raise
+            raise ValueError(f"`{argument}`: {error}") from error
 
     def _rows(self, column: str, x: Any) -> np.ndarray:
         layer = self.embedding_layers[column]
@@ -289,7 +307,10 @@ class ItemAutoencoder(keras.Model):
             epochs: Number of passes over the items.
             verbose: As for `keras.Model.fit`.
             callbacks: Keras callbacks; they see the item-batch loss and,
-                with `validation_data`, the row metrics `val_*`.
+                with `validation_data`, the row metrics `val_*`. Their
+                `self.model` is the model of item batches, which shares
+                this model's weights; its `save` and `save_weights` save
+                this model (so `keras.callbacks.ModelCheckpoint` works).
             validation_data: Optional `(x_val, y_val)` rows, evaluated
                 after each epoch with the compiled loss and metrics.
             shuffle: Whether to shuffle the items each epoch.
@@ -315,29 +336,76 @@ class ItemAutoencoder(keras.Model):
                 validation_data = self._checked_rows(x_val, y_val, "fit")
             except ValueError as error:
                 raise ValueError(f"`validation_data`: {error}") from error
-        self.adapt(x, y)
-        model = self._item_batch_model()
-        matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
-        rated = np.flatnonzero(keras.ops.convert_to_numpy(self.known_items))
+        _checks.positive_int("epochs", epochs)
+        _checks.non_negative_int("initial_epoch", initial_epoch)
         hooks = list(callbacks or [])
+        for hook in hooks:
+            if not isinstance(hook, keras.callbacks.Callback):
+                raise ValueError(
+                    "`callbacks` expects Keras callbacks. Received: "
+                    f"{type(hook).__name__}"
+                )
         if validation_data is not None:
             hooks.insert(0, _RowValidation(self, validation_data))
-        return model.fit(
-            matrix[rated],
-            matrix[rated],
-            batch_size=batch_size or 64,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=hooks,
-            shuffle=shuffle,
-            initial_epoch=initial_epoch,
-        )
+        model = self._item_batch_model()
+        stored = [v.numpy() for v in self._stored_variables()]
+        try:
+            self.adapt(x, y)
+            matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
+            rated = np.flatnonzero(keras.ops.convert_to_numpy(self.known_items))
+            return model.fit(
+                matrix[rated],
+                matrix[rated],
+                batch_size=batch_size or 64,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=hooks,
+                shuffle=shuffle,
+                initial_epoch=initial_epoch,
+            )
+        except BaseException:
+            # The ratings the model read before a failed call.
+            for variable, value in zip(
+                self._stored_variables(), stored, strict=True
+            ):
+                variable.assign(value)
+            raise
+
+    def _stored_variables(self) -> list[Any]:
+        return [
+            self.item_ratings.embeddings,
+            self.known_users,
+            self.known_items,
+            self.mean_rating,
+        ]
+
+    def fit_rows(self, x: Any) -> int:
+        """Examples one epoch of `fit` on `x` batches: its rated items.
+
+        `Recipe` sizes its learning-rate schedule with it.
+        """
+        items = self._rows(self.item_column, x)
+        return int(np.unique(items).size)
+
+    @property
+    def losses(self) -> list[Any]:
+        # The L2 penalty trains the item-batch model (whose layers carry
+        # it); `evaluate` and `val_loss` report the compiled loss alone.
+        return []
 
     def _item_batch_model(self) -> keras.Model:
         model = self.__dict__["_item_model"]
-        if model is None or model.optimizer is not self.optimizer:
+        settings = {
+            "optimizer": self.optimizer,
+            "run_eagerly": self.run_eagerly,
+            "jit_compile": self.jit_compile,
+        }
+        if model is None or any(
+            getattr(model, key) is not value and getattr(model, key) != value
+            for key, value in settings.items()
+        ):
             model = _ItemBatchModel(self)
-            model.compile(optimizer=self.optimizer, loss=masked_squared_error)
+            model.compile(loss=masked_squared_error, **settings)
             self.__dict__["_item_model"] = model
         return model
 
@@ -351,9 +419,36 @@ class ItemAutoencoder(keras.Model):
     ) -> Any:
         _checks.require_compiled(self)
         self._require_adapted("evaluate")
-        return super().evaluate(
-            _inputs.check_x(self, x, "evaluate"), y, *args, **kwargs
+        x = _inputs.check_x(self, x, "evaluate")
+        _inputs.check_y(y)
+        _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
+        self._warn_overlap(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _warn_overlap(self, x: Any, y: Any) -> None:
+        """Warns when rows of `(x, y)` are ratings the model stores.
+
+        The model reads its stored ratings as inputs: a test rating among
+        them would describe its own item.
+        """
+        if not isinstance(x, collections.abc.Mapping) or not all(
+            _inputs.is_array_like(v) for v in (x[self.user_column], y)
+        ):
+            return
+        users, items = (
+            self._rows(self.user_column, x),
+            self._rows(self.item_column, x),
         )
+        matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
+        target = np.asarray(keras.ops.convert_to_numpy(y), "float32")
+        stored = matrix[items, users] == target.reshape(-1)
+        fraction = float(np.mean(stored))
+        if fraction > _provenance.OVERLAP_THRESHOLD:
+            warnings.warn(
+                _provenance.overlap_message(fraction, stored.size, True),
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _require_adapted(self, where: str) -> None:
         if not self.adapted:
@@ -394,10 +489,19 @@ class _ItemBatchModel(keras.Model):
         self.owner_vectors = owner.user_vectors
         self.owner_bias = owner.user_bias
         self.__dict__["_decode"] = owner._decode_all
+        self.__dict__["_owner"] = owner
         self.built = True
 
     def call(self, ratings: Any) -> Any:
         return self._decode(self.owner_encoder(ratings))
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        # Callbacks such as ModelCheckpoint save the model they train:
+        # the autoencoder itself.
+        return self._owner.save(*args, **kwargs)
+
+    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
+        return self._owner.save_weights(*args, **kwargs)
 
 
 class _RowValidation(keras.callbacks.Callback):

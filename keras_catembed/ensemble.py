@@ -1,6 +1,7 @@
 """`RatingEnsemble`: a fixed weighted average of rating models."""
 
 import collections.abc
+import inspect
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -10,8 +11,10 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _provenance
+from keras_catembed._recipe import Recipe
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -137,6 +140,8 @@ class RatingEnsemble(keras.Model):
 
     def _checked(self, x: Any, where: str) -> Any:
         """`x` after each member's own checks of its columns."""
+        if self.columns and _frames.is_dataframe(x):
+            x = _frames.columns(x, self.columns, where)
         if self.columns:
             if not isinstance(x, collections.abc.Mapping):
                 raise ValueError(
@@ -150,12 +155,20 @@ class RatingEnsemble(keras.Model):
                     f"RatingEnsemble `{where}` expects the columns "
                     f"{self.columns}. Missing: {missing}."
                 )
-            x = {c: x[c] for c in self.columns}
+            # Lists become arrays, which every Keras loop takes.
+            x = {
+                c: np.asarray(x[c]) if isinstance(x[c], (list, tuple)) else x[c]
+                for c in self.columns
+            }
         for member in self.members:
             layers = getattr(member, "embedding_layers", None)
             if layers is None:
                 continue
             if where != "fit":
+                # A member that reads stored ratings says when it has none.
+                ready = getattr(member, "_require_adapted", None)
+                if ready is not None:
+                    ready(where)
                 _inputs.check_x(member, self._inputs_of(member, x), where)
                 continue
             # Before training, when pairs are not adapted yet: the ids of
@@ -174,6 +187,7 @@ class RatingEnsemble(keras.Model):
         _checks.require_compiled(self)
         x = self._checked(x, "evaluate")
         _inputs.check_y(y)
+        _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
         for member in self.members:
             _provenance.warn_overlap(member, self._inputs_of(member, x), y)
         return super().evaluate(x, y, *args, **kwargs)
@@ -212,6 +226,8 @@ class RatingEnsemble(keras.Model):
                 "`fit` needs the ratings `y` (one per row). Received: y=None"
             )
         _inputs.check_y(y)
+        _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
+        # Every check of every member first: none trains unless all would.
         for member in self.members:
             recipe = getattr(member, "recipe", None)
             if recipe is None and not member.compiled:
@@ -220,6 +236,16 @@ class RatingEnsemble(keras.Model):
                     "`recipe`: compile it (or set `member.recipe`) before "
                     "`fit`."
                 )
+            _check_fit_arguments(member, kwargs)
+            check = getattr(member, "_check_fit_data", None)
+            if check is not None:
+                check(self._inputs_of(member, x), y)
+                if validation_data is not None:
+                    check(
+                        self._inputs_of(member, validation_data[0]),
+                        validation_data[1],
+                        "validation_data",
+                    )
         histories = []
         for member in self.members:
             member_x = self._inputs_of(member, x)
@@ -256,6 +282,12 @@ class RatingEnsemble(keras.Model):
                 "members": [
                     keras.saving.serialize_keras_object(m) for m in self.members
                 ],
+                # The recipes members train with (a saved model loses
+                # attributes that are not its own settings).
+                "recipes": [
+                    None if r is None else r.get_config()
+                    for r in (getattr(m, "recipe", None) for m in self.members)
+                ],
                 "weights": list(self.member_weights),
                 "rating_range": self.rating_range,
             }
@@ -268,9 +300,27 @@ class RatingEnsemble(keras.Model):
         config["members"] = [
             keras.saving.deserialize_keras_object(m) for m in config["members"]
         ]
+        recipes = config.pop("recipes", None) or [None] * len(config["members"])
+        for member, recipe in zip(config["members"], recipes, strict=True):
+            if recipe is not None:
+                member.recipe = Recipe.from_config(recipe)
         if config.get("rating_range") is not None:
             config["rating_range"] = tuple(config["rating_range"])
         return cls(**config)
+
+
+def _check_fit_arguments(member: keras.Model, kwargs: dict[str, Any]) -> None:
+    """Raises unless `member.fit` takes every argument of `kwargs`."""
+    parameters = inspect.signature(member.fit).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        raise ValueError(
+            f"`fit` got {unknown}, which the fit of member '{member.name}' "
+            f"({type(member).__name__}) does not take. Expected some of "
+            f"{sorted(parameters)}."
+        )
 
 
 def _check_weights(weights: Any, count: int) -> list[float]:

@@ -26,6 +26,22 @@ def data(n=80, seed=0, users=USERS, items=ITEMS):
     return x, y
 
 
+def unseen(x_train, test):
+    """The rows of `test` whose (user, movie) pair is not in `x_train`."""
+    x, y = test
+    pairs = (x_train["user_id"].tolist(), x_train["movie_id"].tolist())
+    seen = set(zip(*pairs, strict=True))
+    keep = np.array(
+        [
+            pair not in seen
+            for pair in zip(
+                x["user_id"].tolist(), x["movie_id"].tolist(), strict=True
+            )
+        ]
+    )
+    return {k: v[keep] for k, v in x.items()}, y[keep]
+
+
 def compiled(**kwargs):
     model = ItemAutoencoder(COLUMNS, hidden_units=6, **kwargs)
     model.compile(
@@ -147,18 +163,33 @@ def test_fit_minimizes_the_masked_error_and_its_penalty():
 
 
 def test_the_penalty_is_l2_over_two_per_item_on_both_kernels():
-    model = ItemAutoencoder(COLUMNS, hidden_units=3, l2=6.0)
-    penalty = sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+    model = compiled(l2=6.0)
+    items = model._item_batch_model()
+    penalty = sum(float(keras.ops.convert_to_numpy(v)) for v in items.losses)
     kernel = keras.ops.convert_to_numpy(model.encoder.kernel)
     vectors = keras.ops.convert_to_numpy(model.user_vectors.embeddings)
     expected = 6.0 / (2 * ITEMS) * ((kernel**2).sum() + (vectors**2).sum())
     assert penalty == pytest.approx(expected, rel=1e-5)
+    # The loss fit minimizes: the masked error, a mean over items, plus
+    # the penalty (whatever loss `compile` was given).
+    x, y = data()
+    model.adapt(x, y)
+    matrix = keras.ops.convert_to_numpy(model.item_ratings.embeddings)
+    rated = matrix[np.flatnonzero(matrix.sum(axis=1))]
+    reconstruction = keras.ops.convert_to_numpy(items(rated))
+    masked = (((rated - reconstruction) ** 2) * (rated != 0)).sum(axis=1)
+    loss = items.evaluate(rated, rated, batch_size=len(rated), verbose=0)
+    assert loss == pytest.approx(masked.mean() + expected, rel=1e-4)
+    # Row scores leave the penalty out, and warn on stored ratings.
+    with pytest.warns(UserWarning, match="% of the evaluated rows"):
+        scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(scores["rmse"] ** 2, rel=1e-4)
 
 
 def test_validation_data_reports_row_metrics_each_epoch_for_early_stopping():
     model = compiled()
     x, y = data(n=120)
-    x_val, y_val = data(n=30, seed=1)
+    x_val, y_val = unseen(x, data(n=30, seed=1))
     stop = keras.callbacks.EarlyStopping(
         monitor="val_rmse", mode="min", patience=1, min_delta=0.05
     )
@@ -214,9 +245,21 @@ def test_save_and_load_keep_ratings_weights_and_settings(tmp_path):
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
     )
     assert loaded.rating_range == (1.0, 5.0)
-    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["rmse"] > 0
-    # Training goes on from the loaded state.
-    loaded.fit(x, y, epochs=1, verbose=0)
+    x_test, y_test = unseen(x, data(n=30, seed=4))
+    np.testing.assert_allclose(
+        loaded.evaluate(x_test, y_test, verbose=0),
+        model.evaluate(x_test, y_test, verbose=0),
+        rtol=1e-5,
+    )
+    # Training goes on from the loaded state, as from the original's.
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    loaded.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    assert int(loaded.optimizer.iterations.numpy()) == int(
+        model.optimizer.iterations.numpy()
+    )
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4
+    )
 
 
 def test_recipe_trains_it_in_batches_of_items():
@@ -233,6 +276,18 @@ def test_recipe_trains_it_in_batches_of_items():
     assert len(history.history["loss"]) == 2
     # 9 rated items in batches of 3: three steps per epoch.
     assert int(model.optimizer.iterations.numpy()) == 2 * 3
+
+
+def test_a_cosine_recipe_spans_the_item_steps():
+    model = ItemAutoencoder(COLUMNS, hidden_units=4)
+    x, y = data()
+    assert model.fit_rows(x) == 9
+    recipe = Recipe(0.01, schedule="cosine", batch_size=3, epochs=2)
+    recipe.fit(model, x, y, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 3
+    # The schedule ends with the last step: its rate has decayed to 0.
+    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert rate == pytest.approx(0.0, abs=1e-6)
 
 
 def test_it_is_public():
@@ -291,6 +346,69 @@ def test_bad_calls_raise_before_anything_changes():
     assert int(model.optimizer.iterations.numpy()) == iterations
     # Still usable.
     model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_rejected_fit_keeps_the_stored_ratings():
+    model = compiled()
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    stored = keras.ops.convert_to_numpy(model.item_ratings.embeddings)
+    x2, y2 = data(seed=9)
+    with pytest.raises(ValueError, match="`epochs` must be a positive"):
+        model.fit(x2, y2, epochs="2", verbose=0)
+    with pytest.raises(ValueError, match="`callbacks` expects Keras"):
+        model.fit(x2, y2, callbacks=[object()], verbose=0)
+
+    class Fails(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(x2, y2, callbacks=[Fails()], verbose=0)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.item_ratings.embeddings), stored
+    )
+
+
+def test_evaluate_checks_the_ratings_and_predictions_are_float32():
+    model = compiled()
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        model.evaluate(x, np.where(np.arange(len(y)) == 2, np.nan, y))
+    with pytest.raises(ValueError, match="rows"):
+        model.evaluate(x, y[:-5], verbose=0)
+    with pytest.raises(ValueError, match="numeric ratings"):
+        model.fit(x, np.array(["a"] * len(y)), verbose=0)
+    policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        mixed = ItemAutoencoder(COLUMNS, hidden_units=4)
+        mixed.adapt(x, y)
+        assert (
+            keras.backend.standardize_dtype(mixed.predict(x, verbose=0).dtype)
+            == "float32"
+        )
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def test_a_checkpoint_callback_saves_the_autoencoder(tmp_path):
+    model = compiled()
+    x, y = data()
+    path = os.path.join(tmp_path, "best.keras")
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras.callbacks.ModelCheckpoint(path)],
+    )
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, ItemAutoencoder)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
 
 
 def test_predict_before_fit_and_fit_before_compile_say_what_to_do():

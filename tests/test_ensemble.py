@@ -149,6 +149,15 @@ def test_fit_refuses_before_any_member_trains():
         RatingEnsemble([rating_model(columns=("user_id", "genre"))]).fit(
             {"user_id": x["user_id"]}, y, verbose=0
         )
+    zero = np.where(np.arange(len(y)) == 3, 0.0, y)
+    with pytest.raises(ValueError, match="rating of 0"):
+        ensemble.fit(x, zero, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"`validation_data`: .*rating of 0"):
+        ensemble.fit(x, y, epochs=1, verbose=0, validation_data=(x, zero))
+    with pytest.raises(ValueError, match=r"\['sample_weight'\].*member"):
+        ensemble.fit(x, y, epochs=1, verbose=0, sample_weight=np.ones_like(y))
+    with pytest.raises(ValueError, match="rows"):
+        ensemble.fit(x, y[:-3], epochs=1, verbose=0)
     for old, new in zip(before, numpy_weights(trained), strict=True):
         np.testing.assert_array_equal(old, new)
     assert int(trained.optimizer.iterations.numpy()) == 0
@@ -172,6 +181,27 @@ def test_predict_runs_every_members_checks_first():
     )
     with pytest.raises(ValueError, match="holds no pairs yet"):
         unadapted.predict(x, verbose=0)
+    unfitted = RatingEnsemble([first, autoencoder()])
+    with pytest.raises(ValueError, match="needs the model's ratings"):
+        unfitted.predict(x, verbose=0)
+
+
+def test_it_takes_data_frames_and_lists_like_its_members():
+    import pandas as pd
+
+    x, y = data()
+    ensemble = compiled(RatingEnsemble([rating_model(), autoencoder()]))
+    ensemble.fit(pd.DataFrame(x), y, epochs=1, verbose=0)
+    expected = ensemble.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        ensemble.predict(pd.DataFrame(x), verbose=0), expected, rtol=1e-6
+    )
+    lists = {k: v.tolist() for k, v in x.items()}
+    np.testing.assert_allclose(
+        ensemble.predict(lists, verbose=0), expected, rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="rows"):
+        ensemble.evaluate(x, y[:-5], verbose=0)
 
 
 def test_evaluate_warns_when_rows_trained_a_member():
@@ -190,11 +220,11 @@ def test_evaluate_warns_when_rows_trained_a_member():
 
 def test_save_and_load_keep_members_weights_and_pairs(tmp_path):
     x, y = data()
+    paired = rating_model(implicit=True)
+    paired.recipe = Recipe(optimizer="adam", batch_size=30, epochs=2)
     ensemble = compiled(
         RatingEnsemble(
-            [rating_model(implicit=True), autoencoder()],
-            weights=[0.7, 0.3],
-            rating_range=(1, 5),
+            [paired, autoencoder()], weights=[0.7, 0.3], rating_range=(1, 5)
         )
     )
     ensemble.fit(x, y, epochs=2, verbose=0)
@@ -211,6 +241,10 @@ def test_save_and_load_keep_members_weights_and_pairs(tmp_path):
         loaded.predict(x, verbose=0), ensemble.predict(x, verbose=0), rtol=1e-6
     )
     assert loaded.compiled
+    # The members' recipes come back: a refit trains as the first fit.
+    first_recipe = ensemble.members[0].recipe
+    assert loaded.members[0].recipe.get_config() == first_recipe.get_config()
+    assert getattr(loaded.members[1], "recipe", None) is None
     x_test, y_test = unseen(x, data(n=30, seed=5))
     np.testing.assert_allclose(
         loaded.evaluate(x_test, y_test, verbose=0),
