@@ -39,8 +39,10 @@ class RatingEnsemble(keras.Model):
     models have, or one you set) with its recipe's `fit`, which compiles
     it if needed; others with their own `fit`, so compile them first. A
     member with implicit feedback or a neighbourhood is adapted to the
-    rows first. The ensemble is saved and loaded as one `.keras` file
-    (the members' weights and adapted pairs; not their optimizers).
+    rows first. Every member's checks run before any member trains. The
+    ensemble is saved and loaded as one `.keras` file (the members'
+    weights, adapted pairs and recipes; not their optimizers, so compile
+    a loaded member without a recipe before `fit`).
 
     Args:
         members: Non-empty sequence of Keras models that map a dict of id
