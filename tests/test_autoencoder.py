@@ -420,3 +420,38 @@ def test_predict_before_fit_and_fit_before_compile_say_what_to_do():
         model.fit(x, y, verbose=0)
     with pytest.raises(ValueError, match="You must call `compile"):
         model.evaluate(x, y, verbose=0)
+
+
+def test_each_epoch_draws_a_new_order_of_items_and_seeds_repeat_it():
+    from keras_catembed.autoencoder import _ItemBatches
+
+    ratings = np.arange(20, dtype="float32").reshape(10, 2)
+    keras.utils.set_random_seed(3)
+    batches = _ItemBatches(ratings, 4, shuffle=True)
+    assert len(batches) == 3
+    first = np.concatenate([batches[i][0][:, 0] for i in range(3)])
+    batches.on_epoch_end()
+    second = np.concatenate([batches[i][0][:, 0] for i in range(3)])
+    # Every item once per epoch, in a new order (Keras's own shuffle of
+    # arrays on TensorFlow repeats one order once a seed is set).
+    np.testing.assert_array_equal(np.sort(first), ratings[:, 0])
+    np.testing.assert_array_equal(np.sort(second), ratings[:, 0])
+    assert not np.array_equal(first, second)
+    keras.utils.set_random_seed(3)
+    again = _ItemBatches(ratings, 4, shuffle=True)
+    np.testing.assert_array_equal(
+        np.concatenate([again[i][0][:, 0] for i in range(3)]), first
+    )
+    in_order = _ItemBatches(ratings, 4, shuffle=False)
+    np.testing.assert_array_equal(in_order[2][0], ratings[8:])
+
+
+def test_seeded_fits_repeat_exactly():
+    x, y = data()
+    predictions = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        model = compiled()
+        model.fit(x, y, epochs=3, batch_size=2, verbose=0)
+        predictions.append(model.predict(x, verbose=0))
+    np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-6)
