@@ -167,7 +167,8 @@ class RatingTrainer(ModelBase):
                 loop (a `ValueError` says why it cannot run); `False`
                 always runs the stock `fit`.
         """
-        self._require_compiled()
+        # Before the input checks, which could build the model.
+        _checks.require_compiled(self)
         _inputs.check_batch_size("batch_size", batch_size)
         _inputs.check_batch_size("validation_batch_size", validation_batch_size)
         _checks.rate("validation_split", validation_split)
@@ -259,7 +260,7 @@ class RatingTrainer(ModelBase):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        self._require_compiled()
+        _checks.require_compiled(self)
         _inputs.check_batch_size("batch_size", batch_size)
         x, y, sample_weight = self._check_labelled(
             "evaluate", x, y, sample_weight
@@ -291,13 +292,6 @@ class RatingTrainer(ModelBase):
         x = _inputs.check_x(self, x, "predict_on_batch")
         return self._run("predict", x, super().predict_on_batch, x)
 
-    def _require_compiled(self) -> None:
-        """Raises, before anything builds the model, unless compiled.
-
-        The input checks of the loops could build the model first.
-        """
-        _checks.require_compiled(self)
-
     def _check_labelled(
         self, method: str, x: Any, y: Any, sample_weight: Any
     ) -> tuple[Any, Any, Any]:
@@ -326,7 +320,7 @@ class RatingTrainer(ModelBase):
         **kwargs: Any,
     ) -> Any:
         """Keras's `train_on_batch` or `test_on_batch`, inputs checked."""
-        self._require_compiled()
+        _checks.require_compiled(self)
         x, y, sample_weight = self._check_labelled(method, x, y, sample_weight)
         kind = "train" if method == "train_on_batch" else "test"
         run = getattr(super(), method)

@@ -11,18 +11,13 @@ from keras import ops
 
 from keras_catembed import _checks
 from keras_catembed import _inputs
+from keras_catembed import _item_batches
 from keras_catembed import _provenance
 from keras_catembed.entity_embedding import EntityEmbedding
 
 # Largest `num_items * num_users` held as the dense matrix of ratings
 # (256 MB in float32).
 MATRIX_LIMIT = 2**26
-
-
-def masked_squared_error(y_true: Any, y_pred: Any) -> Any:
-    """Squared error summed over the rated entries (non-zero `y_true`)."""
-    rated = ops.cast(ops.not_equal(y_true, 0.0), y_pred.dtype)
-    return ops.sum(rated * ops.square(y_true - y_pred), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="keras_catembed")
@@ -248,10 +243,15 @@ class ItemAutoencoder(keras.Model):
             )
         return x, y
 
-    def _check_fit_data(self, x: Any, y: Any, argument: str = "") -> None:
-        """Raises if `fit` would refuse `(x, y)` (`RatingEnsemble`)."""
+    def _check_fit_data(
+        self, x: Any, y: Any, argument: str = ""
+    ) -> tuple[Any, Any]:
+        """`fit`'s checked `(x, y)`; raises naming `argument` if refused.
+
+        `RatingEnsemble` calls it before any member trains.
+        """
         try:
-            self._checked_rows(x, y, "fit")
+            return self._checked_rows(x, y, "fit")
         except ValueError as error:
             if not argument:
                 raise
@@ -270,7 +270,10 @@ class ItemAutoencoder(keras.Model):
             y: The ratings, one per row (non-zero: 0 marks no rating). A
                 (user, item) pair given twice keeps its last rating.
         """
-        x, y = self._checked_rows(x, y, "adapt")
+        self._store(*self._checked_rows(x, y, "adapt"))
+
+    def _store(self, x: Any, y: np.ndarray) -> None:
+        """Stores checked rows and ratings (see `adapt`)."""
         users, items = (
             self._rows(self.user_column, x),
             self._rows(self.item_column, x),
@@ -321,7 +324,7 @@ class ItemAutoencoder(keras.Model):
         """
         _checks.require_compiled(self)
         _inputs.check_batch_size("batch_size", batch_size)
-        x, y = self._checked_rows(x, y, "fit")
+        x, y = self._check_fit_data(x, y)
         if validation_data is not None:
             if (
                 not isinstance(validation_data, (tuple, list))
@@ -332,10 +335,9 @@ class ItemAutoencoder(keras.Model):
                     f"rows and ratings. Received: {type(validation_data)}"
                 )
             x_val, y_val = validation_data
-            try:
-                validation_data = self._checked_rows(x_val, y_val, "fit")
-            except ValueError as error:
-                raise ValueError(f"`validation_data`: {error}") from error
+            validation_data = self._check_fit_data(
+                x_val, y_val, "validation_data"
+            )
         _checks.positive_int("epochs", epochs)
         _checks.non_negative_int("initial_epoch", initial_epoch)
         hooks = list(callbacks or [])
@@ -346,14 +348,16 @@ class ItemAutoencoder(keras.Model):
                     f"{type(hook).__name__}"
                 )
         if validation_data is not None:
-            hooks.insert(0, _RowValidation(self, validation_data))
+            hooks.insert(0, _item_batches.RowValidation(self, validation_data))
         model = self._item_batch_model()
         stored = [v.numpy() for v in self._stored_variables()]
         try:
-            self.adapt(x, y)
+            self._store(x, y)
             matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
             rated = np.flatnonzero(keras.ops.convert_to_numpy(self.known_items))
-            batches = _ItemBatches(matrix[rated], batch_size or 64, shuffle)
+            batches = _item_batches.ItemBatches(
+                matrix[rated], batch_size or 64, shuffle
+            )
             return model.fit(
                 batches,
                 epochs=epochs,
@@ -402,8 +406,8 @@ class ItemAutoencoder(keras.Model):
             getattr(model, key) is not value and getattr(model, key) != value
             for key, value in settings.items()
         ):
-            model = _ItemBatchModel(self)
-            model.compile(loss=masked_squared_error, **settings)
+            model = _item_batches.ItemBatchModel(self)
+            model.compile(loss=_item_batches.masked_squared_error, **settings)
             self.__dict__["_item_model"] = model
         return model
 
@@ -476,81 +480,3 @@ class ItemAutoencoder(keras.Model):
         if config.get("rating_range") is not None:
             config["rating_range"] = tuple(config["rating_range"])
         return cls(**config)
-
-
-class _ItemBatchModel(keras.Model):
-    """Items' rating vectors in, every user's rating of them out."""
-
-    def __init__(self, owner: ItemAutoencoder) -> None:
-        super().__init__(name=f"{owner.name}_items")
-        self.owner_encoder = owner.encoder
-        self.owner_vectors = owner.user_vectors
-        self.owner_bias = owner.user_bias
-        self.__dict__["_decode"] = owner._decode_all
-        self.__dict__["_owner"] = owner
-        self.built = True
-
-    def call(self, ratings: Any) -> Any:
-        return self._decode(self.owner_encoder(ratings))
-
-    def save(self, *args: Any, **kwargs: Any) -> Any:
-        # Callbacks such as ModelCheckpoint save the model they train:
-        # the autoencoder itself.
-        return self._owner.save(*args, **kwargs)
-
-    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
-        return self._owner.save_weights(*args, **kwargs)
-
-
-class _ItemBatches(keras.utils.PyDataset):
-    """Batches of items' rating vectors (inputs and targets alike).
-
-    With `shuffle`, each epoch draws a new order from NumPy's global
-    generator (which `keras.utils.set_random_seed` seeds): Keras's own
-    shuffle of arrays on TensorFlow repeats one order every epoch once a
-    seed is set, which made the autoencoder's training far noisier there.
-    """
-
-    def __init__(self, ratings: np.ndarray, batch_size: int, shuffle: bool):
-        super().__init__()
-        self.ratings, self.batch_size, self.shuffle = (
-            ratings,
-            batch_size,
-            shuffle,
-        )
-        # The global generator, seeded by keras.utils.set_random_seed.
-        seed = int(np.random.randint(2**31))  # noqa: NPY002
-        self.generator = np.random.default_rng(seed)
-        self.order = self._draw()
-
-    def _draw(self) -> np.ndarray:
-        count = len(self.ratings)
-        if self.shuffle:
-            return self.generator.permutation(count)
-        return np.arange(count)
-
-    def __len__(self) -> int:
-        return -(-len(self.ratings) // self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        start = index * self.batch_size
-        rows = self.ratings[self.order[start : start + self.batch_size]]
-        return rows, rows
-
-    def on_epoch_end(self) -> None:
-        self.order = self._draw()
-
-
-class _RowValidation(keras.callbacks.Callback):
-    """Evaluates the row model on validation rows after each epoch."""
-
-    def __init__(self, owner: ItemAutoencoder, data: tuple[Any, Any]) -> None:
-        super().__init__()
-        self.owner, self.data = owner, data
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        scores = self.owner.evaluate(
-            *self.data, batch_size=4096, verbose=0, return_dict=True
-        )
-        if logs is not None:
-            logs.update({f"val_{key}": value for key, value in scores.items()})

@@ -8,8 +8,8 @@ import pytest
 
 import keras_catembed
 from keras_catembed import ItemAutoencoder
+from keras_catembed._item_batches import masked_squared_error
 from keras_catembed.autoencoder import MATRIX_LIMIT
-from keras_catembed.autoencoder import masked_squared_error
 from keras_catembed.training import Recipe
 
 USERS, ITEMS = 12, 9
@@ -423,11 +423,11 @@ def test_predict_before_fit_and_fit_before_compile_say_what_to_do():
 
 
 def test_each_epoch_draws_a_new_order_of_items_and_seeds_repeat_it():
-    from keras_catembed.autoencoder import _ItemBatches
+    from keras_catembed._item_batches import ItemBatches
 
     ratings = np.arange(20, dtype="float32").reshape(10, 2)
     keras.utils.set_random_seed(3)
-    batches = _ItemBatches(ratings, 4, shuffle=True)
+    batches = ItemBatches(ratings, 4, shuffle=True)
     assert len(batches) == 3
     first = np.concatenate([batches[i][0][:, 0] for i in range(3)])
     batches.on_epoch_end()
@@ -438,11 +438,11 @@ def test_each_epoch_draws_a_new_order_of_items_and_seeds_repeat_it():
     np.testing.assert_array_equal(np.sort(second), ratings[:, 0])
     assert not np.array_equal(first, second)
     keras.utils.set_random_seed(3)
-    again = _ItemBatches(ratings, 4, shuffle=True)
+    again = ItemBatches(ratings, 4, shuffle=True)
     np.testing.assert_array_equal(
         np.concatenate([again[i][0][:, 0] for i in range(3)]), first
     )
-    in_order = _ItemBatches(ratings, 4, shuffle=False)
+    in_order = ItemBatches(ratings, 4, shuffle=False)
     np.testing.assert_array_equal(in_order[2][0], ratings[8:])
 
 

@@ -1,0 +1,97 @@
+"""Training of `ItemAutoencoder` on batches of items (private).
+
+`ItemAutoencoder.fit` trains an `ItemBatchModel` (the autoencoder's own
+layers, items' rating vectors in, every user's rating out) on
+`ItemBatches`, with `RowValidation` scoring (user, item) rows after
+each epoch.
+"""
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def masked_squared_error(y_true: Any, y_pred: Any) -> Any:
+    """Squared error summed over the rated entries (non-zero `y_true`)."""
+    rated = ops.cast(ops.not_equal(y_true, 0.0), y_pred.dtype)
+    return ops.sum(rated * ops.square(y_true - y_pred), axis=-1)
+
+
+class ItemBatchModel(keras.Model):
+    """Items' rating vectors in, every user's rating of them out."""
+
+    def __init__(self, owner: Any) -> None:
+        super().__init__(name=f"{owner.name}_items")
+        self.owner_encoder = owner.encoder
+        self.owner_vectors = owner.user_vectors
+        self.owner_bias = owner.user_bias
+        self.__dict__["_decode"] = owner._decode_all
+        self.__dict__["_owner"] = owner
+        self.built = True
+
+    def call(self, ratings: Any) -> Any:
+        return self._decode(self.owner_encoder(ratings))
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        # Callbacks such as ModelCheckpoint save the model they train:
+        # the autoencoder itself.
+        return self._owner.save(*args, **kwargs)
+
+    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
+        return self._owner.save_weights(*args, **kwargs)
+
+
+class ItemBatches(keras.utils.PyDataset):
+    """Batches of items' rating vectors (inputs and targets alike).
+
+    With `shuffle`, each epoch draws a new order from NumPy's global
+    generator (which `keras.utils.set_random_seed` seeds): Keras's own
+    shuffle of arrays on TensorFlow repeats one order every epoch once a
+    seed is set, which made the autoencoder's training far noisier there.
+    """
+
+    def __init__(self, ratings: np.ndarray, batch_size: int, shuffle: bool):
+        super().__init__()
+        self.ratings, self.batch_size, self.shuffle = (
+            ratings,
+            batch_size,
+            shuffle,
+        )
+        # The global generator, seeded by keras.utils.set_random_seed.
+        seed = int(np.random.randint(2**31))  # noqa: NPY002
+        self.generator = np.random.default_rng(seed)
+        self.order = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        count = len(self.ratings)
+        if self.shuffle:
+            return self.generator.permutation(count)
+        return np.arange(count)
+
+    def __len__(self) -> int:
+        return -(-len(self.ratings) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        start = index * self.batch_size
+        rows = self.ratings[self.order[start : start + self.batch_size]]
+        return rows, rows
+
+    def on_epoch_end(self) -> None:
+        self.order = self._draw()
+
+
+class RowValidation(keras.callbacks.Callback):
+    """Evaluates the row model on validation rows after each epoch."""
+
+    def __init__(self, owner: Any, data: tuple[Any, Any]) -> None:
+        super().__init__()
+        self.owner, self.data = owner, data
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        scores = self.owner.evaluate(
+            *self.data, batch_size=4096, verbose=0, return_dict=True
+        )
+        if logs is not None:
+            logs.update({f"val_{key}": value for key, value in scores.items()})
