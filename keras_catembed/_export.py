@@ -1,4 +1,4 @@
-"""Exporting a `RatingModel` for serving (`RatingModel.export`)."""
+"""Exporting a model for serving (`RatingModel.export`, `RatingEnsemble`)."""
 
 from typing import Any
 
@@ -45,9 +45,11 @@ def export(
         model.build()
     if signature is None and format in _SIGNED_FORMATS:
         signature = input_signature(model)
-    if keras.backend.backend() == "jax" and _pair_dtype.is_narrow(
-        getattr(model, "pair_dtype", "float32")
-    ):
+    narrow = any(
+        _pair_dtype.is_narrow(getattr(m, "pair_dtype", "float32"))
+        for m in [model, *getattr(model, "members", ())]
+    )
+    if keras.backend.backend() == "jax" and narrow:
         # jax2tf cannot trace the gradient of the bfloat16 pair products'
         # custom gradient for the SavedModel; serving needs none.
         options = dict(kwargs.get("jax2tf_kwargs") or {})

@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _export
 from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _provenance
@@ -276,6 +277,42 @@ class RatingEnsemble(keras.Model):
             else:
                 histories.append(member.fit(member_x, y, **options))
         return histories
+
+    def export(
+        self,
+        filepath: Any,
+        format: str = "tf_saved_model",
+        verbose: bool | None = None,
+        input_signature: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Exports the ensemble for inference, as `RatingModel.export`.
+
+        Without `input_signature`, the served function takes one dict of
+        int64 id vectors of shape `(batch,)`, keyed by the ensemble's
+        `columns`, and returns the averaged ratings, shape `(batch, 1)`,
+        equal to `predict`. The members' graphs check their ids as in
+        `RatingModel.export` (TensorFlow fails the call; from JAX an
+        unknown id's rating is NaN). It runs on TensorFlow and JAX; on
+        torch a SavedModel export raises (export from TensorFlow or JAX).
+        Every member must be trained, and an `ItemAutoencoder` must hold
+        its ratings, before the export.
+
+        Example:
+
+        ```python
+        ensemble.export("blend")
+        served = tf.saved_model.load("blend")
+        served.serve({"user_id": users, "movie_id": movies})
+        ```
+        """
+        for member in self.members:
+            ready = getattr(member, "_require_adapted", None)
+            if ready is not None:
+                ready("export")
+        return _export.export(
+            self, filepath, format, verbose, input_signature, **kwargs
+        )
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()

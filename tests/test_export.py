@@ -1,4 +1,5 @@
-"""`RatingModel.export`: a SavedModel served in a fresh process."""
+"""`RatingModel.export` and `RatingEnsemble.export`: SavedModels served in a
+fresh process."""
 
 import importlib.util
 import json
@@ -96,6 +97,18 @@ def _variants(tmp):
     expected["implicit_bfloat16"] = (narrow.predict(rows, verbose=0), rows)
     variants["implicit_bfloat16"] = narrow
 
+    # An ensemble of the bfloat16 model and an item autoencoder.
+    autoencoder = keras_catembed.ItemAutoencoder(
+        {"user_id": 12, "movie_id": 8}, hidden_units=6, rating_range=(1, 5)
+    )
+    autoencoder.compile(optimizer="adam", loss="mse")
+    autoencoder.fit(rows, y, epochs=2, batch_size=4, verbose=0)
+    ensemble = keras_catembed.RatingEnsemble(
+        [narrow, autoencoder], weights=[0.7, 0.3], rating_range=(1, 5)
+    )
+    expected["ensemble"] = (ensemble.predict(rows, verbose=0), rows)
+    variants["ensemble"] = ensemble
+
     # Loaded from a .keras file and exported without any call.
     fast.save(tmp / "fast.keras")
     variants["loaded"] = keras.saving.load_model(tmp / "fast.keras")
@@ -160,6 +173,7 @@ def exported(tmp_path_factory):
         "loaded",
         "implicit",
         "implicit_bfloat16",
+        "ensemble",
     ],
 )
 def test_served_ratings_match_predict(exported, case):
@@ -214,3 +228,29 @@ def test_export_on_torch_says_which_backend_to_use(tmp_path):
         model.export(str(tmp_path / "served"))
     assert not (tmp_path / "served").exists()
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
+
+
+def test_an_ensemble_exports_only_once_its_autoencoder_holds_ratings(tmp_path):
+    trained = _model()
+    empty = keras_catembed.ItemAutoencoder({"user_id": 12, "movie_id": 8})
+    ensemble = keras_catembed.RatingEnsemble([trained, empty])
+    with pytest.raises(ValueError, match=r"`export` needs the model's ratings"):
+        ensemble.export(str(tmp_path / "served"))
+    assert not (tmp_path / "served").exists()
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch only")
+def test_ensemble_export_on_torch_says_which_backend_to_use(tmp_path):
+    x, y = _data(8)
+    rows = {"user_id": x["user_id"], "movie_id": x["user_id"] % 8}
+    autoencoder = keras_catembed.ItemAutoencoder(
+        {"user_id": 12, "movie_id": 8}, hidden_units=4
+    )
+    autoencoder.adapt(rows, y)
+    first = keras_catembed.RatingModel({"user_id": 12, "movie_id": 8})
+    ensemble = keras_catembed.RatingEnsemble([first, autoencoder])
+    before = ensemble.predict(rows, verbose=0)
+    with pytest.raises(ValueError, match="TensorFlow or JAX backend"):
+        ensemble.export(str(tmp_path / "served"))
+    assert not (tmp_path / "served").exists()
+    np.testing.assert_array_equal(ensemble.predict(rows, verbose=0), before)

@@ -305,7 +305,7 @@ class TorchBackend(generic.Backend):
     def export_error(self, format: str, signature: Any) -> str | None:
         if format == "tf_saved_model" and signature is None:
             return (
-                "Exporting a RatingModel to a SavedModel needs the TensorFlow "
+                "Exporting a model to a SavedModel needs the TensorFlow "
                 "or JAX backend (Keras exports torch models only through "
                 "torch_xla, with flat inputs). Save the model with "
                 "`model.save('model.keras')`, load it with "
