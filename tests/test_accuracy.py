@@ -3,7 +3,8 @@
 The README's headline for the `"recommended"` preset on MovieLens 100k's
 first official fold is an RMSE of 0.8941 on its current recipe (u1 entry
 of `benchmarks/results/movielens_accuracy_sparse_ml-100k.json`). Training
-it again with the preset's own recipe must stay close. The preset was
+it again with the preset's own recipe (as a member of the blend's test)
+must stay close. The preset was
 chosen before this test existed; the bound only guards against
 regressions. The same holds for the variant with a day column that the
 nested choice picked on u1 (`benchmarks/nested_variants.py --time`), and
@@ -36,17 +37,6 @@ def _rmse(model, test):
     )
     error = np.asarray(prediction, "float64").reshape(-1) - test.rating
     return float(np.sqrt(np.mean(error**2)))
-
-
-@pytest.mark.slow
-def test_recommended_preset_on_u1_stays_near_its_published_rmse():
-    ratings = movielens.load_ratings("ml-100k", data_dir=REAL_DATA)
-    train, test = ratings.official_split("u1")
-    model, _ = training.train(train, "recommended", verbose=0)
-    # Published: 0.8941 (one run). Seeds and backends move it by about
-    # 0.002; a regression of the model or the recipe moves it far more
-    # (the preset without implicit feedback, "mlp", scores 0.9207).
-    assert _rmse(model, test) <= 0.905
 
 
 @pytest.mark.slow
@@ -84,7 +74,7 @@ def test_the_day_column_in_ten_epochs_keeps_u1_near_its_published_rmse():
 
 
 @pytest.mark.slow
-def test_a_blend_with_an_item_autoencoder_beats_its_preset_on_u1():
+def test_the_preset_and_its_blend_with_an_item_autoencoder_on_u1():
     import keras
 
     from keras_catembed import ItemAutoencoder
@@ -115,6 +105,12 @@ def test_a_blend_with_an_item_autoencoder_beats_its_preset_on_u1():
     # validation ratings) would not get below the preset's own figure.
     alone, blended = _rmse(model, test), _rmse(blend, test)
     print(f"u1: preset {alone:.4f}, blend {blended:.4f}")
+    # The preset alone, the README's headline: 0.8941 (one run, the u1
+    # entry of `movielens_accuracy_sparse_ml-100k.json`). Seeds and
+    # backends move it by about 0.002; a regression of the model or the
+    # recipe moves it far more (the preset without implicit feedback,
+    # "mlp", scores 0.9207).
+    assert alone <= 0.905
     assert blended < alone
     # Seeds and backends move u1 by about 0.003 (the preset's published
     # u1 is 0.8941 in one run, 0.8913 in another).
