@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_catembed import _epoch_order
+
 
 def masked_squared_error(y_true: Any, y_pred: Any) -> Any:
     """Squared error summed over the rated entries (non-zero `y_true`)."""
@@ -43,43 +45,16 @@ class ItemBatchModel(keras.Model):
         return self._owner.save_weights(*args, **kwargs)
 
 
-class ItemBatches(keras.utils.PyDataset):
-    """Batches of items' rating vectors (inputs and targets alike).
+class ItemBatches(_epoch_order.ShuffledBatches):
+    """Batches of items' rating vectors, as inputs and as targets.
 
-    With `shuffle`, each epoch draws a new order from NumPy's global
-    generator (which `keras.utils.set_random_seed` seeds): Keras's own
-    shuffle of arrays on TensorFlow repeats one order every epoch once a
-    seed is set, which made the autoencoder's training far noisier there.
+    With `shuffle`, each epoch draws a new order of the items (see
+    `_epoch_order`: Keras's own shuffle of arrays on TensorFlow repeats
+    one order every epoch once a seed is set).
     """
 
     def __init__(self, ratings: np.ndarray, batch_size: int, shuffle: bool):
-        super().__init__()
-        self.ratings, self.batch_size, self.shuffle = (
-            ratings,
-            batch_size,
-            shuffle,
-        )
-        # The global generator, seeded by keras.utils.set_random_seed.
-        seed = int(np.random.randint(2**31))  # noqa: NPY002
-        self.generator = np.random.default_rng(seed)
-        self.order = self._draw()
-
-    def _draw(self) -> np.ndarray:
-        count = len(self.ratings)
-        if self.shuffle:
-            return self.generator.permutation(count)
-        return np.arange(count)
-
-    def __len__(self) -> int:
-        return -(-len(self.ratings) // self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        start = index * self.batch_size
-        rows = self.ratings[self.order[start : start + self.batch_size]]
-        return rows, rows
-
-    def on_epoch_end(self) -> None:
-        self.order = self._draw()
+        super().__init__((ratings, ratings), batch_size, shuffle)
 
 
 class RowValidation(keras.callbacks.Callback):

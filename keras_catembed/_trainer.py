@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_catembed import _auto
 from keras_catembed import _checks
+from keras_catembed import _epoch_order
 from keras_catembed import _fast_fit
 from keras_catembed import _forward
 from keras_catembed import _frames
@@ -217,15 +218,18 @@ class RatingTrainer(ModelBase):
         )
         if fast is False or reason is not None:
             pending = start_hashing()
+            # On TensorFlow, arrays in a new order every epoch.
+            data, targets, options = _epoch_order.stock_fit_data(
+                x, y, {**kwargs, **slow}
+            )
             history = self._run(
                 "train",
                 x,
                 super().fit,
-                x,
-                y,
+                data,
+                targets,
                 copy_state=streamed,
-                **kwargs,
-                **slow,
+                **options,
             )
         else:
             # Once the first epoch's order is drawn: until then the thread

@@ -19,6 +19,6 @@ mypy
 export KERAS_CATEMBED_ONE_BACKEND="${KERAS_CATEMBED_ONE_BACKEND-torch}"
 for backend in tensorflow jax torch; do
     echo "=== pytest on the $backend backend"
-    KERAS_BACKEND="$backend" python -m pytest tests -n auto --dist loadfile --durations=15 "$@"
+    KERAS_BACKEND="$backend" python -m pytest tests -n auto --dist loadfile "$@"
 done
 mkdocs build --strict --site-dir "$(mktemp -d)"
