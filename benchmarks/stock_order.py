@@ -1,8 +1,8 @@
 """The cost of a new order every epoch in the stock `fit` on TensorFlow.
 
 `RatingModel.fit` runs Keras's own loop when its device loop does not
-apply (`fast=False`, `sample_weight`, `class_weight`, `steps_per_epoch`,
-eager mode, a `tf.distribute` strategy). On TensorFlow, Keras shuffles
+apply (`fast=False`, `sample_weight`, `class_weight`, eager mode). On
+TensorFlow, Keras shuffles
 arrays in a `tf.data` pipeline whose order repeats every epoch once
 `keras.utils.set_random_seed` has run, so the model feeds its arrays
 through `_epoch_order.ShuffledBatches` (a `keras.utils.PyDataset` that
@@ -38,7 +38,7 @@ import _ml20m_shape  # noqa: E402
 import _results  # noqa: E402
 
 
-def _passthrough(x, y, options):
+def _passthrough(model, x, y, options):
     return x, y, options
 
 

@@ -54,48 +54,76 @@ class ShuffledBatches(keras.utils.PyDataset):
 
 
 def stock_fit_data(
-    x: Any, y: Any, options: dict[str, Any]
+    model: Any, x: Any, y: Any, options: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
     """`x`, `y` and the options of Keras's `fit` on arrays, reordered.
 
-    On TensorFlow, a shuffled `fit` of NumPy arrays (a dict of id arrays,
-    ratings and optional sample weights) gets a `ShuffledBatches` in
-    their place, so that each epoch has its own order; `validation_split`
-    takes the same last rows as Keras takes. Other calls are returned
-    unchanged.
+    On TensorFlow, a shuffled `fit` (`shuffle=True`) of NumPy arrays (a
+    dict of id arrays, ratings and optional sample weights; lists become
+    arrays) gets a `ShuffledBatches` in their place, so that each epoch
+    has its own order. `validation_split` takes the last rows, as Keras
+    does, with Keras's check; floats are cast to `keras.config.floatx()`,
+    as Keras casts arrays. Calls with `steps_per_epoch` (whose passes
+    span epochs), under a `tf.distribute` strategy, or with other inputs
+    are returned unchanged.
     """
     weights = options.get("sample_weight")
+    if isinstance(y, (list, tuple)):
+        y = np.asarray(y)
+    if isinstance(weights, (list, tuple)):
+        weights = np.asarray(weights)
     if not (
         keras.backend.backend() == "tensorflow"
         and options.get("shuffle") is True
+        and options.get("steps_per_epoch") is None
         and isinstance(x, Mapping)
         and all(isinstance(v, np.ndarray) for v in x.values())
         and isinstance(y, np.ndarray)
         and (weights is None or isinstance(weights, np.ndarray))
-        and not _distributed()
+        and not _distributed(model)
     ):
         return x, y, options
     options = dict(options)
-    arrays = (dict(x), y) if weights is None else (dict(x), y, weights)
+    arrays: Any = (dict(x), _floatx(y))
+    if weights is not None:
+        arrays = (*arrays, _floatx(weights))
     split = options.pop("validation_split", 0.0) or 0.0
     if split and options.get("validation_data") is None:
         # As Keras splits arrays: the last rows, before any shuffle.
         count = len(y)
         cut = int(math.floor(count * (1.0 - split)))
+        if cut in (0, count):
+            raise ValueError(
+                f"Training data contains {count} samples, which is not "
+                "sufficient to split it into a validation and training set "
+                f"as specified by `validation_split={split}`. Either "
+                "provide more data, or a different value for the "
+                "`validation_split` argument."
+            )
         options["validation_data"] = keras.tree.map_structure(
             lambda a: a[cut:], arrays
         )
         arrays = keras.tree.map_structure(lambda a: a[:cut], arrays)
-    batch_size = options.pop("batch_size", None) or 32
+    batch_size = options.pop("batch_size", None)
+    # Keras validates in batches of `batch_size` unless told otherwise.
     options["validation_batch_size"] = (
         options.get("validation_batch_size") or batch_size
     )
     options.pop("sample_weight", None)
     options["shuffle"] = False
-    return ShuffledBatches(arrays, batch_size, True), None, options
+    return ShuffledBatches(arrays, batch_size or 32, True), None, options
 
 
-def _distributed() -> bool:
+def _floatx(values: np.ndarray) -> np.ndarray:
+    if np.issubdtype(values.dtype, np.floating):
+        return values.astype(keras.config.floatx(), copy=False)
+    return values
+
+
+def _distributed(model: Any) -> bool:
     import tensorflow as tf
 
-    return bool(tf.distribute.has_strategy())
+    return bool(
+        tf.distribute.has_strategy()
+        or getattr(model, "_distribute_strategy", None)
+    )

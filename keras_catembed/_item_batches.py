@@ -54,7 +54,11 @@ class ItemBatches(_epoch_order.ShuffledBatches):
     """
 
     def __init__(self, ratings: np.ndarray, batch_size: int, shuffle: bool):
-        super().__init__((ratings, ratings), batch_size, shuffle)
+        super().__init__(ratings, batch_size, shuffle)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = super().__getitem__(index)
+        return rows, rows
 
 
 class RowValidation(keras.callbacks.Callback):

@@ -220,7 +220,7 @@ class RatingTrainer(ModelBase):
             pending = start_hashing()
             # On TensorFlow, arrays in a new order every epoch.
             data, targets, options = _epoch_order.stock_fit_data(
-                x, y, {**kwargs, **slow}
+                self, x, y, {**kwargs, **slow}
             )
             history = self._run(
                 "train",

@@ -21,8 +21,12 @@ class OrderProbe(keras_catembed.RatingModel):
 
     def train_step(self, *args):
         # `(data)`, or `(state, data)` on JAX.
-        users = keras.ops.convert_to_numpy(args[-1][0]["user_id"])
+        data = args[-1]
+        users = keras.ops.convert_to_numpy(data[0]["user_id"])
         self.__dict__.setdefault("seen", []).append(np.asarray(users).tolist())
+        self.__dict__["target_dtype"] = keras.backend.standardize_dtype(
+            data[1].dtype
+        )
         return super().train_step(*args)
 
 
@@ -60,13 +64,52 @@ def test_a_seeded_stock_fit_draws_a_new_order_every_epoch(fast):
 
 
 def test_unshuffled_stock_fit_keeps_the_rows_in_order():
+    # Keras's own loop, which `fit` leaves unshuffled arrays to.
     model, _ = _fitted(4, batch_size=5, fast=False, shuffle=False)
     expected = [list(range(0, 5)), list(range(5, 10)), [10, 11]] * 3
     assert model.seen == expected
 
 
+def test_float64_ratings_train_as_floatx():
+    keras.utils.set_random_seed(0)
+    model = OrderProbe({"user_id": USERS, "movie_id": 3}, hidden_units=[4])
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    x, y = _data()
+    model.fit(x, y.astype("float64"), batch_size=4, fast=False, verbose=0)
+    assert model.target_dtype == keras.config.floatx()
+    assert sorted(u for batch in model.seen for u in batch) == list(range(12))
+
+
+def test_steps_per_epoch_keeps_one_pass_over_the_rows_across_epochs():
+    # Passes that span epochs stay with Keras's loop: every row once per
+    # pass of three steps, here one pass over two epochs.
+    model, _ = _fitted(4, batch_size=4, fast="auto", steps_per_epoch=3)
+    assert len(model.seen) == 9
+    for start in (0, 3, 6):
+        rows = sorted(u for b in model.seen[start : start + 3] for u in b)
+        assert rows == list(range(ROWS))
+
+
+def test_a_split_with_no_rows_on_one_side_is_refused_before_training():
+    keras.utils.set_random_seed(0)
+    model = OrderProbe({"user_id": USERS, "movie_id": 3}, hidden_units=[4])
+    model.build()
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    x, y = _data()
+    before = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    with pytest.raises(ValueError, match="not sufficient to split"):
+        model.fit(x, y, validation_split=0.99, fast=False, verbose=0)
+    assert "seen" not in model.__dict__
+    for weight, value in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), value)
+
+
 def test_validation_split_and_sample_weight_in_the_stock_loop():
+    # Weights of 0 on the last row: a loss that dropped the weights, or
+    # took another row's, would not match the weighted evaluation.
     weights = np.ones(ROWS, "float32")
+    weights[-1] = 0.0
+    weights[9] = 3.0
     model, history = _fitted(
         2,
         batch_size=4,
