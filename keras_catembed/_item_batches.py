@@ -53,9 +53,6 @@ class ItemBatches(_epoch_order.ShuffledBatches):
     one order every epoch once a seed is set).
     """
 
-    def __init__(self, ratings: np.ndarray, batch_size: int, shuffle: bool):
-        super().__init__(ratings, batch_size, shuffle)
-
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = super().__getitem__(index)
         return rows, rows
