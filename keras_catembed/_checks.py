@@ -19,6 +19,14 @@ INT32_MAX = int(np.iinfo(np.int32).max)
 INT32_EXPECTED = "ids in the int32 range"
 
 
+def model_tree(model: Any) -> list[Any]:
+    """`model` and every member below it (`RatingEnsemble`s at any depth)."""
+    found = [model]
+    for member in getattr(model, "members", ()):
+        found.extend(model_tree(member))
+    return found
+
+
 def positive_int(name: str, value: Any) -> int:
     """Returns `value` as an int, or raises if it is not a positive integer."""
     if (

@@ -37,7 +37,17 @@ def export(
     signature: Any,
     **kwargs: Any,
 ) -> Any:
-    """Runs `keras.Model.export` with the model's own signature."""
+    """Runs `keras.Model.export` with the model's own signature.
+
+    Every model in the tree (an ensemble's members, at any depth) that
+    reads stored ratings must hold them: such a member refuses before
+    anything is written.
+    """
+    tree = _checks.model_tree(model)
+    for member in tree:
+        ready = getattr(member, "_require_adapted", None)
+        if ready is not None:
+            ready("export")
     error = backend.current.export_error(format, signature)
     if error is not None:
         raise ValueError(error)
@@ -46,8 +56,7 @@ def export(
     if signature is None and format in _SIGNED_FORMATS:
         signature = input_signature(model)
     narrow = any(
-        _pair_dtype.is_narrow(getattr(m, "pair_dtype", "float32"))
-        for m in [model, *getattr(model, "members", ())]
+        _pair_dtype.is_narrow(getattr(m, "pair_dtype", "float32")) for m in tree
     )
     if keras.backend.backend() == "jax" and narrow:
         # jax2tf cannot trace the gradient of the bfloat16 pair products'

@@ -272,8 +272,12 @@ class ItemAutoencoder(keras.Model):
         """
         self._store(*self._checked_rows(x, y, "adapt"))
 
-    def _store(self, x: Any, y: np.ndarray) -> None:
-        """Stores checked rows and ratings (see `adapt`)."""
+    def _store(self, x: Any, y: np.ndarray) -> np.ndarray:
+        """Stores checked rows and ratings (see `adapt`).
+
+        Returns the rows of the rated items in the stored matrix, what
+        `fit` trains on.
+        """
         users, items = (
             self._rows(self.user_column, x),
             self._rows(self.item_column, x),
@@ -281,13 +285,12 @@ class ItemAutoencoder(keras.Model):
         matrix = np.zeros((self.num_items, self.num_users), "float32")
         matrix[items, users] = y
         self.item_ratings.embeddings.assign(matrix)
-        self.known_users.assign(
-            np.bincount(users, minlength=self.num_users).astype("float32") > 0
-        )
-        self.known_items.assign(
-            np.bincount(items, minlength=self.num_items).astype("float32") > 0
-        )
+        known_users = np.bincount(users, minlength=self.num_users) > 0
+        known_items = np.bincount(items, minlength=self.num_items) > 0
+        self.known_users.assign(known_users.astype("float32"))
+        self.known_items.assign(known_items.astype("float32"))
         self.mean_rating.assign(float(np.mean(y)))
+        return matrix[np.flatnonzero(known_items)]
 
     def fit(
         self,
@@ -352,11 +355,8 @@ class ItemAutoencoder(keras.Model):
         model = self._item_batch_model()
         stored = [v.numpy() for v in self._stored_variables()]
         try:
-            self._store(x, y)
-            matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
-            rated = np.flatnonzero(keras.ops.convert_to_numpy(self.known_items))
             batches = _item_batches.ItemBatches(
-                matrix[rated], batch_size or 64, shuffle
+                self._store(x, y), batch_size or 64, shuffle
             )
             return model.fit(
                 batches,

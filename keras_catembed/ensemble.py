@@ -306,10 +306,6 @@ class RatingEnsemble(keras.Model):
         served.serve({"user_id": users, "movie_id": movies})
         ```
         """
-        for member in self.members:
-            ready = getattr(member, "_require_adapted", None)
-            if ready is not None:
-                ready("export")
         return _export.export(
             self, filepath, format, verbose, input_signature, **kwargs
         )

@@ -237,6 +237,11 @@ def test_an_ensemble_exports_only_once_its_autoencoder_holds_ratings(tmp_path):
     with pytest.raises(ValueError, match=r"`export` needs the model's ratings"):
         ensemble.export(str(tmp_path / "served"))
     assert not (tmp_path / "served").exists()
+    # One level down: the autoencoder inside an ensemble inside an ensemble.
+    outer = keras_catembed.RatingEnsemble([_model(), ensemble])
+    with pytest.raises(ValueError, match=r"`export` needs the model's ratings"):
+        outer.export(str(tmp_path / "nested"))
+    assert not (tmp_path / "nested").exists()
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="torch only")
