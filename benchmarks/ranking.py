@@ -96,7 +96,7 @@ def run(dataset, split, train, test, *, k, epochs, num_users, seed):
         "most_popular": {m: rows["most popular"][m] for m in METRICS},
         "train_seconds": train_seconds,
         "ranking_seconds": rank_seconds,
-        "recommend_path": _recommend._scorer_kind(model).__name__,
+        "recommend_path": _recommend.scorer_kind(model).__name__,
     }
 
 

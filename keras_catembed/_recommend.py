@@ -1,4 +1,4 @@
-"""Top-N recommendations from a trained `RatingModel`."""
+"""Top-N recommendations from a trained model or ensemble."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from numpy.typing import NDArray
 
+from keras_catembed import _checks
 from keras_catembed import _pairs
 from keras_catembed import _requests
 from keras_catembed import backend
@@ -51,12 +52,9 @@ def recommend(
     )
     user_column, item_column, _, columns, ids, _ = request
     # Every id, and the pairs, are checked here, before any compiled call.
-    _pairs.check_model_adapted(model)
-    for column, values in columns.items():
-        model.embedding_layers[column].check_ids(values)
-    model.embedding_layers[item_column].check_ids(ids)
+    check_ids(model, columns, ids, user_column, item_column)
 
-    kind = _scorer_kind(model, path)
+    kind = scorer_kind(model, path)
     # The scorers run compiled models that share `model`'s layers. Keras's
     # JAX loop detaches their variables while it runs: a call that fails
     # puts them back, so the model stays usable.
@@ -64,9 +62,50 @@ def recommend(
     try:
         return _ranked(model, kind, request)
     except BaseException:
-        model.__dict__.pop("_recommend_functions", None)
+        for part in _checks.model_tree(model):
+            part.__dict__.pop("_recommend_functions", None)
         backend.current.restore_state(model, saved)
         raise
+
+
+def check_ids(
+    model: Any,
+    users: Users,
+    candidates: NDArray[Any],
+    user_column: str,
+    item_column: str,
+) -> None:
+    """Raises unless `model` (each member of an ensemble) can score them.
+
+    A model with id tables checks the users' ids and the candidates with
+    them; one that reads adapted pairs or stored ratings must hold them.
+    An ensemble's members are checked with the columns each reads, and
+    each must read the user and item columns.
+    """
+    members = getattr(model, "members", None)
+    if members is not None:
+        for member in members:
+            own = getattr(member, "columns", None)
+            if own is not None and not {user_column, item_column} <= set(own):
+                raise ValueError(
+                    f"`recommend` scores each user's items with every "
+                    f"member: member '{member.name}' reads the columns "
+                    f"{list(own)}, expected both {user_column!r} and "
+                    f"{item_column!r}."
+                )
+            mine = {c: v for c, v in users.items() if own is None or c in own}
+            check_ids(member, mine, candidates, user_column, item_column)
+        return
+    ready = getattr(model, "_require_adapted", None)
+    if ready is not None:
+        ready("recommend")
+    _pairs.check_model_adapted(model)
+    layers = getattr(model, "embedding_layers", None) or {}
+    for column, values in users.items():
+        if column in layers:
+            layers[column].check_ids(values)
+    if item_column in layers:
+        layers[item_column].check_ids(candidates)
 
 
 def _ranked(model: Any, kind: Any, request: _requests.Request) -> Ranked:
@@ -124,7 +163,7 @@ class Scorer:
         """Whether this scorer is proven equal to scoring through `model`.
 
         `base` is the model class that offers the scorer (see
-        `_scorer_kind`): the proof holds for its own methods.
+        `scorer_kind`): the proof holds for its own methods.
         """
         return True
 
@@ -157,12 +196,16 @@ class Scorer:
         raise NotImplementedError
 
 
-def _scorer_kind(model: Any, path: str | None = None) -> type[Scorer]:
+def scorer_kind(
+    model: Any, path: str | None = None, blocks: bool = False
+) -> type[Scorer]:
     """The fastest scorer proven equal to scoring through the model.
 
     The model's class offers its fast scorers, fastest first, each with
     the class whose methods it was proven on (`_recommend_scorers`:
-    `{name: (scorer, class)}`); `"predict"` applies to any model.
+    `{name: (scorer, class)}`); `"predict"` applies to any model. With
+    `blocks`, only scorers that score blocks of users (`scores`) qualify,
+    as an ensemble's members must.
     """
     offered: dict[str, tuple[type[Scorer], type]] = getattr(
         model, "_recommend_scorers", dict
@@ -172,6 +215,7 @@ def _scorer_kind(model: Any, path: str | None = None) -> type[Scorer]:
         name: kind
         for name, (kind, base) in offered.items()
         if kind.applies(model, base)
+        and not (blocks and kind.scores is Scorer.scores)
     }
     if path is None:
         return next(iter(usable.values()))

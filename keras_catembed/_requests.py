@@ -169,8 +169,14 @@ def check_users(
 def check_candidates(
     model: Any, candidates: ArrayLike | None, item_column: str
 ) -> NDArray[Any]:
-    layer = model.embedding_layers[item_column]
     if candidates is None:
+        layer = item_layer(model, item_column)
+        if layer is None:
+            raise ValueError(
+                "`candidates` must be given: no model here holds a table "
+                f"of {item_column!r} ids to take them from. Received: "
+                "candidates=None"
+            )
         if layer.vocabulary is not None:
             return np.asarray(layer.vocabulary)
         return np.arange(layer.input_dim, dtype="int64")
@@ -180,6 +186,18 @@ def check_candidates(
     if np.unique(candidates).size != candidates.size:
         raise ValueError("`candidates` must not repeat an id")
     return candidates
+
+
+def item_layer(model: Any, item_column: str) -> Any:
+    """The id table of `item_column`: the model's, or its first member's."""
+    layers = getattr(model, "embedding_layers", None) or {}
+    if item_column in layers:
+        return layers[item_column]
+    for member in getattr(model, "members", ()):
+        layer = item_layer(member, item_column)
+        if layer is not None:
+            return layer
+    return None
 
 
 def excluded_pairs(

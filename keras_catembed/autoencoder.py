@@ -12,7 +12,9 @@ from keras import ops
 from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _item_batches
+from keras_catembed import _member_grids
 from keras_catembed import _provenance
+from keras_catembed import _recommend
 from keras_catembed.entity_embedding import EntityEmbedding
 
 # Largest `num_items * num_users` held as the dense matrix of ratings
@@ -451,6 +453,51 @@ class ItemAutoencoder(keras.Model):
                 UserWarning,
                 stacklevel=3,
             )
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude: Any = None,
+        candidates: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Returns the `k` best-scored items for each user, best first.
+
+        As `RatingModel.recommend`: every candidate item is scored for
+        every user, the pairs of `exclude` are left out, and the `k`
+        highest predicted ratings are kept. Each candidate's code is
+        computed once from its stored ratings, so the scores (equal to
+        `predict` on the same pairs) are one matrix product.
+
+        Args:
+            users: Array of user ids, or a dict (or pandas `DataFrame`)
+                with the users' column.
+            k: Positive integer. How many items per user. Defaults to 10.
+            exclude: Optional dict (or `DataFrame`) with both columns:
+                pairs never to recommend (typically the training ratings).
+            candidates: Optional array of distinct item ids. Defaults to
+                every item id `0..num_items-1`.
+
+        Returns:
+            A tuple `(item_ids, scores)` of NumPy arrays of shape
+            `(len(users), k)`, best first (id `-1` and score NaN where
+            fewer than `k` candidates remain).
+
+        Raises:
+            ValueError: before the model holds ratings, or as
+                `RatingModel.recommend` for bad arguments.
+        """
+        ranked: tuple[np.ndarray, np.ndarray] = _recommend.recommend(
+            self, users, k, exclude=exclude, candidates=candidates
+        )
+        return ranked
+
+    def _recommend_scorers(
+        self,
+    ) -> dict[str, tuple[type[_recommend.Scorer], type]]:
+        """`recommend`'s fast scorer: the candidates' codes, once."""
+        return {"grid": (_member_grids.AutoencoderGrid, ItemAutoencoder)}
 
     def _require_adapted(self, where: str) -> None:
         if not self.adapted:

@@ -14,7 +14,9 @@ from keras_catembed import _checks
 from keras_catembed import _export
 from keras_catembed import _frames
 from keras_catembed import _inputs
+from keras_catembed import _member_grids
 from keras_catembed import _provenance
+from keras_catembed import _recommend
 from keras_catembed._recipe import Recipe
 
 
@@ -277,6 +279,89 @@ class RatingEnsemble(keras.Model):
             else:
                 histories.append(member.fit(member_x, y, **options))
         return histories
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude: Any = None,
+        candidates: Any = None,
+        user_column: str | None = None,
+        item_column: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Returns the `k` best-scored items for each user, best first.
+
+        As `RatingModel.recommend`, with the ensemble's scores: every
+        candidate is scored for every user, the pairs of `exclude` are
+        left out, and the `k` highest predicted ratings are kept. The
+        scores equal `predict` on the same pairs. Each member scores the
+        user x item grid by its own fastest exact path (a `RatingModel`'s
+        column vectors computed once, an `ItemAutoencoder`'s item codes
+        computed once, `predict` for any other model); the ensemble adds
+        them with its weights and applies its range. When the class
+        overrides `call`, every row goes through `predict` instead.
+
+        Every member must read `user_column` and `item_column`. Every id
+        is checked by each member that embeds its column, and every
+        member that reads adapted pairs or stored ratings must hold them,
+        before anything is scored.
+
+        Args:
+            users: Array of user ids (of `user_column`), or a dict (or
+                pandas `DataFrame`) with that column and, for an ensemble
+                of more than two columns, each other column's value per
+                user.
+            k: Positive integer. How many items per user. Defaults to 10.
+            exclude: Optional dict (or pandas `DataFrame`) with
+                `user_column` and `item_column` arrays: pairs never to
+                recommend (typically the training ratings). Defaults to
+                `None`.
+            candidates: Optional array of distinct item ids to choose from.
+                Defaults to every id of the first member that embeds
+                `item_column`.
+            user_column: String. The column of `users`. Defaults to the
+                ensemble's first column (required with more than two
+                columns).
+            item_column: String. The column of the items. Defaults to the
+                ensemble's second column (required with more than two
+                columns).
+
+        Returns:
+            A tuple `(item_ids, scores)` of NumPy arrays of shape
+            `(len(users), k)`, best first. Where fewer than `k` candidates
+            remain for a user after `exclude`, the last places hold the id
+            `-1` and the score NaN.
+
+        Raises:
+            ValueError: as `RatingModel.recommend`, and for a member that
+                does not read both columns or holds no ratings yet;
+                nothing is computed then.
+
+        Example:
+
+        ```python
+        items, scores = ensemble.recommend(
+            [196, 186], k=10, exclude={"user_id": u, "movie_id": m}
+        )
+        ```
+        """
+        ranked: tuple[np.ndarray, np.ndarray] = _recommend.recommend(
+            self,
+            users,
+            k,
+            exclude=exclude,
+            candidates=candidates,
+            user_column=user_column,
+            item_column=item_column,
+        )
+        return ranked
+
+    def _recommend_scorers(
+        self,
+    ) -> dict[str, tuple[type[_recommend.Scorer], type]]:
+        """`recommend`'s fast scorer: the members' grids, weighted."""
+        return {"grid": (_member_grids.EnsembleGrid, RatingEnsemble)}
 
     def export(
         self,

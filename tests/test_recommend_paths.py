@@ -145,9 +145,7 @@ def test_recommend_scores_equal_predict(case):
 def test_the_fastest_proven_path_is_chosen(case, path):
     kind, kwargs = CASES[case]
     model = build(kind, **kwargs)
-    assert _recommend._scorer_kind(model) is _recommend._scorer_kind(
-        model, path
-    )
+    assert _recommend.scorer_kind(model) is _recommend.scorer_kind(model, path)
 
 
 def test_a_path_that_does_not_apply_is_refused():

@@ -1,0 +1,103 @@
+"""`recommend`'s grid scorers of `ItemAutoencoder` and `RatingEnsemble`.
+
+An item autoencoder's rating of `(user, item)` is the dot product of the
+item's code (the encoder over its stored ratings) and the user's decoder
+vector, plus the user's bias: each candidate's code is computed once and
+the grid is one matrix product. An ensemble's grid is the weighted sum
+of its members' grids, each scored by the member's own fastest scorer
+that scores blocks of users, then its range.
+"""
+
+from typing import Any
+
+import keras
+import numpy as np
+from numpy.typing import NDArray
+
+from keras_catembed import _recommend
+from keras_catembed._recommend import Scorer
+
+# Candidate items encoded at once (each reads a row of every user).
+ENCODE_BLOCK = 1024
+
+
+def _keeps(model: Any, base: type, names: tuple[str, ...]) -> bool:
+    """Whether `model` is a `base` whose class keeps `base`'s `names`."""
+    cls = type(model)
+    return isinstance(model, base) and all(
+        getattr(cls, name) is getattr(base, name) for name in names
+    )
+
+
+def _numpy(value: Any) -> NDArray[np.float32]:
+    return np.asarray(keras.ops.convert_to_numpy(value), "float32")
+
+
+class AutoencoderGrid(Scorer):
+    """An `ItemAutoencoder`'s grid: the candidates' codes, computed once."""
+
+    @staticmethod
+    def applies(model: Any, base: type) -> bool:
+        """True when the class keeps `base`'s `call` and `__call__`."""
+        return _keeps(model, base, ("call", "__call__"))
+
+    def prepare(self) -> None:
+        model = self.model
+        users = self.users[self.user_column]
+        codes = []
+        for start in range(0, self.candidates.size, ENCODE_BLOCK):
+            items = self.candidates[start : start + ENCODE_BLOCK]
+            codes.append(_numpy(model.encoder(model.item_ratings(items))))
+        self.codes = np.concatenate(codes)
+        self.vectors = _numpy(model.user_vectors(users))
+        self.bias = _numpy(model.user_bias(users)).reshape(-1)
+        user_rows = model._rows(model.user_column, {model.user_column: users})
+        item_rows = model._rows(
+            model.item_column, {model.item_column: self.candidates}
+        )
+        self.known_users = _numpy(model.known_users)[user_rows] > 0
+        self.known_items = _numpy(model.known_items)[item_rows] > 0
+        self.mean_rating = float(_numpy(model.mean_rating))
+
+    def scores(
+        self, start: int, stop: int, seen: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
+        block = self.vectors[start:stop] @ self.codes.T
+        block += self.bias[start:stop, None]
+        known = self.known_users[start:stop, None] & self.known_items[None]
+        block = np.where(known, block, np.float32(self.mean_rating))
+        if self.model.rating_range is not None:
+            block = np.clip(block, *self.model.rating_range)
+        return block.astype("float32")
+
+
+class EnsembleGrid(Scorer):
+    """A `RatingEnsemble`'s grid: the weighted sum of its members' grids."""
+
+    @staticmethod
+    def applies(model: Any, base: type) -> bool:
+        """True when the class keeps `base`'s `call` and `__call__`."""
+        return _keeps(model, base, ("call", "__call__"))
+
+    def prepare(self) -> None:
+        self.parts = []
+        for member, weight in zip(
+            self.model.members, self.model.member_weights, strict=True
+        ):
+            own = getattr(member, "columns", None) or list(self.users)
+            users = {c: v for c, v in self.users.items() if c in own}
+            kind = _recommend.scorer_kind(member, blocks=True)
+            columns = (self.user_column, self.item_column)
+            scorer = kind(member, users, self.candidates, *columns)
+            self.parts.append((weight, scorer))
+        self.rows_per_call = min(part.rows_per_call for _, part in self.parts)
+
+    def scores(
+        self, start: int, stop: int, seen: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
+        total = np.zeros((stop - start, self.candidates.size), "float32")
+        for weight, part in self.parts:
+            total += np.float32(weight) * part.scores(start, stop, seen)
+        if self.model.rating_range is not None:
+            total = np.clip(total, *self.model.rating_range)
+        return total.astype("float32")
