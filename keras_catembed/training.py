@@ -6,7 +6,8 @@ weights, the batch size and the number of epochs. `recipe.compile(model,
 num_rows)` compiles a model with them (MSE loss, RMSE and MAE metrics) and
 `recipe.fit(model, x, y)` trains it. Every preset has one
 (`keras_catembed.presets`), and `train` fits a preset's model and recipe
-on MovieLens ratings.
+on MovieLens ratings. `blend` builds the library's most accurate model
+for a training part: preset models averaged with an item autoencoder.
 """
 
 import os
@@ -20,6 +21,7 @@ import keras
 from keras_catembed import _checks
 from keras_catembed import _inputs
 from keras_catembed import _preset_columns
+from keras_catembed._blend import blend
 from keras_catembed._preset_table import EMBEDDING_KEYS
 from keras_catembed._preset_table import LEGACY_KEYS
 from keras_catembed._preset_table import MODEL_KEYS
@@ -30,7 +32,7 @@ from keras_catembed._recipe_parts import SCHEDULES
 if TYPE_CHECKING:
     from keras_catembed.datasets.movielens import Ratings
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "Recipe", "train"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "Recipe", "blend", "train"]
 
 
 def train(

@@ -1,0 +1,115 @@
+"""`training.blend`: preset models averaged with an item autoencoder."""
+
+import numpy as np
+import pytest
+
+from keras_catembed import ItemAutoencoder
+from keras_catembed import RatingEnsemble
+from keras_catembed import RatingModel
+from keras_catembed import presets
+from keras_catembed import training
+from keras_catembed.datasets import movielens
+from keras_catembed.evaluation import cross_validate
+
+
+def ratings(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    pairs = rng.permutation(30 * 20)[:n]
+    users, movies = pairs // 20, pairs % 20
+    # Ratings from 2 to 4.5, so the clip range comes from the data.
+    stars = 2.0 + 0.5 * ((users + 2 * movies) % 6)
+    return movielens.Ratings.from_arrays(users, movies, stars)
+
+
+def short(preset="recommended", epochs=1):
+    config = presets.load(preset)
+    config["recipe"]["epochs"] = epochs
+    return config
+
+
+def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
+    data = ratings()
+    record = {}
+    ensemble = training.blend(
+        data,
+        short(),
+        members=2,
+        weight=0.4,
+        max_epochs=4,
+        patience=2,
+        seed=3,
+        record=record,
+    )
+    assert isinstance(ensemble, RatingEnsemble)
+    first, second, autoencoder = ensemble.members
+    assert isinstance(first, RatingModel) and isinstance(second, RatingModel)
+    assert isinstance(autoencoder, ItemAutoencoder)
+    np.testing.assert_allclose(ensemble.member_weights, [0.3, 0.3, 0.4])
+    assert 1 <= record["epochs"] <= 4
+    assert np.isfinite(record["inner_rmse"]) and record["inner_rmse"] > 0
+    assert autoencoder.recipe.epochs == record["epochs"]
+    assert first.recipe.epochs == 1
+    assert autoencoder.rating_range == (2.0, 4.5)
+    assert ensemble.rating_range == (2.0, 4.5)
+    assert ensemble.compiled
+    ensemble.fit(movielens.inputs(data, ensemble.columns), data.rating)
+    predicted = ensemble.predict(
+        movielens.inputs(data, ensemble.columns), verbose=0
+    )
+    assert predicted.min() >= 2.0 and predicted.max() <= 4.5
+    # The two preset models started from different weights.
+    x = movielens.inputs(data, first.columns)
+    assert not np.allclose(
+        first.predict(x, verbose=0), second.predict(x, verbose=0)
+    )
+    # The same seed chooses the same epochs.
+    again = {}
+    training.blend(
+        data,
+        short(),
+        members=2,
+        max_epochs=4,
+        patience=2,
+        seed=3,
+        record=again,
+    )
+    assert again == record
+
+
+def test_blend_is_a_cross_validate_build_function():
+    data = ratings()
+    scores = cross_validate(
+        lambda train: training.blend(
+            train, short(), members=1, max_epochs=2, patience=1
+        ),
+        data,
+        protocol=2,
+    )
+    assert scores["test_rmse"].shape == (2,)
+    assert np.all(np.isfinite(scores["test_rmse"]))
+    assert np.all(scores["test_rmse"] < 2.5)
+
+
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("members", 0, r"`members` must be a positive integer"),
+        ("weight", 1.0, r"`weight` must be a number in \(0, 1\).*1\.0"),
+        ("weight", True, r"`weight` must be a number in \(0, 1\)"),
+        ("l2", -1.0, r"`l2`"),
+        ("patience", 0, r"`patience` must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_named_before_anything_trains(
+    argument, value, message
+):
+    with pytest.raises(ValueError, match=message):
+        training.blend(ratings(), short(), **{argument: value})
+
+
+def test_blend_needs_ratings():
+    data = ratings()
+    with pytest.raises(ValueError, match=r"`train` must be a .*Ratings.*dict"):
+        training.blend({"user_id": data.user_id}, short())
+    with pytest.raises(ValueError, match=r"at least 20 ratings.*Received 10"):
+        training.blend(ratings(n=10), short())
