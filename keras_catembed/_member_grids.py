@@ -43,18 +43,23 @@ class AutoencoderGrid(Scorer):
 
     def prepare(self) -> None:
         model = self.model
-        users = self.users[self.user_column]
+        # An ensemble may rank the autoencoder's users for its items.
+        self.reversed = self.user_column != model.user_column
+        asked = self.users[self.user_column]
+        items, users = (
+            (asked, self.candidates)
+            if self.reversed
+            else (self.candidates, asked)
+        )
         codes = []
-        for start in range(0, self.candidates.size, ENCODE_BLOCK):
-            items = self.candidates[start : start + ENCODE_BLOCK]
-            codes.append(_numpy(model.encoder(model.item_ratings(items))))
+        for start in range(0, items.size, ENCODE_BLOCK):
+            block = items[start : start + ENCODE_BLOCK]
+            codes.append(_numpy(model.encoder(model.item_ratings(block))))
         self.codes = np.concatenate(codes)
         self.vectors = _numpy(model.user_vectors(users))
         self.bias = _numpy(model.user_bias(users)).reshape(-1)
         user_rows = model._rows(model.user_column, {model.user_column: users})
-        item_rows = model._rows(
-            model.item_column, {model.item_column: self.candidates}
-        )
+        item_rows = model._rows(model.item_column, {model.item_column: items})
         self.known_users = _numpy(model.known_users)[user_rows] > 0
         self.known_items = _numpy(model.known_items)[item_rows] > 0
         self.mean_rating = float(_numpy(model.mean_rating))
@@ -62,9 +67,14 @@ class AutoencoderGrid(Scorer):
     def scores(
         self, start: int, stop: int, seen: NDArray[np.bool_]
     ) -> NDArray[np.float32]:
-        block = self.vectors[start:stop] @ self.codes.T
-        block += self.bias[start:stop, None]
-        known = self.known_users[start:stop, None] & self.known_items[None]
+        if self.reversed:
+            block = self.codes[start:stop] @ self.vectors.T
+            block += self.bias[None, :]
+            known = self.known_items[start:stop, None] & self.known_users[None]
+        else:
+            block = self.vectors[start:stop] @ self.codes.T
+            block += self.bias[start:stop, None]
+            known = self.known_users[start:stop, None] & self.known_items[None]
         block = np.where(known, block, np.float32(self.mean_rating))
         if self.model.rating_range is not None:
             block = np.clip(block, *self.model.rating_range)

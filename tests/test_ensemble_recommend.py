@@ -11,6 +11,7 @@ from keras_catembed import _member_grids
 from keras_catembed import _recommend
 
 USERS, MOVIES = 9, 12
+COLUMNS = ("user_id", "movie_id")
 
 
 def ratings(n=45, seed=0):
@@ -41,12 +42,17 @@ def trained_rating_model(x, y, **kwargs):
     return model
 
 
-def brute_force(model, users, k, exclude=None, candidates=None):
-    """The top `k` by scoring every (user, candidate) row with `predict`."""
-    candidates = np.arange(MOVIES) if candidates is None else candidates
+def brute_force(model, users, k, exclude=None, candidates=None, swapped=False):
+    """The top `k` by scoring every (user, candidate) row with `predict`.
+
+    `swapped`: the "users" are movies, the candidates users.
+    """
+    size = USERS if swapped else MOVIES
+    candidates = np.arange(size) if candidates is None else candidates
+    asked, offered = ("movie_id", "user_id") if swapped else COLUMNS
     rows = {
-        "user_id": np.repeat(users, candidates.size).astype("int32"),
-        "movie_id": np.tile(candidates, len(users)).astype("int32"),
+        asked: np.repeat(users, candidates.size).astype("int32"),
+        offered: np.tile(candidates, len(users)).astype("int32"),
     }
     scores = model.predict(rows, verbose=0).reshape(len(users), -1)
     if exclude is not None:
@@ -110,6 +116,12 @@ def test_an_ensemble_recommends_the_top_of_its_blended_predictions():
     )
     assert_same_ranking(got, through_predict)
     assert _recommend.scorer_kind(ensemble) is _member_grids.EnsembleGrid
+    # The columns swapped: the users who would rate each movie highest.
+    movies = np.array([4, 9, 0])
+    got = ensemble.recommend(
+        movies, k=4, user_column="movie_id", item_column="user_id"
+    )
+    assert_same_ranking(got, brute_force(ensemble, movies, 4, swapped=True))
 
 
 def test_a_nested_ensemble_and_a_plain_keras_member_recommend_exactly():
