@@ -3,6 +3,7 @@
 `training.blend` builds it for one training part; see its docstring.
 """
 
+import numbers
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -105,13 +106,17 @@ def blend(
             f"Received: train of type {type(train).__name__}"
         )
     members = _checks.positive_int("members", members)
-    if isinstance(weight, bool) or not (
-        isinstance(weight, (int, float)) and 0.0 < weight < 1.0
+    share: Any = weight  # Checked as given, whatever its type.
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, numbers.Real)
+        or not 0.0 < float(share) < 1.0
     ):
         raise ValueError(
             "`weight` must be a number in (0, 1), the autoencoder's share. "
             f"Received: weight={weight!r}"
         )
+    weight = float(share)
     l2 = _checks.non_negative_float("l2", l2)
     max_epochs = _checks.positive_int("max_epochs", max_epochs)
     patience = _checks.positive_int("patience", patience)
@@ -132,25 +137,28 @@ def blend(
             rating_range=(low, high),
         )
 
+    # What the preset asks of `train`, and its recipe, are checked before
+    # the long choice of epochs; neither draws random numbers.
+    embeddings = _preset_columns.cardinalities(
+        _preset_columns.columns(config), train
+    )
+    Recipe.from_config(config["recipe"])
     epochs, inner_rmse = _autoencoder_epochs(
         train, autoencoder, max_epochs, patience
     )
     if record is not None:
         record.update({"epochs": epochs, "inner_rmse": inner_rmse})
     models = []
-    embeddings = _preset_columns.cardinalities(
-        _preset_columns.columns(config), train
-    )
     for _ in range(members):
         model = presets.build_model(config, embeddings)
         model.recipe = Recipe.from_config(config["recipe"])
         models.append(model)
     last = autoencoder()
     last.recipe = Recipe(**AUTOENCODER_RECIPE, epochs=epochs)
-    share = (1.0 - weight) / members
+    each = (1.0 - weight) / members
     ensemble = RatingEnsemble(
         [*models, last],
-        weights=[share] * members + [weight],
+        weights=[each] * members + [weight],
         rating_range=(low, high),
     )
     ensemble.compile(

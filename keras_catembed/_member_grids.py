@@ -38,8 +38,16 @@ class AutoencoderGrid(Scorer):
 
     @staticmethod
     def applies(model: Any, base: type) -> bool:
-        """True when the class keeps `base`'s `call` and `__call__`."""
-        return _keeps(model, base, ("call", "__call__"))
+        """True when the class keeps `base`'s `call` and `__call__`.
+
+        And when the model computes in float32: under a narrower policy
+        `call` rounds each rating to its compute dtype, which the grid's
+        float32 product would not, so such a model scores by `predict`.
+        """
+        return (
+            _keeps(model, base, ("call", "__call__"))
+            and model.compute_dtype == "float32"
+        )
 
     def prepare(self) -> None:
         model = self.model
@@ -94,8 +102,10 @@ class EnsembleGrid(Scorer):
         for member, weight in zip(
             self.model.members, self.model.member_weights, strict=True
         ):
-            own = getattr(member, "columns", None) or list(self.users)
-            users = {c: v for c, v in self.users.items() if c in own}
+            own = getattr(member, "columns", None)
+            users = {
+                c: v for c, v in self.users.items() if own is None or c in own
+            }
             kind = _recommend.scorer_kind(member, blocks=True)
             columns = (self.user_column, self.item_column)
             scorer = kind(member, users, self.candidates, *columns)

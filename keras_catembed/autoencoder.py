@@ -461,6 +461,8 @@ class ItemAutoencoder(keras.Model):
         *,
         exclude: Any = None,
         candidates: Any = None,
+        user_column: str | None = None,
+        item_column: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Returns the `k` best-scored items for each user, best first.
 
@@ -468,7 +470,9 @@ class ItemAutoencoder(keras.Model):
         every user, the pairs of `exclude` are left out, and the `k`
         highest predicted ratings are kept. Each candidate's code is
         computed once from its stored ratings, so the scores (equal to
-        `predict` on the same pairs) are one matrix product.
+        `predict` on the same pairs) are one matrix product; under a
+        dtype policy that computes in less than float32, every pair goes
+        through `predict` instead.
 
         Args:
             users: Array of user ids, or a dict (or pandas `DataFrame`)
@@ -478,6 +482,10 @@ class ItemAutoencoder(keras.Model):
                 pairs never to recommend (typically the training ratings).
             candidates: Optional array of distinct item ids. Defaults to
                 every item id `0..num_items-1`.
+            user_column: String. The column of `users`. Defaults to the
+                users' column (the model's first).
+            item_column: String. The column ranked. Defaults to the items'
+                column. Swap the two to rank users for items.
 
         Returns:
             A tuple `(item_ids, scores)` of NumPy arrays of shape
@@ -489,7 +497,13 @@ class ItemAutoencoder(keras.Model):
                 `RatingModel.recommend` for bad arguments.
         """
         ranked: tuple[np.ndarray, np.ndarray] = _recommend.recommend(
-            self, users, k, exclude=exclude, candidates=candidates
+            self,
+            users,
+            k,
+            exclude=exclude,
+            candidates=candidates,
+            user_column=user_column,
+            item_column=item_column,
         )
         return ranked
 

@@ -113,3 +113,16 @@ def test_blend_needs_ratings():
         training.blend({"user_id": data.user_id}, short())
     with pytest.raises(ValueError, match=r"at least 20 ratings.*Received 10"):
         training.blend(ratings(n=10), short())
+
+
+def test_a_bad_preset_fails_before_the_autoencoder_trains(monkeypatch):
+    from keras_catembed import _blend
+
+    def never(*args, **kwargs):
+        raise AssertionError("the choice of epochs ran")
+
+    monkeypatch.setattr(_blend, "_autoencoder_epochs", never)
+    config = short()
+    config["recipe"]["optimizer"] = "no-such-optimizer"
+    with pytest.raises(ValueError, match="no-such-optimizer"):
+        training.blend(ratings(), config)

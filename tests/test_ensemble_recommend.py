@@ -7,6 +7,7 @@ import pytest
 from keras_catembed import ItemAutoencoder
 from keras_catembed import RatingEnsemble
 from keras_catembed import RatingModel
+from keras_catembed import _grid
 from keras_catembed import _member_grids
 from keras_catembed import _recommend
 
@@ -98,7 +99,28 @@ def test_an_autoencoder_recommends_what_predict_scores_highest():
     assert _recommend.scorer_kind(model) is _member_grids.AutoencoderGrid
 
 
-def test_an_ensemble_recommends_the_top_of_its_blended_predictions():
+def test_a_mixed_precision_autoencoder_recommends_through_predict():
+    x, y = ratings()
+    policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        model = trained_autoencoder(x, y, rating_range=(1, 5))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    # `call` rounds each rating to bfloat16, which the grid would not.
+    assert _recommend.scorer_kind(model) is _recommend.PredictGrid
+    users = np.arange(USERS)
+    got = model.recommend(users, k=3, exclude=x)
+    assert_same_ranking(got, brute_force(model, users, 3, exclude=x))
+
+
+def test_an_ensemble_recommends_the_top_of_its_blended_predictions(
+    monkeypatch,
+):
+    # Small blocks: several blocks of users and of encoded items.
+    monkeypatch.setattr(_member_grids, "ENCODE_BLOCK", 5)
+    monkeypatch.setattr(_recommend.Scorer, "rows_per_call", 12)
+    monkeypatch.setattr(_grid.VectorGrid, "rows_per_call", 18)
     x, y = ratings()
     members = [
         trained_rating_model(x, y, implicit=True, rating_range=(1, 5)),
@@ -208,4 +230,27 @@ def test_ranking_metrics_take_an_ensemble():
         for i, u in enumerate(users)
     ]
     assert metrics["users"] == users.size
+    np.testing.assert_allclose(metrics["hit_rate"], np.mean(hits), rtol=1e-6)
+
+
+def test_ranking_metrics_take_an_autoencoder():
+    pytest.importorskip("keras_rs")
+    from keras_catembed.evaluation import ranking_metrics
+
+    x, y = ratings(n=60)
+    train = {k: v[:45] for k, v in x.items()}
+    test = {k: v[45:] for k, v in x.items()}
+    model = trained_autoencoder(train, y[:45])
+    metrics = ranking_metrics(
+        model, test, y[45:], k=3, exclude=train, relevance_threshold=3
+    )
+    liked = y[45:] >= 3
+    users = np.unique(test["user_id"][liked])
+    items, _ = model.recommend(users, k=3, exclude=train)
+    hits = [
+        np.isin(
+            items[i], test["movie_id"][liked & (test["user_id"] == u)]
+        ).any()
+        for i, u in enumerate(users)
+    ]
     np.testing.assert_allclose(metrics["hit_rate"], np.mean(hits), rtol=1e-6)
