@@ -45,12 +45,16 @@ from keras_catembed import backend
 from keras_catembed import optimizers
 from keras_catembed.backend import generic
 
-# Steps of a `fit` call (all its epochs) from which the TensorFlow loop
-# compiles with XLA. XLA compiles the loop for seconds per batch size and
-# then runs steps faster than a graph without it; on 2 CPU cores it repays
-# its compilation over a few thousand steps of 1024 rows, fewer of larger
-# batches (`benchmarks/tensorflow_xla.py`).
-XLA_MIN_STEPS = 2000
+# The TensorFlow loop compiles with XLA for `fit` calls of at least
+# `XLA_MIN_STEPS` steps (all epochs together) of at least `XLA_MIN_BATCH`
+# rows. XLA compiles the loop for seconds per batch size. At batches of
+# 16384 it then runs steps about twice as fast as a graph, and repaid its
+# compilation after about 300 steps on one 2-core CPU and 750 on another;
+# at 1024 rows its steps were faster on the older CPU but slower on the
+# newer one (AVX-512), so small batches stay graphs
+# (`benchmarks/tensorflow_xla.py`).
+XLA_MIN_STEPS = 750
+XLA_MIN_BATCH = 16384
 
 
 def blocker(
@@ -170,7 +174,9 @@ def fit(
         and _sparse_rows.own_methods(model, ("call", "embed"))
         and type(model).train_step is keras.Model.train_step
     )
-    jit = _use_xla(model, (epochs - initial_epoch) * steps_per_epoch)
+    jit = _use_xla(
+        model, (epochs - initial_epoch) * steps_per_epoch, batch_size
+    )
     if (sparse, jit) not in cache:
         cache[sparse, jit] = _runner(model, sparse, jit)
     runner = cache[sparse, jit]
@@ -364,20 +370,22 @@ def _build_compiled_state(
     model.reset_metrics()
 
 
-def _use_xla(model: Any, steps: int) -> bool:
-    """Whether a call of `steps` steps runs its loop under XLA.
+def _use_xla(model: Any, steps: int, batch_size: int = XLA_MIN_BATCH) -> bool:
+    """Whether a call of `steps` steps of `batch_size` runs under XLA.
 
     Only where XLA is optional (TensorFlow), and not after
     `compile(jit_compile=False)`: when the forward pass and the step are
     all RatingModel's and Keras's own (a subclass's code may use ops XLA
     lacks; a loss XLA cannot compile makes the loop a graph), not with
     SparseAdam (whose row updates XLA made 2-9x slower on a CPU), and only
-    for calls of at least `XLA_MIN_STEPS` steps, which repay the seconds
-    XLA takes to compile the loop (once per batch size).
+    for calls of at least `XLA_MIN_STEPS` steps of at least
+    `XLA_MIN_BATCH` rows, which repay the seconds XLA takes to compile the
+    loop (once per batch size).
     """
     return (
         backend.current.OPTIONAL_JIT
         and steps >= XLA_MIN_STEPS
+        and batch_size >= XLA_MIN_BATCH
         and model.__dict__.get("_xla_allowed", True)
         and not isinstance(model.optimizer, optimizers.SparseAdam)
         and _sparse_rows.own_methods(model, ("call", "embed", "interact"))

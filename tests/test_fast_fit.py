@@ -197,6 +197,7 @@ def test_the_loop_runs_without_xla_when_told_or_when_xla_cannot(
         return tf.reshape(squared, tf.shape(error))
 
     monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 4)
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_BATCH", 1)
     rng = np.random.default_rng(0)
     x = {
         "user_id": rng.integers(0, 8, 64).astype("int32"),
@@ -228,6 +229,8 @@ def test_a_loaded_model_keeps_the_loops_xla_rule(tmp_path):
     model.compile(optimizer="adam", loss="mse")
     model.build()
     assert _fast_fit._use_xla(model, _fast_fit.XLA_MIN_STEPS)
+    # Small batches stay graphs, however long the call.
+    assert not _fast_fit._use_xla(model, 10**6, _fast_fit.XLA_MIN_BATCH // 2)
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -662,6 +665,7 @@ def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(
         pytest.skip("SparseAdam's TensorFlow loop runs without XLA")
     # TensorFlow compiles these short calls with XLA too.
     monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 1)
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_BATCH", 1)
     x, y = data(n=182)
     padded, exact = twin_models(optimizer, optimizer, steps_per_execution=4)
     # The reference runs the 11 full steps as one block: nothing padded.
@@ -921,6 +925,7 @@ def test_tensorflow_traces_one_loop_for_every_block_and_batch(optimizer):
 )
 def test_tensorflow_loop_compiles_with_xla_only_for_long_calls(monkeypatch):
     monkeypatch.setattr(_fast_fit, "XLA_MIN_STEPS", 24)
+    monkeypatch.setattr(_fast_fit, "XLA_MIN_BATCH", 16)
     x, y = data(n=160)  # 10 steps of 16 per epoch
     dense, sparse = twin_models("adam", "sparse")
     kwargs = dict(batch_size=16, verbose=0, fast=True)
@@ -929,6 +934,10 @@ def test_tensorflow_loop_compiles_with_xla_only_for_long_calls(monkeypatch):
     dense.fit(x, y, epochs=5, initial_epoch=3, **kwargs)  # 20: the graph
     runners = dense.__dict__["_fast_fit_runners"]
     assert sorted(runners) == [(False, False), (False, True)]
+    # Smaller batches stay graphs, however many steps.
+    small = twin_models("adam", "adam")[0]
+    small.fit(x, y, epochs=4, batch_size=8, verbose=0, fast=True)  # 80
+    assert list(small.__dict__["_fast_fit_runners"]) == [(False, False)]
     for (_, jit), runner in runners.items():
         assert runner._jit == jit
         (function,) = runner._runs.values()
