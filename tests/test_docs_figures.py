@@ -38,6 +38,8 @@ EXPLAINED = {
     },
     "performance.md": {
         "0.0145": "mlp-large minus exact, implicit_cap_accuracy.json",
+        "1.4": "XLA's compilation over the graph's at 16384, "
+        "tensorflow_xla_avx512.json ((3.26 - 3 x 0.342) - (2.74 - 3 x 0.633))",
     },
     "tuning.md": {
         "0.99": "a value of the ema_momentum search space",
