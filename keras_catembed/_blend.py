@@ -142,7 +142,7 @@ def blend(
     embeddings = _preset_columns.cardinalities(
         _preset_columns.columns(config), train
     )
-    Recipe.from_config(config["recipe"])
+    recipe = Recipe.from_config(config["recipe"])
     epochs, inner_rmse = _autoencoder_epochs(
         train, autoencoder, max_epochs, patience
     )
@@ -151,7 +151,7 @@ def blend(
     models = []
     for _ in range(members):
         model = presets.build_model(config, embeddings)
-        model.recipe = Recipe.from_config(config["recipe"])
+        model.recipe = recipe.replace()  # Each member its own copy.
         models.append(model)
     last = autoencoder()
     last.recipe = Recipe(**AUTOENCODER_RECIPE, epochs=epochs)

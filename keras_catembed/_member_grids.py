@@ -102,10 +102,7 @@ class EnsembleGrid(Scorer):
         for member, weight in zip(
             self.model.members, self.model.member_weights, strict=True
         ):
-            own = getattr(member, "columns", None)
-            users = {
-                c: v for c, v in self.users.items() if own is None or c in own
-            }
+            users = _recommend.member_users(member, self.users)
             kind = _recommend.scorer_kind(member, blocks=True)
             columns = (self.user_column, self.item_column)
             scorer = kind(member, users, self.candidates, *columns)

@@ -93,8 +93,13 @@ def check_ids(
                     f"{list(own)}, expected both {user_column!r} and "
                     f"{item_column!r}."
                 )
-            mine = {c: v for c, v in users.items() if own is None or c in own}
-            check_ids(member, mine, candidates, user_column, item_column)
+            check_ids(
+                member,
+                member_users(member, users),
+                candidates,
+                user_column,
+                item_column,
+            )
         return
     ready = getattr(model, "_require_adapted", None)
     if ready is not None:
@@ -106,6 +111,16 @@ def check_ids(
             layers[column].check_ids(values)
     if item_column in layers:
         layers[item_column].check_ids(candidates)
+
+
+def member_users(member: Any, users: Users) -> Users:
+    """The columns of `users` that an ensemble's `member` reads.
+
+    All of them for a member without `columns`, as the ensemble's `call`
+    gives such a member every input.
+    """
+    own = getattr(member, "columns", None)
+    return {c: v for c, v in users.items() if own is None or c in own}
 
 
 def _ranked(model: Any, kind: Any, request: _requests.Request) -> Ranked:

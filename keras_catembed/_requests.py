@@ -190,13 +190,12 @@ def check_candidates(
 
 def item_layer(model: Any, item_column: str) -> Any:
     """The id table of `item_column`: the model's, or its first member's."""
-    layers = getattr(model, "embedding_layers", None) or {}
-    if item_column in layers:
-        return layers[item_column]
-    for member in getattr(model, "members", ()):
-        layer = item_layer(member, item_column)
-        if layer is not None:
-            return layer
+    from keras_catembed import _checks
+
+    for part in _checks.model_tree(model):
+        layers = getattr(part, "embedding_layers", None) or {}
+        if item_column in layers:
+            return layers[item_column]
     return None
 
 
