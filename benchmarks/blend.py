@@ -3,11 +3,11 @@
 `builder(...)` returns a function of a training part, as
 `keras_catembed.evaluation.cross_validate` takes, that calls
 `keras_catembed.training.blend`: a `RatingEnsemble` of `members` models
-of the preset and one `ItemAutoencoder`, weighted `(1 - weight) /
-members` each and `weight`, whose number of epochs is chosen inside the
-training part (early stopping on a tenth of it). `cross_validate` then
-calls the ensemble's `fit`, which adapts and trains every member on the
-training part. No test rating is read.
+of the preset and `autoencoders` `ItemAutoencoder`s, weighted `(1 -
+weight) / members` and `weight / autoencoders` each, whose number of
+epochs is chosen inside the training part (early stopping on a tenth of
+it). `cross_validate` then calls the ensemble's `fit`, which adapts and
+trains every member on the training part. No test rating is read.
 
 The fixed settings (a weight of 0.3, lambda 100, the paper's 500 hidden
 units, Adam at 1e-3 and batches of 64 items) come from
@@ -19,7 +19,13 @@ from keras_catembed import training
 
 
 def builder(
-    config, members=3, weight=0.3, l2=100.0, max_epochs=200, patience=20
+    config,
+    members=3,
+    autoencoders=1,
+    weight=0.3,
+    l2=100.0,
+    max_epochs=200,
+    patience=20,
 ):
     """A `cross_validate` build function of the blend (see the module).
 
@@ -35,6 +41,7 @@ def builder(
             train,
             config,
             members=members,
+            autoencoders=autoencoders,
             weight=weight,
             l2=l2,
             max_epochs=max_epochs,

@@ -214,6 +214,12 @@ def main():
         default=3,
         help="models of the preset in the blend",
     )
+    parser.add_argument(
+        "--blend-autoencoders",
+        type=int,
+        default=1,
+        help="item autoencoders in the blend (sharing its weight)",
+    )
     args = parser.parse_args()
     import surprise
 
@@ -245,7 +251,11 @@ def main():
                 seed = 0 if args.holdout is None else args.seeds[done - 1]
                 build = config
                 if name == "blend":
-                    build = blend.builder(config, members=args.blend_members)
+                    build = blend.builder(
+                        config,
+                        members=args.blend_members,
+                        autoencoders=args.blend_autoencoders,
+                    )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
                 )
@@ -276,9 +286,12 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         if name == "preset":
             label = f"keras-catembed {_label(args)}"
         elif name == "blend":
+            coders = "ItemAutoencoder"
+            if args.blend_autoencoders > 1:
+                coders = f"{args.blend_autoencoders} x ItemAutoencoder"
             label = (
                 f"keras-catembed blend ({args.blend_members} x "
-                f"{_label(args)} + ItemAutoencoder)"
+                f"{_label(args)} + {coders})"
             )
         else:
             label = f"Surprise {name}"
@@ -311,6 +324,9 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         preset=args.preset,
         blend_members=(
             args.blend_members if "blend" in args.algorithms else None
+        ),
+        blend_autoencoders=(
+            args.blend_autoencoders if "blend" in args.algorithms else None
         ),
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,

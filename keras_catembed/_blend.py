@@ -36,6 +36,7 @@ def blend(
     preset: str | os.PathLike[str] | Mapping[str, Any] = "recommended",
     *,
     members: int = 3,
+    autoencoders: int = 1,
     weight: float = 0.3,
     l2: float = 100.0,
     max_epochs: int = 200,
@@ -43,20 +44,20 @@ def blend(
     seed: int | None = None,
     record: dict[str, Any] | None = None,
 ) -> Any:
-    """Builds the blend of `members` preset models and an item autoencoder.
+    """Builds the blend of `members` preset models and item autoencoders.
 
     The ensemble averages `members` models of `preset` (each built in
     turn, so each starts from other weights; each with the preset's
-    recipe) with weight `(1 - weight) / members` each, and one
-    `keras_catembed.ItemAutoencoder` with weight `weight`, its
-    predictions clipped to the range of `train`'s ratings. The
-    autoencoder's number of epochs is chosen inside `train`: a first
-    autoencoder trains on nine tenths of it
-    (`evaluation.protocols.HoldOut(0.1, seed=1)`) with
-    `keras.callbacks.EarlyStopping` on the other tenth (validation RMSE,
-    `patience`, at most `max_epochs`), and the blend's autoencoder gets
-    the best epoch count as its recipe. No other rating is read, so the
-    function is a build function of
+    recipe) with weight `(1 - weight) / members` each, and
+    `autoencoders` `keras_catembed.ItemAutoencoder`s (also built in
+    turn) with weight `weight / autoencoders` each, its predictions
+    clipped to the range of `train`'s ratings. The autoencoders' number
+    of epochs is chosen once, inside `train`: a first autoencoder trains
+    on nine tenths of it (`evaluation.protocols.HoldOut(0.1, seed=1)`)
+    with `keras.callbacks.EarlyStopping` on the other tenth (validation
+    RMSE, `patience`, at most `max_epochs`), and the blend's
+    autoencoders get the best epoch count as their recipe. No other
+    rating is read, so the function is a build function of
     `keras_catembed.evaluation.cross_validate` as it is.
 
     The defaults are those of the MovieLens figures (docs/movielens.md):
@@ -70,7 +71,10 @@ def blend(
         preset: The members' preset, as for `training.train`. Defaults
             to `"recommended"`.
         members: Positive integer. How many preset models. Defaults to 3.
-        weight: Float in (0, 1). The autoencoder's share. Defaults to 0.3.
+        autoencoders: Positive integer. How many autoencoders share
+            `weight`. Defaults to 1.
+        weight: Float in (0, 1). The autoencoders' share. Defaults to
+            0.3.
         l2: Non-negative float. The autoencoder's `l2`. Defaults to 100.
         max_epochs: Positive integer. The most epochs of the choosing
             run. Defaults to 200.
@@ -106,6 +110,7 @@ def blend(
             f"Received: train of type {type(train).__name__}"
         )
     members = _checks.positive_int("members", members)
+    autoencoders = _checks.positive_int("autoencoders", autoencoders)
     share: Any = weight  # Checked as given, whatever its type.
     if (
         isinstance(share, bool)
@@ -153,12 +158,14 @@ def blend(
         model = presets.build_model(config, embeddings)
         model.recipe = recipe.replace()  # Each member its own copy.
         models.append(model)
-    last = autoencoder()
-    last.recipe = Recipe(**AUTOENCODER_RECIPE, epochs=epochs)
+    for _ in range(autoencoders):
+        model = autoencoder()
+        model.recipe = Recipe(**AUTOENCODER_RECIPE, epochs=epochs)
+        models.append(model)
     each = (1.0 - weight) / members
     ensemble = RatingEnsemble(
-        [*models, last],
-        weights=[each] * members + [weight],
+        models,
+        weights=[each] * members + [weight / autoencoders] * autoencoders,
         rating_range=(low, high),
     )
     ensemble.compile(

@@ -76,6 +76,61 @@ def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
     assert again == record
 
 
+def test_autoencoders_share_the_weight_and_the_chosen_epochs():
+    data = ratings()
+    record = {}
+    ensemble = training.blend(
+        data,
+        short(),
+        members=1,
+        autoencoders=3,
+        weight=0.3,
+        max_epochs=3,
+        patience=1,
+        seed=5,
+        record=record,
+    )
+    model, *autoencoders = ensemble.members
+    assert isinstance(model, RatingModel)
+    assert len(autoencoders) == 3
+    assert all(isinstance(each, ItemAutoencoder) for each in autoencoders)
+    np.testing.assert_allclose(ensemble.member_weights, [0.7, 0.1, 0.1, 0.1])
+    assert [each.recipe.epochs for each in autoencoders] == [
+        record["epochs"]
+    ] * 3
+    # One choosing run for all three: the same seed with one autoencoder
+    # chooses the same epochs.
+    again = {}
+    training.blend(
+        data,
+        short(),
+        members=1,
+        max_epochs=3,
+        patience=1,
+        seed=5,
+        record=again,
+    )
+    assert again == record
+    ensemble.fit(movielens.inputs(data, ensemble.columns), data.rating)
+    # Each autoencoder started from its own weights.
+    x = movielens.inputs(data, autoencoders[0].columns)
+    first, second = (
+        each.predict(x, verbose=0).reshape(-1) for each in autoencoders[:2]
+    )
+    assert not np.allclose(first, second)
+    blended = ensemble.predict(
+        movielens.inputs(data, ensemble.columns), verbose=0
+    ).reshape(-1)
+    by_hand = 0.7 * model.predict(
+        movielens.inputs(data, model.columns), verbose=0
+    ).reshape(-1) + sum(
+        0.1 * each.predict(x, verbose=0).reshape(-1) for each in autoencoders
+    )
+    np.testing.assert_allclose(
+        blended, np.clip(by_hand, 2.0, 4.5), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_blend_is_a_cross_validate_build_function():
     data = ratings()
     scores = cross_validate(
@@ -94,6 +149,7 @@ def test_blend_is_a_cross_validate_build_function():
     "argument, value, message",
     [
         ("members", 0, r"`members` must be a positive integer"),
+        ("autoencoders", 0, r"`autoencoders` must be a positive integer"),
         ("weight", 1.0, r"`weight` must be a number in \(0, 1\).*1\.0"),
         ("weight", True, r"`weight` must be a number in \(0, 1\)"),
         ("l2", -1.0, r"`l2`"),
