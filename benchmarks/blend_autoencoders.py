@@ -48,10 +48,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
-from blend_validation import GRID  # noqa: E402
 from blend_validation import rmse  # noqa: E402
 from blend_validation import tenth  # noqa: E402
 from blend_validation import training_part  # noqa: E402
+
+GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 class MemberTimes(keras.callbacks.Callback):

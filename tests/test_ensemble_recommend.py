@@ -146,6 +146,42 @@ def test_an_ensemble_recommends_the_top_of_its_blended_predictions(
     assert_same_ranking(got, brute_force(ensemble, movies, 4, swapped=True))
 
 
+def test_a_failure_mid_scoring_leaves_the_ensemble_usable(monkeypatch):
+    monkeypatch.setattr(_recommend.Scorer, "rows_per_call", 3)
+    monkeypatch.setattr(_grid.VectorGrid, "rows_per_call", 3)
+    x, y = ratings()
+    members = [
+        trained_rating_model(x, y, implicit=True, rating_range=(1, 5)),
+        trained_autoencoder(x, y),
+    ]
+    ensemble = RatingEnsemble(members, weights=[0.6, 0.4], rating_range=(1, 5))
+    users = np.arange(USERS)
+    expected = brute_force(ensemble, users, 3, exclude=x)
+    assert_same_ranking(ensemble.recommend(users, k=3, exclude=x), expected)
+    before = ensemble.predict(x, verbose=0)
+    scores = _member_grids.AutoencoderGrid.scores
+    calls = []
+
+    def fails_on_the_second_block(self, start, stop, seen):
+        calls.append(start)
+        if len(calls) == 2:
+            raise RuntimeError("scoring failed")
+        return scores(self, start, stop, seen)
+
+    monkeypatch.setattr(
+        _member_grids.AutoencoderGrid, "scores", fails_on_the_second_block
+    )
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        ensemble.recommend(users, k=3, exclude=x)
+    assert len(calls) == 2  # One block was scored before the failure.
+    # No member keeps a recommend function of the failed call.
+    for part in (ensemble, *members):
+        assert "_recommend_functions" not in part.__dict__
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), before)
+    monkeypatch.setattr(_member_grids.AutoencoderGrid, "scores", scores)
+    assert_same_ranking(ensemble.recommend(users, k=3, exclude=x), expected)
+
+
 def test_a_nested_ensemble_and_a_plain_keras_member_recommend_exactly():
     x, y = ratings()
     inputs = {
