@@ -220,6 +220,12 @@ def main():
         default=1,
         help="item autoencoders in the blend (sharing its weight)",
     )
+    parser.add_argument(
+        "--blend-weight",
+        type=float,
+        default=0.3,
+        help="the autoencoders' share of the blend",
+    )
     args = parser.parse_args()
     import surprise
 
@@ -255,6 +261,7 @@ def main():
                         config,
                         members=args.blend_members,
                         autoencoders=args.blend_autoencoders,
+                        weight=args.blend_weight,
                     )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
@@ -289,6 +296,8 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
             coders = "ItemAutoencoder"
             if args.blend_autoencoders > 1:
                 coders = f"{args.blend_autoencoders} x ItemAutoencoder"
+            if args.blend_weight != 0.3:
+                coders += f", weight {args.blend_weight:g}"
             label = (
                 f"keras-catembed blend ({args.blend_members} x "
                 f"{_label(args)} + {coders})"
@@ -327,6 +336,9 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         ),
         blend_autoencoders=(
             args.blend_autoencoders if "blend" in args.algorithms else None
+        ),
+        blend_weight=(
+            args.blend_weight if "blend" in args.algorithms else None
         ),
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
