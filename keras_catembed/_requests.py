@@ -170,16 +170,30 @@ def check_candidates(
     model: Any, candidates: ArrayLike | None, item_column: str
 ) -> NDArray[Any]:
     if candidates is None:
-        layer = item_layer(model, item_column)
-        if layer is None:
+        layers = item_layers(model, item_column)
+        if not layers:
             raise ValueError(
                 "`candidates` must be given: no model here holds a table "
                 f"of {item_column!r} ids to take them from. Received: "
                 "candidates=None"
             )
-        if layer.vocabulary is not None:
-            return np.asarray(layer.vocabulary)
-        return np.arange(layer.input_dim, dtype="int64")
+        # Every table's ids (an ensemble's members may hold fewer), in
+        # the order of the first.
+        held = [
+            np.asarray(layer.vocabulary)
+            if layer.vocabulary is not None
+            else np.arange(layer.input_dim, dtype="int64")
+            for layer in layers
+        ]
+        ids = held[0]
+        for other in held[1:]:
+            ids = ids[np.isin(ids, other)]
+        if ids.size == 0:
+            raise ValueError(
+                "`candidates` must be given: the models here hold no "
+                f"{item_column!r} id in common. Received: candidates=None"
+            )
+        return ids
     candidates = as_ids("candidates", candidates)
     if candidates.size == 0:
         raise ValueError("`candidates` must hold at least one id")
@@ -188,15 +202,22 @@ def check_candidates(
     return candidates
 
 
-def item_layer(model: Any, item_column: str) -> Any:
-    """The id table of `item_column`: the model's, or its first member's."""
+def item_layers(model: Any, item_column: str) -> list[Any]:
+    """The id tables of `item_column`: the model's, or its members'."""
     from keras_catembed import _checks
 
+    found = []
     for part in _checks.model_tree(model):
         layers = getattr(part, "embedding_layers", None) or {}
         if item_column in layers:
-            return layers[item_column]
-    return None
+            found.append(layers[item_column])
+    return found
+
+
+def item_layer(model: Any, item_column: str) -> Any:
+    """The id table of `item_column`: the model's, or its first member's."""
+    layers = item_layers(model, item_column)
+    return layers[0] if layers else None
 
 
 def excluded_pairs(

@@ -318,8 +318,8 @@ class RatingEnsemble(keras.Model):
                 recommend (typically the training ratings). Defaults to
                 `None`.
             candidates: Optional array of distinct item ids to choose from.
-                Defaults to every id of the first member that embeds
-                `item_column`.
+                Defaults to the ids that every member embedding
+                `item_column` holds.
             user_column: String. The column of `users`. Defaults to the
                 ensemble's first column (required with more than two
                 columns).

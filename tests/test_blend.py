@@ -34,6 +34,7 @@ def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
         data,
         short(),
         members=2,
+        autoencoders=1,
         weight=0.4,
         max_epochs=4,
         patience=2,
@@ -129,6 +130,14 @@ def test_autoencoders_share_the_weight_and_the_chosen_epochs():
     np.testing.assert_allclose(
         blended, np.clip(by_hand, 2.0, 4.5), rtol=1e-5, atol=1e-5
     )
+
+
+def test_the_default_blend_shares_its_weight_among_five_autoencoders():
+    ensemble = training.blend(
+        ratings(), short(), members=1, max_epochs=1, patience=1
+    )
+    np.testing.assert_allclose(ensemble.member_weights, [0.6] + [0.08] * 5)
+    assert all(isinstance(m, ItemAutoencoder) for m in ensemble.members[1:])
 
 
 def test_blend_is_a_cross_validate_build_function():

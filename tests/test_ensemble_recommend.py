@@ -182,6 +182,30 @@ def test_a_failure_mid_scoring_leaves_the_ensemble_usable(monkeypatch):
     assert_same_ranking(ensemble.recommend(users, k=3, exclude=x), expected)
 
 
+def test_default_candidates_are_the_ids_every_member_holds():
+    x, y = ratings()
+    small = {k: v[x["movie_id"] < 9] for k, v in x.items()}
+    autoencoder = ItemAutoencoder(
+        {"user_id": USERS, "movie_id": 9}, hidden_units=5
+    )
+    autoencoder.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    autoencoder.fit(small, y[x["movie_id"] < 9], epochs=2, verbose=0)
+    ensemble = RatingEnsemble(
+        [trained_rating_model(x, y), autoencoder], weights=[0.5, 0.5]
+    )
+    users = np.array([1, 4])
+    items, _ = ensemble.recommend(users, k=9, exclude=small)
+    # Movies 9 to 11 are beyond the autoencoder's table: never offered.
+    assert items.max() < 9
+    assert_same_ranking(
+        (items, _),
+        brute_force(ensemble, users, 9, small, np.arange(9)),
+    )
+    # Asked for by name, they are refused with the member's error.
+    with pytest.raises(ValueError, match="11"):
+        ensemble.recommend(users, k=2, candidates=[11, 0])
+
+
 def test_a_nested_ensemble_and_a_plain_keras_member_recommend_exactly():
     x, y = ratings()
     inputs = {
