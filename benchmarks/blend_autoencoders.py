@@ -18,9 +18,9 @@ blends of the preset model(s) with the first k autoencoders (k = 1 ..
 `--autoencoders`, each sharing `--weight`, clipped to the ratings'
 range) are scored: the blend with k autoencoders is exactly what
 `training.blend(..., autoencoders=k)` would predict after the same
-training. A grid of weights is printed as well; it is read on the
-validation ratings, so its best value is optimistic, and the fixed
-weight is the figure to use.
+training. Each k is also scored over a grid of weights (printed and
+saved); the count and weight chosen from that grid are chosen on these
+validation ratings, so their own figures are slightly optimistic.
 
 Usage:
 
@@ -29,7 +29,8 @@ Usage:
         --preset recommended-large --pair-dtype bfloat16
 
 It prints a table and writes
-`benchmarks/results/blend_autoencoders_<dataset>.{md,json}`.
+`benchmarks/results/blend_autoencoders_<dataset>.{md,json}` (or
+`--out`'s path).
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""The library's most accurate model: preset models and an item autoencoder.
+"""The library's most accurate model: preset models and item autoencoders.
 
 `training.blend` builds it for one training part; see its docstring.
 """
@@ -63,8 +63,10 @@ def blend(
     The defaults come from validation parts of ml-100k's u1.base and of
     ml-1m (docs/movielens.md, "How many autoencoders"): five
     autoencoders at a weight of 0.4 are within 0.001 of the best count
-    and weight on both; `l2` 100 was chosen on validation parts of
-    ml-100k's u1.base and of ml-1m.
+    and weight on both; `l2` 100 was chosen on such parts too. Those
+    parts hold other splits' test ratings (u1.base holds u2 to u5's),
+    so a MovieLens test figure with the defaults is clean only on the
+    split whose training part they came from.
 
     Args:
         train: `keras_catembed.datasets.movielens.Ratings`: the training
@@ -77,7 +79,7 @@ def blend(
             `weight`. Defaults to 5.
         weight: Float in (0, 1). The autoencoders' share. Defaults to
             0.4.
-        l2: Non-negative float. The autoencoder's `l2`. Defaults to 100.
+        l2: Non-negative float. Each autoencoder's `l2`. Defaults to 100.
         max_epochs: Positive integer. The most epochs of the choosing
             run. Defaults to 200.
         patience: Positive integer. Epochs without a better validation
@@ -120,7 +122,7 @@ def blend(
         or not 0.0 < float(share) < 1.0
     ):
         raise ValueError(
-            "`weight` must be a number in (0, 1), the autoencoder's share. "
+            "`weight` must be a number in (0, 1), the autoencoders' share. "
             f"Received: weight={weight!r}"
         )
     weight = float(share)

@@ -7,7 +7,7 @@ num_rows)` compiles a model with them (MSE loss, RMSE and MAE metrics) and
 `recipe.fit(model, x, y)` trains it. Every preset has one
 (`keras_catembed.presets`), and `train` fits a preset's model and recipe
 on MovieLens ratings. `blend` builds the library's most accurate model
-for a training part: preset models averaged with an item autoencoder.
+for a training part: preset models averaged with item autoencoders.
 """
 
 import os

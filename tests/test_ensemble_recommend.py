@@ -202,7 +202,7 @@ def test_default_candidates_are_the_ids_every_member_holds():
         brute_force(ensemble, users, 9, small, np.arange(9)),
     )
     # Asked for by name, they are refused with the member's error.
-    with pytest.raises(ValueError, match="11"):
+    with pytest.raises(ValueError, match=r"unknown id 11 .*\[0, 8\]"):
         ensemble.recommend(users, k=2, candidates=[11, 0])
 
 
@@ -314,3 +314,26 @@ def test_ranking_metrics_take_an_autoencoder():
         for i, u in enumerate(users)
     ]
     np.testing.assert_allclose(metrics["hit_rate"], np.mean(hits), rtol=1e-6)
+
+
+def test_members_with_no_item_id_in_common_need_candidates():
+    from types import SimpleNamespace
+
+    from keras_catembed import _requests
+
+    def member(**table):
+        layer = SimpleNamespace(**{"vocabulary": None, **table})
+        return SimpleNamespace(embedding_layers={"movie_id": layer})
+
+    both = SimpleNamespace(
+        members=[member(input_dim=5), member(vocabulary=[7, 3, 1])]
+    )
+    # The ids both hold, in the first table's order.
+    np.testing.assert_array_equal(
+        _requests.check_candidates(both, None, "movie_id"), [1, 3]
+    )
+    apart = SimpleNamespace(
+        members=[member(input_dim=3), member(vocabulary=["a", "b"])]
+    )
+    with pytest.raises(ValueError, match="no 'movie_id' id in common"):
+        _requests.check_candidates(apart, None, "movie_id")
