@@ -214,12 +214,6 @@ def item_layers(model: Any, item_column: str) -> list[Any]:
     return found
 
 
-def item_layer(model: Any, item_column: str) -> Any:
-    """The id table of `item_column`: the model's, or its first member's."""
-    layers = item_layers(model, item_column)
-    return layers[0] if layers else None
-
-
 def excluded_pairs(
     exclude: Any, user_column: str, item_column: str, wanted: NDArray[Any]
 ) -> dict[int, list[int]]:

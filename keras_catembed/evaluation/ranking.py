@@ -343,7 +343,7 @@ def _resolve_candidates(
     own = getattr(recommender, "candidates", None)
     if own is not None:
         return check_candidate_ids(own)
-    if _requests.item_layer(recommender, item_column) is not None:
+    if _requests.item_layers(recommender, item_column):
         return _requests.check_candidates(recommender, None, item_column)
     raise ValueError(
         f"Pass `candidates`: {type(recommender).__name__} names no "
