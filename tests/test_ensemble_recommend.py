@@ -43,6 +43,15 @@ def trained_rating_model(x, y, **kwargs):
     return model
 
 
+def trained_blend(x, y, weights):
+    """An implicit-feedback model and an autoencoder, clipped to 1..5."""
+    members = [
+        trained_rating_model(x, y, implicit=True, rating_range=(1, 5)),
+        trained_autoencoder(x, y),
+    ]
+    return RatingEnsemble(members, weights=weights, rating_range=(1, 5))
+
+
 def brute_force(model, users, k, exclude=None, candidates=None, swapped=False):
     """The top `k` by scoring every (user, candidate) row with `predict`.
 
@@ -122,11 +131,7 @@ def test_an_ensemble_recommends_the_top_of_its_blended_predictions(
     monkeypatch.setattr(_recommend.Scorer, "rows_per_call", 12)
     monkeypatch.setattr(_grid.VectorGrid, "rows_per_call", 18)
     x, y = ratings()
-    members = [
-        trained_rating_model(x, y, implicit=True, rating_range=(1, 5)),
-        trained_autoencoder(x, y),
-    ]
-    ensemble = RatingEnsemble(members, weights=[0.7, 0.3], rating_range=(1, 5))
+    ensemble = trained_blend(x, y, weights=[0.7, 0.3])
     users = np.array([3, 0, 7])
     candidates = np.array([11, 2, 5, 8, 0, 6])
     got = ensemble.recommend(users, k=3, exclude=x, candidates=candidates)
@@ -150,11 +155,7 @@ def test_a_failure_mid_scoring_leaves_the_ensemble_usable(monkeypatch):
     monkeypatch.setattr(_recommend.Scorer, "rows_per_call", 3)
     monkeypatch.setattr(_grid.VectorGrid, "rows_per_call", 3)
     x, y = ratings()
-    members = [
-        trained_rating_model(x, y, implicit=True, rating_range=(1, 5)),
-        trained_autoencoder(x, y),
-    ]
-    ensemble = RatingEnsemble(members, weights=[0.6, 0.4], rating_range=(1, 5))
+    ensemble = trained_blend(x, y, weights=[0.6, 0.4])
     users = np.arange(USERS)
     expected = brute_force(ensemble, users, 3, exclude=x)
     assert_same_ranking(ensemble.recommend(users, k=3, exclude=x), expected)
@@ -175,7 +176,7 @@ def test_a_failure_mid_scoring_leaves_the_ensemble_usable(monkeypatch):
         ensemble.recommend(users, k=3, exclude=x)
     assert len(calls) == 2  # One block was scored before the failure.
     # No member keeps a recommend function of the failed call.
-    for part in (ensemble, *members):
+    for part in (ensemble, *ensemble.members):
         assert "_recommend_functions" not in part.__dict__
     np.testing.assert_allclose(ensemble.predict(x, verbose=0), before)
     monkeypatch.setattr(_member_grids.AutoencoderGrid, "scores", scores)
