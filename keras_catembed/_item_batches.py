@@ -14,6 +14,11 @@ from keras import ops
 
 from keras_catembed import _epoch_order
 
+# Rows per batch when the autoencoder scores (user, item) rows itself: a
+# batch of at least half as many rows as items encodes every item once,
+# so few large batches do the least work.
+ROWS_PER_BATCH = 65536
+
 
 def masked_squared_error(y_true: Any, y_pred: Any) -> Any:
     """Squared error summed over the rated entries (non-zero `y_true`)."""
@@ -67,7 +72,7 @@ class RowValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         scores = self.owner.evaluate(
-            *self.data, batch_size=4096, verbose=0, return_dict=True
+            *self.data, batch_size=ROWS_PER_BATCH, verbose=0, return_dict=True
         )
         if logs is not None:
             logs.update({f"val_{key}": value for key, value in scores.items()})

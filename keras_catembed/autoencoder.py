@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _ids
 from keras_catembed import _inputs
 from keras_catembed import _item_batches
 from keras_catembed import _member_grids
@@ -40,7 +41,11 @@ class ItemAutoencoder(keras.Model):
     in batches of items, so `batch_size` counts items (64 by default, as
     in the paper) and an epoch is one pass over the items.
     `predict(x)` and `evaluate(x, y)` take (user, item) rows, as for
-    `RatingModel`. Training always minimizes I-AutoRec's loss (the
+    `RatingModel`, in batches of 65536 rows unless `batch_size` says
+    otherwise: a batch of at least half as many rows as there are items
+    encodes every item once, where a small batch encodes each row's item
+    (a row at a time costs `num_users * hidden_units` multiplications).
+    Training always minimizes I-AutoRec's loss (the
     squared error of the rated entries plus the penalty); the loss and
     metrics given to `compile` score rows in `evaluate` and for
     `validation_data`, without the penalty. `evaluate` warns when its
@@ -191,7 +196,7 @@ class ItemAutoencoder(keras.Model):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         inputs = _inputs.standardize_structure(self.columns, inputs)
         users, items = inputs[self.user_column], inputs[self.item_column]
-        code = self.encoder(self.item_ratings(items))
+        code = self._item_codes(items, training)
         vectors = self.user_vectors(users)
         rating = ops.sum(code * vectors, axis=-1, keepdims=True)
         rating = rating + self.user_bias(users)
@@ -207,6 +212,35 @@ class ItemAutoencoder(keras.Model):
             rating = ops.clip(rating, *self.rating_range)
         # Ratings in float32 whatever the dtype policy computes in.
         return ops.cast(rating, "float32")
+
+    def _item_codes(self, items: Any, training: bool | None) -> Any:
+        """The code `h` of each row's item.
+
+        A batch of at least half as many rows as there are items encodes
+        every item once and gathers the codes: `num_items` encodings of
+        the stored matrix instead of one per row (the same values, up to
+        float rounding). `evaluate` on many rows, `fit`'s validation and
+        a `RatingEnsemble`'s large batches take this way.
+        """
+
+        def each_row() -> Any:
+            return self.encoder(self.item_ratings(items, training=training))
+
+        def every_item() -> Any:
+            rows, invalid = self.item_ratings.checked_rows(items)
+            table = ops.cast(
+                self.item_ratings.embeddings, self.item_ratings.compute_dtype
+            )
+            codes = ops.take(self.encoder(table), rows, axis=0)
+            return _ids.nan_where_invalid(codes, invalid)
+
+        if training or isinstance(items, keras.KerasTensor):
+            return each_row()
+        size = ops.shape(items)[0]
+        if isinstance(size, int):
+            return every_item() if 2 * size >= self.num_items else each_row()
+        # A batch dimension only known when the graph runs (TensorFlow).
+        return ops.cond(2 * size >= self.num_items, every_item, each_row)
 
     def _decode_all(self, code: Any) -> Any:
         """Every user's rating of a batch of items' codes."""
@@ -413,13 +447,21 @@ class ItemAutoencoder(keras.Model):
             self.__dict__["_item_model"] = model
         return model
 
-    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+    def predict(
+        self, x: Any, batch_size: int | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         self._require_adapted("predict")
         x = _inputs.check_x(self, x, "predict")
-        return super().predict(x, *args, **kwargs)
+        batch_size = _rows_per_batch(x, batch_size)
+        return super().predict(x, batch_size, *args, **kwargs)
 
     def evaluate(
-        self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> Any:
         _checks.require_compiled(self)
         self._require_adapted("evaluate")
@@ -427,7 +469,8 @@ class ItemAutoencoder(keras.Model):
         _inputs.check_y(y)
         _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
         self._warn_overlap(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        batch_size = _rows_per_batch(x, batch_size)
+        return super().evaluate(x, y, batch_size, *args, **kwargs)
 
     def _warn_overlap(self, x: Any, y: Any) -> None:
         """Warns when rows of `(x, y)` are ratings the model stores.
@@ -541,3 +584,15 @@ class ItemAutoencoder(keras.Model):
         if config.get("rating_range") is not None:
             config["rating_range"] = tuple(config["rating_range"])
         return cls(**config)
+
+
+def _rows_per_batch(x: Any, batch_size: int | None) -> int | None:
+    """`predict`'s and `evaluate`'s batch size: large for arrays.
+
+    Keras's default of 32 rows would encode each row's item on its own;
+    a batch of `_item_batches.ROWS_PER_BATCH` rows encodes every item
+    once (see `ItemAutoencoder._item_codes`).
+    """
+    if batch_size is None and isinstance(x, collections.abc.Mapping):
+        return _item_batches.ROWS_PER_BATCH
+    return batch_size

@@ -455,3 +455,95 @@ def test_seeded_fits_repeat_exactly():
         model.fit(x, y, epochs=3, batch_size=2, verbose=0)
         predictions.append(model.predict(x, verbose=0))
     np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-6)
+
+
+class BatchCount(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def test_small_and_large_batches_predict_the_same_ratings():
+    # A batch of at least half as many rows as items encodes every item
+    # once; a smaller one encodes each row's item: the same ratings.
+    model = compiled()
+    x, y = data()
+    keep = (x["user_id"] < 10) & (x["movie_id"] < 8)
+    model.fit({k: v[keep] for k, v in x.items()}, y[keep], epochs=2, verbose=0)
+    users = np.repeat(np.arange(USERS), ITEMS)
+    items = np.tile(np.arange(ITEMS), USERS)
+    rows = {"user_id": users, "movie_id": items}
+    expected = hand_prediction(model, users, items)
+    for batch_size in (1, 4, 5, None):
+        predicted = model.predict(rows, batch_size=batch_size, verbose=0)
+        np.testing.assert_allclose(
+            predicted.reshape(-1), expected, rtol=1e-5, atol=1e-5
+        )
+    for size in (2, 60):
+        direct = keras.ops.convert_to_numpy(
+            model({k: v[:size] for k, v in rows.items()})
+        )
+        np.testing.assert_allclose(
+            direct.reshape(-1), expected[:size], rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="a batch size known only when the graph runs is TensorFlow's",
+)
+def test_a_graph_with_an_unknown_batch_size_takes_either_way():
+    import tensorflow as tf
+
+    model = compiled()
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    spec = tf.TensorSpec((None,), tf.int32)
+    call = tf.function(
+        lambda users, items: model({"user_id": users, "movie_id": items}),
+        input_signature=[spec, spec],
+    )
+    for size in (2, 40):
+        users, items = x["user_id"][:size], x["movie_id"][:size]
+        np.testing.assert_allclose(
+            call(users, items).numpy().reshape(-1),
+            hand_prediction(model, users, items),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    bad = np.full(40, ITEMS, "int32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="movie_id"):
+        call(x["user_id"][:40], bad)
+
+
+def test_predict_and_evaluate_take_large_batches_of_rows_by_default():
+    model = compiled()
+    x, y = data(n=200)
+    model.fit(x, y, epochs=1, verbose=0)
+    count = BatchCount()
+    model.predict(x, verbose=0, callbacks=[count])
+    model.evaluate(x, y, verbose=0, callbacks=[count])
+    # Keras's own default, 32 rows, would take 7 batches each.
+    assert count.batches == 2
+    model.predict(x, batch_size=50, verbose=0, callbacks=[count])
+    assert count.batches == 2 + 4
+
+
+def test_a_large_batch_with_an_unknown_item_names_the_column():
+    model = compiled()
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    bad = {
+        **x,
+        "movie_id": np.where(np.arange(len(y)) == 7, ITEMS, x["movie_id"]),
+    }
+    with pytest.raises(ValueError, match=r"Column 'movie_id'.*unknown id 9"):
+        model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match=r"Column 'movie_id'.*unknown id 9"):
+        model(bad)
