@@ -74,7 +74,21 @@ def main():
     parser.add_argument(
         "--dataset", choices=("ml-100k", "ml-1m"), default="ml-1m"
     )
+    parser.add_argument(
+        "--split",
+        choices=("holdout", "fold1"),
+        default="holdout",
+        help="ml-1m: carve the validation tenth from the training part of "
+        "the random 90/10 split or of fold 1 of the fold column",
+    )
     parser.add_argument("--preset", default="recommended-large")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=20,
+        help="epochs without a better inner validation RMSE before the "
+        "choice of the autoencoders' epochs stops",
+    )
     parser.add_argument("--pair-dtype", default=None)
     parser.add_argument("--members", type=int, default=1)
     parser.add_argument("--autoencoders", type=int, default=3)
@@ -87,7 +101,7 @@ def main():
         HERE, "results", f"blend_autoencoders_{args.dataset}"
     )
 
-    part = training_part(args.dataset, args.data_dir)
+    part = training_part(args.dataset, args.data_dir, args.split)
     fit_rows, val_rows = tenth(len(part.rating), args.validation_seed)
     fit, validation = part.subset(fit_rows), part.subset(val_rows)
     target = np.asarray(validation.rating, "float64")
@@ -103,6 +117,7 @@ def main():
         members=args.members,
         autoencoders=args.autoencoders,
         weight=args.weight,
+        patience=args.patience,
         seed=args.seed,
         record=record,
     )
@@ -139,8 +154,11 @@ def main():
         "seed": args.seed,
         "members": args.members,
         "weight": args.weight,
+        "split": args.split,
+        "patience": args.patience,
         "autoencoder_epochs": record["epochs"],
         "inner_rmse": record["inner_rmse"],
+        "inner_curve": record["inner_curve"],
         "choosing_seconds": choosing,
         "member_seconds": [float(s) for s in seconds],
         "preset_rmse": rmse(models, target),

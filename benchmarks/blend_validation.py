@@ -78,7 +78,16 @@ def tenth(n, seed):
     return rest, test
 
 
-def training_part(dataset, data_dir):
+def training_part(dataset, data_dir, split="holdout"):
+    """The ratings a validation tenth is carved from; no test rating.
+
+    ml-100k: u1.base. ml-1m: the training part of the random 90/10 split
+    (`split="holdout"`) or of fold 1 of the file's fold column
+    (`split="fold1"`: folds 2-5, whose test sets it holds).
+    """
+    if dataset == "ml-1m" and split == "fold1":
+        ratings, labels = load_1m(data_dir)
+        return ratings.subset(np.flatnonzero(labels != 1))
     if dataset == "ml-100k":
         ratings = movielens.load_ratings(
             "ml-100k", data_dir=os.path.join(data_dir, "ml-100k")

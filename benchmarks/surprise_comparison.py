@@ -228,6 +228,14 @@ def main():
         help="the autoencoders' share of the blend; 0.3, as in the "
         "published tables, where training.blend defaults to 0.4",
     )
+    parser.add_argument(
+        "--blend-patience",
+        type=int,
+        default=20,
+        help="epochs without a better inner validation RMSE before the "
+        "choice of the autoencoders' epochs stops (training.blend's "
+        "default: 20)",
+    )
     args = parser.parse_args()
     import surprise
 
@@ -264,6 +272,7 @@ def main():
                         members=args.blend_members,
                         autoencoders=args.blend_autoencoders,
                         weight=args.blend_weight,
+                        patience=args.blend_patience,
                     )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
@@ -300,6 +309,8 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
                 coders = f"{args.blend_autoencoders} x ItemAutoencoder"
             if args.blend_weight != 0.3:
                 coders += f", weight {args.blend_weight:g}"
+            if args.blend_patience != 20:
+                coders += f", patience {args.blend_patience}"
             label = (
                 f"keras-catembed blend ({args.blend_members} x "
                 f"{_label(args)} + {coders})"

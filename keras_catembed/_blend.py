@@ -86,8 +86,9 @@ def blend(
             RMSE before the choosing run stops. Defaults to 20.
         seed: Optional integer: `keras.utils.set_random_seed(seed)` runs
             first (CPU runs then repeat exactly). Defaults to `None`.
-        record: Optional dict that receives `"epochs"` (the chosen count)
-            and `"inner_rmse"` (its validation RMSE).
+        record: Optional dict that receives `"epochs"` (the chosen count),
+            `"inner_rmse"` (its validation RMSE) and `"inner_curve"` (the
+            choosing run's validation RMSE after each epoch).
 
     Returns:
         A compiled, untrained `keras_catembed.RatingEnsemble` (loss MSE,
@@ -152,11 +153,16 @@ def blend(
         _preset_columns.columns(config), train
     )
     recipe = Recipe.from_config(config["recipe"])
-    epochs, inner_rmse = _autoencoder_epochs(
-        train, autoencoder, max_epochs, patience
-    )
+    curve = _autoencoder_curve(train, autoencoder, max_epochs, patience)
+    epochs = 1 + min(range(len(curve)), key=curve.__getitem__)
     if record is not None:
-        record.update({"epochs": epochs, "inner_rmse": inner_rmse})
+        record.update(
+            {
+                "epochs": epochs,
+                "inner_rmse": curve[epochs - 1],
+                "inner_curve": curve,
+            }
+        )
     models = []
     for _ in range(members):
         model = presets.build_model(config, embeddings)
@@ -179,10 +185,10 @@ def blend(
     return ensemble
 
 
-def _autoencoder_epochs(
+def _autoencoder_curve(
     train: "Ratings", build: Any, max_epochs: int, patience: int
-) -> tuple[int, float]:
-    """The best epoch count of an autoencoder on a tenth of `train`."""
+) -> list[float]:
+    """An autoencoder's validation RMSE per epoch on a tenth of `train`."""
     from keras_catembed.datasets import movielens
     from keras_catembed.evaluation.protocols import HoldOut
 
@@ -207,6 +213,4 @@ def _autoencoder_epochs(
         callbacks=[stop],
         verbose=0,
     )
-    scores = history.history["val_rmse"]
-    best = min(range(len(scores)), key=scores.__getitem__)
-    return best + 1, float(scores[best])
+    return [float(score) for score in history.history["val_rmse"]]

@@ -89,6 +89,9 @@ class ItemAutoencoder(keras.Model):
     ```
     """
 
+    # The fewest rows per batch a `RatingEnsemble` predicts it in.
+    _predict_rows = _item_batches.ROWS_PER_BATCH
+
     def __init__(
         self,
         embeddings: Mapping[str, int],

@@ -183,8 +183,47 @@ class RatingEnsemble(keras.Model):
                     layers[column].check_ids(x[column])
         return x
 
-    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        return super().predict(self._checked(x, "predict"), *args, **kwargs)
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: Any = None,
+    ) -> Any:
+        """Predicts ratings of `x`; on arrays, member by member.
+
+        With a dict of arrays (and no `steps` or `callbacks`) each member
+        predicts all rows with its own `predict`, in batches of
+        `batch_size` rows (or more for a member with a larger batch of
+        its own: an `ItemAutoencoder` takes at least 65536 rows, each
+        batch encoding every item once), and the weighted sum is
+        returned as a NumPy array of shape `(rows, 1)`, clipped to
+        `rating_range`. Other inputs go through Keras's own loop, whose
+        batches run every member.
+        """
+        x = self._checked(x, "predict")
+        if (
+            steps is not None
+            or callbacks
+            or not isinstance(x, collections.abc.Mapping)
+            or not all(isinstance(v, np.ndarray) for v in x.values())
+        ):
+            return super().predict(x, batch_size, verbose, steps, callbacks)
+        total: Any = None
+        for member, weight in zip(
+            self.members, self.member_weights, strict=True
+        ):
+            rows = getattr(member, "_predict_rows", None)
+            size = batch_size if rows is None else max(batch_size or 0, rows)
+            rating = member.predict(
+                self._inputs_of(member, x), batch_size=size, verbose=verbose
+            )
+            rating = weight * np.reshape(np.asarray(rating, "float32"), (-1, 1))
+            total = rating if total is None else total + rating
+        if self.rating_range is not None:
+            total = np.clip(total, *self.rating_range)
+        return total
 
     def evaluate(
         self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any

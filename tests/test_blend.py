@@ -48,6 +48,10 @@ def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
     np.testing.assert_allclose(ensemble.member_weights, [0.3, 0.3, 0.4])
     assert 1 <= record["epochs"] <= 4
     assert np.isfinite(record["inner_rmse"]) and record["inner_rmse"] > 0
+    # The chosen count is the best epoch of the choosing run's curve.
+    curve = record["inner_curve"]
+    assert record["inner_rmse"] == min(curve) == curve[record["epochs"] - 1]
+    assert len(curve) == min(4, record["epochs"] + 2)
     assert autoencoder.recipe.epochs == record["epochs"]
     assert first.recipe.epochs == 1
     assert autoencoder.rating_range == (2.0, 4.5)
@@ -80,13 +84,13 @@ def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
 def test_autoencoders_share_the_weight_and_the_chosen_epochs(monkeypatch):
     from keras_catembed import _blend
 
-    choose, chosen = _blend._autoencoder_epochs, []
+    choose, chosen = _blend._autoencoder_curve, []
 
     def counted(*args, **kwargs):
         chosen.append(choose(*args, **kwargs))
         return chosen[-1]
 
-    monkeypatch.setattr(_blend, "_autoencoder_epochs", counted)
+    monkeypatch.setattr(_blend, "_autoencoder_curve", counted)
     data = ratings()
     record = {}
     ensemble = training.blend(
@@ -189,7 +193,7 @@ def test_a_bad_preset_fails_before_the_autoencoder_trains(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the choice of epochs ran")
 
-    monkeypatch.setattr(_blend, "_autoencoder_epochs", never)
+    monkeypatch.setattr(_blend, "_autoencoder_curve", never)
     config = short()
     config["recipe"]["optimizer"] = "no-such-optimizer"
     with pytest.raises(ValueError, match="no-such-optimizer"):

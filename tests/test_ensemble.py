@@ -91,6 +91,33 @@ def test_it_predicts_the_weighted_average_of_its_members_clipped():
     assert ensemble.member_weights == [0.5, 0.25, 0.25]
 
 
+def test_predict_on_arrays_runs_member_by_member_as_keras_loop_does():
+    x, y = data()
+    members = [rating_model(implicit=True), autoencoder()]
+    ensemble = RatingEnsemble(members, weights=[3, 1], rating_range=(1, 4.5))
+    ensemble.fit(x, y, epochs=2, verbose=0)
+    sizes = {}
+    for member in members:
+        own = member.predict
+
+        def spy(inputs, *args, own=own, member=member, **kwargs):
+            sizes[member.name] = kwargs.get("batch_size")
+            return own(inputs, *args, **kwargs)
+
+        member.predict = spy
+    by_member = ensemble.predict(x, batch_size=16, verbose=0)
+    # The autoencoder takes its own large batches, the model the caller's.
+    assert sizes == {members[0].name: 16, members[1].name: 65536}
+    assert by_member.shape == (len(y), 1)
+    # Keras's loop, where each batch of 16 rows runs both members (a
+    # callback sends `predict` there), predicts the same ratings.
+    keras_loop = ensemble.predict(
+        x, batch_size=16, verbose=0, callbacks=[keras.callbacks.Callback()]
+    )
+    np.testing.assert_allclose(by_member, keras_loop, rtol=1e-5, atol=1e-5)
+    assert len(sizes) == 2
+
+
 def test_equal_weights_by_default_and_evaluate_scores_the_average_alone():
     x, y = data()
     # The autoencoder's loss carries its L2 penalty.
