@@ -453,6 +453,13 @@ class ItemAutoencoder(keras.Model):
     def predict(
         self, x: Any, batch_size: int | None = None, *args: Any, **kwargs: Any
     ) -> Any:
+        """Predicts ratings of (user, item) rows, as `keras.Model.predict`.
+
+        `batch_size` defaults to 65536 rows for a dict of arrays (Keras's
+        own default is 32): a batch of at least half as many rows as
+        there are items encodes every item once, so large batches do the
+        least work. Other arguments are Keras's.
+        """
         self._require_adapted("predict")
         x = _inputs.check_x(self, x, "predict")
         batch_size = _rows_per_batch(x, batch_size)
@@ -466,6 +473,12 @@ class ItemAutoencoder(keras.Model):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
+        """Scores (user, item) rows, as `keras.Model.evaluate`.
+
+        With the compiled loss and metrics, without the L2 penalty; warns
+        when the rows are ratings the model stores. `batch_size` defaults
+        to 65536 rows for a dict of arrays, as for `predict`.
+        """
         _checks.require_compiled(self)
         self._require_adapted("evaluate")
         x = _inputs.check_x(self, x, "evaluate")

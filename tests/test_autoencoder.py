@@ -208,6 +208,22 @@ def test_validation_data_reports_row_metrics_each_epoch_for_early_stopping():
     assert scores[-1] == pytest.approx(final["rmse"], rel=1e-5)
 
 
+def test_validation_scores_the_rows_in_large_batches(monkeypatch):
+    model = compiled()
+    x, y = data(n=120)
+    x_val, y_val = unseen(x, data(n=30, seed=1))
+    sizes, evaluate = [], model.evaluate
+
+    def spy(*args, **kwargs):
+        sizes.append(kwargs.get("batch_size"))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "evaluate", spy)
+    model.fit(x, y, epochs=2, verbose=0, validation_data=(x_val, y_val))
+    # Each batch encodes every item once: few large batches.
+    assert sizes == [65536, 65536]
+
+
 def test_adapt_after_fit_changes_what_an_item_is_described_by():
     model = compiled()
     x, y = data()
