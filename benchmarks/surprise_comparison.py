@@ -353,6 +353,9 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         blend_weight=(
             args.blend_weight if "blend" in args.algorithms else None
         ),
+        blend_patience=(
+            args.blend_patience if "blend" in args.algorithms else None
+        ),
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
         epochs=args.epochs,
