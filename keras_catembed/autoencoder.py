@@ -242,8 +242,11 @@ class ItemAutoencoder(keras.Model):
         size = ops.shape(items)[0]
         if isinstance(size, int):
             return every_item() if 2 * size >= self.num_items else each_row()
-        # A batch dimension only known when the graph runs (TensorFlow).
-        return ops.cond(2 * size >= self.num_items, every_item, each_row)
+        if keras.backend.backend() == "tensorflow":
+            # A batch dimension only known when the graph runs.
+            return ops.cond(2 * size >= self.num_items, every_item, each_row)
+        # A symbolic dimension (JAX's export): any batch size.
+        return each_row()
 
     def _decode_all(self, code: Any) -> Any:
         """Every user's rating of a batch of items' codes."""

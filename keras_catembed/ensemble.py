@@ -193,19 +193,26 @@ class RatingEnsemble(keras.Model):
     ) -> Any:
         """Predicts ratings of `x`; on arrays, member by member.
 
-        With a dict of arrays (and no `steps` or `callbacks`) each member
-        predicts all rows with its own `predict`, in batches of
-        `batch_size` rows (or more for a member with a larger batch of
-        its own: an `ItemAutoencoder` takes at least 65536 rows, each
-        batch encoding every item once), and the weighted sum is
+        With a dict of NumPy arrays (or lists, or a `DataFrame`), and no
+        `steps` or `callbacks`, each member predicts all rows with its own
+        `predict`, in batches of `batch_size` rows (or more for a member
+        with a larger batch of its own: an `ItemAutoencoder` takes at
+        least 65536 rows, each batch encoding every item once; `verbose`
+        then shows one progress bar per member), and the weighted sum is
         returned as a NumPy array of shape `(rows, 1)`, clipped to
-        `rating_range`. Other inputs go through Keras's own loop, whose
-        batches run every member.
+        `rating_range`. Other inputs, and a subclass that overrides
+        `call`, go through Keras's own loop, whose batches run every
+        member; so does `evaluate`.
         """
+        if batch_size is not None:
+            _inputs.check_batch_size("batch_size", batch_size)
         x = self._checked(x, "predict")
         if (
             steps is not None
             or callbacks
+            or not _member_grids._keeps(
+                self, RatingEnsemble, ("call", "__call__", "predict_step")
+            )
             or not isinstance(x, collections.abc.Mapping)
             or not all(isinstance(v, np.ndarray) for v in x.values())
         ):

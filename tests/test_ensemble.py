@@ -94,28 +94,57 @@ def test_it_predicts_the_weighted_average_of_its_members_clipped():
 def test_predict_on_arrays_runs_member_by_member_as_keras_loop_does():
     x, y = data()
     members = [rating_model(implicit=True), autoencoder()]
-    ensemble = RatingEnsemble(members, weights=[3, 1], rating_range=(1, 4.5))
+    ensemble = RatingEnsemble(members, weights=[3, 1], rating_range=(1, 3.5))
     ensemble.fit(x, y, epochs=2, verbose=0)
-    sizes = {}
+    calls = []
     for member in members:
         own = member.predict
 
         def spy(inputs, *args, own=own, member=member, **kwargs):
-            sizes[member.name] = kwargs.get("batch_size")
+            calls.append((member.name, kwargs.get("batch_size")))
             return own(inputs, *args, **kwargs)
 
         member.predict = spy
     by_member = ensemble.predict(x, batch_size=16, verbose=0)
     # The autoencoder takes its own large batches, the model the caller's.
-    assert sizes == {members[0].name: 16, members[1].name: 65536}
+    assert calls == [(members[0].name, 16), (members[1].name, 65536)]
     assert by_member.shape == (len(y), 1)
     # Keras's loop, where each batch of 16 rows runs both members (a
     # callback sends `predict` there), predicts the same ratings.
     keras_loop = ensemble.predict(
         x, batch_size=16, verbose=0, callbacks=[keras.callbacks.Callback()]
     )
+    assert len(calls) == 2
     np.testing.assert_allclose(by_member, keras_loop, rtol=1e-5, atol=1e-5)
-    assert len(sizes) == 2
+    # Some averages were clipped to the range, in both ways.
+    each = [
+        m.__class__.predict(m, member_inputs(m, x), verbose=0) for m in members
+    ]
+    raw = 0.75 * each[0] + 0.25 * each[1]
+    assert np.any((raw < 1) | (raw > 3.5))
+    np.testing.assert_allclose(
+        by_member, np.clip(raw, 1, 3.5), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="batch_size"):
+        ensemble.predict(x, batch_size=0, verbose=0)
+
+
+def test_a_subclass_that_overrides_call_predicts_with_its_call():
+    class Shifted(RatingEnsemble):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=training) + 1.0
+
+    x, y = data()
+    members = [rating_model(), autoencoder()]
+    plain = RatingEnsemble(members)
+    shifted = Shifted(members)
+    plain.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_allclose(
+        shifted.predict(x, batch_size=32, verbose=0),
+        plain.predict(x, batch_size=32, verbose=0) + 1.0,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_equal_weights_by_default_and_evaluate_scores_the_average_alone():
