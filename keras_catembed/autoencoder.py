@@ -89,7 +89,8 @@ class ItemAutoencoder(keras.Model):
     ```
     """
 
-    # The fewest rows per batch a `RatingEnsemble` predicts it in.
+    # Rows per batch of `predict` and `evaluate` on arrays by default, and
+    # the fewest a `RatingEnsemble` predicts it in.
     _predict_rows = _item_batches.ROWS_PER_BATCH
 
     def __init__(
@@ -465,7 +466,7 @@ class ItemAutoencoder(keras.Model):
         """
         self._require_adapted("predict")
         x = _inputs.check_x(self, x, "predict")
-        batch_size = _rows_per_batch(x, batch_size)
+        batch_size = self._rows_per_batch(x, batch_size)
         return super().predict(x, batch_size, *args, **kwargs)
 
     def evaluate(
@@ -488,8 +489,19 @@ class ItemAutoencoder(keras.Model):
         _inputs.check_y(y)
         _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
         self._warn_overlap(x, y)
-        batch_size = _rows_per_batch(x, batch_size)
+        batch_size = self._rows_per_batch(x, batch_size)
         return super().evaluate(x, y, batch_size, *args, **kwargs)
+
+    def _rows_per_batch(self, x: Any, batch_size: int | None) -> int | None:
+        """`predict`'s and `evaluate`'s batch size: large for arrays.
+
+        Keras's default of 32 rows would encode each row's item on its
+        own; a batch of `_predict_rows` rows encodes every item once (see
+        `_item_codes`).
+        """
+        if batch_size is None and isinstance(x, collections.abc.Mapping):
+            return self._predict_rows
+        return batch_size
 
     def _warn_overlap(self, x: Any, y: Any) -> None:
         """Warns when rows of `(x, y)` are ratings the model stores.
@@ -603,15 +615,3 @@ class ItemAutoencoder(keras.Model):
         if config.get("rating_range") is not None:
             config["rating_range"] = tuple(config["rating_range"])
         return cls(**config)
-
-
-def _rows_per_batch(x: Any, batch_size: int | None) -> int | None:
-    """`predict`'s and `evaluate`'s batch size: large for arrays.
-
-    Keras's default of 32 rows would encode each row's item on its own;
-    a batch of `_item_batches.ROWS_PER_BATCH` rows encodes every item
-    once (see `ItemAutoencoder._item_codes`).
-    """
-    if batch_size is None and isinstance(x, collections.abc.Mapping):
-        return _item_batches.ROWS_PER_BATCH
-    return batch_size

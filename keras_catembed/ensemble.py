@@ -132,11 +132,15 @@ class RatingEnsemble(keras.Model):
         return {column: inputs[column] for column in columns}
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self._average(
+            member(self._inputs_of(member, inputs), training=False)
+            for member in self.members
+        )
+
+    def _average(self, ratings: Any) -> Any:
+        """The members' ratings, in member order, averaged and clipped."""
         total = None
-        for member, weight in zip(
-            self.members, self.member_weights, strict=True
-        ):
-            rating = member(self._inputs_of(member, inputs), training=False)
+        for rating, weight in zip(ratings, self.member_weights, strict=True):
             rating = weight * ops.reshape(ops.cast(rating, "float32"), (-1, 1))
             total = rating if total is None else total + rating
         if self.rating_range is not None:
@@ -217,20 +221,16 @@ class RatingEnsemble(keras.Model):
             or not all(isinstance(v, np.ndarray) for v in x.values())
         ):
             return super().predict(x, batch_size, verbose, steps, callbacks)
-        total: Any = None
-        for member, weight in zip(
-            self.members, self.member_weights, strict=True
-        ):
+        ratings = []
+        for member in self.members:
             rows = getattr(member, "_predict_rows", None)
             size = batch_size if rows is None else max(batch_size or 0, rows)
-            rating = member.predict(
-                self._inputs_of(member, x), batch_size=size, verbose=verbose
+            ratings.append(
+                member.predict(
+                    self._inputs_of(member, x), batch_size=size, verbose=verbose
+                )
             )
-            rating = weight * np.reshape(np.asarray(rating, "float32"), (-1, 1))
-            total = rating if total is None else total + rating
-        if self.rating_range is not None:
-            total = np.clip(total, *self.rating_range)
-        return total
+        return ops.convert_to_numpy(self._average(ratings))
 
     def evaluate(
         self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any

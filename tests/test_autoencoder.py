@@ -91,21 +91,30 @@ def test_adapt_stores_the_ratings_by_item_and_marks_known_ids():
     assert model.adapted
 
 
-def test_predictions_match_a_hand_computation_and_unknown_ids_get_the_mean():
+def fitted_without_some_ids():
+    """A model fitted without users 10, 11 and item 8; every pair.
+
+    Returns the model, the fitted ratings and the users and items of
+    every (user, item) pair.
+    """
     model = compiled()
     x, y = data()
-    # Users 10, 11 and item 8 have no ratings.
     keep = (x["user_id"] < 10) & (x["movie_id"] < 8)
     model.fit({k: v[keep] for k, v in x.items()}, y[keep], epochs=2, verbose=0)
     users = np.repeat(np.arange(USERS), ITEMS)
     items = np.tile(np.arange(ITEMS), USERS)
+    return model, y[keep], users, items
+
+
+def test_predictions_match_a_hand_computation_and_unknown_ids_get_the_mean():
+    model, fitted, users, items = fitted_without_some_ids()
     predicted = model.predict(
         {"user_id": users, "movie_id": items}, verbose=0
     ).reshape(-1)
     expected = hand_prediction(model, users, items)
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
     unknown = (users >= 10) | (items == 8)
-    np.testing.assert_allclose(predicted[unknown], np.mean(y[keep]), rtol=1e-6)
+    np.testing.assert_allclose(predicted[unknown], np.mean(fitted), rtol=1e-6)
 
 
 def test_rating_range_clips_the_predictions():
@@ -488,12 +497,7 @@ class BatchCount(keras.callbacks.Callback):
 def test_small_and_large_batches_predict_the_same_ratings():
     # A batch of at least half as many rows as items encodes every item
     # once; a smaller one encodes each row's item: the same ratings.
-    model = compiled()
-    x, y = data()
-    keep = (x["user_id"] < 10) & (x["movie_id"] < 8)
-    model.fit({k: v[keep] for k, v in x.items()}, y[keep], epochs=2, verbose=0)
-    users = np.repeat(np.arange(USERS), ITEMS)
-    items = np.tile(np.arange(ITEMS), USERS)
+    model, _, users, items = fitted_without_some_ids()
     rows = {"user_id": users, "movie_id": items}
     expected = hand_prediction(model, users, items)
     for batch_size in (1, 4, 5, None):
