@@ -1,18 +1,23 @@
-"""JAX's persistent compilation cache across folds and processes.
+"""Compiled programs shared across folds, and JAX's persistent cache.
 
 Each fold of `keras_catembed.evaluation.cross_validate` builds a new
-model, so JAX traces and compiles its training and prediction programs
-again, although for folds of the same shape they are the same programs.
+model, so JAX traces and compiles its programs again, although for
+folds of the same shape they are the same programs. The library shares
+its training loop's compiled program between models whose programs are
+the same, within a process (`keras_catembed.backend.jax_programs`).
 JAX's own persistent compilation cache (`jax_compilation_cache_dir`)
-keeps compiled programs on disk, keyed by their content: a later fold,
-or a later process, loads them instead of compiling.
+keeps every compiled program on disk, keyed by its content: a later
+fold, or a later process, loads them instead of compiling.
 
 This script runs the same `cross_validate` of a preset over some of
-ml-100k's official folds in three fresh processes, one after the other:
+ml-100k's official folds in four fresh processes, one after the other:
 
-- `no cache`: JAX's defaults;
-- `cache, empty`: the cache in a new, empty folder (the first fold
-  compiles and writes, the later ones read);
+- `not shared`: the library's sharing off (`jax_programs.LIMIT = 0`),
+  JAX's defaults: every fold compiles everything;
+- `no cache`: the library's defaults (its loop shared from the second
+  fold on), JAX's defaults;
+- `cache, empty`: also JAX's cache, in a new, empty folder (the first
+  fold compiles and writes, the later ones read);
 - `cache, filled`: the same folder again, as a second run would find it.
 
 The cache is set through JAX's environment variables
@@ -23,6 +28,9 @@ fit and test time and RMSE (the cache must not change them).
 Usage:
 
     python benchmarks/compilation_cache.py --data-dir ../shared/data/movielens
+
+`--epochs 6` trains the preset for 6 epochs in place of its 25, where
+the compilations are more of each fold.
 
 It prints a table and writes
 `benchmarks/results/compilation_cache.{md,json}`.
@@ -39,7 +47,7 @@ sys.path.insert(0, HERE)
 
 import _results  # noqa: E402
 
-RUNS = ("no cache", "cache, empty", "cache, filled")
+RUNS = ("not shared", "no cache", "cache, empty", "cache, filled")
 # JAX's settings of its persistent cache, as environment variables.
 CACHE_VARIABLES = (
     "JAX_COMPILATION_CACHE_DIR",
@@ -47,13 +55,21 @@ CACHE_VARIABLES = (
 )
 
 
-def worker(data_dir, preset, folds):
+def worker(data_dir, preset, folds, shared, epochs):
     """One process's folds: fit and test times and RMSE of each."""
+    from keras_catembed import presets
+    from keras_catembed.backend import jax_programs
     from keras_catembed.datasets import movielens
+
+    if not shared:
+        jax_programs.LIMIT = 0
     from keras_catembed.evaluation import cross_validate
     from keras_catembed.evaluation.protocols import OfficialFolds
 
     ratings = movielens.load_ratings("ml-100k", data_dir=data_dir)
+    if epochs is not None:
+        preset = presets.load(preset)
+        preset["recipe"]["epochs"] = epochs
     results = []
     for fold in folds:
         scores = cross_validate(
@@ -70,7 +86,7 @@ def worker(data_dir, preset, folds):
     return results
 
 
-def run(args, cache_dir):
+def run(args, cache_dir, shared=True):
     """Runs the worker in a fresh JAX process; its results."""
     environment = {
         name: value
@@ -81,6 +97,10 @@ def run(args, cache_dir):
         # Programs of any compile time are kept.
         environment.update(zip(CACHE_VARIABLES, (cache_dir, "0"), strict=True))
     arguments = ["--data-dir", args.data_dir, "--preset", args.preset]
+    if not shared:
+        arguments.append("--not-shared")
+    if args.epochs is not None:
+        arguments += ["--epochs", args.epochs]
     return _results.run_worker(
         __file__, "jax", [*arguments, "--folds", *args.folds], environment
     )
@@ -90,7 +110,7 @@ def markdown(results, folds):
     lines = [
         "| run | "
         + " | ".join(f"{fold} fit s" for fold in folds)
-        + " | total fit + test s | its ratio to no cache | RMSE "
+        + " | total fit + test s | speed-up over not shared | RMSE "
         + " / ".join(folds)
         + " |",
         "|---|" + "---:|" * (len(folds) + 2) + "---|",
@@ -104,7 +124,7 @@ def markdown(results, folds):
             f"| {run} | "
             + " | ".join(f"{r['fit_time']:.2f}" for r in results[run])
             + f" | {totals[run]:.1f} | "
-            f"{totals['no cache'] / totals[run]:.2f} | "
+            f"{totals['not shared'] / totals[run]:.2f} | "
             + " / ".join(f"{r['test_rmse']:.4f}" for r in results[run])
             + " |"
         )
@@ -118,24 +138,44 @@ def main():
     parser.add_argument("--folds", nargs="+", default=["u1", "u2", "u3"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--not-shared", action="store_true", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="the preset's epochs in place of its recipe's",
+    )
+    parser.add_argument(
         "--out", default=os.path.join(HERE, "results", "compilation_cache")
     )
     args = parser.parse_args()
     if args.worker:
-        results = worker(args.data_dir, args.preset, args.folds)
+        results = worker(
+            args.data_dir,
+            args.preset,
+            args.folds,
+            not args.not_shared,
+            args.epochs,
+        )
         print("RESULTS " + json.dumps(results))
         return
     args.data_dir = os.path.abspath(args.data_dir)
     results = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         for name in RUNS:
-            results[name] = run(args, None if name == "no cache" else cache_dir)
+            results[name] = run(
+                args,
+                None if name in ("not shared", "no cache") else cache_dir,
+                shared=name != "not shared",
+            )
             print(name, results[name], flush=True)
     table = markdown(results, args.folds)
     print(table)
     machine = _results.machine_info(
         backend="jax",
         preset=args.preset,
+        epochs=args.epochs,
         folds=args.folds,
         load_average=list(os.getloadavg()),
         command="python benchmarks/compilation_cache.py "

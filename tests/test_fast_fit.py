@@ -689,7 +689,7 @@ def test_compiled_loop_pads_short_blocks_instead_of_compiling_them(
     if keras.backend.backend() == "jax":
         # The short batch runs padded to 16 rows in the same program.
         assert runner._lengths == {16: 4}
-        assert runner._run._cache_size() == 1
+        assert len(runner._programs) == 1
         return
     # One compiled length per batch size: 4 steps of 16, 1 step of 6.
     assert runner._lengths == {16: 4, 6: 1}
@@ -807,7 +807,7 @@ def test_padded_last_batch_trains_as_the_short_batch(
     assert not runner.pads_remainder
     assert runner._lengths[6] == 1
     if optimizer == "adam":
-        assert runner._run._cache_size() == 2
+        assert len(runner._programs) == 2
     assert_same_weights(padded, exact, rtol=2e-5, atol=2e-6)
     for key in ("loss", "rmse", "mae"):
         np.testing.assert_allclose(history[key], reference[key], rtol=1e-5)

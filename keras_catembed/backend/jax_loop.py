@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_catembed import _step
 from keras_catembed.backend import generic
+from keras_catembed.backend import jax_programs
 from keras_catembed.backend.jax_mesh import Mesh
 from keras_catembed.backend.jax_rows import EveryRow
 from keras_catembed.backend.jax_rows import gather_rows
@@ -108,6 +109,27 @@ class Runner(generic.Runner):
             return logs, state
 
         self._run = jax.jit(run, donate_argnums=0)
+        # The compiled loop by its arguments' trees, shapes and dtypes,
+        # shared with other models' identical loops (`jax_programs`).
+        self._programs: dict[Any, Any] = {}
+
+    def _call(self, *args: Any) -> Any:
+        if self._mesh is not None:
+            # Placed and sharded arguments: jit's own cache.
+            return self._run(*args)
+        leaves, tree = jax.tree.flatten(args)
+        signature = (
+            tree,
+            tuple(
+                (np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False))
+                for leaf in leaves
+            ),
+        )
+        program = self._programs.get(signature)
+        if program is None:
+            program = jax_programs.compiled(self._run, *args)
+            self._programs[signature] = program
+        return program(*args)
 
     def _variables(self) -> tuple[Any, Any, Any, Any]:
         model = self.model
@@ -158,7 +180,7 @@ class Runner(generic.Runner):
                 jax.block_until_ready(self.state)
         elif isinstance(block, np.ndarray):
             block = jax.device_put(block)
-        logs, self.state = self._run(
+        logs, self.state = self._call(
             self.state,
             self.ids,
             self.targets,
