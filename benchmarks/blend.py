@@ -29,6 +29,8 @@ def builder(
     l2=100.0,
     max_epochs=200,
     patience=20,
+    autoencoder_epochs=None,
+    autoencoder_units=500,
 ):
     """A `cross_validate` build function of the blend (see the module).
 
@@ -49,6 +51,8 @@ def builder(
             l2=l2,
             max_epochs=max_epochs,
             patience=patience,
+            autoencoder_epochs=autoencoder_epochs,
+            autoencoder_units=autoencoder_units,
             record=record,
         )
 

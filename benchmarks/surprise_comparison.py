@@ -236,6 +236,19 @@ def main():
         "choice of the autoencoders' epochs stops (training.blend's "
         "default: 20)",
     )
+    parser.add_argument(
+        "--blend-autoencoder-epochs",
+        type=int,
+        default=None,
+        help="the autoencoders' epochs, fixed (no choosing run); by "
+        "default chosen inside each training part",
+    )
+    parser.add_argument(
+        "--blend-autoencoder-units",
+        type=int,
+        default=500,
+        help="each autoencoder's hidden units (I-AutoRec's 500 by default)",
+    )
     args = parser.parse_args()
     import surprise
 
@@ -273,6 +286,8 @@ def main():
                         autoencoders=args.blend_autoencoders,
                         weight=args.blend_weight,
                         patience=args.blend_patience,
+                        autoencoder_epochs=args.blend_autoencoder_epochs,
+                        autoencoder_units=args.blend_autoencoder_units,
                     )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
@@ -309,7 +324,11 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
                 coders = f"{args.blend_autoencoders} x ItemAutoencoder"
             if args.blend_weight != 0.3:
                 coders += f", weight {args.blend_weight:g}"
-            if args.blend_patience != 20:
+            if args.blend_autoencoder_units != 500:
+                coders += f", {args.blend_autoencoder_units} units"
+            if args.blend_autoencoder_epochs is not None:
+                coders += f", {args.blend_autoencoder_epochs} epochs"
+            elif args.blend_patience != 20:
                 coders += f", patience {args.blend_patience}"
             label = (
                 f"keras-catembed blend ({args.blend_members} x "
@@ -355,6 +374,14 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         ),
         blend_patience=(
             args.blend_patience if "blend" in args.algorithms else None
+        ),
+        blend_autoencoder_epochs=(
+            args.blend_autoencoder_epochs
+            if "blend" in args.algorithms
+            else None
+        ),
+        blend_autoencoder_units=(
+            args.blend_autoencoder_units if "blend" in args.algorithms else None
         ),
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,

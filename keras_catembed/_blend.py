@@ -41,6 +41,8 @@ def blend(
     l2: float = 100.0,
     max_epochs: int = 200,
     patience: int = 20,
+    autoencoder_epochs: int | None = None,
+    autoencoder_units: int = 500,
     seed: int | None = None,
     record: dict[str, Any] | None = None,
 ) -> Any:
@@ -58,7 +60,10 @@ def blend(
     RMSE, `patience`, at most `max_epochs`), and the blend's
     autoencoders get the best epoch count as their recipe. No other
     rating is read, so the function is a build function of
-    `keras_catembed.evaluation.cross_validate` as it is.
+    `keras_catembed.evaluation.cross_validate` as it is. Given
+    `autoencoder_epochs`, the autoencoders train for that many epochs and
+    nothing is chosen (no choosing run: the blend is then as fast to
+    build as its members are to train).
 
     The defaults come from validation parts of ml-100k's u1.base and of
     ml-1m (docs/movielens.md, "How many autoencoders"): five
@@ -84,11 +89,17 @@ def blend(
             run. Defaults to 200.
         patience: Positive integer. Epochs without a better validation
             RMSE before the choosing run stops. Defaults to 20.
+        autoencoder_epochs: Optional positive integer: the autoencoders'
+            epochs, in place of the choosing run (`max_epochs` and
+            `patience` then go unused). Defaults to `None` (chosen).
+        autoencoder_units: Positive integer. Each autoencoder's
+            `hidden_units`. Defaults to 500 (I-AutoRec's).
         seed: Optional integer: `keras.utils.set_random_seed(seed)` runs
             first (CPU runs then repeat exactly). Defaults to `None`.
         record: Optional dict that receives `"epochs"` (the chosen count),
             `"inner_rmse"` (its validation RMSE) and `"inner_curve"` (the
-            choosing run's validation RMSE after each epoch).
+            choosing run's validation RMSE after each epoch); with
+            `autoencoder_epochs`, `"epochs"` alone.
 
     Returns:
         A compiled, untrained `keras_catembed.RatingEnsemble` (loss MSE,
@@ -130,7 +141,12 @@ def blend(
     l2 = _checks.non_negative_float("l2", l2)
     max_epochs = _checks.positive_int("max_epochs", max_epochs)
     patience = _checks.positive_int("patience", patience)
-    if len(train) < 20:
+    if autoencoder_epochs is not None:
+        autoencoder_epochs = _checks.positive_int(
+            "autoencoder_epochs", autoencoder_epochs
+        )
+    units = _checks.positive_int("autoencoder_units", autoencoder_units)
+    if autoencoder_epochs is None and len(train) < 20:
         raise ValueError(
             "`train` must hold at least 20 ratings (a tenth of them choose "
             f"the autoencoder's epochs). Received {len(train)}"
@@ -143,6 +159,7 @@ def blend(
     def autoencoder() -> Any:
         return ItemAutoencoder(
             {"user_id": train.num_users, "movie_id": train.num_movies},
+            hidden_units=units,
             l2=l2,
             rating_range=(low, high),
         )
@@ -153,16 +170,14 @@ def blend(
         _preset_columns.columns(config), train
     )
     recipe = Recipe.from_config(config["recipe"])
-    curve = _autoencoder_curve(train, autoencoder, max_epochs, patience)
-    epochs = 1 + min(range(len(curve)), key=curve.__getitem__)
+    if autoencoder_epochs is None:
+        curve = _autoencoder_curve(train, autoencoder, max_epochs, patience)
+        epochs = 1 + min(range(len(curve)), key=curve.__getitem__)
+        chosen = {"inner_rmse": curve[epochs - 1], "inner_curve": curve}
+    else:
+        epochs, chosen = autoencoder_epochs, {}
     if record is not None:
-        record.update(
-            {
-                "epochs": epochs,
-                "inner_rmse": curve[epochs - 1],
-                "inner_curve": curve,
-            }
-        )
+        record.update({"epochs": epochs, **chosen})
     models = []
     for _ in range(members):
         model = presets.build_model(config, embeddings)

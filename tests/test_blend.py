@@ -142,6 +142,34 @@ def test_the_default_blend_shares_its_weight_among_five_autoencoders():
     assert all(isinstance(m, ItemAutoencoder) for m in ensemble.members[1:])
 
 
+def test_given_autoencoder_epochs_skip_the_choosing_run(monkeypatch):
+    from keras_catembed import _blend
+
+    def never(*args, **kwargs):
+        raise AssertionError("the choice of epochs ran")
+
+    monkeypatch.setattr(_blend, "_autoencoder_curve", never)
+    record = {}
+    data = ratings(n=12)  # Too few to choose on; enough to train.
+    ensemble = training.blend(
+        data,
+        short(),
+        members=1,
+        autoencoders=2,
+        autoencoder_epochs=3,
+        autoencoder_units=7,
+        record=record,
+    )
+    assert record == {"epochs": 3}
+    assert [m.hidden_units for m in ensemble.members[1:]] == [7, 7]
+    assert [m.recipe.epochs for m in ensemble.members] == [1, 3, 3]
+    np.testing.assert_allclose(ensemble.member_weights, [0.6, 0.2, 0.2])
+    ensemble.fit(movielens.inputs(data, ensemble.columns), data.rating)
+    # At most 20 rated items: one batch of items an epoch, three epochs.
+    for member in ensemble.members[1:]:
+        assert int(member.optimizer.iterations.numpy()) == 3
+
+
 def test_blend_is_a_cross_validate_build_function():
     data = ratings()
     scores = cross_validate(
@@ -170,6 +198,13 @@ def test_blend_is_a_cross_validate_build_function():
         ("weight", True, r"`weight` must be a number in \(0, 1\)"),
         ("l2", -1.0, r"`l2`"),
         ("patience", 0, r"`patience` must be a positive integer"),
+        (
+            "autoencoder_epochs",
+            0,
+            r"`autoencoder_epochs` must be a positive integer",
+        ),
+        ("autoencoder_epochs", 2.5, r"`autoencoder_epochs`.*2\.5"),
+        ("autoencoder_units", 0, r"`autoencoder_units` must be a positive"),
     ],
 )
 def test_bad_arguments_are_named_before_anything_trains(
