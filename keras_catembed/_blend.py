@@ -177,6 +177,8 @@ def blend(
     else:
         epochs, chosen = autoencoder_epochs, {}
     if record is not None:
+        for key in ("inner_rmse", "inner_curve"):
+            record.pop(key, None)  # A reused dict's earlier choice.
         record.update({"epochs": epochs, **chosen})
     models = []
     for _ in range(members):

@@ -149,7 +149,8 @@ def test_given_autoencoder_epochs_skip_the_choosing_run(monkeypatch):
         raise AssertionError("the choice of epochs ran")
 
     monkeypatch.setattr(_blend, "_autoencoder_curve", never)
-    record = {}
+    # A dict reused from a blend that chose its epochs.
+    record = {"epochs": 7, "inner_rmse": 0.9, "inner_curve": [1.0, 0.9]}
     data = ratings(n=12)  # Too few to choose on; enough to train.
     ensemble = training.blend(
         data,

@@ -91,8 +91,13 @@ def test_a_second_model_of_the_same_program_trains_with_the_first_compiled(
     reference = make_model(optimizer, learning_rate=0.03)
     reference.set_weights(alone.get_weights())
     monkeypatch.setattr(programs, "LIMIT", 16)
+    before = dict(programs.counts)
     fit(slower, x, y)
     fit(reference, x, y)
+    assert programs.counts == {
+        "shared": before["shared"] + 2 * first["compiled"],
+        "compiled": before["compiled"],
+    }
     assert not np.allclose(
         slower.get_weights()[0], reference.get_weights()[0], atol=1e-4
     )
@@ -174,3 +179,73 @@ def test_the_members_of_an_ensemble_of_one_architecture_share_the_loop(
         keras.ops.convert_to_numpy(m.predict(x, verbose=0)) for m in members
     )
     assert not np.allclose(first, second)
+
+
+class Lowering:
+    """A stand-in for `jax.jit(...)`: its lowering reads `text`."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def lower(self, *args):
+        return self
+
+    def as_text(self):
+        return self.text
+
+    in_tree = out_tree = "tree"
+
+    def compile(self):
+        return object()
+
+
+TEXT = "func.func public @main(%arg0: tensor<16xf32>) -> tensor<16xf32>"
+
+
+def test_the_same_text_with_arguments_placed_otherwise_is_not_shared(
+    programs,
+):
+    import jax
+
+    on_device = jax.device_put(np.zeros(16, "float32"), jax.devices()[0])
+    first = programs.compiled(Lowering(TEXT), np.zeros(16, "float32"))
+    assert programs.compiled(Lowering(TEXT), np.ones(16, "float32")) is first
+    assert programs.compiled(Lowering(TEXT), on_device) is not first
+    assert programs.counts == {"shared": 1, "compiled": 2}
+    # The real lowerings differ too: a committed argument is annotated.
+    loose = jax.jit(lambda value: value * 2.0).lower(jax.numpy.ones(16))
+    placed = jax.jit(lambda value: value * 2.0).lower(on_device)
+    assert loose.as_text() != placed.as_text()
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        # A constant hoisted into an argument the compiled program holds
+        # (JAX's `jax_use_simplified_jaxpr_constants`).
+        "%arg1: tensor<16xf32> {jax.const = true}",
+        # A host callback on TPU: host transfers, no custom call.
+        "stablehlo.send %0 {is_host_transfer = true}",
+        "stablehlo.custom_call @xla_ffi_python_cpu_callback(%0)",
+    ],
+)
+def test_texts_that_do_not_show_everything_are_never_shared(programs, mark):
+    args = (np.zeros(16, "float32"),)
+    first = programs.compiled(Lowering(TEXT + mark), *args)
+    assert programs.compiled(Lowering(TEXT + mark), *args) is not first
+    assert programs.counts == {"shared": 0, "compiled": 2}
+
+
+def test_programs_with_other_array_constants_are_not_shared(programs):
+    import jax
+
+    def adding(k):
+        constant = np.arange(16, dtype="float32") * k
+        return jax.jit(lambda value: value + constant, keep_unused=True)
+
+    args = (np.zeros(16, "float32"),)
+    one = programs.compiled(adding(1.0), *args)
+    two = programs.compiled(adding(2.0), *args)
+    np.testing.assert_array_equal(one(*args), np.arange(16))
+    np.testing.assert_array_equal(two(*args), 2 * np.arange(16))
+    assert programs.counts == {"shared": 0, "compiled": 2}

@@ -108,9 +108,11 @@ class Runner(generic.Runner):
                 )
             return logs, state
 
-        self._run = jax.jit(run, donate_argnums=0)
-        # The compiled loop by its arguments' trees, shapes and dtypes,
-        # shared with other models' identical loops (`jax_programs`).
+        # `keep_unused`: the compiled program may be shared with other
+        # models (`jax_programs`), whose inputs must line up with its own.
+        self._run = jax.jit(run, donate_argnums=0, keep_unused=True)
+        # The compiled loop by its arguments' trees, shapes, dtypes and
+        # placements, shared with other models' identical loops.
         self._programs: dict[Any, Any] = {}
 
     def _call(self, *args: Any) -> Any:
@@ -121,7 +123,16 @@ class Runner(generic.Runner):
         signature = (
             tree,
             tuple(
-                (np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False))
+                (
+                    np.shape(leaf),
+                    (
+                        leaf.dtype
+                        if hasattr(leaf, "dtype")
+                        else np.result_type(leaf)
+                    ),
+                    getattr(leaf, "weak_type", False),
+                    jax_programs.placement(leaf),
+                )
                 for leaf in leaves
             ),
         )
