@@ -39,7 +39,9 @@ class ItemAutoencoder(keras.Model):
     The model reads the ratings it was fitted on: `fit(x, y)` stores them
     (as non-trainable weights, saved with the model) and trains on them
     in batches of items, so `batch_size` counts items (64 by default, as
-    in the paper) and an epoch is one pass over the items.
+    in the paper) and an epoch is one pass over the items, one item
+    batch per compiled call (`compile`'s `steps_per_execution` is not
+    used for them).
     `predict(x)` and `evaluate(x, y)` take (user, item) rows, as for
     `RatingModel`, in batches of 65536 rows unless `batch_size` says
     otherwise: a batch of at least half as many rows as there are items
