@@ -27,6 +27,17 @@ def short(preset="recommended", epochs=1):
     return config
 
 
+@pytest.fixture
+def no_choosing_run(monkeypatch):
+    """Fails the test if `training.blend` runs its choice of epochs."""
+    from keras_catembed import _blend
+
+    def never(*args, **kwargs):
+        raise AssertionError("the choice of epochs ran")
+
+    monkeypatch.setattr(_blend, "_autoencoder_curve", never)
+
+
 def test_blend_builds_the_weighted_ensemble_with_chosen_epochs():
     data = ratings()
     record = {}
@@ -142,13 +153,7 @@ def test_the_default_blend_shares_its_weight_among_five_autoencoders():
     assert all(isinstance(m, ItemAutoencoder) for m in ensemble.members[1:])
 
 
-def test_given_autoencoder_epochs_skip_the_choosing_run(monkeypatch):
-    from keras_catembed import _blend
-
-    def never(*args, **kwargs):
-        raise AssertionError("the choice of epochs ran")
-
-    monkeypatch.setattr(_blend, "_autoencoder_curve", never)
+def test_given_autoencoder_epochs_skip_the_choosing_run(no_choosing_run):
     # A dict reused from a blend that chose its epochs.
     record = {"epochs": 7, "inner_rmse": 0.9, "inner_curve": [1.0, 0.9]}
     data = ratings(n=12)  # Too few to choose on; enough to train.
@@ -223,13 +228,7 @@ def test_blend_needs_ratings():
         training.blend(ratings(n=10), short())
 
 
-def test_a_bad_preset_fails_before_the_autoencoder_trains(monkeypatch):
-    from keras_catembed import _blend
-
-    def never(*args, **kwargs):
-        raise AssertionError("the choice of epochs ran")
-
-    monkeypatch.setattr(_blend, "_autoencoder_curve", never)
+def test_a_bad_preset_fails_before_the_autoencoder_trains(no_choosing_run):
     config = short()
     config["recipe"]["optimizer"] = "no-such-optimizer"
     with pytest.raises(ValueError, match="no-such-optimizer"):
