@@ -81,7 +81,8 @@ def tenth(n, seed):
 def training_part(dataset, data_dir, split="holdout"):
     """The ratings a validation tenth is carved from; no test rating.
 
-    ml-100k: u1.base. ml-1m: the training part of the random 90/10 split
+    ml-100k: u1.base, or another official fold's base with `split` one
+    of "u1".."u5". ml-1m: the training part of the random 90/10 split
     (`split="holdout"`) or of fold 1 of the file's fold column
     (`split="fold1"`: folds 2-5, whose test sets it holds).
     """
@@ -92,7 +93,8 @@ def training_part(dataset, data_dir, split="holdout"):
         ratings = movielens.load_ratings(
             "ml-100k", data_dir=os.path.join(data_dir, "ml-100k")
         )
-        train, _ = ratings.official_split("u1")
+        fold = split if split in ("u1", "u2", "u3", "u4", "u5") else "u1"
+        train, _ = ratings.official_split(fold)
         return train
     ratings, _ = load_1m(data_dir)
     (train, _), *_ = HoldOut(0.1, seed=0).split_data(ratings)

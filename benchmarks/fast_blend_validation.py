@@ -3,9 +3,10 @@
 A question for validation ratings only: nothing here reads a test rating,
 and nothing here is reported as test.
 
-The data are those of `blend_validation.py`: ml-100k's u1.base, split
-into a fit part and a random validation tenth (`--validation-seed`, 7 by
-default, used by no committed search). On them:
+The data are those of `blend_validation.py`: ml-100k's u1.base (or
+another official fold's base, `--split u2` to `u5`), split into a fit
+part and a random validation tenth (`--validation-seed`, 7 by default,
+used by no committed search). On them:
 
 - Surprise's SVD++ (`random_state=0`) fits the fit part and predicts the
   validation part: its time (fit plus prediction) is the budget's unit.
@@ -37,8 +38,15 @@ Usage:
         --data-dir ../shared/data/movielens
 
 It prints the chosen blend and writes
-`benchmarks/results/fast_blend_validation_ml-100k.{md,json}` (or
-`--out`'s path).
+`benchmarks/results/fast_blend_validation_ml-100k.{md,json}` (with
+`--split u2`, `..._ml-100k_u2.{md,json}`; or `--out`'s path).
+
+A nested choice per fold: run it once per fold's base, then
+`surprise_comparison.py --blend-choices` trains each fold's own choice
+on that fold's base and scores it on its test part. No fold's choice
+then sees that fold's test ratings (a tenth of u1.base holds about 2,000
+ratings of each of u2.test to u5.test, so u1's choice alone is not a
+clean choice for the other folds).
 """
 
 import argparse
@@ -103,13 +111,20 @@ def main():
     )
     parser.add_argument("--budget", type=float, default=1.0)
     parser.add_argument("--validation-seed", type=int, default=7)
+    parser.add_argument(
+        "--split",
+        choices=["u1", "u2", "u3", "u4", "u5"],
+        default="u1",
+        help="the official fold whose base the validation tenth is carved from",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    out = args.out or os.path.join(
-        HERE, "results", "fast_blend_validation_ml-100k"
-    )
+    name = "fast_blend_validation_ml-100k"
+    if args.split != "u1":
+        name += f"_{args.split}"
+    out = args.out or os.path.join(HERE, "results", name)
 
-    part = training_part("ml-100k", args.data_dir)
+    part = training_part("ml-100k", args.data_dir, args.split)
     fit_rows, val_rows = tenth(len(part.rating), args.validation_seed)
     fit, validation = part.subset(fit_rows), part.subset(val_rows)
     target = np.asarray(validation.rating, "float64")
@@ -232,7 +247,7 @@ def main():
     print("chosen", chosen, "budget", args.budget * svdpp_time)
 
     lines = [
-        "Validation RMSE, ml-100k u1.base (fit part "
+        f"Validation RMSE, ml-100k {args.split}.base (fit part "
         f"{len(fit.rating)}, validation {len(target)} ratings; no test "
         f"rating). SVD++: {svdpp['test_rmse']:.4f} in {svdpp_time:.1f} s "
         f"(fit and prediction); budget {args.budget:g} x that = "

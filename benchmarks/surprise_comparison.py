@@ -29,6 +29,19 @@ model starts from the same seed), e.g. ml-1m's random 90/10 protocol:
         --preset recommended-large \
         --out benchmarks/results/surprise_comparison_ml-1m_holdout
 
+`--blend-choices TEMPLATE` takes each fold's blend from the JSON that
+`fast_blend_validation.py` wrote for that fold's base (`{fold}` in the
+template is the fold's name): the preset's epochs, the number, size and
+epochs of the autoencoders and their weight are those chosen on a
+validation tenth of that fold's training part, in place of the `--epochs`
+and `--blend-*` options (a nested choice: no fold's choice read its test
+ratings), e.g.
+
+    KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \
+        --data-dir ../shared/data/movielens --algorithms SVDpp blend \
+        --add-columns user_day --blend-members 1 --blend-choices \
+        benchmarks/results/fast_blend_validation_ml-100k_nested_{fold}.json
+
 `--add-columns` adds MovieLens columns to the preset
 (`presets.with_columns`: user features such as `age gender occupation`,
 or `user_day`), and `--neighborhood` the rating-weighted neighbourhood
@@ -43,6 +56,8 @@ package (`pip install scikit-surprise`).
 """
 
 import argparse
+import copy
+import json
 import os
 import sys
 import time
@@ -131,6 +146,45 @@ def _preset(args):
     if args.pair_dtype is not None:
         config["model"]["pair_dtype"] = args.pair_dtype
     return config
+
+
+def _blend_options(args, config, fold):
+    """`blend.builder`'s options for one fold.
+
+    From the command line, or with `--blend-choices` from the blend that
+    `fast_blend_validation.py` chose on that fold's training part.
+    """
+    if args.blend_choices is None:
+        return {
+            "config": config,
+            "members": args.blend_members,
+            "autoencoders": args.blend_autoencoders,
+            "weight": args.blend_weight,
+            "autoencoder_epochs": args.blend_autoencoder_epochs,
+            "autoencoder_units": args.blend_autoencoder_units,
+        }
+    path = args.blend_choices.format(fold=fold)
+    with open(path) as file:
+        chosen = json.load(file)["results"]["chosen"]
+    if chosen is None:
+        raise SystemExit(f"{path} chose no blend (none within its budget)")
+    config = copy.deepcopy(config)
+    config["recipe"]["epochs"] = chosen["epochs"]
+    return {
+        "config": config,
+        "members": args.blend_members,
+        "autoencoders": chosen["autoencoders"],
+        "weight": chosen["weight"],
+        "autoencoder_epochs": chosen["autoencoder_epochs"],
+        "autoencoder_units": chosen["hidden_units"],
+    }
+
+
+def _described(options):
+    """`_blend_options`'s choice as JSON: the preset's epochs and the rest."""
+    described = {k: v for k, v in options.items() if k != "config"}
+    described["preset_epochs"] = options["config"]["recipe"]["epochs"]
+    return described
 
 
 def _label(args):
@@ -249,6 +303,13 @@ def main():
         default=500,
         help="each autoencoder's hidden units (I-AutoRec's 500 by default)",
     )
+    parser.add_argument(
+        "--blend-choices",
+        default=None,
+        help="a path with {fold}: each fold's blend as chosen on its own "
+        "training part by fast_blend_validation.py (its preset epochs, "
+        "autoencoders, units, autoencoder epochs and weight)",
+    )
     args = parser.parse_args()
     import surprise
 
@@ -280,14 +341,9 @@ def main():
                 seed = 0 if args.holdout is None else args.seeds[done - 1]
                 build = config
                 if name == "blend":
+                    options = _blend_options(args, config, fold)
                     build = blend.builder(
-                        config,
-                        members=args.blend_members,
-                        autoencoders=args.blend_autoencoders,
-                        weight=args.blend_weight,
-                        patience=args.blend_patience,
-                        autoencoder_epochs=args.blend_autoencoder_epochs,
-                        autoencoder_units=args.blend_autoencoder_units,
+                        patience=args.blend_patience, **options
                     )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
@@ -305,6 +361,8 @@ def main():
                 )
                 if name == "blend":
                     per_fold[name][-1].update(build.records[-1])
+                    if args.blend_choices is not None:
+                        per_fold[name][-1]["chosen"] = _described(options)
             else:
                 algorithm = getattr(surprise, name)(random_state=0)
                 per_fold[name].append(_surprise_fold(algorithm, train, test))
@@ -318,6 +376,12 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
     for name, folds_out in per_fold.items():
         if name == "preset":
             label = f"keras-catembed {_label(args)}"
+        elif name == "blend" and args.blend_choices is not None:
+            label = (
+                f"keras-catembed blend ({args.blend_members} x "
+                f"{_label(args)} and ItemAutoencoders; epochs, "
+                "autoencoders and weight chosen per fold)"
+            )
         elif name == "blend":
             coders = "ItemAutoencoder"
             if args.blend_autoencoders > 1:
@@ -341,6 +405,10 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
             results[label]["autoencoder_epochs"] = [
                 fold["epochs"] for fold in folds_out
             ]
+            if args.blend_choices is not None:
+                results[label]["chosen"] = [
+                    fold["chosen"] for fold in folds_out
+                ]
 
     lines = [
         f"{args.dataset}, {protocol_name}; test RMSE per split, mean and "
@@ -383,6 +451,7 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         blend_autoencoder_units=(
             args.blend_autoencoder_units if "blend" in args.algorithms else None
         ),
+        blend_choices=args.blend_choices,
         add_columns=args.add_columns,
         neighborhood=args.neighborhood,
         epochs=args.epochs,
