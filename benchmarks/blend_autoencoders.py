@@ -6,9 +6,10 @@ and nothing here is reported as test.
 The data are those of `blend_validation.py`: ml-100k's u1.base
 (`--dataset ml-100k`) or the training part of ml-1m's random 90/10
 split (`--dataset ml-1m`: `HoldOut(0.1, seed=0)`; its test part is
-dropped unread). A random tenth of it (`--validation-seed`, 7 by
-default, used by no committed search) is the validation part; the
-blend trains on the rest, the fit part.
+dropped unread), or with `--split fold1` to `fold5` the training part
+of that fold of ml-1m's fold column. A random tenth of it
+(`--validation-seed`, 7 by default, used by no committed search) is the
+validation part; the blend trains on the rest, the fit part.
 
 One `training.blend(fit, preset, members=--members,
 autoencoders=--autoencoders, seed=--seed)` is built and trained. Its
@@ -29,8 +30,8 @@ Usage:
         --preset recommended-large --pair-dtype bfloat16
 
 It prints a table and writes
-`benchmarks/results/blend_autoencoders_<dataset>.{md,json}` (or
-`--out`'s path).
+`benchmarks/results/blend_autoencoders_<dataset>.{md,json}` (with
+`--split fold2`, `..._<dataset>_fold2.{md,json}`; or `--out`'s path).
 """
 
 import argparse
@@ -76,10 +77,11 @@ def main():
     )
     parser.add_argument(
         "--split",
-        choices=("holdout", "fold1"),
+        choices=("holdout", "fold1", "fold2", "fold3", "fold4", "fold5"),
         default="holdout",
         help="ml-1m: carve the validation tenth from the training part of "
-        "the random 90/10 split or of fold 1 of the fold column",
+        "the random 90/10 split or of one fold (fold1 to fold5) of the fold "
+        "column",
     )
     parser.add_argument("--preset", default="recommended-large")
     parser.add_argument(
@@ -97,9 +99,10 @@ def main():
     parser.add_argument("--validation-seed", type=int, default=7)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    out = args.out or os.path.join(
-        HERE, "results", f"blend_autoencoders_{args.dataset}"
-    )
+    name = f"blend_autoencoders_{args.dataset}"
+    if args.split != "holdout":
+        name += f"_{args.split}"
+    out = args.out or os.path.join(HERE, "results", name)
 
     part = training_part(args.dataset, args.data_dir, args.split)
     fit_rows, val_rows = tenth(len(part.rating), args.validation_seed)

@@ -81,22 +81,42 @@ def tenth(n, seed):
 def training_part(dataset, data_dir, split="holdout"):
     """The ratings a validation tenth is carved from; no test rating.
 
-    ml-100k: u1.base, or another official fold's base with `split` one
-    of "u1".."u5". ml-1m: the training part of the random 90/10 split
-    (`split="holdout"`) or of fold 1 of the file's fold column
-    (`split="fold1"`: folds 2-5, whose test sets it holds).
+    ml-100k: u1.base (`split="holdout"`, as before the folds could be
+    named), or an official fold's base with `split` one of "u1".."u5".
+    ml-1m: the training part of the random 90/10 split
+    (`split="holdout"`) or of one fold of the file's fold column
+    (`split="fold1"`: folds 2-5, whose test sets it holds; "fold2" to
+    "fold5" alike).
     """
-    if dataset == "ml-1m" and split == "fold1":
-        ratings, labels = load_1m(data_dir)
-        return ratings.subset(np.flatnonzero(labels != 1))
     if dataset == "ml-100k":
+        folds = ("u1", "u2", "u3", "u4", "u5")
+        if split != "holdout" and split not in folds:
+            raise ValueError(
+                f"ml-100k's split must be 'holdout' (u1) or one of {folds}, "
+                f"not {split!r}"
+            )
         ratings = movielens.load_ratings(
             "ml-100k", data_dir=os.path.join(data_dir, "ml-100k")
         )
-        fold = split if split in ("u1", "u2", "u3", "u4", "u5") else "u1"
-        train, _ = ratings.official_split(fold)
+        train, _ = ratings.official_split("u1" if split == "holdout" else split)
         return train
-    ratings, _ = load_1m(data_dir)
+    if dataset != "ml-1m":
+        raise ValueError(
+            f"dataset must be 'ml-100k' or 'ml-1m', not {dataset!r}"
+        )
+    ratings, labels = load_1m(data_dir)
+    if split.startswith("fold"):
+        label = split[len("fold") :]
+        if not label.isdigit() or not np.any(labels == int(label)):
+            raise ValueError(
+                f"ml-1m's fold column has no fold {label!r} (split={split!r}; "
+                f"its folds: {sorted(set(labels.tolist()))})"
+            )
+        return ratings.subset(np.flatnonzero(labels != int(label)))
+    if split != "holdout":
+        raise ValueError(
+            f"ml-1m's split must be 'holdout' or 'fold<k>', not {split!r}"
+        )
     (train, _), *_ = HoldOut(0.1, seed=0).split_data(ratings)
     return train
 

@@ -35,7 +35,9 @@ template is the fold's name): the preset's epochs, the number, size and
 epochs of the autoencoders and their weight are those chosen on a
 validation tenth of that fold's training part, in place of the `--epochs`
 and `--blend-*` options (a nested choice: no fold's choice read its test
-ratings), e.g.
+ratings). From a `blend_autoencoders.py` JSON it takes only the weight:
+the one of its grid with the lowest validation RMSE for
+`--blend-autoencoders` autoencoders. For example
 
     KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \
         --data-dir ../shared/data/movielens --algorithms SVDpp blend \
@@ -152,10 +154,13 @@ def _blend_options(args, config, fold):
     """`blend.builder`'s options for one fold.
 
     From the command line, or with `--blend-choices` from the blend that
-    `fast_blend_validation.py` chose on that fold's training part.
+    `fast_blend_validation.py` chose on that fold's training part (or
+    the weight that `blend_autoencoders.py`'s grid gives); "what" names
+    what was chosen.
     """
     if args.blend_choices is None:
         return {
+            "what": None,
             "config": config,
             "members": args.blend_members,
             "autoencoders": args.blend_autoencoders,
@@ -165,12 +170,58 @@ def _blend_options(args, config, fold):
         }
     path = args.blend_choices.format(fold=fold)
     with open(path) as file:
-        chosen = json.load(file)["results"]["chosen"]
+        results = json.load(file)["results"]
+    if "blend_grid" in results:
+        # `blend_autoencoders.py`'s grid: the weight with the lowest
+        # validation RMSE for `--blend-autoencoders` autoencoders; the
+        # rest as given, and as the grid's blends were.
+        _require_same(
+            path,
+            {
+                "preset": (results["preset"], args.preset),
+                "members": (results["members"], args.blend_members),
+                "patience": (results["patience"], args.blend_patience),
+                "pair_dtype": (results["pair_dtype"], args.pair_dtype),
+                "autoencoder units": (500, args.blend_autoencoder_units),
+                "autoencoder epochs": (None, args.blend_autoencoder_epochs),
+                "add_columns": ([], args.add_columns),
+            },
+        )
+        if args.blend_autoencoders > len(results["blend_grid"]):
+            raise SystemExit(
+                f"{path} scores up to {len(results['blend_grid'])} "
+                f"autoencoders, not --blend-autoencoders "
+                f"{args.blend_autoencoders}"
+            )
+        grid = results["blend_grid"][args.blend_autoencoders - 1]
+        return {
+            "what": (
+                f"{args.blend_autoencoders} x ItemAutoencoder, patience "
+                f"{args.blend_patience}; the weight"
+            ),
+            "config": config,
+            "members": args.blend_members,
+            "autoencoders": args.blend_autoencoders,
+            "weight": float(min(grid, key=grid.get)),
+            "autoencoder_epochs": args.blend_autoencoder_epochs,
+            "autoencoder_units": args.blend_autoencoder_units,
+        }
+    chosen = results["chosen"]
     if chosen is None:
         raise SystemExit(f"{path} chose no blend (none within its budget)")
+    # Its blends hold one model of the preset.
+    _require_same(
+        path,
+        {
+            "preset": (results["args"]["preset"], args.preset),
+            "add_columns": (results["args"]["add_columns"], args.add_columns),
+            "members": (1, args.blend_members),
+        },
+    )
     config = copy.deepcopy(config)
     config["recipe"]["epochs"] = chosen["epochs"]
     return {
+        "what": "epochs, autoencoders and weight",
         "config": config,
         "members": args.blend_members,
         "autoencoders": chosen["autoencoders"],
@@ -178,6 +229,19 @@ def _blend_options(args, config, fold):
         "autoencoder_epochs": chosen["autoencoder_epochs"],
         "autoencoder_units": chosen["hidden_units"],
     }
+
+
+def _require_same(path, pairs):
+    """Stops when a choice file was made for other options than these."""
+    different = [
+        f"{name}: {chosen!r} there, {given!r} here"
+        for name, (chosen, given) in pairs.items()
+        if chosen != given
+    ]
+    if different:
+        raise SystemExit(
+            f"{path} chose for other options: " + "; ".join(different)
+        )
 
 
 def _described(options):
@@ -308,7 +372,8 @@ def main():
         default=None,
         help="a path with {fold}: each fold's blend as chosen on its own "
         "training part by fast_blend_validation.py (its preset epochs, "
-        "autoencoders, units, autoencoder epochs and weight)",
+        "autoencoders, units, autoencoder epochs and weight), or its "
+        "weight alone by blend_autoencoders.py",
     )
     args = parser.parse_args()
     import surprise
@@ -343,7 +408,8 @@ def main():
                 if name == "blend":
                     options = _blend_options(args, config, fold)
                     build = blend.builder(
-                        patience=args.blend_patience, **options
+                        patience=args.blend_patience,
+                        **{k: v for k, v in options.items() if k != "what"},
                     )
                 scores = cross_validate(
                     build, ratings, protocol=protocol([fold]), seed=seed
@@ -379,8 +445,8 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         elif name == "blend" and args.blend_choices is not None:
             label = (
                 f"keras-catembed blend ({args.blend_members} x "
-                f"{_label(args)} and ItemAutoencoders; epochs, "
-                "autoencoders and weight chosen per fold)"
+                f"{_label(args)} and ItemAutoencoders; "
+                f"{folds_out[0]['chosen']['what']} chosen per fold)"
             )
         elif name == "blend":
             coders = "ItemAutoencoder"
@@ -425,31 +491,31 @@ def _write(out, args, names, per_fold, protocol_name, surprise):
         )
     table = "\n".join(lines)
     print(table)
+    chosen = [fold.get("chosen", {}) for fold in per_fold.get("blend", [])]
+
+    def used(key, given):
+        """A blend option as given, or None where no blend used it."""
+        if "blend" not in args.algorithms:
+            return None
+        if any(choice.get(key, given) != given for choice in chosen):
+            return None  # chosen per fold: see each fold's "chosen"
+        return given
+
     machine = _results.machine_info(
         backend=keras.backend.backend(),
         dataset=args.dataset,
         protocol=protocol_name,
         splits=list(names),
         preset=args.preset,
-        blend_members=(
-            args.blend_members if "blend" in args.algorithms else None
+        blend_members=used("members", args.blend_members),
+        blend_autoencoders=used("autoencoders", args.blend_autoencoders),
+        blend_weight=used("weight", args.blend_weight),
+        blend_patience=used("patience", args.blend_patience),
+        blend_autoencoder_epochs=used(
+            "autoencoder_epochs", args.blend_autoencoder_epochs
         ),
-        blend_autoencoders=(
-            args.blend_autoencoders if "blend" in args.algorithms else None
-        ),
-        blend_weight=(
-            args.blend_weight if "blend" in args.algorithms else None
-        ),
-        blend_patience=(
-            args.blend_patience if "blend" in args.algorithms else None
-        ),
-        blend_autoencoder_epochs=(
-            args.blend_autoencoder_epochs
-            if "blend" in args.algorithms
-            else None
-        ),
-        blend_autoencoder_units=(
-            args.blend_autoencoder_units if "blend" in args.algorithms else None
+        blend_autoencoder_units=used(
+            "autoencoder_units", args.blend_autoencoder_units
         ),
         blend_choices=args.blend_choices,
         add_columns=args.add_columns,

@@ -34,12 +34,12 @@ EXPLAINED = {
         "surprise_comparison_ml-100k_fast_blend_2.json (0.9194 - 0.8838)",
         "0.0358": "SVD++'s ml-100k mean minus the nested blend's, "
         "surprise_comparison_ml-100k_nested_blend.json (0.9194 - 0.8836)",
-        "0.0022": "the nested blend's u4 minus the un-nested one's, "
-        "surprise_comparison_ml-100k_{nested_blend,fast_blend_2}.json "
-        "(0.881579 - 0.883737)",
+        "0.0022": "the un-nested blend's u4 minus the nested one's, "
+        "surprise_comparison_ml-100k_{fast_blend_2,nested_blend}.json "
+        "(0.883735 - 0.881579)",
         "0.0013": "the nested blend's u3 minus the un-nested one's, "
         "surprise_comparison_ml-100k_{nested_blend,fast_blend_2}.json "
-        "(0.882735 - 0.881435)",
+        "(0.882735 - 0.881438)",
         "0.0015": "the one-autoencoder blend's ml-100k mean minus the "
         "defaults', surprise_comparison_ml-100k_blend{,_5}.json "
         "(0.8837 - 0.8822)",
