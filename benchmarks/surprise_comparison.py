@@ -158,16 +158,17 @@ def _blend_options(args, config, fold):
     the weight that `blend_autoencoders.py`'s grid gives); "what" names
     what was chosen.
     """
+    options = {
+        "what": None,
+        "config": config,
+        "members": args.blend_members,
+        "autoencoders": args.blend_autoencoders,
+        "weight": args.blend_weight,
+        "autoencoder_epochs": args.blend_autoencoder_epochs,
+        "autoencoder_units": args.blend_autoencoder_units,
+    }
     if args.blend_choices is None:
-        return {
-            "what": None,
-            "config": config,
-            "members": args.blend_members,
-            "autoencoders": args.blend_autoencoders,
-            "weight": args.blend_weight,
-            "autoencoder_epochs": args.blend_autoencoder_epochs,
-            "autoencoder_units": args.blend_autoencoder_units,
-        }
+        return options
     path = args.blend_choices.format(fold=fold)
     with open(path) as file:
         results = json.load(file)["results"]
@@ -194,17 +195,12 @@ def _blend_options(args, config, fold):
                 f"{args.blend_autoencoders}"
             )
         grid = results["blend_grid"][args.blend_autoencoders - 1]
-        return {
+        return options | {
             "what": (
                 f"{args.blend_autoencoders} x ItemAutoencoder, patience "
                 f"{args.blend_patience}; the weight"
             ),
-            "config": config,
-            "members": args.blend_members,
-            "autoencoders": args.blend_autoencoders,
             "weight": float(min(grid, key=grid.get)),
-            "autoencoder_epochs": args.blend_autoencoder_epochs,
-            "autoencoder_units": args.blend_autoencoder_units,
         }
     chosen = results["chosen"]
     if chosen is None:
@@ -220,10 +216,9 @@ def _blend_options(args, config, fold):
     )
     config = copy.deepcopy(config)
     config["recipe"]["epochs"] = chosen["epochs"]
-    return {
+    return options | {
         "what": "epochs, autoencoders and weight",
         "config": config,
-        "members": args.blend_members,
         "autoencoders": chosen["autoencoders"],
         "weight": chosen["weight"],
         "autoencoder_epochs": chosen["autoencoder_epochs"],
