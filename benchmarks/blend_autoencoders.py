@@ -5,9 +5,10 @@ and nothing here is reported as test.
 
 The data are those of `blend_validation.py`: ml-100k's u1.base
 (`--dataset ml-100k`) or the training part of ml-1m's random 90/10
-split (`--dataset ml-1m`: `HoldOut(0.1, seed=0)`; its test part is
-dropped unread), or with `--split fold1` to `fold5` the training part
-of that fold of ml-1m's fold column. A random tenth of it
+split (`--dataset ml-1m`: `HoldOut(0.1, seed=0)`, or with `--split
+seed3` the split of seed 3; its test part is dropped unread), or with
+`--split fold1` to `fold5` the training part of that fold of ml-1m's
+fold column. A random tenth of it
 (`--validation-seed`, 7 by default, used by no committed search) is the
 validation part; the blend trains on the rest, the fit part.
 
@@ -20,8 +21,10 @@ blends of the preset model(s) with the first k autoencoders (k = 1 ..
 range) are scored: the blend with k autoencoders is exactly what
 `training.blend(..., autoencoders=k)` would predict after the same
 training. Each k is also scored over a grid of weights (printed and
-saved); the count and weight chosen from that grid are chosen on these
-validation ratings, so their own figures are slightly optimistic.
+saved), and the JSON's "chosen" is the rule of the docs applied to it:
+the smallest count whose best weight scores within `--within` (0.0005)
+of the best cell, at that weight. Chosen on these validation ratings,
+the chosen cell's own figure is slightly optimistic.
 
 Usage:
 
@@ -69,6 +72,22 @@ class MemberTimes(keras.callbacks.Callback):
         self.ends.append(time.perf_counter() - self.start)
 
 
+def choose(blend_grid, within):
+    """The count and weight a grid chooses, by the rule of the docs.
+
+    `blend_grid[k - 1]` maps each weight to the validation RMSE of the
+    blend with k autoencoders. The chosen count is the smallest whose
+    best weight scores within `within` of the best cell; its weight is
+    that best weight.
+    """
+    best = [min(grid.items(), key=lambda item: item[1]) for grid in blend_grid]
+    lowest = min(score for _, score in best)
+    for k, (weight, score) in enumerate(best, start=1):
+        if score <= lowest + within:
+            return {"autoencoders": k, "weight": float(weight), "rmse": score}
+    raise AssertionError("the best cell is always within its own reach")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
@@ -77,11 +96,17 @@ def main():
     )
     parser.add_argument(
         "--split",
-        choices=("holdout", "fold1", "fold2", "fold3", "fold4", "fold5"),
         default="holdout",
         help="ml-1m: carve the validation tenth from the training part of "
-        "the random 90/10 split or of one fold (fold1 to fold5) of the fold "
-        "column",
+        "the random 90/10 split (holdout: seed 0; seed1, seed2, ...: that "
+        "seed's) or of one fold (fold1 to fold5) of the fold column",
+    )
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=0.0005,
+        help="the chosen count is the smallest whose best weight scores "
+        "within this much of the grid's best cell",
     )
     parser.add_argument("--preset", default="recommended-large")
     parser.add_argument(
@@ -182,6 +207,9 @@ def main():
         results["blend_rmse"].append(blend(k, args.weight))
         results["blend_grid"].append({str(w): blend(k, w) for w in GRID})
 
+    results["within"] = args.within
+    results["chosen"] = choose(results["blend_grid"], args.within)
+
     label = f"{args.members} x {args.preset}"
     lines = [
         f"Validation RMSE, {args.dataset} ({results['num_fit']} fit, "
@@ -212,6 +240,7 @@ def main():
     print(table)
     for k, grid in enumerate(results["blend_grid"], start=1):
         print(k, {w: round(v, 4) for w, v in grid.items()})
+    print("chosen:", results["chosen"])
     machine = _results.machine_info(backend=keras.backend.backend())
     _results.write(out, table, results, machine)
 

@@ -84,9 +84,10 @@ def training_part(dataset, data_dir, split="holdout"):
     ml-100k: u1.base (`split="holdout"`, as before the folds could be
     named), or an official fold's base with `split` one of "u1".."u5".
     ml-1m: the training part of the random 90/10 split
-    (`split="holdout"`) or of one fold of the file's fold column
-    (`split="fold1"`: folds 2-5, whose test sets it holds; "fold2" to
-    "fold5" alike).
+    (`split="holdout"`: `HoldOut(0.1, seed=0)`; `split="seed3"`: that
+    split with seed 3, and so for any seed) or of one fold of the file's
+    fold column (`split="fold1"`: folds 2-5, whose test sets it holds;
+    "fold2" to "fold5" alike).
     """
     if dataset == "ml-100k":
         folds = ("u1", "u2", "u3", "u4", "u5")
@@ -113,11 +114,13 @@ def training_part(dataset, data_dir, split="holdout"):
                 f"its folds: {sorted(set(labels.tolist()))})"
             )
         return ratings.subset(np.flatnonzero(labels != int(label)))
-    if split != "holdout":
+    seed = 0 if split == "holdout" else split.removeprefix("seed")
+    if not str(seed).isdigit():
         raise ValueError(
-            f"ml-1m's split must be 'holdout' or 'fold<k>', not {split!r}"
+            f"ml-1m's split must be 'holdout', 'seed<k>' or 'fold<k>', "
+            f"not {split!r}"
         )
-    (train, _), *_ = HoldOut(0.1, seed=0).split_data(ratings)
+    (train, _), *_ = HoldOut(0.1, seed=int(seed)).split_data(ratings)
     return train
 
 

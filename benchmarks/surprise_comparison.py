@@ -35,9 +35,11 @@ template is the fold's name): the preset's epochs, the number, size and
 epochs of the autoencoders and their weight are those chosen on a
 validation tenth of that fold's training part, in place of the `--epochs`
 and `--blend-*` options (a nested choice: no fold's choice read its test
-ratings). From a `blend_autoencoders.py` JSON it takes only the weight:
-the one of its grid with the lowest validation RMSE for
-`--blend-autoencoders` autoencoders. For example
+ratings). From a `blend_autoencoders.py` JSON it takes the count and
+weight its "chosen" entry records, or from an older one that lacks it
+only the weight: the one of its grid with the lowest validation RMSE for
+`--blend-autoencoders` autoencoders. On `--holdout` the fold's name is
+`seed3` (seed 3). For example
 
     KERAS_BACKEND=jax python benchmarks/surprise_comparison.py \
         --data-dir ../shared/data/movielens --algorithms SVDpp blend \
@@ -169,7 +171,7 @@ def _blend_options(args, config, fold):
     }
     if args.blend_choices is None:
         return options
-    path = args.blend_choices.format(fold=fold)
+    path = args.blend_choices.format(fold=fold.replace(" ", ""))
     with open(path) as file:
         results = json.load(file)["results"]
     if "blend_grid" in results:
@@ -188,6 +190,17 @@ def _blend_options(args, config, fold):
                 "add_columns": ([], args.add_columns),
             },
         )
+        if "chosen" in results:
+            # The count and weight its rule chose (`blend_autoencoders.py`
+            # records them since it takes `--within`).
+            return options | {
+                "what": (
+                    f"ItemAutoencoder, patience {args.blend_patience}; "
+                    "the count and weight"
+                ),
+                "autoencoders": results["chosen"]["autoencoders"],
+                "weight": results["chosen"]["weight"],
+            }
         if args.blend_autoencoders > len(results["blend_grid"]):
             raise SystemExit(
                 f"{path} scores up to {len(results['blend_grid'])} "
