@@ -1,7 +1,6 @@
 """`ItemAutoencoder`: each item described by its ratings (I-AutoRec)."""
 
 import collections.abc
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +13,8 @@ from keras_catembed import _ids
 from keras_catembed import _inputs
 from keras_catembed import _item_batches
 from keras_catembed import _member_grids
-from keras_catembed import _provenance
 from keras_catembed import _recommend
+from keras_catembed import _stored_ratings
 from keras_catembed.entity_embedding import EntityEmbedding
 
 # Largest `num_items * num_users` held as the dense matrix of ratings
@@ -257,37 +256,6 @@ class ItemAutoencoder(keras.Model):
         bias = ops.cast(self.user_bias.embeddings, code.dtype)
         return ops.matmul(code, ops.transpose(vectors)) + ops.transpose(bias)
 
-    def _checked_rows(self, x: Any, y: Any, where: str) -> tuple[Any, Any]:
-        """Arrays of `x` and `y`, checked before anything runs."""
-        x = _inputs.check_x(self, x, where)
-        if not isinstance(x, collections.abc.Mapping) or not all(
-            _inputs.is_array_like(x[column]) for column in self.columns
-        ):
-            raise ValueError(
-                f"`{where}` expects a dict of id arrays keyed by "
-                f"{self.columns}. Received: {type(x).__name__}"
-            )
-        if y is None:
-            raise ValueError(
-                f"`{where}` needs the ratings `y` (one per row). Received: "
-                "y=None"
-            )
-        _inputs.check_y(y)
-        y = np.asarray(keras.ops.convert_to_numpy(y), "float64").reshape(-1)
-        users = self._rows(self.user_column, x)
-        if y.shape[0] != users.shape[0]:
-            raise ValueError(
-                f"`{where}`: `y` has {y.shape[0]} ratings for "
-                f"{users.shape[0]} rows. Expected one rating per row."
-            )
-        if np.any(y == 0):
-            raise ValueError(
-                f"`{where}`: a rating of 0 (row {int(np.argmax(y == 0))}) "
-                "cannot be stored: 0 marks an unrated entry. Expected "
-                "non-zero ratings (shift the scale, e.g. 1-5)."
-            )
-        return x, y
-
     def _check_fit_data(
         self, x: Any, y: Any, argument: str = ""
     ) -> tuple[Any, Any]:
@@ -296,16 +264,14 @@ class ItemAutoencoder(keras.Model):
         `RatingEnsemble` calls it before any member trains.
         """
         try:
-            return self._checked_rows(x, y, "fit")
+            return _stored_ratings.checked(self, x, y, "fit")
         except ValueError as error:
             if not argument:
                 raise
             raise ValueError(f"`{argument}`: {error}") from error
 
     def _rows(self, column: str, x: Any) -> np.ndarray:
-        layer = self.embedding_layers[column]
-        rows = layer._clipped_rows(np.asarray(x[column]).reshape(-1))
-        return np.asarray(keras.ops.convert_to_numpy(rows))
+        return _stored_ratings.rows(self, column, x)
 
     def adapt(self, x: Any, y: Any) -> None:
         """Stores the ratings the model reads: row `i` of item `i`.
@@ -315,27 +281,9 @@ class ItemAutoencoder(keras.Model):
             y: The ratings, one per row (non-zero: 0 marks no rating). A
                 (user, item) pair given twice keeps its last rating.
         """
-        self._store(*self._checked_rows(x, y, "adapt"))
-
-    def _store(self, x: Any, y: np.ndarray) -> np.ndarray:
-        """Stores checked rows and ratings (see `adapt`).
-
-        Returns the rows of the rated items in the stored matrix, what
-        `fit` trains on.
-        """
-        users, items = (
-            self._rows(self.user_column, x),
-            self._rows(self.item_column, x),
+        _stored_ratings.store(
+            self, *_stored_ratings.checked(self, x, y, "adapt")
         )
-        matrix = np.zeros((self.num_items, self.num_users), "float32")
-        matrix[items, users] = y
-        self.item_ratings.embeddings.assign(matrix)
-        known_users = np.bincount(users, minlength=self.num_users) > 0
-        known_items = np.bincount(items, minlength=self.num_items) > 0
-        self.known_users.assign(known_users.astype("float32"))
-        self.known_items.assign(known_items.astype("float32"))
-        self.mean_rating.assign(float(np.mean(y)))
-        return matrix[np.flatnonzero(known_items)]
 
     def fit(
         self,
@@ -398,10 +346,10 @@ class ItemAutoencoder(keras.Model):
         if validation_data is not None:
             hooks.insert(0, _item_batches.RowValidation(self, validation_data))
         model = self._item_batch_model()
-        stored = [v.numpy() for v in self._stored_variables()]
+        stored = [v.numpy() for v in _stored_ratings.variables(self)]
         try:
             batches = _item_batches.ItemBatches(
-                self._store(x, y), batch_size or 64, shuffle
+                _stored_ratings.store(self, x, y), batch_size or 64, shuffle
             )
             return model.fit(
                 batches,
@@ -413,18 +361,10 @@ class ItemAutoencoder(keras.Model):
         except BaseException:
             # The ratings the model read before a failed call.
             for variable, value in zip(
-                self._stored_variables(), stored, strict=True
+                _stored_ratings.variables(self), stored, strict=True
             ):
                 variable.assign(value)
             raise
-
-    def _stored_variables(self) -> list[Any]:
-        return [
-            self.item_ratings.embeddings,
-            self.known_users,
-            self.known_items,
-            self.mean_rating,
-        ]
 
     def fit_rows(self, x: Any) -> int:
         """Examples one epoch of `fit` on `x` batches: its rated items.
@@ -490,7 +430,7 @@ class ItemAutoencoder(keras.Model):
         x = _inputs.check_x(self, x, "evaluate")
         _inputs.check_y(y)
         _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
-        self._warn_overlap(x, y)
+        _stored_ratings.warn_overlap(self, x, y)
         batch_size = self._rows_per_batch(x, batch_size)
         return super().evaluate(x, y, batch_size, *args, **kwargs)
 
@@ -504,31 +444,6 @@ class ItemAutoencoder(keras.Model):
         if batch_size is None and isinstance(x, collections.abc.Mapping):
             return self._predict_rows
         return batch_size
-
-    def _warn_overlap(self, x: Any, y: Any) -> None:
-        """Warns when rows of `(x, y)` are ratings the model stores.
-
-        The model reads its stored ratings as inputs: a test rating among
-        them would describe its own item.
-        """
-        if not isinstance(x, collections.abc.Mapping) or not all(
-            _inputs.is_array_like(v) for v in (x[self.user_column], y)
-        ):
-            return
-        users, items = (
-            self._rows(self.user_column, x),
-            self._rows(self.item_column, x),
-        )
-        matrix = keras.ops.convert_to_numpy(self.item_ratings.embeddings)
-        target = np.asarray(keras.ops.convert_to_numpy(y), "float32")
-        stored = matrix[items, users] == target.reshape(-1)
-        fraction = float(np.mean(stored))
-        if fraction > _provenance.OVERLAP_THRESHOLD:
-            warnings.warn(
-                _provenance.overlap_message(fraction, stored.size, True),
-                UserWarning,
-                stacklevel=3,
-            )
 
     def recommend(
         self,
