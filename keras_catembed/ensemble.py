@@ -1,8 +1,6 @@
 """`RatingEnsemble`: a fixed weighted average of rating models."""
 
 import collections.abc
-import inspect
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +9,8 @@ import numpy as np
 from keras import ops
 
 from keras_catembed import _checks
+from keras_catembed import _ensemble_checks
 from keras_catembed import _export
-from keras_catembed import _frames
 from keras_catembed import _inputs
 from keras_catembed import _member_grids
 from keras_catembed import _provenance
@@ -77,24 +75,10 @@ class RatingEnsemble(keras.Model):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(members, (str, bytes)) or not isinstance(
-            members, collections.abc.Sequence
-        ):
-            members = None  # type: ignore[assignment]
-        if not members or not all(
-            isinstance(m, keras.Model) for m in members or ()
-        ):
-            raise ValueError(
-                "`members` expects a non-empty list of Keras models. "
-                f"Received: members={members!r}"
-            )
-        if len({id(m) for m in members}) != len(members):
-            raise ValueError(
-                "`members` holds one model twice; train separate models "
-                "(for example with different seeds) instead."
-            )
-        self.members = list(members)
-        self.member_weights = _check_weights(weights, len(self.members))
+        self.members = _ensemble_checks.members(members)
+        self.member_weights = _ensemble_checks.weights(
+            weights, len(self.members)
+        )
         self.rating_range = _inputs.check_rating_range(rating_range)
         columns: list[str] = []
         for member in self.members:
@@ -149,43 +133,7 @@ class RatingEnsemble(keras.Model):
 
     def _checked(self, x: Any, where: str) -> Any:
         """`x` after each member's own checks of its columns."""
-        if self.columns and _frames.is_dataframe(x):
-            x = _frames.columns(x, self.columns, where)
-        if self.columns:
-            if not isinstance(x, collections.abc.Mapping):
-                raise ValueError(
-                    f"RatingEnsemble `{where}` expects a dict keyed by column "
-                    f"name, with columns {self.columns}. Received: "
-                    f"{type(x).__name__}"
-                )
-            missing = [c for c in self.columns if c not in x]
-            if missing:
-                raise ValueError(
-                    f"RatingEnsemble `{where}` expects the columns "
-                    f"{self.columns}. Missing: {missing}."
-                )
-            # Lists become arrays, which every Keras loop takes.
-            x = {
-                c: np.asarray(x[c]) if isinstance(x[c], (list, tuple)) else x[c]
-                for c in self.columns
-            }
-        for member in self.members:
-            layers = getattr(member, "embedding_layers", None)
-            if layers is None:
-                continue
-            if where != "fit":
-                # A member that reads stored ratings says when it has none.
-                ready = getattr(member, "_require_adapted", None)
-                if ready is not None:
-                    ready(where)
-                _inputs.check_x(member, self._inputs_of(member, x), where)
-                continue
-            # Before training, when pairs are not adapted yet: the ids of
-            # every member, so that none trains unless all would.
-            for column in member.columns:
-                if _inputs.is_array_like(x[column]):
-                    layers[column].check_ids(x[column])
-        return x
+        return _ensemble_checks.inputs(self, x, where)
 
     def predict(
         self,
@@ -279,24 +227,7 @@ class RatingEnsemble(keras.Model):
         _inputs.check_y(y)
         _inputs.check_labelled_rows(self, x, y, kwargs.get("sample_weight"))
         # Every check of every member first: none trains unless all would.
-        for member in self.members:
-            recipe = getattr(member, "recipe", None)
-            if recipe is None and not member.compiled:
-                raise ValueError(
-                    f"Member '{member.name}' is not compiled and has no "
-                    "`recipe`: compile it (or set `member.recipe`) before "
-                    "`fit`."
-                )
-            _check_fit_arguments(member, kwargs)
-            check = getattr(member, "_check_fit_data", None)
-            if check is not None:
-                check(self._inputs_of(member, x), y)
-                if validation_data is not None:
-                    check(
-                        self._inputs_of(member, validation_data[0]),
-                        validation_data[1],
-                        "validation_data",
-                    )
+        _ensemble_checks.fit_members(self, x, y, validation_data, kwargs)
         histories = []
         for member in self.members:
             member_x = self._inputs_of(member, x)
@@ -473,42 +404,3 @@ class RatingEnsemble(keras.Model):
         if config.get("rating_range") is not None:
             config["rating_range"] = tuple(config["rating_range"])
         return cls(**config)
-
-
-def _check_fit_arguments(member: keras.Model, kwargs: dict[str, Any]) -> None:
-    """Raises unless `member.fit` takes every argument of `kwargs`."""
-    parameters = inspect.signature(member.fit).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(kwargs) - set(parameters))
-    if unknown:
-        raise ValueError(
-            f"`fit` got {unknown}, which the fit of member '{member.name}' "
-            f"({type(member).__name__}) does not take. Expected some of "
-            f"{sorted(parameters)}."
-        )
-
-
-def _check_weights(weights: Any, count: int) -> list[float]:
-    if weights is None:
-        return [1.0 / count] * count
-    try:
-        values = list(weights)
-    except TypeError:
-        values = None
-    if (
-        values is None
-        or len(values) != count
-        or any(
-            isinstance(w, bool)
-            or not isinstance(w, numbers.Real)
-            or not 0.0 < float(w) < float("inf")
-            for w in values
-        )
-    ):
-        raise ValueError(
-            f"`weights` expects {count} positive finite numbers, one per "
-            f"member. Received: weights={weights!r}"
-        )
-    total = float(np.sum(values))
-    return [float(w) / total for w in values]
