@@ -1,9 +1,10 @@
 """The checks of `RatingEnsemble`'s arguments and inputs (private).
 
-Everything a `RatingEnsemble` refuses is refused here, before any member
-predicts or trains: its members and weights, the columns of its inputs
-(each member's own id checks included), and, before `fit`, every
-member's readiness and arguments, so that none trains unless all would.
+The checks of a `RatingEnsemble`'s members and weights, of the columns
+of its inputs (each member's own id checks included), and, before
+`fit`, of every member's readiness and arguments, so that none trains
+unless all would. Its ratings and `rating_range` are checked by
+`_inputs`, as for the other models.
 """
 
 import collections.abc

@@ -27,8 +27,9 @@ def rows(model: Any, column: str, x: Any) -> np.ndarray:
 def checked(model: Any, x: Any, y: Any, where: str) -> tuple[Any, Any]:
     """Arrays of `x` and `y`, checked before anything runs.
 
-    Raises a `ValueError` naming `where` for anything but a dict of id
-    arrays of the model's columns and one non-zero rating per row.
+    Raises a `ValueError` for anything but a dict of id arrays of the
+    model's columns and one non-zero rating per row (numeric and finite:
+    `_inputs.check_y`).
     """
     x = _inputs.check_x(model, x, where)
     if not isinstance(x, collections.abc.Mapping) or not all(
