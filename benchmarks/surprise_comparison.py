@@ -36,7 +36,8 @@ epochs of the autoencoders and their weight are those chosen on a
 validation tenth of that fold's training part, in place of the `--epochs`
 and `--blend-*` options (a nested choice: no fold's choice read its test
 ratings). From a `blend_autoencoders.py` JSON it takes the count and
-weight its "chosen" entry records, or from an older one that lacks it
+weight its "chosen" entry records (in place of `--blend-autoencoders`
+and `--blend-weight`), or from an older one that lacks it
 only the weight: the one of its grid with the lowest validation RMSE for
 `--blend-autoencoders` autoencoders. On `--holdout` the fold's name is
 `seed3` (seed 3). For example
@@ -157,8 +158,9 @@ def _blend_options(args, config, fold):
 
     From the command line, or with `--blend-choices` from the blend that
     `fast_blend_validation.py` chose on that fold's training part (or
-    the weight that `blend_autoencoders.py`'s grid gives); "what" names
-    what was chosen.
+    the count and weight that `blend_autoencoders.py` chose, from an
+    older file the weight its grid gives); "what" names what was chosen.
+    A choice file made for another split or other options is refused.
     """
     options = {
         "what": None,
@@ -171,16 +173,23 @@ def _blend_options(args, config, fold):
     }
     if args.blend_choices is None:
         return options
-    path = args.blend_choices.format(fold=fold.replace(" ", ""))
+    name = str(fold).replace(" ", "")  # 1 to 5 (ml-1m), u1, seed0, ...
+    path = args.blend_choices.format(fold=name)
     with open(path) as file:
         results = json.load(file)["results"]
     if "blend_grid" in results:
         # `blend_autoencoders.py`'s grid: the weight with the lowest
         # validation RMSE for `--blend-autoencoders` autoencoders; the
         # rest as given, and as the grid's blends were.
+        # Made for this split: ml-1m's fold 1 is "fold1", a seed "seed0"
+        # ("holdout", seed 0's, in files older than the seeds' names).
+        expected = f"fold{name}" if name.isdigit() else name
+        split = results.get("split", expected)
         _require_same(
             path,
             {
+                "dataset": (results["dataset"], args.dataset),
+                "split": ("seed0" if split == "holdout" else split, expected),
                 "preset": (results["preset"], args.preset),
                 "members": (results["members"], args.blend_members),
                 "patience": (results["patience"], args.blend_patience),
@@ -380,8 +389,9 @@ def main():
         default=None,
         help="a path with {fold}: each fold's blend as chosen on its own "
         "training part by fast_blend_validation.py (its preset epochs, "
-        "autoencoders, units, autoencoder epochs and weight), or its "
-        "weight alone by blend_autoencoders.py",
+        "autoencoders, units, autoencoder epochs and weight), or by "
+        "blend_autoencoders.py (its count and weight, which then override "
+        "--blend-autoencoders and --blend-weight)",
     )
     args = parser.parse_args()
     import surprise

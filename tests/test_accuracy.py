@@ -205,14 +205,15 @@ def test_the_ml1m_blend_within_svdpps_time_keeps_fold_1_near_its_figure():
     "its model takes minutes, so it runs on that backend alone",
 )
 def test_the_ml1m_holdout_blend_keeps_seed_0_near_its_figure():
-    # The README's 90/10 headline: one "recommended-large" model and
-    # four to six autoencoders, each seed's count and weight chosen inside
-    # its training part, 0.8175 on seed 0 (the clean seed,
+    # The README's 90/10 headline: one "recommended-large" model (bfloat16
+    # pairs) and four to six autoencoders, each seed's count and weight
+    # chosen inside its training part, 0.8175 on seed 0 (the clean seed,
     # `surprise_comparison_ml-1m_holdout_nested_blend.json`; 0.8220 with
-    # one autoencoder, `surprise_comparison_ml-1m_holdout_blend.json`).
-    # At a reduced budget: the model for 6 epochs of its 25 (cosine over
-    # 6), one autoencoder for the 23 epochs seed 0's validation run
-    # chose (`blend_autoencoders_ml-1m_nested_seed0.json`), weight 0.5.
+    # one autoencoder at 0.3, `surprise_comparison_ml-1m_holdout_blend.json`).
+    # At a reduced budget: the model with the preset's own (float32)
+    # pairs for 6 epochs of its 25 (cosine over 6), one autoencoder for
+    # the 23 epochs seed 0's validation run chose
+    # (`blend_autoencoders_ml-1m_nested_seed0.json`), weight 0.5.
     import sys
 
     from keras_catembed import presets
@@ -250,7 +251,8 @@ def test_the_ml1m_holdout_blend_keeps_seed_0_near_its_figure():
     )
     # Measured at this budget on JAX: 0.8373, 0.8510 and 0.8268. A model
     # that lost its implicit feedback ("mlp-large" validates at 0.8564 in
-    # fold 1's training part, "recommended-large" at 0.8340 in seed 0's)
+    # fold 1's training part, `blend_autoencoders_ml-1m_nested_fold1.json`;
+    # "recommended-large" at 0.8340 in seed 0's)
     # or an autoencoder that learned nothing would not blend this far
     # below both.
     assert blended < min(alone, coder) - 0.008
