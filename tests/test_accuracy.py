@@ -42,6 +42,15 @@ def _rmse(model, test):
     return float(np.sqrt(np.mean(error**2)))
 
 
+def _fit_model_and_autoencoder(blend, train, test, label):
+    """Fits a blend of one model and one autoencoder; each one's RMSE."""
+    blend.fit(movielens.inputs(train, blend.columns), train.rating, verbose=0)
+    model, autoencoder = blend.members
+    scores = _rmse(model, test), _rmse(autoencoder, test), _rmse(blend, test)
+    print("{} {:.4f}, autoencoder {:.4f}, blend {:.4f}".format(label, *scores))
+    return scores
+
+
 @pytest.mark.slow
 def test_the_day_column_keeps_u1_near_its_published_rmse():
     import sys
@@ -182,16 +191,8 @@ def test_the_ml1m_blend_within_svdpps_time_keeps_fold_1_near_its_figure():
         autoencoder_epochs=19,
         seed=0,
     )
-    blend.fit(movielens.inputs(train, blend.columns), train.rating, verbose=0)
-    model, autoencoder = blend.members
-    alone, coder, blended = (
-        _rmse(model, test),
-        _rmse(autoencoder, test),
-        _rmse(blend, test),
-    )
-    print(
-        f"fold 1: mlp-large {alone:.4f}, autoencoder {coder:.4f}, "
-        f"blend {blended:.4f}"
+    alone, coder, blended = _fit_model_and_autoencoder(
+        blend, train, test, "fold 1: mlp-large"
     )
     assert blended < min(alone, coder) - 0.005
     # One autoencoder in place of five: about 0.838 on JAX and torch.
@@ -237,17 +238,9 @@ def test_the_ml1m_holdout_blend_keeps_seed_0_near_its_figure():
         autoencoder_epochs=23,
         seed=0,
     )
-    blend.fit(movielens.inputs(train, blend.columns), train.rating, verbose=0)
-    model, autoencoder = blend.members
-    assert model.implicit
-    alone, coder, blended = (
-        _rmse(model, test),
-        _rmse(autoencoder, test),
-        _rmse(blend, test),
-    )
-    print(
-        f"seed 0: recommended-large {alone:.4f}, autoencoder {coder:.4f}, "
-        f"blend {blended:.4f}"
+    assert blend.members[0].implicit
+    alone, coder, blended = _fit_model_and_autoencoder(
+        blend, train, test, "seed 0: recommended-large"
     )
     # Measured at this budget on JAX: 0.8373, 0.8510 and 0.8268. A model
     # that lost its implicit feedback ("mlp-large" validates at 0.8564 in
