@@ -178,11 +178,10 @@ def _blend_options(args, config, fold):
     with open(path) as file:
         results = json.load(file)["results"]
     if "blend_grid" in results:
-        # `blend_autoencoders.py`'s grid: the weight with the lowest
-        # validation RMSE for `--blend-autoencoders` autoencoders; the
-        # rest as given, and as the grid's blends were.
-        # Made for this split: ml-1m's fold 1 is "fold1", a seed "seed0"
-        # ("holdout", seed 0's, in files older than the seeds' names).
+        # A `blend_autoencoders.py` file, made for this split: ml-1m's
+        # fold 1 is "fold1", a seed "seed0" ("holdout", seed 0's, in
+        # files older than the seeds' names); the rest as given, and as
+        # the grid's blends were.
         expected = f"fold{name}" if name.isdigit() else name
         split = results.get("split", expected)
         _require_same(
@@ -210,6 +209,8 @@ def _blend_options(args, config, fold):
                 "autoencoders": results["chosen"]["autoencoders"],
                 "weight": results["chosen"]["weight"],
             }
+        # An older file: the weight with the lowest validation RMSE for
+        # `--blend-autoencoders` autoencoders.
         if args.blend_autoencoders > len(results["blend_grid"]):
             raise SystemExit(
                 f"{path} scores up to {len(results['blend_grid'])} "
