@@ -28,6 +28,9 @@ from keras_catembed.entity_embedding import EntityEmbedding
 # where they may (`calls_layers_directly`); off only to measure the
 # difference.
 DIRECT_CALLS = True
+# Whether a sparse step on torch runs the model's own `call` where it may
+# (`calls_model_directly`); off only to measure the difference.
+DIRECT_MODEL_CALLS = True
 # The layers whose `call` needs none of `Layer.__call__`'s bookkeeping once
 # they are built, compute in their variables' dtype, are unquantized and
 # have no activity regularizer or torch hook (exact types: a subclass may
@@ -85,6 +88,34 @@ def calls_layers_directly(model: Any) -> bool:
         and getattr(layer, "_remat_mode", None) is None
         and not any(getattr(layer, hook, None) for hook in _TORCH_HOOKS)
         for layer in layers
+    )
+
+
+def calls_model_directly(model: Any) -> bool:
+    """Whether a sparse step may run `model.call` instead of `model(...)`.
+
+    Besides its layers' bookkeeping (`calls_layers_directly`), the
+    model's own `Layer.__call__` does two things a step may need: it
+    clears the losses its layers added in the step before (the penalties
+    of the looked-up rows, `add_loss`), and it tells any layer an
+    `interact` of the model's own calls that the model trains. So a step
+    skips it only for a model none of whose tables adds a loss as it
+    runs, that keeps RatingModel's `interact`, and that has no torch hook
+    of its own. Its inputs are the loop's tensors already.
+    """
+    if not (DIRECT_MODEL_CALLS and calls_layers_directly(model)):
+        return False
+    if not _sparse_rows.own_methods(model, ("interact",)):
+        return False
+    if any(getattr(model, hook, None) for hook in _TORCH_HOOKS):
+        return False
+    tables = [
+        *_sparse_rows.table_layers(model),
+        *_sparse_rows.pair_layers(model),
+    ]
+    return not any(
+        getattr(layer, "embeddings_regularizer", None) is not None
+        for layer in tables
     )
 
 

@@ -30,8 +30,14 @@ class Crossed(keras_catembed.RatingModel):
         return keras.ops.concatenate([user, movie, user * movie], axis=-1)
 
 
-def make_model(optimizer="sparse", seed=3, cls=None, **kwargs):
-    """Dropout, entity dropout, biases, L2 rows, implicit, neighbourhood."""
+def make_model(
+    optimizer="sparse", seed=3, cls=None, regularized=True, **kwargs
+):
+    """Dropout, entity dropout, biases, L2 rows, implicit, neighbourhood.
+
+    With `regularized=False` the tables have no L2 penalty, so no layer
+    adds a loss as it runs.
+    """
     keras.utils.set_random_seed(seed)
 
     def table(n):
@@ -39,7 +45,9 @@ def make_model(optimizer="sparse", seed=3, cls=None, **kwargs):
             n,
             4,
             dropout=0.2,
-            embeddings_regularizer=keras.regularizers.L2(0.01),
+            embeddings_regularizer=keras.regularizers.L2(0.01)
+            if regularized
+            else None,
         )
 
     model = (cls or keras_catembed.RatingModel)(
@@ -205,6 +213,97 @@ def test_torch_loops_skip_the_layer_bookkeeping_and_agree(monkeypatch):
         results[direct] = predicted, evaluated
     np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-5)
     assert results[True][1] == pytest.approx(results[False][1], rel=1e-5)
+
+
+@torch_only
+def test_a_model_whose_layers_add_no_loss_skips_its_own_layer_call():
+    model = make_model(regularized=False)
+    assert _forward.calls_model_directly(model)
+    # Penalties of the looked-up rows are `add_loss`es, which the
+    # model's `Layer.__call__` clears before each step.
+    assert _forward.calls_layers_directly(make_model())
+    assert not _forward.calls_model_directly(make_model())
+    # An `interact` of its own may call layers that read `training` from
+    # the model's call.
+    assert not _forward.calls_model_directly(
+        make_model(cls=Crossed, regularized=False)
+    )
+    handle = model.register_forward_pre_hook(lambda *args: None)
+    assert not _forward.calls_model_directly(model)
+    handle.remove()
+    assert _forward.calls_model_directly(model)
+    model.hidden_layers[0].activity_regularizer = keras.regularizers.L2(0.1)
+    assert not _forward.calls_model_directly(model)
+
+
+@torch_only
+def test_torch_sparse_steps_without_the_model_call_train_alike(monkeypatch):
+    x, y = data()
+    calls = []
+    model_call = keras_catembed.RatingModel.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("training"))
+        return model_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras_catembed.RatingModel, "__call__", counted)
+    trained = {}
+    for skip in (True, False):
+        if not skip:
+            monkeypatch.setattr(
+                _forward, "calls_model_directly", lambda model: False
+            )
+        model = make_model(regularized=False)
+        start = weights(model)
+        keras.utils.set_random_seed(11)
+        calls.clear()
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, fast=True)
+        # Skipped: only the first call's build runs the model as a layer
+        # (one forward pass), not the 24 steps; kept: every step too.
+        steps = [training for training in calls if training is True]
+        assert len(steps) == (0 if skip else 3 * 8)
+        assert not model.losses
+        moved = max(
+            np.abs(a - b).max()
+            for a, b in zip(weights(model), start, strict=True)
+        )
+        assert moved > 1e-2
+        trained[skip] = weights(model)
+    # Dropout and entity dropout ran in both (the same draws): equal.
+    for a, b in zip(trained[True], trained[False], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@torch_only
+def test_the_torch_step_size_follows_the_step_and_the_learning_rate():
+    from keras_catembed.backend import torch as torch_backend
+
+    optimizer = optimizers.SparseAdam(0.01)
+    optimizer.build([keras.Variable(np.zeros((2, 2), "float32"))])
+
+    def expected():
+        t = float(optimizer.iterations.numpy()) + 1
+        rate = float(optimizer.learning_rate.numpy())
+        return (
+            rate * np.sqrt(1 - optimizer.beta_2**t) / (1 - optimizer.beta_1**t)
+        )
+
+    def step_size():
+        value = torch_backend._step_size(
+            optimizer, optimizer._learning_rate, torch_backend.torch.float32
+        )
+        return float(value)
+
+    first = step_size()
+    assert first == pytest.approx(expected(), rel=1e-4)
+    assert step_size() == first
+    optimizer.iterations.assign_add(1)
+    second = step_size()
+    assert second == pytest.approx(expected(), rel=1e-4)
+    assert second != pytest.approx(first, rel=1e-3)
+    # A new rate, assigned in place, at the same step.
+    optimizer.learning_rate = 0.5
+    assert step_size() == pytest.approx(50 * second, rel=1e-5)
 
 
 def test_only_a_backend_running_layers_eagerly_calls_them_directly():

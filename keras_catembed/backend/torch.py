@@ -40,10 +40,41 @@ def unique_rows(rows: Any, num_rows: int) -> tuple[Any, Any]:
 
 
 def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
-    """Adam's bias-corrected step size, as Keras's Adam computes it."""
+    """Adam's bias-corrected step size, as Keras's Adam computes it.
+
+    Computed once per step: the dense weights' update and each table's
+    ask for it with the same step count and learning rate. The step count
+    and a learning-rate tensor are told apart by their storage and the
+    count of their in-place writes (an `assign` writes in place).
+    """
     if isinstance(learning_rate, keras.Variable):
         learning_rate = learning_rate.value
-    local_step = (optimizer.iterations.value + 1).to(dtype)
+    iterations = optimizer.iterations.value
+    rate = (
+        (learning_rate.data_ptr(), learning_rate._version)
+        if isinstance(learning_rate, torch.Tensor)
+        else learning_rate
+    )
+    key = (
+        iterations.data_ptr(),
+        iterations._version,
+        rate,
+        optimizer.beta_1,
+        optimizer.beta_2,
+        dtype,
+    )
+    cached = optimizer.__dict__.get("_catembed_step_size")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    alpha = _bias_corrected(optimizer, iterations, learning_rate, dtype)
+    optimizer.__dict__["_catembed_step_size"] = (key, alpha)
+    return alpha
+
+
+def _bias_corrected(
+    optimizer: Any, iterations: Any, learning_rate: Any, dtype: Any
+) -> Any:
+    local_step = (iterations + 1).to(dtype)
     device = local_step.device
     lr = torch.as_tensor(learning_rate, dtype=dtype, device=device)
     beta_1_power = torch.pow(
@@ -95,9 +126,20 @@ class Runner(generic.Runner):
     """
 
     def run(self, block: Any, rows: int | None = None) -> Any:
+        from keras_catembed import _forward
+
         settle_allocator()
         model = self.model
         step = model.train_step if self.tables is None else self._sparse_step
+        # The model's own `call`, without `Layer.__call__`'s bookkeeping,
+        # where the loop calls its layers directly and the model needs
+        # none of it (`_forward.calls_model_directly`).
+        self._forward = (
+            model.call
+            if _step.current(model).direct
+            and _forward.calls_model_directly(model)
+            else model
+        )
         with _step.checked_ids(model):
             for index in block:
                 logs = step(_batch(self.ids, self.targets, index))
@@ -118,7 +160,7 @@ class Runner(generic.Runner):
             uniques[index], rows[index] = unique, gathered
             context[id(layer)] = (gathered, positions, unique)
         with _step.gathered_rows(model, context):
-            y_pred = model(x, training=True)
+            y_pred = self._forward(x, training=True)
         loss = model.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
         )
