@@ -18,8 +18,8 @@ script trains it four ways in one process, on the synthetic ratings of
 The PyTorch models use Keras's initializers (uniform tables in
 [-0.05, 0.05], Glorot-uniform kernels, zero biases), Keras's Adam epsilon
 (1e-7) and learning rate 0.005. Each runs eagerly: `torch.compile` is
-left out, as the library leaves it out, because its compilation takes
-longer than these calls.
+left out, as the library leaves it out on torch (a compiled layer would
+skip its id checks).
 
 Timing follows `throughput.py`: after an untimed warm-up of the backend,
 each model's first call of `--whole-epochs` epochs is timed from its
@@ -27,6 +27,12 @@ construction; then the models alternate over `--repeats` one-epoch calls
 and the median gives samples per second. The training loss of each
 first call's last epoch is recorded beside it: the four train the same
 model on the same ratings, so these should be close.
+
+With `--model-called-as-layer` a fifth model runs, alternated with the
+others: the RatingModel whose sparse steps call the model as a layer
+(Keras's `Layer.__call__`), as they all did before a step came to run
+the model's own `call` where nothing needs that bookkeeping
+(`keras_catembed._forward.calls_model_directly`).
 
 Usage:
 
@@ -151,18 +157,33 @@ class TorchCourseModel:
 
 
 class KerasModel:
-    """A Keras model behind the same `fit` as `TorchCourseModel`."""
+    """A Keras model behind the same `fit` as `TorchCourseModel`.
 
-    def __init__(self, model, column_vectors=False):
+    With `model_called_as_layer`, its sparse steps call the model as a
+    layer (`keras_catembed._forward.DIRECT_MODEL_CALLS = False`) during
+    its own `fit` calls; the setting is restored after each.
+    """
+
+    def __init__(
+        self, model, column_vectors=False, model_called_as_layer=False
+    ):
         self.model = model
         self.column_vectors = column_vectors
+        self.model_called_as_layer = model_called_as_layer
 
     def fit(self, x, y, batch_size, epochs=1):
+        from keras_catembed import _forward
+
         if self.column_vectors:
             x = {column: ids.reshape(-1, 1) for column, ids in x.items()}
-        history = self.model.fit(
-            x, y, batch_size=batch_size, epochs=epochs, verbose=0
-        )
+        default = _forward.DIRECT_MODEL_CALLS
+        _forward.DIRECT_MODEL_CALLS = not self.model_called_as_layer
+        try:
+            history = self.model.fit(
+                x, y, batch_size=batch_size, epochs=epochs, verbose=0
+            )
+        finally:
+            _forward.DIRECT_MODEL_CALLS = default
         return history.history["loss"]
 
 
@@ -174,16 +195,24 @@ MODELS = {
     "PyTorch SparseAdam": lambda: TorchCourseModel(sparse=True),
     "PyTorch Adam": lambda: TorchCourseModel(sparse=False),
 }
+# With `--model-called-as-layer`, the RatingModel once more, its sparse
+# steps calling the model as a layer (see `KerasModel`).
+AS_LAYER = "RatingModel SparseAdam, model called as a layer"
 
 
-def measure(rows, batch_sizes, repeats, whole_epochs=3):
+def measure(rows, batch_sizes, repeats, whole_epochs=3, as_layer=False):
     """Returns one result dict per batch size and model."""
+    makers = dict(MODELS)
+    if as_layer:
+        makers[AS_LAYER] = lambda: KerasModel(
+            throughput.rating_model("sparse"), model_called_as_layer=True
+        )
     x, y = throughput.synthetic(rows)
     throughput.warm_up_backend()
     results = []
     for batch_size in batch_sizes:
         models, whole, last_loss = {}, {}, {}
-        for name, make in MODELS.items():
+        for name, make in makers.items():
             start = time.perf_counter()
             model = models[name] = make()
             losses = model.fit(x, y, batch_size, epochs=whole_epochs)
@@ -247,6 +276,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole-epochs", type=int, default=3)
     parser.add_argument(
+        "--model-called-as-layer",
+        action="store_true",
+        help="Adds the RatingModel with its sparse steps calling the model "
+        "as a layer (Keras's `Layer.__call__`), alternated with the others.",
+    )
+    parser.add_argument(
         "--out",
         default=os.path.join(HERE, "results", "torch_reference"),
         help="Output path without extension.",
@@ -261,7 +296,11 @@ def main(argv=None):
             f"KERAS_BACKEND=torch (got {keras.backend.backend()!r})."
         )
     results = measure(
-        args.rows, args.batch_sizes, args.repeats, args.whole_epochs
+        args.rows,
+        args.batch_sizes,
+        args.repeats,
+        args.whole_epochs,
+        as_layer=args.model_called_as_layer,
     )
     table = markdown(results)
     print(table)
