@@ -62,8 +62,9 @@ def calls_layers_directly(model: Any) -> bool:
     every one of their layers is built, of a known type, computes in its
     variables' dtype, is not quantized or rematerialized and has no
     activity regularizer or torch hook, and no distribution is set. The
-    model itself is still called as a layer (that clears the losses of
-    the last step). The loops set `_step.direct_calls` from this.
+    model itself is called as a layer (that clears the losses of the last
+    step), except in a torch sparse step where `calls_model_directly`
+    allows its own `call`. The loops set `_step.direct_calls` from this.
     """
     if not (DIRECT_CALLS and backend.current.EAGER_LAYERS):
         return False
@@ -100,12 +101,20 @@ def calls_model_directly(model: Any) -> bool:
     of the looked-up rows, `add_loss`), and it tells any layer an
     `interact` of the model's own calls that the model trains. So a step
     skips it only for a model none of whose tables adds a loss as it
-    runs, that keeps RatingModel's `interact`, and that has no torch hook
-    of its own. Its inputs are the loop's tensors already.
+    runs and that has no activity regularizer of its own (a loss
+    `Layer.__call__` adds), that keeps RatingModel's `interact` and
+    `__call__`, and that has no torch hook of its own. Its inputs are the
+    loop's tensors already.
     """
+    from keras_catembed._trainer import RatingTrainer
+
     if not (DIRECT_MODEL_CALLS and calls_layers_directly(model)):
         return False
     if not _sparse_rows.own_methods(model, ("interact",)):
+        return False
+    if type(model).__call__ is not RatingTrainer.__call__:
+        return False
+    if model.activity_regularizer is not None:
         return False
     if any(getattr(model, hook, None) for hook in _TORCH_HOOKS):
         return False

@@ -44,19 +44,21 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
 
     Computed once per step: the dense weights' update and each table's
     ask for it with the same step count and learning rate. The step count
-    and a learning-rate tensor are told apart by their storage and the
-    count of their in-place writes (an `assign` writes in place).
+    and a learning-rate tensor are told apart by the tensor itself and
+    the count of its in-place writes (an `assign` writes in place); the
+    cache holds both tensors, so their ids stay theirs.
     """
     if isinstance(learning_rate, keras.Variable):
         learning_rate = learning_rate.value
     iterations = optimizer.iterations.value
+    held = (iterations, learning_rate)
     rate = (
-        (learning_rate.data_ptr(), learning_rate._version)
+        (id(learning_rate), learning_rate._version)
         if isinstance(learning_rate, torch.Tensor)
         else learning_rate
     )
     key = (
-        iterations.data_ptr(),
+        id(iterations),
         iterations._version,
         rate,
         optimizer.beta_1,
@@ -65,9 +67,9 @@ def _step_size(optimizer: Any, learning_rate: Any, dtype: Any) -> Any:
     )
     cached = optimizer.__dict__.get("_catembed_step_size")
     if cached is not None and cached[0] == key:
-        return cached[1]
+        return cached[2]
     alpha = _bias_corrected(optimizer, iterations, learning_rate, dtype)
-    optimizer.__dict__["_catembed_step_size"] = (key, alpha)
+    optimizer.__dict__["_catembed_step_size"] = (key, held, alpha)
     return alpha
 
 
