@@ -224,13 +224,15 @@ def measure(rows, batch_sizes, repeats, whole_epochs=3, as_layer=False):
                 start = time.perf_counter()
                 model.fit(x, y, batch_size)
                 times[name].append(time.perf_counter() - start)
+        stock = statistics.median(times["stock"])
         for name in models:
-            samples = rows / statistics.median(times[name])
+            median = statistics.median(times[name])
             results.append(
                 {
                     "batch_size": batch_size,
                     "model": name,
-                    "samples_per_second": samples,
+                    "samples_per_second": rows / median,
+                    "ratio": stock / median,
                     "seconds": times[name],
                     "whole_fit_epochs": whole_epochs,
                     "whole_fit_seconds": whole[name],
@@ -238,14 +240,6 @@ def measure(rows, batch_sizes, repeats, whole_epochs=3, as_layer=False):
                     "whole_fit_last_epoch_loss": last_loss[name],
                 }
             )
-        stock = next(
-            r["samples_per_second"]
-            for r in results
-            if r["batch_size"] == batch_size and r["model"] == "stock"
-        )
-        for result in results:
-            if result["batch_size"] == batch_size:
-                result["ratio"] = result["samples_per_second"] / stock
     return results
 
 

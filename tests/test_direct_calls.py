@@ -303,16 +303,13 @@ def test_the_torch_step_size_follows_the_step_and_the_learning_rate():
             rate * np.sqrt(1 - optimizer.beta_2**t) / (1 - optimizer.beta_1**t)
         )
 
-    def step_size():
-        value = torch_backend._step_size(
-            optimizer, optimizer._learning_rate, torch_backend.torch.float32
-        )
-        return float(value)
-
     def step_size_tensor():
         return torch_backend._step_size(
             optimizer, optimizer._learning_rate, torch_backend.torch.float32
         )
+
+    def step_size():
+        return float(step_size_tensor())
 
     # Computed once for a step: the same tensor again.
     assert step_size_tensor() is step_size_tensor()
